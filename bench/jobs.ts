@@ -1,0 +1,123 @@
+/**
+ * Job throughput and overhead through the local provider, on the real stack (PostgreSQL,
+ * Temporal dev server, log service, runner server, worker).
+ *
+ *   npm run bench -- [--jobs 50] [--concurrency 10] [--script-ms 500]
+ *
+ * Each job runs a trivial script that prints its own start and end time, so the overhead is
+ * measured as (enqueue → job finalized) minus the script's own run time.
+ * Uses DATABASE_URL if set (a fresh database is created next to it), else embedded PostgreSQL.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client as PgClient } from 'pg';
+import { loadConfig } from '../common/config';
+import { startJob } from '../common/job-start';
+import { waitForFinalState } from '../common/log-follow';
+import { createLogger } from '../common/logger';
+import { freePort } from '../common/net';
+import { connectClient } from '../common/temporal';
+import { startStack } from '../services/stack';
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function freshDatabase(adminUrl: string): Promise<string> {
+  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new PgClient({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function makeRepo(scriptMs: number): { dir: string; sha: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-repo-'));
+  const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
+  fs.mkdirSync(path.join(dir, '.solstice'));
+  fs.writeFileSync(path.join(dir, '.solstice/job.sh'), script, { mode: 0o755 });
+  const env = { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@x.invalid', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@x.invalid' };
+  for (const args of [['init', '-q'], ['add', '-A'], ['commit', '-qm', 'bench']]) execFileSync('git', args, { cwd: dir, env });
+  return { dir, sha: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir }).toString().trim() };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { jobs: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '10' }, 'script-ms': { type: 'string', default: '500' } },
+  });
+  const total = Number(values.jobs);
+  const concurrency = Number(values.concurrency);
+  const scriptMs = Number(values['script-ms']);
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
+  const databaseUrl = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  const cfg = loadConfig({
+    stateDir,
+    databaseUrl,
+    embeddedPgPort: String(await freePort()),
+    temporalAddress: `127.0.0.1:${await freePort()}`,
+    temporalUiPort: String(await freePort()),
+    grpcAddr: `127.0.0.1:${await freePort()}`,
+    runnerServeAddr: `127.0.0.1:${await freePort()}`,
+    workspaceRoot: path.join(stateDir, 'machines'),
+    taskQueue: 'bench',
+  });
+  process.env.LOG_LEVEL ??= 'warn';
+  const stack = await startStack(cfg, createLogger('bench'));
+  const temporal = await connectClient(stack.cfg);
+  const repo = makeRepo(scriptMs);
+  console.error(`bench: ${total} jobs, ${concurrency} at a time, script ${scriptMs} ms`);
+
+  interface Sample { startLatency: number; overhead: number; }
+  const samples: Sample[] = [];
+  let failed = 0;
+  let next = 0;
+  const began = Date.now();
+  async function lane(): Promise<void> {
+    while (next < total) {
+      next += 1;
+      const enqueuedAt = Date.now();
+      const { jobId } = await startJob(temporal.client, stack.cfg, { source: 'manual', repoUrl: repo.dir, commitSha: repo.sha });
+      const job = await waitForFinalState(stack.jobs, jobId, 50);
+      const doneAt = job.finishedAt?.getTime() ?? Date.now();
+      const marks = (await stack.jobs.logLinesAfter(jobId, 0, 100)).map((l) => /^bench-(start|end) (\d+)$/.exec(l.text)).filter((m) => m !== null);
+      const t = Object.fromEntries(marks.map((m) => [m[1], Number(m[2])]));
+      if (job.state !== 'success' || !job.startedAt || !t.start || !t.end) {
+        failed += 1;
+        continue;
+      }
+      samples.push({ startLatency: job.startedAt.getTime() - enqueuedAt, overhead: doneAt - enqueuedAt - (t.end - t.start) });
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  const elapsedMin = (Date.now() - began) / 60_000;
+
+  const lat = samples.map((s) => s.startLatency).sort((a, b) => a - b);
+  const ovh = samples.map((s) => s.overhead).sort((a, b) => a - b);
+  const row = (name: string, xs: number[]) =>
+    `| ${name.padEnd(34)} | ${[50, 95, 99].map((p) => String(Math.round(percentile(xs, p))).padStart(6)).join(' | ')} |`;
+  console.log(`\nSolstice local-provider benchmark: ${samples.length} ok, ${failed} failed, concurrency ${concurrency}, ${os.cpus().length} CPUs\n`);
+  console.log(`| metric (ms)                        |    p50 |    p95 |    p99 |`);
+  console.log(`|------------------------------------|--------|--------|--------|`);
+  console.log(row('enqueue -> runner started', lat));
+  console.log(row('job overhead beyond the script', ovh));
+  console.log(`\njobs/minute: ${(samples.length / elapsedMin).toFixed(1)}`);
+
+  await temporal.close();
+  await stack.stop();
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

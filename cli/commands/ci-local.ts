@@ -1,0 +1,57 @@
+import { Command, Option } from 'clipanion';
+import { createLogger } from '../../common/logger';
+import { initTelemetry } from '../../common/telemetry';
+import { startStack } from '../../services/stack';
+import { openStore } from '../context';
+import { enqueue } from './enqueue';
+import { ServiceCommand } from '../settings-options';
+
+export class CiLocalCommand extends ServiceCommand {
+  static override paths = [['ci-local']];
+  static override usage = Command.Usage({
+    description: "Run this repository's CI job end to end on this machine",
+    details: `
+      Brings up everything (as \`solstice up\` does, on embedded defaults unless configured), enqueues
+      one job for the current repository's HEAD, prints its log live, stops everything and exits with
+      the job's result: 0 success, 1 failure, 3 error, 4 cancelled. With --keep-up the services keep
+      running afterwards so you can browse the run in the Temporal Web UI.
+      Service logs go to stderr at LOG_LEVEL (default here: warn).
+    `,
+  });
+
+  repo = Option.String('--repo', '.', { description: 'Repository to run (default: the current directory)' });
+  commit = Option.String('--commit', 'HEAD', { description: 'Commit to run (default: HEAD)' });
+  keepUp = Option.Boolean('--keep-up', false, { description: 'Keep the services running after the job ended' });
+  temporalUiPort = Option.String('--temporal-ui-port', { description: 'Port of the Temporal Web UI [env: TEMPORAL_UI_PORT; default: 8233]' });
+
+  async execute(): Promise<number> {
+    process.env.LOG_LEVEL ??= 'warn';
+    const cfg = this.config({ temporalUiPort: this.temporalUiPort });
+    const log = createLogger('solstice-ci-local');
+    const telemetry = initTelemetry('solstice');
+    const out = this.context.stdout;
+    out.write('Starting Solstice (first run: embedded PostgreSQL init and Temporal dev server take a few seconds)...\n');
+    const stack = await startStack(cfg, log);
+    let code = 3;
+    try {
+      for (const [k, v] of Object.entries(stack.urls)) out.write(`  ${k.padEnd(22)} ${v}\n`);
+      const store = await openStore(stack.cfg);
+      try {
+        code = await enqueue(stack.cfg, store, { repo: this.repo, commit: this.commit, follow: true }, out);
+      } finally {
+        await store.close();
+      }
+      if (this.keepUp) {
+        out.write(`Services stay up (Temporal Web UI: ${stack.urls['temporal web ui'] ?? 'n/a'}); Ctrl-C stops them.\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+      }
+    } finally {
+      await stack.stop();
+      await telemetry.shutdown();
+    }
+    return code;
+  }
+}

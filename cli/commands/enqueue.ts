@@ -1,0 +1,97 @@
+import { Command, Option } from 'clipanion';
+import type { Config } from '../../common/config';
+import { resolveLocalCommit, isLocalRepo } from '../../common/git';
+import { startJob } from '../../common/job-start';
+import { readLog, waitForFinalState } from '../../common/log-follow';
+import { connectClient } from '../../common/temporal';
+import { InputError } from '../../common/errors';
+import type { Store } from '../context';
+import { openStore } from '../context';
+import { exitCodeForState, formatLogLine, stateLabel } from '../output';
+import { ConnectedCommand, settingOption } from '../settings-options';
+
+export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
+  const host = cfg.temporalAddress.slice(0, cfg.temporalAddress.lastIndexOf(':'));
+  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) return undefined;
+  return `http://${host}:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+export interface EnqueueArgs {
+  repo: string;
+  commit: string;
+  label?: string;
+  timeout?: string;
+  follow: boolean;
+}
+
+/** Shared by `enqueue` and `ci-local`. Validates first, so bad input starts nothing. */
+export async function enqueue(cfg: Config, store: Store, args: EnqueueArgs, out: NodeJS.WritableStream): Promise<number> {
+  let repoUrl = args.repo;
+  let commitSha = args.commit;
+  let ref: string | undefined;
+  if (isLocalRepo(args.repo)) {
+    const resolved = await resolveLocalCommit(args.repo, args.commit);
+    ({ repoUrl, commitSha, ref } = resolved);
+    if (resolved.dirty) out.write(`note: ${repoUrl} has uncommitted changes; the job runs commit ${commitSha.slice(0, 12)} without them\n`);
+  } else if (!/^[0-9a-f]{40}$/.test(args.commit)) {
+    throw new InputError(`for a remote repository, --commit must be a full 40-character commit sha, got "${args.commit}"`);
+  }
+
+  const temporal = await connectClient(cfg);
+  let started: { jobId: string; workflowId: string };
+  try {
+    started = await startJob(temporal.client, cfg, { source: 'manual', repoUrl, commitSha, ref, label: args.label, timeoutMs: cfg.jobTimeoutMs });
+  } finally {
+    await temporal.close();
+  }
+  out.write(`job ${started.jobId}\n`);
+  out.write(`workflow ${started.workflowId}\n`);
+  const ui = workflowUiUrl(cfg, started.workflowId);
+  if (ui) out.write(`web ui ${ui}\n`);
+  if (!args.follow) return 0;
+
+  for await (const line of readLog(store.jobs, started.jobId, { follow: true })) out.write(`${formatLogLine(line)}\n`);
+  const job = await waitForFinalState(store.jobs, started.jobId);
+  const exit = job.exitCode === null ? '' : ` (exit code ${job.exitCode})`;
+  out.write(`job ${job.id} ${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}\n`);
+  return exitCodeForState(job.state);
+}
+
+export class EnqueueCommand extends ConnectedCommand {
+  static override paths = [['enqueue']];
+  static override usage = Command.Usage({
+    description: 'Run a CI job for a commit',
+    details: `
+      Starts a job for a commit of a repository (by default: HEAD of the repository you are in).
+      Before anything starts, the commit must exist and contain .solstice/job.sh or
+      .solstice/workflow.kdl; otherwise nothing is recorded and the command exits 2.
+
+      Prints the job id, its Temporal workflow id and (for a local Temporal) its Web UI page.
+      With --follow it then prints the live log and exits with the job's result:
+      0 success, 1 failure (the script failed), 3 error (infrastructure), 4 cancelled.
+      Other exit codes: 2 bad input, 69 a dependency (Temporal, PostgreSQL) is unreachable.
+    `,
+    examples: [
+      ['This repository at HEAD, following the log', 'solstice enqueue --follow'],
+      ['Another repository and commit', 'solstice enqueue --repo ../app --commit 3f2a9c1'],
+    ],
+  });
+
+  repo = Option.String('--repo', '.', { description: 'Repository: a local path or a clone URL (default: the current directory)' });
+  commit = Option.String('--commit', 'HEAD', { description: 'Commit to run: sha, branch or tag (default: HEAD)' });
+  label = Option.String('--label', { description: 'Which machine image/provider runs the job (default: local)' });
+  jobTimeout = settingOption('jobTimeoutMs');
+  bootTimeout = settingOption('bootTimeoutMs');
+  temporalUiPort = settingOption('temporalUiPort');
+  follow = Option.Boolean('-f,--follow', false, { description: "Print the live log and exit with the job's result" });
+
+  async execute(): Promise<number> {
+    const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
+    const store = await openStore(cfg);
+    try {
+      return await enqueue(cfg, store, { repo: this.repo, commit: this.commit, label: this.label, follow: this.follow }, this.context.stdout);
+    } finally {
+      await store.close();
+    }
+  }
+}

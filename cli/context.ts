@@ -1,0 +1,16 @@
+/** Opening the things commands need, with the same errors everywhere. */
+import { effectiveDatabaseUrl, type Config } from '../common/config';
+import { checkDatabase, createDb, type Db } from '../common/db';
+import { JobStore } from '../common/job-store';
+
+export interface Store {
+  db: Db;
+  jobs: JobStore;
+  close(): Promise<void>;
+}
+
+export async function openStore(cfg: Config): Promise<Store> {
+  await checkDatabase(effectiveDatabaseUrl(cfg), { embedded: cfg.databaseUrl === undefined });
+  const db = createDb(cfg);
+  return { db, jobs: new JobStore(db), close: () => db.$disconnect() };
+}

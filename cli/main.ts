@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+/** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
+import { Builtins, Cli } from 'clipanion';
+import { CiLocalCommand } from './commands/ci-local';
+import { DbMigrateCommand } from './commands/db';
+import { EnqueueCommand } from './commands/enqueue';
+import { JobsCommand, StatusCommand } from './commands/jobs';
+import { LogsCommand } from './commands/logs';
+import { LogServiceCommand, RunnerServeCommand, UpCommand, WorkerCommand } from './commands/services';
+import { printError } from './output';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+
+export function buildCli(): Cli {
+  const cli = new Cli({ binaryLabel: 'Solstice CI', binaryName: 'solstice', binaryVersion: version });
+  for (const c of [
+    UpCommand,
+    CiLocalCommand,
+    EnqueueCommand,
+    LogsCommand,
+    StatusCommand,
+    JobsCommand,
+    DbMigrateCommand,
+    WorkerCommand,
+    LogServiceCommand,
+    RunnerServeCommand,
+    Builtins.HelpCommand,
+    Builtins.VersionCommand,
+  ]) {
+    cli.register(c);
+  }
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = buildCli();
+  const verbose = argv.includes('--verbose') || process.env.SOLSTICE_DEBUG === '1';
+  try {
+    const command = cli.process(argv);
+    // Run directly rather than through cli.run so our error printing replaces clipanion's stack dump.
+    command.context = { ...Cli.defaultContext, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, colorDepth: 1 };
+    command.cli = cli;
+    return await command.validateAndExecute() as number;
+  } catch (err) {
+    if (err instanceof Error && (err.name === 'UsageError' || err.constructor.name === 'UnknownSyntaxError' || err.constructor.name === 'AmbiguousSyntaxError')) {
+      process.stderr.write(cli.error(err, { colored: Boolean(process.stderr.isTTY) }));
+      return 2;
+    }
+    return printError(err, verbose);
+  }
+}
+
+export function run(): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => process.exit(printError(err, true)),
+  );
+}
+
+if (require.main === module) run();

@@ -1,0 +1,71 @@
+/** How the CLI shows things to people: log lines, job summaries, errors. */
+import type { JobRecord, LogLineRecord } from '../common/job-store';
+import { SolsticeError } from '../common/errors';
+
+const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
+const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
+
+export function formatLogLine(line: LogLineRecord): string {
+  if (line.stream === 'stderr') return paint(33, line.text);
+  if (line.stream === 'system' || line.stream === 'console') return paint(2, line.text);
+  return line.text;
+}
+
+export function stateLabel(state: string): string {
+  const color = { success: 32, failure: 31, error: 35, cancelled: 90, running: 36 }[state];
+  return color ? paint(color, state) : state;
+}
+
+function ago(d: Date | null): string {
+  return d ? d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+}
+
+function duration(job: JobRecord): string {
+  if (!job.startedAt) return '-';
+  const ms = (job.finishedAt ?? new Date()).getTime() - job.startedAt.getTime();
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+export function formatJob(job: JobRecord, extra: Record<string, string> = {}): string {
+  const rows: [string, string][] = [
+    ['job', job.id],
+    ['state', stateLabel(job.state)],
+    ['exit code', job.exitCode === null ? '-' : String(job.exitCode)],
+    ['repo', job.repoUrl],
+    ['commit', job.commitSha],
+    ['ref', job.ref ?? '-'],
+    ['label', job.label],
+    ['attempt', String(job.attempt)],
+    ['created', ago(job.createdAt)],
+    ['started', ago(job.startedAt)],
+    ['finished', ago(job.finishedAt)],
+    ['duration', duration(job)],
+    ['workflow', job.workflowId],
+    ...Object.entries(extra),
+  ];
+  if (job.message) rows.splice(3, 0, ['message', job.message]);
+  return rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n');
+}
+
+export function formatJobRow(job: JobRecord): string {
+  const repo = job.repoUrl.split('/').filter(Boolean).pop() ?? job.repoUrl;
+  return [job.id, stateLabel(job.state).padEnd(useColor ? 21 : 12), `${repo}@${job.commitSha.slice(0, 12)}`, ago(job.createdAt)].join('  ');
+}
+
+export function printError(err: unknown, verbose: boolean): number {
+  if (err instanceof SolsticeError) {
+    process.stderr.write(`${paint(31, 'error:')} ${err.message}\n`);
+    if (err.hint) process.stderr.write(`${paint(2, 'hint:')}  ${err.hint}\n`);
+    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`${paint(31, 'error:')} ${err instanceof Error ? err.message : String(err)}\n`);
+  if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  else process.stderr.write(`${paint(2, 'This is a bug or an unexpected failure; run with --verbose for details.')}\n`);
+  return 1;
+}
+
+/** Exit status of `enqueue --follow` and `ci-local`, documented in their --help. */
+export function exitCodeForState(state: string): number {
+  return { success: 0, failure: 1, error: 3, cancelled: 4 }[state] ?? 3;
+}

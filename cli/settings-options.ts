@@ -1,0 +1,55 @@
+/**
+ * Clipanion options generated from the settings table, so every flag's --help names its
+ * environment fallback and default, and commands resolve settings the same way.
+ */
+import { Command, Option } from 'clipanion';
+import { loadConfig, SETTINGS, type Config, type SettingKey } from '../common/config';
+
+export function settingOption(key: SettingKey) {
+  const s = SETTINGS[key];
+  return Option.String(s.flag, { description: `${s.description} [env: ${s.env}; default: ${s.defaultText}]` });
+}
+
+/** Options every command that talks to PostgreSQL and Temporal understands. */
+export abstract class ConnectedCommand extends Command {
+  databaseUrl = settingOption('databaseUrl');
+  embeddedPgPort = settingOption('embeddedPgPort');
+  dbPoolMaxSize = settingOption('dbPoolMaxSize');
+  dbPoolTimeoutMs = settingOption('dbPoolTimeoutMs');
+  temporalAddress = settingOption('temporalAddress');
+  temporalNamespace = settingOption('temporalNamespace');
+  taskQueue = settingOption('taskQueue');
+  stateDir = settingOption('stateDir');
+  verbose = Option.Boolean('--verbose', false, { description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]' });
+
+  /** Flags given on the command line; settings the command does not expose stay env/default. */
+  protected config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
+    const own: Partial<Record<SettingKey, string | undefined>> = {};
+    for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+      const value = (this as unknown as Record<string, unknown>)[key];
+      if (typeof value === 'string') own[key] = value;
+    }
+    return loadConfig({ ...own, ...extra });
+  }
+}
+
+/** Adds the settings a service process (worker, log service, runner server) needs. */
+export abstract class ServiceCommand extends ConnectedCommand {
+  grpcAddr = settingOption('grpcAddr');
+  contactAddr = settingOption('contactAddr');
+  runnerServeAddr = settingOption('runnerServeAddr');
+  runnerUrl = settingOption('runnerUrl');
+  blobFsRoot = settingOption('blobFsRoot');
+  workspaceRoot = settingOption('workspaceRoot');
+  hostId = settingOption('hostId');
+  jobTimeout = settingOption('jobTimeoutMs');
+  bootTimeout = settingOption('bootTimeoutMs');
+  migrate = Option.Boolean(SETTINGS.migrateOnBoot.flag, {
+    description: `${SETTINGS.migrateOnBoot.description} [env: ${SETTINGS.migrateOnBoot.env}; default: ${SETTINGS.migrateOnBoot.defaultText}]`,
+  });
+  otlpEndpoint = settingOption('otlpEndpoint');
+
+  protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
+    return super.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout, migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate), ...extra });
+  }
+}

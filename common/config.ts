@@ -1,0 +1,292 @@
+/**
+ * Every setting in one place: its environment variable, its CLI flag, its default and what
+ * it means. Services and the CLI read settings only through `loadConfig`, and the CLI builds
+ * its flags (and the `[env: ...]` notes in --help) from this same table.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from './errors';
+
+type Parser<T> = (raw: string, env: string) => T;
+
+export interface Setting<T> {
+  env: string;
+  flag: `--${string}`;
+  description: string;
+  parse: Parser<T>;
+  /** Computed from the other settings and the environment when neither flag nor env is given. */
+  fallback: (cfg: Partial<Config>) => T;
+  /** How the default reads in --help. */
+  defaultText: string;
+}
+
+const str: Parser<string> = (raw) => raw;
+const int: Parser<number> = (raw, env) => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${env} must be a non-negative integer, got "${raw}"`);
+  return n;
+};
+const bool: Parser<boolean> = (raw, env) => {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off|)$/i.test(raw)) return false;
+  throw new ConfigError(`${env} must be true or false, got "${raw}"`);
+};
+const hostPort: Parser<string> = (raw, env) => {
+  if (!/^[^\s:]+:\d{1,5}$/.test(raw) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(raw)) {
+    throw new ConfigError(`${env} must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
+  }
+  return raw;
+};
+const url: Parser<string> = (raw, env) => {
+  try {
+    new URL(raw);
+  } catch {
+    throw new ConfigError(`${env} must be a URL, got "${raw}"`);
+  }
+  return raw;
+};
+
+/** Parses durations such as `90s`, `15m`, `1h30m`, or a bare number of seconds. Returns milliseconds. */
+export function parseDuration(raw: string, what = 'duration'): number {
+  const s = raw.trim();
+  if (/^\d+$/.test(s)) return Number(s) * 1000;
+  const re = /(\d+)(ms|s|m|h)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    total += Number(m[1]) * unit;
+    consumed = re.lastIndex;
+  }
+  if (consumed !== s.length || s.length === 0) {
+    throw new ConfigError(`${what} must be a duration like 90s, 15m or 1h30m, got "${raw}"`);
+  }
+  return total;
+}
+const duration: Parser<number> = (raw, env) => parseDuration(raw, env);
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+const fixed =
+  <T>(v: T) =>
+  (): T =>
+    v;
+
+export const EMBEDDED_PG_PORT_DEFAULT = 54329;
+
+export interface Config {
+  stateDir: string;
+  databaseUrl: string | undefined;
+  embeddedPgPort: number;
+  dbPoolMaxSize: number;
+  dbPoolTimeoutMs: number;
+  migrateOnBoot: boolean;
+  temporalAddress: string;
+  temporalNamespace: string;
+  temporalUiPort: number;
+  taskQueue: string;
+  grpcAddr: string;
+  contactAddr: string;
+  runnerServeAddr: string;
+  runnerUrl: string;
+  blobFsRoot: string;
+  workspaceRoot: string;
+  hostId: string;
+  jobTimeoutMs: number;
+  bootTimeoutMs: number;
+  otlpEndpoint: string | undefined;
+}
+
+export type SettingKey = keyof Config;
+
+export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
+  stateDir: setting({
+    env: 'SOLSTICE_STATE_DIR',
+    flag: '--state-dir',
+    description: 'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs)',
+    parse: str,
+    fallback: () => path.resolve('.state'),
+    defaultText: './.state',
+  }),
+  databaseUrl: setting<string | undefined>({
+    env: 'DATABASE_URL',
+    flag: '--database-url',
+    description: 'PostgreSQL connection string; unset: the embedded PostgreSQL that `solstice up` starts',
+    parse: url,
+    fallback: fixed(undefined),
+    defaultText: `embedded, postgres://postgres@127.0.0.1:${EMBEDDED_PG_PORT_DEFAULT}/solstice`,
+  }),
+  embeddedPgPort: setting({
+    env: 'SOLSTICE_EMBEDDED_PG_PORT',
+    flag: '--embedded-pg-port',
+    description: 'Port of the embedded PostgreSQL used when DATABASE_URL is unset',
+    parse: int,
+    fallback: fixed(EMBEDDED_PG_PORT_DEFAULT),
+    defaultText: String(EMBEDDED_PG_PORT_DEFAULT),
+  }),
+  dbPoolMaxSize: setting({
+    env: 'DB_POOL_MAX_SIZE',
+    flag: '--db-pool-max-size',
+    description: 'Maximum PostgreSQL connections per process',
+    parse: int,
+    fallback: fixed(16),
+    defaultText: '16',
+  }),
+  dbPoolTimeoutMs: setting({
+    env: 'DB_POOL_TIMEOUT_MS',
+    flag: '--db-pool-timeout-ms',
+    description: 'How long to wait for a free PostgreSQL connection, in milliseconds',
+    parse: int,
+    fallback: fixed(5000),
+    defaultText: '5000',
+  }),
+  migrateOnBoot: setting({
+    env: 'SOLSTICE_MIGRATE_ON_BOOT',
+    flag: '--migrate',
+    description: 'Apply pending database migrations when the service starts',
+    parse: bool,
+    fallback: fixed(false),
+    defaultText: 'false (`solstice up` and `ci-local` always migrate)',
+  }),
+  temporalAddress: setting({
+    env: 'TEMPORAL_ADDRESS',
+    flag: '--temporal-address',
+    description: 'Temporal frontend host:port',
+    parse: hostPort,
+    fallback: fixed('127.0.0.1:7233'),
+    defaultText: '127.0.0.1:7233',
+  }),
+  temporalNamespace: setting({
+    env: 'TEMPORAL_NAMESPACE',
+    flag: '--temporal-namespace',
+    description: 'Temporal namespace',
+    parse: str,
+    fallback: fixed('default'),
+    defaultText: 'default',
+  }),
+  temporalUiPort: setting({
+    env: 'TEMPORAL_UI_PORT',
+    flag: '--temporal-ui-port',
+    description: 'Port of the Temporal Web UI that `solstice up` serves',
+    parse: int,
+    fallback: fixed(8233),
+    defaultText: '8233',
+  }),
+  taskQueue: setting({
+    env: 'SOLSTICE_TASK_QUEUE',
+    flag: '--task-queue',
+    description: 'Temporal task queue the orchestrator worker polls',
+    parse: str,
+    fallback: fixed('solstice-jobs'),
+    defaultText: 'solstice-jobs',
+  }),
+  grpcAddr: setting({
+    env: 'GRPC_ADDR',
+    flag: '--grpc-addr',
+    description: 'Where the log service listens for runners (host:port)',
+    parse: hostPort,
+    fallback: fixed('127.0.0.1:50051'),
+    defaultText: '127.0.0.1:50051',
+  }),
+  contactAddr: setting({
+    env: 'ORCH_CONTACT_ADDR',
+    flag: '--contact-addr',
+    description: 'host:port runners use to reach the log service',
+    parse: hostPort,
+    fallback: (cfg) => cfg.grpcAddr ?? '127.0.0.1:50051',
+    defaultText: 'GRPC_ADDR',
+  }),
+  runnerServeAddr: setting({
+    env: 'SOLSTICE_RUNNER_SERVE_ADDR',
+    flag: '--runner-serve-addr',
+    description: 'Where the runner download server listens (host:port)',
+    parse: hostPort,
+    fallback: fixed('127.0.0.1:8088'),
+    defaultText: '127.0.0.1:8088',
+  }),
+  runnerUrl: setting({
+    env: 'SOLSTICE_RUNNER_URL',
+    flag: '--runner-url',
+    description: 'URL machines download the runner from',
+    parse: url,
+    fallback: (cfg) => `http://${cfg.runnerServeAddr ?? '127.0.0.1:8088'}/runner.js`,
+    defaultText: 'http://<SOLSTICE_RUNNER_SERVE_ADDR>/runner.js',
+  }),
+  blobFsRoot: setting({
+    env: 'BLOB_FS_ROOT',
+    flag: '--blob-fs-root',
+    description: 'Root folder of the filesystem blob store (logs, artifacts)',
+    parse: str,
+    fallback: (cfg) => path.join(cfg.stateDir ?? path.resolve('.state'), 'blobs'),
+    defaultText: '<SOLSTICE_STATE_DIR>/blobs',
+  }),
+  workspaceRoot: setting({
+    env: 'SOLSTICE_WORKSPACE_ROOT',
+    flag: '--workspace-root',
+    description: 'Where the local provider creates per-job workspaces',
+    parse: str,
+    fallback: () => path.join(os.tmpdir(), 'solstice-jobs'),
+    defaultText: '<tmpdir>/solstice-jobs',
+  }),
+  hostId: setting({
+    env: 'SOLSTICE_HOST_ID',
+    flag: '--host-id',
+    description: 'Name of this VM host; every machine it makes is tagged with it',
+    parse: str,
+    fallback: () => os.hostname(),
+    defaultText: 'the hostname',
+  }),
+  jobTimeoutMs: setting({
+    env: 'SOLSTICE_JOB_TIMEOUT',
+    flag: '--job-timeout',
+    description: 'Default time a job may run once its runner started (e.g. 30m, 2h)',
+    parse: duration,
+    fallback: fixed(60 * 60_000),
+    defaultText: '1h',
+  }),
+  bootTimeoutMs: setting({
+    env: 'SOLSTICE_BOOT_TIMEOUT',
+    flag: '--boot-timeout',
+    description: 'Time a machine may take from provisioning until its runner connects',
+    parse: duration,
+    fallback: fixed(3 * 60_000),
+    defaultText: '3m',
+  }),
+  otlpEndpoint: setting<string | undefined>({
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    flag: '--otlp-endpoint',
+    description: 'OTLP/gRPC endpoint for traces (e.g. http://127.0.0.1:4317); unset: no export',
+    parse: url,
+    fallback: fixed(undefined),
+    defaultText: 'unset',
+  }),
+};
+
+/**
+ * Resolves settings: explicit value (a CLI flag) > environment > fallback.
+ * Fallbacks are evaluated in table order so later ones may depend on earlier ones.
+ */
+export function loadConfig(
+  overrides: Partial<Record<SettingKey, string | undefined>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  const cfg: Partial<Record<SettingKey, unknown>> = {};
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const spec = SETTINGS[key] as Setting<unknown>;
+    const explicit = overrides[key];
+    const raw = explicit ?? env[spec.env];
+    const source = explicit !== undefined ? spec.flag : spec.env;
+    cfg[key] = raw !== undefined && raw !== '' ? spec.parse(raw, source) : spec.fallback(cfg as Partial<Config>);
+  }
+  return cfg as Config;
+}
+
+/** The URL a client should use for PostgreSQL: the configured one or the embedded server's. */
+export function effectiveDatabaseUrl(cfg: Pick<Config, 'databaseUrl' | 'embeddedPgPort'>): string {
+  return cfg.databaseUrl ?? embeddedDatabaseUrl(cfg.embeddedPgPort);
+}
+
+export function embeddedDatabaseUrl(port: number): string {
+  return `postgresql://postgres:postgres@127.0.0.1:${port}/solstice`;
+}

@@ -1,0 +1,171 @@
+/**
+ * Queries about jobs and their logs, in one place, shared by activities, the log service and
+ * the CLI. Every write that may be repeated (Temporal retries, runner reconnects) is idempotent.
+ */
+import type { Db } from './db';
+import { NotFoundError, InputError } from './errors';
+import type { JobInput, JobOutcome, JobState } from '../workflows/types';
+
+export interface LogLineRecord {
+  seq: number;
+  stream: string;
+  text: string;
+  time: Date;
+}
+
+export interface JobRecord {
+  id: string;
+  workflowId: string;
+  source: string;
+  repoUrl: string;
+  commitSha: string;
+  ref: string | null;
+  label: string;
+  state: JobState;
+  exitCode: number | null;
+  message: string | null;
+  attempt: number;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+const JOB_FIELDS = {
+  id: true,
+  workflowId: true,
+  source: true,
+  repoUrl: true,
+  commitSha: true,
+  ref: true,
+  label: true,
+  state: true,
+  exitCode: true,
+  message: true,
+  attempt: true,
+  createdAt: true,
+  startedAt: true,
+  finishedAt: true,
+} as const;
+
+export class JobStore {
+  constructor(private readonly db: Db) {}
+
+  async recordJob(input: JobInput, workflowId: string): Promise<void> {
+    await this.db.job.upsert({
+      where: { id: input.jobId },
+      create: {
+        id: input.jobId,
+        workflowId,
+        source: input.source,
+        repoUrl: input.repoUrl,
+        commitSha: input.commitSha,
+        ref: input.ref ?? null,
+        label: input.label,
+      },
+      update: {},
+    });
+  }
+
+  /** Starts a machine attempt: a new token replaces (and so revokes) the previous one. */
+  async beginAttempt(jobId: string, attempt: number, tokenHash: string): Promise<void> {
+    await this.db.job.update({ where: { id: jobId }, data: { state: 'provisioning', attempt, tokenHash } });
+  }
+
+  /** The job a live token belongs to, or undefined (unknown, revoked, or job finished). */
+  async jobForToken(tokenHash: string): Promise<Pick<JobRecord, 'id' | 'workflowId' | 'attempt' | 'state'> | undefined> {
+    const job = await this.db.job.findUnique({
+      where: { tokenHash },
+      select: { id: true, workflowId: true, attempt: true, state: true },
+    });
+    return job ?? undefined;
+  }
+
+  async markRunning(jobId: string): Promise<void> {
+    await this.db.job.updateMany({
+      where: { id: jobId, state: { in: ['queued', 'provisioning'] } },
+      data: { state: 'running', startedAt: new Date() },
+    });
+  }
+
+  async finalize(jobId: string, outcome: JobOutcome): Promise<void> {
+    await this.db.job.update({
+      where: { id: jobId },
+      data: {
+        state: outcome.state,
+        exitCode: outcome.exitCode ?? null,
+        message: outcome.message ?? null,
+        finishedAt: new Date(),
+        tokenHash: null,
+      },
+    });
+  }
+
+  async recordMachine(m: { id: string; jobId: string; provider: string; host: string; attempt: number; handle: object }): Promise<void> {
+    await this.db.vm.upsert({
+      where: { id: m.id },
+      create: { ...m, handle: m.handle },
+      update: { handle: m.handle, destroyedAt: null },
+    });
+  }
+
+  async machineDestroyed(machineId: string): Promise<void> {
+    await this.db.vm.updateMany({ where: { id: machineId }, data: { destroyedAt: new Date() } });
+  }
+
+  /** Stores lines; lines already stored (same seq) are left as they are. Returns how many were new. */
+  async appendLogLines(jobId: string, lines: LogLineRecord[]): Promise<number> {
+    if (lines.length === 0) return 0;
+    const res = await this.db.logLine.createMany({
+      data: lines.map((l) => ({ jobId, seq: l.seq, stream: l.stream, text: l.text, time: l.time })),
+      skipDuplicates: true,
+    });
+    return res.count;
+  }
+
+  async lastLogSeq(jobId: string): Promise<number> {
+    const agg = await this.db.logLine.aggregate({ where: { jobId }, _max: { seq: true } });
+    return agg._max.seq ?? 0;
+  }
+
+  async logLinesAfter(jobId: string, afterSeq: number, limit: number): Promise<LogLineRecord[]> {
+    return this.db.logLine.findMany({
+      where: { jobId, seq: { gt: afterSeq } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+      select: { seq: true, stream: true, text: true, time: true },
+    });
+  }
+
+  async countLogLines(jobId: string): Promise<number> {
+    return this.db.logLine.count({ where: { jobId } });
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const job = await this.db.job.findUnique({ where: { id: jobId }, select: JOB_FIELDS });
+    return (job as JobRecord | null) ?? undefined;
+  }
+
+  /** Accepts a full job id or a unique prefix of at least 4 characters, like git does for commits. */
+  async resolveJob(idOrPrefix: string): Promise<JobRecord> {
+    const s = idOrPrefix.trim().toLowerCase();
+    if (!/^[0-9a-f-]{4,36}$/.test(s)) {
+      throw new InputError(`"${idOrPrefix}" is not a job id`, 'Job ids are UUIDs; `solstice jobs` lists recent ones.');
+    }
+    if (s.length === 36) {
+      const job = await this.getJob(s);
+      if (!job) throw new NotFoundError(`no job ${s}`, '`solstice jobs` lists recent jobs.');
+      return job;
+    }
+    const matches = (await this.db.$queryRaw`SELECT id::text AS id FROM jobs WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
+      id: string;
+    }[];
+    if (matches.length === 0) throw new NotFoundError(`no job starts with ${s}`, '`solstice jobs` lists recent jobs.');
+    if (matches.length > 1) throw new InputError(`job id prefix ${s} is ambiguous`, 'Give more characters of the id.');
+    return (await this.getJob(matches[0].id)) as JobRecord;
+  }
+
+  async listJobs(limit: number): Promise<JobRecord[]> {
+    const jobs = await this.db.job.findMany({ orderBy: { createdAt: 'desc' }, take: limit, select: JOB_FIELDS });
+    return jobs as JobRecord[];
+  }
+}

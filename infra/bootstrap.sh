@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Finds or builds the native tools Solstice needs that upstream would normally
+# download at run time (which does not work on offline machines): the Temporal
+# CLI (dev server + Web UI). Builds from the Go module proxy, pinned, cached in
+# .tools/bin; a second run is a no-op.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+# shellcheck source=infra/versions.env
+source "$here/versions.env"
+
+bin_dir="${SOLSTICE_TOOLS_DIR:-$root/.tools}/bin"
+mkdir -p "$bin_dir"
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+
+need_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    die "Go is not installed, and it is needed to build $1 from source.
+  Install Go >= 1.23 (Debian: apt-get install golang-go, or https://go.dev/dl),
+  or put a prebuilt '$1' binary at $bin_dir/$1."
+  fi
+}
+
+# build_tool NAME MODULE@VERSION VERSION
+# Reuses $bin_dir/NAME when its recorded version matches the pin.
+build_tool() {
+  local name="$1" pkg="$2" version="$3"
+  local stamp="$bin_dir/.$name.version"
+  if [[ -x "$bin_dir/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+    say "$name $version: cached at $bin_dir/$name"
+    return
+  fi
+  need_go "$name"
+  say "$name $version: building $pkg with $(go version | awk '{print $3}') (first time takes several minutes)..."
+  local started=$SECONDS
+  # -x would be too noisy; -v prints each package as it compiles, which is the progress we show.
+  if ! GOBIN="$bin_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go install -v "$pkg" 2> >(awk '{ n++; if (n % 50 == 0) printf "[bootstrap]   ... %d packages compiled\n", n > "/dev/stderr" }'); then
+    die "building $name failed (see above). Is the Go module proxy reachable? (go env GOPROXY: $(go env GOPROXY))"
+  fi
+  echo "$version" > "$stamp"
+  say "$name $version: built in $((SECONDS - started))s -> $bin_dir/$name"
+}
+
+build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION"
+
+say "ready: $bin_dir"

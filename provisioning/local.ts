@@ -1,0 +1,121 @@
+/**
+ * The `local` provider, for development and tests: a "machine" is a process tree in a fresh
+ * folder on this host. It applies the very cloud-init user-data a VM would get: write_files
+ * land under <machine>/root, and runcmd runs with SOLSTICE_ROOT pointing there.
+ * It isolates nothing; use it only for code you trust.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { constants as fsConstants, openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ProvisioningError } from '../common/errors';
+import { shellQuote } from './cloud-init';
+import { machineIdFor, type MachineHandle, type MachineRequest, type Provider } from './contract';
+import { killTagged, MACHINE_TAG_ENV } from './process-tree';
+
+interface UserData {
+  write_files?: { path: string; content: string; permissions?: string }[];
+  runcmd?: (string | string[])[];
+}
+
+/** Only what a fresh machine would have; the worker's own secrets (DATABASE_URL, AWS_*) stay out. */
+const PASSED_ENV = ['HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME'];
+
+export class LocalProvider implements Provider {
+  readonly name = 'local';
+
+  constructor(private readonly opts: { workspaceRoot: string; hostId: string; killGraceMs?: number }) {}
+
+  private dirOf(machineId: string): string {
+    return path.join(this.opts.workspaceRoot, machineId);
+  }
+
+  private tagOf(machineId: string): string {
+    return `${this.opts.hostId}/${machineId}`;
+  }
+
+  async create(req: MachineRequest): Promise<MachineHandle> {
+    const machineId = machineIdFor(req.jobId, req.attempt);
+    const handle: MachineHandle = {
+      machineId,
+      provider: this.name,
+      hostId: this.opts.hostId,
+      details: { dir: this.dirOf(machineId) },
+    };
+    // A retried create (the previous worker died half-way) starts from nothing.
+    await this.destroy(handle);
+
+    const dir = this.dirOf(machineId);
+    const root = path.join(dir, 'root');
+    await fs.mkdir(path.join(dir, 'seed'), { recursive: true });
+    await fs.mkdir(root, { recursive: true, mode: 0o755 });
+    await fs.writeFile(path.join(dir, 'seed', 'user-data'), req.seed.userData, { mode: 0o600 });
+    await fs.writeFile(path.join(dir, 'seed', 'meta-data'), req.seed.metaData);
+
+    const userData = parseUserData(req.seed.userData);
+    for (const f of userData.write_files ?? []) {
+      const target = path.join(root, path.resolve('/', f.path));
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, f.content, { mode: f.permissions ? parseInt(f.permissions, 8) : 0o644 });
+    }
+    const script = (userData.runcmd ?? [])
+      .map((c) => (typeof c === 'string' ? c : c.map(shellQuote).join(' ')))
+      .join('\n');
+
+    const env: NodeJS.ProcessEnv = {
+      // The worker's own node goes first so the runner runs on a known Node version.
+      PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`,
+      SOLSTICE_ROOT: root,
+      [MACHINE_TAG_ENV]: this.tagOf(machineId),
+    };
+    for (const k of PASSED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
+
+    const consoleFd = openSync(path.join(dir, 'console.log'), fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY);
+    try {
+      // Detached: the machine outlives the worker that made it, as a VM would.
+      const child = spawn('/bin/sh', ['-c', `set -e\n${script}`], {
+        cwd: root,
+        env,
+        detached: true,
+        stdio: ['ignore', consoleFd, consoleFd],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', (err) => reject(new ProvisioningError(`could not start ${machineId}: ${err.message}`)));
+      });
+      handle.details.pid = child.pid ?? null;
+      child.unref();
+    } finally {
+      closeSync(consoleFd);
+    }
+    return handle;
+  }
+
+  async destroy(handle: MachineHandle): Promise<void> {
+    await killTagged(this.tagOf(handle.machineId), this.opts.killGraceMs ?? 5000);
+    await fs.rm(this.dirOf(handle.machineId), { recursive: true, force: true });
+  }
+
+  async consoleTail(handle: MachineHandle, maxBytes: number): Promise<string> {
+    const file = path.join(this.dirOf(handle.machineId), 'console.log');
+    const fh = await fs.open(file, 'r').catch(() => undefined);
+    if (!fh) return '';
+    try {
+      const { size } = await fh.stat();
+      const length = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(length);
+      await fh.read(buf, 0, length, size - length);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function parseUserData(text: string): UserData {
+  if (!text.startsWith('#cloud-config')) throw new ProvisioningError('user-data is not #cloud-config');
+  const parsed: unknown = YAML.parse(text);
+  if (typeof parsed !== 'object' || parsed === null) throw new ProvisioningError('user-data is empty');
+  return parsed as UserData;
+}

@@ -1,0 +1,125 @@
+/**
+ * What the runner needs to know about its job. Cloud-init passes it as environment variables
+ * and/or as a YAML job file (SOLSTICE_JOB_FILE, default /etc/solstice/job.yaml); a variable
+ * wins over the file's key, so a developer can override one value by hand.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { parseDuration } from '../common/config';
+import { ConfigError } from '../common/errors';
+
+export const DEFAULT_JOB_FILE = '/etc/solstice/job.yaml';
+
+export interface JobContext {
+  jobId: string;
+  /** Per-job secret for the log service. Never log it and never pass it to the job script. */
+  token: string;
+  /** host:port of the orchestrator's log service. */
+  contactAddr: string;
+  repoUrl: string;
+  commitSha: string;
+  /** Where the repository is checked out and the script runs. */
+  workdir: string;
+  /** How long calls to the log service are retried while it is unreachable. */
+  retryForMs: number;
+}
+
+type Field = 'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir';
+
+/** Each field's environment variable and job-file key. */
+const SOURCES: Record<Field, { env: string; key: string }> = {
+  jobId: { env: 'SOLSTICE_JOB_ID', key: 'job_id' },
+  token: { env: 'SOLSTICE_JOB_TOKEN', key: 'token' },
+  contactAddr: { env: 'ORCH_CONTACT_ADDR', key: 'contact_addr' },
+  repoUrl: { env: 'SOLSTICE_REPO_URL', key: 'repo_url' },
+  commitSha: { env: 'SOLSTICE_COMMIT_SHA', key: 'commit_sha' },
+  workdir: { env: 'SOLSTICE_WORKDIR', key: 'workdir' },
+};
+
+/** Tuning knob, mostly for tests: how long to retry an unreachable log service. */
+export const RETRY_FOR_ENV = 'SOLSTICE_RUNNER_RETRY_FOR';
+const DEFAULT_RETRY_FOR_MS = 2 * 60_000;
+
+export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext {
+  const file = readJobFile(env);
+  const value = (field: Field): string | undefined => {
+    const fromEnv = env[SOURCES[field].env]?.trim();
+    if (fromEnv) return fromEnv;
+    const fromFile = file.values[SOURCES[field].key]?.trim();
+    return fromFile || undefined;
+  };
+
+  const required: Field[] = ['jobId', 'token', 'contactAddr', 'repoUrl', 'commitSha'];
+  const missing = required.filter((f) => value(f) === undefined);
+  if (missing.length > 0) {
+    const list = missing.map((f) => `${SOURCES[f].env} (job file key ${SOURCES[f].key})`).join(', ');
+    throw new ConfigError(
+      `missing job settings: ${list}`,
+      file.path
+        ? `set them in the environment or in ${file.path}`
+        : `set them in the environment or in a job file (SOLSTICE_JOB_FILE, default ${DEFAULT_JOB_FILE}, not found)`,
+    );
+  }
+
+  const ctx: JobContext = {
+    jobId: value('jobId') as string,
+    token: value('token') as string,
+    contactAddr: value('contactAddr') as string,
+    repoUrl: value('repoUrl') as string,
+    commitSha: (value('commitSha') as string).toLowerCase(),
+    workdir: path.resolve(value('workdir') ?? path.join(os.homedir(), 'work')),
+    retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
+  };
+  validate(ctx);
+  return ctx;
+}
+
+function validate(ctx: JobContext): void {
+  if (!/^[^\s:]+:\d{1,5}$/.test(ctx.contactAddr) && !/^\[[0-9a-f:.]+\]:\d{1,5}$/i.test(ctx.contactAddr)) {
+    throw new ConfigError(`ORCH_CONTACT_ADDR must be host:port, got "${ctx.contactAddr}"`);
+  }
+  // Both end up as git arguments: a leading "-" would be read as an option.
+  if (!/^[0-9a-f]{7,64}$/.test(ctx.commitSha)) {
+    throw new ConfigError(`SOLSTICE_COMMIT_SHA must be a hexadecimal commit id, got "${ctx.commitSha}"`);
+  }
+  if (ctx.repoUrl.startsWith('-')) {
+    throw new ConfigError(`SOLSTICE_REPO_URL must be a repository URL or path, got "${ctx.repoUrl}"`);
+  }
+}
+
+interface JobFile {
+  /** The file that was read, if any. */
+  path?: string;
+  values: Partial<Record<string, string>>;
+}
+
+function readJobFile(env: NodeJS.ProcessEnv): JobFile {
+  const explicit = env.SOLSTICE_JOB_FILE?.trim();
+  const file = explicit || DEFAULT_JOB_FILE;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    // The default file is optional (everything may come from the environment); a named one is not.
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {} };
+    throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    // failsafe: every scalar stays a string, so a commit id of only digits is not read as a number.
+    doc = parseYaml(text, { schema: 'failsafe' });
+  } catch (err) {
+    throw new ConfigError(`job file ${file} is not valid YAML: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  if (doc === null || doc === undefined || doc === '') return { path: file, values: {} };
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
+  }
+  const values: Record<string, string> = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (typeof v === 'string') values[k] = v;
+  }
+  return { path: file, values };
+}

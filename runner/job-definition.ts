@@ -1,0 +1,42 @@
+/**
+ * Finds what to run in the checked-out commit. This version runs `.solstice/job.sh`; a commit
+ * that only has `.solstice/workflow.kdl` is reported as not runnable yet rather than silently
+ * passing.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export const JOB_SCRIPT = '.solstice/job.sh';
+export const WORKFLOW_FILE = '.solstice/workflow.kdl';
+
+export type JobDefinition =
+  | { kind: 'script'; path: string; alsoHasWorkflow: boolean }
+  | { kind: 'missing'; message: string };
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export async function findJobDefinition(checkoutDir: string, commitSha: string): Promise<JobDefinition> {
+  const script = path.join(checkoutDir, JOB_SCRIPT);
+  const hasWorkflow = await isFile(path.join(checkoutDir, WORKFLOW_FILE));
+  if (await isFile(script)) return { kind: 'script', path: script, alsoHasWorkflow: hasWorkflow };
+  if (hasWorkflow) {
+    return {
+      kind: 'missing',
+      message:
+        `commit ${commitSha} has ${WORKFLOW_FILE} but no ${JOB_SCRIPT}; this runner runs only ${JOB_SCRIPT} ` +
+        `(workflow.kdl support comes later): add ${JOB_SCRIPT}`,
+    };
+  }
+  return {
+    kind: 'missing',
+    message:
+      `commit ${commitSha} has no job definition: add ${JOB_SCRIPT} (a /bin/sh script run from the ` +
+      `repository root; its exit code is the job's result)`,
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * solstice-runner: the agent inside a job's machine. Cloud-init downloads the bundle of this
+ * file (dist/runner/runner.js) from SOLSTICE_RUNNER_URL and runs it with the job's context in
+ * the environment or in /etc/solstice/job.yaml. It must run on Node 18 (Debian's), so it uses
+ * no Node 20-only APIs.
+ *
+ * Exit code: the job script's own when it ran; otherwise see EXIT in ./errors.
+ */
+import { SolsticeError } from '../common/errors';
+import { diag } from './diag';
+import { EXIT } from './errors';
+import { loadJobContext } from './job-context';
+import { runJob } from './run-job';
+import { RUNNER_VERSION } from './version';
+
+const USAGE = `solstice-runner ${RUNNER_VERSION}
+Runs one Solstice CI job: checks out SOLSTICE_REPO_URL at SOLSTICE_COMMIT_SHA, runs
+.solstice/job.sh and streams its output to the log service at ORCH_CONTACT_ADDR.
+
+Settings (environment, or keys of the YAML file SOLSTICE_JOB_FILE, default /etc/solstice/job.yaml):
+  SOLSTICE_JOB_ID      job_id        SOLSTICE_REPO_URL    repo_url
+  SOLSTICE_JOB_TOKEN   token         SOLSTICE_COMMIT_SHA  commit_sha
+  ORCH_CONTACT_ADDR    contact_addr  SOLSTICE_WORKDIR     workdir (default ~/work)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--version')) {
+    process.stdout.write(`${RUNNER_VERSION}\n`);
+    return 0;
+  }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    const ctx = loadJobContext(process.env);
+    diag(`solstice-runner ${RUNNER_VERSION} (node ${process.version}): job ${ctx.jobId}, log service ${ctx.contactAddr}`);
+    return await runJob(ctx);
+  } catch (err) {
+    if (err instanceof SolsticeError) {
+      diag(`error: ${err.message}`);
+      if (err.hint) diag(`hint: ${err.hint}`);
+      return err.exitCode;
+    }
+    diag(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return EXIT.RUNNER_ERROR;
+  }
+}
+
+if (require.main === module) {
+  // Exit explicitly: a half-closed gRPC channel or a stray timer must not keep the VM's
+  // runner alive after the job is over. stderr is synchronous for files and pipes on Linux.
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,49 @@
+/**
+ * Turns incoming log batches into stored lines, exactly once and in order. Lines carry a
+ * dense per-job sequence number; we store only the contiguous run that follows what is
+ * already stored and acknowledge how far that run goes, so a runner that lost its stream
+ * resends from there: no duplicates, no gaps.
+ */
+import type { JobStore, LogLineRecord } from '../../common/job-store';
+
+export interface IncomingLine {
+  seq: number;
+  stream: string;
+  text: string;
+  timeUnixMs: number;
+}
+
+export class LogIngest {
+  /** Highest contiguous seq stored; starts from the database so restarts of either side are safe. */
+  private constructor(
+    private readonly jobs: JobStore,
+    private readonly jobId: string,
+    private through: number,
+  ) {}
+
+  static async open(jobs: JobStore, jobId: string): Promise<LogIngest> {
+    return new LogIngest(jobs, jobId, await jobs.lastLogSeq(jobId));
+  }
+
+  get persistedThrough(): number {
+    return this.through;
+  }
+
+  /** Stores what extends the contiguous run; returns the new acknowledgement. */
+  async accept(lines: IncomingLine[]): Promise<number> {
+    const sorted = [...lines].sort((a, b) => a.seq - b.seq);
+    const run: LogLineRecord[] = [];
+    let next = this.through + 1;
+    for (const l of sorted) {
+      if (l.seq < next) continue; // already stored: a resend
+      if (l.seq > next) break; // a gap: wait for the runner to resend from our ack
+      run.push({ seq: l.seq, stream: l.stream, text: l.text, time: new Date(l.timeUnixMs || Date.now()) });
+      next += 1;
+    }
+    if (run.length > 0) {
+      await this.jobs.appendLogLines(this.jobId, run);
+      this.through = next - 1;
+    }
+    return this.through;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The log service: the gRPC endpoint runners stream to. It authenticates each call with the
+ * per-job token, stores log lines (see ingest.ts), and tells the job's workflow when the
+ * runner started and finished. The finished signal is sent only once every line up to the
+ * runner's last sequence number is stored, so a workflow never finalizes a partial log.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Client } from '@temporalio/client';
+import { AuthError, ForbiddenError } from '../../common/errors';
+import type { JobStore } from '../../common/job-store';
+import type { Logger } from '../../common/logger';
+import {
+  runnerServiceDefinition,
+  type FinishJobRequest__Output,
+  type LogAck,
+  type LogBatch__Output,
+  type RunnerServiceHandlers,
+} from '../../common/runner-proto';
+import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
+import type { FinishReason } from '../../workflows/types';
+import { authenticate } from './auth';
+import { LogIngest } from './ingest';
+
+export interface LogServiceDeps {
+  jobs: JobStore;
+  temporal: Client;
+  log: Logger;
+}
+
+export interface RunningLogService {
+  port: number;
+  address: string;
+  close(): Promise<void>;
+}
+
+class StatusError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function toStatus(err: unknown): grpc.StatusObject & { message: string } {
+  const base = { metadata: new grpc.Metadata() };
+  if (err instanceof StatusError) return { ...base, code: err.code, details: err.message, message: err.message };
+  if (err instanceof ForbiddenError) return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
+  if (err instanceof AuthError) return { ...base, code: grpc.status.UNAUTHENTICATED, details: err.message, message: err.message };
+  // Database or Temporal trouble: the runner should retry, not give up.
+  const message = `log service could not complete the call: ${err instanceof Error ? err.message : String(err)}`;
+  return { ...base, code: grpc.status.UNAVAILABLE, details: message, message };
+}
+
+const STREAM_NAMES: Record<string, string> = {
+  LOG_STREAM_STDOUT: 'stdout',
+  LOG_STREAM_STDERR: 'stderr',
+  LOG_STREAM_SYSTEM: 'system',
+};
+
+export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
+  const { jobs, temporal, log } = deps;
+
+  return {
+    StartJob(call, callback) {
+      void (async () => {
+        const job = await authenticate(jobs, call.metadata, call.request.jobId);
+        await jobs.markRunning(job.id);
+        await temporal.workflow
+          .getHandle(job.workflowId)
+          .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
+        log.info({ jobId: job.id, attempt: job.attempt, hostname: call.request.hostname }, 'runner started');
+        return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
+      })().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toStatus(err)),
+      );
+    },
+
+    StreamLogs(call) {
+      void (async () => {
+        let ingest: LogIngest | undefined;
+        let streamJobId: string | undefined;
+        // Iterating the stream applies back-pressure: the next batch is read after this one is stored.
+        for await (const batch of call as AsyncIterable<LogBatch__Output>) {
+          if (!ingest) {
+            const job = await authenticate(jobs, call.metadata, batch.jobId);
+            ingest = await LogIngest.open(jobs, job.id);
+            streamJobId = job.id;
+          } else if (batch.jobId !== streamJobId) {
+            throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
+          }
+          const through = await ingest.accept(
+            batch.lines.map((l) => ({
+              seq: l.seq,
+              stream: STREAM_NAMES[l.stream] ?? 'stdout',
+              text: l.text,
+              timeUnixMs: l.timeUnixMs,
+            })),
+          );
+          const ack: LogAck = { persistedThroughSeq: through };
+          if (!call.write(ack)) await new Promise((r) => call.once('drain', r));
+        }
+        call.end();
+      })().catch((err: unknown) => {
+        const status = toStatus(err);
+        if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
+        call.emit('error', status);
+      });
+    },
+
+    FinishJob(call, callback) {
+      void (async () => {
+        const req: FinishJobRequest__Output = call.request;
+        const job = await authenticate(jobs, call.metadata, req.jobId);
+        const stored = await jobs.lastLogSeq(job.id);
+        if (stored < req.lastSeq) {
+          throw new StatusError(
+            grpc.status.FAILED_PRECONDITION,
+            `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
+          );
+        }
+        const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
+        await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
+          attempt: job.attempt,
+          reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
+          exitCode: req.exitCode,
+          message: req.message,
+          durationMs: req.durationMs,
+        });
+        log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
+        return {};
+      })().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(toStatus(err)),
+      );
+    },
+  };
+}
+
+export async function startLogService(addr: string, deps: LogServiceDeps): Promise<RunningLogService> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 32 * 1024 * 1024,
+    'grpc.keepalive_time_ms': 20_000,
+  });
+  server.addService(runnerServiceDefinition(), createHandlers(deps));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const host = addr.slice(0, addr.lastIndexOf(':'));
+  deps.log.info({ address: `${host}:${port}` }, 'log service listening');
+  return {
+    port,
+    address: `${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Everything Solstice needs on one machine, started in dependency order: PostgreSQL (the
+ * configured one, or embedded), migrations, Temporal (the configured one, or the dev server
+ * with its Web UI), the runner download server, the log service and the orchestrator worker.
+ * Used by `solstice up` and `solstice ci-local`.
+ */
+import path from 'node:path';
+import { connectClient } from '../common/temporal';
+import { FsBlobStore } from '../common/blob-store';
+import type { Config } from '../common/config';
+import { createDb } from '../common/db';
+import { startEmbeddedPostgres } from '../common/embedded-postgres';
+import { JobStore } from '../common/job-store';
+import type { Logger } from '../common/logger';
+import { migrate } from '../common/migrate';
+import { splitHostPort } from '../common/net';
+import { startDevServer } from '../common/temporal-dev-server';
+import { startOrchestratorWorker } from '../workers/orchestrator';
+import { startLogService } from './log-service/server';
+import { runnerBundlePath, startRunnerServer } from './runner-server';
+
+export interface Stack {
+  cfg: Config;
+  jobs: JobStore;
+  urls: Record<string, string>;
+  /** Resolves if a component (the worker) stops on its own, e.g. after a fatal error. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export async function startStack(base: Config, log: Logger): Promise<Stack> {
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch((err: unknown) => log.warn({ err }, 'stopping a component failed'));
+  };
+  try {
+    const urls: Record<string, string> = {};
+    let cfg = base;
+    if (!cfg.databaseUrl) {
+      const pg = await startEmbeddedPostgres({ stateDir: cfg.stateDir, port: cfg.embeddedPgPort, log });
+      stops.push(pg.stop);
+      cfg = { ...cfg, databaseUrl: pg.url };
+      urls.postgres = `embedded, ${pg.url.replace(/:[^:@/]*@/, ':***@')}`;
+    } else {
+      urls.postgres = cfg.databaseUrl.replace(/:[^:@/]*@/, ':***@');
+    }
+    const applied = await migrate({ databaseUrl: cfg.databaseUrl as string });
+    if (applied.applied.length > 0) log.info({ applied: applied.applied }, 'database migrated');
+
+    const temporal = splitHostPort(cfg.temporalAddress);
+    if (LOOPBACK.has(temporal.host)) {
+      const dev = await startDevServer({
+        host: temporal.host,
+        port: temporal.port,
+        uiPort: cfg.temporalUiPort,
+        dbFile: path.join(cfg.stateDir, 'temporal.sqlite'),
+        logFile: path.join(cfg.stateDir, 'temporal.log'),
+        namespace: cfg.temporalNamespace,
+      });
+      stops.push(dev.stop);
+      urls.temporal = `${dev.address}${dev.owned ? ' (dev server)' : ' (already running)'}`;
+      urls['temporal web ui'] = dev.uiUrl;
+    } else {
+      urls.temporal = cfg.temporalAddress;
+    }
+
+    const db = createDb(cfg);
+    stops.push(() => db.$disconnect());
+    const jobs = new JobStore(db);
+
+    const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
+    stops.push(runnerServer.close);
+    urls['runner download'] = runnerServer.url;
+
+    const client = await connectClient(cfg);
+    stops.push(client.close);
+    const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: client.client, log });
+    stops.push(logService.close);
+    urls['log service (gRPC)'] = logService.address;
+
+    const worker = await startOrchestratorWorker(cfg, { jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
+    stops.push(worker.shutdown);
+    urls['orchestrator worker'] = `task queue ${cfg.taskQueue}`;
+
+    return { cfg, jobs, urls, done: worker.done, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,101 @@
+/** The CLI as a user runs it (a real process): bad input is refused clearly and changes nothing. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '../../common/net';
+import { jobRepo, makeRepo } from '../support/git-repo';
+import { startHarness, type Harness } from '../support/harness';
+
+const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness();
+  await h.startWorker();
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+async function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const base = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATABASE_URL: h.cfg.databaseUrl,
+    TEMPORAL_ADDRESS: h.cfg.temporalAddress,
+    SOLSTICE_TASK_QUEUE: h.cfg.taskQueue,
+    NO_COLOR: '1',
+  };
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...base, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('a commit with neither workflow.kdl nor job.sh is refused and records nothing', async () => {
+  const repo = makeRepo({ 'README.md': 'no ci here' });
+  const r = await solstice(['enqueue', '--repo', repo.dir]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/has neither \.solstice\/workflow\.kdl nor \.solstice\/job\.sh/);
+  expect(r.stderr).toMatch(/hint: +Add \.solstice\/job\.sh/);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  expect(await h.db.job.count()).toBe(0);
+});
+
+test('an unknown commit is refused and records nothing', async () => {
+  const repo = jobRepo('true');
+  const r = await solstice(['enqueue', '--repo', repo.dir, '--commit', 'deadbeefdeadbeef']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/commit "deadbeefdeadbeef" does not exist in/);
+  expect(await h.db.job.count()).toBe(0);
+});
+
+test('Temporal unreachable: the message names the address and how to start it', async () => {
+  const port = await freePort();
+  const repo = jobRepo('true');
+  const r = await solstice(['enqueue', '--repo', repo.dir], { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+  expect(r.code).toBe(69);
+  expect(r.stderr).toMatch(new RegExp(`Temporal is not reachable at 127\\.0\\.0\\.1:${port}`));
+  expect(r.stderr).toMatch(/solstice up/);
+  expect(await h.db.job.count()).toBe(0);
+});
+
+test('PostgreSQL unreachable: the message names the address, not the password', async () => {
+  const port = await freePort();
+  const r = await solstice(['jobs'], { DATABASE_URL: `postgresql://ci:s3cret@127.0.0.1:${port}/solstice` });
+  expect(r.code).toBe(69);
+  expect(r.stderr).toMatch(new RegExp(`PostgreSQL is not reachable at 127\\.0\\.0\\.1:${port}`));
+  expect(r.stderr).not.toMatch(/s3cret/);
+});
+
+test('enqueue --follow prints the live log and exits with the job result; status and logs read it back', async () => {
+  const repo = jobRepo('echo line one\necho line two >&2\nexit 3');
+  const r = await solstice(['enqueue', '--repo', repo.dir, '--follow']);
+  expect(r.code).toBe(1);
+  const jobId = /^job ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
+  expect(jobId).toBeDefined();
+  expect(r.stdout).toMatch(/line one\nline two\n/);
+  expect(r.stdout).toMatch(new RegExp(`job ${jobId} failure \\(exit code 3\\)`));
+
+  const status = await solstice(['status', jobId.slice(0, 8)]);
+  expect(status.code).toBe(0);
+  expect(status.stdout).toMatch(/state +failure/);
+  expect(status.stdout).toMatch(/exit code +3/);
+  const logs = await solstice(['logs', jobId]);
+  expect(logs.stdout).toMatch(/line one\nline two\n/);
+  const jobs = await solstice(['jobs']);
+  expect(jobs.stdout).toContain(jobId);
+});
+
+test('--help of every command documents env fallbacks', async () => {
+  for (const cmd of ['enqueue', 'logs', 'status', 'jobs', 'up', 'worker', 'db migrate', 'ci-local']) {
+    const r = await solstice([...cmd.split(' '), '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\[env: TEMPORAL_ADDRESS; default: 127\.0\.0\.1:7233\]/);
+    expect(r.stdout).toMatch(/\[env: DATABASE_URL;/);
+  }
+});

@@ -1,0 +1,50 @@
+/**
+ * Durability: the orchestrator worker process is SIGKILLed while a job runs; a new worker
+ * process picks the workflow up, the job finishes, and its machine is cleaned up.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { jobRepo } from '../support/git-repo';
+import { startHarness, type Harness } from '../support/harness';
+import { waitFor } from '../support/wait';
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+test('killing the worker mid-job: a new worker finishes the job and nothing is left behind', async () => {
+  const gate = path.join(h.workspaceRoot, 'gate');
+  const repo = jobRepo(`echo before\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho after`);
+  const first = h.spawnWorker();
+  const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
+  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'before'), 90_000, 'job start');
+
+  first.kill('SIGKILL');
+  await exited(first);
+  // The machine outlives the worker, as a VM would; release the job while no worker runs.
+  fs.writeFileSync(gate, '');
+  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'after'), 60_000, 'job output');
+
+  const second = h.spawnWorker();
+  try {
+    const job = await h.result(workflowId, jobId);
+    expect(job.state).toBe('success');
+    expect(job.attempt).toBe(1);
+    await waitFor(async () => (await h.leftovers()).workspaces.length === 0, 30_000, 'cleanup');
+    expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+  } finally {
+    second.kill('SIGTERM');
+    await exited(second);
+  }
+});

@@ -1,0 +1,149 @@
+/**
+ * Real Solstice services for a test file: a fresh database, the log service and runner
+ * server on free ports, an orchestrator worker (in this process or as a separate `solstice
+ * worker` process that a test may kill), and a Temporal client, all on the run's dev server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { FsBlobStore } from '../../common/blob-store';
+import { loadConfig, type Config } from '../../common/config';
+import { createDb, type Db } from '../../common/db';
+import { startJob } from '../../common/job-start';
+import { JobStore, type JobRecord } from '../../common/job-store';
+import { createLogger } from '../../common/logger';
+import { connectClient } from '../../common/temporal';
+import { startLogService, type RunningLogService } from '../../services/log-service/server';
+import { runnerBundlePath, startRunnerServer } from '../../services/runner-server';
+import { startOrchestratorWorker, type RunningWorker } from '../../workers/orchestrator';
+import { createTestDatabase, type TestDatabase } from './database';
+import { taggedPids } from '../../provisioning/process-tree';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+export interface Harness {
+  cfg: Config;
+  db: Db;
+  jobs: JobStore;
+  client: Client;
+  logService: RunningLogService;
+  workspaceRoot: string;
+  startWorker(): Promise<void>;
+  /** A `solstice worker` child process (so a test can SIGKILL it). */
+  spawnWorker(): ChildProcess;
+  stopWorker(): Promise<void>;
+  enqueue(repoDir: string, commitSha: string, opts?: { timeoutMs?: number }): Promise<{ jobId: string; workflowId: string }>;
+  /** Waits for the workflow to close and returns the job row. */
+  result(workflowId: string, jobId: string): Promise<JobRecord>;
+  leftovers(): Promise<{ processes: number[]; workspaces: string[] }>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(overrides: Partial<Record<string, string>> = {}): Promise<Harness> {
+  const temporalAddress = process.env.SOLSTICE_TEST_TEMPORAL_ADDRESS;
+  if (!temporalAddress) throw new Error('SOLSTICE_TEST_TEMPORAL_ADDRESS is unset: run through jest (global setup)');
+  const database: TestDatabase = await createTestDatabase();
+  const id = randomBytes(4).toString('hex');
+  const workspaceRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-ws-'));
+  const blobRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-blobs-'));
+  const base = {
+    databaseUrl: database.url,
+    temporalAddress,
+    taskQueue: `test-${id}`,
+    hostId: `testhost-${id}`,
+    workspaceRoot,
+    blobFsRoot: blobRoot,
+    grpcAddr: '127.0.0.1:0',
+    runnerServeAddr: '127.0.0.1:0',
+    jobTimeoutMs: '2m',
+    bootTimeoutMs: '60s',
+    ...overrides,
+  };
+  const log = createLogger('test');
+  log.level = 'warn';
+  let cfg = loadConfig(base, {});
+  const db = createDb(cfg);
+  const jobs = new JobStore(db);
+  const temporal = await connectClient(cfg);
+  const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: temporal.client, log });
+  const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
+  cfg = loadConfig({ ...base, contactAddr: logService.address, runnerUrl: overrides.runnerUrl ?? runnerServer.url }, {});
+
+  let worker: RunningWorker | undefined;
+  const children = new Set<ChildProcess>();
+
+  const envFor = (c: Config): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: c.databaseUrl,
+    TEMPORAL_ADDRESS: c.temporalAddress,
+    SOLSTICE_TASK_QUEUE: c.taskQueue,
+    SOLSTICE_HOST_ID: c.hostId,
+    SOLSTICE_WORKSPACE_ROOT: c.workspaceRoot,
+    BLOB_FS_ROOT: c.blobFsRoot,
+    SOLSTICE_RUNNER_URL: c.runnerUrl,
+    ORCH_CONTACT_ADDR: c.contactAddr,
+  });
+
+  const harness: Harness = {
+    cfg,
+    db,
+    jobs,
+    client: temporal.client,
+    logService,
+    workspaceRoot,
+    async startWorker() {
+      worker = await startOrchestratorWorker(cfg, { jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
+    },
+    spawnWorker() {
+      const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'worker'], {
+        env: envFor(cfg),
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      return child;
+    },
+    async stopWorker() {
+      await worker?.shutdown();
+      worker = undefined;
+    },
+    async enqueue(repoDir, commitSha, opts = {}) {
+      return startJob(temporal.client, cfg, { source: 'manual', repoUrl: repoDir, commitSha, timeoutMs: opts.timeoutMs });
+    },
+    async result(workflowId, jobId) {
+      try {
+        await temporal.client.workflow.getHandle(workflowId).result();
+      } catch (err) {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+      }
+      const job = await jobs.getJob(jobId);
+      if (!job) throw new Error(`job ${jobId} not recorded`);
+      return job;
+    },
+    async leftovers() {
+      const processes: number[] = [];
+      const machines = fs.existsSync(workspaceRoot) ? fs.readdirSync(workspaceRoot) : [];
+      for (const m of await db.vm.findMany({ select: { id: true } })) {
+        processes.push(...(await taggedPids(`${cfg.hostId}/${m.id}`)));
+      }
+      return { processes, workspaces: machines };
+    },
+    async close() {
+      for (const c of children) c.kill('SIGKILL');
+      await worker?.shutdown();
+      await logService.close();
+      await runnerServer.close();
+      await temporal.close();
+      await db.$disconnect();
+      await database.drop();
+      fs.rmSync(workspaceRoot, { recursive: true, force: true });
+      fs.rmSync(blobRoot, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}

@@ -1,0 +1,131 @@
+/**
+ * JobWorkflow: one CI job on one fresh machine.
+ *
+ *   record → provision (per attempt) → runner "started" (boot timeout) → runner "finished"
+ *   (job timeout) → destroy + finalize (always, even on failure and cancellation)
+ *
+ * Infrastructure failures are retried: provisioning by the activity retry policy, a machine
+ * whose runner never connects by a fresh machine (up to maxMachineAttempts). A failing user
+ * script is final: the workflow fails with a non-retryable `JobFailed` carrying the exit code.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
+import type { JobInput, JobOutcome, JobStatus, MachineRef, RunnerFinished } from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const db = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+const provisioning = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
+});
+
+function destroyOn(ref: MachineRef) {
+  return proxyActivities<Activities>({
+    taskQueue: ref.hostTaskQueue,
+    startToCloseTimeout: '2 minutes',
+    // Destroy must eventually happen: no attempt limit, the host's worker will come back.
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  });
+}
+
+export function outcomeOf(f: RunnerFinished): JobOutcome {
+  switch (f.reason) {
+    case 'EXITED':
+      return f.exitCode === 0
+        ? { state: 'success', exitCode: 0 }
+        : { state: 'failure', exitCode: f.exitCode, message: `job script exited with code ${f.exitCode}` };
+    case 'CHECKOUT_FAILED':
+    case 'NO_JOB_DEFINITION':
+      return { state: 'failure', message: f.message };
+    case 'RUNNER_ERROR':
+      return { state: 'error', message: f.message };
+  }
+}
+
+function minutes(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
+}
+
+export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
+  const status: JobStatus = { state: 'queued', attempt: 0 };
+  let started = 0; // attempt whose runner connected
+  let finished: RunnerFinished | undefined;
+
+  setHandler(statusQuery, () => status);
+  // A runner from an earlier attempt cannot get here (its token was revoked); the check is belt and braces.
+  setHandler(runnerStartedSignal, (s) => {
+    if (s.attempt === status.attempt) started = s.attempt;
+  });
+  setHandler(runnerFinishedSignal, (f) => {
+    if (f.attempt === status.attempt && finished === undefined) finished = f;
+  });
+
+  await db.recordJob(input, workflowInfo().workflowId);
+
+  let machine: MachineRef | undefined;
+  let outcome: JobOutcome;
+  let cancellation: unknown;
+  try {
+    for (;;) {
+      status.attempt += 1;
+      status.state = 'provisioning';
+      machine = await provisioning.provisionMachine({ jobId: input.jobId, attempt: status.attempt, label: input.label });
+      if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
+
+      const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
+      const dead = machine;
+      machine = undefined;
+      await CancellationScope.nonCancellable(() =>
+        destroyOn(dead).destroyMachine({ jobId: input.jobId, ref: dead, keepConsole: true, reason }),
+      );
+      if (status.attempt >= input.maxMachineAttempts) {
+        throw ApplicationFailure.nonRetryable(reason, 'RunnerNeverConnected');
+      }
+    }
+    status.state = 'running';
+    await condition(() => finished !== undefined, input.timeoutMs);
+    // Assigned by the signal handler, which the compiler cannot see.
+    const result = finished as RunnerFinished | undefined;
+    outcome = result
+      ? outcomeOf(result)
+      : { state: 'failure', message: `job exceeded its timeout of ${minutes(input.timeoutMs)}` };
+  } catch (err) {
+    if (isCancellation(err)) cancellation = err;
+    outcome = cancellation
+      ? { state: 'cancelled', message: 'cancelled' }
+      : { state: 'error', message: err instanceof Error ? err.message : String(err) };
+  }
+
+  // Cleanup must run even when the workflow is being cancelled.
+  await CancellationScope.nonCancellable(async () => {
+    if (machine) await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
+    await db.finalizeJob(input.jobId, outcome);
+  });
+  Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });
+
+  // Rethrowing the cancellation makes Temporal record the run as Canceled rather than Failed.
+  if (cancellation) throw cancellation;
+  if (outcome.state !== 'success') {
+    throw ApplicationFailure.nonRetryable(
+      outcome.message ?? outcome.state,
+      outcome.state === 'failure' ? 'JobFailed' : 'JobErrored',
+      outcome,
+    );
+  }
+  return outcome;
+}
