@@ -26,7 +26,8 @@ export function describeDatabaseAddress(url: string): string {
   // A socket directory may be given as ?host=/var/run/postgresql instead of in the authority.
   const host = u.hostname || u.searchParams.get('host') || 'localhost';
   const port = u.port || '5432';
-  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
+  const database =
+    decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres';
   return `${host}:${port}/${database}`;
 }
 
@@ -67,15 +68,25 @@ export async function checkDatabase(url: string, opts: CheckDatabaseOptions = {}
   }
 }
 
-type UnavailableKind = 'unreachable' | 'auth' | 'no-database' | 'starting';
+type UnavailableKind = 'unreachable' | 'unknown-host' | 'auth' | 'no-database' | 'starting';
 
-function classify(err: unknown): UnavailableKind | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const code = (err as { code?: unknown }).code;
-  switch (code) {
-    case 'ECONNREFUSED':
+/**
+ * Duck-typed rather than `instanceof Error`: errors raised by Node's own modules fail that check
+ * inside Jest's per-test realm.
+ */
+function errorParts(err: unknown): { message: string; code?: string } | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { message, code } = err as { message?: unknown; code?: unknown };
+  if (typeof message !== 'string') return undefined;
+  return { message, code: typeof code === 'string' ? code : undefined };
+}
+
+function classify(parts: { message: string; code?: string }): UnavailableKind | undefined {
+  switch (parts.code) {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
+      return 'unknown-host';
+    case 'ECONNREFUSED':
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -90,9 +101,9 @@ function classify(err: unknown): UnavailableKind | undefined {
     case '57P03': // cannot_connect_now: starting up or shutting down
       return 'starting';
   }
-  if (/timeout/i.test(err.message) && /connect/i.test(err.message)) return 'unreachable';
+  if (/timeout/i.test(parts.message) && /connect/i.test(parts.message)) return 'unreachable';
   // node-postgres throws plain Errors (no code) when the server wants a password we do not have.
-  if (/^SASL: |password must be a string|no password/i.test(err.message)) return 'auth';
+  if (/^SASL: |password must be a string|no password/i.test(parts.message)) return 'auth';
   return undefined;
 }
 
@@ -105,13 +116,19 @@ export function toDatabaseUnavailable(
   url: string,
   opts: { embedded?: boolean } = {},
 ): DependencyUnavailableError | undefined {
-  const kind = classify(err);
-  if (!kind || !(err instanceof Error)) return undefined;
+  const parts = errorParts(err);
+  const kind = parts && classify(parts);
+  if (!parts || !kind) return undefined;
   const address = describeDatabaseAddress(url);
-  const cause = sanitizedError(err, url);
-  return new DependencyUnavailableError('PostgreSQL', address, hintFor(kind, address, opts.embedded ?? false), {
-    cause,
-  });
+  const cause = sanitizedError(parts, url);
+  return new DependencyUnavailableError(
+    'PostgreSQL',
+    address,
+    hintFor(kind, address, opts.embedded ?? false),
+    {
+      cause,
+    },
+  );
 }
 
 function hintFor(kind: UnavailableKind, address: string, embedded: boolean): string {
@@ -124,12 +141,21 @@ function hintFor(kind: UnavailableKind, address: string, embedded: boolean): str
         : `Start your PostgreSQL server at ${hostPort} (e.g. \`pg_ctlcluster <version> main start\` or ` +
             '`systemctl start postgresql`) and check DATABASE_URL; or unset DATABASE_URL and run ' +
             '`solstice up` to use the embedded PostgreSQL.';
+    case 'unknown-host':
+      return (
+        `The host in DATABASE_URL (${hostPort}) cannot be resolved: check its spelling and your DNS, or unset ` +
+        'DATABASE_URL and run `solstice up` to use the embedded PostgreSQL.'
+      );
     case 'auth':
-      return `The server at ${hostPort} rejected the user or password in DATABASE_URL (the password is not shown). ` +
-        'Fix the credentials in DATABASE_URL, or the server\'s pg_hba.conf.';
+      return (
+        `The server at ${hostPort} rejected the user or password in DATABASE_URL (the password is not shown). ` +
+        "Fix the credentials in DATABASE_URL, or the server's pg_hba.conf."
+      );
     case 'no-database':
-      return `Database "${database}" does not exist on ${hostPort}. Create it (\`createdb -h <host> -p <port> -U <user> ${database}\`) ` +
-        'or fix the database name in DATABASE_URL.';
+      return (
+        `Database "${database}" does not exist on ${hostPort}. Create it (\`createdb -h <host> -p <port> -U <user> ${database}\`) ` +
+        'or fix the database name in DATABASE_URL.'
+      );
     case 'starting':
       return `PostgreSQL at ${hostPort} is starting up or shutting down; try again in a few seconds.`;
   }
@@ -145,7 +171,7 @@ function splitAddress(address: string): [string, string] {
  * reaches logs through `cause`. Only URL-shaped occurrences are replaced: a bare password such
  * as the embedded server's "postgres" also appears legitimately as the user name.
  */
-function sanitizedError(err: Error, url: string): Error {
+function sanitizedError(err: { message: string; code?: string }, url: string): Error {
   let raw = '';
   try {
     raw = new URL(url).password;
@@ -154,10 +180,10 @@ function sanitizedError(err: Error, url: string): Error {
   }
   let message = err.message.split(url).join(redactDatabaseUrl(url));
   if (raw) {
-    for (const form of new Set([raw, decodeURIComponent(raw)])) message = message.split(`:${form}@`).join(':***@');
+    for (const form of new Set([raw, decodeURIComponent(raw)]))
+      message = message.split(`:${form}@`).join(':***@');
   }
   const clean = new Error(message);
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') Object.assign(clean, { code });
+  if (err.code) Object.assign(clean, { code: err.code });
   return clean;
 }

@@ -37,7 +37,8 @@ const CREATE_MIGRATIONS_TABLE = `CREATE TABLE _prisma_migrations (
 
 const RESOLVE_DOCS = 'https://pris.ly/d/migrate-resolve';
 
-export type MigrationErrorCode = 'P3005' | 'P3009' | 'P3018' | 'P3019' | 'CHECKSUM_MISMATCH' | 'LOCK_TIMEOUT' | 'LAYOUT';
+export type MigrationErrorCode =
+  'P3005' | 'P3009' | 'P3018' | 'P3019' | 'CHECKSUM_MISMATCH' | 'LOCK_TIMEOUT' | 'LAYOUT';
 
 /** Migrations cannot be applied; `code` follows Prisma's error codes where one exists. */
 export class MigrationError extends SolsticeError {
@@ -89,7 +90,10 @@ interface MigrationRow {
  * `dist/common/` in the build (tsc does not copy the SQL files into dist).
  */
 export function defaultMigrationsDir(): string {
-  const candidates = [path.resolve(__dirname, '..', 'prisma', 'migrations'), path.resolve(__dirname, '..', '..', 'prisma', 'migrations')];
+  const candidates = [
+    path.resolve(__dirname, '..', 'prisma', 'migrations'),
+    path.resolve(__dirname, '..', '..', 'prisma', 'migrations'),
+  ];
   return candidates.find((dir) => fs.existsSync(dir)) ?? candidates[0];
 }
 
@@ -113,7 +117,11 @@ export function scriptMatchesChecksum(script: string, checksum: string): boolean
 /** Reads the migration folders in the order Prisma applies them (by folder name). */
 export function readLocalMigrations(migrationsDir: string): LocalMigration[] {
   if (!fs.existsSync(migrationsDir)) {
-    throw new MigrationError('LAYOUT', `Migrations folder ${migrationsDir} does not exist`, 'Pass the path of prisma/migrations.');
+    throw new MigrationError(
+      'LAYOUT',
+      `Migrations folder ${migrationsDir} does not exist`,
+      'Pass the path of prisma/migrations.',
+    );
   }
   checkLockfile(migrationsDir);
   return fs
@@ -124,7 +132,11 @@ export function readLocalMigrations(migrationsDir: string): LocalMigration[] {
     .map((name) => {
       const file = path.join(migrationsDir, name, 'migration.sql');
       if (!fs.existsSync(file)) {
-        throw new MigrationError('LAYOUT', `Migration folder ${name} has no migration.sql`, `Add ${file} or remove the folder.`);
+        throw new MigrationError(
+          'LAYOUT',
+          `Migration folder ${name} has no migration.sql`,
+          `Add ${file} or remove the folder.`,
+        );
       }
       const bytes = fs.readFileSync(file);
       return { name, script: bytes.toString('utf8'), checksum: migrationChecksum(bytes) };
@@ -160,7 +172,9 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       const localNames = new Set(local.map((m) => m.name));
       const unknown = [...done].filter((name) => !localNames.has(name));
       if (unknown.length > 0) {
-        log(`Applied to the database but missing from ${opts.migrationsDir ?? 'prisma/migrations'}: ${unknown.join(', ')}`);
+        log(
+          `Applied to the database but missing from ${opts.migrationsDir ?? 'prisma/migrations'}: ${unknown.join(', ')}`,
+        );
       }
 
       const pending = local.filter((m) => !done.has(m.name));
@@ -279,7 +293,12 @@ function refuseEditedMigrations(rows: MigrationRow[], local: LocalMigration[]): 
   const byName = new Map(local.map((m) => [m.name, m]));
   const edited = rows.filter((r) => {
     const m = byName.get(r.migration_name);
-    return r.finished_at !== null && r.rolled_back_at === null && m !== undefined && !scriptMatchesChecksum(m.script, r.checksum);
+    return (
+      r.finished_at !== null &&
+      r.rolled_back_at === null &&
+      m !== undefined &&
+      !scriptMatchesChecksum(m.script, r.checksum)
+    );
   });
   if (edited.length === 0) return;
   const names = edited.map((r) => `\`${r.migration_name}\``).join(', ');
@@ -314,13 +333,16 @@ async function applyOne(client: pg.Client, migration: LocalMigration): Promise<v
     await client.query('ROLLBACK').catch(() => undefined);
     const dbErr = err as { code?: unknown; message?: unknown; position?: unknown };
     const code = typeof dbErr.code === 'string' ? dbErr.code : 'none';
-    const position = typeof dbErr.position === 'string' ? describePosition(migration.script, Number(dbErr.position)) : '';
+    const position =
+      typeof dbErr.position === 'string' ? describePosition(migration.script, Number(dbErr.position)) : '';
     const databaseError = `${String(dbErr.message)}${position}`;
     const logs =
       `A migration failed to apply. New migrations cannot be applied before the error is recovered from. ` +
       `Read more about how to resolve migration issues in a production database: ${RESOLVE_DOCS}\n\n` +
       `Migration name: ${migration.name}\n\nDatabase error code: ${code}\n\nDatabase error:\n${databaseError}`;
-    await client.query(`UPDATE ${MIGRATIONS_TABLE} SET logs = $2 WHERE id = $1`, [id, logs]).catch(() => undefined);
+    await client
+      .query(`UPDATE ${MIGRATIONS_TABLE} SET logs = $2 WHERE id = $1`, [id, logs])
+      .catch(() => undefined);
     throw new MigrationError(
       'P3018',
       logs,
@@ -349,7 +371,12 @@ function describePosition(script: string, position: number): string {
 export async function createDatabaseIfMissing(url: string): Promise<boolean> {
   const target = new URL(url);
   const database = decodeURIComponent(target.pathname.replace(/^\//, ''));
-  if (!database) throw new MigrationError('LAYOUT', 'DATABASE_URL names no database', 'Add the database name to the URL path.');
+  if (!database)
+    throw new MigrationError(
+      'LAYOUT',
+      'DATABASE_URL names no database',
+      'Add the database name to the URL path.',
+    );
 
   let lastError: unknown;
   for (const maintenance of ['postgres', 'template1']) {

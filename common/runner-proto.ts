@@ -16,7 +16,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/proto/runner';
 import { RUNNER_PROTO_JSON } from '../generated/proto/runner-descriptor';
-import type { RunnerServiceClient, RunnerServiceDefinition } from '../generated/proto/runner/v1/RunnerService';
+import type {
+  RunnerServiceClient,
+  RunnerServiceDefinition,
+} from '../generated/proto/runner/v1/RunnerService';
 
 export type {
   RunnerServiceClient,
@@ -24,12 +27,21 @@ export type {
   RunnerServiceHandlers,
 } from '../generated/proto/runner/v1/RunnerService';
 export type { StartJobRequest, StartJobRequest__Output } from '../generated/proto/runner/v1/StartJobRequest';
-export type { StartJobResponse, StartJobResponse__Output } from '../generated/proto/runner/v1/StartJobResponse';
+export type {
+  StartJobResponse,
+  StartJobResponse__Output,
+} from '../generated/proto/runner/v1/StartJobResponse';
 export type { LogBatch, LogBatch__Output } from '../generated/proto/runner/v1/LogBatch';
 export type { LogLine, LogLine__Output } from '../generated/proto/runner/v1/LogLine';
 export type { LogAck, LogAck__Output } from '../generated/proto/runner/v1/LogAck';
-export type { FinishJobRequest, FinishJobRequest__Output } from '../generated/proto/runner/v1/FinishJobRequest';
-export type { FinishJobResponse, FinishJobResponse__Output } from '../generated/proto/runner/v1/FinishJobResponse';
+export type {
+  FinishJobRequest,
+  FinishJobRequest__Output,
+} from '../generated/proto/runner/v1/FinishJobRequest';
+export type {
+  FinishJobResponse,
+  FinishJobResponse__Output,
+} from '../generated/proto/runner/v1/FinishJobResponse';
 export { FinishReason } from '../generated/proto/runner/v1/FinishReason';
 export type { FinishReason__Output } from '../generated/proto/runner/v1/FinishReason';
 export { LogStream } from '../generated/proto/runner/v1/LogStream';

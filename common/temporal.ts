@@ -1,6 +1,7 @@
 /** The one place that connects to Temporal, so every process reports an unreachable server the same way. */
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type LogMetadata } from '@temporalio/worker';
+import type { Logger } from './logger';
 import type { Config } from './config';
 import { DependencyUnavailableError } from './errors';
 
@@ -31,4 +32,29 @@ export async function connectWorker(cfg: TemporalConfig): Promise<NativeConnecti
   } catch (err) {
     throw unavailable(cfg, err);
   }
+}
+
+let runtimeInstalled = false;
+
+/**
+ * Routes the Temporal SDK's own logs into our logger (at its level) instead of its default
+ * console logger. Must run before the first worker connection; later calls are no-ops.
+ */
+export function installTemporalRuntime(log: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const forward: Record<LogLevel, (meta: LogMetadata | undefined, msg: string) => void> = {
+    TRACE: (m, s) => log.trace(m ?? {}, s),
+    DEBUG: (m, s) => log.debug(m ?? {}, s),
+    INFO: (m, s) => log.info(m ?? {}, s),
+    WARN: (m, s) => log.warn(m ?? {}, s),
+    ERROR: (m, s) => log.error(m ?? {}, s),
+  };
+  Runtime.install({
+    logger: new DefaultLogger('TRACE', (entry) => {
+      // Task tokens are credentials for completing activities; keep them out of logs.
+      const { taskToken: _token, ...meta } = (entry.meta ?? {}) as LogMetadata & { taskToken?: unknown };
+      forward[entry.level](meta, entry.message);
+    }),
+  });
 }

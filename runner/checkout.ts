@@ -16,9 +16,12 @@ export type CheckoutResult = { ok: true } | { ok: false; message: string };
 /** Writes one SYSTEM line to the job log. */
 export type SystemLog = (text: string) => void;
 
-/** Shows a repository URL without credentials (https://user:secret@host/... → https://***@host/...). */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+/**
+ * Removes credentials from URLs in `text` (https://user:secret@host/... → https://***@host/...),
+ * for repository URLs and for git's messages that quote them.
+ */
+export function redactUrl(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
 }
 
 /** The environment for git: never the job token; never prompt for credentials (no one can answer). */
@@ -34,11 +37,23 @@ interface GitResult {
   tail: string[];
 }
 
-function runGit(args: string[], cwd: string, log: SystemLog, signal?: AbortSignal, quiet = false): Promise<GitResult> {
+function runGit(
+  args: string[],
+  cwd: string,
+  log: SystemLog,
+  signal?: AbortSignal,
+  quiet = false,
+): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd, env: gitEnv(process.env), stdio: ['ignore', 'pipe', 'pipe'], signal });
+    const child = spawn('git', args, {
+      cwd,
+      env: gitEnv(process.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal,
+    });
     const tail: string[] = [];
-    const onLine = (line: string): void => {
+    const onLine = (raw: string): void => {
+      const line = redactUrl(raw);
       if (!quiet) log(line);
       tail.push(line);
       if (tail.length > 5) tail.shift();
@@ -56,46 +71,61 @@ function runGit(args: string[], cwd: string, log: SystemLog, signal?: AbortSigna
   });
 }
 
-export async function checkout(ctx: JobContext, log: SystemLog, signal?: AbortSignal): Promise<CheckoutResult> {
+export async function checkout(
+  ctx: JobContext,
+  log: SystemLog,
+  signal?: AbortSignal,
+): Promise<CheckoutResult> {
   const repo = redactUrl(ctx.repoUrl);
   const sha = ctx.commitSha;
-  const git = async (args: string[], opts: { quiet?: boolean; show?: string[] } = {}): Promise<GitResult> => {
-    log(`$ git ${(opts.show ?? args).join(' ')}`);
-    return runGit(args, ctx.workdir, log, signal, opts.quiet);
+  /** A step worth showing: the command (as `show`, i.e. without credentials) and its output. */
+  const git = async (args: string[], show: string[] = args): Promise<GitResult> => {
+    log(`$ git ${show.join(' ')}`);
+    return runGit(args, ctx.workdir, log, signal);
   };
+  /** A check whose output only matters for the error message. */
+  const gitQuiet = (args: string[]): Promise<GitResult> => runGit(args, ctx.workdir, log, signal, true);
 
   try {
     await mkdir(ctx.workdir, { recursive: true });
     log(`Checking out ${repo} at ${sha} into ${ctx.workdir}`);
     // Re-running in a used workdir (a restarted runner) is fine: `git init` is idempotent.
     let r = await git(['init', '-q']);
-    if (r.code !== 0) return { ok: false, message: `git init failed in ${ctx.workdir}: ${r.tail.join(' / ')}` };
+    if (r.code !== 0)
+      return { ok: false, message: `git init failed in ${ctx.workdir}: ${r.tail.join(' / ')}` };
 
     // "--" ends the options: the URL is data even if it looks like one (validated anyway).
     const fetchShallow = ['fetch', '--depth=1', '--no-tags', '--', ctx.repoUrl, sha];
-    r = await git(fetchShallow, { show: ['fetch', '--depth=1', '--no-tags', '--', repo, sha] });
+    r = await git(fetchShallow, ['fetch', '--depth=1', '--no-tags', '--', repo, sha]);
     if (r.code !== 0) {
       log('The server did not serve the commit by id; fetching all refs instead');
       const fetchAll = ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/*'];
-      r = await git(fetchAll, { show: ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/*'] });
+      r = await git(fetchAll, ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/*']);
       if (r.code !== 0) {
-        return { ok: false, message: `could not fetch repository ${repo}: ${r.tail.join(' / ') || `git exited with ${r.code}`}` };
+        return {
+          ok: false,
+          message: `could not fetch repository ${repo}: ${r.tail.join(' / ') || `git exited with ${r.code}`}`,
+        };
       }
     }
 
-    r = await git(['cat-file', '-e', `${sha}^{commit}`], { quiet: true });
+    r = await gitQuiet(['cat-file', '-e', `${sha}^{commit}`]);
     if (r.code !== 0) return { ok: false, message: `commit ${sha} was not found in repository ${repo}` };
 
     r = await git(['-c', 'advice.detachedHead=false', 'checkout', '-q', '--force', '--detach', sha]);
     if (r.code !== 0) {
       return { ok: false, message: `could not check out commit ${sha} of ${repo}: ${r.tail.join(' / ')}` };
     }
-    await git(['log', '-1', '--format=HEAD is now %H %s'], { quiet: false });
+    r = await gitQuiet(['log', '-1', '--format=HEAD is now %H %s']);
+    if (r.code === 0 && r.tail.length > 0) log(r.tail[r.tail.length - 1]);
     return { ok: true };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT' && e.syscall?.startsWith('spawn')) {
-      return { ok: false, message: 'git is not installed on this machine; the base image must provide git and /bin/sh' };
+      return {
+        ok: false,
+        message: 'git is not installed on this machine; the base image must provide git and /bin/sh',
+      };
     }
     if (e.name === 'AbortError') throw err;
     return { ok: false, message: `checkout of ${repo} at ${sha} failed: ${e.message}` };

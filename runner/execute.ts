@@ -99,17 +99,26 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
       });
     });
   };
-  const pipesClosed = Promise.all([pipe(child.stdout, 'LOG_STREAM_STDOUT'), pipe(child.stderr, 'LOG_STREAM_STDERR')]);
+  const pipesClosed = Promise.all([
+    pipe(child.stdout, 'LOG_STREAM_STDOUT'),
+    pipe(child.stderr, 'LOG_STREAM_STDERR'),
+  ]);
 
   // Back-pressure: stop reading while too much is waiting for the log service; the script then
   // blocks writing to a full pipe instead of the runner running out of memory.
+  // Pausing may flap at the limit many times a second: say so on the console now and then only.
+  let lastPauseNote = -Infinity;
   buffer.setPressureHandler((paused) => {
     if (paused) {
-      diag(`more than ${Math.round(buffer.unackedBytes / 2 ** 20)} MiB of log not yet stored; pausing the job's output`);
+      if (performance.now() - lastPauseNote > 30_000) {
+        lastPauseNote = performance.now();
+        diag(
+          `${formatBytes(buffer.unackedBytes)} of log not yet stored by the log service; pausing the job's output until it catches up`,
+        );
+      }
       child.stdout.pause();
       child.stderr.pause();
     } else {
-      diag('log service caught up; resuming the job\'s output');
       child.stdout.resume();
       child.stderr.resume();
     }
@@ -129,12 +138,18 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
         opts.log('job.sh exited but left processes running; stopping them');
         killGroup('SIGTERM');
       }
-      await drainPipes(pipesClosed, () => lastDataAt, buffer, opts.idleGraceMs ?? 5_000, () => {
-        opts.log('job output still open after job.sh exited; no longer reading it');
-        killGroup('SIGKILL');
-        child.stdout.destroy();
-        child.stderr.destroy();
-      });
+      await drainPipes(
+        pipesClosed,
+        () => lastDataAt,
+        buffer,
+        opts.idleGraceMs ?? 5_000,
+        () => {
+          opts.log('job output still open after job.sh exited; no longer reading it');
+          killGroup('SIGKILL');
+          child.stdout.destroy();
+          child.stderr.destroy();
+        },
+      );
       return { exitCode: exitCodeOf(code, signal), signal };
     } finally {
       buffer.setPressureHandler(undefined);
@@ -142,6 +157,10 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
   })();
 
   return { pid: child.pid, done, kill: (signal) => void killGroup(signal) };
+}
+
+function formatBytes(n: number): string {
+  return n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`;
 }
 
 /** Waits until both pipes closed, or until they were silent (and not paused by us) for graceMs. */

@@ -104,14 +104,18 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
     if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {} };
-    throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, { cause: err });
+    throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
   }
   let doc: unknown;
   try {
     // failsafe: every scalar stays a string, so a commit id of only digits is not read as a number.
     doc = parseYaml(text, { schema: 'failsafe' });
   } catch (err) {
-    throw new ConfigError(`job file ${file} is not valid YAML: ${(err as Error).message}`, undefined, { cause: err });
+    throw new ConfigError(`job file ${file} is not valid YAML: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
   }
   if (doc === null || doc === undefined || doc === '') return { path: file, values: {} };
   if (typeof doc !== 'object' || Array.isArray(doc)) {

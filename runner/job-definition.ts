@@ -10,8 +10,7 @@ export const JOB_SCRIPT = '.solstice/job.sh';
 export const WORKFLOW_FILE = '.solstice/workflow.kdl';
 
 export type JobDefinition =
-  | { kind: 'script'; path: string; alsoHasWorkflow: boolean }
-  | { kind: 'missing'; message: string };
+  { kind: 'script'; path: string; alsoHasWorkflow: boolean } | { kind: 'missing'; message: string };
 
 async function isFile(p: string): Promise<boolean> {
   try {

@@ -50,7 +50,10 @@ export class LineSplitter {
     this.partBytes += bytes.length;
     // One byte of slack for a "\r" that may turn out to belong to a CRLF: a line of exactly
     // maxLineBytes followed by "\r\n" must stay one line, not become a full piece plus "".
-    while (this.partBytes > this.maxLineBytes + 1 || (this.partBytes === this.maxLineBytes + 1 && !this.endsWithCR())) {
+    while (
+      this.partBytes > this.maxLineBytes + 1 ||
+      (this.partBytes === this.maxLineBytes + 1 && !this.endsWithCR())
+    ) {
       const all = this.take();
       const cut = utf8Boundary(all, this.maxLineBytes);
       this.emit(all.subarray(0, cut), false);
@@ -73,7 +76,8 @@ export class LineSplitter {
   }
 
   private emit(bytes: Buffer, lineEnd = true): void {
-    const body = lineEnd && bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
+    const body =
+      lineEnd && bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
     // Invalid UTF-8 (binary output) becomes U+FFFD: the log line must be a valid proto string.
     this.onLine(body.toString('utf8'));
   }

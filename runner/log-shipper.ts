@@ -68,7 +68,8 @@ export class LogShipper {
       const result = await this.session();
       if (result.done) return;
       const err = result.error;
-      if (isServiceError(err) && FATAL_STREAM_CODES.has(err.code)) throw fatalRpcError('StreamLogs', err, this.s);
+      if (isServiceError(err) && FATAL_STREAM_CODES.has(err.code))
+        throw fatalRpcError('StreamLogs', err, this.s);
       if (this.buffer.ackedThrough > ackedBefore) attempt = 0;
       const now = Date.now();
       this.failingSince ??= now;
@@ -95,14 +96,18 @@ export class LogShipper {
     let serverClosed = false;
     let writeBlocked = false;
     let lastAckAt = performance.now();
+    let helloAcked = false;
 
     call.on('data', (ack: LogAck__Output) => {
       const { clamped } = this.buffer.ack(ack.persistedThroughSeq);
       if (clamped && !this.warnedClamp) {
         this.warnedClamp = true;
-        diag(`log service acknowledged seq ${ack.persistedThroughSeq}, beyond the last line sent; ignoring the excess`);
+        diag(
+          `log service acknowledged seq ${ack.persistedThroughSeq}, beyond the last line sent; ignoring the excess`,
+        );
       }
       lastAckAt = performance.now();
+      helloAcked = true;
       this.failingSince = undefined;
       wake.notify();
     });
@@ -119,6 +124,10 @@ export class LogShipper {
       wake.notify();
     });
 
+    // Open with an empty batch: the server authenticates the stream and answers with what it
+    // has stored, so a revoked token or a sick server shows even while the job is quiet, and an
+    // answer proves the stream healthy (which resets the give-up clock).
+    call.write({ jobId: this.s.jobId, lines: [] });
     let sentThrough = this.buffer.ackedThrough;
     let finished = false;
     try {
@@ -129,14 +138,20 @@ export class LogShipper {
           return await this.close(call, () => serverClosed || error !== undefined);
         }
         if (serverClosed) {
-          return { done: false, error: new Error('the log service ended the stream before acknowledging every line') };
+          return {
+            done: false,
+            error: new Error('the log service ended the stream before acknowledging every line'),
+          };
         }
         // The server may acknowledge past what this call sent (lines it stored before a drop).
         sentThrough = Math.max(sentThrough, this.buffer.ackedThrough);
         const now = performance.now();
-        const outstanding = sentThrough > this.buffer.ackedThrough;
+        const outstanding = sentThrough > this.buffer.ackedThrough || !helloAcked;
         if (outstanding && now - lastAckAt > this.s.ackTimeoutMs) {
-          return { done: false, error: new Error(`no acknowledgement from the log service for ${this.s.ackTimeoutMs}ms`) };
+          return {
+            done: false,
+            error: new Error(`no acknowledgement from the log service for ${this.s.ackTimeoutMs}ms`),
+          };
         }
 
         let waitMs: number | undefined;
@@ -169,7 +184,10 @@ export class LogShipper {
   }
 
   /** Half-close after the last ack and give the server a moment to end the call cleanly. */
-  private async close(call: { end(): void; cancel(): void }, isClosed: () => boolean): Promise<SessionResult> {
+  private async close(
+    call: { end(): void; cancel(): void },
+    isClosed: () => boolean,
+  ): Promise<SessionResult> {
     call.end();
     const deadline = performance.now() + (this.s.closeTimeoutMs ?? 5_000);
     while (!isClosed()) {

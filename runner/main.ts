@@ -34,7 +34,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const ctx = loadJobContext(process.env);
-    diag(`solstice-runner ${RUNNER_VERSION} (node ${process.version}): job ${ctx.jobId}, log service ${ctx.contactAddr}`);
+    diag(
+      `solstice-runner ${RUNNER_VERSION} (node ${process.version}): job ${ctx.jobId}, log service ${ctx.contactAddr}`,
+    );
     return await runJob(ctx);
   } catch (err) {
     if (err instanceof SolsticeError) {

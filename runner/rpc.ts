@@ -45,12 +45,19 @@ export function describeGrpcError(err: unknown): string {
 const RETRYABLE = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
 
 /** The error that ends the runner when `method` failed with `err` and retrying will not help. */
-export function fatalRpcError(method: string, err: unknown, s: Pick<RpcSettings, 'address' | 'jobId'>): SolsticeError {
+export function fatalRpcError(
+  method: string,
+  err: unknown,
+  s: Pick<RpcSettings, 'address' | 'jobId'>,
+): SolsticeError {
   const what = describeGrpcError(err);
-  if (isServiceError(err) && (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED)) {
+  if (
+    isServiceError(err) &&
+    (err.code === grpc.status.UNAUTHENTICATED || err.code === grpc.status.PERMISSION_DENIED)
+  ) {
     return new JobTokenRejectedError(
       `the log service at ${s.address} rejected the token of job ${s.jobId} (${method}: ${what})`,
-      'the token is valid for one job and only while it runs: was the job cancelled, finished, or given another machine\'s token?',
+      "the token is valid for one job and only while it runs: was the job cancelled, finished, or given another machine's token?",
       { cause: err },
     );
   }

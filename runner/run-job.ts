@@ -14,7 +14,7 @@ import { DEFAULT_BACKOFF } from './backoff';
 import { checkout } from './checkout';
 import { diag } from './diag';
 import { EXIT } from './errors';
-import { jobScriptEnv, runJobScript, type RunningScript } from './execute';
+import { exitCodeOf, jobScriptEnv, runJobScript, type RunningScript } from './execute';
 import type { JobContext } from './job-context';
 import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
 import { LogBuffer } from './log-buffer';
@@ -24,8 +24,11 @@ import { RUNNER_VERSION } from './version';
 
 interface Outcome {
   reason: FinishReason__Output;
+  /** The script's exit code (EXITED only). */
   exitCode: number;
   message: string;
+  /** The runner's exit code when it is not the script's (see EXIT). */
+  runnerExit?: number;
 }
 
 /** Signals the runner passes on to the job script (a VM shutting down, Ctrl-C in development). */
@@ -57,9 +60,15 @@ async function runWithClient(
   client: ReturnType<typeof createRunnerServiceClient>,
 ): Promise<number> {
   const startedAt = Date.now();
-  const started = await rpc.startJob({ jobId: ctx.jobId, runnerVersion: RUNNER_VERSION, hostname: os.hostname() });
+  const started = await rpc.startJob({
+    jobId: ctx.jobId,
+    runnerVersion: RUNNER_VERSION,
+    hostname: os.hostname(),
+  });
   const resumeAfter = started.persistedThroughSeq;
-  diag(`job ${ctx.jobId} started${resumeAfter > 0 ? `; ${resumeAfter} log lines already stored, continuing after them` : ''}`);
+  diag(
+    `job ${ctx.jobId} started${resumeAfter > 0 ? `; ${resumeAfter} log lines already stored, continuing after them` : ''}`,
+  );
 
   // Numbering continues after what a previous runner of this job already stored: the server
   // keeps one line per seq, so restarting at 1 would drop this run's first lines as duplicates.
@@ -74,38 +83,66 @@ async function runWithClient(
     backoff: DEFAULT_BACKOFF,
   });
 
-  // If shipping fails for good (token revoked, service gone), the job cannot report anything:
-  // stop it instead of letting it run unobserved.
-  const abort = new AbortController();
+  // Two things stop the job early: shipping failing for good (token revoked, service gone: the
+  // job could report nothing, so it must not run unobserved) and a termination signal that
+  // arrives before the script started. Once the script runs, signals are passed on to it.
+  const stop = new AbortController();
+  let stopped: { message: string; runnerExit: number } | undefined;
   let script: RunningScript | undefined;
   const shipping = shipper.run();
-  shipping.catch(() => {
-    abort.abort();
+  shipping.catch((err: unknown) => {
+    stopped ??= { message: `log shipping failed: ${describeError(err)}`, runnerExit: EXIT.RUNNER_ERROR };
+    stop.abort();
     script?.kill('SIGKILL');
   });
 
   const log = (text: string): void => {
     if (!buffer.isClosed) buffer.append('LOG_STREAM_SYSTEM', text);
   };
-  const forward = (signal: NodeJS.Signals): void => {
-    diag(`received ${signal}; passing it to the job script`);
-    log(`runner received ${signal}; passing it to the job script`);
-    script?.kill(signal);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (script) {
+      diag(`received ${signal}; passing it to the job script`);
+      log(`runner received ${signal}; passing it to the job script`);
+      script.kill(signal);
+      return;
+    }
+    diag(`received ${signal} before the job script started; stopping`);
+    stopped ??= {
+      message: `runner received ${signal} before the job script started`,
+      runnerExit: exitCodeOf(null, signal),
+    };
+    stop.abort();
   };
-  for (const s of FORWARDED_SIGNALS) process.on(s, forward);
+  for (const s of FORWARDED_SIGNALS) process.on(s, onSignal);
 
+  const stoppedOutcome = (s: NonNullable<typeof stopped>): Outcome => ({
+    reason: 'FINISH_REASON_RUNNER_ERROR',
+    exitCode: 0,
+    message: s.message,
+    runnerExit: s.runnerExit,
+  });
   let outcome: Outcome;
   try {
-    outcome = await steps(ctx, buffer, log, abort.signal, (s) => (script = s));
-  } catch (err) {
-    if (abort.signal.aborted) outcome = { reason: 'FINISH_REASON_RUNNER_ERROR', exitCode: 0, message: 'aborted' };
-    else {
-      diag(`runner error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      outcome = { reason: 'FINISH_REASON_RUNNER_ERROR', exitCode: 0, message: `runner error: ${describeError(err)}` };
+    outcome = await steps(ctx, buffer, log, stop.signal, (s) => (script = s));
+    // A step cut short by the stop (git killed mid-fetch) must not read as a checkout failure.
+    if (stopped && outcome.reason !== 'FINISH_REASON_EXITED') {
+      outcome = stoppedOutcome(stopped);
       log(outcome.message);
     }
+  } catch (err) {
+    if (stop.signal.aborted && stopped) {
+      outcome = stoppedOutcome(stopped);
+    } else {
+      diag(`runner error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      outcome = {
+        reason: 'FINISH_REASON_RUNNER_ERROR',
+        exitCode: 0,
+        message: `runner error: ${describeError(err)}`,
+      };
+    }
+    log(outcome.message);
   } finally {
-    for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+    for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
   }
 
   buffer.close();
@@ -121,8 +158,11 @@ async function runWithClient(
     durationMs: Date.now() - startedAt,
   };
   await rpc.finishJob(finish);
-  diag(`job ${ctx.jobId} finished: ${outcome.reason}${outcome.message ? ` (${outcome.message})` : ''}`);
+  diag(
+    `job ${ctx.jobId} finished: ${outcome.reason === 'FINISH_REASON_EXITED' ? `job.sh exited with code ${outcome.exitCode}` : `${outcome.reason}: ${outcome.message}`}`,
+  );
 
+  if (outcome.runnerExit !== undefined) return outcome.runnerExit;
   switch (outcome.reason) {
     case 'FINISH_REASON_EXITED':
       return outcome.exitCode;

@@ -11,7 +11,17 @@
  * Usage: node scripts/bundle-runner.mjs [--outfile path] [--no-check]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,8 +53,15 @@ const result = await build({
   legalComments: 'eof',
   logLevel: 'warning',
   metafile: true,
+  // Written below by rename, so the runner server never serves a half-written file.
+  write: false,
 });
-chmodSync(outfile, 0o755);
+const [output] = result.outputFiles;
+mkdirSync(path.dirname(outfile), { recursive: true });
+const tmp = `${outfile}.${process.pid}.tmp`;
+writeFileSync(tmp, output.contents, { mode: 0o755 });
+chmodSync(tmp, 0o755); // mode above is masked by the umask
+renameSync(tmp, outfile);
 
 const size = statSync(outfile).size;
 const inputs = Object.keys(result.metafile.inputs).length;

@@ -15,7 +15,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,14 +35,14 @@ const require = createRequire(path.join(root, 'package.json'));
 /** Relative to the repository root; also what the generated files name as their origin. */
 const PROTO_FILE = 'proto/runner/v1/runner.proto';
 const OUT_DIR = path.join(root, 'generated', 'proto');
-const DESCRIPTOR_FILE = path.join(OUT_DIR, 'runner-descriptor.ts');
+const DESCRIPTOR_NAME = 'runner-descriptor.ts';
 
 // Must match RUNNER_PROTO_OPTIONS in common/runner-proto.ts.
 const GEN_ARGS = ['--longs=Number', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js'];
 
-function generateTypes() {
+function generateTypes(outDir) {
   const bin = require.resolve('@grpc/proto-loader/build/bin/proto-loader-gen-types.js');
-  const res = spawnSync(process.execPath, [bin, ...GEN_ARGS, '-O', path.relative(root, OUT_DIR), PROTO_FILE], {
+  const res = spawnSync(process.execPath, [bin, ...GEN_ARGS, '-O', outDir, PROTO_FILE], {
     cwd: root,
     stdio: 'inherit',
   });
@@ -42,7 +51,7 @@ function generateTypes() {
   }
 }
 
-function generateDescriptor() {
+function generateDescriptor(outDir) {
   // Parse exactly as proto-loader's loadSync does: its own protobufjs, with the well-known types
   // it registers on load (so a future `import "google/protobuf/...";` resolves), and
   // keepCase: false, the option it passes to the parser (camelCase field names).
@@ -58,15 +67,72 @@ import type { fromJSON } from '@grpc/proto-loader';
 /** sha256 of the .proto source this was generated from (tests use it to detect stale output). */
 export const RUNNER_PROTO_SOURCE_SHA256 = '${sha256}';
 
-/** The parsed proto (protobufjs JSON, camelCase field names), for proto-loader's fromJSON. */
-export const RUNNER_PROTO_JSON: Parameters<typeof fromJSON>[0] = ${JSON.stringify(json, null, 2)};
+/**
+ * The parsed proto (protobufjs JSON, camelCase field names), for proto-loader's fromJSON.
+ * Cast because protobufjs's typings demand a \`comment\` on every method, which toJSON() omits
+ * and fromJSON() does not need; tests/unit/runner-proto.test.ts checks it loads like the .proto.
+ */
+export const RUNNER_PROTO_JSON = ${JSON.stringify(json, null, 2)} as unknown as Parameters<typeof fromJSON>[0];
 `;
-  writeFileSync(DESCRIPTOR_FILE, text);
+  writeFileSync(path.join(outDir, DESCRIPTOR_NAME), text);
 }
 
-// Start clean so renamed or removed messages leave no stale files behind.
-rmSync(OUT_DIR, { recursive: true, force: true });
-mkdirSync(OUT_DIR, { recursive: true });
-generateTypes();
-generateDescriptor();
-console.log(`generated ${path.relative(root, OUT_DIR)}/ from ${PROTO_FILE}`);
+function listFiles(dir, prefix = '') {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.flatMap((e) =>
+    e.isDirectory()
+      ? listFiles(path.join(dir, e.name), path.join(prefix, e.name))
+      : [path.join(prefix, e.name)],
+  );
+}
+
+function readOrUndefined(file) {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes `target` hold exactly the files of `source`, touching only what changed, each write by
+ * rename. Other processes (a running test suite, a second `npm run gen`) read these files at
+ * the same time: wiping and rewriting the folder would make them fail now and then.
+ */
+function syncInto(source, target) {
+  const fresh = new Set(listFiles(source));
+  let changed = 0;
+  for (const rel of fresh) {
+    const content = readFileSync(path.join(source, rel));
+    const dest = path.join(target, rel);
+    if (readOrUndefined(dest)?.equals(content)) continue;
+    mkdirSync(path.dirname(dest), { recursive: true });
+    const tmp = `${dest}.${process.pid}.tmp`;
+    writeFileSync(tmp, content);
+    renameSync(tmp, dest);
+    changed++;
+  }
+  for (const rel of listFiles(target)) {
+    if (!fresh.has(rel)) {
+      unlinkSync(path.join(target, rel)); // a renamed or removed message
+      changed++;
+    }
+  }
+  return changed;
+}
+
+mkdirSync(path.dirname(OUT_DIR), { recursive: true });
+const staging = mkdtempSync(path.join(path.dirname(OUT_DIR), '.proto-staging-'));
+try {
+  generateTypes(staging);
+  generateDescriptor(staging);
+  const changed = syncInto(staging, OUT_DIR);
+  console.log(`generated ${path.relative(root, OUT_DIR)}/ from ${PROTO_FILE} (${changed} file(s) changed)`);
+} finally {
+  rmSync(staging, { recursive: true, force: true });
+}

@@ -17,7 +17,8 @@ import { splitHostPort } from '../common/net';
 import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startLogService } from './log-service/server';
-import { runnerBundlePath, startRunnerServer } from './runner-server';
+import { runnerBundlePath } from './runner-bundle';
+import { startRunnerServer } from './runner-server';
 
 export interface Stack {
   cfg: Config;
@@ -39,7 +40,7 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     const urls: Record<string, string> = {};
     let cfg = base;
     if (!cfg.databaseUrl) {
-      const pg = await startEmbeddedPostgres({ stateDir: cfg.stateDir, port: cfg.embeddedPgPort, log });
+      const pg = await startEmbeddedPostgres({ stateDir: cfg.stateDir, port: cfg.embeddedPgPort, log: (m) => log.info(m) });
       stops.push(pg.stop);
       cfg = { ...cfg, databaseUrl: pg.url };
       urls.postgres = `embedded, ${pg.url.replace(/:[^:@/]*@/, ':***@')}`;

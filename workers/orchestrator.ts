@@ -9,7 +9,7 @@ import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
-import { connectWorker } from '../common/temporal';
+import { connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../workflows/types';
@@ -29,6 +29,7 @@ export async function startOrchestratorWorker(
   cfg: Config,
   deps: { jobs: JobStore; blobs: BlobStore; log: Logger },
 ): Promise<RunningWorker> {
+  installTemporalRuntime(deps.log);
   const connection = await connectWorker(cfg);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
   const activities = createActivities({

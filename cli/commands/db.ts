@@ -1,7 +1,7 @@
 import { Command } from 'clipanion';
 import { effectiveDatabaseUrl } from '../../common/config';
-import { checkDatabase, createDatabaseIfMissing } from '../../common/db';
-import { migrate } from '../../common/migrate';
+import { checkDatabase } from '../../common/db';
+import { createDatabaseIfMissing, migrate } from '../../common/migrate';
 import { ConnectedCommand } from '../settings-options';
 
 export class DbMigrateCommand extends ConnectedCommand {

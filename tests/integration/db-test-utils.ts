@@ -1,0 +1,49 @@
+/** Helpers for the database tests: empty, uniquely named databases. */
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+
+/** The machine's PostgreSQL (trust auth); override with SOLSTICE_TEST_PG_URL. */
+export const ADMIN_URL = process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export interface EmptyDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export function uniqueDatabaseName(prefix = 'solstice_test'): string {
+  return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+export function urlFor(database: string, base = ADMIN_URL): string {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new database with nothing in it (not migrated). */
+export async function createEmptyDatabase(prefix?: string): Promise<EmptyDatabase> {
+  const name = uniqueDatabaseName(prefix);
+  await withClient(ADMIN_URL, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));
+  return {
+    name,
+    url: urlFor(name),
+    drop: () => dropDatabase(name),
+  };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  await withClient(ADMIN_URL, (c) =>
+    c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`),
+  );
+}
