@@ -6,6 +6,13 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    files: ['**/*.js', '**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' },
+    },
+  },
+  {
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -21,8 +28,15 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['fs', 'node:*', 'child_process', 'net', 'http', '@prisma/*', 'pg'], message: 'Workflow code must stay deterministic; do I/O in activities.' },
-            { group: ['../activities/*', '../common/db*'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
+            {
+              group: ['fs', 'node:*', 'child_process', 'net', 'http', '@prisma/*', 'pg'],
+              message: 'Workflow code must stay deterministic; do I/O in activities.',
+            },
+            {
+              group: ['../activities/*', '../common/db*'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities).',
+            },
           ],
         },
       ],

@@ -62,7 +62,12 @@ export function createActivities(deps: ActivityDeps) {
         hostId: deps.hostId,
       });
       heartbeat('creating machine');
-      const handle = await provider.create({ jobId: req.jobId, attempt: req.attempt, label: req.label, seed });
+      const handle = await provider.create({
+        jobId: req.jobId,
+        attempt: req.attempt,
+        label: req.label,
+        seed,
+      });
       await deps.jobs.recordMachine({
         id: handle.machineId,
         jobId: req.jobId,
@@ -75,7 +80,12 @@ export function createActivities(deps: ActivityDeps) {
       return { handle, hostTaskQueue: deps.hostTaskQueue };
     },
 
-    async destroyMachine(req: { jobId: string; ref: MachineRef; keepConsole: boolean; reason?: string }): Promise<void> {
+    async destroyMachine(req: {
+      jobId: string;
+      ref: MachineRef;
+      keepConsole: boolean;
+      reason?: string;
+    }): Promise<void> {
       const provider = providerFor(req.ref.handle.provider);
       if (req.keepConsole) {
         // A machine that never phoned home explains itself through its console.

@@ -45,14 +45,29 @@ function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
   fs.mkdirSync(path.join(dir, '.solstice'));
   fs.writeFileSync(path.join(dir, '.solstice/job.sh'), script, { mode: 0o755 });
-  const env = { ...process.env, GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@x.invalid', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@x.invalid' };
-  for (const args of [['init', '-q'], ['add', '-A'], ['commit', '-qm', 'bench']]) execFileSync('git', args, { cwd: dir, env });
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'b',
+    GIT_AUTHOR_EMAIL: 'b@x.invalid',
+    GIT_COMMITTER_NAME: 'b',
+    GIT_COMMITTER_EMAIL: 'b@x.invalid',
+  };
+  for (const args of [
+    ['init', '-q'],
+    ['add', '-A'],
+    ['commit', '-qm', 'bench'],
+  ])
+    execFileSync('git', args, { cwd: dir, env });
   return { dir, sha: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir }).toString().trim() };
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { jobs: { type: 'string', default: '50' }, concurrency: { type: 'string', default: '10' }, 'script-ms': { type: 'string', default: '500' } },
+    options: {
+      jobs: { type: 'string', default: '50' },
+      concurrency: { type: 'string', default: '10' },
+      'script-ms': { type: 'string', default: '500' },
+    },
   });
   const total = Number(values.jobs);
   const concurrency = Number(values.concurrency);
@@ -76,7 +91,10 @@ async function main(): Promise<void> {
   const repo = makeRepo(scriptMs);
   console.error(`bench: ${total} jobs, ${concurrency} at a time, script ${scriptMs} ms`);
 
-  interface Sample { startLatency: number; overhead: number; }
+  interface Sample {
+    startLatency: number;
+    overhead: number;
+  }
   const samples: Sample[] = [];
   let failed = 0;
   let next = 0;
@@ -85,16 +103,25 @@ async function main(): Promise<void> {
     while (next < total) {
       next += 1;
       const enqueuedAt = Date.now();
-      const { jobId } = await startJob(temporal.client, stack.cfg, { source: 'manual', repoUrl: repo.dir, commitSha: repo.sha });
+      const { jobId } = await startJob(temporal.client, stack.cfg, {
+        source: 'manual',
+        repoUrl: repo.dir,
+        commitSha: repo.sha,
+      });
       const job = await waitForFinalState(stack.jobs, jobId, 50);
       const doneAt = job.finishedAt?.getTime() ?? Date.now();
-      const marks = (await stack.jobs.logLinesAfter(jobId, 0, 100)).map((l) => /^bench-(start|end) (\d+)$/.exec(l.text)).filter((m) => m !== null);
+      const marks = (await stack.jobs.logLinesAfter(jobId, 0, 100))
+        .map((l) => /^bench-(start|end) (\d+)$/.exec(l.text))
+        .filter((m) => m !== null);
       const t = Object.fromEntries(marks.map((m) => [m[1], Number(m[2])]));
       if (job.state !== 'success' || !job.startedAt || !t.start || !t.end) {
         failed += 1;
         continue;
       }
-      samples.push({ startLatency: job.startedAt.getTime() - enqueuedAt, overhead: doneAt - enqueuedAt - (t.end - t.start) });
+      samples.push({
+        startLatency: job.startedAt.getTime() - enqueuedAt,
+        overhead: doneAt - enqueuedAt - (t.end - t.start),
+      });
     }
   }
   await Promise.all(Array.from({ length: concurrency }, lane));
@@ -104,7 +131,9 @@ async function main(): Promise<void> {
   const ovh = samples.map((s) => s.overhead).sort((a, b) => a - b);
   const row = (name: string, xs: number[]) =>
     `| ${name.padEnd(34)} | ${[50, 95, 99].map((p) => String(Math.round(percentile(xs, p))).padStart(6)).join(' | ')} |`;
-  console.log(`\nSolstice local-provider benchmark: ${samples.length} ok, ${failed} failed, concurrency ${concurrency}, ${os.cpus().length} CPUs\n`);
+  console.log(
+    `\nSolstice local-provider benchmark: ${samples.length} ok, ${failed} failed, concurrency ${concurrency}, ${os.cpus().length} CPUs\n`,
+  );
   console.log(`| metric (ms)                        |    p50 |    p95 |    p99 |`);
   console.log(`|------------------------------------|--------|--------|--------|`);
   console.log(row('enqueue -> runner started', lat));

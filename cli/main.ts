@@ -39,11 +39,22 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const command = cli.process(argv);
     // Run directly rather than through cli.run so our error printing replaces clipanion's stack dump.
-    command.context = { ...Cli.defaultContext, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, colorDepth: 1 };
+    command.context = {
+      ...Cli.defaultContext,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      colorDepth: 1,
+    };
     command.cli = cli;
-    return await command.validateAndExecute() as number;
+    return (await command.validateAndExecute()) as number;
   } catch (err) {
-    if (err instanceof Error && (err.name === 'UsageError' || err.constructor.name === 'UnknownSyntaxError' || err.constructor.name === 'AmbiguousSyntaxError')) {
+    if (
+      err instanceof Error &&
+      (err.name === 'UsageError' ||
+        err.constructor.name === 'UnknownSyntaxError' ||
+        err.constructor.name === 'AmbiguousSyntaxError')
+    ) {
       process.stderr.write(cli.error(err, { colored: Boolean(process.stderr.isTTY) }));
       return 2;
     }

@@ -17,7 +17,12 @@ export function stateLabel(state: string): string {
 }
 
 function ago(d: Date | null): string {
-  return d ? d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+  return d
+    ? d
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z')
+    : '-';
 }
 
 function duration(job: JobRecord): string {
@@ -49,7 +54,12 @@ export function formatJob(job: JobRecord, extra: Record<string, string> = {}): s
 
 export function formatJobRow(job: JobRecord): string {
   const repo = job.repoUrl.split('/').filter(Boolean).pop() ?? job.repoUrl;
-  return [job.id, stateLabel(job.state).padEnd(useColor ? 21 : 12), `${repo}@${job.commitSha.slice(0, 12)}`, ago(job.createdAt)].join('  ');
+  return [
+    job.id,
+    stateLabel(job.state).padEnd(useColor ? 21 : 12),
+    `${repo}@${job.commitSha.slice(0, 12)}`,
+    ago(job.createdAt),
+  ].join('  ');
 }
 
 export function printError(err: unknown, verbose: boolean): number {
@@ -61,7 +71,10 @@ export function printError(err: unknown, verbose: boolean): number {
   }
   process.stderr.write(`${paint(31, 'error:')} ${err instanceof Error ? err.message : String(err)}\n`);
   if (verbose && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-  else process.stderr.write(`${paint(2, 'This is a bug or an unexpected failure; run with --verbose for details.')}\n`);
+  else
+    process.stderr.write(
+      `${paint(2, 'This is a bug or an unexpected failure; run with --verbose for details.')}\n`,
+    );
   return 1;
 }
 

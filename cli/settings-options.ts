@@ -7,7 +7,9 @@ import { loadConfig, SETTINGS, type Config, type SettingKey } from '../common/co
 
 export function settingOption(key: SettingKey) {
   const s = SETTINGS[key];
-  return Option.String(s.flag, { description: `${s.description} [env: ${s.env}; default: ${s.defaultText}]` });
+  return Option.String(s.flag, {
+    description: `${s.description} [env: ${s.env}; default: ${s.defaultText}]`,
+  });
 }
 
 /** Options every command that talks to PostgreSQL and Temporal understands. */
@@ -20,7 +22,9 @@ export abstract class ConnectedCommand extends Command {
   temporalNamespace = settingOption('temporalNamespace');
   taskQueue = settingOption('taskQueue');
   stateDir = settingOption('stateDir');
-  verbose = Option.Boolean('--verbose', false, { description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]' });
+  verbose = Option.Boolean('--verbose', false, {
+    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
+  });
 
   /** Flags given on the command line; settings the command does not expose stay env/default. */
   protected config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
@@ -50,6 +54,11 @@ export abstract class ServiceCommand extends ConnectedCommand {
   otlpEndpoint = settingOption('otlpEndpoint');
 
   protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
-    return super.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout, migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate), ...extra });
+    return super.config({
+      jobTimeoutMs: this.jobTimeout,
+      bootTimeoutMs: this.bootTimeout,
+      migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),
+      ...extra,
+    });
   }
 }

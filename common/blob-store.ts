@@ -18,11 +18,11 @@ export interface BlobStore {
 }
 
 export function validateKey(key: string): string {
-  let decoded = key;
+  let decoded: string;
   try {
     decoded = decodeURIComponent(key);
-  } catch {
-    throw new InputError(`invalid blob key "${key}"`);
+  } catch (err) {
+    throw new InputError(`invalid blob key "${key}"`, undefined, { cause: err });
   }
   const parts = decoded.split('/');
   const bad =
@@ -31,7 +31,8 @@ export function validateKey(key: string): string {
     decoded.includes('\0') ||
     decoded.startsWith('/') ||
     parts.some((p) => p === '' || p === '.' || p === '..');
-  if (bad || decoded !== key) throw new InputError(`invalid blob key "${key}": use a relative path without . or .. parts`);
+  if (bad || decoded !== key)
+    throw new InputError(`invalid blob key "${key}": use a relative path without . or .. parts`);
   return key;
 }
 

@@ -23,7 +23,8 @@ export interface Setting<T> {
 const str: Parser<string> = (raw) => raw;
 const int: Parser<number> = (raw, env) => {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${env} must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ConfigError(`${env} must be a non-negative integer, got "${raw}"`);
   return n;
 };
 const bool: Parser<boolean> = (raw, env) => {
@@ -277,7 +278,8 @@ export function loadConfig(
     const explicit = overrides[key];
     const raw = explicit ?? env[spec.env];
     const source = explicit !== undefined ? spec.flag : spec.env;
-    cfg[key] = raw !== undefined && raw !== '' ? spec.parse(raw, source) : spec.fallback(cfg as Partial<Config>);
+    cfg[key] =
+      raw !== undefined && raw !== '' ? spec.parse(raw, source) : spec.fallback(cfg as Partial<Config>);
   }
   return cfg as Config;
 }

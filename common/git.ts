@@ -38,7 +38,10 @@ export async function resolveLocalCommit(repo: string, rev: string): Promise<Res
   try {
     top = await git(dir, ['rev-parse', '--show-toplevel']);
   } catch {
-    throw new InputError(`${dir} is not a git repository`, 'Pass --repo with a git checkout, or run from inside one.');
+    throw new InputError(
+      `${dir} is not a git repository`,
+      'Pass --repo with a git checkout, or run from inside one.',
+    );
   }
   let sha: string;
   try {

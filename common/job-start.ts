@@ -15,7 +15,12 @@ export interface JobRequest {
 
 /** Readable in the Temporal Web UI: which repository and commit, then the unique job id. */
 export function jobWorkflowId(req: Pick<JobRequest, 'repoUrl' | 'commitSha'>, jobId: string): string {
-  const repo = req.repoUrl.replace(/\.git$/, '').split(/[/:]/).filter(Boolean).pop() ?? 'repo';
+  const repo =
+    req.repoUrl
+      .replace(/\.git$/, '')
+      .split(/[/:]/)
+      .filter(Boolean)
+      .pop() ?? 'repo';
   return `job/${repo}/${req.commitSha.slice(0, 12)}/${jobId}`;
 }
 

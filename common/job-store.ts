@@ -72,7 +72,9 @@ export class JobStore {
   }
 
   /** The job a live token belongs to, or undefined (unknown, revoked, or job finished). */
-  async jobForToken(tokenHash: string): Promise<Pick<JobRecord, 'id' | 'workflowId' | 'attempt' | 'state'> | undefined> {
+  async jobForToken(
+    tokenHash: string,
+  ): Promise<Pick<JobRecord, 'id' | 'workflowId' | 'attempt' | 'state'> | undefined> {
     const job = await this.db.job.findUnique({
       where: { tokenHash },
       select: { id: true, workflowId: true, attempt: true, state: true },
@@ -100,7 +102,14 @@ export class JobStore {
     });
   }
 
-  async recordMachine(m: { id: string; jobId: string; provider: string; host: string; attempt: number; handle: object }): Promise<void> {
+  async recordMachine(m: {
+    id: string;
+    jobId: string;
+    provider: string;
+    host: string;
+    attempt: number;
+    handle: object;
+  }): Promise<void> {
     await this.db.vm.upsert({
       where: { id: m.id },
       create: { ...m, handle: m.handle },
@@ -149,23 +158,33 @@ export class JobStore {
   async resolveJob(idOrPrefix: string): Promise<JobRecord> {
     const s = idOrPrefix.trim().toLowerCase();
     if (!/^[0-9a-f-]{4,36}$/.test(s)) {
-      throw new InputError(`"${idOrPrefix}" is not a job id`, 'Job ids are UUIDs; `solstice jobs` lists recent ones.');
+      throw new InputError(
+        `"${idOrPrefix}" is not a job id`,
+        'Job ids are UUIDs; `solstice jobs` lists recent ones.',
+      );
     }
     if (s.length === 36) {
       const job = await this.getJob(s);
       if (!job) throw new NotFoundError(`no job ${s}`, '`solstice jobs` lists recent jobs.');
       return job;
     }
-    const matches = (await this.db.$queryRaw`SELECT id::text AS id FROM jobs WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
+    const matches = (await this.db
+      .$queryRaw`SELECT id::text AS id FROM jobs WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
       id: string;
     }[];
-    if (matches.length === 0) throw new NotFoundError(`no job starts with ${s}`, '`solstice jobs` lists recent jobs.');
-    if (matches.length > 1) throw new InputError(`job id prefix ${s} is ambiguous`, 'Give more characters of the id.');
+    if (matches.length === 0)
+      throw new NotFoundError(`no job starts with ${s}`, '`solstice jobs` lists recent jobs.');
+    if (matches.length > 1)
+      throw new InputError(`job id prefix ${s} is ambiguous`, 'Give more characters of the id.');
     return (await this.getJob(matches[0].id)) as JobRecord;
   }
 
   async listJobs(limit: number): Promise<JobRecord[]> {
-    const jobs = await this.db.job.findMany({ orderBy: { createdAt: 'desc' }, take: limit, select: JOB_FIELDS });
+    const jobs = await this.db.job.findMany({
+      orderBy: { createdAt: 'desc' },
+      take: limit,
+      select: JOB_FIELDS,
+    });
     return jobs as JobRecord[];
   }
 }

@@ -11,7 +11,11 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-export async function* readLog(jobs: JobStore, jobId: string, opts: FollowOptions): AsyncGenerator<LogLineRecord> {
+export async function* readLog(
+  jobs: JobStore,
+  jobId: string,
+  opts: FollowOptions,
+): AsyncGenerator<LogLineRecord> {
   const pollMs = opts.pollMs ?? 200;
   let after = 0;
   for (;;) {
@@ -23,7 +27,8 @@ export async function* readLog(jobs: JobStore, jobId: string, opts: FollowOption
       if (page.length > 0) after = page[page.length - 1].seq;
       if (page.length < 2000) break;
     }
-    if (!opts.follow || !job || FINAL_STATES.includes(job.state) || opts.signal?.aborted) return;
+    // No job row yet means the workflow has not recorded it yet: keep waiting.
+    if (!opts.follow || (job && FINAL_STATES.includes(job.state)) || opts.signal?.aborted) return;
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -12,7 +12,10 @@ export function createLogger(service: string): Logger {
       name: service,
       level: process.env.LOG_LEVEL ?? 'info',
       // Tokens and connection strings must never reach logs, even by accident in an object.
-      redact: { paths: ['token', '*.token', 'databaseUrl', '*.databaseUrl', 'authorization'], censor: '[redacted]' },
+      redact: {
+        paths: ['token', '*.token', 'databaseUrl', '*.databaseUrl', 'authorization'],
+        censor: '[redacted]',
+      },
     },
     pino.destination({ fd: 2, sync: false }),
   );

@@ -39,7 +39,8 @@ export async function waitForPort(
   const deadline = Date.now() + opts.timeoutMs;
   while (Date.now() < deadline) {
     if (await isListening(host, port, 500)) return;
-    if (opts.isAlive && !opts.isAlive()) throw new Error(`${opts.what} exited before listening on ${host}:${port}`);
+    if (opts.isAlive && !opts.isAlive())
+      throw new Error(`${opts.what} exited before listening on ${host}:${port}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${opts.what} did not listen on ${host}:${port} within ${opts.timeoutMs} ms`);

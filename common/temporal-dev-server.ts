@@ -51,7 +51,16 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   if (await isListening(host, opts.port)) {
     return { address, uiUrl, owned: false, stop: async () => undefined };
   }
-  const args = ['server', 'start-dev', '--ip', host, '--port', String(opts.port), '--ui-port', String(opts.uiPort)];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(opts.port),
+    '--ui-port',
+    String(opts.uiPort),
+  ];
   args.push('--log-level', 'warn', '--namespace', opts.namespace ?? 'default');
   if (opts.dbFile) {
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
@@ -62,12 +71,20 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   let exited = false;
   child.once('exit', () => (exited = true));
   try {
-    await waitForPort(host, opts.port, { timeoutMs: 60_000, isAlive: () => !exited, what: 'Temporal dev server' });
-    await waitForPort(host, opts.uiPort, { timeoutMs: 30_000, isAlive: () => !exited, what: 'Temporal Web UI' });
+    await waitForPort(host, opts.port, {
+      timeoutMs: 60_000,
+      isAlive: () => !exited,
+      what: 'Temporal dev server',
+    });
+    await waitForPort(host, opts.uiPort, {
+      timeoutMs: 30_000,
+      isAlive: () => !exited,
+      what: 'Temporal Web UI',
+    });
   } catch (err) {
     child.kill('SIGKILL');
     const where = opts.logFile ? ` (its log: ${opts.logFile})` : '';
-    throw new Error(`${(err as Error).message}${where}`);
+    throw new Error(`${(err as Error).message}${where}`, { cause: err });
   }
   return {
     address,

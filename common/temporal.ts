@@ -1,6 +1,12 @@
 /** The one place that connects to Temporal, so every process reports an unreachable server the same way. */
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type LogMetadata } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type LogLevel,
+  type LogMetadata,
+} from '@temporalio/worker';
 import type { Logger } from './logger';
 import type { Config } from './config';
 import { DependencyUnavailableError } from './errors';
@@ -15,7 +21,9 @@ function unavailable(cfg: TemporalConfig, cause: unknown): DependencyUnavailable
   return new DependencyUnavailableError('Temporal', cfg.temporalAddress, START_HINT, { cause });
 }
 
-export async function connectClient(cfg: TemporalConfig): Promise<{ client: Client; close(): Promise<void> }> {
+export async function connectClient(
+  cfg: TemporalConfig,
+): Promise<{ client: Client; close(): Promise<void> }> {
   let connection: Connection;
   try {
     connection = await Connection.connect({ address: cfg.temporalAddress, connectTimeout: '5s' });

@@ -37,14 +37,14 @@ function bootstrapScript(ctx: RunnerContext): string {
     SOLSTICE_COMMIT_SHA: ctx.commitSha,
     SOLSTICE_MACHINE_ID: ctx.machineId,
   };
-  const exports = Object.entries(env)
+  const envLines = Object.entries(env)
     .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
     .join('\n');
   return `#!/bin/sh
 # Solstice CI machine bootstrap: fetch the runner and hand over to it.
 set -eu
 root="\${SOLSTICE_ROOT:-}"
-${exports}
+${envLines}
 export SOLSTICE_JOB_FILE="$root${JOB_FILE_PATH}"
 export SOLSTICE_WORKDIR="$root${WORKDIR_PATH}"
 mkdir -p "$(dirname "$root${RUNNER_PATH}")" "$SOLSTICE_WORKDIR"
@@ -75,7 +75,7 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
   };
   const metaData = { 'instance-id': ctx.machineId, 'local-hostname': ctx.machineId };
   return {
-    userData: `#cloud-config\n# Solstice CI ${ctx.machineId} on ${ctx.hostId}\n${YAML.stringify(userData)}`,
+    userData: `#cloud-config\n# Solstice CI ${ctx.machineId} on ${ctx.hostId}\n${YAML.stringify(userData, { blockQuote: 'literal' })}`,
     metaData: YAML.stringify(metaData),
   };
 }

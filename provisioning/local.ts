@@ -71,7 +71,10 @@ export class LocalProvider implements Provider {
     };
     for (const k of PASSED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
 
-    const consoleFd = openSync(path.join(dir, 'console.log'), fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY);
+    const consoleFd = openSync(
+      path.join(dir, 'console.log'),
+      fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY,
+    );
     try {
       // Detached: the machine outlives the worker that made it, as a VM would.
       const child = spawn('/bin/sh', ['-c', `set -e\n${script}`], {
@@ -82,7 +85,9 @@ export class LocalProvider implements Provider {
       });
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
-        child.once('error', (err) => reject(new ProvisioningError(`could not start ${machineId}: ${err.message}`)));
+        child.once('error', (err) =>
+          reject(new ProvisioningError(`could not start ${machineId}: ${err.message}`)),
+        );
       });
       handle.details.pid = child.pid ?? null;
       child.unref();

@@ -34,13 +34,18 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 export async function startStack(base: Config, log: Logger): Promise<Stack> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
-    for (const s of stops.reverse()) await s().catch((err: unknown) => log.warn({ err }, 'stopping a component failed'));
+    for (const s of stops.reverse())
+      await s().catch((err: unknown) => log.warn({ err }, 'stopping a component failed'));
   };
   try {
     const urls: Record<string, string> = {};
     let cfg = base;
     if (!cfg.databaseUrl) {
-      const pg = await startEmbeddedPostgres({ stateDir: cfg.stateDir, port: cfg.embeddedPgPort, log: (m) => log.info(m) });
+      const pg = await startEmbeddedPostgres({
+        stateDir: cfg.stateDir,
+        port: cfg.embeddedPgPort,
+        log: (m) => log.info(m),
+      });
       stops.push(pg.stop);
       cfg = { ...cfg, databaseUrl: pg.url };
       urls.postgres = `embedded, ${pg.url.replace(/:[^:@/]*@/, ':***@')}`;
@@ -71,7 +76,10 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(() => db.$disconnect());
     const jobs = new JobStore(db);
 
-    const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
+    const runnerServer = await startRunnerServer({
+      addr: cfg.runnerServeAddr,
+      bundlePath: runnerBundlePath(),
+    });
     stops.push(runnerServer.close);
     urls['runner download'] = runnerServer.url;
 

@@ -22,7 +22,9 @@ export interface RunningWorker {
 }
 
 export function providersFor(cfg: Pick<Config, 'workspaceRoot' | 'hostId'>): Map<string, Provider> {
-  return new Map<string, Provider>([['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, hostId: cfg.hostId })]]);
+  return new Map<string, Provider>([
+    ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, hostId: cfg.hostId })],
+  ]);
 }
 
 export async function startOrchestratorWorker(
@@ -41,9 +43,18 @@ export async function startOrchestratorWorker(
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
   });
-  const common = { connection, namespace: cfg.temporalNamespace, activities, shutdownGraceTime: '30s' } as const;
+  const common = {
+    connection,
+    namespace: cfg.temporalNamespace,
+    activities,
+    shutdownGraceTime: '30s',
+  } as const;
   const workers = [
-    await Worker.create({ ...common, taskQueue: cfg.taskQueue, workflowsPath: require.resolve('../workflows') }),
+    await Worker.create({
+      ...common,
+      taskQueue: cfg.taskQueue,
+      workflowsPath: require.resolve('../workflows'),
+    }),
     await Worker.create({ ...common, taskQueue: hostQueue }),
   ];
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');

@@ -84,7 +84,11 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
-      machine = await provisioning.provisionMachine({ jobId: input.jobId, attempt: status.attempt, label: input.label });
+      machine = await provisioning.provisionMachine({
+        jobId: input.jobId,
+        attempt: status.attempt,
+        label: input.label,
+      });
       if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
 
       const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
@@ -113,7 +117,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
 
   // Cleanup must run even when the workflow is being cancelled.
   await CancellationScope.nonCancellable(async () => {
-    if (machine) await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
+    if (machine)
+      await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
     await db.finalizeJob(input.jobId, outcome);
   });
   Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });

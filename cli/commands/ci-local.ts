@@ -21,8 +21,12 @@ export class CiLocalCommand extends ServiceCommand {
 
   repo = Option.String('--repo', '.', { description: 'Repository to run (default: the current directory)' });
   commit = Option.String('--commit', 'HEAD', { description: 'Commit to run (default: HEAD)' });
-  keepUp = Option.Boolean('--keep-up', false, { description: 'Keep the services running after the job ended' });
-  temporalUiPort = Option.String('--temporal-ui-port', { description: 'Port of the Temporal Web UI [env: TEMPORAL_UI_PORT; default: 8233]' });
+  keepUp = Option.Boolean('--keep-up', false, {
+    description: 'Keep the services running after the job ended',
+  });
+  temporalUiPort = Option.String('--temporal-ui-port', {
+    description: 'Port of the Temporal Web UI [env: TEMPORAL_UI_PORT; default: 8233]',
+  });
 
   async execute(): Promise<number> {
     process.env.LOG_LEVEL ??= 'warn';
@@ -30,9 +34,11 @@ export class CiLocalCommand extends ServiceCommand {
     const log = createLogger('solstice-ci-local');
     const telemetry = initTelemetry('solstice');
     const out = this.context.stdout;
-    out.write('Starting Solstice (first run: embedded PostgreSQL init and Temporal dev server take a few seconds)...\n');
+    out.write(
+      'Starting Solstice (first run: embedded PostgreSQL init and Temporal dev server take a few seconds)...\n',
+    );
     const stack = await startStack(cfg, log);
-    let code = 3;
+    let code: number;
     try {
       for (const [k, v] of Object.entries(stack.urls)) out.write(`  ${k.padEnd(22)} ${v}\n`);
       const store = await openStore(stack.cfg);
@@ -42,7 +48,9 @@ export class CiLocalCommand extends ServiceCommand {
         await store.close();
       }
       if (this.keepUp) {
-        out.write(`Services stay up (Temporal Web UI: ${stack.urls['temporal web ui'] ?? 'n/a'}); Ctrl-C stops them.\n`);
+        out.write(
+          `Services stay up (Temporal Web UI: ${stack.urls['temporal web ui'] ?? 'n/a'}); Ctrl-C stops them.\n`,
+        );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);

@@ -21,7 +21,8 @@ export class DbMigrateCommand extends ConnectedCommand {
     await createDatabaseIfMissing(url);
     await checkDatabase(url, { embedded: cfg.databaseUrl === undefined });
     const res = await migrate({ databaseUrl: url });
-    if (res.applied.length === 0) this.context.stdout.write(`database is up to date (${res.alreadyApplied} migrations applied before)\n`);
+    if (res.applied.length === 0)
+      this.context.stdout.write(`database is up to date (${res.alreadyApplied} migrations applied before)\n`);
     for (const name of res.applied) this.context.stdout.write(`applied ${name}\n`);
     return 0;
   }

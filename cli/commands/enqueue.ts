@@ -25,22 +25,39 @@ export interface EnqueueArgs {
 }
 
 /** Shared by `enqueue` and `ci-local`. Validates first, so bad input starts nothing. */
-export async function enqueue(cfg: Config, store: Store, args: EnqueueArgs, out: NodeJS.WritableStream): Promise<number> {
+export async function enqueue(
+  cfg: Config,
+  store: Store,
+  args: EnqueueArgs,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   let repoUrl = args.repo;
   let commitSha = args.commit;
   let ref: string | undefined;
   if (isLocalRepo(args.repo)) {
     const resolved = await resolveLocalCommit(args.repo, args.commit);
     ({ repoUrl, commitSha, ref } = resolved);
-    if (resolved.dirty) out.write(`note: ${repoUrl} has uncommitted changes; the job runs commit ${commitSha.slice(0, 12)} without them\n`);
+    if (resolved.dirty)
+      out.write(
+        `note: ${repoUrl} has uncommitted changes; the job runs commit ${commitSha.slice(0, 12)} without them\n`,
+      );
   } else if (!/^[0-9a-f]{40}$/.test(args.commit)) {
-    throw new InputError(`for a remote repository, --commit must be a full 40-character commit sha, got "${args.commit}"`);
+    throw new InputError(
+      `for a remote repository, --commit must be a full 40-character commit sha, got "${args.commit}"`,
+    );
   }
 
   const temporal = await connectClient(cfg);
   let started: { jobId: string; workflowId: string };
   try {
-    started = await startJob(temporal.client, cfg, { source: 'manual', repoUrl, commitSha, ref, label: args.label, timeoutMs: cfg.jobTimeoutMs });
+    started = await startJob(temporal.client, cfg, {
+      source: 'manual',
+      repoUrl,
+      commitSha,
+      ref,
+      label: args.label,
+      timeoutMs: cfg.jobTimeoutMs,
+    });
   } finally {
     await temporal.close();
   }
@@ -50,10 +67,13 @@ export async function enqueue(cfg: Config, store: Store, args: EnqueueArgs, out:
   if (ui) out.write(`web ui ${ui}\n`);
   if (!args.follow) return 0;
 
-  for await (const line of readLog(store.jobs, started.jobId, { follow: true })) out.write(`${formatLogLine(line)}\n`);
+  for await (const line of readLog(store.jobs, started.jobId, { follow: true }))
+    out.write(`${formatLogLine(line)}\n`);
   const job = await waitForFinalState(store.jobs, started.jobId);
   const exit = job.exitCode === null ? '' : ` (exit code ${job.exitCode})`;
-  out.write(`job ${job.id} ${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}\n`);
+  out.write(
+    `job ${job.id} ${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}\n`,
+  );
   return exitCodeForState(job.state);
 }
 
@@ -77,19 +97,32 @@ export class EnqueueCommand extends ConnectedCommand {
     ],
   });
 
-  repo = Option.String('--repo', '.', { description: 'Repository: a local path or a clone URL (default: the current directory)' });
-  commit = Option.String('--commit', 'HEAD', { description: 'Commit to run: sha, branch or tag (default: HEAD)' });
-  label = Option.String('--label', { description: 'Which machine image/provider runs the job (default: local)' });
+  repo = Option.String('--repo', '.', {
+    description: 'Repository: a local path or a clone URL (default: the current directory)',
+  });
+  commit = Option.String('--commit', 'HEAD', {
+    description: 'Commit to run: sha, branch or tag (default: HEAD)',
+  });
+  label = Option.String('--label', {
+    description: 'Which machine image/provider runs the job (default: local)',
+  });
   jobTimeout = settingOption('jobTimeoutMs');
   bootTimeout = settingOption('bootTimeoutMs');
   temporalUiPort = settingOption('temporalUiPort');
-  follow = Option.Boolean('-f,--follow', false, { description: "Print the live log and exit with the job's result" });
+  follow = Option.Boolean('-f,--follow', false, {
+    description: "Print the live log and exit with the job's result",
+  });
 
   async execute(): Promise<number> {
     const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
     const store = await openStore(cfg);
     try {
-      return await enqueue(cfg, store, { repo: this.repo, commit: this.commit, label: this.label, follow: this.follow }, this.context.stdout);
+      return await enqueue(
+        cfg,
+        store,
+        { repo: this.repo, commit: this.commit, label: this.label, follow: this.follow },
+        this.context.stdout,
+      );
     } finally {
       await store.close();
     }

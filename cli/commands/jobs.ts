@@ -7,7 +7,10 @@ export class JobsCommand extends ConnectedCommand {
   static override paths = [['jobs']];
   static override usage = Command.Usage({
     description: 'List recent jobs, newest first',
-    examples: [['The last 20 jobs', 'solstice jobs'], ['As JSON', 'solstice jobs --limit 100 --json']],
+    examples: [
+      ['The last 20 jobs', 'solstice jobs'],
+      ['As JSON', 'solstice jobs --limit 100 --json'],
+    ],
   });
 
   limit = Option.String('--limit', '20', { description: 'How many jobs to show' });
@@ -17,8 +20,10 @@ export class JobsCommand extends ConnectedCommand {
     const store = await openStore(this.config());
     try {
       const jobs = await store.jobs.listJobs(Math.max(1, Number(this.limit) || 20));
-      for (const job of jobs) this.context.stdout.write(`${this.json ? JSON.stringify(job) : formatJobRow(job)}\n`);
-      if (jobs.length === 0 && !this.json) this.context.stdout.write('no jobs yet; `solstice enqueue` starts one\n');
+      for (const job of jobs)
+        this.context.stdout.write(`${this.json ? JSON.stringify(job) : formatJobRow(job)}\n`);
+      if (jobs.length === 0 && !this.json)
+        this.context.stdout.write('no jobs yet; `solstice enqueue` starts one\n');
       return 0;
     } finally {
       await store.close();
@@ -43,7 +48,9 @@ export class StatusCommand extends ConnectedCommand {
       const job = await store.jobs.resolveJob(this.job);
       const lines = await store.jobs.countLogLines(job.id);
       this.context.stdout.write(
-        this.json ? `${JSON.stringify({ ...job, logLines: lines })}\n` : `${formatJob(job, { 'log lines': String(lines) })}\n`,
+        this.json
+          ? `${JSON.stringify({ ...job, logLines: lines })}\n`
+          : `${formatJob(job, { 'log lines': String(lines) })}\n`,
       );
       return 0;
     } finally {

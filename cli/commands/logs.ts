@@ -8,7 +8,8 @@ export class LogsCommand extends ConnectedCommand {
   static override paths = [['logs']];
   static override usage = Command.Usage({
     description: "Print a job's log",
-    details: 'With --follow, keeps printing new lines until the job ends. stderr lines are yellow on a terminal.',
+    details:
+      'With --follow, keeps printing new lines until the job ends. stderr lines are yellow on a terminal.',
     examples: [['Follow a running job', 'solstice logs -f 3f2a9c']],
   });
 

@@ -56,7 +56,8 @@ export class WorkerCommand extends ServiceCommand {
   static override paths = [['worker']];
   static override usage = Command.Usage({
     description: 'Run an orchestrator worker (JobWorkflow and its activities) for this host',
-    details: 'Polls the shared task queue and its host queue (<task queue>@<host id>). On SIGTERM it stops polling and finishes in-flight tasks.',
+    details:
+      'Polls the shared task queue and its host queue (<task queue>@<host id>). On SIGTERM it stops polling and finishes in-flight tasks.',
   });
 
   async execute(): Promise<number> {
@@ -65,7 +66,11 @@ export class WorkerCommand extends ServiceCommand {
     const telemetry = initTelemetry('solstice-worker');
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
     const store = await openStore(cfg);
-    const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
+    const worker = await startOrchestratorWorker(cfg, {
+      jobs: store.jobs,
+      blobs: new FsBlobStore(cfg.blobFsRoot),
+      log,
+    });
     return serveUntilSignal(async () => {
       await worker.shutdown();
       await store.close();

@@ -21,7 +21,11 @@ function bearerToken(metadata: Metadata): string {
  * A token is valid only for the job it was minted for, only for the current machine attempt,
  * and only until the job is finalized (finalize clears the stored hash).
  */
-export async function authenticate(jobs: JobStore, metadata: Metadata, claimedJobId: string): Promise<AuthenticatedJob> {
+export async function authenticate(
+  jobs: JobStore,
+  metadata: Metadata,
+  claimedJobId: string,
+): Promise<AuthenticatedJob> {
   const job = await jobs.jobForToken(hashJobToken(bearerToken(metadata)));
   if (!job) throw new AuthError('job token is unknown, revoked, or its job has ended');
   if (job.id !== claimedJobId) throw new ForbiddenError('job token belongs to another job');

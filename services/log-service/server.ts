@@ -44,9 +44,12 @@ class StatusError extends Error {
 
 function toStatus(err: unknown): grpc.StatusObject & { message: string } {
   const base = { metadata: new grpc.Metadata() };
-  if (err instanceof StatusError) return { ...base, code: err.code, details: err.message, message: err.message };
-  if (err instanceof ForbiddenError) return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
-  if (err instanceof AuthError) return { ...base, code: grpc.status.UNAUTHENTICATED, details: err.message, message: err.message };
+  if (err instanceof StatusError)
+    return { ...base, code: err.code, details: err.message, message: err.message };
+  if (err instanceof ForbiddenError)
+    return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
+  if (err instanceof AuthError)
+    return { ...base, code: grpc.status.UNAUTHENTICATED, details: err.message, message: err.message };
   // Database or Temporal trouble: the runner should retry, not give up.
   const message = `log service could not complete the call: ${err instanceof Error ? err.message : String(err)}`;
   return { ...base, code: grpc.status.UNAVAILABLE, details: message, message };
@@ -145,7 +148,9 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
   });
   server.addService(runnerServiceDefinition(), createHandlers(deps));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   const host = addr.slice(0, addr.lastIndexOf(':'));
   deps.log.info({ address: `${host}:${port}` }, 'log service listening');

@@ -18,7 +18,10 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function solstice(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const base = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -28,7 +31,9 @@ async function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ 
     NO_COLOR: '1',
   };
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env: { ...base, ...env } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+      env: { ...base, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

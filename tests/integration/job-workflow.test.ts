@@ -23,7 +23,9 @@ afterAll(async () => {
 });
 
 test('a passing script ends success, its log is stored, and nothing is left behind', async () => {
-  const repo = jobRepo('echo "hello from $SOLSTICE_COMMIT_SHA"\necho "token:${SOLSTICE_JOB_TOKEN:-absent}"\necho oops >&2');
+  const repo = jobRepo(
+    'echo "hello from $SOLSTICE_COMMIT_SHA"\necho "token:${SOLSTICE_JOB_TOKEN:-absent}"\necho oops >&2',
+  );
   const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
   const job = await h.result(workflowId, jobId);
   expect(job.state).toBe('success');
@@ -71,13 +73,19 @@ test("a runner presenting another job's token is rejected, and a finished job's 
   const repo = jobRepo(`echo waiting\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho released`);
   const a = await h.enqueue(repo.dir, repo.sha);
   const b = await h.enqueue(repo.dir, repo.sha);
-  await waitFor(async () => (await h.jobs.getJob(a.jobId))?.state === 'running' && (await h.jobs.getJob(b.jobId))?.state === 'running');
+  await waitFor(
+    async () =>
+      (await h.jobs.getJob(a.jobId))?.state === 'running' &&
+      (await h.jobs.getJob(b.jobId))?.state === 'running',
+  );
   const jobFile = path.join(h.workspaceRoot, `job-${a.jobId}-1`, 'root/etc/solstice/job.yaml');
   const tokenA = (YAML.parse(fs.readFileSync(jobFile, 'utf8')) as { token: string }).token;
   const client = createRunnerServiceClient(h.logService.address);
   const startAs = (jobId: string, token: string) =>
     new Promise<grpc.status>((resolve) =>
-      client.StartJob({ jobId, hostname: 'intruder' }, bearerMetadata(token), (err) => resolve(err ? err.code : grpc.status.OK)),
+      client.StartJob({ jobId, hostname: 'intruder' }, bearerMetadata(token), (err) =>
+        resolve(err ? err.code : grpc.status.OK),
+      ),
     );
   expect(await startAs(b.jobId, tokenA)).toBe(grpc.status.PERMISSION_DENIED);
   expect(await startAs(a.jobId, 'not-a-token')).toBe(grpc.status.UNAUTHENTICATED);

@@ -20,7 +20,9 @@ afterAll(async () => {
 });
 
 function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  return new Promise((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 }
 
 test('killing the worker mid-job: a new worker finishes the job and nothing is left behind', async () => {
@@ -28,13 +30,21 @@ test('killing the worker mid-job: a new worker finishes the job and nothing is l
   const repo = jobRepo(`echo before\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho after`);
   const first = h.spawnWorker();
   const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
-  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'before'), 90_000, 'job start');
+  await waitFor(
+    async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'before'),
+    90_000,
+    'job start',
+  );
 
   first.kill('SIGKILL');
   await exited(first);
   // The machine outlives the worker, as a VM would; release the job while no worker runs.
   fs.writeFileSync(gate, '');
-  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'after'), 60_000, 'job output');
+  await waitFor(
+    async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'after'),
+    60_000,
+    'job output',
+  );
 
   const second = h.spawnWorker();
   try {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../../common/migrate';
 
-export const TEST_PG_ADMIN_URL = process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const TEST_PG_ADMIN_URL =
+  process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
   url: string;

@@ -13,7 +13,10 @@ const ROOT = path.resolve(__dirname, '../..');
 
 export default async function globalSetup(): Promise<void> {
   // The runner bundle and the compiled CLI are run as real processes by the tests.
-  if (!fs.existsSync(path.join(ROOT, 'dist/runner/runner.js')) || !fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))) {
+  if (
+    !fs.existsSync(path.join(ROOT, 'dist/runner/runner.js')) ||
+    !fs.existsSync(path.join(ROOT, 'dist/cli/main.js'))
+  ) {
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   }
   const port = await freePort();

@@ -36,7 +36,11 @@ export interface Harness {
   /** A `solstice worker` child process (so a test can SIGKILL it). */
   spawnWorker(): ChildProcess;
   stopWorker(): Promise<void>;
-  enqueue(repoDir: string, commitSha: string, opts?: { timeoutMs?: number }): Promise<{ jobId: string; workflowId: string }>;
+  enqueue(
+    repoDir: string,
+    commitSha: string,
+    opts?: { timeoutMs?: number },
+  ): Promise<{ jobId: string; workflowId: string }>;
   /** Waits for the workflow to close and returns the job row. */
   result(workflowId: string, jobId: string): Promise<JobRecord>;
   leftovers(): Promise<{ processes: number[]; workspaces: string[] }>;
@@ -45,7 +49,8 @@ export interface Harness {
 
 export async function startHarness(overrides: Partial<Record<string, string>> = {}): Promise<Harness> {
   const temporalAddress = process.env.SOLSTICE_TEST_TEMPORAL_ADDRESS;
-  if (!temporalAddress) throw new Error('SOLSTICE_TEST_TEMPORAL_ADDRESS is unset: run through jest (global setup)');
+  if (!temporalAddress)
+    throw new Error('SOLSTICE_TEST_TEMPORAL_ADDRESS is unset: run through jest (global setup)');
   const database: TestDatabase = await createTestDatabase();
   const id = randomBytes(4).toString('hex');
   const workspaceRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-ws-'));
@@ -71,7 +76,10 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   const temporal = await connectClient(cfg);
   const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: temporal.client, log });
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
-  cfg = loadConfig({ ...base, contactAddr: logService.address, runnerUrl: overrides.runnerUrl ?? runnerServer.url }, {});
+  cfg = loadConfig(
+    { ...base, contactAddr: logService.address, runnerUrl: overrides.runnerUrl ?? runnerServer.url },
+    {},
+  );
 
   let worker: RunningWorker | undefined;
   const children = new Set<ChildProcess>();
@@ -114,7 +122,12 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
       worker = undefined;
     },
     async enqueue(repoDir, commitSha, opts = {}) {
-      return startJob(temporal.client, cfg, { source: 'manual', repoUrl: repoDir, commitSha, timeoutMs: opts.timeoutMs });
+      return startJob(temporal.client, cfg, {
+        source: 'manual',
+        repoUrl: repoDir,
+        commitSha,
+        timeoutMs: opts.timeoutMs,
+      });
     },
     async result(workflowId, jobId) {
       try {

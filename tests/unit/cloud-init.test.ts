@@ -1,0 +1,42 @@
+import YAML from 'yaml';
+import { BOOTSTRAP_PATH, JOB_FILE_PATH, renderSeed } from '../../provisioning/cloud-init';
+
+const ctx = {
+  machineId: 'job-1-1',
+  jobId: '11111111-1111-1111-1111-111111111111',
+  token: 'secret-token',
+  runnerUrl: 'http://10.0.2.100:8080/runner.js',
+  contactAddr: '10.0.2.100:50051',
+  repoUrl: "https://example.invalid/o'brien/repo.git",
+  commitSha: 'a'.repeat(40),
+  hostId: 'host-a',
+};
+
+interface UserData {
+  write_files: { path: string; permissions: string; content: string }[];
+  runcmd: string[];
+}
+
+test('renders NoCloud user-data with the job file and a bootstrap that fetches the runner', () => {
+  const seed = renderSeed(ctx);
+  expect(seed.userData.startsWith('#cloud-config\n')).toBe(true);
+  expect(YAML.parse(seed.metaData)).toEqual({ 'instance-id': 'job-1-1', 'local-hostname': 'job-1-1' });
+  const ud = YAML.parse(seed.userData) as UserData;
+  const jobFile = ud.write_files.find((f) => f.path === JOB_FILE_PATH);
+  expect(jobFile?.permissions).toBe('0600');
+  expect(YAML.parse(jobFile?.content ?? '')).toMatchObject({
+    job_id: ctx.jobId,
+    token: ctx.token,
+    contact_addr: ctx.contactAddr,
+    repo_url: ctx.repoUrl,
+    commit_sha: ctx.commitSha,
+  });
+  const bootstrap = ud.write_files.find((f) => f.path === BOOTSTRAP_PATH)?.content ?? '';
+  expect(bootstrap).not.toContain('undefined');
+  expect(bootstrap).toContain(`export SOLSTICE_RUNNER_URL='${ctx.runnerUrl}'`);
+  expect(bootstrap).toContain(`export SOLSTICE_REPO_URL='https://example.invalid/o'\\''brien/repo.git'`);
+  expect(bootstrap).toContain('export SOLSTICE_JOB_FILE="$root/etc/solstice/job.yaml"');
+  // The token reaches the machine only through the 0600 job file.
+  expect(bootstrap).not.toContain(ctx.token);
+  expect(ud.runcmd).toEqual([`"\${SOLSTICE_ROOT:-}${BOOTSTRAP_PATH}"`]);
+});
