@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
 import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
-import { waitFor } from '../support/wait';
+import { gatePath, waitFor } from '../support/wait';
 
 let h: Harness;
 
@@ -69,7 +69,7 @@ test('10,000 interleaved stdout/stderr lines are stored once each, in order', as
 });
 
 test("a runner presenting another job's token is rejected, and a finished job's token is revoked", async () => {
-  const gate = path.join(h.workspaceRoot, `gate-${Date.now()}`);
+  const gate = gatePath();
   const repo = jobRepo(`echo waiting\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho released`);
   const a = await h.enqueue(repo.dir, repo.sha);
   const b = await h.enqueue(repo.dir, repo.sha);
@@ -102,7 +102,7 @@ test("a runner presenting another job's token is rejected, and a finished job's 
 test('cancelling a running job destroys its machine and records cancelled', async () => {
   const repo = jobRepo('echo started\nsleep 600');
   const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
-  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'started'));
+  await waitFor(async () => (await h.jobs.logLinesAfter(jobId, 0, 1000)).some((l) => l.text === 'started'));
   await h.client.workflow.getHandle(workflowId).cancel();
   const job = await h.result(workflowId, jobId);
   expect(job.state).toBe('cancelled');

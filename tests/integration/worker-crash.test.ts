@@ -3,11 +3,10 @@
  * process picks the workflow up, the job finishes, and its machine is cleaned up.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
-import { waitFor } from '../support/wait';
+import { gatePath, waitFor } from '../support/wait';
 
 let h: Harness;
 
@@ -26,12 +25,12 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 test('killing the worker mid-job: a new worker finishes the job and nothing is left behind', async () => {
-  const gate = path.join(h.workspaceRoot, 'gate');
+  const gate = gatePath();
   const repo = jobRepo(`echo before\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho after`);
   const first = h.spawnWorker();
   const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
   await waitFor(
-    async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'before'),
+    async () => (await h.jobs.logLinesAfter(jobId, 0, 1000)).some((l) => l.text === 'before'),
     90_000,
     'job start',
   );
@@ -41,7 +40,7 @@ test('killing the worker mid-job: a new worker finishes the job and nothing is l
   // The machine outlives the worker, as a VM would; release the job while no worker runs.
   fs.writeFileSync(gate, '');
   await waitFor(
-    async () => (await h.jobs.logLinesAfter(jobId, 0, 10)).some((l) => l.text === 'after'),
+    async () => (await h.jobs.logLinesAfter(jobId, 0, 1000)).some((l) => l.text === 'after'),
     60_000,
     'job output',
   );
