@@ -3,6 +3,7 @@
  * it means. Services and the CLI read settings only through `loadConfig`, and the CLI builds
  * its flags (and the `[env: ...]` notes in --help) from this same table.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from './errors';
@@ -65,6 +66,31 @@ export function parseDuration(raw: string, what = 'duration'): number {
   return total;
 }
 const duration: Parser<number> = (raw, env) => parseDuration(raw, env);
+/** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
+const secret: Parser<string> = (raw, env) => {
+  if (!raw.startsWith('file:')) return raw;
+  const file = raw.slice('file:'.length);
+  try {
+    const value = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    if (!value) throw new Error('empty');
+    return value;
+  } catch (err) {
+    throw new ConfigError(
+      `${env} names file ${file}, which cannot be read or is empty (${(err as Error).message})`,
+    );
+  }
+};
+const amqpUrl: Parser<string> = (raw, env) => {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`${env} must be an amqp:// or amqps:// URL`);
+  }
+  if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:')
+    throw new ConfigError(`${env} must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
+  return raw;
+};
 
 function setting<T>(s: Setting<T>): Setting<T> {
   return s;
@@ -97,6 +123,13 @@ export interface Config {
   jobTimeoutMs: number;
   bootTimeoutMs: number;
   otlpEndpoint: string | undefined;
+  amqpUrl: string;
+  amqpPrefetch: number;
+  webhookAddr: string;
+  webhookBodyLimit: number;
+  forgejoWebhookSecret: string | undefined;
+  githubWebhookSecret: string | undefined;
+  webhookInsecure: boolean;
 }
 
 export type SettingKey = keyof Config;
@@ -261,6 +294,62 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: url,
     fallback: fixed(undefined),
     defaultText: 'unset',
+  }),
+  amqpUrl: setting({
+    env: 'AMQP_URL',
+    flag: '--amqp-url',
+    description: 'RabbitMQ URL (job requests travel through it from webhooks and enqueue to the bridge)',
+    parse: amqpUrl,
+    fallback: fixed('amqp://guest:guest@127.0.0.1:5672/%2f'),
+    defaultText: 'amqp://guest:guest@127.0.0.1:5672/%2f',
+  }),
+  amqpPrefetch: setting({
+    env: 'AMQP_PREFETCH',
+    flag: '--amqp-prefetch',
+    description: 'Job requests the bridge works on at once (unacknowledged deliveries)',
+    parse: int,
+    fallback: fixed(32),
+    defaultText: '32',
+  }),
+  webhookAddr: setting({
+    env: 'SOLSTICE_WEBHOOK_ADDR',
+    flag: '--webhook-addr',
+    description: 'Where the webhook ingress listens (host:port)',
+    parse: hostPort,
+    fallback: fixed('127.0.0.1:8090'),
+    defaultText: '127.0.0.1:8090',
+  }),
+  webhookBodyLimit: setting({
+    env: 'SOLSTICE_WEBHOOK_BODY_LIMIT',
+    flag: '--webhook-body-limit',
+    description: 'Largest webhook body accepted, in bytes (larger: 413)',
+    parse: int,
+    fallback: fixed(5 * 1024 * 1024),
+    defaultText: '5242880 (5 MiB)',
+  }),
+  forgejoWebhookSecret: setting<string | undefined>({
+    env: 'SOLSTICE_FORGEJO_WEBHOOK_SECRET',
+    flag: '--forgejo-webhook-secret',
+    description: 'Secret of Forgejo/Gitea webhooks (HMAC-SHA256); `file:<path>` reads it from a file',
+    parse: secret,
+    fallback: fixed(undefined),
+    defaultText: 'unset: /webhooks/forgejo refuses every delivery',
+  }),
+  githubWebhookSecret: setting<string | undefined>({
+    env: 'SOLSTICE_GITHUB_WEBHOOK_SECRET',
+    flag: '--github-webhook-secret',
+    description: 'Secret of GitHub webhooks (HMAC-SHA256); `file:<path>` reads it from a file',
+    parse: secret,
+    fallback: fixed(undefined),
+    defaultText: 'unset: /webhooks/github refuses every delivery',
+  }),
+  webhookInsecure: setting({
+    env: 'SOLSTICE_WEBHOOK_INSECURE',
+    flag: '--insecure-no-webhook-secret',
+    description: 'Accept unsigned webhooks on endpoints without a secret. Local experiments only',
+    parse: bool,
+    fallback: fixed(false),
+    defaultText: 'false',
   }),
 };
 

@@ -1,0 +1,161 @@
+/**
+ * JobRequest v1: the AMQP message that asks for a CI run (see DESIGN.md, "Contracts").
+ * Body: JSON, content type application/json, header `schema_version: jobrequest.v1`.
+ *
+ * Also the deterministic identities derived from a request: the workflow id (so that a
+ * redelivered message or a repeated webhook never starts a second run) and the job id
+ * (a UUID v5 of the workflow id, because job rows are keyed by job id).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+export const JOB_REQUEST_V1 = 'jobrequest.v1';
+
+const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/; // SHA-1, or SHA-256 object format
+
+export const jobRequestV1Schema = z.object({
+  schema_version: z.literal(JOB_REQUEST_V1),
+  request_id: z.uuid(),
+  source: z.enum(['forgejo', 'github', 'manual']),
+  repo_url: z.string().min(1).max(2048),
+  commit_sha: z.string().regex(SHA, 'must be a full lowercase hex commit sha'),
+  ref: z.string().min(1).max(1024),
+  workflow_path: z.string().min(1).max(1024).optional(),
+  workflow_job_id: z.string().min(1).max(256).optional(),
+  runs_on: z.string().min(1).max(256).optional(),
+  delivery_id: z.string().min(1).max(256).optional(),
+  submitted_at: z.iso.datetime({ offset: true }),
+});
+// Unknown fields are dropped rather than refused, so producers may add optional fields
+// within v1 without breaking older consumers.
+
+export type JobRequestV1 = z.infer<typeof jobRequestV1Schema>;
+
+export type ParseResult = { ok: true; request: JobRequestV1 } | { ok: false; reason: string };
+
+/** Validates a message body (and its schema_version header when present). Never throws. */
+export function parseJobRequest(body: Buffer | string, headers: Record<string, unknown> = {}): ParseResult {
+  const header = headers.schema_version;
+  if (header !== undefined && String(header) !== JOB_REQUEST_V1)
+    return { ok: false, reason: `unsupported schema_version header "${String(header)}"` };
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
+  }
+  const r = jobRequestV1Schema.safeParse(json);
+  if (!r.success) return { ok: false, reason: z.prettifyError(r.error).replace(/\n\s*/g, ' ') };
+  return { ok: true, request: r.data };
+}
+
+export interface NewJobRequest {
+  source: JobRequestV1['source'];
+  repoUrl: string;
+  commitSha: string;
+  ref: string;
+  deliveryId?: string;
+  runsOn?: string;
+  workflowPath?: string;
+  workflowJobId?: string;
+}
+
+/** Builds a valid JobRequest v1 (throws if the fields are not). */
+export function newJobRequest(r: NewJobRequest, now: Date = new Date()): JobRequestV1 {
+  return jobRequestV1Schema.parse({
+    schema_version: JOB_REQUEST_V1,
+    request_id: randomUUID(),
+    source: r.source,
+    repo_url: r.repoUrl,
+    commit_sha: r.commitSha.toLowerCase(),
+    ref: r.ref,
+    workflow_path: r.workflowPath,
+    workflow_job_id: r.workflowJobId,
+    runs_on: r.runsOn,
+    delivery_id: r.deliveryId,
+    submitted_at: now.toISOString(),
+  });
+}
+
+export function encodeJobRequest(r: JobRequestV1): Buffer {
+  return Buffer.from(JSON.stringify(r));
+}
+
+/** `https://forge.example/Owner/App.git` → `forge.example/owner/app`: the same repository however it is spelled. */
+export function normalizeRepoUrl(raw: string): string {
+  const s = raw.trim();
+  const scp = /^([^@/:]+@)?([^/:]+):(?!\/)(.+)$/.exec(s); // git@host:owner/repo
+  let host = '';
+  let pathname = s;
+  if (scp) {
+    host = scp[2];
+    pathname = scp[3];
+  } else {
+    try {
+      const u = new URL(s);
+      if (u.protocol !== 'file:') {
+        host = u.host;
+        pathname = u.pathname;
+      } else pathname = u.pathname;
+    } catch {
+      // a local path
+    }
+  }
+  const p = pathname
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    .replace(/^\/+/, '');
+  return (host ? `${host}/${p}` : `/${p}`).toLowerCase();
+}
+
+/** Last path segment of a repository, for readable workflow ids. */
+function repoName(repoUrl: string): string {
+  const name = normalizeRepoUrl(repoUrl).split('/').filter(Boolean).pop() ?? 'repo';
+  return name.replace(/[^a-z0-9._-]/g, '-').slice(0, 64) || 'repo';
+}
+
+function shortHash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 20);
+}
+
+/**
+ * Deterministic workflow id. With a delivery id (one per forge event, kept by the forge on
+ * redelivery): `job/<repo>/<sha12>/<source>-<delivery>`. Without one, the event itself:
+ * repository, commit, ref and workflow job, hashed. Readable in the Temporal Web UI.
+ */
+export function workflowIdFor(r: JobRequestV1): string {
+  const prefix = `job/${repoName(r.repo_url)}/${r.commit_sha.slice(0, 12)}`;
+  if (r.delivery_id) {
+    const d = r.delivery_id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
+    // The readable part may be lossy; the hash keeps distinct deliveries distinct.
+    const exact = d === r.delivery_id ? '' : `-${shortHash(r.delivery_id).slice(0, 8)}`;
+    return `${prefix}/${r.source}-${d}${exact}`;
+  }
+  const key = [
+    normalizeRepoUrl(r.repo_url),
+    r.commit_sha,
+    r.ref,
+    r.workflow_path ?? '',
+    r.workflow_job_id ?? '',
+  ];
+  return `${prefix}/event-${shortHash(key.join('\n'))}`;
+}
+
+/** Namespace for job ids (UUID v5), fixed forever: changing it would change every derived id. */
+const JOB_ID_NAMESPACE = 'c8a4b0d2-6f0e-4a57-9d8e-3b1f5c2a7e91';
+
+/** RFC 9562 UUID version 5 (SHA-1, name-based). */
+export function uuidV5(name: string, namespace: string = JOB_ID_NAMESPACE): string {
+  const ns = Buffer.from(namespace.replace(/-/g, ''), 'hex');
+  const hash = createHash('sha1').update(ns).update(name, 'utf8').digest();
+  const b = hash.subarray(0, 16);
+  b[6] = (b[6] & 0x0f) | 0x50;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The job id a workflow id stands for. */
+export function jobIdFor(workflowId: string): string {
+  return uuidV5(workflowId);
+}
