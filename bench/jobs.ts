@@ -29,15 +29,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-async function freshDatabase(adminUrl: string): Promise<string> {
-  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
+async function adminQuery(adminUrl: string, sql: string): Promise<void> {
   const admin = new PgClient({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A throwaway database next to DATABASE_URL, so the benchmark never touches real data. */
+async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
+  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  return url.toString();
+  return {
+    url: url.toString(),
+    drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
 }
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
@@ -73,10 +84,10 @@ async function main(): Promise<void> {
   const concurrency = Number(values.concurrency);
   const scriptMs = Number(values['script-ms']);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
-  const databaseUrl = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
   const cfg = loadConfig({
     stateDir,
-    databaseUrl,
+    databaseUrl: database?.url,
     embeddedPgPort: String(await freePort()),
     temporalAddress: `127.0.0.1:${await freePort()}`,
     temporalUiPort: String(await freePort()),
@@ -142,6 +153,7 @@ async function main(): Promise<void> {
 
   await temporal.close();
   await stack.stop();
+  await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
   process.exit(failed > 0 ? 1 : 0);
 }

@@ -81,34 +81,48 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     },
 
     StreamLogs(call) {
-      void (async () => {
-        let ingest: LogIngest | undefined;
-        let streamJobId: string | undefined;
-        // Iterating the stream applies back-pressure: the next batch is read after this one is stored.
-        for await (const batch of call as AsyncIterable<LogBatch__Output>) {
-          if (!ingest) {
-            const job = await authenticate(jobs, call.metadata, batch.jobId);
-            ingest = await LogIngest.open(jobs, job.id);
-            streamJobId = job.id;
-          } else if (batch.jobId !== streamJobId) {
-            throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
-          }
-          const through = await ingest.accept(
-            batch.lines.map((l) => ({
-              seq: l.seq,
-              stream: STREAM_NAMES[l.stream] ?? 'stdout',
-              text: l.text,
-              timeUnixMs: l.timeUnixMs,
-            })),
-          );
-          const ack: LogAck = { persistedThroughSeq: through };
-          if (!call.write(ack)) await new Promise((r) => call.once('drain', r));
+      let ingest: LogIngest | undefined;
+      let streamJobId: string | undefined;
+      let failed = false;
+      const handle = async (batch: LogBatch__Output): Promise<void> => {
+        if (!ingest) {
+          const job = await authenticate(jobs, call.metadata, batch.jobId);
+          ingest = await LogIngest.open(jobs, job.id);
+          streamJobId = job.id;
+        } else if (batch.jobId !== streamJobId) {
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
-        call.end();
-      })().catch((err: unknown) => {
-        const status = toStatus(err);
-        if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
-        call.emit('error', status);
+        const through = await ingest.accept(
+          batch.lines.map((l) => ({
+            seq: l.seq,
+            stream: STREAM_NAMES[l.stream] ?? 'stdout',
+            text: l.text,
+            timeUnixMs: l.timeUnixMs,
+          })),
+        );
+        const ack: LogAck = { persistedThroughSeq: through };
+        call.write(ack);
+      };
+      // Events rather than `for await`: the async iterator destroys the duplex stream when the
+      // client half-closes, and a destroyed call can no longer send its final status.
+      // Batches are handled one at a time (pause/resume), which is also our back-pressure.
+      let chain = Promise.resolve();
+      call.on('data', (batch: LogBatch__Output) => {
+        call.pause();
+        chain = chain
+          .then(() => (failed ? undefined : handle(batch)))
+          .catch((err: unknown) => {
+            failed = true;
+            const status = toStatus(err);
+            if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
+            call.emit('error', status);
+          })
+          .finally(() => call.resume());
+      });
+      call.on('end', () => {
+        void chain.then(() => {
+          if (!failed) call.end();
+        });
       });
     },
 

@@ -1,0 +1,100 @@
+/** The log service's stream protocol over real gRPC and a real database. */
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { hashJobToken } from '../../common/job-token';
+import {
+  bearerMetadata,
+  createRunnerServiceClient,
+  type LogAck__Output,
+  type LogLine,
+} from '../../common/runner-proto';
+import { startHarness, type Harness } from '../support/harness';
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness();
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+async function jobWithToken(token: string): Promise<string> {
+  const id = randomUUID();
+  await h.db.job.create({
+    data: {
+      id,
+      workflowId: `test/${id}`,
+      repoUrl: '/nowhere',
+      commitSha: 'a'.repeat(40),
+      state: 'running',
+      attempt: 1,
+      tokenHash: hashJobToken(token),
+    },
+  });
+  return id;
+}
+
+function lines(from: number, to: number): LogLine[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => ({
+    seq: from + i,
+    stream: 'LOG_STREAM_STDOUT',
+    text: `line ${from + i}`,
+    timeUnixMs: Date.now(),
+  }));
+}
+
+/** Sends the batches in order, waiting for each ack, then half-closes and waits for the status. */
+async function stream(
+  jobId: string,
+  token: string,
+  batches: LogLine[][],
+): Promise<{ acks: number[]; status: grpc.status }> {
+  const client = createRunnerServiceClient(h.logService.address);
+  const call = client.StreamLogs(bearerMetadata(token));
+  const acks: number[] = [];
+  let onAck: (() => void) | undefined;
+  call.on('data', (ack: LogAck__Output) => {
+    acks.push(ack.persistedThroughSeq);
+    onAck?.();
+  });
+  const status = new Promise<grpc.status>((resolve) => {
+    call.on('status', (s: grpc.StatusObject) => resolve(s.code));
+    call.on('error', () => undefined);
+  });
+  for (const b of batches) {
+    const acked = new Promise<void>((r) => (onAck = r));
+    call.write({ jobId, lines: b });
+    await Promise.race([acked, status]);
+  }
+  call.end();
+  const code = await status;
+  client.close();
+  return { acks, status: code };
+}
+
+test('stores each line once, in order, skipping resends and refusing gaps; a half-close ends the call OK', async () => {
+  const jobId = await jobWithToken('tok-a');
+  const r = await stream(jobId, 'tok-a', [lines(1, 3), lines(2, 5), lines(7, 8), lines(6, 8)]);
+  expect(r.acks).toEqual([3, 5, 5, 8]);
+  expect(r.status).toBe(grpc.status.OK);
+  const stored = await h.jobs.logLinesAfter(jobId, 0, 100);
+  expect(stored.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  expect(stored.map((l) => l.text)).toEqual(lines(1, 8).map((l) => l.text));
+
+  // A new stream (a reconnecting runner) resumes from what is stored.
+  const again = await stream(jobId, 'tok-a', [lines(5, 10)]);
+  expect(again.acks).toEqual([10]);
+  expect(await h.jobs.countLogLines(jobId)).toBe(10);
+});
+
+test("a stream with another job's token is refused and stores nothing", async () => {
+  await jobWithToken('tok-b');
+  const other = await jobWithToken('tok-c');
+  const r = await stream(other, 'tok-b', [lines(1, 2)]);
+  expect(r.status).toBe(grpc.status.PERMISSION_DENIED);
+  const unknown = await stream(other, 'nope', [lines(1, 2)]);
+  expect(unknown.status).toBe(grpc.status.UNAUTHENTICATED);
+  expect(await h.jobs.countLogLines(other)).toBe(0);
+});
