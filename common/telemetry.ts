@@ -16,7 +16,7 @@ export interface Telemetry {
 
 let active: { sdk: NodeSDK | undefined; refs: number } | undefined;
 
-function chooseExporter(env: NodeJS.ProcessEnv): SpanExporter | undefined {
+export function chooseExporter(env: NodeJS.ProcessEnv): SpanExporter | undefined {
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT) return new OTLPTraceExporter({ url: env.OTEL_EXPORTER_OTLP_ENDPOINT });
   if (env.OTEL_TRACES_EXPORTER === 'console') return new ConsoleSpanExporter();
   return undefined;
