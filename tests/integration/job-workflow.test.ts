@@ -39,6 +39,15 @@ test('a passing script ends success, its log is stored, and nothing is left behi
   // The whole log also lands in the blob store.
   const blob = fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt'), 'utf8');
   expect(blob).toContain(`hello from ${repo.sha}\n`);
+  // The run is visible through the Temporal Web UI's server (the same API its pages use).
+  const query = encodeURIComponent(`WorkflowId = "${workflowId}"`);
+  const res = await fetch(
+    `${process.env.SOLSTICE_TEST_TEMPORAL_UI}/api/v1/namespaces/default/workflows?query=${query}`,
+  );
+  const body = (await res.json()) as { executions: { type: { name: string }; status: string }[] };
+  expect(body.executions).toHaveLength(1);
+  expect(body.executions[0].type.name).toBe('JobWorkflow');
+  expect(body.executions[0].status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
 });
 
 test('a script that exits 3 ends failure with exit code 3 and is not retried', async () => {
