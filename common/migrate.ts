@@ -74,7 +74,8 @@ export interface MigrateResult {
   alreadyApplied: number;
 }
 
-interface MigrationRow {
+/** A row of `_prisma_migrations`, as Prisma defines it. */
+export interface MigrationRow {
   id: string;
   checksum: string;
   finished_at: Date | null;

@@ -15,6 +15,7 @@ import {
   MigrationError,
   PRISMA_MIGRATE_LOCK_KEY,
   readLocalMigrations,
+  type MigrationRow,
 } from '../../common/migrate';
 import {
   createEmptyDatabase,
@@ -39,16 +40,7 @@ function copyMigrations(): string {
   return dir;
 }
 
-interface Row {
-  id: string;
-  checksum: string;
-  finished_at: Date | null;
-  migration_name: string;
-  logs: string | null;
-  rolled_back_at: Date | null;
-  started_at: Date;
-  applied_steps_count: number;
-}
+type Row = MigrationRow;
 
 const rowsOf = (url: string): Promise<Row[]> =>
   withClient(
