@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Finds or builds the native tools Solstice needs that upstream would normally
 # download at run time (which does not work on offline machines): the Temporal
-# CLI (dev server + Web UI). Builds from the Go module proxy, pinned, cached in
-# .tools/bin; a second run is a no-op.
+# CLI (dev server + Web UI) and versitygw, the S3-compatible server the blob store
+# tests run against (posix backend). Builds from the Go module proxy, pinned,
+# cached in .tools/bin; a second run is a no-op.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,5 +46,6 @@ build_tool() {
 }
 
 build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION"
+build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION"
 
 say "ready: $bin_dir"
