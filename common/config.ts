@@ -28,6 +28,11 @@ const int: Parser<number> = (raw, env) => {
     throw new ConfigError(`${env} must be a non-negative integer, got "${raw}"`);
   return n;
 };
+const positiveInt: Parser<number> = (raw, env) => {
+  const n = int(raw, env);
+  if (n === 0) throw new ConfigError(`${env} must be at least 1, got "${raw}"`);
+  return n;
+};
 const bool: Parser<boolean> = (raw, env) => {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off|)$/i.test(raw)) return false;
@@ -118,6 +123,14 @@ export interface Config {
   runnerServeAddr: string;
   runnerUrl: string;
   blobFsRoot: string;
+  s3Bucket: string | undefined;
+  s3Endpoint: string | undefined;
+  awsRegion: string;
+  s3ForcePathStyle: boolean;
+  s3Prefix: string;
+  s3ConnectTimeoutMs: number;
+  s3RequestTimeoutMs: number;
+  s3MaxAttempts: number;
   workspaceRoot: string;
   hostId: string;
   jobTimeoutMs: number;
@@ -254,6 +267,73 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: str,
     fallback: (cfg) => path.join(cfg.stateDir ?? path.resolve('.state'), 'blobs'),
     defaultText: '<SOLSTICE_STATE_DIR>/blobs',
+  }),
+  s3Bucket: setting<string | undefined>({
+    env: 'S3_BUCKET',
+    flag: '--s3-bucket',
+    description:
+      'S3 bucket for logs and artifacts; unset: the filesystem blob store. Credentials come from the AWS SDK chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset: BLOB_FS_ROOT is used',
+  }),
+  s3Endpoint: setting<string | undefined>({
+    env: 'S3_ENDPOINT',
+    flag: '--s3-endpoint',
+    description: 'URL of an S3-compatible server (MinIO, versitygw, Ceph, ...); unset: AWS S3',
+    parse: url,
+    fallback: fixed(undefined),
+    defaultText: 'unset: AWS S3',
+  }),
+  awsRegion: setting({
+    env: 'AWS_REGION',
+    flag: '--aws-region',
+    description: 'Region of the S3 bucket',
+    parse: str,
+    fallback: fixed('us-east-1'),
+    defaultText: 'us-east-1',
+  }),
+  s3ForcePathStyle: setting({
+    env: 'S3_FORCE_PATH_STYLE',
+    flag: '--s3-force-path-style',
+    description:
+      'Address the bucket as <endpoint>/<bucket> instead of <bucket>.<endpoint> (self-hosted servers)',
+    parse: bool,
+    fallback: (cfg) => cfg.s3Endpoint !== undefined,
+    defaultText: 'true with S3_ENDPOINT, else false',
+  }),
+  s3Prefix: setting({
+    env: 'S3_PREFIX',
+    flag: '--s3-prefix',
+    description: 'Folder inside the bucket every key is stored under (e.g. solstice/prod)',
+    parse: str,
+    fallback: fixed(''),
+    defaultText: 'none',
+  }),
+  s3ConnectTimeoutMs: setting({
+    env: 'S3_CONNECT_TIMEOUT',
+    flag: '--s3-connect-timeout',
+    description: 'Time to open a connection to S3 before the attempt fails (e.g. 5s)',
+    parse: duration,
+    fallback: fixed(5000),
+    defaultText: '5s',
+  }),
+  s3RequestTimeoutMs: setting({
+    env: 'S3_REQUEST_TIMEOUT',
+    flag: '--s3-request-timeout',
+    description:
+      'Time one S3 request (e.g. one upload part) may take until the response starts, and the longest pause while streaming',
+    parse: duration,
+    fallback: fixed(60_000),
+    defaultText: '60s',
+  }),
+  s3MaxAttempts: setting({
+    env: 'S3_MAX_ATTEMPTS',
+    flag: '--s3-max-attempts',
+    description: 'Attempts per S3 request, with exponential backoff between them (1: no retries)',
+    parse: positiveInt,
+    fallback: fixed(3),
+    defaultText: '3',
   }),
   workspaceRoot: setting({
     env: 'SOLSTICE_WORKSPACE_ROOT',
