@@ -44,6 +44,14 @@ export abstract class ServiceCommand extends ConnectedCommand {
   runnerServeAddr = settingOption('runnerServeAddr');
   runnerUrl = settingOption('runnerUrl');
   blobFsRoot = settingOption('blobFsRoot');
+  s3Bucket = settingOption('s3Bucket');
+  s3Endpoint = settingOption('s3Endpoint');
+  awsRegion = settingOption('awsRegion');
+  s3ForcePathStyle = settingOption('s3ForcePathStyle');
+  s3Prefix = settingOption('s3Prefix');
+  s3ConnectTimeout = settingOption('s3ConnectTimeoutMs');
+  s3RequestTimeout = settingOption('s3RequestTimeoutMs');
+  s3MaxAttempts = settingOption('s3MaxAttempts');
   workspaceRoot = settingOption('workspaceRoot');
   hostId = settingOption('hostId');
   jobTimeout = settingOption('jobTimeoutMs');
@@ -57,6 +65,8 @@ export abstract class ServiceCommand extends ConnectedCommand {
     return super.config({
       jobTimeoutMs: this.jobTimeout,
       bootTimeoutMs: this.bootTimeout,
+      s3ConnectTimeoutMs: this.s3ConnectTimeout,
+      s3RequestTimeoutMs: this.s3RequestTimeout,
       migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),
       ...extra,
     });

@@ -1,6 +1,6 @@
 import { Command } from 'clipanion';
-import { FsBlobStore } from '../../common/blob-store';
 import { effectiveDatabaseUrl } from '../../common/config';
+import { createBlobStore } from '../../common/create-blob-store';
 import { createLogger } from '../../common/logger';
 import { migrate } from '../../common/migrate';
 import { initTelemetry } from '../../common/telemetry';
@@ -65,14 +65,15 @@ export class WorkerCommand extends ServiceCommand {
     const log = createLogger('solstice-worker');
     const telemetry = initTelemetry('solstice-worker');
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
+    // A missing bucket or refused credentials stop the worker here, not at a job's end.
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
+    log.info({ blobs: blobs.describe() }, 'blob store');
     const store = await openStore(cfg);
-    const worker = await startOrchestratorWorker(cfg, {
-      jobs: store.jobs,
-      blobs: new FsBlobStore(cfg.blobFsRoot),
-      log,
-    });
+    const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log });
     return serveUntilSignal(async () => {
       await worker.shutdown();
+      await blobs.close();
       await store.close();
       await telemetry.shutdown();
     }, worker.done);
