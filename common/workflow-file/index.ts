@@ -1,0 +1,22 @@
+/**
+ * `.solstice/workflow.kdl`: parse, validate and inspect workflow files.
+ * The language is documented in docs/workflow-file.md.
+ */
+export { parseWorkflowFile } from './parse';
+export { jobGraph, transitiveDependents, type JobGraph } from './dag';
+export {
+  expandJob,
+  combinations,
+  matrixEnvName,
+  matrixSize,
+  MAX_MATRIX_INSTANCES,
+  type JobInstance,
+} from './matrix';
+export { whenMatches } from './when';
+export { parseWorkflowDuration, formatDuration, MAX_TIMEOUT_MS } from './duration';
+export { formatDiagnostic, formatDiagnostics, summarise } from './format';
+export { didYouMean, editDistance } from './suggest';
+export * from './model';
+
+/** Where a repository keeps its workflow file, relative to its root. */
+export const WORKFLOW_FILE_PATH = '.solstice/workflow.kdl';
