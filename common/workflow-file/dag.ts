@@ -21,8 +21,8 @@ export function jobGraph(jobs: readonly GraphJob[]): JobGraph {
   const ids = [...byId.keys()];
   const needsOf = (id: string) => [...new Set(byId.get(id)!.needs.filter((n) => byId.has(n)))];
 
-  const dependents: Record<string, string[]> = {};
-  for (const id of ids) dependents[id] = [];
+  // fromEntries defines own properties, so no id (not even __proto__) can reach the prototype.
+  const dependents: Record<string, string[]> = Object.fromEntries(ids.map((id) => [id, []]));
   for (const id of ids) for (const need of needsOf(id)) dependents[need].push(id);
 
   // Kahn's algorithm, a whole stage at a time.
@@ -50,7 +50,7 @@ export function jobGraph(jobs: readonly GraphJob[]): JobGraph {
 export function transitiveDependents(graph: JobGraph, id: string): string[] {
   const seen = new Set<string>();
   const visit = (j: string) => {
-    for (const d of graph.dependents[j] ?? []) {
+    for (const d of Object.hasOwn(graph.dependents, j) ? graph.dependents[j] : []) {
       if (!seen.has(d)) {
         seen.add(d);
         visit(d);

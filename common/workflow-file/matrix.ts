@@ -46,7 +46,9 @@ export function expandJob(job: Job): JobInstance[] {
         .join(',')}]`,
       jobId: job.id,
       values,
-      runsOn: job.runsOn.replace(MATRIX_REFERENCE, (ref: string, axis: string) => values[axis] ?? ref),
+      runsOn: job.runsOn.replace(MATRIX_REFERENCE, (ref: string, axis: string) =>
+        Object.hasOwn(values, axis) ? values[axis] : ref,
+      ),
       env,
     };
   });

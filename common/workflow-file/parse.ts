@@ -86,7 +86,7 @@ export function parseWorkflowFile(text: string, options: ParseOptions = {}): Par
   return { diagnostics: out.sorted(), ok: false };
 }
 
-function describe(entry: Entry): string {
+function describeValue(entry: Entry): string {
   const v = entry.value.value;
   if (typeof v === 'number') return `the number ${entry.value.representation ?? v}`;
   if (typeof v === 'boolean') return `#${v}`;
@@ -273,7 +273,7 @@ class Walker {
       else
         this.out.error(
           'bad-type',
-          `continue-on-error must be #true or #false, got ${describe(coe)}`,
+          `continue-on-error must be #true or #false, got ${describeValue(coe)}`,
           spanOf(coe.value),
           {
             hint: 'write continue-on-error=#true',
@@ -395,7 +395,7 @@ class Walker {
         if (value === undefined) {
           this.out.error(
             'bad-type',
-            `matrix values must be strings or numbers, got ${describe(entry)}`,
+            `matrix values must be strings or numbers, got ${describeValue(entry)}`,
             spanOf(entry.value),
           );
         } else if (values.includes(value)) {
@@ -445,7 +445,15 @@ class Walker {
       }
       scope.spans.set(name, at);
       const value = this.stringValue(entry, name, `${name}="..."`);
-      if (value !== undefined) scope.values[name] = value;
+      // defineProperty: a variable may be called __proto__ without touching the prototype.
+      if (value !== undefined) {
+        Object.defineProperty(scope.values, name, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
     }
     if (node.entries.length === 0) {
       this.out.error('empty-env', 'env sets no variables', nodeSpan(node), {
@@ -589,7 +597,7 @@ class Walker {
   private stringValue(entry: Entry, what: string, example: string): string | undefined {
     const v = entry.value.value;
     if (typeof v === 'string') return v;
-    this.out.error('bad-type', `${what} must be a string, got ${describe(entry)}`, spanOf(entry.value), {
+    this.out.error('bad-type', `${what} must be a string, got ${describeValue(entry)}`, spanOf(entry.value), {
       hint: `quote it: ${example}`,
     });
     return undefined;

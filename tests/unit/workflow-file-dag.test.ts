@@ -57,6 +57,11 @@ describe('jobGraph', () => {
     expect(transitiveDependents(g, 'b')).toEqual(['d']);
     expect(transitiveDependents(g, 'a')).toEqual(['b', 'c', 'd']);
     expect(transitiveDependents(g, 'e')).toEqual([]);
+    expect(transitiveDependents(g, 'constructor')).toEqual([]);
+    expect(jobGraph(jobs({ ['__proto__']: [], constructor: ['__proto__'] })).order).toEqual([
+      '__proto__',
+      'constructor',
+    ]);
   });
 });
 

@@ -167,6 +167,17 @@ describe('workflow file constructs', () => {
     expect(wf.jobs[0].id).toBe('j');
   });
 
+  test('names that are also Object.prototype keys stay plain data', () => {
+    const wf = parseOk('env __proto__="x" constructor="y"\njob "constructor" {\n  step "s" run="x"\n}\n');
+    expect(Object.keys(wf.jobs[0].env)).toEqual(['__proto__', 'constructor']);
+    expect(Object.getPrototypeOf(wf.jobs[0].env)).toBe(Object.prototype);
+    expect(JSON.parse(JSON.stringify(wf.jobs[0].env))).toEqual(wf.jobs[0].env);
+    const bad = parseWorkflowFile(
+      'job "j" {\n  runs-on "${matrix.constructor}"\n  matrix {\n    os "local"\n  }\n  step "s" run="x"\n}\n',
+    );
+    expect(bad.diagnostics.map((d) => d.code)).toEqual(['matrix-reference']);
+  });
+
   test('the result is plain JSON data', () => {
     const wf = parseOk(fixture('pipeline.kdl'), ['local', 'debian-12']);
     expect(JSON.parse(JSON.stringify(wf))).toEqual(wf);
