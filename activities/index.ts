@@ -9,7 +9,7 @@ import { hashJobToken, newJobToken } from '../common/job-token';
 import type { JobStore } from '../common/job-store';
 import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type Provider } from '../provisioning/contract';
-import type { JobInput, JobOutcome, MachineRef } from '../workflows/types';
+import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../workflows/types';
 import { finalizeLog } from './finalize-log';
 
 export interface ActivityDeps {
@@ -43,7 +43,12 @@ export function createActivities(deps: ActivityDeps) {
       await deps.jobs.recordJob(input, workflowId);
     },
 
-    async provisionMachine(req: { jobId: string; attempt: number; label: string }): Promise<MachineRef> {
+    async provisionMachine(req: {
+      jobId: string;
+      attempt: number;
+      label: string;
+      definition?: JobDefinitionSpec;
+    }): Promise<MachineRef> {
       const provider = providerFor(req.label);
       const job = await deps.jobs.getJob(req.jobId);
       if (!job) throw ApplicationFailure.nonRetryable(`job ${req.jobId} is not recorded`, 'UnknownJob');
@@ -60,6 +65,7 @@ export function createActivities(deps: ActivityDeps) {
         repoUrl: job.repoUrl,
         commitSha: job.commitSha,
         hostId: deps.hostId,
+        definition: req.definition,
       });
       heartbeat('creating machine');
       const handle = await provider.create({

@@ -1,5 +1,5 @@
 /** How the CLI shows things to people: log lines, job summaries, errors. */
-import type { JobRecord, LogLineRecord } from '../common/job-store';
+import type { JobRecord, JobStepRecord, LogLineRecord } from '../common/job-store';
 import { SolsticeError } from '../common/errors';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -12,7 +12,7 @@ export function formatLogLine(line: LogLineRecord): string {
 }
 
 export function stateLabel(state: string): string {
-  const color = { success: 32, failure: 31, error: 35, cancelled: 90, running: 36 }[state];
+  const color = { success: 32, failure: 31, error: 35, cancelled: 90, skipped: 90, running: 36 }[state];
   return color ? paint(color, state) : state;
 }
 
@@ -81,4 +81,17 @@ export function printError(err: unknown, verbose: boolean): number {
 /** Exit status of `enqueue --follow` and `ci-local`, documented in their --help. */
 export function exitCodeForState(state: string): number {
   return { success: 0, failure: 1, error: 3, cancelled: 4 }[state] ?? 3;
+}
+
+/** The steps block of `solstice status`: one line per step, empty when none were reported yet. */
+export function formatSteps(steps: JobStepRecord[], indent = ''): string {
+  if (steps.length === 0) return '';
+  const width = Math.max(...steps.map((s) => s.name.length));
+  const rows = steps.map((s) => {
+    const exit = s.exitCode === null ? '' : ` exit ${s.exitCode}`;
+    const took = s.durationMs === null ? '' : ` ${(s.durationMs / 1000).toFixed(1)}s`;
+    const coe = s.continueOnError && s.outcome === 'failure' ? ' (continue-on-error)' : '';
+    return `${indent}  ${String(s.index).padStart(2)}. ${s.name.padEnd(width)}  ${stateLabel(s.outcome)}${exit}${took}${coe}`;
+  });
+  return `${indent}steps\n${rows.join('\n')}\n`;
 }

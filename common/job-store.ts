@@ -13,6 +13,20 @@ export interface LogLineRecord {
   time: Date;
 }
 
+export type StepOutcome = 'success' | 'failure' | 'skipped';
+
+export interface JobStepRecord {
+  index: number;
+  name: string;
+  outcome: StepOutcome;
+  exitCode: number | null;
+  continueOnError: boolean;
+  startedAt: Date | null;
+  durationMs: number | null;
+  firstSeq: number | null;
+  lastSeq: number | null;
+}
+
 export interface JobRecord {
   id: string;
   workflowId: string;
@@ -129,6 +143,33 @@ export class JobStore {
       skipDuplicates: true,
     });
     return res.count;
+  }
+
+  /** Replaces the job's steps with what its runner reported (a repeated FinishJob stores the same). */
+  async recordSteps(jobId: string, steps: JobStepRecord[]): Promise<void> {
+    await this.db.$transaction([
+      this.db.jobStep.deleteMany({ where: { jobId } }),
+      this.db.jobStep.createMany({ data: steps.map((st) => ({ jobId, ...st })) }),
+    ]);
+  }
+
+  async listSteps(jobId: string): Promise<JobStepRecord[]> {
+    const rows = await this.db.jobStep.findMany({
+      where: { jobId },
+      orderBy: { index: 'asc' },
+      select: {
+        index: true,
+        name: true,
+        outcome: true,
+        exitCode: true,
+        continueOnError: true,
+        startedAt: true,
+        durationMs: true,
+        firstSeq: true,
+        lastSeq: true,
+      },
+    });
+    return rows as JobStepRecord[];
   }
 
   async lastLogSeq(jobId: string): Promise<number> {

@@ -44,6 +44,9 @@ export type {
 } from '../generated/proto/runner/v1/FinishJobResponse';
 export { FinishReason } from '../generated/proto/runner/v1/FinishReason';
 export type { FinishReason__Output } from '../generated/proto/runner/v1/FinishReason';
+export type { StepResult, StepResult__Output } from '../generated/proto/runner/v1/StepResult';
+export { StepOutcome } from '../generated/proto/runner/v1/StepOutcome';
+export type { StepOutcome__Output } from '../generated/proto/runner/v1/StepOutcome';
 export { LogStream } from '../generated/proto/runner/v1/LogStream';
 export type { LogStream__Output } from '../generated/proto/runner/v1/LogStream';
 

@@ -6,6 +6,7 @@
  * or the environment of the job script.
  */
 import YAML from 'yaml';
+import type { JobDefinitionSpec } from '../workflows/types';
 import type { NoCloudSeed } from './contract';
 
 export const JOB_FILE_PATH = '/etc/solstice/job.yaml';
@@ -22,6 +23,8 @@ export interface RunnerContext {
   repoUrl: string;
   commitSha: string;
   hostId: string;
+  /** The job's steps, env and timeout; without steps the runner runs .solstice/job.sh. */
+  definition?: JobDefinitionSpec;
 }
 
 /**
@@ -64,6 +67,7 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     commit_sha: ctx.commitSha,
     runner_url: ctx.runnerUrl,
     workdir: WORKDIR_PATH,
+    ...jobFileDefinition(ctx.definition),
   });
   const userData = {
     write_files: [
@@ -77,6 +81,25 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
   return {
     userData: `#cloud-config\n# Solstice CI ${ctx.machineId} on ${ctx.hostId}\n${YAML.stringify(userData, { blockQuote: 'literal' })}`,
     metaData: YAML.stringify(metaData),
+  };
+}
+
+/** The job file's `steps`, `env` and `timeout_ms` keys (snake_case, as runner/job-context.ts reads them). */
+function jobFileDefinition(def: JobDefinitionSpec | undefined): Record<string, unknown> {
+  if (!def) return {};
+  return {
+    ...(def.timeoutMs ? { timeout_ms: String(def.timeoutMs) } : {}),
+    ...(def.env && Object.keys(def.env).length > 0 ? { env: def.env } : {}),
+    ...(def.steps
+      ? {
+          steps: def.steps.map((s) => ({
+            name: s.name,
+            run: s.run,
+            ...(s.workingDirectory ? { working_directory: s.workingDirectory } : {}),
+            continue_on_error: s.continueOnError,
+          })),
+        }
+      : {}),
   };
 }
 

@@ -34,6 +34,10 @@ export interface RunScriptOptions {
   env: NodeJS.ProcessEnv;
   buffer: LogBuffer;
   log: SystemLog;
+  /** Arguments to /bin/sh before the script (e.g. `-e` for a workflow step). */
+  shellArgs?: string[];
+  /** What the messages call the script; default `job.sh`. */
+  label?: string;
   /**
    * After the script exited, how long its output pipes may stay silent (held open by a
    * background process) before the runner stops reading them.
@@ -46,7 +50,7 @@ export interface RunScriptOptions {
  * code from the repository), plus the job's SOLSTICE_* variables and CI=true.
  */
 export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base };
+  const env: NodeJS.ProcessEnv = { ...base, ...ctx.env };
   delete env.SOLSTICE_JOB_TOKEN;
   return {
     ...env,
@@ -67,7 +71,8 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
 
 export function runJobScript(opts: RunScriptOptions): RunningScript {
   const { buffer } = opts;
-  const child = spawn('/bin/sh', [opts.scriptPath], {
+  const label = opts.label ?? 'job.sh';
+  const child = spawn('/bin/sh', [...(opts.shellArgs ?? []), opts.scriptPath], {
     cwd: opts.cwd,
     env: opts.env,
     // No stdin: a CI script must not wait for input nobody gives.
@@ -135,7 +140,7 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
       // The script is done; what it left running would outlive the job on a shared machine
       // (and may hold the output pipes open).
       if (killGroup(0)) {
-        opts.log('job.sh exited but left processes running; stopping them');
+        opts.log(`${label} exited but left processes running; stopping them`);
         killGroup('SIGTERM');
       }
       await drainPipes(
@@ -144,7 +149,7 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
         buffer,
         opts.idleGraceMs ?? 5_000,
         () => {
-          opts.log('job output still open after job.sh exited; no longer reading it');
+          opts.log(`job output still open after ${label} exited; no longer reading it`);
           killGroup('SIGKILL');
           child.stdout.destroy();
           child.stderr.destroy();

@@ -24,6 +24,25 @@ export interface JobContext {
   workdir: string;
   /** How long calls to the log service are retried while it is unreachable. */
   retryForMs: number;
+  /**
+   * The job's steps, from the job file's `steps` list. Undefined when the file has none: the
+   * runner then runs `.solstice/job.sh` from the checkout as a one-step job.
+   */
+  steps?: JobStep[];
+  /** Extra environment for every step (the job file's `env` mapping). */
+  env: Record<string, string>;
+  /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
+  timeoutMs: number;
+}
+
+/** One step of the job, as the job file carries it. */
+export interface JobStep {
+  name: string;
+  /** Shell script, run with `/bin/sh -e`. */
+  run: string;
+  /** Relative to the checkout root; must stay inside it. */
+  workingDirectory?: string;
+  continueOnError: boolean;
 }
 
 type Field = 'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir';
@@ -71,6 +90,9 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     commitSha: (value('commitSha') as string).toLowerCase(),
     workdir: path.resolve(value('workdir') ?? path.join(os.homedir(), 'work')),
     retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
+    steps: file.steps,
+    env: file.env,
+    timeoutMs: Number(file.values.timeout_ms) || 0,
   };
   validate(ctx);
   return ctx;
@@ -87,12 +109,45 @@ function validate(ctx: JobContext): void {
   if (ctx.repoUrl.startsWith('-')) {
     throw new ConfigError(`SOLSTICE_REPO_URL must be a repository URL or path, got "${ctx.repoUrl}"`);
   }
+  for (const step of ctx.steps ?? []) {
+    const wd = step.workingDirectory;
+    if (wd !== undefined && (path.isAbsolute(wd) || path.normalize(wd).split(path.sep).includes('..'))) {
+      throw new ConfigError(
+        `step "${step.name}": working directory "${wd}" must be a relative path inside the checkout`,
+      );
+    }
+  }
 }
 
 interface JobFile {
   /** The file that was read, if any. */
   path?: string;
   values: Partial<Record<string, string>>;
+  steps?: JobStep[];
+  env: Record<string, string>;
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The `steps` list: each a mapping with string `name` and `run` (failsafe YAML: all scalars are strings). */
+function readSteps(file: string, v: unknown): JobStep[] {
+  if (!Array.isArray(v)) throw new ConfigError(`job file ${file}: steps must be a list`);
+  return v.map((item: unknown, i): JobStep => {
+    const where = `job file ${file}: step ${i + 1}`;
+    if (!isMapping(item)) throw new ConfigError(`${where} must be a mapping`);
+    const { name, run, working_directory: wd, continue_on_error: coe } = item;
+    if (typeof run !== 'string') throw new ConfigError(`${where} has no run script`);
+    if (wd !== undefined && typeof wd !== 'string')
+      throw new ConfigError(`${where}: working_directory must be a string`);
+    return {
+      name: typeof name === 'string' && name !== '' ? name : `step ${i + 1}`,
+      run,
+      ...(wd ? { workingDirectory: wd } : {}),
+      continueOnError: coe === 'true',
+    };
+  });
 }
 
 function readJobFile(env: NodeJS.ProcessEnv): JobFile {
@@ -103,7 +158,7 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {} };
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, env: {} };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
@@ -117,7 +172,7 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
       cause: err,
     });
   }
-  if (doc === null || doc === undefined || doc === '') return { path: file, values: {} };
+  if (doc === null || doc === undefined || doc === '') return { path: file, values: {}, env: {} };
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
   }
@@ -125,5 +180,17 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === 'string') values[k] = v;
   }
-  return { path: file, values };
+  const { steps, env: envMap } = doc as Record<string, unknown>;
+  if (envMap !== undefined && !isMapping(envMap))
+    throw new ConfigError(`job file ${file}: env must be a mapping`);
+  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
+  const jobEnv = Object.fromEntries(
+    Object.entries(envMap ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
+  return {
+    path: file,
+    values,
+    env: jobEnv,
+    ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
+  };
 }

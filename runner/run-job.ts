@@ -1,13 +1,17 @@
 /**
- * One job, start to finish: StartJob → checkout → find the job definition → run job.sh while
- * streaming its output → wait until every line is stored → FinishJob. Returns the runner's
- * exit code (the script's own when it ran).
+ * One job, start to finish: StartJob → checkout → run the job's steps in order (those of the job
+ * file, or `.solstice/job.sh` as a one-step job) while streaming their output, each between
+ * SYSTEM start and end lines → wait until every line is stored → FinishJob with each step's
+ * result. Returns the runner's exit code (the failing step's own, or 0, when the steps ran).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import {
   createRunnerServiceClient,
   type FinishJobRequest,
   type FinishReason__Output,
+  type StepResult,
 } from '../common/runner-proto';
 import { describeError } from '../common/errors';
 import { DEFAULT_BACKOFF } from './backoff';
@@ -89,6 +93,8 @@ async function runWithClient(
   const stop = new AbortController();
   let stopped: { message: string; runnerExit: number } | undefined;
   let script: RunningScript | undefined;
+  let signalled = false;
+  const control: StepControl = { onScript: (s) => (script = s), stopping: () => signalled, results: [] };
   const shipping = shipper.run();
   shipping.catch((err: unknown) => {
     stopped ??= { message: `log shipping failed: ${describeError(err)}`, runnerExit: EXIT.RUNNER_ERROR };
@@ -101,6 +107,7 @@ async function runWithClient(
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (script) {
+      signalled = true;
       diag(`received ${signal}; passing it to the job script`);
       log(`runner received ${signal}; passing it to the job script`);
       script.kill(signal);
@@ -123,7 +130,7 @@ async function runWithClient(
   });
   let outcome: Outcome;
   try {
-    outcome = await steps(ctx, buffer, log, stop.signal, (s) => (script = s));
+    outcome = await runSteps(ctx, buffer, log, stop.signal, control);
     // A step cut short by the stop (git killed mid-fetch) must not read as a checkout failure.
     if (stopped && outcome.reason !== 'FINISH_REASON_EXITED') {
       outcome = stoppedOutcome(stopped);
@@ -156,10 +163,11 @@ async function runWithClient(
     message: outcome.message,
     lastSeq: buffer.lastSeq,
     durationMs: Date.now() - startedAt,
+    steps: control.results,
   };
   await rpc.finishJob(finish);
   diag(
-    `job ${ctx.jobId} finished: ${outcome.reason === 'FINISH_REASON_EXITED' ? `job.sh exited with code ${outcome.exitCode}` : `${outcome.reason}: ${outcome.message}`}`,
+    `job ${ctx.jobId} finished: ${outcome.reason === 'FINISH_REASON_EXITED' ? `steps ended with exit code ${outcome.exitCode}` : `${outcome.reason}: ${outcome.message}`}`,
   );
 
   if (outcome.runnerExit !== undefined) return outcome.runnerExit;
@@ -173,12 +181,26 @@ async function runWithClient(
   }
 }
 
-async function steps(
+/** A step as the runner runs it: a script file (job.sh) or an inline script (a workflow step). */
+interface PlannedStep {
+  name: string;
+  /** Inline script (written to a file and run with `sh -e`), or undefined for `file`. */
+  run?: string;
+  file?: string;
+  workingDirectory?: string;
+  continueOnError: boolean;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+async function runSteps(
   ctx: JobContext,
   buffer: LogBuffer,
   log: (text: string) => void,
   signal: AbortSignal,
-  onScript: (s: RunningScript) => void,
+  control: StepControl,
 ): Promise<Outcome> {
   log(`solstice-runner ${RUNNER_VERSION} on ${os.hostname()}: job ${ctx.jobId}`);
 
@@ -188,28 +210,93 @@ async function steps(
     return { reason: 'FINISH_REASON_CHECKOUT_FAILED', exitCode: 0, message: co.message };
   }
 
-  const def = await findJobDefinition(ctx.workdir, ctx.commitSha);
-  if (def.kind === 'missing') {
-    log(def.message);
-    return { reason: 'FINISH_REASON_NO_JOB_DEFINITION', exitCode: 0, message: def.message };
+  let plan: PlannedStep[];
+  if (ctx.steps) {
+    plan = ctx.steps;
+  } else {
+    const def = await findJobDefinition(ctx.workdir, ctx.commitSha);
+    if (def.kind === 'missing') {
+      log(def.message);
+      return { reason: 'FINISH_REASON_NO_JOB_DEFINITION', exitCode: 0, message: def.message };
+    }
+    if (def.alsoHasWorkflow)
+      log(`no steps were given for this job; running ${JOB_SCRIPT} (the pipeline reads ${WORKFLOW_FILE})`);
+    plan = [{ name: JOB_SCRIPT, file: def.path, continueOnError: false }];
   }
-  if (def.alsoHasWorkflow) log(`${WORKFLOW_FILE} is not supported by this runner yet; running ${JOB_SCRIPT}`);
   signal.throwIfAborted();
 
-  log(`$ /bin/sh ${JOB_SCRIPT}`);
-  const script = runJobScript({
-    scriptPath: def.path,
-    cwd: ctx.workdir,
-    env: jobScriptEnv(process.env, ctx),
-    buffer,
-    log,
-  });
-  onScript(script);
-  const result = await script.done;
-  log(
-    result.signal
-      ? `${JOB_SCRIPT} was killed by ${result.signal} (exit code ${result.exitCode})`
-      : `${JOB_SCRIPT} exited with code ${result.exitCode}`,
-  );
-  return { reason: 'FINISH_REASON_EXITED', exitCode: result.exitCode, message: '' };
+  // Inline scripts go next to the checkout, not into it: the repository's tree stays as committed.
+  const scriptDir = plan.some((p) => p.run !== undefined)
+    ? await mkdtemp(path.join(path.dirname(ctx.workdir), '.solstice-steps-'))
+    : undefined;
+  try {
+    let failedExit: number | undefined;
+    for (const [i, step] of plan.entries()) {
+      const index = i + 1;
+      const title = `step ${index}/${plan.length} "${step.name}"`;
+      if (failedExit !== undefined || control.stopping()) {
+        log(
+          `${title} skipped: ${failedExit !== undefined ? 'an earlier step failed' : 'the job is stopping'}`,
+        );
+        control.results.push({
+          index,
+          name: step.name,
+          outcome: 'STEP_OUTCOME_SKIPPED',
+          continueOnError: step.continueOnError,
+        });
+        continue;
+      }
+      signal.throwIfAborted();
+      const cwd = step.workingDirectory ? path.resolve(ctx.workdir, step.workingDirectory) : ctx.workdir;
+      let scriptPath = step.file;
+      if (scriptPath === undefined) {
+        scriptPath = path.join(scriptDir as string, `step-${index}.sh`);
+        await writeFile(scriptPath, step.run ?? '', { mode: 0o700 });
+      }
+      log(`${title} started${step.workingDirectory ? ` in ${step.workingDirectory}` : ''}`);
+      if (step.file !== undefined) log(`$ /bin/sh ${JOB_SCRIPT}`);
+      const firstSeq = buffer.lastSeq;
+      const startedAt = Date.now();
+      const script = runJobScript({
+        scriptPath,
+        cwd,
+        env: jobScriptEnv(process.env, ctx),
+        buffer,
+        log,
+        shellArgs: step.file === undefined ? ['-e'] : [],
+        label: step.file === undefined ? `step "${step.name}"` : JOB_SCRIPT,
+      });
+      control.onScript(script);
+      const result = await script.done;
+      const durationMs = Date.now() - startedAt;
+      const ok = result.exitCode === 0;
+      log(
+        `${title} ${ok ? 'succeeded' : result.signal ? `was killed by ${result.signal} (exit code ${result.exitCode})` : `failed with exit code ${result.exitCode}`} in ${seconds(durationMs)}` +
+          (!ok && step.continueOnError ? '; continue-on-error: the job goes on' : ''),
+      );
+      control.results.push({
+        index,
+        name: step.name,
+        outcome: ok ? 'STEP_OUTCOME_SUCCESS' : 'STEP_OUTCOME_FAILURE',
+        exitCode: result.exitCode,
+        continueOnError: step.continueOnError,
+        startedUnixMs: startedAt,
+        durationMs,
+        firstSeq,
+        lastSeq: buffer.lastSeq,
+      });
+      if (!ok && !step.continueOnError) failedExit = result.exitCode;
+    }
+    return { reason: 'FINISH_REASON_EXITED', exitCode: failedExit ?? 0, message: '' };
+  } finally {
+    if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
+  }
+}
+
+/** What the step loop shares with runWithClient: the running script, stop requests, results. */
+interface StepControl {
+  onScript(s: RunningScript): void;
+  /** A termination signal arrived: run no further step. */
+  stopping(): boolean;
+  results: StepResult[];
 }

@@ -88,6 +88,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
         jobId: input.jobId,
         attempt: status.attempt,
         label: input.label,
+        definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
       });
       if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
 

@@ -18,6 +18,31 @@ export interface JobInput {
   bootTimeoutMs: number;
   /** Fresh machines to try when one never connects. */
   maxMachineAttempts: number;
+  /**
+   * The job's steps (from `.solstice/workflow.kdl`). Absent: the runner runs `.solstice/job.sh`
+   * from the checkout as a one-step job.
+   */
+  steps?: JobStepSpec[];
+  /** Extra environment for every step. */
+  env?: Record<string, string>;
+  /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
+  pipelineId?: string;
+  workflowJobId?: string;
+}
+
+/** One step as it travels to the machine (same shape as common/workflow-file's Step). */
+export interface JobStepSpec {
+  name: string;
+  run: string;
+  workingDirectory?: string;
+  continueOnError: boolean;
+}
+
+/** What the machine's job file carries besides the job's identity. */
+export interface JobDefinitionSpec {
+  steps?: JobStepSpec[];
+  env?: Record<string, string>;
+  timeoutMs?: number;
 }
 
 /** Why the runner ended; mirrors runner.v1.FinishReason. */

@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { ConnectedCommand } from '../settings-options';
 import { openStore } from '../context';
-import { formatJob, formatJobRow } from '../output';
+import { formatJob, formatJobRow, formatSteps } from '../output';
 
 export class JobsCommand extends ConnectedCommand {
   static override paths = [['jobs']];
@@ -47,10 +47,11 @@ export class StatusCommand extends ConnectedCommand {
     try {
       const job = await store.jobs.resolveJob(this.job);
       const lines = await store.jobs.countLogLines(job.id);
+      const steps = await store.jobs.listSteps(job.id);
       this.context.stdout.write(
         this.json
-          ? `${JSON.stringify({ ...job, logLines: lines })}\n`
-          : `${formatJob(job, { 'log lines': String(lines) })}\n`,
+          ? `${JSON.stringify({ ...job, logLines: lines, steps })}\n`
+          : `${formatJob(job, { 'log lines': String(lines) })}\n${formatSteps(steps)}`,
       );
       return 0;
     } finally {

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
 import { AuthError, ForbiddenError } from '../../common/errors';
-import type { JobStore } from '../../common/job-store';
+import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
 import type { Logger } from '../../common/logger';
 import {
   runnerServiceDefinition,
@@ -15,6 +15,7 @@ import {
   type LogAck,
   type LogBatch__Output,
   type RunnerServiceHandlers,
+  type StepResult__Output,
 } from '../../common/runner-proto';
 import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
@@ -60,6 +61,28 @@ const STREAM_NAMES: Record<string, string> = {
   LOG_STREAM_STDERR: 'stderr',
   LOG_STREAM_SYSTEM: 'system',
 };
+
+const STEP_OUTCOMES: Record<string, StepOutcome> = {
+  STEP_OUTCOME_SUCCESS: 'success',
+  STEP_OUTCOME_FAILURE: 'failure',
+  STEP_OUTCOME_SKIPPED: 'skipped',
+};
+
+function stepRecord(st: StepResult__Output): JobStepRecord {
+  const outcome = STEP_OUTCOMES[st.outcome] ?? 'failure';
+  const ran = outcome !== 'skipped';
+  return {
+    index: st.index,
+    name: st.name,
+    outcome,
+    exitCode: ran ? st.exitCode : null,
+    continueOnError: st.continueOnError,
+    startedAt: ran && st.startedUnixMs > 0 ? new Date(st.startedUnixMs) : null,
+    durationMs: ran ? st.durationMs : null,
+    firstSeq: st.firstSeq > 0 ? st.firstSeq : null,
+    lastSeq: st.lastSeq > 0 ? st.lastSeq : null,
+  };
+}
 
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
@@ -137,6 +160,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
             `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
           );
         }
+        await jobs.recordSteps(job.id, req.steps.map(stepRecord));
         const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
         await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
           attempt: job.attempt,

@@ -97,7 +97,7 @@ describe('migrate', () => {
         )
       ).rows.map((r) => r.t),
     );
-    expect(tables).toEqual(['_prisma_migrations', 'jobs', 'log_lines', 'vms']);
+    expect(tables).toEqual(['_prisma_migrations', 'job_steps', 'jobs', 'log_lines', 'vms']);
   });
 
   it('applies nothing the second time', async () => {

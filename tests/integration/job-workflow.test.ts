@@ -7,7 +7,10 @@ import path from 'node:path';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
-import { jobRepo } from '../support/git-repo';
+import { randomUUID } from 'node:crypto';
+import { formatSteps } from '../../cli/output';
+import type { JobInput } from '../../workflows/types';
+import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
 
@@ -48,6 +51,58 @@ test('a passing script ends success, its log is stored, and nothing is left behi
   expect(body.executions).toHaveLength(1);
   expect(body.executions[0].type.name).toBe('JobWorkflow');
   expect(body.executions[0].status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
+});
+
+test("a job's steps run on the machine; the log service stores each step's result; status shows them", async () => {
+  // job.sh is there but the job's steps win: they come from the workflow file via JobInput.
+  const repo = makeRepo({ '.solstice/job.sh': 'echo job.sh ran\n', 'lib/x.txt': 'x\n' });
+  const jobId = randomUUID();
+  const workflowId = `test-steps/${jobId}`;
+  const input: JobInput = {
+    jobId,
+    source: 'manual',
+    repoUrl: repo.dir,
+    commitSha: repo.sha,
+    label: 'local',
+    timeoutMs: 120_000,
+    bootTimeoutMs: 60_000,
+    maxMachineAttempts: 1,
+    env: { WHO: 'steps' },
+    steps: [
+      { name: 'hello', run: 'echo "hello from $WHO"', continueOnError: false },
+      { name: 'list', run: 'ls', workingDirectory: 'lib', continueOnError: false },
+      { name: 'flaky', run: 'exit 4', continueOnError: true },
+    ],
+  };
+  await h.client.workflow.start('JobWorkflow', { taskQueue: h.cfg.taskQueue, workflowId, args: [input] });
+  const job = await h.result(workflowId, jobId);
+  expect(job.state).toBe('success');
+  const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);
+  expect(texts).toContain('hello from steps');
+  expect(texts).toContain('x.txt');
+  expect(texts).not.toContain('job.sh ran');
+  const steps = await h.jobs.listSteps(jobId);
+  expect(steps.map((st) => [st.index, st.name, st.outcome, st.exitCode, st.continueOnError])).toEqual([
+    [1, 'hello', 'success', 0, false],
+    [2, 'list', 'success', 0, false],
+    [3, 'flaky', 'failure', 4, true],
+  ]);
+  expect(texts[(steps[0].firstSeq as number) - 1]).toBe('step 1/3 "hello" started');
+  expect(steps[0].startedAt).toBeInstanceOf(Date);
+  const shown = formatSteps(steps);
+  expect(shown).toMatch(/ 1\. hello +success exit 0 \d+\.\ds/);
+  expect(shown).toMatch(/ 3\. flaky +failure exit 4 \d+\.\ds \(continue-on-error\)/);
+  expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+});
+
+test('a job.sh job is one step named .solstice/job.sh', async () => {
+  const repo = jobRepo('echo one step');
+  const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
+  expect((await h.result(workflowId, jobId)).state).toBe('success');
+  const steps = await h.jobs.listSteps(jobId);
+  expect(steps).toEqual([
+    expect.objectContaining({ index: 1, name: '.solstice/job.sh', outcome: 'success' }),
+  ]);
 });
 
 test('a script that exits 3 ends failure with exit code 3 and is not retried', async () => {

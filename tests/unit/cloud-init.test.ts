@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import YAML from 'yaml';
+import { loadJobContext } from '../../runner/job-context';
 import { BOOTSTRAP_PATH, JOB_FILE_PATH, renderSeed } from '../../provisioning/cloud-init';
 
 const ctx = {
@@ -39,4 +43,35 @@ test('renders NoCloud user-data with the job file and a bootstrap that fetches t
   // The token reaches the machine only through the 0600 job file.
   expect(bootstrap).not.toContain(ctx.token);
   expect(ud.runcmd).toEqual([`"\${SOLSTICE_ROOT:-}${BOOTSTRAP_PATH}"`]);
+});
+
+test("the job file carries the job's steps, env and timeout, and the runner reads them back", () => {
+  const definition = {
+    steps: [
+      { name: 'build', run: 'make\nmake check\n', continueOnError: false },
+      { name: "it's fine", run: 'exit 1', workingDirectory: 'sub dir', continueOnError: true },
+    ],
+    env: { GREETING: 'hello: world', NUM: '007' },
+    timeoutMs: 90_000,
+  };
+  const ud = YAML.parse(renderSeed({ ...ctx, definition }).userData) as UserData;
+  const content = ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '';
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'solstice-seed-'));
+  try {
+    const file = path.join(dir, 'job.yaml');
+    writeFileSync(file, content);
+    const back = loadJobContext({ SOLSTICE_JOB_FILE: file });
+    expect(back.steps).toEqual(definition.steps);
+    expect(back.env).toEqual(definition.env);
+    expect(back.timeoutMs).toBe(90_000);
+    expect(back.jobId).toBe(ctx.jobId);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without a definition the job file has no steps: the runner falls back to job.sh', () => {
+  const ud = YAML.parse(renderSeed(ctx).userData) as UserData;
+  const jobFile = YAML.parse(ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '') as object;
+  expect(jobFile).not.toHaveProperty('steps');
 });

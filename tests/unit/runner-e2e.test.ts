@@ -4,7 +4,7 @@
  * service (FakeLogService) and real git repositories made in a temporary folder.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FakeLogService, type FakeLogServiceOptions } from './runner-fake-log-service';
@@ -118,6 +118,8 @@ async function runJob(
   service: Partial<FakeLogServiceOptions> & { token?: string } = {},
   extraEnv: NodeJS.ProcessEnv = {},
   onStarted?: (child: ChildProcess, svc: FakeLogService) => void,
+  /** More of the job file (YAML), e.g. `steps` and `env`. */
+  jobFileExtra = '',
 ): Promise<RunResult & { svc: FakeLogService; workdir: string }> {
   const { token = TOKEN, ...svcOpts } = service;
   const { svc, addr } = await startService(svcOpts);
@@ -125,7 +127,7 @@ async function runJob(
   const jobFile = path.join(freshDir('etc'), 'job.yaml');
   writeFileSync(
     jobFile,
-    `repo_url: ${repo}\ncommit_sha: "${sha}"\nworkdir: ${workdir}\njob_id: overridden-by-env\n`,
+    `repo_url: ${repo}\ncommit_sha: "${sha}"\nworkdir: ${workdir}\njob_id: overridden-by-env\n${jobFileExtra}`,
   );
   const res = await runRunner(
     {
@@ -184,7 +186,19 @@ describe('bundled runner against a real gRPC log service', () => {
     const system = svc.texts('LOG_STREAM_SYSTEM');
     expect(system.some((t) => t.startsWith('$ git fetch --depth=1'))).toBe(true);
     expect(system).toContain('$ /bin/sh .solstice/job.sh');
-    expect(system[system.length - 1]).toBe('.solstice/job.sh exited with code 0');
+    // job.sh is a one-step job, framed by its step markers.
+    expect(system).toContain('step 1/1 ".solstice/job.sh" started');
+    expect(system[system.length - 1]).toMatch(/^step 1\/1 "\.solstice\/job\.sh" succeeded in \d+\.\ds$/);
+    expect(svc.finishes[0].steps).toEqual([
+      expect.objectContaining({
+        index: 1,
+        name: '.solstice/job.sh',
+        outcome: 'STEP_OUTCOME_SUCCESS',
+        exitCode: 0,
+        firstSeq: expect.any(Number),
+        lastSeq: svc.finishes[0].lastSeq,
+      }),
+    ]);
     // System lines frame the script's output.
     expect(svc.lines()[0].stream).toBe('LOG_STREAM_SYSTEM');
     expect(svc.lines().every((l) => l.timeUnixMs > 1_600_000_000_000)).toBe(true);
@@ -192,6 +206,64 @@ describe('bundled runner against a real gRPC log service', () => {
     expect(res.stderr).toContain('[solstice-runner]');
     expect(res.stderr).not.toContain(TOKEN);
     expect(svc.lines().some((l) => l.text.includes(TOKEN))).toBe(false);
+  });
+
+  test('job file steps run in order, each between markers, with env and working directory; a failure skips the rest', async () => {
+    const { dir, shas } = makeRepo({ 'sub/marker.txt': 'in sub\n', '.solstice/job.sh': 'echo not me\n' });
+    const jobFile = [
+      'env:',
+      '  GREETING: hello',
+      'steps:',
+      '  - name: greet',
+      '    run: echo "$GREETING from step one"',
+      '  - name: in-sub',
+      '    working_directory: sub',
+      '    run: cat marker.txt',
+      '  - name: allowed to fail',
+      '    continue_on_error: true',
+      '    run: |',
+      '      false',
+      '      echo "not reached: sh -e stops at the failing command"',
+      '  - name: fails',
+      '    run: exit 7',
+      '  - name: never',
+      '    run: echo never',
+      '',
+    ].join('\n');
+    const res = await runJob(dir, shas[0], {}, {}, undefined, jobFile);
+    expect(res.code).toBe(7);
+    const { svc } = res;
+    expect(svc.finishes[0]).toMatchObject({ reason: 'FINISH_REASON_EXITED', exitCode: 7 });
+    expectCompleteLog(svc);
+    expect(svc.texts('LOG_STREAM_STDOUT')).toEqual(['hello from step one', 'in sub']);
+    const system = svc.texts('LOG_STREAM_SYSTEM');
+    expect(system).toContain('step 1/5 "greet" started');
+    expect(system).toContain('step 2/5 "in-sub" started in sub');
+    expect(system).toContainEqual(
+      expect.stringMatching(/^step 3\/5 "allowed to fail" failed with exit code 1 in .*continue-on-error/),
+    );
+    expect(system).toContain('step 5/5 "never" skipped: an earlier step failed');
+    const steps = svc.finishes[0].steps;
+    expect(steps.map((s) => [s.index, s.name, s.outcome, s.exitCode, s.continueOnError])).toEqual([
+      [1, 'greet', 'STEP_OUTCOME_SUCCESS', 0, false],
+      [2, 'in-sub', 'STEP_OUTCOME_SUCCESS', 0, false],
+      [3, 'allowed to fail', 'STEP_OUTCOME_FAILURE', 1, true],
+      [4, 'fails', 'STEP_OUTCOME_FAILURE', 7, false],
+      [5, 'never', 'STEP_OUTCOME_SKIPPED', 0, false],
+    ]);
+    // Each step's lines are its own range: step 1's output lies inside it, the ranges do not overlap.
+    const byseq = new Map(svc.lines().map((l) => [l.seq, l.text]));
+    const [one, two] = steps;
+    const oneTexts = Array.from({ length: one.lastSeq - one.firstSeq + 1 }, (_, i) =>
+      byseq.get(one.firstSeq + i),
+    );
+    expect(oneTexts[0]).toBe('step 1/5 "greet" started');
+    expect(oneTexts).toContain('hello from step one');
+    expect(two.firstSeq).toBeGreaterThan(one.lastSeq);
+    expect(steps[4]).toMatchObject({ firstSeq: 0, lastSeq: 0, durationMs: 0 });
+    expect(steps[0].durationMs).toBeGreaterThanOrEqual(0);
+    // The step scripts lived outside the checkout and are gone.
+    expect(readdirSync(path.dirname(res.workdir))).toEqual(['checkout']);
   });
 
   test('the script exit code is reported and becomes the runner exit code', async () => {
@@ -207,8 +279,8 @@ describe('bundled runner against a real gRPC log service', () => {
     const res = await runJob(dir, shas[0]);
     expect(res.code).toBe(143);
     expect(res.svc.finishes[0]).toMatchObject({ reason: 'FINISH_REASON_EXITED', exitCode: 143 });
-    expect(res.svc.texts('LOG_STREAM_SYSTEM')).toContain(
-      '.solstice/job.sh was killed by SIGTERM (exit code 143)',
+    expect(res.svc.texts('LOG_STREAM_SYSTEM')).toContainEqual(
+      expect.stringMatching(/^step 1\/1 "\.solstice\/job\.sh" was killed by SIGTERM \(exit code 143\) in /),
     );
   });
 

@@ -27,6 +27,8 @@ const ctx: JobContext = {
   commitSha: 'abcdef1',
   workdir: '/w',
   retryForMs: 1000,
+  env: {},
+  timeoutMs: 0,
 };
 
 describe('job script execution', () => {

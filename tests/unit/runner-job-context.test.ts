@@ -27,6 +27,27 @@ const fullEnv = {
 };
 
 describe('loadJobContext', () => {
+  test('job file steps: a list of mappings; bad shapes and escaping working directories are refused', () => {
+    const base = `job_id: j\ntoken: t\ncontact_addr: h:1\nrepo_url: /r\ncommit_sha: ${SHA}\n`;
+    const load = (extra: string) => loadJobContext({ SOLSTICE_JOB_FILE: jobFile(base + extra) });
+    expect(load('steps: []\n').steps).toEqual([]);
+    expect(load('').steps).toBeUndefined();
+    expect(load('env:\n  __proto__: x\n  A: "1"\n').env).toEqual(
+      Object.fromEntries([
+        ['__proto__', 'x'],
+        ['A', '1'],
+      ]),
+    );
+    expect(() => load('steps: nope\n')).toThrow(/steps must be a list/);
+    expect(() => load('steps:\n  - name: x\n')).toThrow(/step 1 has no run script/);
+    expect(() => load('steps:\n  - run: x\n    working_directory: ../up\n')).toThrow(/inside the checkout/);
+    expect(() => load('steps:\n  - run: x\n    working_directory: /abs\n')).toThrow(/inside the checkout/);
+    expect(() => load('env: [a]\n')).toThrow(/env must be a mapping/);
+    expect(load('steps:\n  - run: echo\n').steps).toEqual([
+      { name: 'step 1', run: 'echo', continueOnError: false },
+    ]);
+  });
+
   test('reads everything from the environment', () => {
     const ctx = loadJobContext({ ...fullEnv, SOLSTICE_WORKDIR: '/w' });
     expect(ctx).toEqual({
@@ -37,6 +58,8 @@ describe('loadJobContext', () => {
       commitSha: SHA,
       workdir: '/w',
       retryForMs: 120_000,
+      env: {},
+      timeoutMs: 0,
     });
   });
 

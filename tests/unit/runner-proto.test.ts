@@ -47,7 +47,21 @@ describe('runner proto', () => {
     };
     const bytes = svc.FinishJob.requestSerialize(req);
     expect(bytes.equals(fileSvc.FinishJob.requestSerialize(req))).toBe(true);
-    expect(fileSvc.FinishJob.requestDeserialize(bytes)).toEqual(req);
+    // A FinishJob from a runner older than steps decodes with an empty step list.
+    expect(fileSvc.FinishJob.requestDeserialize(bytes)).toEqual({ ...req, steps: [] });
+    const step = {
+      index: 1,
+      name: 'build',
+      outcome: 'STEP_OUTCOME_FAILURE',
+      exitCode: 2,
+      continueOnError: true,
+      startedUnixMs: 1_700_000_000_000,
+      durationMs: 5,
+      firstSeq: 3,
+      lastSeq: 9,
+    };
+    const withSteps = svc.FinishJob.requestSerialize({ ...req, steps: [step] });
+    expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step] });
   });
 
   test('the service definition has the three methods', () => {
