@@ -56,6 +56,11 @@ export interface Job {
 
 export interface WorkflowFile {
   name?: string;
+  /**
+   * Whether a newer pipeline of the same branch cancels this one's older, still running
+   * pipelines (`cancel-superseded #false` opts out). Absent: yes.
+   */
+  cancelSuperseded?: boolean;
   jobs: Job[];
 }
 

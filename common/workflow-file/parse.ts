@@ -20,7 +20,7 @@ import { didYouMean } from './suggest';
 import { parseKdl } from './syntax';
 import { validateWorkflow, type JobSource, type WorkflowSource } from './validate';
 
-const TOP_NODES = ['name', 'env', 'job'];
+const TOP_NODES = ['name', 'env', 'job', 'cancel-superseded'];
 const JOB_NODES = ['runs-on', 'needs', 'timeout', 'env', 'step', 'artifacts', 'when', 'matrix'];
 const WHEN_NODES = ['events', 'branches'];
 const STEP_PROPERTIES = ['run', 'working-directory', 'continue-on-error'];
@@ -115,6 +115,31 @@ class Walker {
       } else if (name === 'job') {
         const job = this.job(node);
         if (job) jobs.push(job);
+      } else if (name === 'cancel-superseded') {
+        if (!this.once(node, seen)) continue;
+        this.noProperties(node, 'cancel-superseded', []);
+        this.noChildren(node, 'cancel-superseded');
+        const args = node.entries.filter((e) => e.isArgument());
+        const [arg, ...extra] = args;
+        for (const e of extra)
+          this.out.error('extra-argument', '"cancel-superseded" takes one argument', spanOf(e.value), {
+            hint: 'write cancel-superseded #false',
+          });
+        if (!arg) {
+          this.out.error('missing-argument', '"cancel-superseded" needs #true or #false', nodeSpan(node), {
+            hint: 'write cancel-superseded #false',
+          });
+        } else if (typeof arg.value.value !== 'boolean') {
+          this.out.error(
+            'bad-type',
+            `cancel-superseded must be #true or #false, got ${describeValue(arg)}`,
+            spanOf(arg.value),
+            { hint: 'write cancel-superseded #false' },
+          );
+        } else {
+          this.noValueTag(arg);
+          workflow.cancelSuperseded = arg.value.value;
+        }
       }
     }
     if (jobs.length === 0 && !this.out.hasErrors) {

@@ -14,6 +14,23 @@ function parseOk(source: string, knownLabels?: string[]): WorkflowFile {
 }
 
 describe('workflow file constructs', () => {
+  test('cancel-superseded: absent means undefined (yes), #false opts out, anything else is an error with a location', () => {
+    const job = 'job "a" { step "x" run="true" }\n';
+    expect(parseOk(job).cancelSuperseded).toBeUndefined();
+    expect(parseOk(`cancel-superseded #false\n${job}`).cancelSuperseded).toBe(false);
+    expect(parseOk(`cancel-superseded #true\n${job}`).cancelSuperseded).toBe(true);
+    const bad = (src: string) => parseWorkflowFile(src).diagnostics.map((d) => [d.code, d.line, d.column]);
+    expect(bad(`cancel-superseded "no"\n${job}`)).toEqual([['bad-type', 1, 19]]);
+    expect(bad(`cancel-superseded\n${job}`)).toEqual([['missing-argument', 1, 1]]);
+    expect(bad(`cancel-superseded #false\ncancel-superseded #true\n${job}`)).toEqual([
+      ['duplicate-node', 2, 1],
+    ]);
+    expect(parseWorkflowFile(`cancel-supersede #false\n${job}`).diagnostics[0]).toMatchObject({
+      code: 'unknown-node',
+      suggestion: 'cancel-superseded',
+    });
+  });
+
   test('a minimal job gets the defaults', () => {
     expect(parseOk(fixture('minimal.kdl'))).toEqual({
       jobs: [
