@@ -120,6 +120,11 @@ export interface Consumer {
 
 export class UnroutableError extends Error {}
 
+function destroySocket(model: ChannelModel, err: Error): void {
+  const stream = (model.connection as unknown as { stream?: { destroy(err?: Error): void } }).stream;
+  stream?.destroy(err);
+}
+
 /** One connection per process; producers and consumers each get their own channel from it. */
 export class AmqpConnection {
   private model: ChannelModel | undefined;
@@ -129,6 +134,8 @@ export class AmqpConnection {
   private attempt = 0;
   private connecting: Promise<void> | undefined;
   private readonly listeners = new Set<(up: boolean) => void>();
+  /** Connections that failed: closing them politely would wait for an answer that never comes. */
+  private readonly dead = new WeakSet<ChannelModel>();
 
   private constructor(private readonly opts: AmqpOptions) {}
 
@@ -165,11 +172,12 @@ export class AmqpConnection {
     return () => this.listeners.delete(listener);
   }
 
-  /** Closes the socket abruptly, as a broker restart or network cut would; tests use it. */
+  /** Breaks the socket, as a broker restart or network cut would; tests use it. */
   simulateConnectionLoss(): void {
-    const stream = (this.model?.connection as unknown as { stream?: { destroy(): void } } | undefined)
-      ?.stream;
-    stream?.destroy();
+    const stream = (
+      this.model?.connection as unknown as { stream?: { destroy(err?: Error): void } } | undefined
+    )?.stream;
+    stream?.destroy(new Error('connection cut (simulated)'));
   }
 
   private async connectOnce(): Promise<void> {
@@ -189,8 +197,14 @@ export class AmqpConnection {
       await model.close().catch(() => undefined);
       return;
     }
-    model.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'AMQP connection error'));
-    model.on('close', (err?: Error) => this.onClose(model, err));
+    model.on('error', (err: Error) => {
+      this.dead.add(model);
+      this.opts.log.warn({ err: err.message }, 'AMQP connection error');
+    });
+    model.on('close', (err?: Error) => {
+      this.dead.add(model);
+      this.onClose(model, err);
+    });
     model.on('blocked', (reason: string) => this.opts.log.warn({ reason }, 'RabbitMQ blocked publishing'));
     this.model = model;
     if (this.attempt > 0) this.opts.log.info({ url: this.url }, 'AMQP reconnected');
@@ -203,10 +217,11 @@ export class AmqpConnection {
     try {
       await a.open(model);
     } catch (err) {
+      if (this.model !== model || this.dead.has(model)) return; // that connection is gone anyway
       // A channel that cannot be opened on a live connection is a broker-side problem (e.g.
-      // a queue declared with other arguments); the reconnect loop tries again later.
+      // a queue declared with other arguments); reconnecting tries again after a backoff.
       this.opts.log.warn({ err: describeError(err) }, 'opening an AMQP channel failed; reconnecting');
-      this.simulateConnectionLoss();
+      destroySocket(model, new Error(`opening a channel failed: ${describeError(err)}`));
     }
   }
 
@@ -432,6 +447,16 @@ export class AmqpConnection {
     this.model = undefined;
     for (const a of this.attachments) a.lost(new Error('AMQP connection closed'));
     this.attachments.clear();
-    await model?.close().catch(() => undefined);
+    if (model && !this.dead.has(model)) {
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          destroySocket(model, new Error('closing timed out'));
+          resolve();
+        }, 5000);
+      });
+      await Promise.race([model.close().catch(() => undefined), gaveUp]);
+      clearTimeout(timer);
+    }
   }
 }

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { TOPOLOGY } from '../../common/amqp';
+import { declareTopology, TOPOLOGY } from '../../common/amqp';
 
 const run = promisify(execFile);
 const BROKER = process.env.SOLSTICE_TEST_AMQP_BROKER ?? 'guest:guest@127.0.0.1:5672';
@@ -43,11 +43,14 @@ export async function createTestVhost(prefix = 'solstice_test'): Promise<TestVho
     const conn = await amqp.connect(url);
     try {
       const ch = await conn.createChannel();
+      ch.on('error', () => undefined); // the failed operation rejects with the same error
       return await fn(ch);
     } finally {
       await conn.close();
     }
   };
+  // Declared up front so a test may inspect the queues before any service connected.
+  await withChannel(declareTopology);
   return {
     name,
     url,
