@@ -4,6 +4,7 @@ import { Builtins, Cli } from 'clipanion';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
 import { EnqueueCommand } from './commands/enqueue';
+import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
 import { LogServiceCommand, RunnerServeCommand, UpCommand, WorkerCommand } from './commands/services';
@@ -25,6 +26,8 @@ export function buildCli(): Cli {
     WorkerCommand,
     LogServiceCommand,
     RunnerServeCommand,
+    BridgeCommand,
+    WebhookServeCommand,
     Builtins.HelpCommand,
     Builtins.VersionCommand,
   ]) {

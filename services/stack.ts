@@ -1,10 +1,13 @@
 /**
  * Everything Solstice needs on one machine, started in dependency order: PostgreSQL (the
  * configured one, or embedded), migrations, Temporal (the configured one, or the dev server
- * with its Web UI), the runner download server, the log service and the orchestrator worker.
+ * with its Web UI), the runner download server, the log service and the orchestrator worker;
+ * then, when RabbitMQ is reachable, the bridge and (with a webhook secret, or the insecure
+ * flag) the webhook ingress. Without RabbitMQ the rest runs and starts go direct.
  * Used by `solstice up` and `solstice ci-local`.
  */
 import path from 'node:path';
+import { AmqpConnection } from '../common/amqp';
 import { connectClient } from '../common/temporal';
 import { FsBlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
@@ -16,7 +19,9 @@ import { migrate } from '../common/migrate';
 import { splitHostPort } from '../common/net';
 import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
+import { startBridge } from './bridge/bridge';
 import { startLogService } from './log-service/server';
+import { startWebhookServer } from './webhook/server';
 import { runnerBundlePath } from './runner-bundle';
 import { startRunnerServer } from './runner-server';
 
@@ -92,6 +97,44 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
     stops.push(worker.shutdown);
     urls['orchestrator worker'] = `task queue ${cfg.taskQueue}`;
+
+    let amqp: AmqpConnection | undefined;
+    try {
+      amqp = await AmqpConnection.connect({
+        url: cfg.amqpUrl,
+        log,
+        name: 'solstice up',
+        connectTimeoutMs: 3000,
+      });
+    } catch (err) {
+      urls.rabbitmq = `${(err as Error).message}: no bridge or webhooks; enqueue starts jobs directly`;
+    }
+    if (amqp) {
+      const conn = amqp;
+      stops.push(() => conn.close());
+      urls.rabbitmq = amqp.url;
+      const bridge = startBridge(cfg, { amqp, temporal: client.client, log });
+      stops.push(bridge.close);
+      urls.bridge = `consuming solstice.jobs.v1 (prefetch ${cfg.amqpPrefetch})`;
+      const secrets = { forgejo: cfg.forgejoWebhookSecret, github: cfg.githubWebhookSecret };
+      if (secrets.forgejo || secrets.github || cfg.webhookInsecure) {
+        const publisher = amqp.publisher();
+        stops.push(publisher.close);
+        const webhooks = await startWebhookServer({
+          addr: cfg.webhookAddr,
+          bodyLimit: cfg.webhookBodyLimit,
+          secrets,
+          insecure: cfg.webhookInsecure,
+          publisher,
+          log,
+          brokerUp: () => conn.connected,
+        });
+        stops.push(webhooks.close);
+        urls.webhooks = `${webhooks.url}/webhooks/{forgejo,github}`;
+      } else {
+        urls.webhooks = 'off (set SOLSTICE_FORGEJO_WEBHOOK_SECRET or SOLSTICE_GITHUB_WEBHOOK_SECRET)';
+      }
+    }
 
     return { cfg, jobs, urls, done: worker.done, stop };
   } catch (err) {

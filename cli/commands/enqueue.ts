@@ -1,7 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'clipanion';
+import { AmqpConnection, TOPOLOGY } from '../../common/amqp';
 import type { Config } from '../../common/config';
 import { resolveLocalCommit, isLocalRepo } from '../../common/git';
-import { startJob } from '../../common/job-start';
+import { idsForRequest, startJob } from '../../common/job-start';
+import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
+import { createLogger } from '../../common/logger';
 import { readLog, waitForFinalState } from '../../common/log-follow';
 import { connectClient } from '../../common/temporal';
 import { InputError } from '../../common/errors';
@@ -22,6 +26,69 @@ export interface EnqueueArgs {
   label?: string;
   timeout?: string;
   follow: boolean;
+  /** Start the workflow directly instead of publishing a JobRequest through RabbitMQ. */
+  direct?: boolean;
+  /** --job-timeout was given: a JobRequest cannot carry it, so say it does not apply. */
+  explicitTimeout?: boolean;
+}
+
+/**
+ * Publishes the request through RabbitMQ for the bridge to start. Returns undefined, after
+ * saying why, when that path is not available (broker unreachable, or no bridge consuming:
+ * the message would only wait), so the caller starts the job directly.
+ */
+async function enqueueViaAmqp(
+  cfg: Config,
+  req: { repoUrl: string; commitSha: string; ref: string; label?: string },
+  out: NodeJS.WritableStream,
+  explicitTimeout = false,
+): Promise<{ jobId: string; workflowId: string } | undefined> {
+  const log = createLogger('solstice-enqueue');
+  log.level = 'error';
+  let amqp: AmqpConnection;
+  try {
+    amqp = await AmqpConnection.connect({
+      url: cfg.amqpUrl,
+      log,
+      name: 'solstice enqueue',
+      connectTimeoutMs: 3000,
+    });
+  } catch (err) {
+    out.write(`note: ${(err as Error).message}; starting the job directly\n`);
+    return undefined;
+  }
+  try {
+    const { consumerCount } = await amqp.withChannel((ch) => ch.checkQueue(TOPOLOGY.queue));
+    if (consumerCount === 0) {
+      out.write(`note: no bridge consumes ${TOPOLOGY.queue} at ${amqp.url}; starting the job directly\n`);
+      return undefined;
+    }
+    // The delivery id makes this enqueue one event: the bridge starts it once even if the
+    // message is delivered twice, and a second `solstice enqueue` is a second run.
+    const r = newJobRequest({
+      source: 'manual',
+      ...req,
+      runsOn: req.label,
+      deliveryId: `enqueue-${randomUUID()}`,
+    });
+    const publisher = amqp.publisher();
+    try {
+      await publisher.publish(encodeJobRequest(r), {
+        headers: { schema_version: JOB_REQUEST_V1 },
+        messageId: r.request_id,
+      });
+    } finally {
+      await publisher.close();
+    }
+    out.write(`queued request ${r.request_id} on ${amqp.url}\n`);
+    if (explicitTimeout)
+      out.write(
+        'note: --job-timeout applies to direct starts only; the bridge uses its own SOLSTICE_JOB_TIMEOUT\n',
+      );
+    return idsForRequest(r);
+  } finally {
+    await amqp.close();
+  }
 }
 
 /** Shared by `enqueue` and `ci-local`. Validates first, so bad input starts nothing. */
@@ -47,19 +114,28 @@ export async function enqueue(
     );
   }
 
-  const temporal = await connectClient(cfg);
-  let started: { jobId: string; workflowId: string };
-  try {
-    started = await startJob(temporal.client, cfg, {
-      source: 'manual',
-      repoUrl,
-      commitSha,
-      ref,
-      label: args.label,
-      timeoutMs: cfg.jobTimeoutMs,
-    });
-  } finally {
-    await temporal.close();
+  let started = args.direct
+    ? undefined
+    : await enqueueViaAmqp(
+        cfg,
+        { repoUrl, commitSha, ref: ref ?? commitSha, label: args.label },
+        out,
+        args.explicitTimeout,
+      );
+  if (!started) {
+    const temporal = await connectClient(cfg);
+    try {
+      started = await startJob(temporal.client, cfg, {
+        source: 'manual',
+        repoUrl,
+        commitSha,
+        ref,
+        label: args.label,
+        timeoutMs: cfg.jobTimeoutMs,
+      });
+    } finally {
+      await temporal.close();
+    }
   }
   out.write(`job ${started.jobId}\n`);
   out.write(`workflow ${started.workflowId}\n`);
@@ -85,6 +161,10 @@ export class EnqueueCommand extends ConnectedCommand {
       Starts a job for a commit of a repository (by default: HEAD of the repository you are in).
       Before anything starts, the commit must exist and contain .solstice/job.sh or
       .solstice/workflow.kdl; otherwise nothing is recorded and the command exits 2.
+
+      By default the request goes through RabbitMQ (AMQP_URL) as a JobRequest v1, and the bridge
+      (\`solstice bridge\`, part of \`solstice up\`) starts it. When RabbitMQ is unreachable or no bridge
+      consumes the queue, it says so and starts the job directly; --direct always starts directly.
 
       Prints the job id, its Temporal workflow id and (for a local Temporal) its Web UI page.
       With --follow it then prints the live log and exits with the job's result:
@@ -112,6 +192,10 @@ export class EnqueueCommand extends ConnectedCommand {
   follow = Option.Boolean('-f,--follow', false, {
     description: "Print the live log and exit with the job's result",
   });
+  direct = Option.Boolean('--direct', false, {
+    description: 'Start the workflow directly instead of queueing the request through RabbitMQ',
+  });
+  amqpUrl = settingOption('amqpUrl');
 
   async execute(): Promise<number> {
     const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
@@ -120,7 +204,14 @@ export class EnqueueCommand extends ConnectedCommand {
       return await enqueue(
         cfg,
         store,
-        { repo: this.repo, commit: this.commit, label: this.label, follow: this.follow },
+        {
+          repo: this.repo,
+          commit: this.commit,
+          label: this.label,
+          follow: this.follow,
+          direct: this.direct,
+          explicitTimeout: this.jobTimeout !== undefined,
+        },
         this.context.stdout,
       );
     } finally {
