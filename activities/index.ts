@@ -11,6 +11,7 @@ import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type Provider } from '../provisioning/contract';
 import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../workflows/types';
 import { finalizeLog } from './finalize-log';
+import { createPipelineActivities } from './pipeline';
 
 export interface ActivityDeps {
   jobs: JobStore;
@@ -39,6 +40,8 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createPipelineActivities(deps),
+
     async recordJob(input: JobInput, workflowId: string): Promise<void> {
       await deps.jobs.recordJob(input, workflowId);
     },

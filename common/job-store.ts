@@ -62,7 +62,7 @@ const JOB_FIELDS = {
 } as const;
 
 export class JobStore {
-  constructor(private readonly db: Db) {}
+  constructor(readonly db: Db) {}
 
   async recordJob(input: JobInput, workflowId: string): Promise<void> {
     await this.db.job.upsert({

@@ -83,3 +83,73 @@ export interface MachineRef {
 export function hostTaskQueue(baseQueue: string, hostId: string): string {
   return `${baseQueue}@${hostId}`;
 }
+
+/** What triggered a pipeline; decides which jobs' `when { events ... }` match. */
+export type PipelineEvent = 'push' | 'pull_request' | 'tag' | 'manual';
+export type PipelineState = 'running' | 'success' | 'failure' | 'error' | 'cancelled';
+export type PipelineJobState =
+  'waiting' | 'running' | 'success' | 'failure' | 'error' | 'cancelled' | 'skipped';
+
+export interface PipelineInput {
+  pipelineId: string;
+  source: JobSource;
+  event: PipelineEvent;
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  /** Label for a job.sh pipeline's one job (workflow files name their own `runs-on`). */
+  label?: string;
+  /** A job's timeout when its workflow file gives none. */
+  timeoutMs: number;
+  bootTimeoutMs: number;
+  maxMachineAttempts: number;
+  /** Set by `solstice rerun`: the pipeline this one reruns. */
+  rerunOf?: string;
+  /** `rerun --failed`: jobs that succeeded before (name → their job id) are not run again. */
+  reuse?: Record<string, string>;
+}
+
+/** One job (matrix instance) of a pipeline as the plan activity read it from the commit. */
+export interface PlannedJob {
+  name: string;
+  /** Names of the planned jobs that must succeed first. */
+  needs: string[];
+  runsOn: string;
+  /** Undefined for a job.sh pipeline: the runner runs .solstice/job.sh. */
+  steps?: JobStepSpec[];
+  env: Record<string, string>;
+  timeoutMs?: number;
+  /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
+  skipReason?: string;
+}
+
+export interface PipelinePlan {
+  /** Where the jobs came from. */
+  definition: '.solstice/workflow.kdl' | '.solstice/job.sh';
+  /** A newer pipeline of the same branch cancels older running ones (`cancel-superseded`). */
+  cancelSuperseded: boolean;
+  jobs: PlannedJob[];
+}
+
+export interface PipelineOutcome {
+  state: Exclude<PipelineState, 'running'>;
+  message?: string;
+  jobs: Record<string, PipelineJobState>;
+}
+
+export interface PipelineStatus {
+  state: PipelineState;
+  jobs: Record<string, { state: PipelineJobState; jobId?: string }>;
+}
+
+/** The branch a ref names (`refs/heads/main` → `main`), or undefined for tags and other refs. */
+export function branchOf(ref: string | undefined): string | undefined {
+  if (!ref) return undefined;
+  if (ref.startsWith('refs/heads/')) return ref.slice('refs/heads/'.length);
+  return ref.startsWith('refs/') ? undefined : ref;
+}
+
+/** A child job's workflow id (DESIGN.md): deterministic, readable in the Web UI. */
+export function pipelineJobWorkflowId(pipelineWorkflowId: string, jobName: string): string {
+  return `${pipelineWorkflowId}/job/${jobName}`;
+}

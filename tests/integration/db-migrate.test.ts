@@ -97,7 +97,15 @@ describe('migrate', () => {
         )
       ).rows.map((r) => r.t),
     );
-    expect(tables).toEqual(['_prisma_migrations', 'job_steps', 'jobs', 'log_lines', 'vms']);
+    expect(tables).toEqual([
+      '_prisma_migrations',
+      'job_steps',
+      'jobs',
+      'log_lines',
+      'pipeline_jobs',
+      'pipelines',
+      'vms',
+    ]);
   });
 
   it('applies nothing the second time', async () => {

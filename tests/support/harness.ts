@@ -14,6 +14,8 @@ import { loadConfig, type Config } from '../../common/config';
 import { createDb, type Db } from '../../common/db';
 import { startJob } from '../../common/job-start';
 import { JobStore, type JobRecord } from '../../common/job-store';
+import { startPipeline, type PipelineRequest } from '../../common/pipeline-start';
+import { PipelineStore, type PipelineRecord } from '../../common/pipeline-store';
 import { createLogger } from '../../common/logger';
 import { connectClient } from '../../common/temporal';
 import { startLogService, type RunningLogService } from '../../services/log-service/server';
@@ -29,6 +31,7 @@ export interface Harness {
   cfg: Config;
   db: Db;
   jobs: JobStore;
+  pipelines: PipelineStore;
   client: Client;
   logService: RunningLogService;
   workspaceRoot: string;
@@ -41,6 +44,14 @@ export interface Harness {
     commitSha: string,
     opts?: { timeoutMs?: number },
   ): Promise<{ jobId: string; workflowId: string }>;
+  /** Starts a PipelineWorkflow (source manual unless given). */
+  startPipeline(
+    repoDir: string,
+    commitSha: string,
+    req?: Partial<PipelineRequest>,
+  ): Promise<{ pipelineId: string; workflowId: string }>;
+  /** Waits for the pipeline workflow to close and returns the pipeline row. */
+  pipelineResult(workflowId: string, pipelineId: string): Promise<PipelineRecord>;
   /** Waits for the workflow to close and returns the job row. */
   result(workflowId: string, jobId: string): Promise<JobRecord>;
   leftovers(): Promise<{ processes: number[]; workspaces: string[] }>;
@@ -102,6 +113,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     cfg,
     db,
     jobs,
+    pipelines: new PipelineStore(db),
     client: temporal.client,
     logService,
     workspaceRoot,
@@ -128,6 +140,19 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
         commitSha,
         timeoutMs: opts.timeoutMs,
       });
+    },
+    async startPipeline(repoDir, commitSha, req = {}) {
+      return startPipeline(temporal.client, cfg, { source: 'manual', repoUrl: repoDir, commitSha, ...req });
+    },
+    async pipelineResult(workflowId, pipelineId) {
+      try {
+        await temporal.client.workflow.getHandle(workflowId).result();
+      } catch (err) {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+      }
+      const p = await harness.pipelines.getPipeline(pipelineId);
+      if (!p) throw new Error(`pipeline ${pipelineId} not recorded`);
+      return p;
     },
     async result(workflowId, jobId) {
       try {

@@ -1,0 +1,120 @@
+/**
+ * Reads what a pipeline runs at its commit: `.solstice/workflow.kdl` (parsed, validated, matrix
+ * jobs expanded, `when` applied to the trigger), or `.solstice/job.sh` as a one-job pipeline.
+ * The repository is fetched into a temporary folder with the system git, so this works for
+ * remote repositories as for local paths, and never touches a worker's own files.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  expandJob,
+  formatDiagnostics,
+  parseWorkflowFile,
+  whenMatches,
+  WORKFLOW_FILE_PATH,
+} from '../common/workflow-file';
+import type { PipelineEvent, PipelinePlan, PlannedJob } from '../workflows/types';
+import { branchOf } from '../workflows/types';
+
+const run = promisify(execFile);
+const JOB_SCRIPT_PATH = '.solstice/job.sh';
+
+async function git(cwd: string, args: string[]): Promise<string> {
+  const { stdout } = await run('git', args, {
+    cwd,
+    maxBuffer: 16 * 1024 * 1024,
+    env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+  });
+  return stdout;
+}
+
+/** The file's content at the commit, or undefined when the commit has no such file. */
+async function show(dir: string, sha: string, file: string): Promise<string | undefined> {
+  try {
+    return await git(dir, ['show', `${sha}:${file}`]);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface PlanRequest {
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  event: PipelineEvent;
+  /** runs-on of a job.sh pipeline's one job. */
+  label: string;
+}
+
+export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
+  try {
+    await git(dir, ['init', '-q']);
+    try {
+      await git(dir, ['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha]);
+    } catch {
+      // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
+      try {
+        await git(dir, ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*']);
+      } catch (err) {
+        throw new Error(`cannot fetch ${req.repoUrl}: ${(err as Error).message.split('\n')[0]}`, {
+          cause: err,
+        });
+      }
+    }
+    const kdl = await show(dir, req.commitSha, WORKFLOW_FILE_PATH);
+    if (kdl !== undefined) return planFromWorkflowFile(kdl, req);
+    if ((await show(dir, req.commitSha, JOB_SCRIPT_PATH)) !== undefined) {
+      return {
+        definition: '.solstice/job.sh',
+        cancelSuperseded: true,
+        jobs: [{ name: 'job', needs: [], runsOn: req.label, env: {} }],
+      };
+    }
+    throw ApplicationFailure.nonRetryable(
+      `commit ${req.commitSha.slice(0, 12)} has neither ${WORKFLOW_FILE_PATH} nor ${JOB_SCRIPT_PATH}`,
+      'NoJobDefinition',
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' | 'event'>): PipelinePlan {
+  const parsed = parseWorkflowFile(text, { knownLabels: [] });
+  if (!parsed.ok || !parsed.workflow) {
+    const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
+    throw ApplicationFailure.nonRetryable(
+      `${WORKFLOW_FILE_PATH} is not valid:\n${formatDiagnostics(WORKFLOW_FILE_PATH, errors).trimEnd()}`,
+      'InvalidWorkflowFile',
+    );
+  }
+  const wf = parsed.workflow;
+  const instancesOf = new Map(wf.jobs.map((j) => [j.id, expandJob(j)]));
+  const trigger = { event: req.event, branch: branchOf(req.ref) };
+  const jobs: PlannedJob[] = [];
+  for (const job of wf.jobs) {
+    const matches = whenMatches(job.when, trigger);
+    for (const inst of instancesOf.get(job.id) ?? []) {
+      jobs.push({
+        name: inst.id,
+        needs: job.needs.flatMap((n) => (instancesOf.get(n) ?? []).map((i) => i.id)),
+        runsOn: inst.runsOn,
+        steps: job.steps.map((s) => ({
+          name: s.name,
+          run: s.run,
+          ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
+          continueOnError: s.continueOnError,
+        })),
+        env: inst.env,
+        ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
+        ...(matches ? {} : { skipReason: `its when does not match this ${req.event}` }),
+      });
+    }
+  }
+  return { definition: '.solstice/workflow.kdl', cancelSuperseded: wf.cancelSuperseded ?? true, jobs };
+}

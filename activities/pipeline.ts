@@ -1,0 +1,42 @@
+/** Activities of PipelineWorkflow: read the plan at the commit and keep the pipeline tables current. */
+import { PipelineStore } from '../common/pipeline-store';
+import type { JobStore } from '../common/job-store';
+import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../workflows/types';
+import { loadPipelinePlan, type PlanRequest } from './pipeline-plan';
+
+export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: PipelineStore }) {
+  const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);
+  return {
+    async recordPipeline(input: PipelineInput, workflowId: string): Promise<void> {
+      await pipelines.recordPipeline(input, workflowId);
+    },
+
+    async loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> {
+      return loadPipelinePlan(req);
+    },
+
+    async recordPipelineJobs(
+      pipelineId: string,
+      jobs: { name: string; needs: string[]; state: PipelineJobState; jobId?: string; message?: string }[],
+    ): Promise<void> {
+      await pipelines.recordJobs(pipelineId, jobs);
+    },
+
+    async updatePipelineJob(
+      pipelineId: string,
+      name: string,
+      change: { state: PipelineJobState; jobId?: string; message?: string },
+    ): Promise<void> {
+      await pipelines.updateJob(pipelineId, name, change);
+    },
+
+    async finalizePipeline(pipelineId: string, state: PipelineState, message?: string): Promise<void> {
+      await pipelines.finalize(pipelineId, state, message);
+    },
+
+    /** Workflow ids of the older running pipelines of the same branch, for the caller to cancel. */
+    async supersededPipelines(pipelineId: string): Promise<string[]> {
+      return pipelines.supersededBy(pipelineId);
+    },
+  };
+}

@@ -1,0 +1,257 @@
+/**
+ * PipelineWorkflow: one per triggering event (push, pull request, enqueue, rerun) on a commit.
+ *
+ *   record → plan (read .solstice/workflow.kdl or job.sh at the commit) → cancel superseded
+ *   pipelines of the branch → a child JobWorkflow per job, each started as soon as every job
+ *   it needs succeeded (independent jobs run in parallel) → aggregate state
+ *
+ * A job whose needs did not all succeed ends `skipped` without running. Cancelling the
+ * pipeline cancels its running jobs (each destroys its machine) and waits for them, so a
+ * cancelled pipeline leaves nothing behind; jobs not started yet end `cancelled`.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
+  executeChild,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { JobWorkflow } from './job';
+import { pipelineStatusQuery } from './signals';
+import {
+  pipelineJobWorkflowId,
+  type JobInput,
+  type PipelineInput,
+  type PipelineJobState,
+  type PipelineOutcome,
+  type PipelinePlan,
+  type PipelineState,
+  type PipelineStatus,
+  type PlannedJob,
+} from './types';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const db = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+const planning = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+/** User mistakes in the repository: the pipeline fails (not errors) and is not retried. */
+const USER_ERRORS = new Set(['InvalidWorkflowFile', 'NoJobDefinition']);
+
+const DONE: readonly PipelineJobState[] = ['success', 'failure', 'error', 'cancelled', 'skipped'];
+
+function messageOf(err: unknown): string {
+  let e: unknown = err;
+  // Activity and child failures wrap the failure that says what happened.
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}
+
+/** How a child JobWorkflow ended, from the failure it threw. */
+function jobStateOf(err: unknown): PipelineJobState {
+  if (isCancellation(err)) return 'cancelled';
+  const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return cause.type === 'JobFailed' ? 'failure' : 'error';
+  return 'error';
+}
+
+export function aggregateState(
+  states: PipelineJobState[],
+  cancelled: boolean,
+): Exclude<PipelineState, 'running'> {
+  if (cancelled) return 'cancelled';
+  if (states.includes('failure')) return 'failure';
+  if (states.includes('error')) return 'error';
+  if (states.includes('cancelled')) return 'cancelled';
+  return 'success';
+}
+
+export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOutcome> {
+  const workflowId = workflowInfo().workflowId;
+  const status: PipelineStatus = { state: 'running', jobs: {} };
+  setHandler(pipelineStatusQuery, () => status);
+  // Bookkeeping must happen even while the pipeline is being cancelled.
+  const record = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
+  const finish = async (state: Exclude<PipelineState, 'running'>, message?: string): Promise<void> => {
+    await record(() => db.finalizePipeline(input.pipelineId, state, message));
+    status.state = state;
+  };
+
+  await db.recordPipeline(input, workflowId);
+
+  let plan: PipelinePlan;
+  try {
+    plan = await planning.loadPipelinePlan({
+      repoUrl: input.repoUrl,
+      commitSha: input.commitSha,
+      ref: input.ref,
+      event: input.event,
+      label: input.label ?? 'local',
+    });
+  } catch (err) {
+    if (isCancellation(err)) {
+      await finish('cancelled', 'cancelled before its jobs were planned');
+      throw err;
+    }
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const user = cause instanceof ApplicationFailure && USER_ERRORS.has(cause.type ?? '');
+    const message = messageOf(err);
+    await finish(user ? 'failure' : 'error', message);
+    throw ApplicationFailure.nonRetryable(message, user ? 'PipelineFailed' : 'PipelineErrored');
+  }
+
+  // A newer push to the branch makes older runs of it pointless, unless the workflow opts out.
+  if (plan.cancelSuperseded && input.event === 'push' && input.ref) {
+    for (const older of await db.supersededPipelines(input.pipelineId)) {
+      try {
+        await getExternalWorkflowHandle(older).cancel();
+        log.info('cancelled superseded pipeline', { older });
+      } catch (err) {
+        // Already finished: nothing to cancel.
+        log.info('superseded pipeline was not cancelled', { older, error: messageOf(err) });
+      }
+    }
+  }
+
+  const jobs = new Map<string, PlannedJob>(plan.jobs.map((j) => [j.name, j]));
+  const state = new Map<string, PipelineJobState>();
+  const initial = plan.jobs.map((j) => {
+    const reused = input.reuse?.[j.name];
+    const s: PipelineJobState = reused ? 'success' : j.skipReason ? 'skipped' : 'waiting';
+    state.set(j.name, s);
+    status.jobs[j.name] = { state: s, ...(reused ? { jobId: reused } : {}) };
+    return {
+      name: j.name,
+      needs: j.needs,
+      state: s,
+      ...(reused
+        ? { jobId: reused, message: `succeeded in pipeline ${input.rerunOf ?? ''}; not run again` }
+        : {}),
+      ...(j.skipReason ? { message: j.skipReason } : {}),
+    };
+  });
+  await db.recordPipelineJobs(input.pipelineId, initial);
+
+  const setState = async (
+    name: string,
+    s: PipelineJobState,
+    extra: { jobId?: string; message?: string } = {},
+  ) => {
+    state.set(name, s);
+    status.jobs[name] = { ...status.jobs[name], state: s, ...(extra.jobId ? { jobId: extra.jobId } : {}) };
+    await record(() => db.updatePipelineJob(input.pipelineId, name, { state: s, ...extra }));
+  };
+
+  const runJob = async (job: PlannedJob): Promise<void> => {
+    const jobId = uuid4();
+    await setState(job.name, 'running', { jobId });
+    const jobInput: JobInput = {
+      jobId,
+      source: input.source,
+      repoUrl: input.repoUrl,
+      commitSha: input.commitSha,
+      ref: input.ref,
+      label: job.runsOn,
+      timeoutMs: job.timeoutMs ?? input.timeoutMs,
+      bootTimeoutMs: input.bootTimeoutMs,
+      maxMachineAttempts: input.maxMachineAttempts,
+      ...(job.steps ? { steps: job.steps } : {}),
+      env: job.env,
+      pipelineId: input.pipelineId,
+      workflowJobId: job.name,
+    };
+    try {
+      await executeChild(JobWorkflow, {
+        workflowId: pipelineJobWorkflowId(workflowId, job.name),
+        args: [jobInput],
+        // Wait until a cancelled job destroyed its machine; never leave a job behind the pipeline.
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      });
+      await setState(job.name, 'success');
+    } catch (err) {
+      const s = jobStateOf(err);
+      await setState(job.name, s, { message: messageOf(err) });
+    }
+  };
+
+  const running = new Map<string, Promise<void>>();
+  const cancelled = () => CancellationScope.current().consideredCancelled;
+  /** Skips what can no longer run and starts what is ready; repeats until nothing changes. */
+  const schedule = async (): Promise<void> => {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const [name, job] of jobs) {
+        if (state.get(name) !== 'waiting') continue;
+        if (cancelled()) {
+          await setState(name, 'cancelled', {
+            message: 'the pipeline was cancelled before this job started',
+          });
+          changed = true;
+          continue;
+        }
+        const blocked = job.needs.find((n) => state.get(n) !== 'success' && DONE.includes(state.get(n)!));
+        if (blocked) {
+          await setState(name, 'skipped', { message: `needs ${blocked}, which ended ${state.get(blocked)}` });
+          changed = true;
+          continue;
+        }
+        if (job.needs.every((n) => state.get(n) === 'success')) {
+          running.set(
+            name,
+            runJob(job).finally(() => running.delete(name)),
+          );
+          changed = true;
+        }
+      }
+    }
+  };
+
+  await schedule();
+  while (running.size > 0) {
+    await Promise.race(running.values());
+    await schedule();
+  }
+
+  const states = [...state.values()];
+  const outcome: PipelineOutcome = {
+    state: aggregateState(states, cancelled()),
+    jobs: Object.fromEntries(state),
+  };
+  const failed = [...state].filter(([, s]) => s === 'failure' || s === 'error').map(([n]) => n);
+  if (failed.length > 0) outcome.message = `failed: ${failed.join(', ')}`;
+  await finish(outcome.state, outcome.message);
+
+  // A CancelledFailure makes Temporal record the run as Canceled rather than Failed.
+  if (outcome.state === 'cancelled' && cancelled()) throw new CancelledFailure('pipeline cancelled');
+  if (outcome.state !== 'success') {
+    throw ApplicationFailure.nonRetryable(
+      outcome.message ?? outcome.state,
+      outcome.state === 'failure'
+        ? 'PipelineFailed'
+        : outcome.state === 'error'
+          ? 'PipelineErrored'
+          : 'PipelineCancelled',
+      outcome,
+    );
+  }
+  return outcome;
+}
