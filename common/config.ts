@@ -143,6 +143,12 @@ export interface Config {
   forgejoWebhookSecret: string | undefined;
   githubWebhookSecret: string | undefined;
   webhookInsecure: boolean;
+  forgejoToken: string | undefined;
+  forgejoApiUrl: string | undefined;
+  githubAppId: string | undefined;
+  githubAppPrivateKey: string | undefined;
+  githubApiUrl: string;
+  publicUrl: string | undefined;
 }
 
 export type SettingKey = keyof Config;
@@ -430,6 +436,55 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: bool,
     fallback: fixed(false),
     defaultText: 'false',
+  }),
+  forgejoToken: setting<string | undefined>({
+    env: 'SOLSTICE_FORGEJO_TOKEN',
+    flag: '--forgejo-token',
+    description:
+      'Forgejo/Gitea API token for commit statuses (scope: repository write); `file:<path>` reads it from a file',
+    parse: secret,
+    fallback: fixed(undefined),
+    defaultText: 'unset: no statuses on Forgejo/Gitea',
+  }),
+  forgejoApiUrl: setting<string | undefined>({
+    env: 'SOLSTICE_FORGEJO_API_URL',
+    flag: '--forgejo-api-url',
+    description: 'Forgejo/Gitea API base URL for commit statuses',
+    parse: url,
+    fallback: fixed(undefined),
+    defaultText: "<the repository's origin>/api/v1",
+  }),
+  githubAppId: setting<string | undefined>({
+    env: 'GITHUB_APP_ID',
+    flag: '--github-app-id',
+    description: 'GitHub App id; with GITHUB_APP_PRIVATE_KEY, jobs report as check runs',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset: no check runs on GitHub',
+  }),
+  githubAppPrivateKey: setting<string | undefined>({
+    env: 'GITHUB_APP_PRIVATE_KEY',
+    flag: '--github-app-private-key',
+    description: "The GitHub App's private key (PEM); `file:<path>` reads it from a file",
+    parse: secret,
+    fallback: fixed(undefined),
+    defaultText: 'unset',
+  }),
+  githubApiUrl: setting({
+    env: 'GITHUB_API_URL',
+    flag: '--github-api-url',
+    description: 'GitHub REST API base URL (GitHub Enterprise: https://<host>/api/v3)',
+    parse: url,
+    fallback: fixed('https://api.github.com'),
+    defaultText: 'https://api.github.com',
+  }),
+  publicUrl: setting<string | undefined>({
+    env: 'SOLSTICE_PUBLIC_URL',
+    flag: '--public-url',
+    description: 'Base URL people open for a job (forges link <url>/jobs/<job id>)',
+    parse: url,
+    fallback: fixed(undefined),
+    defaultText: 'unset: statuses carry no link',
   }),
 };
 
