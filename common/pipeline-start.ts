@@ -3,8 +3,10 @@
  * starts a bare JobWorkflow and stays for the AMQP bridge and tests).
  */
 import { randomUUID } from 'node:crypto';
-import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from './config';
+import { jobIdFor, workflowIdFor, type JobRequestV1 } from './job-request';
 import type { PipelineJobRecord, PipelineRecord } from './pipeline-store';
 import type { JobSource, PipelineEvent, PipelineInput } from '../workflows/types';
 
@@ -97,4 +99,56 @@ export async function rerunPipeline(
     ...(opts.failedOnly ? { reuse } : {}),
   });
   return { pipelineId: started.pipelineId, workflowId: started.workflowId, reused: Object.keys(reuse) };
+}
+
+/** The event a JobRequest v1 stands for, from its source and ref. */
+export function eventOfRequest(r: Pick<JobRequestV1, 'source' | 'ref'>): PipelineEvent {
+  if (r.source === 'manual') return 'manual';
+  if (r.ref.startsWith('refs/tags/')) return 'tag';
+  if (r.ref.startsWith('refs/pull/') || r.ref.startsWith('refs/merge-requests/')) return 'pull_request';
+  return 'push';
+}
+
+/** The ids a JobRequest v1 gets as a pipeline: `pipeline/...` in place of `job/...`, and a uuid from it. */
+export function pipelineIdsForRequest(r: JobRequestV1): { workflowId: string; pipelineId: string } {
+  const workflowId = workflowIdFor(r).replace(/^job\//, 'pipeline/');
+  return { workflowId, pipelineId: jobIdFor(workflowId) };
+}
+
+/**
+ * Starts the pipeline a JobRequest v1 asks for, at most once (REJECT_DUPLICATE, as
+ * startJobForRequest does for a bare job): for the AMQP bridge.
+ */
+export async function startPipelineForRequest(
+  client: Client,
+  cfg: StartConfig,
+  r: JobRequestV1,
+): Promise<{ pipelineId: string; workflowId: string; started: boolean }> {
+  const { workflowId, pipelineId } = pipelineIdsForRequest(r);
+  const input = pipelineInput(
+    cfg,
+    {
+      source: r.source,
+      event: eventOfRequest(r),
+      repoUrl: r.repo_url,
+      commitSha: r.commit_sha,
+      ref: r.ref,
+      ...(r.runs_on ? { label: r.runs_on } : {}),
+    },
+    pipelineId,
+  );
+  try {
+    await client.workflow.start('PipelineWorkflow', {
+      taskQueue: cfg.taskQueue,
+      workflowId,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      args: [input],
+      memo: { requestId: r.request_id, ...(r.delivery_id ? { deliveryId: r.delivery_id } : {}) },
+    });
+    return { pipelineId, workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      return { pipelineId, workflowId, started: false };
+    throw err;
+  }
 }

@@ -3,15 +3,15 @@ import { Command, Option } from 'clipanion';
 import { AmqpConnection, TOPOLOGY } from '../../common/amqp';
 import type { Config } from '../../common/config';
 import { resolveLocalCommit, isLocalRepo } from '../../common/git';
-import { idsForRequest, startJob } from '../../common/job-start';
+import { idsForRequest } from '../../common/job-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
 import { createLogger } from '../../common/logger';
 import { readLog, waitForFinalState } from '../../common/log-follow';
-import { connectClient } from '../../common/temporal';
 import { InputError } from '../../common/errors';
 import type { Store } from '../context';
 import { openStore } from '../context';
 import { exitCodeForState, formatLogLine, stateLabel } from '../output';
+import { enqueuePipeline } from '../pipelines';
 import { ConnectedCommand, settingOption } from '../settings-options';
 
 export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
@@ -114,7 +114,7 @@ export async function enqueue(
     );
   }
 
-  let started = args.direct
+  const started = args.direct
     ? undefined
     : await enqueueViaAmqp(
         cfg,
@@ -122,21 +122,9 @@ export async function enqueue(
         out,
         args.explicitTimeout,
       );
-  if (!started) {
-    const temporal = await connectClient(cfg);
-    try {
-      started = await startJob(temporal.client, cfg, {
-        source: 'manual',
-        repoUrl,
-        commitSha,
-        ref,
-        label: args.label,
-        timeoutMs: cfg.jobTimeoutMs,
-      });
-    } finally {
-      await temporal.close();
-    }
-  }
+  // Started directly, a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
+  if (!started)
+    return enqueuePipeline(cfg, store, { repoUrl, commitSha, ref, label: args.label }, args.follow, out);
   out.write(`job ${started.jobId}\n`);
   out.write(`workflow ${started.workflowId}\n`);
   const ui = workflowUiUrl(cfg, started.workflowId);
@@ -166,9 +154,11 @@ export class EnqueueCommand extends ConnectedCommand {
       (\`solstice bridge\`, part of \`solstice up\`) starts it. When RabbitMQ is unreachable or no bridge
       consumes the queue, it says so and starts the job directly; --direct always starts directly.
 
-      Prints the job id, its Temporal workflow id and (for a local Temporal) its Web UI page.
-      With --follow it then prints the live log and exits with the job's result:
-      0 success, 1 failure (the script failed), 3 error (infrastructure), 4 cancelled.
+      Started directly, the commit runs as a pipeline: the jobs of .solstice/workflow.kdl (or
+      .solstice/job.sh as one job). It prints the pipeline id, its Temporal workflow id and (for a
+      local Temporal) its Web UI page; \`solstice status <pipeline>\` shows its jobs and steps.
+      With --follow it then prints each job's live log and exits with the result:
+      0 success, 1 failure (a script failed), 3 error (infrastructure), 4 cancelled.
       Other exit codes: 2 bad input, 69 a dependency (Temporal, PostgreSQL) is unreachable.
     `,
     examples: [

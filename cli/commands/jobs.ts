@@ -1,7 +1,8 @@
 import { Command, Option } from 'clipanion';
 import { ConnectedCommand } from '../settings-options';
 import { openStore } from '../context';
-import { formatJob, formatJobRow, formatSteps } from '../output';
+import { formatJobRow } from '../output';
+import { formatJobStatus, formatPipeline, pipelineJson, resolveTarget } from '../pipelines';
 
 export class JobsCommand extends ConnectedCommand {
   static override paths = [['jobs']];
@@ -34,25 +35,35 @@ export class JobsCommand extends ConnectedCommand {
 export class StatusCommand extends ConnectedCommand {
   static override paths = [['status']];
   static override usage = Command.Usage({
-    description: "Show a job's state, exit code and timing",
-    details: 'The job may be given as its full id or a unique prefix (at least 4 characters).',
-    examples: [['A job by id prefix', 'solstice status 3f2a9c']],
+    description: 'Show a pipeline (its jobs and their steps) or a job (its state, timing and steps)',
+    details: 'Give a pipeline or job id, in full or a unique prefix (at least 4 characters).',
+    examples: [
+      ['A pipeline or job by id prefix', 'solstice status 3f2a9c'],
+      ['As JSON', 'solstice status 3f2a9c --json'],
+    ],
   });
 
-  job = Option.String({ name: 'job' });
+  job = Option.String({ name: 'pipeline|job' });
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   async execute(): Promise<number> {
     const store = await openStore(this.config());
     try {
-      const job = await store.jobs.resolveJob(this.job);
-      const lines = await store.jobs.countLogLines(job.id);
-      const steps = await store.jobs.listSteps(job.id);
-      this.context.stdout.write(
-        this.json
-          ? `${JSON.stringify({ ...job, logLines: lines, steps })}\n`
-          : `${formatJob(job, { 'log lines': String(lines) })}\n${formatSteps(steps)}`,
-      );
+      const target = await resolveTarget(store, this.job);
+      if (target.kind === 'pipeline') {
+        this.context.stdout.write(
+          this.json
+            ? `${JSON.stringify(await pipelineJson(store, target.pipeline))}\n`
+            : await formatPipeline(store, target.pipeline),
+        );
+        return 0;
+      }
+      const { job } = target;
+      if (this.json) {
+        const lines = await store.jobs.countLogLines(job.id);
+        const steps = await store.jobs.listSteps(job.id);
+        this.context.stdout.write(`${JSON.stringify({ ...job, logLines: lines, steps })}\n`);
+      } else this.context.stdout.write(await formatJobStatus(store, job));
       return 0;
     } finally {
       await store.close();

@@ -1,0 +1,143 @@
+import { Command, Option } from 'clipanion';
+import { InputError } from '../../common/errors';
+import { PipelineStore } from '../../common/pipeline-store';
+import { connectClient } from '../../common/temporal';
+import { openStore } from '../context';
+import { exitCodeForState, stateLabel } from '../output';
+import { cancelTarget, followPipeline, rerun, resolveTarget } from '../pipelines';
+import { ConnectedCommand } from '../settings-options';
+
+export class PipelinesCommand extends ConnectedCommand {
+  static override paths = [['pipelines']];
+  static override usage = Command.Usage({
+    description: 'List recent pipelines, newest first',
+    examples: [['The last 20 pipelines', 'solstice pipelines']],
+  });
+
+  limit = Option.String('--limit', '20', { description: 'How many pipelines to show' });
+  json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
+
+  async execute(): Promise<number> {
+    const store = await openStore(this.config());
+    try {
+      const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
+      for (const p of list) {
+        const repo = p.repoUrl.split('/').filter(Boolean).pop() ?? p.repoUrl;
+        this.context.stdout.write(
+          this.json
+            ? `${JSON.stringify(p)}\n`
+            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repo}@${p.commitSha.slice(0, 12)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
+        );
+      }
+      if (list.length === 0 && !this.json)
+        this.context.stdout.write('no pipelines yet; `solstice enqueue` starts one\n');
+      return 0;
+    } finally {
+      await store.close();
+    }
+  }
+}
+
+export class CancelCommand extends ConnectedCommand {
+  static override paths = [['cancel']];
+  static override usage = Command.Usage({
+    description: 'Cancel a pipeline (all its jobs) or one job',
+    details: `
+      Cancelled jobs always destroy their machine. Cancelling one job of a pipeline skips the
+      jobs that need it. The id may be a full id or a unique prefix (at least 4 characters).
+      With --wait, waits until everything stopped and exits 4 (cancelled) or with the state it
+      reached first (0 success, 1 failure, 3 error).
+    `,
+    examples: [
+      ['A pipeline', 'solstice cancel 3f2a9c'],
+      ['One job, waiting until its machine is gone', 'solstice cancel 7b1e04 --wait'],
+    ],
+  });
+
+  target = Option.String({ name: 'pipeline|job' });
+  wait = Option.Boolean('--wait', false, { description: 'Wait until it has stopped' });
+
+  async execute(): Promise<number> {
+    const cfg = this.config();
+    const store = await openStore(cfg);
+    try {
+      const target = await resolveTarget(store, this.target);
+      const temporal = await connectClient(cfg);
+      try {
+        const workflowId = await cancelTarget(temporal.client, target);
+        const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
+        this.context.stdout.write(`cancel requested: ${what} (${workflowId})\n`);
+        if (!this.wait) return 0;
+        await temporal.client.workflow
+          .getHandle(workflowId)
+          .result()
+          .catch(() => undefined);
+      } finally {
+        await temporal.close();
+      }
+      const state =
+        target.kind === 'pipeline'
+          ? (await new PipelineStore(store.db).getPipeline(target.pipeline.id))?.state
+          : (await store.jobs.getJob(target.job.id))?.state;
+      this.context.stdout.write(`${stateLabel(state ?? 'unknown')}\n`);
+      return exitCodeForState(state ?? 'error');
+    } finally {
+      await store.close();
+    }
+  }
+}
+
+export class RerunCommand extends ConnectedCommand {
+  static override paths = [['rerun']];
+  static override usage = Command.Usage({
+    description: 'Run a pipeline again at the same commit',
+    details: `
+      Starts a new pipeline for the same commit, ref and event. With --failed, jobs that
+      succeeded are not run again (the new pipeline shows their earlier runs): only the jobs
+      that failed, errored, were cancelled or skipped run, i.e. the failed ones and what needs
+      them. With --follow, prints the jobs' logs and exits with the new pipeline's result
+      (0 success, 1 failure, 3 error, 4 cancelled).
+    `,
+    examples: [
+      ['Everything again', 'solstice rerun 3f2a9c'],
+      ['Only what failed', 'solstice rerun 3f2a9c --failed --follow'],
+    ],
+  });
+
+  pipeline = Option.String({ name: 'pipeline' });
+  failed = Option.Boolean('--failed', false, { description: 'Rerun only failed jobs and their dependents' });
+  follow = Option.Boolean('-f,--follow', false, {
+    description: "Print the jobs' logs and wait for the result",
+  });
+
+  async execute(): Promise<number> {
+    const cfg = this.config();
+    const store = await openStore(cfg);
+    try {
+      const target = await resolveTarget(store, this.pipeline);
+      if (target.kind !== 'pipeline')
+        throw new InputError(
+          `${this.pipeline} is a job, not a pipeline`,
+          `rerun its pipeline: \`solstice status ${target.job.id}\` names it`,
+        );
+      const temporal = await connectClient(cfg);
+      let started: Awaited<ReturnType<typeof rerun>>;
+      try {
+        started = await rerun(temporal.client, cfg, store, target.pipeline, this.failed);
+      } finally {
+        await temporal.close();
+      }
+      this.context.stdout.write(`pipeline ${started.pipelineId}\nworkflow ${started.workflowId}\n`);
+      if (started.reused.length > 0)
+        this.context.stdout.write(`not run again (succeeded before): ${started.reused.join(', ')}\n`);
+      if (!this.follow) return 0;
+      const p = await followPipeline(store, started.pipelineId, this.context.stdout);
+      this.context.stdout.write(
+        `pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`,
+      );
+      return exitCodeForState(p.state);
+    } finally {
+      await store.close();
+    }
+  }
+}

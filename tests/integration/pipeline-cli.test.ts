@@ -1,0 +1,108 @@
+/** Pipelines through the CLI as a user runs it (real processes): enqueue, status, rerun, cancel. */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { makeRepo } from '../support/git-repo';
+import { startHarness, type Harness } from '../support/harness';
+import { gatePath, waitFor } from '../support/wait';
+
+const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness();
+  await h.startWorker();
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+async function solstice(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATABASE_URL: h.cfg.databaseUrl,
+    TEMPORAL_ADDRESS: h.cfg.temporalAddress,
+    SOLSTICE_TASK_QUEUE: h.cfg.taskQueue,
+    NO_COLOR: '1',
+  };
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('enqueue --follow runs the workflow file as a pipeline; status shows pipeline, jobs, steps; rerun --failed', async () => {
+  const fixed = gatePath();
+  const repo = makeRepo({
+    '.solstice/workflow.kdl': `
+      job "a" { step "hello" run="echo hello from a" }
+      job "b" {
+        needs "a"
+        step "check" run="test -e ${fixed}"
+      }
+      job "c" {
+        needs "b"
+        step "after" run="echo after b"
+      }
+    `,
+  });
+  const r = await solstice(['enqueue', '--direct', '--repo', repo.dir, '--follow']);
+  expect(r.code).toBe(1);
+  const pipelineId = /^pipeline ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
+  expect(pipelineId).toBeDefined();
+  expect(r.stdout).toContain('== job a\n');
+  expect(r.stdout).toContain('hello from a\n');
+  expect(r.stdout).toMatch(/^job [0-9a-f-]{36} failure \(exit code 1\)/m);
+  expect(r.stdout).toContain('job c skipped: needs b, which ended failure\n');
+  expect(r.stdout).toContain(`pipeline ${pipelineId} failure: failed: b\n`);
+
+  const status = await solstice(['status', pipelineId.slice(0, 8)]);
+  expect(status.code).toBe(0);
+  expect(status.stdout).toMatch(/^state +failure$/m);
+  expect(status.stdout).toMatch(/^ {2}a {2}success {2}[0-9a-f-]{36}$/m);
+  expect(status.stdout).toMatch(/^ {7}1\. hello {2}success exit 0 \d+\.\ds$/m);
+  expect(status.stdout).toMatch(/^ {2}b {2}failure {2}[0-9a-f-]{36} {2}needs a$/m);
+  expect(status.stdout).toMatch(/^ {2}c {2}skipped {2}needs b\n {4}needs b, which ended failure$/m);
+  const json = JSON.parse((await solstice(['status', pipelineId, '--json'])).stdout) as {
+    jobs: { name: string; steps: { name: string }[] }[];
+  };
+  expect(json.jobs.map((j) => [j.name, j.steps.map((s) => s.name)])).toEqual([
+    ['a', ['hello']],
+    ['b', ['check']],
+    ['c', []],
+  ]);
+
+  fs.writeFileSync(fixed, '');
+  const again = await solstice(['rerun', pipelineId.slice(0, 8), '--failed', '--follow']);
+  expect(again.code).toBe(0);
+  expect(again.stdout).toContain('not run again (succeeded before): a\n');
+  expect(again.stdout).not.toContain('hello from a');
+  expect(again.stdout).toContain('after b\n');
+  expect(again.stdout).toMatch(/^pipeline [0-9a-f-]{36} success$/m);
+});
+
+test('solstice cancel <pipeline> --wait stops its jobs and leaves no process or workspace', async () => {
+  const repo = makeRepo({
+    '.solstice/workflow.kdl': 'job "slow" { step "s" run="echo sleeping; sleep 120" }\n',
+  });
+  const r = await solstice(['enqueue', '--direct', '--repo', repo.dir]);
+  expect(r.code).toBe(0);
+  const pipelineId = /^pipeline ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
+  await waitFor(async () => {
+    const [job] = await h.pipelines.listJobs(pipelineId);
+    if (!job?.jobId) return false;
+    return (await h.jobs.logLinesAfter(job.jobId, 0, 100)).some((l) => l.text === 'sleeping');
+  });
+  const c = await solstice(['cancel', pipelineId, '--wait']);
+  expect(c.stdout).toContain(`cancel requested: pipeline ${pipelineId}`);
+  expect(c.code).toBe(4);
+  expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+  const [job] = await h.pipelines.listJobs(pipelineId);
+  expect(job.state).toBe('cancelled');
+});
