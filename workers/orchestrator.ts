@@ -5,6 +5,7 @@
  */
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { createForgeStatusActivities, createStatusReporter } from '../activities/forge-status';
 import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
 import type { JobStore } from '../common/job-store';
@@ -43,10 +44,20 @@ export async function startOrchestratorWorker(
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
   });
+  const forgeStatus = createForgeStatusActivities(
+    createStatusReporter({
+      forgejoToken: cfg.forgejoToken,
+      forgejoApiUrl: cfg.forgejoApiUrl,
+      githubAppId: cfg.githubAppId,
+      githubPrivateKey: cfg.githubAppPrivateKey,
+      githubApiUrl: cfg.githubApiUrl,
+      publicUrl: cfg.publicUrl,
+    }),
+  );
   const common = {
     connection,
     namespace: cfg.temporalNamespace,
-    activities,
+    activities: { ...activities, ...forgeStatus },
     shutdownGraceTime: '30s',
   } as const;
   const workers = [

@@ -13,11 +13,14 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
+import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
 import type { JobInput, JobOutcome, JobStatus, MachineRef, RunnerFinished } from './types';
 
@@ -57,6 +60,50 @@ export function outcomeOf(f: RunnerFinished): JobOutcome {
   }
 }
 
+// Forge API errors are retried a few times with backoff, then recorded (the failed activity in
+// the history, a warning in the workflow log); they never change the job's result.
+const forge = proxyActivities<ReturnType<typeof createForgeStatusActivities>>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4 },
+});
+
+function statusText(o: JobOutcome): string {
+  if (o.state === 'success') return 'passed';
+  if (o.state === 'cancelled') return 'cancelled';
+  return o.message ?? o.state;
+}
+
+/** Reports the job's state to the forge it came from; returns the GitHub check run id. */
+async function reportStatus(
+  input: JobInput,
+  state: JobOutcome['state'] | 'pending',
+  description: string,
+  checkRunId?: number,
+): Promise<number | undefined> {
+  // Runs started before status reporting existed replay without these activities.
+  if (input.source === 'manual' || !patched('forge-status')) return checkRunId;
+  try {
+    const r = await forge.reportForgeStatus({
+      forge: input.source,
+      repoUrl: input.repoUrl,
+      commitSha: input.commitSha,
+      job: input.workflowJobId ?? 'job',
+      jobId: input.jobId,
+      state,
+      description,
+      checkRunId,
+    });
+    return r.checkRunId ?? checkRunId;
+  } catch (err) {
+    log.warn('reporting the job status to the forge failed; the job result stands', {
+      state,
+      error:
+        err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err),
+    });
+    return checkRunId;
+  }
+}
+
 function minutes(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
@@ -76,6 +123,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   });
 
   await db.recordJob(input, workflowInfo().workflowId);
+  // Not awaited: a slow or failing forge must not delay the job.
+  const pendingReport = reportStatus(input, 'pending', 'queued');
 
   let machine: MachineRef | undefined;
   let outcome: JobOutcome;
@@ -121,6 +170,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (machine)
       await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
     await db.finalizeJob(input.jobId, outcome);
+    await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });
   Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });
 
