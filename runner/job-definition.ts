@@ -1,7 +1,7 @@
 /**
- * Finds what to run in the checked-out commit. This version runs `.solstice/job.sh`; a commit
- * that only has `.solstice/workflow.kdl` is reported as not runnable yet rather than silently
- * passing.
+ * Finds what to run in the checked-out commit when the job file gives no steps: `.solstice/job.sh`.
+ * A commit that only has `.solstice/workflow.kdl` is reported as not runnable that way (its jobs
+ * get their steps from the pipeline) rather than silently passing.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,8 +28,8 @@ export async function findJobDefinition(checkoutDir: string, commitSha: string):
     return {
       kind: 'missing',
       message:
-        `commit ${commitSha} has ${WORKFLOW_FILE} but no ${JOB_SCRIPT}; this runner runs only ${JOB_SCRIPT} ` +
-        `(workflow.kdl support comes later): add ${JOB_SCRIPT}`,
+        `commit ${commitSha} has ${WORKFLOW_FILE} but no ${JOB_SCRIPT}, and this job was given no steps: ` +
+        `run the commit as a pipeline (solstice enqueue), which gives each job its steps, or add ${JOB_SCRIPT}`,
     };
   }
   return {

@@ -142,6 +142,33 @@ test('cancelling a pipeline mid-run cancels its jobs and leaves no process or wo
   expect((await h.client.workflow.getHandle(workflowId).describe()).status.name).toBe('CANCELLED');
 });
 
+test('cancelling one job of a pipeline skips what needs it; the rest still runs', async () => {
+  const repo = workflowRepo(`
+    job "slow" { step "sleep" run="echo sleeping; sleep 120" }
+    job "after" {
+      needs "slow"
+      step "x" run="true"
+    }
+    job "other" { step "y" run="true" }
+  `);
+  const { pipelineId, workflowId } = await h.startPipeline(repo.dir, repo.sha);
+  await waitFor(async () => {
+    const slow = (await jobsOf(pipelineId)).slow;
+    if (!slow?.jobId) return false;
+    return (await h.jobs.logLinesAfter(slow.jobId, 0, 1000)).some((l) => l.text === 'sleeping');
+  });
+  await h.client.workflow.getHandle(`${workflowId}/job/slow`).cancel();
+  const p = await h.pipelineResult(workflowId, pipelineId);
+  expect(p.state).toBe('cancelled');
+  const jobs = await jobsOf(pipelineId);
+  expect(Object.values(jobs).map((j) => [j.name, j.state])).toEqual([
+    ['slow', 'cancelled'],
+    ['after', 'skipped'],
+    ['other', 'success'],
+  ]);
+  expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+});
+
 test('a new push to the same branch cancels the older pipeline; cancel-superseded #false opts out', async () => {
   const gate = gatePath();
   const kdl = (optOut: boolean) => `

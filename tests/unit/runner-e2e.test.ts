@@ -395,11 +395,13 @@ describe('bundled runner against a real gRPC log service', () => {
     expect(res.svc.finishes[0].message).toMatch(/add \.solstice\/job\.sh/);
   });
 
-  test('only workflow.kdl: NO_JOB_DEFINITION, not supported by this runner yet', async () => {
+  test('only workflow.kdl and no steps given: NO_JOB_DEFINITION pointing at pipelines', async () => {
     const { dir, shas } = makeRepo({ '.solstice/workflow.kdl': 'workflow "ci" {}\n' });
     const res = await runJob(dir, shas[0]);
     expect(res.svc.finishes[0].reason).toBe('FINISH_REASON_NO_JOB_DEFINITION');
-    expect(res.svc.finishes[0].message).toMatch(/workflow\.kdl support comes later.*add \.solstice\/job\.sh/);
+    expect(res.svc.finishes[0].message).toMatch(
+      /no steps: run the commit as a pipeline.*or add \.solstice\/job\.sh/,
+    );
   });
 
   test('the script sees the job variables and CI=true but never the token', async () => {
