@@ -1,0 +1,136 @@
+/** What a pipeline runs, from a workflow file and a trigger; and the ids a JobRequest gets as a pipeline. */
+import { ApplicationFailure } from '@temporalio/common';
+import { planFromWorkflowFile } from '../../activities/pipeline-plan';
+import { newJobRequest } from '../../common/job-request';
+import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../common/pipeline-start';
+import { aggregateState } from '../../workflows/pipeline';
+import { branchOf } from '../../workflows/types';
+
+const FILE = `
+env SHARED="1"
+job "build" {
+  timeout "5m"
+  env ONLY_BUILD="yes"
+  step "compile" run="make" working-directory="src"
+  step "lint" run="make lint" continue-on-error=#true
+}
+job "test" {
+  needs "build"
+  matrix {
+    node "18" "20"
+  }
+  runs-on "local"
+  step "t" run="npm test"
+}
+job "deploy" {
+  needs "test"
+  when {
+    events "push"
+    branches "main"
+  }
+  step "ship" run="./ship"
+}
+cancel-superseded #false
+`;
+
+describe('planFromWorkflowFile', () => {
+  test('expands matrix jobs, makes needs point at every instance, carries steps, env and timeouts', () => {
+    const plan = planFromWorkflowFile(FILE, { event: 'push', ref: 'refs/heads/main' });
+    expect(plan.definition).toBe('.solstice/workflow.kdl');
+    expect(plan.cancelSuperseded).toBe(false);
+    expect(plan.jobs.map((j) => [j.name, j.needs, j.skipReason])).toEqual([
+      ['build', [], undefined],
+      ['test[node=18]', ['build'], undefined],
+      ['test[node=20]', ['build'], undefined],
+      ['deploy', ['test[node=18]', 'test[node=20]'], undefined],
+    ]);
+    const [build, test18] = plan.jobs;
+    expect(build).toMatchObject({
+      runsOn: 'local',
+      timeoutMs: 300_000,
+      env: { SHARED: '1', ONLY_BUILD: 'yes' },
+      steps: [
+        { name: 'compile', run: 'make', workingDirectory: 'src', continueOnError: false },
+        { name: 'lint', run: 'make lint', continueOnError: true },
+      ],
+    });
+    expect(test18.env).toEqual({ SHARED: '1', MATRIX_NODE: '18' });
+    expect(test18.timeoutMs).toBeUndefined();
+  });
+
+  test('a job whose when does not match the trigger is planned as skipped', () => {
+    const branch = planFromWorkflowFile(FILE, { event: 'push', ref: 'refs/heads/feature/x' });
+    expect(branch.jobs.find((j) => j.name === 'deploy')?.skipReason).toBe(
+      'its when does not match this push',
+    );
+    const manual = planFromWorkflowFile(FILE, { event: 'manual', ref: 'refs/heads/main' });
+    expect(manual.jobs.find((j) => j.name === 'deploy')?.skipReason).toBeDefined();
+    expect(manual.jobs.filter((j) => j.skipReason)).toHaveLength(1);
+  });
+
+  test('cancel-superseded defaults to yes', () => {
+    expect(planFromWorkflowFile('job "a" { step "x" run="true" }', { event: 'push' }).cancelSuperseded).toBe(
+      true,
+    );
+  });
+
+  test('an invalid file is a non-retryable InvalidWorkflowFile naming each error with its location', () => {
+    let err: unknown;
+    try {
+      planFromWorkflowFile('job "a" {\n  needs "nope"\n  step "x" run="true"\n}\n', { event: 'push' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'InvalidWorkflowFile', nonRetryable: true });
+    expect((err as Error).message).toMatch(/\.solstice\/workflow\.kdl:2:\d+: error: .*nope/);
+  });
+});
+
+describe('pipeline helpers', () => {
+  test('branchOf', () => {
+    expect(branchOf('refs/heads/feature/x')).toBe('feature/x');
+    expect(branchOf('refs/tags/v1')).toBeUndefined();
+    expect(branchOf(undefined)).toBeUndefined();
+  });
+
+  test('the aggregate state of a pipeline', () => {
+    expect(aggregateState(['success', 'skipped'], false)).toBe('success');
+    expect(aggregateState(['success', 'failure', 'skipped', 'error'], false)).toBe('failure');
+    expect(aggregateState(['success', 'error'], false)).toBe('error');
+    expect(aggregateState(['cancelled', 'skipped', 'success'], false)).toBe('cancelled');
+    expect(aggregateState(['failure'], true)).toBe('cancelled');
+  });
+
+  test('a JobRequest becomes one pipeline id, the same every time it is delivered', () => {
+    const r = newJobRequest({
+      source: 'forgejo',
+      repoUrl: 'https://forge.example/o/app.git',
+      commitSha: 'a'.repeat(40),
+      ref: 'refs/heads/main',
+      deliveryId: 'd-1',
+    });
+    const ids = pipelineIdsForRequest(r);
+    expect(ids.workflowId).toMatch(/^pipeline\/app\/aaaaaaaaaaaa\//);
+    expect(pipelineIdsForRequest({ ...r, request_id: 'other' })).toEqual(ids);
+    expect(ids.pipelineId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(eventOfRequest(r)).toBe('push');
+    expect(eventOfRequest({ ...r, ref: 'refs/tags/v1' })).toBe('tag');
+    expect(eventOfRequest({ ...r, ref: 'refs/pull/3/head' })).toBe('pull_request');
+    expect(eventOfRequest({ ...r, source: 'manual' })).toBe('manual');
+  });
+
+  test('pipelineInput fills defaults from the config', () => {
+    const cfg = { taskQueue: 'q', jobTimeoutMs: 60_000, bootTimeoutMs: 5_000 };
+    expect(pipelineInput(cfg, { source: 'manual', repoUrl: '/r', commitSha: 'b'.repeat(40) }, 'id')).toEqual({
+      pipelineId: 'id',
+      source: 'manual',
+      event: 'manual',
+      repoUrl: '/r',
+      commitSha: 'b'.repeat(40),
+      timeoutMs: 60_000,
+      bootTimeoutMs: 5_000,
+      maxMachineAttempts: 2,
+    });
+  });
+});
