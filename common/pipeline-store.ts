@@ -115,7 +115,10 @@ export class PipelineStore {
     });
   }
 
-  /** Workflow ids of the still running pipelines of a branch that started before this one. */
+  /**
+   * Workflow ids of the still running push pipelines of a branch that started before this one
+   * (manual runs and reruns are asked for by a person and are left alone).
+   */
   async supersededBy(pipelineId: string): Promise<string[]> {
     const self = await this.db.pipeline.findUnique({ where: { id: pipelineId } });
     if (!self?.ref) return [];
@@ -123,6 +126,8 @@ export class PipelineStore {
       where: {
         repoUrl: self.repoUrl,
         ref: self.ref,
+        event: 'push',
+        rerunOf: null,
         state: 'running',
         id: { not: self.id },
         createdAt: { lte: self.createdAt },
