@@ -240,7 +240,22 @@ export function createStatusReporter(cfg: ForgeStatusConfig, fetchImpl: Fetch = 
         title: u.description.slice(0, 255),
         summary: (u.summary ?? u.description).slice(0, 65_535),
       };
+      // A create that timed out may have happened: a retry finds that run instead of adding one.
+      const existing = async (): Promise<number | undefined> => {
+        const q = `check_name=${encodeURIComponent(context)}&filter=all&per_page=100`;
+        const list = (await call(
+          fetchImpl,
+          'GET',
+          `${api}/repos/${owner}/${repo}/commits/${u.commitSha}/check-runs?${q}`,
+          `Bearer ${token}`,
+          undefined,
+          'application/vnd.github+json',
+        )) as { check_runs?: { id: number; external_id?: string | null }[] };
+        return list.check_runs?.find((r) => r.external_id === u.jobId)?.id;
+      };
       if (u.state === 'pending') {
+        const found = await existing();
+        if (found !== undefined) return { checkRunId: found };
         const run = (await call(
           fetchImpl,
           'POST',
@@ -264,16 +279,17 @@ export function createStatusReporter(cfg: ForgeStatusConfig, fetchImpl: Fetch = 
         completed_at: new Date().toISOString(),
         output,
       };
-      if (u.checkRunId !== undefined) {
+      const runId = u.checkRunId ?? (await existing());
+      if (runId !== undefined) {
         await call(
           fetchImpl,
           'PATCH',
-          `${api}/repos/${owner}/${repo}/check-runs/${u.checkRunId}`,
+          `${api}/repos/${owner}/${repo}/check-runs/${runId}`,
           `Bearer ${token}`,
           completed,
           'application/vnd.github+json',
         );
-        return { checkRunId: u.checkRunId };
+        return { checkRunId: runId };
       }
       // The pending report never got through: create the run completed.
       const run = (await call(

@@ -31,6 +31,8 @@ let calls: Recorded[];
 /** Status codes to answer before behaving, per path prefix. */
 let failures: { prefix: string; status: number; times: number }[];
 let tokenExpiresInMs: number;
+/** Check runs the fake GitHub already has for the commit (id, external_id). */
+let existingRuns: { id: number; external_id: string }[];
 
 function verifyJwt(jwt: string): Record<string, unknown> {
   const [h, p, s] = jwt.split('.');
@@ -76,6 +78,13 @@ beforeAll(async () => {
           expires_at: new Date(Date.now() + tokenExpiresInMs).toISOString(),
         });
       }
+      if (
+        req.method === 'GET' &&
+        path.startsWith(`/repos/Codertocat/Hello-World/commits/${SHA}/check-runs?`)
+      ) {
+        expect(new URL(path, 'http://x').searchParams.get('check_name')).toBe('solstice/build');
+        return reply(200, { total_count: existingRuns.length, check_runs: existingRuns });
+      }
       if (req.method === 'POST' && path === '/repos/Codertocat/Hello-World/check-runs')
         return reply(201, { id: 7 });
       if (req.method === 'PATCH' && path === '/repos/Codertocat/Hello-World/check-runs/7')
@@ -95,6 +104,7 @@ beforeEach(() => {
   calls = [];
   failures = [];
   tokenExpiresInMs = 3_600_000;
+  existingRuns = [];
 });
 
 const forgejoUpdate = (state: StatusUpdate['state']): StatusUpdate => ({
@@ -165,20 +175,21 @@ test('GitHub App: JWT → installation token (cached) → check run created, the
   const pending = await reporter.report(githubUpdate('pending'));
   expect(pending.checkRunId).toBe(7);
   await reporter.report(githubUpdate('failure', pending.checkRunId));
-  expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+  expect(calls.map((c) => `${c.method} ${c.path.replace(/\?.*$/, '')}`)).toEqual([
     'GET /repos/Codertocat/Hello-World/installation',
     'POST /app/installations/42/access_tokens',
+    `GET /repos/Codertocat/Hello-World/commits/${SHA}/check-runs`,
     'POST /repos/Codertocat/Hello-World/check-runs',
     'PATCH /repos/Codertocat/Hello-World/check-runs/7',
   ]);
-  expect(calls[2].auth).toBe('Bearer ghs_installation');
-  expect(calls[2].body).toMatchObject({
+  expect(calls[3].auth).toBe('Bearer ghs_installation');
+  expect(calls[3].body).toMatchObject({
     name: 'solstice/build',
     head_sha: SHA,
     status: 'in_progress',
     external_id: '0b7f6a4e-1c1d-5d8e-9f00-0123456789ab',
   });
-  expect(calls[3].body).toMatchObject({
+  expect(calls[4].body).toMatchObject({
     status: 'completed',
     conclusion: 'failure',
     output: { title: 'job failure', summary: 'exit code 0' },
@@ -203,6 +214,16 @@ test('a final report whose pending one never got through creates the check run c
     method: 'POST',
     body: { status: 'completed', conclusion: 'cancelled', head_sha: SHA },
   });
+});
+
+test('a retried pending report finds the check run it already created instead of adding one', async () => {
+  existingRuns = [
+    { id: 3, external_id: 'another-job' },
+    { id: 9, external_id: '0b7f6a4e-1c1d-5d8e-9f00-0123456789ab' },
+  ];
+  const reporter = createStatusReporter({ githubAppId: '123456', githubPrivateKey: PEM, githubApiUrl: base });
+  expect(await reporter.report(githubUpdate('pending'))).toEqual({ checkRunId: 9 });
+  expect(calls.filter((c) => c.method === 'POST' && c.path.endsWith('/check-runs'))).toEqual([]);
 });
 
 test('forge errors: 5xx and 429 are retryable failures, other 4xx are not; nothing configured is skipped', async () => {
