@@ -34,9 +34,14 @@ export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: Pip
       await pipelines.finalize(pipelineId, state, message);
     },
 
-    /** Workflow ids of the older running pipelines of the same branch, for the caller to cancel. */
+    /**
+     * Workflow ids of the older running push pipelines of the same branch, for the caller to
+     * cancel; each is marked with why.
+     */
     async supersededPipelines(pipelineId: string): Promise<string[]> {
-      return pipelines.supersededBy(pipelineId);
+      const ids = await pipelines.supersededBy(pipelineId);
+      if (ids.length > 0) await pipelines.noteSuperseded(ids, pipelineId);
+      return ids;
     },
   };
 }

@@ -108,10 +108,19 @@ export class PipelineStore {
     });
   }
 
+  /** Without a message, one noted earlier (e.g. by noteSuperseded) stays. */
   async finalize(pipelineId: string, state: PipelineState, message?: string): Promise<void> {
     await this.db.pipeline.update({
       where: { id: pipelineId },
-      data: { state, message: message ?? null, finishedAt: new Date() },
+      data: { state, ...(message !== undefined ? { message } : {}), finishedAt: new Date() },
+    });
+  }
+
+  /** Says why the pipelines about to be cancelled were cancelled. */
+  async noteSuperseded(workflowIds: string[], byPipelineId: string): Promise<void> {
+    await this.db.pipeline.updateMany({
+      where: { workflowId: { in: workflowIds }, state: 'running' },
+      data: { message: `superseded by pipeline ${byPipelineId}, a newer push to the branch` },
     });
   }
 

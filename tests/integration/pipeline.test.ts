@@ -3,7 +3,9 @@
  * service and runner, and real processes (the local provider): the DAG of `needs`, skipping,
  * cancelling, superseding, rerunning, and the job.sh fallback.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
@@ -20,6 +22,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
+
+/** A new commit on the repository's branch; returns its sha. */
+function commitTo(dir: string, file: string): string {
+  fs.writeFileSync(path.join(dir, file), 'more\n');
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.invalid', ...args], { cwd: dir })
+      .toString()
+      .trim();
+  git('add', '-A');
+  git('commit', '-q', '-m', 'more');
+  return git('rev-parse', 'HEAD');
+}
 
 function workflowRepo(kdl: string, extra: Record<string, string> = {}) {
   return makeRepo({ '.solstice/workflow.kdl': kdl, ...extra });
@@ -190,8 +204,15 @@ test('a new push to the same branch cancels the older pipeline; cancel-supersede
   const first = workflowRepo(kdl(false));
   const older = await h.startPipeline(first.dir, first.sha, push);
   await waiting(older.pipelineId);
-  const newer = await h.startPipeline(first.dir, first.sha, push);
-  expect((await h.pipelineResult(older.workflowId, older.pipelineId)).state).toBe('cancelled');
+  // A manual run of the branch is left alone by pushes.
+  const manual = await h.startPipeline(first.dir, first.sha, { ref: push.ref });
+  await waiting(manual.pipelineId);
+  const second = commitTo(first.dir, 'second.txt');
+  const newer = await h.startPipeline(first.dir, second, push);
+  const cancelled = await h.pipelineResult(older.workflowId, older.pipelineId);
+  expect(cancelled.state).toBe('cancelled');
+  expect(cancelled.message).toBe(`superseded by pipeline ${newer.pipelineId}, a newer push to the branch`);
+  expect((await jobsOf(older.pipelineId)).wait.state).toBe('cancelled');
   await waiting(newer.pipelineId);
 
   // The newer run opts out: the one it would supersede keeps running.
@@ -204,6 +225,7 @@ test('a new push to the same branch cancels the older pipeline; cancel-supersede
 
   fs.writeFileSync(gate, '');
   expect((await h.pipelineResult(newer.workflowId, newer.pipelineId)).state).toBe('success');
+  expect((await h.pipelineResult(manual.workflowId, manual.pipelineId)).state).toBe('success');
   expect((await h.pipelineResult(newest.workflowId, newest.pipelineId)).state).toBe('success');
   expect((await h.pipelineResult(keeps.workflowId, keeps.pipelineId)).state).toBe('success');
   expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
