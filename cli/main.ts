@@ -7,14 +7,21 @@ import { EnqueueCommand } from './commands/enqueue';
 import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
+import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
 import { LogServiceCommand, RunnerServeCommand, UpCommand, WorkerCommand } from './commands/services';
+import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
 
 export function buildCli(): Cli {
-  const cli = new Cli({ binaryLabel: 'Solstice CI', binaryName: 'solstice', binaryVersion: version });
+  const cli = new Cli({
+    binaryLabel: 'Solstice CI',
+    binaryName: 'solstice',
+    binaryVersion: version,
+    enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
+  });
   for (const c of [
     UpCommand,
     CiLocalCommand,
@@ -22,12 +29,17 @@ export function buildCli(): Cli {
     LogsCommand,
     StatusCommand,
     JobsCommand,
+    PipelinesCommand,
+    CancelCommand,
+    RerunCommand,
     DbMigrateCommand,
     WorkerCommand,
     LogServiceCommand,
     RunnerServeCommand,
     BridgeCommand,
     WebhookServeCommand,
+    WorkflowValidateCommand,
+    WorkflowShowCommand,
     Builtins.HelpCommand,
     Builtins.VersionCommand,
   ]) {

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { AmqpConnection } from '../common/amqp';
 import { connectClient } from '../common/temporal';
-import { FsBlobStore } from '../common/blob-store';
+import { createBlobStore } from '../common/create-blob-store';
 import type { Config } from '../common/config';
 import { createDb } from '../common/db';
 import { startEmbeddedPostgres } from '../common/embedded-postgres';
@@ -94,7 +94,13 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 
-    const worker = await startOrchestratorWorker(cfg, { jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
+    // Checked now, so a missing bucket or bad credentials stop `up`, not the first job's finalize.
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
+    stops.push(() => blobs.close());
+    urls['blob store'] = blobs.describe();
+
+    const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });
     stops.push(worker.shutdown);
     urls['orchestrator worker'] = `task queue ${cfg.taskQueue}`;
 
