@@ -176,6 +176,21 @@ export async function enqueuePipeline(
   } finally {
     await temporal.close();
   }
+  return showPipeline(cfg, store, started, follow, out);
+}
+
+/**
+ * Prints a started pipeline's ids and Web UI link; with `follow`, each job's log and result,
+ * then the pipeline's, returning the exit code for its state (0 success, 1 failure, 3 error,
+ * 4 cancelled). The pipeline may not be recorded yet (the AMQP bridge starts it): it waits.
+ */
+export async function showPipeline(
+  cfg: Config,
+  store: Store,
+  started: { pipelineId: string; workflowId: string },
+  follow: boolean,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   out.write(`pipeline ${started.pipelineId}\n`);
   out.write(`workflow ${started.workflowId}\n`);
   const ui = workflowUiUrl(cfg, started.workflowId);

@@ -3,15 +3,13 @@ import { Command, Option } from 'clipanion';
 import { AmqpConnection, TOPOLOGY } from '../../common/amqp';
 import type { Config } from '../../common/config';
 import { resolveLocalCommit, isLocalRepo } from '../../common/git';
-import { idsForRequest } from '../../common/job-start';
+import { pipelineIdsForRequest } from '../../common/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
 import { createLogger } from '../../common/logger';
-import { readLog, waitForFinalState } from '../../common/log-follow';
 import { InputError } from '../../common/errors';
 import type { Store } from '../context';
 import { openStore } from '../context';
-import { exitCodeForState, formatLogLine, stateLabel } from '../output';
-import { enqueuePipeline } from '../pipelines';
+import { enqueuePipeline, showPipeline } from '../pipelines';
 import { ConnectedCommand, settingOption } from '../settings-options';
 
 export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
@@ -42,7 +40,7 @@ async function enqueueViaAmqp(
   req: { repoUrl: string; commitSha: string; ref: string; label?: string },
   out: NodeJS.WritableStream,
   explicitTimeout = false,
-): Promise<{ jobId: string; workflowId: string } | undefined> {
+): Promise<{ pipelineId: string; workflowId: string } | undefined> {
   const log = createLogger('solstice-enqueue');
   log.level = 'error';
   let amqp: AmqpConnection;
@@ -85,7 +83,7 @@ async function enqueueViaAmqp(
       out.write(
         'note: --job-timeout applies to direct starts only; the bridge uses its own SOLSTICE_JOB_TIMEOUT\n',
       );
-    return idsForRequest(r);
+    return pipelineIdsForRequest(r);
   } finally {
     await amqp.close();
   }
@@ -122,23 +120,10 @@ export async function enqueue(
         out,
         args.explicitTimeout,
       );
-  // Started directly, a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
+  // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
   if (!started)
     return enqueuePipeline(cfg, store, { repoUrl, commitSha, ref, label: args.label }, args.follow, out);
-  out.write(`job ${started.jobId}\n`);
-  out.write(`workflow ${started.workflowId}\n`);
-  const ui = workflowUiUrl(cfg, started.workflowId);
-  if (ui) out.write(`web ui ${ui}\n`);
-  if (!args.follow) return 0;
-
-  for await (const line of readLog(store.jobs, started.jobId, { follow: true }))
-    out.write(`${formatLogLine(line)}\n`);
-  const job = await waitForFinalState(store.jobs, started.jobId);
-  const exit = job.exitCode === null ? '' : ` (exit code ${job.exitCode})`;
-  out.write(
-    `job ${job.id} ${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}\n`,
-  );
-  return exitCodeForState(job.state);
+  return showPipeline(cfg, store, started, args.follow, out);
 }
 
 export class EnqueueCommand extends ConnectedCommand {

@@ -27,7 +27,7 @@ import {
 } from '../../common/amqp';
 import type { Config } from '../../common/config';
 import { describeError } from '../../common/errors';
-import { startJobForRequest } from '../../common/job-start';
+import { startPipelineForRequest } from '../../common/pipeline-start';
 import { parseJobRequest } from '../../common/job-request';
 import type { Logger } from '../../common/logger';
 
@@ -52,7 +52,7 @@ export interface BridgeDeps {
   temporal: Client;
   log: Logger;
   /** Called after every start or duplicate; tests and the bench use it to time starts. */
-  onStarted?: (e: { workflowId: string; jobId: string; started: boolean; requestId: string }) => void;
+  onStarted?: (e: { workflowId: string; pipelineId: string; started: boolean; requestId: string }) => void;
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   /** Deadline of one start call: an unreachable Temporal must fail the call so it is retried. */
@@ -115,13 +115,18 @@ export function startBridge(
       try {
         const deadline = Date.now() + (deps.startTimeoutMs ?? 10_000);
         const res = await deps.temporal.withDeadline(deadline, () =>
-          startJobForRequest(deps.temporal, cfg, r),
+          startPipelineForRequest(deps.temporal, cfg, r),
         );
         d.ack();
         if (res.started) stats.started += 1;
         else stats.duplicates += 1;
         log.info(
-          { workflowId: res.workflowId, jobId: res.jobId, requestId: r.request_id, started: res.started },
+          {
+            workflowId: res.workflowId,
+            pipelineId: res.pipelineId,
+            requestId: r.request_id,
+            started: res.started,
+          },
           res.started ? 'run started' : 'run already started for this request; acked',
         );
         deps.onStarted?.({ ...res, requestId: r.request_id });

@@ -11,7 +11,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Publisher } from '../../common/amqp';
 import { describeError } from '../../common/errors';
-import { idsForRequest } from '../../common/job-start';
+import { pipelineIdsForRequest } from '../../common/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1 } from '../../common/job-request';
 import type { Logger } from '../../common/logger';
 import { splitHostPort } from '../../common/net';
@@ -118,12 +118,12 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
             .header('retry-after', String(RETRY_AFTER_S))
             .send({ error: `job queue unavailable, deliver again later: ${describeError(err)}` });
         }
-        const ids = idsForRequest(r);
+        const ids = pipelineIdsForRequest(r);
         return reply.code(202).send({
           status: 'accepted',
           request_id: r.request_id,
           workflow_id: ids.workflowId,
-          job_id: ids.jobId,
+          pipeline_id: ids.pipelineId,
         });
       }
     }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { AmqpConnection, REASON_HEADER, TOPOLOGY } from '../../common/amqp';
 import { loadConfig, type Config } from '../../common/config';
-import { idsForRequest } from '../../common/job-start';
+import { pipelineIdsForRequest as idsForRequest } from '../../common/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
 import { createLogger } from '../../common/logger';
 import { freePort } from '../../common/net';
@@ -151,7 +151,11 @@ test('1,000 webhooks with 10% duplicate deliveries start exactly the 900 unique 
         120_000,
         'the bridge to handle 1,000 messages',
       );
-      expect(bridge.stats).toMatchObject({ started: 900, duplicates: 100, deadLettered: 0 });
+      // The runs themselves are the property: exactly the 900 unique ones exist. The bridge's own
+      // counters cannot tell "a duplicate delivery" from "my own earlier start, whose answer was
+      // lost to a deadline on a loaded machine", so they only bound it.
+      expect(bridge.stats.deadLettered).toBe(0);
+      expect(bridge.stats.started).toBeLessThanOrEqual(900);
       await expectRuns(cfg.taskQueue, [...workflowIds]);
     });
     expect(await vhost.depth(TOPOLOGY.queue)).toBe(0);

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { loadConfig } from '../../common/config';
 import { createLogger } from '../../common/logger';
 import { freePort } from '../../common/net';
+import { PipelineStore } from '../../common/pipeline-store';
 import { startStack, type Stack } from '../../services/stack';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { jobRepo } from '../support/git-repo';
@@ -101,19 +102,25 @@ test('`solstice up` runs the bridge and the webhook ingress; a signed push runs 
   const d = forgejoDelivery('push', push, SECRET);
   const r = await send(webhooks, d);
   expect(r.status).toBe(202);
-  const jobId = String(r.body.job_id);
+  const pipelineId = String(r.body.pipeline_id);
+  expect(String(r.body.workflow_id)).toMatch(/^pipeline\//);
   // The same delivery again (the forge retrying) is accepted and runs nothing new.
   expect((await send(webhooks, d)).status).toBe(202);
+  const pipelines = new PipelineStore(stack.jobs.db);
   await waitFor(
-    async () => (await stack.jobs.getJob(jobId))?.state === 'success',
+    async () => (await pipelines.getPipeline(pipelineId))?.state === 'success',
     90_000,
-    'the job to succeed',
+    'the pipeline to succeed',
   );
+  const [entry, ...more] = await pipelines.listJobs(pipelineId);
+  expect(more).toEqual([]);
+  const jobId = String(entry.jobId);
   const lines = await stack.jobs.logLinesAfter(jobId, 0, 100);
   expect(lines.map((l) => l.text)).toContain(`from a webhook: ${repo.sha}`);
   const job = await stack.jobs.getJob(jobId);
-  expect(job?.workflowId).toBe(r.body.workflow_id);
+  expect(job?.workflowId).toBe(`${String(r.body.workflow_id)}/job/${entry.name}`);
   expect(job?.source).toBe('forgejo');
+  expect((await pipelines.getPipeline(pipelineId))?.source).toBe('forgejo');
 });
 
 test('`solstice enqueue` goes through RabbitMQ and the bridge by default', async () => {
@@ -122,8 +129,10 @@ test('`solstice enqueue` goes through RabbitMQ and the bridge by default', async
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/^queued request [0-9a-f-]{36} on amqp:\/\/guest:\*\*\*@127\.0\.0\.1/m);
-  expect(r.stdout).toMatch(/^job [0-9a-f-]{36}$/m);
+  expect(r.stdout).toMatch(/^pipeline [0-9a-f-]{36}$/m);
+  expect(r.stdout).toMatch(/^workflow pipeline\//m);
   expect(r.stdout).toMatch(/via the queue\n/);
+  expect(r.stdout).toMatch(/^pipeline [0-9a-f-]{36} success$/m);
 });
 
 test('`solstice enqueue` without a reachable RabbitMQ says so and starts the job directly', async () => {

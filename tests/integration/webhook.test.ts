@@ -71,8 +71,10 @@ test('Forgejo push → 202 after the broker confirmed, and a valid JobRequest v1
   const d = forgejoPush(SECRET, { sha, deliveryId: 'f6266f16-1bf3-46a5-9ea4-602e06ead473' });
   const r = await send(server.url, d);
   expect(r.status).toBe(202);
-  expect(r.body.workflow_id).toBe(`job/app/${sha.slice(0, 12)}/forgejo-f6266f16-1bf3-46a5-9ea4-602e06ead473`);
-  expect(r.body.job_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  expect(r.body.workflow_id).toBe(
+    `pipeline/app/${sha.slice(0, 12)}/forgejo-f6266f16-1bf3-46a5-9ea4-602e06ead473`,
+  );
+  expect(r.body.pipeline_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   const [req, ...rest] = await queued();
   expect(rest).toEqual([]);
   expect(req).toMatchObject({
