@@ -1,14 +1,10 @@
 /**
- * Starts a JobWorkflow. Two ways:
- *  - `startJob`: a fresh, random job id (direct `solstice enqueue --direct`, tests);
- *  - `startJobForRequest`: ids derived from a JobRequest v1, so starting the same request
- *    twice (a redelivered AMQP message, a repeated webhook) starts one run only.
+ * Starts a bare JobWorkflow with a fresh job id (tests, benchmarks). Pipelines start their jobs
+ * as child workflows; JobRequests from the queue start pipelines (pipeline-start.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import type { Config } from './config';
-import { jobIdFor, workflowIdFor, type JobRequestV1 } from './job-request';
 import type { JobInput, JobSource } from '../workflows/types';
 
 export interface JobRequest {
@@ -60,41 +56,4 @@ export async function startJob(
     args: [jobInput(cfg, req, jobId)],
   });
   return { jobId, workflowId, runId: handle.firstExecutionRunId };
-}
-
-/** The ids a JobRequest v1 stands for; the CLI prints them before the bridge has started anything. */
-export function idsForRequest(r: JobRequestV1): { workflowId: string; jobId: string } {
-  const workflowId = workflowIdFor(r);
-  return { workflowId, jobId: jobIdFor(workflowId) };
-}
-
-/**
- * Starts the run a JobRequest v1 asks for, at most once. A second start of the same request
- * — even after the first run has finished — is refused by Temporal (REJECT_DUPLICATE) and
- * reported here as `started: false`: the request is already taken care of.
- */
-export async function startJobForRequest(
-  client: Client,
-  cfg: StartConfig,
-  r: JobRequestV1,
-): Promise<{ jobId: string; workflowId: string; started: boolean }> {
-  const { workflowId, jobId } = idsForRequest(r);
-  const input = jobInput(
-    cfg,
-    { source: r.source, repoUrl: r.repo_url, commitSha: r.commit_sha, ref: r.ref, label: r.runs_on },
-    jobId,
-  );
-  try {
-    await client.workflow.start('JobWorkflow', {
-      taskQueue: cfg.taskQueue,
-      workflowId,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      args: [input],
-      memo: { requestId: r.request_id, ...(r.delivery_id ? { deliveryId: r.delivery_id } : {}) },
-    });
-    return { jobId, workflowId, started: true };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return { jobId, workflowId, started: false };
-    throw err;
-  }
 }

@@ -1,6 +1,6 @@
 /**
  * Starts a PipelineWorkflow: one per triggering event. Lives next to job-start.ts (which
- * starts a bare JobWorkflow and stays for the AMQP bridge and tests).
+ * starts a bare JobWorkflow, for tests and benchmarks).
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
@@ -116,8 +116,9 @@ export function pipelineIdsForRequest(r: JobRequestV1): { workflowId: string; pi
 }
 
 /**
- * Starts the pipeline a JobRequest v1 asks for, at most once (REJECT_DUPLICATE, as
- * startJobForRequest does for a bare job): for the AMQP bridge.
+ * Starts the pipeline a JobRequest v1 asks for, at most once: a second start of the same
+ * request, even after the first run finished, is refused by Temporal (REJECT_DUPLICATE) and
+ * reported as `started: false`. For the AMQP bridge.
  */
 export async function startPipelineForRequest(
   client: Client,

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { AmqpConnection, REASON_HEADER, TOPOLOGY } from '../../common/amqp';
 import { loadConfig, type Config } from '../../common/config';
-import { pipelineIdsForRequest as idsForRequest } from '../../common/pipeline-start';
+import { pipelineIdsForRequest } from '../../common/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
 import { createLogger } from '../../common/logger';
 import { freePort } from '../../common/net';
@@ -170,7 +170,7 @@ test('1,000 webhooks with 10% duplicate deliveries start exactly the 900 unique 
 test("losing the bridge's connection mid-stream, then restarting the bridge, loses and duplicates nothing", async () => {
   const cfg = config(16);
   const requests = Array.from({ length: 400 }, () => request());
-  const expected = requests.map((r) => idsForRequest(r).workflowId);
+  const expected = requests.map((r) => pipelineIdsForRequest(r).workflowId);
   const seen = new Set<string>();
   const producer = await connect('producer');
   const publisher = producer.publisher();
@@ -257,7 +257,7 @@ test('a message with a bad schema lands in the DLQ with the reason; the bridge g
       expect(String(m?.properties.headers?.[REASON_HEADER])).toMatch(reason);
     }
     expect(await vhost.depth(TOPOLOGY.queue)).toBe(0);
-    await expectRuns(cfg.taskQueue, [idsForRequest(good).workflowId]);
+    await expectRuns(cfg.taskQueue, [pipelineIdsForRequest(good).workflowId]);
   } finally {
     await publisher.close();
     await producer.close();
@@ -286,7 +286,7 @@ test('Temporal unreachable: the start is retried and never dead-lettered; it sta
     await withBridge(cfg, async (bridge) => {
       await waitFor(() => bridge.stats.started === 1, 30_000, 'the start');
     });
-    await expectRuns(cfg.taskQueue, [idsForRequest(r).workflowId]);
+    await expectRuns(cfg.taskQueue, [pipelineIdsForRequest(r).workflowId]);
     expect(await vhost.depth(TOPOLOGY.dlq)).toBe(0);
   } finally {
     await deadTemporal.close().catch(() => undefined);
