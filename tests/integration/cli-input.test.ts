@@ -1,12 +1,9 @@
 /** The CLI as a user runs it (a real process): bad input is refused clearly and changes nothing. */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from '../../common/net';
+import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 
-const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
 let h: Harness;
 
 beforeAll(async () => {
@@ -18,27 +15,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function solstice(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const base = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: h.cfg.databaseUrl,
-    TEMPORAL_ADDRESS: h.cfg.temporalAddress,
-    SOLSTICE_TASK_QUEUE: h.cfg.taskQueue,
-    NO_COLOR: '1',
-  };
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
-      env: { ...base, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { ...cliEnv(h.cfg), ...env });
 }
 
 test('a commit with neither workflow.kdl nor job.sh is refused and records nothing', async () => {

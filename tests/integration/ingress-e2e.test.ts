@@ -4,24 +4,23 @@
  * on the local provider. Also the CLI: `solstice enqueue` through AMQP, its direct fallback,
  * and the `bridge` / `webhook serve` commands' refusals.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { loadConfig } from '../../common/config';
 import { createLogger } from '../../common/logger';
 import { freePort } from '../../common/net';
 import { PipelineStore } from '../../common/pipeline-store';
 import { startStack, type Stack } from '../../services/stack';
+import { CLI, cliEnv, runCli, type CliResult } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { jobRepo } from '../support/git-repo';
 import { createTestVhost, type TestVhost } from '../support/rabbitmq';
 import { waitFor } from '../support/wait';
 import { fixture, forgejoDelivery, send } from '../support/webhooks';
 
-const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
 const SECRET = 'e2e-secret';
 const log = createLogger('test');
 log.level = 'warn';
@@ -65,30 +64,8 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function solstice(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const base = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: stack.cfg.databaseUrl,
-    TEMPORAL_ADDRESS: stack.cfg.temporalAddress,
-    SOLSTICE_TASK_QUEUE: stack.cfg.taskQueue,
-    AMQP_URL: vhost.url,
-    NO_COLOR: '1',
-    LOG_LEVEL: 'warn',
-  };
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
-      env: { ...base, ...env },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { ...cliEnv(stack.cfg), AMQP_URL: vhost.url, LOG_LEVEL: 'warn', ...env });
 }
 
 test('`solstice up` runs the bridge and the webhook ingress; a signed push runs its job', async () => {

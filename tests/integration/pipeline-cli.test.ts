@@ -1,13 +1,10 @@
 /** Pipelines through the CLI as a user runs it (real processes): enqueue, status, rerun, cancel. */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
+import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
 
-const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
 let h: Harness;
 
 beforeAll(async () => {
@@ -19,22 +16,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function solstice(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: h.cfg.databaseUrl,
-    TEMPORAL_ADDRESS: h.cfg.temporalAddress,
-    SOLSTICE_TASK_QUEUE: h.cfg.taskQueue,
-    NO_COLOR: '1',
-  };
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function solstice(args: string[]): Promise<CliResult> {
+  return runCli(args, cliEnv(h.cfg));
 }
 
 test('enqueue --follow runs the workflow file as a pipeline; status shows pipeline, jobs, steps; rerun --failed', async () => {
