@@ -253,9 +253,7 @@ export function createStatusReporter(cfg: ForgeStatusConfig, fetchImpl: Fetch = 
         )) as { check_runs?: { id: number; external_id?: string | null }[] };
         return list.check_runs?.find((r) => r.external_id === u.jobId)?.id;
       };
-      if (u.state === 'pending') {
-        const found = await existing();
-        if (found !== undefined) return { checkRunId: found };
+      const create = async (fields: Record<string, unknown>): Promise<number> => {
         const run = (await call(
           fetchImpl,
           'POST',
@@ -264,14 +262,18 @@ export function createStatusReporter(cfg: ForgeStatusConfig, fetchImpl: Fetch = 
           {
             name: context,
             head_sha: u.commitSha,
-            status: 'in_progress',
             external_id: u.jobId,
             details_url: targetUrl(u.jobId),
-            output,
+            ...fields,
           },
           'application/vnd.github+json',
         )) as { id: number };
-        return { checkRunId: run.id };
+        return run.id;
+      };
+      if (u.state === 'pending') {
+        const found = await existing();
+        if (found !== undefined) return { checkRunId: found };
+        return { checkRunId: await create({ status: 'in_progress', output }) };
       }
       const completed = {
         status: 'completed',
@@ -292,21 +294,7 @@ export function createStatusReporter(cfg: ForgeStatusConfig, fetchImpl: Fetch = 
         return { checkRunId: runId };
       }
       // The pending report never got through: create the run completed.
-      const run = (await call(
-        fetchImpl,
-        'POST',
-        `${api}/repos/${owner}/${repo}/check-runs`,
-        `Bearer ${token}`,
-        {
-          name: context,
-          head_sha: u.commitSha,
-          external_id: u.jobId,
-          details_url: targetUrl(u.jobId),
-          ...completed,
-        },
-        'application/vnd.github+json',
-      )) as { id: number };
-      return { checkRunId: run.id };
+      return { checkRunId: await create(completed) };
     },
   };
 }
