@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MissingToolError } from './errors';
 import { isListening, waitForPort } from './net';
+import { devServerSearchAttributeFlags } from './search-attributes';
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
@@ -62,6 +63,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     String(opts.uiPort),
   ];
   args.push('--log-level', 'warn', '--namespace', opts.namespace ?? 'default');
+  // Known from the first request on; workers also register them on servers they did not start.
+  args.push(...devServerSearchAttributeFlags());
   if (opts.dbFile) {
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);

@@ -10,6 +10,7 @@ import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
+import { ensureSearchAttributes } from '../common/search-attributes';
 import { connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
@@ -34,6 +35,8 @@ export async function startOrchestratorWorker(
 ): Promise<RunningWorker> {
   installTemporalRuntime(deps.log);
   const connection = await connectWorker(cfg);
+  // Before the first run starts, so runs are findable in the Web UI by repo, commit, state...
+  await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
   const activities = createActivities({
     jobs: deps.jobs,

@@ -1,0 +1,95 @@
+/**
+ * What the Temporal Web UI shows about a run: the custom search attributes that make runs
+ * findable, and the static summary and details of a pipeline or job. Pure string work, so the
+ * starters (client side) and PipelineWorkflow (for its child jobs) compute the same texts.
+ */
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import { branchOf } from './types';
+
+/** Keyword attributes; registered at startup (common/search-attributes.ts), set at start, state upserted. */
+export const SEARCH_ATTRIBUTES = {
+  repo: defineSearchAttributeKey('SolsticeRepo', SearchAttributeType.KEYWORD),
+  branch: defineSearchAttributeKey('SolsticeBranch', SearchAttributeType.KEYWORD),
+  commit: defineSearchAttributeKey('SolsticeCommit', SearchAttributeType.KEYWORD),
+  job: defineSearchAttributeKey('SolsticeJob', SearchAttributeType.KEYWORD),
+  label: defineSearchAttributeKey('SolsticeLabel', SearchAttributeType.KEYWORD),
+  state: defineSearchAttributeKey('SolsticeState', SearchAttributeType.KEYWORD),
+} as const;
+
+export interface RunFacts {
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  /** The job's name in the workflow file; absent for a pipeline. */
+  job?: string;
+  label?: string;
+  state: string;
+}
+
+/**
+ * How a repository reads in the UI and in `SolsticeRepo` filters: `owner/name` for a forge URL
+ * (`https://host/owner/name.git`, `git@host:owner/name`), the folder name for a local path.
+ */
+export function repoDisplayName(repoUrl: string): string {
+  const s = repoUrl
+    .trim()
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
+  const scp = /^(?:[^@/:]+@)?[^/:]+:(?!\/)(.+)$/.exec(s);
+  const url = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(s);
+  const local = !scp && (!url || s.startsWith('file:'));
+  const path = scp ? scp[1] : url ? (url[1] ?? '') : s;
+  const parts = path.split('/').filter(Boolean);
+  return parts.slice(local ? -1 : -2).join('/') || 'repo';
+}
+
+export function searchAttributesFor(f: RunFacts): SearchAttributePair[] {
+  const branch = branchOf(f.ref);
+  return [
+    { key: SEARCH_ATTRIBUTES.repo, value: repoDisplayName(f.repoUrl) },
+    ...(branch ? [{ key: SEARCH_ATTRIBUTES.branch, value: branch }] : []),
+    { key: SEARCH_ATTRIBUTES.commit, value: f.commitSha },
+    ...(f.job ? [{ key: SEARCH_ATTRIBUTES.job, value: f.job }] : []),
+    ...(f.label ? [{ key: SEARCH_ATTRIBUTES.label, value: f.label }] : []),
+    { key: SEARCH_ATTRIBUTES.state, value: f.state },
+  ];
+}
+
+/** One line: `owner/name@<sha12> · <job>` (or `· pipeline`). */
+export function runSummary(f: Pick<RunFacts, 'repoUrl' | 'commitSha' | 'job'>): string {
+  return `${repoDisplayName(f.repoUrl)}@${f.commitSha.slice(0, 12)} · ${f.job ?? 'pipeline'}`;
+}
+
+/** The commit's page on its forge, when the repository URL is a web URL. */
+export function commitUrl(repoUrl: string, commitSha: string): string | undefined {
+  if (!/^https?:\/\//i.test(repoUrl)) return undefined;
+  return `${repoUrl.replace(/\/+$/, '').replace(/\.git$/, '')}/commit/${commitSha}`;
+}
+
+/** The job page people open (`SOLSTICE_PUBLIC_URL`), the same link the forge statuses carry. */
+export function jobPageUrl(publicUrl: string | undefined, jobId: string): string | undefined {
+  return publicUrl ? `${publicUrl.replace(/\/+$/, '')}/jobs/${jobId}` : undefined;
+}
+
+/** Markdown for the run's static details: what ran where, with links to the job page and the commit. */
+export function runDetails(d: {
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  label?: string;
+  jobId?: string;
+  pipelineId?: string;
+  event?: string;
+  publicUrl?: string;
+}): string {
+  const commit = commitUrl(d.repoUrl, d.commitSha);
+  const page = d.jobId ? jobPageUrl(d.publicUrl, d.jobId) : undefined;
+  return [
+    `**Repository** ${d.repoUrl}`,
+    `**Commit** ${commit ? `[${d.commitSha}](${commit})` : d.commitSha}${d.ref ? ` (${d.ref})` : ''}`,
+    ...(d.event ? [`**Event** ${d.event}`] : []),
+    ...(d.label ? [`**Runs on** ${d.label}`] : []),
+    ...(d.pipelineId ? [`**Pipeline** ${d.pipelineId}`] : []),
+    ...(d.jobId ? [`**Job** ${page ? `[${d.jobId}](${page})` : d.jobId}`] : []),
+  ].join('\n\n');
+}
