@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Config } from './config';
+import { startWithSearchAttributes } from './search-attributes';
 import type { JobInput, JobSource } from '../workflows/types';
+import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';
 
 export interface JobRequest {
   source: JobSource;
@@ -16,7 +18,8 @@ export interface JobRequest {
   timeoutMs?: number;
 }
 
-type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'>;
+type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
+  Partial<Pick<Config, 'publicUrl'>>;
 
 /** Readable in the Temporal Web UI: which repository and commit, then the unique job id. */
 export function jobWorkflowId(req: Pick<JobRequest, 'repoUrl' | 'commitSha'>, jobId: string): string {
@@ -50,10 +53,18 @@ export async function startJob(
   jobId: string = randomUUID(),
 ): Promise<{ jobId: string; workflowId: string; runId: string }> {
   const workflowId = jobWorkflowId(req, jobId);
-  const handle = await client.workflow.start('JobWorkflow', {
-    taskQueue: cfg.taskQueue,
-    workflowId,
-    args: [jobInput(cfg, req, jobId)],
-  });
+  const input = jobInput(cfg, req, jobId);
+  const handle = await startWithSearchAttributes(
+    searchAttributesFor({ ...input, job: 'job', state: 'queued' }),
+    (typedSearchAttributes) =>
+      client.workflow.start('JobWorkflow', {
+        taskQueue: cfg.taskQueue,
+        workflowId,
+        args: [input],
+        typedSearchAttributes,
+        staticSummary: runSummary({ ...input, job: 'job' }),
+        staticDetails: runDetails({ ...input, jobId, publicUrl: cfg.publicUrl }),
+      }),
+  );
   return { jobId, workflowId, runId: handle.firstExecutionRunId };
 }

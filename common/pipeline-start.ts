@@ -8,7 +8,9 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from './config';
 import { jobIdFor, workflowIdFor, type JobRequestV1 } from './job-request';
 import type { PipelineJobRecord, PipelineRecord } from './pipeline-store';
+import { startWithSearchAttributes } from './search-attributes';
 import type { JobSource, PipelineEvent, PipelineInput } from '../workflows/types';
+import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';
 
 export interface PipelineRequest {
   source: JobSource;
@@ -24,7 +26,8 @@ export interface PipelineRequest {
   reuse?: Record<string, string>;
 }
 
-type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'>;
+type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
+  Partial<Pick<Config, 'publicUrl'>>;
 
 /** `pipeline/<repo>/<sha>/<pipeline id>`: readable in the Temporal Web UI, unique per event. */
 export function pipelineWorkflowId(
@@ -54,6 +57,16 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     maxMachineAttempts: 2,
     ...(req.rerunOf ? { rerunOf: req.rerunOf } : {}),
     ...(req.reuse ? { reuse: req.reuse } : {}),
+    ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
+  };
+}
+
+/** Search attributes, summary and details of a pipeline run in the Temporal Web UI. */
+function webUiOptions(input: PipelineInput) {
+  return {
+    attributes: searchAttributesFor({ ...input, state: 'running' }),
+    staticSummary: runSummary(input),
+    staticDetails: runDetails(input),
   };
 }
 
@@ -64,11 +77,17 @@ export async function startPipeline(
   pipelineId: string = randomUUID(),
 ): Promise<{ pipelineId: string; workflowId: string; runId: string }> {
   const workflowId = pipelineWorkflowId(req, pipelineId);
-  const handle = await client.workflow.start('PipelineWorkflow', {
-    taskQueue: cfg.taskQueue,
-    workflowId,
-    args: [pipelineInput(cfg, req, pipelineId)],
-  });
+  const input = pipelineInput(cfg, req, pipelineId);
+  const { attributes, ...metadata } = webUiOptions(input);
+  const handle = await startWithSearchAttributes(attributes, (typedSearchAttributes) =>
+    client.workflow.start('PipelineWorkflow', {
+      taskQueue: cfg.taskQueue,
+      workflowId,
+      args: [input],
+      typedSearchAttributes,
+      ...metadata,
+    }),
+  );
   return { pipelineId, workflowId, runId: handle.firstExecutionRunId };
 }
 
@@ -138,14 +157,19 @@ export async function startPipelineForRequest(
     },
     pipelineId,
   );
+  const { attributes, ...metadata } = webUiOptions(input);
   try {
-    await client.workflow.start('PipelineWorkflow', {
-      taskQueue: cfg.taskQueue,
-      workflowId,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      args: [input],
-      memo: { requestId: r.request_id, ...(r.delivery_id ? { deliveryId: r.delivery_id } : {}) },
-    });
+    await startWithSearchAttributes(attributes, (typedSearchAttributes) =>
+      client.workflow.start('PipelineWorkflow', {
+        taskQueue: cfg.taskQueue,
+        workflowId,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        args: [input],
+        memo: { requestId: r.request_id, ...(r.delivery_id ? { deliveryId: r.delivery_id } : {}) },
+        typedSearchAttributes,
+        ...metadata,
+      }),
+    );
     return { pipelineId, workflowId, started: true };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError)

@@ -16,13 +16,16 @@ import {
   log,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
 import type { JobInput, JobOutcome, JobStatus, MachineRef, RunnerFinished } from './types';
+import { SEARCH_ATTRIBUTES } from './web-ui';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -83,16 +86,21 @@ async function reportStatus(
   // Runs started before status reporting existed replay without these activities.
   if (input.source === 'manual' || !patched('forge-status')) return checkRunId;
   try {
-    const r = await forge.reportForgeStatus({
-      forge: input.source,
-      repoUrl: input.repoUrl,
-      commitSha: input.commitSha,
-      job: input.workflowJobId ?? 'job',
-      jobId: input.jobId,
-      state,
-      description,
-      checkRunId,
-    });
+    const r = await forge.reportForgeStatus.executeWithOptions(
+      { summary: `report ${state} to ${input.source}` },
+      [
+        {
+          forge: input.source,
+          repoUrl: input.repoUrl,
+          commitSha: input.commitSha,
+          job: input.workflowJobId ?? 'job',
+          jobId: input.jobId,
+          state,
+          description,
+          checkRunId,
+        },
+      ],
+    );
     return r.checkRunId ?? checkRunId;
   } catch (err) {
     log.warn('reporting the job status to the forge failed; the job result stands', {
@@ -102,6 +110,25 @@ async function reportStatus(
     });
     return checkRunId;
   }
+}
+
+/**
+ * Shows the job's state in the Temporal Web UI: the run's current details (markdown) and its
+ * `SolsticeState` search attribute. The attribute is upserted only when the run was started
+ * with our attributes (the server knows them) and not by runs that predate it (replay).
+ */
+function showState(status: JobStatus, details: string): void {
+  setCurrentDetails(`**${status.state}** (attempt ${status.attempt})\n\n${details}`);
+  if (
+    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
+    patched('web-ui-state')
+  ) {
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
+  }
+}
+
+function stepList(input: JobInput): string {
+  return input.steps ? input.steps.map((s) => `\`${s.name}\``).join(', ') : '`.solstice/job.sh`';
 }
 
 function minutes(ms: number): string {
@@ -122,7 +149,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (f.attempt === status.attempt && finished === undefined) finished = f;
   });
 
-  await db.recordJob(input, workflowInfo().workflowId);
+  setCurrentDetails(`**queued**\n\nsteps: ${stepList(input)}`);
+  await db.recordJob.executeWithOptions({ summary: 'record job' }, [input, workflowInfo().workflowId]);
   // Not awaited: a slow or failing forge must not delay the job.
   const pendingReport = reportStatus(input, 'pending', 'queued');
 
@@ -133,25 +161,34 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
-      machine = await provisioning.provisionMachine({
-        jobId: input.jobId,
-        attempt: status.attempt,
-        label: input.label,
-        definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
-      });
+      showState(status, `booting a \`${input.label}\` machine`);
+      machine = await provisioning.provisionMachine.executeWithOptions(
+        { summary: `boot VM ${input.label}` },
+        [
+          {
+            jobId: input.jobId,
+            attempt: status.attempt,
+            label: input.label,
+            definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
+          },
+        ],
+      );
       if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
 
       const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
       const dead = machine;
       machine = undefined;
       await CancellationScope.nonCancellable(() =>
-        destroyOn(dead).destroyMachine({ jobId: input.jobId, ref: dead, keepConsole: true, reason }),
+        destroyOn(dead).destroyMachine.executeWithOptions({ summary: 'destroy machine (never connected)' }, [
+          { jobId: input.jobId, ref: dead, keepConsole: true, reason },
+        ]),
       );
       if (status.attempt >= input.maxMachineAttempts) {
         throw ApplicationFailure.nonRetryable(reason, 'RunnerNeverConnected');
       }
     }
     status.state = 'running';
+    showState(status, `running steps ${stepList(input)}`);
     await condition(() => finished !== undefined, input.timeoutMs);
     // Assigned by the signal handler, which the compiler cannot see.
     const result = finished as RunnerFinished | undefined;
@@ -168,11 +205,14 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   // Cleanup must run even when the workflow is being cancelled.
   await CancellationScope.nonCancellable(async () => {
     if (machine)
-      await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
-    await db.finalizeJob(input.jobId, outcome);
+      await destroyOn(machine).destroyMachine.executeWithOptions({ summary: 'destroy machine' }, [
+        { jobId: input.jobId, ref: machine, keepConsole: false },
+      ]);
+    await db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
     await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });
   Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });
+  showState(status, outcome.message ?? (outcome.state === 'success' ? 'all steps passed' : outcome.state));
 
   // Rethrowing the cancellation makes Temporal record the run as Canceled rather than Failed.
   if (cancellation) throw cancellation;

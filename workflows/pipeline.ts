@@ -21,8 +21,11 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -40,6 +43,7 @@ import {
   type PipelineStatus,
   type PlannedJob,
 } from './types';
+import { runDetails, runSummary, SEARCH_ATTRIBUTES, searchAttributesFor } from './web-ui';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -84,6 +88,34 @@ export function aggregateState(
   return 'success';
 }
 
+/**
+ * The pipeline's jobs and their states as the run's current details in the Temporal Web UI.
+ * `SolsticeState` follows the pipeline's state when the run was started with our search
+ * attributes; runs from before this replay without the upsert.
+ */
+function showPipeline(status: PipelineStatus): void {
+  const jobs = Object.entries(status.jobs).map(([name, j]) => `- \`${name}\` ${j.state}`);
+  setCurrentDetails([`**${status.state}**`, ...jobs].join('\n'));
+  if (
+    status.state !== 'running' &&
+    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
+    patched('web-ui-state')
+  ) {
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
+  }
+}
+
+/** A child job's search attributes, summary and details, when the pipeline has attributes. */
+function childWebUi(input: PipelineInput, job: JobInput) {
+  const facts = { ...job, job: job.workflowJobId, state: 'queued' };
+  const hasAttributes = workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined;
+  return {
+    ...(hasAttributes ? { typedSearchAttributes: searchAttributesFor(facts) } : {}),
+    staticSummary: runSummary(facts),
+    staticDetails: runDetails({ ...job, event: input.event, publicUrl: input.publicUrl }),
+  };
+}
+
 export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOutcome> {
   const workflowId = workflowInfo().workflowId;
   const status: PipelineStatus = { state: 'running', jobs: {} };
@@ -93,6 +125,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   const finish = async (state: Exclude<PipelineState, 'running'>, message?: string): Promise<void> => {
     await record(() => db.finalizePipeline(input.pipelineId, state, message));
     status.state = state;
+    showPipeline(status);
   };
 
   await db.recordPipeline(input, workflowId);
@@ -149,6 +182,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     };
   });
   await db.recordPipelineJobs(input.pipelineId, initial);
+  showPipeline(status);
 
   const setState = async (
     name: string,
@@ -158,6 +192,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     state.set(name, s);
     status.jobs[name] = { ...status.jobs[name], state: s, ...(extra.jobId ? { jobId: extra.jobId } : {}) };
     await record(() => db.updatePipelineJob(input.pipelineId, name, { state: s, ...extra }));
+    showPipeline(status);
   };
 
   const runJob = async (job: PlannedJob): Promise<void> => {
@@ -185,6 +220,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
         // Wait until a cancelled job destroyed its machine; never leave a job behind the pipeline.
         cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        ...childWebUi(input, jobInput),
       });
       await setState(job.name, 'success');
     } catch (err) {

@@ -107,6 +107,8 @@ export interface PipelineInput {
   rerunOf?: string;
   /** `rerun --failed`: jobs that succeeded before (name → their job id) are not run again. */
   reuse?: Record<string, string>;
+  /** SOLSTICE_PUBLIC_URL at start: the jobs' Web UI details link to their job pages. */
+  publicUrl?: string;
 }
 
 /** One job (matrix instance) of a pipeline as the plan activity read it from the commit. */
