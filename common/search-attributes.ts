@@ -58,11 +58,12 @@ export async function ensureSearchAttributes(
 }
 
 function isUnknownSearchAttribute(err: unknown): boolean {
-  return (
-    isGrpcServiceError(err) &&
-    err.code === grpcStatus.INVALID_ARGUMENT &&
-    /search attribute/i.test(err.details ?? err.message)
-  );
+  // The client wraps the server's gRPC error in its own ServiceError.
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (isGrpcServiceError(e))
+      return e.code === grpcStatus.INVALID_ARGUMENT && /search attribute/i.test(e.details ?? e.message);
+  }
+  return false;
 }
 
 let warnedUnregistered = false;
