@@ -31,6 +31,11 @@ export interface JobContext {
   steps?: JobStep[];
   /** Extra environment for every step (the job file's `env` mapping). */
   env: Record<string, string>;
+  /**
+   * The job's secrets (the job file's `secrets` mapping): given to every step as environment
+   * variables like `env`, and masked in the log.
+   */
+  secrets: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
 }
@@ -92,6 +97,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
     steps: file.steps,
     env: file.env,
+    secrets: file.secrets,
     timeoutMs: Number(file.values.timeout_ms) || 0,
   };
   validate(ctx);
@@ -125,6 +131,7 @@ interface JobFile {
   values: Partial<Record<string, string>>;
   steps?: JobStep[];
   env: Record<string, string>;
+  secrets: Record<string, string>;
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -150,6 +157,13 @@ function readSteps(file: string, v: unknown): JobStep[] {
   });
 }
 
+function stringMapping(file: string, key: string, v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isMapping(v)) throw new ConfigError(`job file ${file}: ${key} must be a mapping`);
+  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
 function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   const explicit = env.SOLSTICE_JOB_FILE?.trim();
   const file = explicit || DEFAULT_JOB_FILE;
@@ -158,7 +172,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, env: {} };
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { values: {}, env: {}, secrets: {} };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
@@ -172,7 +187,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
       cause: err,
     });
   }
-  if (doc === null || doc === undefined || doc === '') return { path: file, values: {}, env: {} };
+  if (doc === null || doc === undefined || doc === '')
+    return { path: file, values: {}, env: {}, secrets: {} };
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
   }
@@ -180,17 +196,12 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === 'string') values[k] = v;
   }
-  const { steps, env: envMap } = doc as Record<string, unknown>;
-  if (envMap !== undefined && !isMapping(envMap))
-    throw new ConfigError(`job file ${file}: env must be a mapping`);
-  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
-  const jobEnv = Object.fromEntries(
-    Object.entries(envMap ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
-  );
+  const { steps, env: envMap, secrets } = doc as Record<string, unknown>;
   return {
     path: file,
     values,
-    env: jobEnv,
+    env: stringMapping(file, 'env', envMap),
+    secrets: stringMapping(file, 'secrets', secrets),
     ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
   };
 }
