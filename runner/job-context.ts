@@ -18,6 +18,11 @@ export interface JobContext {
   token: string;
   /** host:port of the orchestrator's log service. */
   contactAddr: string;
+  /**
+   * PEM CA certificate(s) to verify the log service's TLS certificate with (job file key
+   * `tls_ca`); undefined: plaintext. The certificate must name the host of contactAddr.
+   */
+  tlsCa?: string;
   repoUrl: string;
   commitSha: string;
   /** Where the repository is checked out and the script runs. */
@@ -94,6 +99,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     repoUrl: value('repoUrl') as string,
     commitSha: (value('commitSha') as string).toLowerCase(),
     workdir: path.resolve(value('workdir') ?? path.join(os.homedir(), 'work')),
+    ...(file.values.tls_ca?.trim() ? { tlsCa: file.values.tls_ca } : {}),
     retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
     steps: file.steps,
     env: file.env,

@@ -24,7 +24,7 @@ import type { JobContext } from './job-context';
 import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
 import { LogBuffer } from './log-buffer';
 import { DEFAULT_BATCH, LogShipper } from './log-shipper';
-import { RunnerRpc } from './rpc';
+import { RunnerRpc, runnerCredentials } from './rpc';
 import { RUNNER_VERSION } from './version';
 
 interface Outcome {
@@ -40,7 +40,7 @@ interface Outcome {
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
 export async function runJob(ctx: JobContext): Promise<number> {
-  const client = createRunnerServiceClient(ctx.contactAddr);
+  const client = createRunnerServiceClient(ctx.contactAddr, runnerCredentials(ctx));
   try {
     return await runWithClient(ctx, new RunnerRpc(client, rpcSettings(ctx)), client);
   } finally {
