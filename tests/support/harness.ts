@@ -97,7 +97,11 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   });
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   cfg = loadConfig(
-    { ...base, contactAddr: logService.address, runnerUrl: overrides.runnerUrl ?? runnerServer.url },
+    {
+      ...base,
+      contactAddr: overrides.contactAddr ?? logService.address,
+      runnerUrl: overrides.runnerUrl ?? runnerServer.url,
+    },
     {},
   );
 
