@@ -21,8 +21,8 @@ function bearerToken(metadata: Metadata): string {
 }
 
 /**
- * How long a token lookup is reused. Every call and every log batch is checked, so a token
- * revoked mid-stream (the job ended, timed out or was cancelled, or a new machine attempt got a
+ * How long a token lookup is reused by log batches. Every call and every batch is checked
+ * (unary calls without the cache), so a token revoked mid-stream (the job ended, timed out or was cancelled, or a new machine attempt got a
  * new token) stops working within this time without a database query per batch.
  */
 export const TOKEN_CACHE_MS = 2000;
@@ -39,10 +39,11 @@ export class TokenCache {
     private readonly ttlMs: number = TOKEN_CACHE_MS,
   ) {}
 
-  async lookup(tokenHash: string): Promise<AuthenticatedJob | undefined> {
+  /** `fresh`: skip the cache (unary calls, which are rare and act on the job's workflow). */
+  async lookup(tokenHash: string, fresh = false): Promise<AuthenticatedJob | undefined> {
     const now = Date.now();
     const hit = this.entries.get(tokenHash);
-    if (hit && hit.until > now) return hit.job;
+    if (hit && hit.until > now && !fresh) return hit.job;
     this.entries.delete(tokenHash);
     const row = await this.jobs.jobForToken(tokenHash);
     // finalize clears the hash; a final state with a hash still set is a job whose finalize is
@@ -65,8 +66,9 @@ export async function authenticate(
   tokens: TokenCache,
   metadata: Metadata,
   claimedJobId: string,
+  { fresh = false }: { fresh?: boolean } = {},
 ): Promise<AuthenticatedJob> {
-  const job = await tokens.lookup(hashJobToken(bearerToken(metadata)));
+  const job = await tokens.lookup(hashJobToken(bearerToken(metadata)), fresh);
   if (!job) throw new AuthError('job token is unknown, revoked, or its job has ended');
   if (job.id !== claimedJobId) throw new ForbiddenError('job token belongs to another job');
   return job;

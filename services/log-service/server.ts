@@ -181,7 +181,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   return {
     StartJob(call, callback) {
       void (async () => {
-        const job = await authenticate(tokens, call.metadata, call.request.jobId);
+        const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });
         throwIfCancelled(call);
         await jobs.markRunning(job.id);
         await temporal.workflow
@@ -247,7 +247,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     FinishJob(call, callback) {
       void (async () => {
         const req: FinishJobRequest__Output = call.request;
-        const job = await authenticate(tokens, call.metadata, req.jobId);
+        const job = await authenticate(tokens, call.metadata, req.jobId, { fresh: true });
         const stored = await jobs.lastLogSeq(job.id);
         if (stored < req.lastSeq) {
           throw new StatusError(
