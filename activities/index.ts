@@ -22,6 +22,8 @@ export interface ActivityDeps {
   hostTaskQueue: string;
   runnerUrl: string;
   contactAddr: string;
+  /** PEM CA certificate(s) runners verify the log service's TLS certificate with; unset: plaintext. */
+  tlsCaPem?: string;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;
@@ -65,6 +67,7 @@ export function createActivities(deps: ActivityDeps) {
         token,
         runnerUrl: deps.runnerUrl,
         contactAddr: deps.contactAddr,
+        tlsCa: deps.tlsCaPem,
         repoUrl: job.repoUrl,
         commitSha: job.commitSha,
         hostId: deps.hostId,

@@ -19,9 +19,14 @@ export interface BlobInfo {
   size: number;
 }
 
+export interface PutOptions {
+  /** MIME type for stores that keep one (S3 `Content-Type`); the filesystem store has none. */
+  contentType?: string;
+}
+
 export interface BlobStore {
   /** Writes the whole body or nothing; a stream of unknown length never sits in memory whole. */
-  put(key: string, body: Buffer | string | Readable): Promise<void>;
+  put(key: string, body: Buffer | string | Readable, opts?: PutOptions): Promise<void>;
   /** The blob's bytes, or undefined when there is no such key. */
   get(key: string): Promise<Buffer | undefined>;
   /** The blob as a stream (large logs, artifact downloads), or undefined when there is no such key. */

@@ -120,6 +120,12 @@ export interface Config {
   taskQueue: string;
   grpcAddr: string;
   contactAddr: string;
+  grpcKeepaliveTimeMs: number;
+  grpcKeepaliveTimeoutMs: number;
+  grpcMaxMessageBytes: number;
+  grpcTlsCert: string | undefined;
+  grpcTlsKey: string | undefined;
+  grpcTlsCa: string | undefined;
   runnerServeAddr: string;
   runnerUrl: string;
   blobFsRoot: string;
@@ -249,6 +255,54 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: hostPort,
     fallback: (cfg) => cfg.grpcAddr ?? '127.0.0.1:50051',
     defaultText: 'GRPC_ADDR',
+  }),
+  grpcKeepaliveTimeMs: setting({
+    env: 'GRPC_KEEPALIVE_TIME',
+    flag: '--grpc-keepalive-time',
+    description: 'How often the log service pings an idle runner connection to find dead ones',
+    parse: duration,
+    fallback: fixed(20_000),
+    defaultText: '20s',
+  }),
+  grpcKeepaliveTimeoutMs: setting({
+    env: 'GRPC_KEEPALIVE_TIMEOUT',
+    flag: '--grpc-keepalive-timeout',
+    description: 'How long a keepalive ping may go unanswered before the connection is closed',
+    parse: duration,
+    fallback: fixed(10_000),
+    defaultText: '10s',
+  }),
+  grpcMaxMessageBytes: setting({
+    env: 'GRPC_MAX_MESSAGE_BYTES',
+    flag: '--grpc-max-message-bytes',
+    description: 'Largest gRPC message the log service accepts (a log batch), in bytes',
+    parse: positiveInt,
+    fallback: fixed(32 * 1024 * 1024),
+    defaultText: '33554432 (32 MiB)',
+  }),
+  grpcTlsCert: setting<string | undefined>({
+    env: 'GRPC_TLS_CERT',
+    flag: '--grpc-tls-cert',
+    description: 'PEM certificate (chain) file of the log service; set with GRPC_TLS_KEY to serve TLS',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset: plaintext',
+  }),
+  grpcTlsKey: setting<string | undefined>({
+    env: 'GRPC_TLS_KEY',
+    flag: '--grpc-tls-key',
+    description: 'PEM private key file of the log service certificate',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset: plaintext',
+  }),
+  grpcTlsCa: setting<string | undefined>({
+    env: 'GRPC_TLS_CA',
+    flag: '--grpc-tls-ca',
+    description: 'PEM CA certificate file runners verify the log service with (sent in their job file)',
+    parse: str,
+    fallback: (cfg) => cfg.grpcTlsCert,
+    defaultText: 'GRPC_TLS_CERT (a self-signed certificate is its own CA)',
   }),
   runnerServeAddr: setting({
     env: 'SOLSTICE_RUNNER_SERVE_ADDR',

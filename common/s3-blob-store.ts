@@ -22,7 +22,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { validateKey, validatePrefix, type BlobInfo, type BlobStore } from './blob-store';
+import { validateKey, validatePrefix, type BlobInfo, type BlobStore, type PutOptions } from './blob-store';
 import { ConfigError, DependencyUnavailableError, InputError, SolsticeError } from './errors';
 
 /** An S3 operation failed for a reason that is neither connectivity nor configuration. */
@@ -122,14 +122,14 @@ export class S3BlobStore implements BlobStore {
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
-  async put(key: string, body: Buffer | string | Readable): Promise<void> {
+  async put(key: string, body: Buffer | string | Readable, opts: PutOptions = {}): Promise<void> {
     const Key = this.objectKey(key);
     // Errors of the caller's stream are theirs, not S3's: remember them to rethrow as they are.
     let sourceError: unknown;
     if (typeof body !== 'string' && !Buffer.isBuffer(body)) body.once('error', (e) => (sourceError = e));
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key, Body: body },
+      params: { Bucket: this.bucket, Key, Body: body, ContentType: opts.contentType },
       partSize: this.partSize,
       queueSize: this.queueSize,
       leavePartsOnError: false,

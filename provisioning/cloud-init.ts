@@ -20,6 +20,8 @@ export interface RunnerContext {
   token: string;
   runnerUrl: string;
   contactAddr: string;
+  /** PEM CA the runner verifies the log service with (TLS); undefined: plaintext. */
+  tlsCa?: string;
   repoUrl: string;
   commitSha: string;
   hostId: string;
@@ -63,6 +65,7 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     job_id: ctx.jobId,
     token: ctx.token,
     contact_addr: ctx.contactAddr,
+    ...(ctx.tlsCa ? { tls_ca: ctx.tlsCa } : {}),
     repo_url: ctx.repoUrl,
     commit_sha: ctx.commitSha,
     runner_url: ctx.runnerUrl,

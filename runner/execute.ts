@@ -14,6 +14,7 @@ import { diag } from './diag';
 import type { JobContext } from './job-context';
 import type { LineStream, LogBuffer } from './log-buffer';
 import { LineSplitter } from './lines';
+import { SecretMasker, secretsFromEnv } from '../common/secret-mask';
 
 export interface ScriptResult {
   /** The script's exit code, or 128 + signal number when a signal ended it (as a shell reports it). */
@@ -43,6 +44,8 @@ export interface RunScriptOptions {
    * background process) before the runner stops reading them.
    */
   idleGraceMs?: number;
+  /** Masks the job's secrets in every line before it enters the buffer. */
+  secrets?: SecretMasker;
 }
 
 /**
@@ -50,7 +53,7 @@ export interface RunScriptOptions {
  * code from the repository), plus the job's SOLSTICE_* variables and CI=true.
  */
 export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, ...ctx.env };
+  const env: NodeJS.ProcessEnv = { ...base, ...ctx.env, ...ctx.secrets };
   delete env.SOLSTICE_JOB_TOKEN;
   return {
     ...env,
@@ -61,6 +64,18 @@ export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.P
     SOLSTICE_COMMIT_SHA: ctx.commitSha,
     SOLSTICE_WORKDIR: ctx.workdir,
   };
+}
+
+/**
+ * What the job's log must not show: the job's secrets, every secret-named variable of the script's
+ * environment (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`) and the runner's own job token.
+ */
+export function jobSecretMasker(scriptEnv: NodeJS.ProcessEnv, ctx: JobContext): SecretMasker {
+  return new SecretMasker([
+    { name: 'SOLSTICE_JOB_TOKEN', value: ctx.token },
+    ...Object.entries(ctx.secrets).map(([name, value]) => ({ name, value })),
+    ...secretsFromEnv(scriptEnv),
+  ]);
 }
 
 export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -92,7 +107,11 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
 
   let lastDataAt = performance.now();
   const pipe = (stream: Readable, kind: LineStream): Promise<void> => {
-    const splitter = new LineSplitter((text) => buffer.append(kind, text));
+    // Masking sees whole lines (a secret split across two reads is one string by then), per
+    // stream, so a multi-line secret's lines are not interleaved with the other pipe's.
+    const emit = (text: string): void => void buffer.append(kind, text);
+    const masker = opts.secrets?.lineMasker(emit);
+    const splitter = new LineSplitter(masker ? (text) => masker.push(text) : emit);
     stream.on('data', (chunk: Buffer) => {
       lastDataAt = performance.now();
       splitter.push(chunk);
@@ -100,6 +119,7 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
     return new Promise((resolve) => {
       stream.once('close', () => {
         splitter.end(); // a last line without newline
+        masker?.end(); // lines held back as a possible start of a multi-line secret
         resolve();
       });
     });

@@ -18,6 +18,11 @@ export interface JobContext {
   token: string;
   /** host:port of the orchestrator's log service. */
   contactAddr: string;
+  /**
+   * PEM CA certificate(s) to verify the log service's TLS certificate with (job file key
+   * `tls_ca`); undefined: plaintext. The certificate must name the host of contactAddr.
+   */
+  tlsCa?: string;
   repoUrl: string;
   commitSha: string;
   /** Where the repository is checked out and the script runs. */
@@ -31,6 +36,11 @@ export interface JobContext {
   steps?: JobStep[];
   /** Extra environment for every step (the job file's `env` mapping). */
   env: Record<string, string>;
+  /**
+   * The job's secrets (the job file's `secrets` mapping): given to every step as environment
+   * variables like `env`, and masked in the log.
+   */
+  secrets: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
 }
@@ -89,9 +99,11 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     repoUrl: value('repoUrl') as string,
     commitSha: (value('commitSha') as string).toLowerCase(),
     workdir: path.resolve(value('workdir') ?? path.join(os.homedir(), 'work')),
+    ...(file.values.tls_ca?.trim() ? { tlsCa: file.values.tls_ca } : {}),
     retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
     steps: file.steps,
     env: file.env,
+    secrets: file.secrets,
     timeoutMs: Number(file.values.timeout_ms) || 0,
   };
   validate(ctx);
@@ -125,6 +137,7 @@ interface JobFile {
   values: Partial<Record<string, string>>;
   steps?: JobStep[];
   env: Record<string, string>;
+  secrets: Record<string, string>;
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -150,6 +163,13 @@ function readSteps(file: string, v: unknown): JobStep[] {
   });
 }
 
+function stringMapping(file: string, key: string, v: unknown): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isMapping(v)) throw new ConfigError(`job file ${file}: ${key} must be a mapping`);
+  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
 function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   const explicit = env.SOLSTICE_JOB_FILE?.trim();
   const file = explicit || DEFAULT_JOB_FILE;
@@ -158,7 +178,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, env: {} };
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { values: {}, env: {}, secrets: {} };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
@@ -172,7 +193,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
       cause: err,
     });
   }
-  if (doc === null || doc === undefined || doc === '') return { path: file, values: {}, env: {} };
+  if (doc === null || doc === undefined || doc === '')
+    return { path: file, values: {}, env: {}, secrets: {} };
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
   }
@@ -180,17 +202,12 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === 'string') values[k] = v;
   }
-  const { steps, env: envMap } = doc as Record<string, unknown>;
-  if (envMap !== undefined && !isMapping(envMap))
-    throw new ConfigError(`job file ${file}: env must be a mapping`);
-  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
-  const jobEnv = Object.fromEntries(
-    Object.entries(envMap ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'),
-  );
+  const { steps, env: envMap, secrets } = doc as Record<string, unknown>;
   return {
     path: file,
     values,
-    env: jobEnv,
+    env: stringMapping(file, 'env', envMap),
+    secrets: stringMapping(file, 'secrets', secrets),
     ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
   };
 }

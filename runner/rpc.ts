@@ -28,6 +28,11 @@ export interface RpcSettings {
   backoff: BackoffPolicy;
 }
 
+/** TLS verified against the job's CA when the job file gives one, else plaintext. */
+export function runnerCredentials(ctx: { tlsCa?: string }): grpc.ChannelCredentials {
+  return ctx.tlsCa ? grpc.credentials.createSsl(Buffer.from(ctx.tlsCa)) : grpc.credentials.createInsecure();
+}
+
 export function isServiceError(err: unknown): err is grpc.ServiceError {
   return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number';
 }

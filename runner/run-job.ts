@@ -18,12 +18,13 @@ import { DEFAULT_BACKOFF } from './backoff';
 import { checkout } from './checkout';
 import { diag } from './diag';
 import { EXIT } from './errors';
-import { exitCodeOf, jobScriptEnv, runJobScript, type RunningScript } from './execute';
+import { MIN_SECRET_LENGTH, type SecretMasker } from '../common/secret-mask';
+import { exitCodeOf, jobScriptEnv, jobSecretMasker, runJobScript, type RunningScript } from './execute';
 import type { JobContext } from './job-context';
 import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
 import { LogBuffer } from './log-buffer';
 import { DEFAULT_BATCH, LogShipper } from './log-shipper';
-import { RunnerRpc } from './rpc';
+import { RunnerRpc, runnerCredentials } from './rpc';
 import { RUNNER_VERSION } from './version';
 
 interface Outcome {
@@ -39,7 +40,7 @@ interface Outcome {
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
 export async function runJob(ctx: JobContext): Promise<number> {
-  const client = createRunnerServiceClient(ctx.contactAddr);
+  const client = createRunnerServiceClient(ctx.contactAddr, runnerCredentials(ctx));
   try {
     return await runWithClient(ctx, new RunnerRpc(client, rpcSettings(ctx)), client);
   } finally {
@@ -102,8 +103,10 @@ async function runWithClient(
     script?.kill('SIGKILL');
   });
 
+  // Secrets are masked here, before a line is buffered: they never leave the machine in clear.
+  const secrets = jobSecretMasker(jobScriptEnv(process.env, ctx), ctx);
   const log = (text: string): void => {
-    if (!buffer.isClosed) buffer.append('LOG_STREAM_SYSTEM', text);
+    if (!buffer.isClosed) buffer.append('LOG_STREAM_SYSTEM', secrets.maskLine(text));
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (script) {
@@ -130,7 +133,7 @@ async function runWithClient(
   });
   let outcome: Outcome;
   try {
-    outcome = await runSteps(ctx, buffer, log, stop.signal, control);
+    outcome = await runSteps(ctx, buffer, log, stop.signal, control, secrets);
     // A step cut short by the stop (git killed mid-fetch) must not read as a checkout failure.
     if (stopped && outcome.reason !== 'FINISH_REASON_EXITED') {
       outcome = stoppedOutcome(stopped);
@@ -201,8 +204,14 @@ async function runSteps(
   log: (text: string) => void,
   signal: AbortSignal,
   control: StepControl,
+  secrets: SecretMasker,
 ): Promise<Outcome> {
   log(`solstice-runner ${RUNNER_VERSION} on ${os.hostname()}: job ${ctx.jobId}`);
+  if (secrets.tooShort.length > 0) {
+    log(
+      `not masked in this log (shorter than ${MIN_SECRET_LENGTH} characters): ${secrets.tooShort.join(', ')}`,
+    );
+  }
 
   const co = await checkout(ctx, log, signal);
   if (!co.ok) {
@@ -265,6 +274,7 @@ async function runSteps(
         log,
         shellArgs: step.file === undefined ? ['-e'] : [],
         label: step.file === undefined ? `step "${step.name}"` : JOB_SCRIPT,
+        secrets,
       });
       control.onScript(script);
       const result = await script.done;

@@ -20,7 +20,7 @@ import { splitHostPort } from '../common/net';
 import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from './bridge/bridge';
-import { startLogService } from './log-service/server';
+import { logServiceOptions, startLogService } from './log-service/server';
 import { startWebhookServer } from './webhook/server';
 import { runnerBundlePath } from './runner-bundle';
 import { startRunnerServer } from './runner-server';
@@ -90,7 +90,13 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
 
     const client = await connectClient(cfg);
     stops.push(client.close);
-    const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: client.client, log });
+    const logService = await startLogService(cfg.grpcAddr, {
+      jobs,
+      temporal: client.client,
+      log,
+      // RabbitMQ is optional for `up` (see below): its absence does not make the log service unready.
+      ...logServiceOptions(cfg, client.client, { checkAmqp: false }),
+    });
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 

@@ -4,10 +4,12 @@
  * always destroyed by the host that made it, even after this process was replaced.
  */
 import { Worker } from '@temporalio/worker';
+import fs from 'node:fs';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities, createStatusReporter } from '../activities/forge-status';
 import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
+import { ConfigError } from '../common/errors';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
 import { ensureSearchAttributes } from '../common/search-attributes';
@@ -29,6 +31,18 @@ export function providersFor(cfg: Pick<Config, 'workspaceRoot' | 'hostId'>): Map
   ]);
 }
 
+/** The CA runners verify the log service with, when it serves TLS (sent in each job file). */
+function runnerTlsCa(cfg: Config): string | undefined {
+  if (!cfg.grpcTlsCa) return undefined;
+  try {
+    return fs.readFileSync(cfg.grpcTlsCa, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `GRPC_TLS_CA names ${cfg.grpcTlsCa}, which cannot be read: ${(err as Error).message}`,
+    );
+  }
+}
+
 export async function startOrchestratorWorker(
   cfg: Config,
   deps: { jobs: JobStore; blobs: BlobStore; log: Logger },
@@ -46,6 +60,7 @@ export async function startOrchestratorWorker(
     hostTaskQueue: hostQueue,
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
+    tlsCaPem: runnerTlsCa(cfg),
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

@@ -5,7 +5,7 @@ import { createLogger } from '../../common/logger';
 import { migrate } from '../../common/migrate';
 import { initTelemetry } from '../../common/telemetry';
 import { connectClient } from '../../common/temporal';
-import { startLogService } from '../../services/log-service/server';
+import { logServiceOptions, startLogService } from '../../services/log-service/server';
 import { runnerBundlePath } from '../../services/runner-bundle';
 import { startRunnerServer } from '../../services/runner-server';
 import { startStack } from '../../services/stack';
@@ -93,7 +93,13 @@ export class LogServiceCommand extends ServiceCommand {
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
     const store = await openStore(cfg);
     const temporal = await connectClient(cfg);
-    const server = await startLogService(cfg.grpcAddr, { jobs: store.jobs, temporal: temporal.client, log });
+    const server = await startLogService(cfg.grpcAddr, {
+      jobs: store.jobs,
+      temporal: temporal.client,
+      log,
+      // RabbitMQ is checked when this process was given one to use.
+      ...logServiceOptions(cfg, temporal.client, { checkAmqp: process.env.AMQP_URL !== undefined }),
+    });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
     return serveUntilSignal(async () => {
       await server.close();

@@ -3,8 +3,12 @@
  * dense per-job sequence number; we store only the contiguous run that follows what is
  * already stored and acknowledge how far that run goes, so a runner that lost its stream
  * resends from there: no duplicates, no gaps.
+ *
+ * Lines are masked again here with the secrets the service knows (the runner already masked
+ * them with the job's own; this is defence in depth against an old or broken runner).
  */
 import type { JobStore, LogLineRecord } from '../../common/job-store';
+import type { SecretMasker } from '../../common/secret-mask';
 
 export interface IncomingLine {
   seq: number;
@@ -19,10 +23,11 @@ export class LogIngest {
     private readonly jobs: JobStore,
     private readonly jobId: string,
     private through: number,
+    private readonly secrets: SecretMasker | undefined,
   ) {}
 
-  static async open(jobs: JobStore, jobId: string): Promise<LogIngest> {
-    return new LogIngest(jobs, jobId, await jobs.lastLogSeq(jobId));
+  static async open(jobs: JobStore, jobId: string, secrets?: SecretMasker): Promise<LogIngest> {
+    return new LogIngest(jobs, jobId, await jobs.lastLogSeq(jobId), secrets);
   }
 
   get persistedThrough(): number {
@@ -37,7 +42,8 @@ export class LogIngest {
     for (const l of sorted) {
       if (l.seq < next) continue; // already stored: a resend
       if (l.seq > next) break; // a gap: wait for the runner to resend from our ack
-      run.push({ seq: l.seq, stream: l.stream, text: l.text, time: new Date(l.timeUnixMs || Date.now()) });
+      const text = this.secrets ? this.secrets.maskLine(l.text) : l.text;
+      run.push({ seq: l.seq, stream: l.stream, text, time: new Date(l.timeUnixMs || Date.now()) });
       next += 1;
     }
     if (run.length > 0) {

@@ -3,10 +3,16 @@
  * per-job token, stores log lines (see ingest.ts), and tells the job's workflow when the
  * runner started and finished. The finished signal is sent only once every line up to the
  * runner's last sequence number is stored, so a workflow never finalizes a partial log.
+ *
+ * Hardening: every call and every log batch re-checks the job token (through a short cache);
+ * work stops when the runner cancels a call or its deadline passes; keepalive, message size and
+ * TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
  */
+import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
-import { AuthError, ForbiddenError } from '../../common/errors';
+import { effectiveDatabaseUrl, type Config } from '../../common/config';
+import { AuthError, ConfigError, ForbiddenError } from '../../common/errors';
 import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
 import type { Logger } from '../../common/logger';
 import {
@@ -19,18 +25,78 @@ import {
 } from '../../common/runner-proto';
 import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
-import { authenticate } from './auth';
+import type { SecretMasker } from '../../common/secret-mask';
+import { authenticate, TokenCache, TOKEN_CACHE_MS } from './auth';
+import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
 
 export interface LogServiceDeps {
   jobs: JobStore;
   temporal: Client;
   log: Logger;
+  /** Transport settings (grpcServerSettings(cfg)); default: plaintext, keepalive 20s/10s, 32 MiB. */
+  server?: GrpcServerSettings;
+  /** What must work for the health service to say SERVING; none: always SERVING. */
+  readiness?: ReadinessCheck[];
+  /** Secrets masked again at ingest (defence in depth; the runner masks first). */
+  secrets?: SecretMasker;
+  /** How long a token lookup is reused (TOKEN_CACHE_MS). */
+  tokenCacheMs?: number;
+}
+
+export interface GrpcServerSettings {
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  maxMessageBytes: number;
+  /** PEM certificate chain and key: serve TLS. */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+const DEFAULT_SERVER_SETTINGS: GrpcServerSettings = {
+  keepaliveTimeMs: 20_000,
+  keepaliveTimeoutMs: 10_000,
+  maxMessageBytes: 32 * 1024 * 1024,
+};
+
+function readPem(file: string, setting: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${setting} names ${file}, which cannot be read: ${(err as Error).message}`);
+  }
+}
+
+export function grpcServerSettings(
+  cfg: Pick<
+    Config,
+    'grpcKeepaliveTimeMs' | 'grpcKeepaliveTimeoutMs' | 'grpcMaxMessageBytes' | 'grpcTlsCert' | 'grpcTlsKey'
+  >,
+): GrpcServerSettings {
+  if ((cfg.grpcTlsCert === undefined) !== (cfg.grpcTlsKey === undefined)) {
+    throw new ConfigError(
+      'GRPC_TLS_CERT and GRPC_TLS_KEY go together',
+      'set both to serve TLS, or neither for plaintext',
+    );
+  }
+  return {
+    keepaliveTimeMs: cfg.grpcKeepaliveTimeMs,
+    keepaliveTimeoutMs: cfg.grpcKeepaliveTimeoutMs,
+    maxMessageBytes: cfg.grpcMaxMessageBytes,
+    ...(cfg.grpcTlsCert && cfg.grpcTlsKey
+      ? {
+          tls: {
+            cert: readPem(cfg.grpcTlsCert, 'GRPC_TLS_CERT'),
+            key: readPem(cfg.grpcTlsKey, 'GRPC_TLS_KEY'),
+          },
+        }
+      : {}),
+  };
 }
 
 export interface RunningLogService {
   port: number;
   address: string;
+  health: HealthReporter;
   close(): Promise<void>;
 }
 
@@ -84,13 +150,39 @@ function stepRecord(st: StepResult__Output): JobStepRecord {
   };
 }
 
+/**
+ * Transport settings and readiness checks from the configuration: the database and Temporal
+ * always, RabbitMQ when `checkAmqp` (the deployment configured it for this process).
+ */
+export function logServiceOptions(
+  cfg: Config,
+  temporal: Client,
+  opts: { checkAmqp: boolean },
+): Pick<LogServiceDeps, 'server' | 'readiness'> {
+  return {
+    server: grpcServerSettings(cfg),
+    readiness: [
+      databaseCheck(effectiveDatabaseUrl(cfg)),
+      temporalCheck(temporal),
+      ...(opts.checkAmqp ? [amqpCheck(cfg.amqpUrl)] : []),
+    ],
+  };
+}
+
+/** A call the runner cancelled (or whose deadline passed): stop working on it. */
+function throwIfCancelled(call: { cancelled: boolean }): void {
+  if (call.cancelled) throw new StatusError(grpc.status.CANCELLED, 'the runner cancelled the call');
+}
+
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
+  const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
 
   return {
     StartJob(call, callback) {
       void (async () => {
-        const job = await authenticate(jobs, call.metadata, call.request.jobId);
+        const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });
+        throwIfCancelled(call);
         await jobs.markRunning(job.id);
         await temporal.workflow
           .getHandle(job.workflowId)
@@ -108,11 +200,12 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       let streamJobId: string | undefined;
       let failed = false;
       const handle = async (batch: LogBatch__Output): Promise<void> => {
+        // Every batch: a token revoked mid-stream (job ended, new machine attempt) stops here.
+        const job = await authenticate(tokens, call.metadata, batch.jobId);
         if (!ingest) {
-          const job = await authenticate(jobs, call.metadata, batch.jobId);
-          ingest = await LogIngest.open(jobs, job.id);
+          ingest = await LogIngest.open(jobs, job.id, deps.secrets);
           streamJobId = job.id;
-        } else if (batch.jobId !== streamJobId) {
+        } else if (job.id !== streamJobId) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
         const through = await ingest.accept(
@@ -130,6 +223,8 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       // client half-closes, and a destroyed call can no longer send its final status.
       // Batches are handled one at a time (pause/resume), which is also our back-pressure.
       let chain = Promise.resolve();
+      // The runner gave up on this stream (reconnecting, or it ended): drop what is queued.
+      call.on('cancelled', () => (failed = true));
       call.on('data', (batch: LogBatch__Output) => {
         call.pause();
         chain = chain
@@ -152,7 +247,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     FinishJob(call, callback) {
       void (async () => {
         const req: FinishJobRequest__Output = call.request;
-        const job = await authenticate(jobs, call.metadata, req.jobId);
+        const job = await authenticate(tokens, call.metadata, req.jobId, { fresh: true });
         const stored = await jobs.lastLogSeq(job.id);
         if (stored < req.lastSeq) {
           throw new StatusError(
@@ -160,6 +255,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
             `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
           );
         }
+        throwIfCancelled(call);
         await jobs.recordSteps(job.id, req.steps.map(stepRecord));
         const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
         await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
@@ -180,23 +276,36 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
 }
 
 export async function startLogService(addr: string, deps: LogServiceDeps): Promise<RunningLogService> {
+  const settings = deps.server ?? DEFAULT_SERVER_SETTINGS;
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': 32 * 1024 * 1024,
-    'grpc.keepalive_time_ms': 20_000,
+    'grpc.max_receive_message_length': settings.maxMessageBytes,
+    'grpc.max_send_message_length': settings.maxMessageBytes,
+    'grpc.keepalive_time_ms': settings.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs,
   });
   server.addService(runnerServiceDefinition(), createHandlers(deps));
+  const health = new HealthReporter(deps.readiness ?? [], deps.log);
+  health.addToServer(server);
+  const credentials = settings.tls
+    ? grpc.ServerCredentials.createSsl(
+        null,
+        [{ cert_chain: settings.tls.cert, private_key: settings.tls.key }],
+        false,
+      )
+    : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(addr, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+  await health.start();
   const host = addr.slice(0, addr.lastIndexOf(':'));
-  deps.log.info({ address: `${host}:${port}` }, 'log service listening');
+  deps.log.info({ address: `${host}:${port}`, tls: settings.tls !== undefined }, 'log service listening');
   return {
     port,
     address: `${host}:${port}`,
+    health,
     close: () =>
       new Promise<void>((resolve) => {
+        health.stop();
         const force = setTimeout(() => server.forceShutdown(), 5000);
         server.tryShutdown(() => {
           clearTimeout(force);

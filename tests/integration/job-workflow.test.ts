@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
@@ -40,7 +41,9 @@ test('a passing script ends success, its log is stored, and nothing is left behi
   expect(lines.find((l) => l.text === 'oops')?.stream).toBe('stderr');
   expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
   // The whole log also lands in the blob store.
-  const blob = fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt'), 'utf8');
+  const blob = gunzipSync(
+    fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt.gz')),
+  ).toString();
   expect(blob).toContain(`hello from ${repo.sha}\n`);
   // The run is visible through the Temporal Web UI's server (the same API its pages use).
   const query = encodeURIComponent(`WorkflowId = "${workflowId}"`);

@@ -18,7 +18,11 @@ import { startPipeline, type PipelineRequest } from '../../common/pipeline-start
 import { PipelineStore, type PipelineRecord } from '../../common/pipeline-store';
 import { createLogger } from '../../common/logger';
 import { connectClient } from '../../common/temporal';
-import { startLogService, type RunningLogService } from '../../services/log-service/server';
+import {
+  logServiceOptions,
+  startLogService,
+  type RunningLogService,
+} from '../../services/log-service/server';
 import { runnerBundlePath } from '../../services/runner-bundle';
 import { startRunnerServer } from '../../services/runner-server';
 import { startOrchestratorWorker, type RunningWorker } from '../../workers/orchestrator';
@@ -85,10 +89,19 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   const db = createDb(cfg);
   const jobs = new JobStore(db);
   const temporal = await connectClient(cfg);
-  const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: temporal.client, log });
+  const logService = await startLogService(cfg.grpcAddr, {
+    jobs,
+    temporal: temporal.client,
+    log,
+    ...logServiceOptions(cfg, temporal.client, { checkAmqp: false }),
+  });
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   cfg = loadConfig(
-    { ...base, contactAddr: logService.address, runnerUrl: overrides.runnerUrl ?? runnerServer.url },
+    {
+      ...base,
+      contactAddr: overrides.contactAddr ?? logService.address,
+      runnerUrl: overrides.runnerUrl ?? runnerServer.url,
+    },
     {},
   );
 
@@ -107,6 +120,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     BLOB_FS_ROOT: c.blobFsRoot,
     SOLSTICE_RUNNER_URL: c.runnerUrl,
     ORCH_CONTACT_ADDR: c.contactAddr,
+    ...(c.grpcTlsCa ? { GRPC_TLS_CA: c.grpcTlsCa } : {}),
   });
 
   const harness: Harness = {

@@ -28,6 +28,7 @@ const ctx: JobContext = {
   workdir: '/w',
   retryForMs: 1000,
   env: {},
+  secrets: {},
   timeoutMs: 0,
 };
 

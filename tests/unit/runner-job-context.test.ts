@@ -59,6 +59,7 @@ describe('loadJobContext', () => {
       workdir: '/w',
       retryForMs: 120_000,
       env: {},
+      secrets: {},
       timeoutMs: 0,
     });
   });

@@ -1,0 +1,64 @@
+/**
+ * A TCP proxy on 127.0.0.1 for tests that need to break connections: everything is passed
+ * through to the target until `killAll()` destroys every open connection (both sides), as a
+ * dropped network path or a restarted load balancer would.
+ */
+import net from 'node:net';
+
+export interface TcpProxy {
+  /** host:port to connect to instead of the target. */
+  address: string;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Destroys every open connection; returns how many there were. */
+  killAll(): number;
+  close(): Promise<void>;
+}
+
+/** `target` is asked on every new connection, so it may be known only after the proxy started. */
+export async function startTcpProxy(target: () => { host: string; port: number }): Promise<TcpProxy> {
+  const open = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    accepted++;
+    const { host, port } = target();
+    const upstream = net.connect(port, host);
+    const pair = { client, upstream };
+    open.add(pair);
+    const drop = (): void => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    address: `127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    killAll() {
+      const n = open.size;
+      for (const { client, upstream } of [...open]) {
+        // resetAndDestroy: an RST, not a polite FIN, like a path that died.
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      open.clear();
+      return n;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const { client, upstream } of open) {
+          client.destroy();
+          upstream.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}
