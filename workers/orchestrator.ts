@@ -7,13 +7,15 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities, createStatusReporter } from '../activities/forge-status';
 import type { BlobStore } from '../common/blob-store';
+import { CapacityStore } from '../common/capacity-store';
 import type { Config } from '../common/config';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
-import { connectWorker, installTemporalRuntime } from '../common/temporal';
+import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../workflows/types';
+import { keepHostRegistered, type HostKeeper } from './host-registration';
 
 export interface RunningWorker {
   /** Resolves when the worker stopped (after shutdown() or a fatal error). */
@@ -35,10 +37,14 @@ export async function startOrchestratorWorker(
   installTemporalRuntime(deps.log);
   const connection = await connectWorker(cfg);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
+  const providers = providersFor(cfg);
+  const capacity = new CapacityStore(deps.jobs.db);
   const activities = createActivities({
     jobs: deps.jobs,
     blobs: deps.blobs,
-    providers: providersFor(cfg),
+    providers,
+    capacity,
+    schedule: { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs },
     hostId: cfg.hostId,
     hostTaskQueue: hostQueue,
     runnerUrl: cfg.runnerUrl,
@@ -68,14 +74,37 @@ export async function startOrchestratorWorker(
     }),
     await Worker.create({ ...common, taskQueue: hostQueue }),
   ];
+  // Registered once its queue is polled, so a slot granted here is provisioned at once.
+  const temporal = await connectClient(cfg);
+  const running = Promise.all(workers.map((w) => w.run()));
+  let keeper: HostKeeper;
+  try {
+    keeper = await keepHostRegistered(
+      {
+        id: cfg.hostId,
+        taskQueue: hostQueue,
+        labels: cfg.hostLabels ?? [...providers.keys()],
+        maxMachines: cfg.hostMaxMachines,
+      },
+      { capacity, client: temporal.client, log: deps.log, hostTtlMs: cfg.hostTtlMs },
+    );
+  } catch (err) {
+    for (const w of workers) w.shutdown();
+    await running.catch(() => undefined);
+    await temporal.close();
+    await connection.close();
+    throw err;
+  }
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
-  const done = Promise.all(workers.map((w) => w.run())).then(
-    () => connection.close(),
-    async (err: unknown) => {
-      await connection.close();
-      throw err;
-    },
-  );
+  const closeAll = async () => {
+    await keeper.stop().catch((err: unknown) => deps.log.warn({ err }, 'marking the host stopped failed'));
+    await temporal.close();
+    await connection.close();
+  };
+  const done = running.then(closeAll, async (err: unknown) => {
+    await closeAll();
+    throw err;
+  });
   return {
     done,
     async shutdown() {

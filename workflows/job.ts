@@ -22,7 +22,7 @@ import {
 import type { createActivities } from '../activities';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
-import type { JobInput, JobOutcome, JobStatus, MachineRef, RunnerFinished } from './types';
+import type { JobInput, JobOutcome, JobStatus, LeaseGrant, MachineRef, RunnerFinished } from './types';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -36,6 +36,24 @@ const provisioning = proxyActivities<Activities>({
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
 });
+
+// Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
+const capacity = proxyActivities<Activities>({
+  startToCloseTimeout: '30 days',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/** Provisioning on the host that granted the slot; a host that is gone fails it after a while. */
+function provisionOn(lease: LeaseGrant) {
+  return proxyActivities<Activities>({
+    taskQueue: lease.taskQueue,
+    scheduleToStartTimeout: '5 minutes',
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
+  });
+}
 
 function destroyOn(ref: MachineRef) {
   return proxyActivities<Activities>({
@@ -129,11 +147,15 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let machine: MachineRef | undefined;
   let outcome: JobOutcome;
   let cancellation: unknown;
+  // Capacity: runs started before leases existed replay without one.
+  const leased = patched('capacity-lease');
+  let lease: LeaseGrant | undefined;
   try {
+    if (leased) lease = await capacity.acquireLease({ jobId: input.jobId, label: input.label });
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
-      machine = await provisioning.provisionMachine({
+      machine = await (lease ? provisionOn(lease) : provisioning).provisionMachine({
         jobId: input.jobId,
         attempt: status.attempt,
         label: input.label,
@@ -169,6 +191,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   await CancellationScope.nonCancellable(async () => {
     if (machine)
       await destroyOn(machine).destroyMachine({ jobId: input.jobId, ref: machine, keepConsole: false });
+    // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
+    if (leased) await db.releaseLease({ jobId: input.jobId, reason: `job ${outcome.state}` });
     await db.finalizeJob(input.jobId, outcome);
     await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });
