@@ -125,9 +125,11 @@ export class CapacityStore {
         held,
         labelLimits: opts.labelLimits,
       });
+      // clock_timestamp(), not now(): this transaction may have started before a release it saw
+      // committed, and a grant must never look older than the release that made room for it.
       for (const g of grants) {
         await tx.$executeRaw`
-          UPDATE leases SET host_id = ${g.hostId}, granted_at = now() WHERE job_id = ${g.jobId}::uuid`;
+          UPDATE leases SET host_id = ${g.hostId}, granted_at = clock_timestamp() WHERE job_id = ${g.jobId}::uuid`;
       }
       return grants;
     });

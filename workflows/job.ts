@@ -9,6 +9,7 @@
  * script is final: the workflow fails with a non-retryable `JobFailed` carrying the exit code.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -122,6 +123,12 @@ async function reportStatus(
   }
 }
 
+/** An activity's failure arrives wrapped ("Activity task failed"); its cause says why. */
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
 function minutes(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
@@ -184,7 +191,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (isCancellation(err)) cancellation = err;
     outcome = cancellation
       ? { state: 'cancelled', message: 'cancelled' }
-      : { state: 'error', message: err instanceof Error ? err.message : String(err) };
+      : { state: 'error', message: failureMessage(err) };
   }
 
   // Cleanup must run even when the workflow is being cancelled.

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
+import { startJob } from '../../common/job-start';
 import { taggedPids } from '../../provisioning/process-tree';
 import { cliEnv, runCli } from '../support/cli';
 import { jobRepo } from '../support/git-repo';
@@ -96,6 +97,21 @@ test('with a label limit of 1 the second job is queued at position 1, then runs 
   expect(JSON.parse(json.stdout)).toMatchObject({ state: 'queued', queuePosition: 1 });
   expect(await harness.db.vm.count({ where: { jobId: b.jobId } })).toBe(0);
 
+  // A job cancelled while queued gives up its place without ever getting a machine.
+  const c = await harness.enqueue(second.dir, second.sha);
+  await waitFor(async () => (await leaseOf(harness, c.jobId)) !== undefined, 60_000, 'third job queued');
+  const third = await runCli(['status', c.jobId], cliEnv(harness.cfg));
+  expect(third.stdout).toMatch(/^queue\s+position 2 /m);
+  await harness.client.workflow.getHandle(c.workflowId).cancel();
+  expect((await harness.result(c.workflowId, c.jobId)).state).toBe('cancelled');
+  expect(await leaseOf(harness, c.jobId)).toMatchObject({ hostId: null, releaseReason: 'job cancelled' });
+  expect(await harness.db.vm.count({ where: { jobId: c.jobId } })).toBe(0);
+  expect(JSON.parse((await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg))).stdout)).toMatchObject(
+    {
+      queuePosition: 1,
+    },
+  );
+
   fs.writeFileSync(gate, '');
   expect((await harness.result(a.workflowId, a.jobId)).state).toBe('success');
   expect((await harness.result(b.workflowId, b.jobId)).state).toBe('success');
@@ -106,6 +122,24 @@ test('with a label limit of 1 the second job is queued at position 1, then runs 
   expect(lb?.grantedAt?.getTime()).toBeGreaterThanOrEqual(la?.releasedAt?.getTime() ?? Infinity);
   const running = await runCli(['status', b.jobId], cliEnv(harness.cfg));
   expect(running.stdout).not.toMatch(/^queue/m);
+});
+
+test('a label no host serves fails the job at once, naming the labels that exist', async () => {
+  const harness = (h = await startHarness());
+  await harness.startWorker();
+  const repo = jobRepo('echo never');
+  const { jobId, workflowId } = await startJob(harness.client, harness.cfg, {
+    source: 'manual',
+    repoUrl: repo.dir,
+    commitSha: repo.sha,
+    label: 'no-such-label',
+  });
+  const job = await harness.result(workflowId, jobId);
+  expect(job.state).toBe('error');
+  expect(job.message).toBe(
+    'no host runs machines for label "no-such-label"; labels of registered hosts: local',
+  );
+  expect(await harness.db.vm.count()).toBe(0);
 });
 
 test('two hosts share the jobs within their limits, and each destroys its own machines', async () => {
