@@ -10,9 +10,16 @@ import type { LeaseGrant } from '../workflows/types';
 export interface CapacityDeps {
   capacity: CapacityStore;
   schedule: ScheduleOptions;
-  /** How often a waiting job looks again (each look also schedules). */
+  /** How often a waiting job looks at its lease again. */
   pollMs?: number;
 }
+
+/**
+ * Waiting jobs read their own lease every poll and run the scheduler only every this many
+ * polls: releases and host heartbeats schedule too, so this is only a backstop, and many
+ * waiting jobs do not each take the scheduler's lock every second.
+ */
+const SCHEDULE_EVERY_POLLS = 10;
 
 export function createCapacityActivities(deps: CapacityDeps) {
   const pollMs = deps.pollMs ?? 1000;
@@ -31,8 +38,8 @@ export function createCapacityActivities(deps: CapacityDeps) {
       }
       await deps.capacity.request(req.jobId, req.label);
       let lastPosition: number | undefined;
-      for (;;) {
-        await deps.capacity.schedule(deps.schedule);
+      for (let poll = 0; ; poll++) {
+        if (poll % SCHEDULE_EVERY_POLLS === 0) await deps.capacity.schedule(deps.schedule);
         const lease = await deps.capacity.lease(req.jobId);
         if (!lease) throw ApplicationFailure.retryable(`lease of job ${req.jobId} vanished`, 'LeaseLost');
         if (lease.releasedAt) {

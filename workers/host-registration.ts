@@ -1,11 +1,11 @@
 /**
  * Keeps this VM host on the capacity scheduler's books while its worker runs: registers it
- * (task queue, labels, machine limit), heartbeats every third of the host TTL, and now and then
+ * (task queue, labels, machine limit), heartbeats and schedules every third of the host TTL, and now and then
  * gives back leases whose workflow ended without releasing them (e.g. it was terminated).
  * Leases of hosts that stopped heartbeating are reclaimed by the scheduler itself.
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { CapacityStore, HostRegistration } from '../common/capacity-store';
+import type { CapacityStore, HostRegistration, ScheduleOptions } from '../common/capacity-store';
 import type { Logger } from '../common/logger';
 
 export interface HostKeeper {
@@ -16,9 +16,11 @@ const RECLAIM_BATCH = 200;
 
 export async function keepHostRegistered(
   host: HostRegistration,
-  deps: { capacity: CapacityStore; client: Client; log: Logger; hostTtlMs: number },
+  deps: { capacity: CapacityStore; client: Client; log: Logger; schedule: ScheduleOptions },
 ): Promise<HostKeeper> {
   await deps.capacity.registerHost(host);
+  // Jobs already waiting for this host's labels need not wait for its first beat.
+  await deps.capacity.schedule(deps.schedule);
   deps.log.info({ host }, 'host registered for capacity');
 
   let busy = false;
@@ -28,6 +30,8 @@ export async function keepHostRegistered(
     busy = true;
     try {
       await deps.capacity.heartbeatHost(host.id);
+      // Also reclaims the leases of hosts that went silent and hands their slots on.
+      await deps.capacity.schedule(deps.schedule);
       beats += 1;
       if (beats % 3 === 0) await reclaimEnded(deps.capacity, deps.client, deps.log);
     } catch (err) {
@@ -36,7 +40,7 @@ export async function keepHostRegistered(
       busy = false;
     }
   };
-  const timer = setInterval(() => void tick(), Math.max(100, Math.floor(deps.hostTtlMs / 3)));
+  const timer = setInterval(() => void tick(), Math.max(100, Math.floor(deps.schedule.hostTtlMs / 3)));
 
   return {
     async stop() {

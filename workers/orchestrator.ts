@@ -39,12 +39,13 @@ export async function startOrchestratorWorker(
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
   const providers = providersFor(cfg);
   const capacity = new CapacityStore(deps.jobs.db);
+  const schedule = { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs };
   const activities = createActivities({
     jobs: deps.jobs,
     blobs: deps.blobs,
     providers,
     capacity,
-    schedule: { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs },
+    schedule,
     hostId: cfg.hostId,
     hostTaskQueue: hostQueue,
     runnerUrl: cfg.runnerUrl,
@@ -86,7 +87,7 @@ export async function startOrchestratorWorker(
         labels: cfg.hostLabels ?? [...providers.keys()],
         maxMachines: cfg.hostMaxMachines,
       },
-      { capacity, client: temporal.client, log: deps.log, hostTtlMs: cfg.hostTtlMs },
+      { capacity, client: temporal.client, log: deps.log, schedule },
     );
   } catch (err) {
     for (const w of workers) w.shutdown();
