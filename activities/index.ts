@@ -10,10 +10,11 @@ import type { JobStore } from '../common/job-store';
 import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type Provider } from '../provisioning/contract';
 import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../workflows/types';
+import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
 
-export interface ActivityDeps {
+export interface ActivityDeps extends CapacityDeps {
   jobs: JobStore;
   blobs: BlobStore;
   /** Providers by label. */
@@ -43,6 +44,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createPipelineActivities(deps),
+    ...createCapacityActivities(deps),
 
     async recordJob(input: JobInput, workflowId: string): Promise<void> {
       await deps.jobs.recordJob(input, workflowId);

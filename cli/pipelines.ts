@@ -1,5 +1,6 @@
 /** Pipelines for the CLI: resolving `<pipeline|job>` ids, showing, following, cancelling, rerunning. */
 import type { Client } from '@temporalio/client';
+import { CapacityStore } from '../common/capacity-store';
 import type { Config } from '../common/config';
 import { NotFoundError } from '../common/errors';
 import type { JobRecord } from '../common/job-store';
@@ -52,7 +53,10 @@ export async function formatPipeline(store: Store, p: PipelineRecord): Promise<s
   for (const j of jobs) {
     const needs = j.needs.length > 0 ? `  needs ${j.needs.join(', ')}` : '';
     const id = j.jobId ? `  ${j.jobId}` : '';
-    out.push(`  ${j.name}  ${stateLabel(j.state)}${id}${needs}${j.message ? `\n    ${j.message}` : ''}`);
+    const queued = j.jobId && j.state === 'running' ? await queueNote(store, j.jobId) : '';
+    out.push(
+      `  ${j.name}  ${stateLabel(j.state)}${queued}${id}${needs}${j.message ? `\n    ${j.message}` : ''}`,
+    );
     if (j.jobId) {
       const steps = formatSteps(await store.jobs.listSteps(j.jobId), '    ');
       if (steps) out.push(steps.trimEnd());
@@ -71,11 +75,25 @@ export async function pipelineJson(store: Store, p: PipelineRecord): Promise<obj
   };
 }
 
+/** A job waiting for a machine slot: its place among the waiting jobs of its label. */
+export async function queuePositionOf(store: Store, jobId: string): Promise<number | undefined> {
+  return new CapacityStore(store.db).queuePosition(jobId);
+}
+
+/** ` (queued, position N)` for a pipeline job whose run still waits for a machine, else ''. */
+async function queueNote(store: Store, jobId: string): Promise<string> {
+  const position = await queuePositionOf(store, jobId);
+  return position === undefined ? '' : ` (queued, position ${position})`;
+}
+
 /** `solstice status <job>`: the job, its steps, and the pipeline it belongs to. */
 export async function formatJobStatus(store: Store, job: JobRecord): Promise<string> {
   const lines = await store.jobs.countLogLines(job.id);
   const pipeline = await new PipelineStore(store.db).pipelineOfJob(job.id);
   const extra: Record<string, string> = { 'log lines': String(lines) };
+  const position = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
+  if (position !== undefined)
+    extra.queue = `position ${position} among jobs waiting for a "${job.label}" machine`;
   if (pipeline) extra.pipeline = `${pipeline.id} (${pipeline.state})`;
   return `${formatJob(job, extra)}\n${formatSteps(await store.jobs.listSteps(job.id))}`;
 }

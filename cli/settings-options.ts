@@ -54,6 +54,10 @@ export abstract class ServiceCommand extends ConnectedCommand {
   s3MaxAttempts = settingOption('s3MaxAttempts');
   workspaceRoot = settingOption('workspaceRoot');
   hostId = settingOption('hostId');
+  hostLabels = settingOption('hostLabels');
+  hostMaxMachines = settingOption('hostMaxMachines');
+  labelLimits = settingOption('labelLimits');
+  hostTtl = settingOption('hostTtlMs');
   jobTimeout = settingOption('jobTimeoutMs');
   bootTimeout = settingOption('bootTimeoutMs');
   migrate = Option.Boolean(SETTINGS.migrateOnBoot.flag, {
@@ -65,6 +69,7 @@ export abstract class ServiceCommand extends ConnectedCommand {
     return super.config({
       jobTimeoutMs: this.jobTimeout,
       bootTimeoutMs: this.bootTimeout,
+      hostTtlMs: this.hostTtl,
       s3ConnectTimeoutMs: this.s3ConnectTimeout,
       s3RequestTimeoutMs: this.s3RequestTimeout,
       migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),

@@ -97,6 +97,24 @@ const amqpUrl: Parser<string> = (raw, env) => {
   return raw;
 };
 
+/** `debian-12=2,local=1`: most machines of each label at once. */
+const labelLimits: Parser<Record<string, number>> = (raw, env) => {
+  const out: Record<string, number> = {};
+  for (const part of raw.split(',').map((p) => p.trim())) {
+    if (part === '') continue;
+    const m = /^([^=\s]+)=(\d+)$/.exec(part);
+    if (!m)
+      throw new ConfigError(`${env} must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "${part}"`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+};
+const list: Parser<string[]> = (raw) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+
 function setting<T>(s: Setting<T>): Setting<T> {
   return s;
 }
@@ -139,6 +157,10 @@ export interface Config {
   s3MaxAttempts: number;
   workspaceRoot: string;
   hostId: string;
+  hostLabels: string[] | undefined;
+  hostMaxMachines: number;
+  labelLimits: Record<string, number>;
+  hostTtlMs: number;
   jobTimeoutMs: number;
   bootTimeoutMs: number;
   otlpEndpoint: string | undefined;
@@ -410,6 +432,40 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: str,
     fallback: () => os.hostname(),
     defaultText: 'the hostname',
+  }),
+  hostLabels: setting<string[] | undefined>({
+    env: 'SOLSTICE_HOST_LABELS',
+    flag: '--host-labels',
+    description: 'Labels this host runs machines for, comma-separated (jobs of other labels go elsewhere)',
+    parse: list,
+    fallback: fixed(undefined),
+    defaultText: "every label of the host's providers",
+  }),
+  hostMaxMachines: setting({
+    env: 'SOLSTICE_HOST_MAX_MACHINES',
+    flag: '--host-max-machines',
+    description: 'Most machines this host runs at once; further jobs wait in the queue',
+    parse: positiveInt,
+    fallback: fixed(4),
+    defaultText: '4',
+  }),
+  labelLimits: setting<Record<string, number>>({
+    env: 'SOLSTICE_LABEL_LIMITS',
+    flag: '--label-limits',
+    description:
+      'Most machines of a label at once over all hosts, e.g. debian-12=2,local=1 (give every worker the same)',
+    parse: labelLimits,
+    fallback: () => ({}),
+    defaultText: 'no per-label limit',
+  }),
+  hostTtlMs: setting({
+    env: 'SOLSTICE_HOST_TTL',
+    flag: '--host-ttl',
+    description:
+      'A host whose worker has not been heard of for this long is dead: it gets no new machines and its leases are reclaimed (it heartbeats every third of it)',
+    parse: duration,
+    fallback: fixed(60_000),
+    defaultText: '60s',
   }),
   jobTimeoutMs: setting({
     env: 'SOLSTICE_JOB_TIMEOUT',

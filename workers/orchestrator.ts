@@ -8,15 +8,17 @@ import fs from 'node:fs';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities, createStatusReporter } from '../activities/forge-status';
 import type { BlobStore } from '../common/blob-store';
+import { CapacityStore } from '../common/capacity-store';
 import type { Config } from '../common/config';
 import { ConfigError } from '../common/errors';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
 import { ensureSearchAttributes } from '../common/search-attributes';
-import { connectWorker, installTemporalRuntime } from '../common/temporal';
+import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../workflows/types';
+import { keepHostRegistered, type HostKeeper } from './host-registration';
 
 export interface RunningWorker {
   /** Resolves when the worker stopped (after shutdown() or a fatal error). */
@@ -52,10 +54,15 @@ export async function startOrchestratorWorker(
   // Before the first run starts, so runs are findable in the Web UI by repo, commit, state...
   await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
+  const providers = providersFor(cfg);
+  const capacity = new CapacityStore(deps.jobs.db);
+  const schedule = { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs };
   const activities = createActivities({
     jobs: deps.jobs,
     blobs: deps.blobs,
-    providers: providersFor(cfg),
+    providers,
+    capacity,
+    schedule,
     hostId: cfg.hostId,
     hostTaskQueue: hostQueue,
     runnerUrl: cfg.runnerUrl,
@@ -86,14 +93,37 @@ export async function startOrchestratorWorker(
     }),
     await Worker.create({ ...common, taskQueue: hostQueue }),
   ];
+  // Registered once its queue is polled, so a slot granted here is provisioned at once.
+  const temporal = await connectClient(cfg);
+  const running = Promise.all(workers.map((w) => w.run()));
+  let keeper: HostKeeper;
+  try {
+    keeper = await keepHostRegistered(
+      {
+        id: cfg.hostId,
+        taskQueue: hostQueue,
+        labels: cfg.hostLabels ?? [...providers.keys()],
+        maxMachines: cfg.hostMaxMachines,
+      },
+      { capacity, client: temporal.client, log: deps.log, schedule },
+    );
+  } catch (err) {
+    for (const w of workers) w.shutdown();
+    await running.catch(() => undefined);
+    await temporal.close();
+    await connection.close();
+    throw err;
+  }
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
-  const done = Promise.all(workers.map((w) => w.run())).then(
-    () => connection.close(),
-    async (err: unknown) => {
-      await connection.close();
-      throw err;
-    },
-  );
+  const closeAll = async () => {
+    await keeper.stop().catch((err: unknown) => deps.log.warn({ err }, 'marking the host stopped failed'));
+    await temporal.close();
+    await connection.close();
+  };
+  const done = running.then(closeAll, async (err: unknown) => {
+    await closeAll();
+    throw err;
+  });
   return {
     done,
     async shutdown() {

@@ -9,6 +9,7 @@
  * script is final: the workflow fails with a non-retryable `JobFailed` carrying the exit code.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -24,7 +25,7 @@ import {
 import type { createActivities } from '../activities';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
-import type { JobInput, JobOutcome, JobStatus, MachineRef, RunnerFinished } from './types';
+import type { JobInput, JobOutcome, JobStatus, LeaseGrant, MachineRef, RunnerFinished } from './types';
 import { SEARCH_ATTRIBUTES } from './web-ui';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -39,6 +40,24 @@ const provisioning = proxyActivities<Activities>({
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
 });
+
+// Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
+const capacity = proxyActivities<Activities>({
+  startToCloseTimeout: '30 days',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/** Provisioning on the host that granted the slot; a host that is gone fails it after a while. */
+function provisionOn(lease: LeaseGrant) {
+  return proxyActivities<Activities>({
+    taskQueue: lease.taskQueue,
+    scheduleToStartTimeout: '5 minutes',
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
+  });
+}
 
 function destroyOn(ref: MachineRef) {
   return proxyActivities<Activities>({
@@ -131,6 +150,12 @@ function stepList(input: JobInput): string {
   return input.steps ? input.steps.map((s) => `\`${s.name}\``).join(', ') : '`.solstice/job.sh`';
 }
 
+/** An activity's failure arrives wrapped ("Activity task failed"); its cause says why. */
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
 function minutes(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
@@ -157,12 +182,21 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let machine: MachineRef | undefined;
   let outcome: JobOutcome;
   let cancellation: unknown;
+  // Capacity: runs started before leases existed replay without one.
+  const leased = patched('capacity-lease');
+  let lease: LeaseGrant | undefined;
   try {
+    if (leased) {
+      showState(status, `waiting for a \`${input.label}\` machine slot`);
+      lease = await capacity.acquireLease.executeWithOptions({ summary: `wait for a ${input.label} slot` }, [
+        { jobId: input.jobId, label: input.label },
+      ]);
+    }
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
       showState(status, `booting a \`${input.label}\` machine`);
-      machine = await provisioning.provisionMachine.executeWithOptions(
+      machine = await (lease ? provisionOn(lease) : provisioning).provisionMachine.executeWithOptions(
         { summary: `boot VM ${input.label}` },
         [
           {
@@ -199,7 +233,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (isCancellation(err)) cancellation = err;
     outcome = cancellation
       ? { state: 'cancelled', message: 'cancelled' }
-      : { state: 'error', message: err instanceof Error ? err.message : String(err) };
+      : { state: 'error', message: failureMessage(err) };
   }
 
   // Cleanup must run even when the workflow is being cancelled.
@@ -207,6 +241,11 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (machine)
       await destroyOn(machine).destroyMachine.executeWithOptions({ summary: 'destroy machine' }, [
         { jobId: input.jobId, ref: machine, keepConsole: false },
+      ]);
+    // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
+    if (leased)
+      await db.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
+        { jobId: input.jobId, reason: `job ${outcome.state}` },
       ]);
     await db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
     await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);

@@ -80,6 +80,12 @@ export interface MachineRef {
   hostTaskQueue: string;
 }
 
+/** A job's machine slot: the host that provisions (and so destroys) its machines. */
+export interface LeaseGrant {
+  hostId: string;
+  taskQueue: string;
+}
+
 export function hostTaskQueue(baseQueue: string, hostId: string): string {
   return `${baseQueue}@${hostId}`;
 }

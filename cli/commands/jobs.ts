@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion';
 import { ConnectedCommand } from '../settings-options';
 import { openStore } from '../context';
 import { formatJobRow } from '../output';
-import { formatJobStatus, formatPipeline, pipelineJson, resolveTarget } from '../pipelines';
+import { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget } from '../pipelines';
 
 export class JobsCommand extends ConnectedCommand {
   static override paths = [['jobs']];
@@ -62,7 +62,8 @@ export class StatusCommand extends ConnectedCommand {
       if (this.json) {
         const lines = await store.jobs.countLogLines(job.id);
         const steps = await store.jobs.listSteps(job.id);
-        this.context.stdout.write(`${JSON.stringify({ ...job, logLines: lines, steps })}\n`);
+        const queuePosition = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
+        this.context.stdout.write(`${JSON.stringify({ ...job, logLines: lines, steps, queuePosition })}\n`);
       } else this.context.stdout.write(await formatJobStatus(store, job));
       return 0;
     } finally {
