@@ -90,7 +90,12 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
 
     const client = await connectClient(cfg);
     stops.push(client.close);
-    const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: client.client, log });
+    const logService = await startLogService(cfg.grpcAddr, {
+      jobs,
+      temporal: client.client,
+      log,
+      shutdownGraceMs: cfg.shutdownGraceMs,
+    });
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 

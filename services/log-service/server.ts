@@ -26,6 +26,8 @@ export interface LogServiceDeps {
   jobs: JobStore;
   temporal: Client;
   log: Logger;
+  /** How long close() waits for open calls before cutting them; default 5 s. */
+  shutdownGraceMs?: number;
 }
 
 export interface RunningLogService {
@@ -179,6 +181,20 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   };
 }
 
+/**
+ * Stops accepting calls and waits for open ones (a runner's log stream lasts as long as its job)
+ * up to `graceMs`, then cuts them; runners reconnect and resend what was not acknowledged.
+ */
+export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
 export async function startLogService(addr: string, deps: LogServiceDeps): Promise<RunningLogService> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 32 * 1024 * 1024,
@@ -195,13 +211,6 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
   return {
     port,
     address: `${host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: () => shutdownGrpcServer(server, deps.shutdownGraceMs ?? 5000),
   };
 }

@@ -36,8 +36,8 @@ export interface Harness {
   logService: RunningLogService;
   workspaceRoot: string;
   startWorker(): Promise<void>;
-  /** A `solstice worker` child process (so a test can SIGKILL it). */
-  spawnWorker(): ChildProcess;
+  /** A `solstice worker` child process (so a test can SIGKILL it); `env` adds settings. */
+  spawnWorker(env?: NodeJS.ProcessEnv): ChildProcess;
   stopWorker(): Promise<void>;
   enqueue(
     repoDir: string,
@@ -120,9 +120,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     async startWorker() {
       worker = await startOrchestratorWorker(cfg, { jobs, blobs: new FsBlobStore(cfg.blobFsRoot), log });
     },
-    spawnWorker() {
+    spawnWorker(env = {}) {
       const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/main.js'), 'worker'], {
-        env: envFor(cfg),
+        env: { ...envFor(cfg), ...env },
         stdio: ['ignore', 'inherit', 'inherit'],
       });
       children.add(child);
