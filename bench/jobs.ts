@@ -8,13 +8,10 @@
  * measured as (enqueue → job finalized) minus the script's own run time.
  * Uses DATABASE_URL if set (a fresh database is created next to it), else embedded PostgreSQL.
  */
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client as PgClient } from 'pg';
 import { loadConfig } from '../common/config';
 import { startJob } from '../common/job-start';
 import { waitForFinalState } from '../common/log-follow';
@@ -22,54 +19,11 @@ import { createLogger } from '../common/logger';
 import { freePort } from '../common/net';
 import { connectClient } from '../common/temporal';
 import { startStack } from '../services/stack';
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
-
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const admin = new PgClient({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
-
-/** A throwaway database next to DATABASE_URL, so the benchmark never touches real data. */
-async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
-  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
-  };
-}
+import { commitRepo, freshDatabase, percentile } from './fixtures';
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-repo-'));
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
-  fs.mkdirSync(path.join(dir, '.solstice'));
-  fs.writeFileSync(path.join(dir, '.solstice/job.sh'), script, { mode: 0o755 });
-  const env = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'b',
-    GIT_AUTHOR_EMAIL: 'b@x.invalid',
-    GIT_COMMITTER_NAME: 'b',
-    GIT_COMMITTER_EMAIL: 'b@x.invalid',
-  };
-  for (const args of [
-    ['init', '-q'],
-    ['add', '-A'],
-    ['commit', '-qm', 'bench'],
-  ])
-    execFileSync('git', args, { cwd: dir, env });
-  return { dir, sha: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir }).toString().trim() };
+  return commitRepo({ '.solstice/job.sh': script });
 }
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@
 import { Builtins, Cli } from 'clipanion';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
+import { DoctorCommand } from './commands/doctor';
 import { EnqueueCommand } from './commands/enqueue';
 import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
@@ -33,6 +34,7 @@ export function buildCli(): Cli {
     CancelCommand,
     RerunCommand,
     DbMigrateCommand,
+    DoctorCommand,
     WorkerCommand,
     LogServiceCommand,
     RunnerServeCommand,

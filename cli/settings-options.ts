@@ -64,6 +64,7 @@ export abstract class ServiceCommand extends ConnectedCommand {
     description: `${SETTINGS.migrateOnBoot.description} [env: ${SETTINGS.migrateOnBoot.env}; default: ${SETTINGS.migrateOnBoot.defaultText}]`,
   });
   otlpEndpoint = settingOption('otlpEndpoint');
+  shutdownGrace = settingOption('shutdownGraceMs');
 
   protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
     return super.config({
@@ -72,6 +73,7 @@ export abstract class ServiceCommand extends ConnectedCommand {
       hostTtlMs: this.hostTtl,
       s3ConnectTimeoutMs: this.s3ConnectTimeout,
       s3RequestTimeoutMs: this.s3RequestTimeout,
+      shutdownGraceMs: this.shutdownGrace,
       migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),
       ...extra,
     });

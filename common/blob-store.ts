@@ -36,6 +36,8 @@ export interface BlobStore {
    * depth, sorted by key.
    */
   list(prefix: string): Promise<BlobInfo[]>;
+  /** Removes the blob; removing a key that does not exist is not an error. */
+  delete(key: string): Promise<void>;
   /** Throws a typed error (e.g. DependencyUnavailableError) when the store cannot be used. */
   check(): Promise<void>;
   describe(): string;
@@ -119,6 +121,10 @@ export class FsBlobStore implements BlobStore {
     };
     await walk(folder ? path.join(this.root, ...folder.split('/')) : this.root, folder);
     return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.pathOf(key), { force: true });
   }
 
   async check(): Promise<void> {

@@ -164,6 +164,8 @@ export interface Config {
   jobTimeoutMs: number;
   bootTimeoutMs: number;
   otlpEndpoint: string | undefined;
+  shutdownGraceMs: number;
+  imageMap: string | undefined;
   amqpUrl: string;
   amqpPrefetch: number;
   webhookAddr: string;
@@ -490,6 +492,23 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: url,
     fallback: fixed(undefined),
     defaultText: 'unset',
+  }),
+  shutdownGraceMs: setting({
+    env: 'SOLSTICE_SHUTDOWN_GRACE',
+    flag: '--shutdown-grace',
+    description:
+      'On SIGTERM, how long a service waits for in-flight work (activities, log streams, requests) before it cuts it off',
+    parse: duration,
+    fallback: fixed(30_000),
+    defaultText: '30s',
+  }),
+  imageMap: setting<string | undefined>({
+    env: 'SOLSTICE_IMAGE_MAP',
+    flag: '--image-map',
+    description: 'YAML file mapping runs-on labels to VM images and sizes (see docs/qemu.md)',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
   }),
   amqpUrl: setting({
     env: 'AMQP_URL',

@@ -194,6 +194,42 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   }
 }
 
+export interface MigrationStatus {
+  /** Local migrations the database has, in order. */
+  applied: string[];
+  /** Local migrations the database lacks, in the order `migrate` would apply them. */
+  pending: string[];
+  /** Migrations that started and never finished (they block `migrate` until resolved). */
+  failed: string[];
+  /** Applied to the database but unknown to this build (the database is newer than the code). */
+  unknown: string[];
+}
+
+/** What `migrate` would do, without doing it and without taking the migration lock. */
+export async function migrationStatus(databaseUrl: string, migrationsDir?: string): Promise<MigrationStatus> {
+  const local = readLocalMigrations(migrationsDir ?? defaultMigrationsDir());
+  const client = await connect(databaseUrl);
+  try {
+    const { rows: tables } = await client.query<{ relname: string }>(
+      `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname = $1`,
+      [MIGRATIONS_TABLE],
+    );
+    const rows = tables.length > 0 ? await listRows(client) : [];
+    const live = rows.filter((r) => r.rolled_back_at === null);
+    const done = new Set(live.filter((r) => r.finished_at !== null).map((r) => r.migration_name));
+    const localNames = new Set(local.map((m) => m.name));
+    return {
+      applied: local.filter((m) => done.has(m.name)).map((m) => m.name),
+      pending: local.filter((m) => !done.has(m.name)).map((m) => m.name),
+      failed: live.filter((r) => r.finished_at === null).map((r) => r.migration_name),
+      unknown: [...done].filter((name) => !localNames.has(name)),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   client.on('error', () => undefined);

@@ -15,6 +15,7 @@
  */
 import type { Readable } from 'node:stream';
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   paginateListObjectsV2,
@@ -188,6 +189,16 @@ export class S3BlobStore implements BlobStore {
       throw this.translate(err, 'list', prefix);
     }
     return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.objectKey(key);
+    try {
+      // S3 answers a delete of a missing key with success too.
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      throw this.translate(err, 'delete', key);
+    }
   }
 
   async check(): Promise<void> {

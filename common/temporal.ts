@@ -59,6 +59,9 @@ export function installTemporalRuntime(log: Logger): void {
     ERROR: (m, s) => log.error(m ?? {}, s),
   };
   Runtime.install({
+    // common/shutdown.ts owns SIGTERM/SIGINT: the SDK's own handlers would stop the worker
+    // behind the drain's back, before the other components.
+    shutdownSignals: [],
     logger: new DefaultLogger('TRACE', (entry) => {
       // Task tokens are credentials for completing activities; keep them out of logs.
       const { taskToken: _token, ...meta } = (entry.meta ?? {}) as LogMetadata & { taskToken?: unknown };

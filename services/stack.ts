@@ -96,6 +96,7 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       log,
       // RabbitMQ is optional for `up` (see below): its absence does not make the log service unready.
       ...logServiceOptions(cfg, client.client, { checkAmqp: false }),
+      shutdownGraceMs: cfg.shutdownGraceMs,
     });
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;

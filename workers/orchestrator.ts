@@ -20,10 +20,17 @@ import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../workflows/types';
 import { keepHostRegistered, type HostKeeper } from './host-registration';
 
+/** Time an activity gets to react to its shutdown cancellation before the worker gives up on it. */
+const FORCE_AFTER_GRACE_MS = 10_000;
+
 export interface RunningWorker {
   /** Resolves when the worker stopped (after shutdown() or a fatal error). */
   done: Promise<void>;
-  /** Stops polling and waits for in-flight tasks to finish. */
+  /**
+   * Stops polling and waits up to the shutdown grace time (SOLSTICE_SHUTDOWN_GRACE) for
+   * in-flight activities; those still running then are cancelled and handed back to
+   * Temporal, which retries them on another worker.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -83,7 +90,9 @@ export async function startOrchestratorWorker(
     connection,
     namespace: cfg.temporalNamespace,
     activities: { ...activities, ...forgeStatus },
-    shutdownGraceTime: '30s',
+    shutdownGraceTime: cfg.shutdownGraceMs,
+    // An activity that ignores its cancellation must not keep the process alive for ever.
+    shutdownForceTime: cfg.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
   } as const;
   const workers = [
     await Worker.create({

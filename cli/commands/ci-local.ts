@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { createLogger } from '../../common/logger';
+import { serveUntilSignal } from '../../common/shutdown';
 import { initTelemetry } from '../../common/telemetry';
 import { startStack } from '../../services/stack';
 import { openStore } from '../context';
@@ -51,10 +52,8 @@ export class CiLocalCommand extends ServiceCommand {
         out.write(
           `Services stay up (Temporal Web UI: ${stack.urls['temporal web ui'] ?? 'n/a'}); Ctrl-C stops them.\n`,
         );
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
+        // The drain itself is the `finally` below; this only waits (a second signal still forces).
+        await serveUntilSignal({ log, done: stack.done, stop: async () => undefined });
       }
     } finally {
       await stack.stop();

@@ -4,21 +4,12 @@ import { AmqpConnection } from '../../common/amqp';
 import { loadConfig, SETTINGS, type Config } from '../../common/config';
 import { ConfigError } from '../../common/errors';
 import { createLogger } from '../../common/logger';
+import { serveUntilSignal } from '../../common/shutdown';
 import { initTelemetry } from '../../common/telemetry';
 import { connectClient } from '../../common/temporal';
 import { startBridge } from '../../services/bridge/bridge';
 import { startWebhookServer } from '../../services/webhook/server';
 import { ConnectedCommand, settingOption } from '../settings-options';
-
-/** Runs until SIGINT/SIGTERM, then stops what it started. */
-async function serveUntilSignal(stop: () => Promise<void>): Promise<number> {
-  await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  await stop();
-  return 0;
-}
 
 export class BridgeCommand extends ConnectedCommand {
   static override paths = [['bridge']];
@@ -54,11 +45,14 @@ export class BridgeCommand extends ConnectedCommand {
     this.context.stdout.write(
       `bridge consuming from ${amqp.url}, starting runs on task queue ${cfg.taskQueue}\n`,
     );
-    return serveUntilSignal(async () => {
-      await bridge.close();
-      await amqp.close();
-      await temporal.close();
-      await telemetry.shutdown();
+    return serveUntilSignal({
+      log,
+      stop: async () => {
+        await bridge.close();
+        await amqp.close();
+        await temporal.close();
+        await telemetry.shutdown();
+      },
     });
   }
 }
@@ -134,11 +128,14 @@ export class WebhookServeCommand extends Command {
       this.context.stdout.write(
         `  ${server.url}/webhooks/${forge}  ${secrets[forge] ? 'signed deliveries only' : 'UNSIGNED deliveries accepted (insecure)'}\n`,
       );
-    return serveUntilSignal(async () => {
-      await server.close();
-      await publisher.close();
-      await amqp.close();
-      await telemetry.shutdown();
+    return serveUntilSignal({
+      log,
+      stop: async () => {
+        await server.close();
+        await publisher.close();
+        await amqp.close();
+        await telemetry.shutdown();
+      },
     });
   }
 }

@@ -3,6 +3,7 @@ import { effectiveDatabaseUrl } from '../../common/config';
 import { createBlobStore } from '../../common/create-blob-store';
 import { createLogger } from '../../common/logger';
 import { migrate } from '../../common/migrate';
+import { serveUntilSignal } from '../../common/shutdown';
 import { initTelemetry } from '../../common/telemetry';
 import { connectClient } from '../../common/temporal';
 import { logServiceOptions, startLogService } from '../../services/log-service/server';
@@ -12,18 +13,6 @@ import { startStack } from '../../services/stack';
 import { startOrchestratorWorker } from '../../workers/orchestrator';
 import { openStore } from '../context';
 import { ServiceCommand } from '../settings-options';
-
-/** Runs until SIGINT/SIGTERM, then stops what it started, in reverse order. */
-async function serveUntilSignal(stop: () => Promise<void>, done?: Promise<void>): Promise<number> {
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  const failed = done ? done.then(() => 'stopped' as const) : new Promise<never>(() => undefined);
-  await Promise.race([signalled, failed]);
-  await stop();
-  return 0;
-}
 
 export class UpCommand extends ServiceCommand {
   static override paths = [['up']];
@@ -45,10 +34,14 @@ export class UpCommand extends ServiceCommand {
     this.context.stdout.write('Solstice is up:\n');
     for (const [k, v] of Object.entries(stack.urls)) this.context.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
     this.context.stdout.write('Enqueue a job with `solstice enqueue --follow`; stop with Ctrl-C.\n');
-    return serveUntilSignal(async () => {
-      await stack.stop();
-      await telemetry.shutdown();
-    }, stack.done);
+    return serveUntilSignal({
+      log,
+      done: stack.done,
+      stop: async () => {
+        await stack.stop();
+        await telemetry.shutdown();
+      },
+    });
   }
 }
 
@@ -57,7 +50,7 @@ export class WorkerCommand extends ServiceCommand {
   static override usage = Command.Usage({
     description: 'Run an orchestrator worker (JobWorkflow and its activities) for this host',
     details:
-      'Polls the shared task queue and its host queue (<task queue>@<host id>). On SIGTERM it stops polling and finishes in-flight tasks.',
+      'Polls the shared task queue and its host queue (<task queue>@<host id>). On SIGTERM it stops polling and gives in-flight activities SOLSTICE_SHUTDOWN_GRACE to finish (then hands them back to Temporal); a second SIGTERM exits at once.',
   });
 
   async execute(): Promise<number> {
@@ -71,12 +64,16 @@ export class WorkerCommand extends ServiceCommand {
     log.info({ blobs: blobs.describe() }, 'blob store');
     const store = await openStore(cfg);
     const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log });
-    return serveUntilSignal(async () => {
-      await worker.shutdown();
-      await blobs.close();
-      await store.close();
-      await telemetry.shutdown();
-    }, worker.done);
+    return serveUntilSignal({
+      log,
+      done: worker.done,
+      stop: async () => {
+        await worker.shutdown();
+        await blobs.close();
+        await store.close();
+        await telemetry.shutdown();
+      },
+    });
   }
 }
 
@@ -99,13 +96,17 @@ export class LogServiceCommand extends ServiceCommand {
       log,
       // RabbitMQ is checked when this process was given one to use.
       ...logServiceOptions(cfg, temporal.client, { checkAmqp: process.env.AMQP_URL !== undefined }),
+      shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
-    return serveUntilSignal(async () => {
-      await server.close();
-      await temporal.close();
-      await store.close();
-      await telemetry.shutdown();
+    return serveUntilSignal({
+      log,
+      stop: async () => {
+        await server.close();
+        await temporal.close();
+        await store.close();
+        await telemetry.shutdown();
+      },
     });
   }
 }
@@ -120,6 +121,6 @@ export class RunnerServeCommand extends ServiceCommand {
     const cfg = this.config();
     const server = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
     this.context.stdout.write(`serving the runner at ${server.url}\n`);
-    return serveUntilSignal(server.close);
+    return serveUntilSignal({ log: createLogger('solstice-runner-serve'), stop: server.close });
   }
 }

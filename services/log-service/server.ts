@@ -42,6 +42,8 @@ export interface LogServiceDeps {
   secrets?: SecretMasker;
   /** How long a token lookup is reused (TOKEN_CACHE_MS). */
   tokenCacheMs?: number;
+  /** How long close() waits for open calls before cutting them; default 5 s. */
+  shutdownGraceMs?: number;
 }
 
 export interface GrpcServerSettings {
@@ -275,6 +277,20 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   };
 }
 
+/**
+ * Stops accepting calls and waits for open ones (a runner's log stream lasts as long as its job)
+ * up to `graceMs`, then cuts them; runners reconnect and resend what was not acknowledged.
+ */
+export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
 export async function startLogService(addr: string, deps: LogServiceDeps): Promise<RunningLogService> {
   const settings = deps.server ?? DEFAULT_SERVER_SETTINGS;
   const server = new grpc.Server({
@@ -303,14 +319,9 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
     port,
     address: `${host}:${port}`,
     health,
-    close: () =>
-      new Promise<void>((resolve) => {
-        health.stop();
-        const force = setTimeout(() => server.forceShutdown(), 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: async () => {
+      health.stop();
+      await shutdownGrpcServer(server, deps.shutdownGraceMs ?? 5000);
+    },
   };
 }

@@ -149,6 +149,16 @@ describe.each(subjects)('%s', (_name, make) => {
     expect((await store.get('jobs/1/log.txt'))?.toString()).toBe('short\n');
   });
 
+  test('delete removes one blob; deleting a missing key is not an error', async () => {
+    await store.put('jobs/1/a.txt', 'a');
+    await store.put('jobs/1/b.txt', 'b');
+    await store.delete('jobs/1/a.txt');
+    await store.delete('jobs/1/a.txt');
+    await store.delete('jobs/404/nothing');
+    expect(await store.get('jobs/1/a.txt')).toBeUndefined();
+    expect((await store.list('jobs/1')).map((b) => b.key)).toEqual(['jobs/1/b.txt']);
+  });
+
   test('a missing key is undefined, not an error', async () => {
     expect(await store.get('jobs/404/log.txt')).toBeUndefined();
     expect(await store.getStream('jobs/404/log.txt')).toBeUndefined();

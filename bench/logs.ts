@@ -1,0 +1,242 @@
+/**
+ * Log path benchmark: one job prints a large log (1 GiB by default) through the real stack
+ * (runner → gRPC → log service → PostgreSQL), while a `solstice logs -f` style follower
+ * (common/log-follow.ts, the same code and poll interval) reads it.
+ *
+ *   npm run bench:logs -- [--mb 1024] [--line-bytes 200] [--mark-ms 50] [--poll-ms 200] [--rate 0]
+ *
+ * --rate paces the script at that many MiB/s (0: as fast as it can write). Unpaced, the
+ * follow latency includes the backlog the script builds up; paced below the throughput it
+ * shows the latency of a log that keeps up.
+ *
+ * Reports:
+ * - throughput runner → stored: log bytes / (script's first line → its last line is in
+ *   PostgreSQL), with the script's own write rate beside it;
+ * - follow latency p50/p99: every --mark-ms the script prints `bench-ts <epoch ms>`; latency
+ *   is when the follower receives that line minus that time;
+ * - peak RSS of the log service: it runs as its own `solstice log-service` process and its
+ *   /proc/<pid>/status VmHWM is read at the end (VmRSS is sampled for the baseline).
+ * The log service is stopped with SIGTERM at the end, so the run also shows its drain.
+ * Uses DATABASE_URL (default the local server) to create a throwaway database next to it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { FsBlobStore } from '../common/blob-store';
+import { loadConfig } from '../common/config';
+import { createDb } from '../common/db';
+import { startJob } from '../common/job-start';
+import { JobStore } from '../common/job-store';
+import { readLog } from '../common/log-follow';
+import { createLogger } from '../common/logger';
+import { migrate } from '../common/migrate';
+import { freePort } from '../common/net';
+import { connectClient } from '../common/temporal';
+import { startDevServer } from '../common/temporal-dev-server';
+import { runnerBundlePath } from '../services/runner-bundle';
+import { startRunnerServer } from '../services/runner-server';
+import { startOrchestratorWorker } from '../workers/orchestrator';
+import { commitRepo, freshDatabase, percentile } from './fixtures';
+
+const CLI = path.resolve(__dirname, '../cli/main.js');
+
+/** The job's log generator: fixed-size lines, a timestamp marker every `markMs`. */
+const GENERATOR = `
+const [total, lineBytes, markMs, rate] = process.argv.slice(2).map(Number);
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const line = 'x'.repeat(lineBytes - 1) + '\\n';
+// Paced, a chunk is what mark-ms allows, so a marker can go out every mark-ms.
+const chunkBytes = rate > 0 ? Math.min(65536, (rate * markMs) / 1000) : 65536;
+const perChunk = Math.max(1, Math.floor(chunkBytes / lineBytes));
+const chunk = line.repeat(perChunk);
+const fd = 1;
+const fs = require('fs');
+const write = (s) => { let b = Buffer.from(s); while (b.length) b = b.subarray(fs.writeSync(fd, b)); };
+const began = Date.now();
+write('bench-start ' + began + '\\n');
+let written = 0, lastMark = 0;
+while (written < total) {
+  const now = Date.now();
+  if (now - lastMark >= markMs) { write('bench-ts ' + now + '\\n'); lastMark = now; }
+  write(chunk);
+  written += chunk.length;
+  // Paced: sleep until the schedule of rate bytes per second catches up.
+  if (rate > 0) Atomics.wait(pause, 0, 0, Math.max(0, began + (written / rate) * 1000 - Date.now()));
+}
+write('bench-end ' + Date.now() + '\\n');
+`;
+
+/** kB values of /proc/<pid>/status fields, in MiB. */
+function procStatus(pid: number): { rss: number; hwm: number } {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+function startLogServiceProcess(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, 'log-service'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('log service listening')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`log service exited with ${code} before listening`)));
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      mb: { type: 'string', default: '1024' },
+      'line-bytes': { type: 'string', default: '200' },
+      'mark-ms': { type: 'string', default: '50' },
+      'poll-ms': { type: 'string', default: '200' },
+      rate: { type: 'string', default: '0' },
+    },
+  });
+  const totalBytes = Math.round(Number(values.mb) * 1024 * 1024);
+  const lineBytes = Number(values['line-bytes']);
+  const markMs = Number(values['mark-ms']);
+  const pollMs = Number(values['poll-ms']);
+  const rateBps = Number(values.rate) * 1024 * 1024;
+  process.env.LOG_LEVEL ??= 'warn';
+  const log = createLogger('bench');
+
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-logs-'));
+  const database = await freshDatabase(
+    process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+  );
+  await migrate({ databaseUrl: database.url });
+  const temporalPort = await freePort();
+  const dev = await startDevServer({
+    port: temporalPort,
+    uiPort: await freePort(),
+    logFile: path.join(stateDir, 'temporal.log'),
+  });
+  const grpcAddr = `127.0.0.1:${await freePort()}`;
+  const cfg = loadConfig(
+    {
+      stateDir,
+      databaseUrl: database.url,
+      temporalAddress: dev.address,
+      grpcAddr,
+      contactAddr: grpcAddr,
+      runnerServeAddr: `127.0.0.1:${await freePort()}`,
+      workspaceRoot: path.join(stateDir, 'machines'),
+      blobFsRoot: path.join(stateDir, 'blobs'),
+      taskQueue: 'bench-logs',
+      jobTimeoutMs: '6h',
+    },
+    {},
+  );
+  const logService = await startLogServiceProcess({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: cfg.databaseUrl,
+    TEMPORAL_ADDRESS: cfg.temporalAddress,
+    GRPC_ADDR: grpcAddr,
+  });
+  const pid = logService.pid as number;
+  const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
+  const db = createDb(cfg);
+  const jobs = new JobStore(db);
+  const blobs = new FsBlobStore(cfg.blobFsRoot);
+  const worker = await startOrchestratorWorker({ ...cfg, runnerUrl: runnerServer.url }, { jobs, blobs, log });
+  const temporal = await connectClient(cfg);
+
+  const repo = commitRepo({
+    '.solstice/gen.js': GENERATOR,
+    '.solstice/job.sh': `#!/bin/sh\nexec node .solstice/gen.js ${totalBytes} ${lineBytes} ${markMs} ${rateBps}\n`,
+  });
+  const baseline = procStatus(pid);
+  console.error(
+    `bench: one job printing ${values.mb} MiB in ${lineBytes}-byte lines${rateBps > 0 ? ` at ${values.rate} MiB/s` : ''}; log service pid ${pid}, RSS ${baseline.rss.toFixed(0)} MiB`,
+  );
+
+  const enqueuedAt = Date.now();
+  const { jobId } = await startJob(temporal.client, cfg, {
+    source: 'manual',
+    repoUrl: repo.dir,
+    commitSha: repo.sha,
+  });
+
+  // Storage progress, independent of the follower: (time, highest stored seq).
+  const stored: { at: number; seq: number }[] = [];
+  let peakRss = baseline.rss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, procStatus(pid).rss);
+    void db.logLine
+      .aggregate({ where: { jobId }, _max: { seq: true } })
+      .then((r) => stored.push({ at: Date.now(), seq: r._max.seq ?? 0 }));
+  }, 250);
+
+  const latencies: number[] = [];
+  let bytes = 0;
+  let lines = 0;
+  let start: number | undefined;
+  let end: { seq: number; printedAt: number } | undefined;
+  let lastProgress = Date.now();
+  for await (const line of readLog(jobs, jobId, { follow: true, pollMs })) {
+    const now = Date.now();
+    bytes += Buffer.byteLength(line.text) + 1;
+    lines += 1;
+    const m = /^bench-(ts|start|end) (\d+)$/.exec(line.text);
+    if (m?.[1] === 'ts') latencies.push(now - Number(m[2]));
+    else if (m?.[1] === 'start') start = Number(m[2]);
+    else if (m?.[1] === 'end') end = { seq: line.seq, printedAt: Number(m[2]) };
+    if (now - lastProgress > 10_000) {
+      lastProgress = now;
+      console.error(`  followed ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+    }
+  }
+  const job = await jobs.getJob(jobId);
+  const finishedAt = Date.now();
+  clearInterval(sampler);
+  const hwm = procStatus(pid).hwm;
+
+  logService.kill('SIGTERM');
+  const drainCode = await new Promise<number | null>((resolve) => logService.once('exit', resolve));
+  await temporal.close();
+  await worker.shutdown();
+  await runnerServer.close();
+  await db.$disconnect();
+  await dev.stop();
+  await database.drop();
+  fs.rmSync(stateDir, { recursive: true, force: true });
+  fs.rmSync(repo.dir, { recursive: true, force: true });
+
+  if (job?.state !== 'success' || start === undefined || end === undefined) {
+    console.error(`bench: job ended ${job?.state ?? 'unknown'} (${job?.message ?? ''}); no figures`);
+    process.exit(1);
+  }
+  const storedAt = stored.find((s) => s.seq >= end.seq)?.at ?? finishedAt;
+  const mib = bytes / 2 ** 20;
+  const sorted = latencies.sort((a, b) => a - b);
+  const rows: [string, string][] = [
+    ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines`],
+    ['script write rate', `${(mib / ((end.printedAt - start) / 1000)).toFixed(1)} MiB/s`],
+    ['throughput runner -> stored', `${(mib / ((storedAt - start) / 1000)).toFixed(1)} MiB/s`],
+    ['job, enqueue -> final (incl. blob upload)', `${((finishedAt - enqueuedAt) / 1000).toFixed(1)} s`],
+    [
+      `follow latency p50 / p99 (poll ${pollMs} ms)`,
+      `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)} ms (${sorted.length} samples)`,
+    ],
+    ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
+    ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
+    ['log service exit on SIGTERM', String(drainCode)],
+  ];
+  console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
+  console.log(`| ${'metric'.padEnd(44)} | value`);
+  console.log(`|${'-'.repeat(46)}|${'-'.repeat(40)}`);
+  for (const [k, v] of rows) console.log(`| ${k.padEnd(44)} | ${v}`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

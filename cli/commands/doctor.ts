@@ -1,0 +1,45 @@
+/** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
+import { Command } from 'clipanion';
+import { SETTINGS } from '../../common/config';
+import { runDependencyChecks, type CheckResult } from '../../common/dependency-checks';
+import { ConfigError } from '../../common/errors';
+import { ServiceCommand, settingOption } from '../settings-options';
+
+const EX_UNAVAILABLE = 69;
+const LABEL = { ok: 'ok', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
+
+export function formatCheck(r: CheckResult): string {
+  const fix = r.hint && r.status !== 'ok' ? ` -> fix: ${r.hint}` : '';
+  return `${LABEL[r.status].padEnd(5)} ${r.name.padEnd(11)} ${r.detail}${fix}`;
+}
+
+export class DoctorCommand extends ServiceCommand {
+  static override paths = [['doctor']];
+  static override usage = Command.Usage({
+    description: 'Check every dependency (Temporal, PostgreSQL, RabbitMQ, blob store, QEMU, images)',
+    details: `
+      Uses the same settings (environment and flags) as the services, so run it with their
+      environment. Prints one line per check: ok, warn (works, but worse than it could), FAIL (what
+      is wrong and how to fix it) or skip (not configured). RabbitMQ is required only when AMQP_URL
+      is set; QEMU only when SOLSTICE_IMAGE_MAP is. Exits 69 when any check FAILs, else 0.
+    `,
+  });
+
+  amqpUrl = settingOption('amqpUrl');
+  imageMap = settingOption('imageMap');
+
+  async execute(): Promise<number> {
+    let results: CheckResult[];
+    try {
+      const cfg = this.config();
+      results = await runDependencyChecks(cfg, {
+        amqpConfigured: this.amqpUrl !== undefined || Boolean(process.env[SETTINGS.amqpUrl.env]),
+      });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      results = [{ name: 'settings', status: 'fail', detail: err.message, hint: err.hint }];
+    }
+    for (const r of results) this.context.stdout.write(`${formatCheck(r)}\n`);
+    return results.some((r) => r.status === 'fail') ? EX_UNAVAILABLE : 0;
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * `solstice doctor`: checks every dependency with the same settings the services use, and
+ * says for each what is wrong and how to fix it. Each check answers on its own (a dead
+ * PostgreSQL does not hide a dead Temporal), with short timeouts, and changes nothing
+ * except one probe object in the blob store that it removes again.
+ */
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import amqp from 'amqplib';
+import YAML from 'yaml';
+import { amqpUnavailable, redactAmqpUrl, TOPOLOGY } from './amqp';
+import { effectiveDatabaseUrl, SETTINGS, type Config } from './config';
+import { createBlobStore } from './create-blob-store';
+import { checkDatabase, describeDatabaseAddress } from './db-connection';
+import { describeError, SolsticeError } from './errors';
+import { migrationStatus } from './migrate';
+import { connectClient } from './temporal';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  /** What was found (ok) or what is wrong. */
+  detail: string;
+  /** How to fix it; set for warn and fail. */
+  hint?: string;
+}
+
+export interface CheckOptions {
+  /** AMQP_URL was given explicitly: RabbitMQ is then required, not optional. */
+  amqpConfigured: boolean;
+  /** Where to look for QEMU's programs; default PATH. */
+  path?: string;
+  /** The KVM device; a test may point elsewhere. */
+  kvmDevice?: string;
+}
+
+const run = promisify(execFile);
+
+function failure(name: string, err: unknown): CheckResult {
+  const hint = err instanceof SolsticeError ? err.hint : undefined;
+  return { name, status: 'fail', detail: describeError(err), hint };
+}
+
+async function checkTemporal(cfg: Config): Promise<CheckResult> {
+  const name = 'Temporal';
+  let temporal: Awaited<ReturnType<typeof connectClient>>;
+  try {
+    temporal = await connectClient(cfg);
+  } catch (err) {
+    return failure(name, err);
+  }
+  try {
+    await temporal.client.workflowService.describeNamespace({ namespace: cfg.temporalNamespace });
+    return { name, status: 'ok', detail: `${cfg.temporalAddress}, namespace "${cfg.temporalNamespace}"` };
+  } catch (err) {
+    if ((err as { code?: unknown }).code === grpcStatus.NOT_FOUND)
+      return {
+        name,
+        status: 'fail',
+        detail: `namespace "${cfg.temporalNamespace}" does not exist on ${cfg.temporalAddress}`,
+        hint:
+          `create it (\`temporal operator namespace create --namespace ${cfg.temporalNamespace}\`) ` +
+          `or set ${SETTINGS.temporalNamespace.env} to an existing one`,
+      };
+    return failure(name, err);
+  } finally {
+    await temporal.close();
+  }
+}
+
+async function checkPostgres(cfg: Config): Promise<CheckResult> {
+  const name = 'PostgreSQL';
+  const url = effectiveDatabaseUrl(cfg);
+  const where = describeDatabaseAddress(url);
+  try {
+    await checkDatabase(url, { embedded: cfg.databaseUrl === undefined });
+    const m = await migrationStatus(url);
+    if (m.failed.length > 0)
+      return {
+        name,
+        status: 'fail',
+        detail: `${where}: migration ${m.failed.join(', ')} failed part-way`,
+        hint: 'run `solstice db migrate`, which explains how to resolve it',
+      };
+    if (m.pending.length > 0)
+      return {
+        name,
+        status: 'fail',
+        detail: `${where}: ${m.pending.length} migration(s) pending (${m.pending.join(', ')})`,
+        hint: `run \`solstice db migrate\` (or start the services with ${SETTINGS.migrateOnBoot.flag})`,
+      };
+    if (m.unknown.length > 0)
+      return {
+        name,
+        status: 'warn',
+        detail: `${where}: migrations ${m.unknown.join(', ')} are applied but unknown to this build`,
+        hint: 'the database was migrated by a newer Solstice; upgrade this installation',
+      };
+    return { name, status: 'ok', detail: `${where}, ${m.applied.length} migrations applied, none pending` };
+  } catch (err) {
+    return failure(name, err);
+  }
+}
+
+async function checkRabbitMq(cfg: Config, opts: CheckOptions): Promise<CheckResult> {
+  const name = 'RabbitMQ';
+  const where = redactAmqpUrl(cfg.amqpUrl);
+  let model: amqp.ChannelModel;
+  try {
+    model = await amqp.connect(cfg.amqpUrl, { timeout: 3000 });
+  } catch (err) {
+    const e = amqpUnavailable(cfg.amqpUrl, err);
+    if (opts.amqpConfigured) return failure(name, e);
+    return {
+      name,
+      status: 'warn',
+      detail: `${e.message} (${SETTINGS.amqpUrl.env} unset, so it is optional)`,
+      hint: 'without it there are no webhooks or bridge; `solstice enqueue` starts runs directly',
+    };
+  }
+  model.on('error', () => undefined);
+  try {
+    // Passive: a queue that does not exist yet is declared by the first bridge or webhook server.
+    const ch = await model.createChannel();
+    ch.on('error', () => undefined);
+    const depth = await ch.checkQueue(TOPOLOGY.queue).then(
+      (q) => `${q.messageCount} waiting in ${TOPOLOGY.queue}`,
+      () => `${TOPOLOGY.queue} not declared yet (the bridge declares it)`,
+    );
+    return { name, status: 'ok', detail: `${where}, ${depth}` };
+  } catch (err) {
+    return failure(name, err);
+  } finally {
+    await model.close().catch(() => undefined);
+  }
+}
+
+async function checkBlobStore(cfg: Config): Promise<CheckResult> {
+  const name = 'blob store';
+  const blobs = createBlobStore(cfg);
+  const key = `doctor/probe-${randomUUID()}`;
+  const body = Buffer.from(`solstice doctor ${new Date().toISOString()}\n`);
+  try {
+    await blobs.check();
+    await blobs.put(key, body);
+    const back = await blobs.get(key);
+    await blobs.delete(key);
+    if (!back || !back.equals(body))
+      return {
+        name,
+        status: 'fail',
+        detail: `${blobs.describe()}: a probe object read back ${back ? 'different bytes' : 'nothing'}`,
+        hint: 'the store does not keep what it is given; check its consistency settings or free space',
+      };
+    if (await blobs.get(key))
+      return {
+        name,
+        status: 'warn',
+        detail: `${blobs.describe()}: a deleted probe object (${key}) can still be read`,
+        hint: 'deletes do not take effect; expired logs and artifacts will not be removed',
+      };
+    return { name, status: 'ok', detail: `${blobs.describe()}, write/read/delete of a probe object` };
+  } catch (err) {
+    const r = failure(name, err);
+    return { ...r, detail: `${blobs.describe()}: ${r.detail}` };
+  } finally {
+    await blobs.close();
+  }
+}
+
+function findProgram(program: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, program);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** KVM is usable when this user can open the device read-write (not merely see it). */
+function kvmUsable(device: string): { ok: boolean; why: string } {
+  try {
+    fs.closeSync(fs.openSync(device, 'r+'));
+    return { ok: true, why: '' };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return {
+      ok: false,
+      why: code === 'ENOENT' ? `${device} does not exist` : `${device} cannot be opened (${code})`,
+    };
+  }
+}
+
+async function checkQemu(cfg: Config, opts: CheckOptions): Promise<CheckResult> {
+  const name = 'QEMU';
+  const searchPath = opts.path ?? process.env.PATH ?? '';
+  const programs = ['qemu-system-x86_64', 'qemu-img'];
+  const found = programs.map((p) => [p, findProgram(p, searchPath)] as const);
+  const missing = found.filter(([, at]) => !at).map(([p]) => p);
+  // VMs are wanted once an image map is configured; without one the local provider runs jobs.
+  const needed = cfg.imageMap !== undefined;
+  if (missing.length > 0)
+    return {
+      name,
+      status: needed ? 'fail' : 'warn',
+      detail: `${missing.join(' and ')} not found on PATH${needed ? '' : ' (only the local provider can run jobs)'}`,
+      hint: 'install them: apt-get install qemu-system-x86 qemu-utils',
+    };
+  let version: string;
+  try {
+    const { stdout } = await run(found[0][1] as string, ['--version'], { timeout: 10_000 });
+    version = /version (\S+)/.exec(stdout)?.[1] ?? '';
+  } catch (err) {
+    return {
+      name,
+      status: 'fail',
+      detail: `qemu-system-x86_64 --version failed: ${describeError(err)}`,
+      hint: 'reinstall QEMU (apt-get install --reinstall qemu-system-x86)',
+    };
+  }
+  const kvm = kvmUsable(opts.kvmDevice ?? '/dev/kvm');
+  const what = `qemu-system-x86_64 ${version}`.trim();
+  if (kvm.ok) return { name, status: 'ok', detail: `${what} and qemu-img, KVM usable` };
+  return {
+    name,
+    status: 'warn',
+    detail: `${what} and qemu-img, but ${kvm.why}: VMs fall back to TCG emulation (many times slower)`,
+    hint: 'enable virtualization (VT-x/AMD-V, nested for a VM host), load kvm_intel/kvm_amd, and add this user to the kvm group',
+  };
+}
+
+/**
+ * The image files an image map names. Only the paths are read here; the QEMU provider
+ * validates the rest of the map when it loads it.
+ */
+function imageFiles(file: string): { image: string; files: string[]; source?: string }[] {
+  const raw = YAML.parse(fs.readFileSync(file, 'utf8')) as unknown;
+  const images = (raw as { images?: unknown } | null)?.images;
+  if (typeof images !== 'object' || images === null) throw new Error('it has no `images` section');
+  const base = path.dirname(path.resolve(file));
+  return Object.entries(images as Record<string, Record<string, unknown>>).map(([image, spec]) => ({
+    image,
+    files: (['base', 'kernel', 'initrd'] as const)
+      .map((k) => spec?.[k])
+      .filter((v): v is string => typeof v === 'string')
+      .map((p) => path.resolve(base, p)),
+    source: typeof spec?.source === 'string' ? spec.source : undefined,
+  }));
+}
+
+async function checkImages(cfg: Config): Promise<CheckResult> {
+  const name = 'images';
+  if (cfg.imageMap === undefined)
+    return {
+      name,
+      status: 'skip',
+      detail: `${SETTINGS.imageMap.env} is unset: no VM images to check (jobs use the local provider)`,
+    };
+  let images: ReturnType<typeof imageFiles>;
+  try {
+    images = imageFiles(cfg.imageMap);
+  } catch (err) {
+    return {
+      name,
+      status: 'fail',
+      detail: `the image map ${cfg.imageMap} cannot be used: ${describeError(err)}`,
+      hint: `fix the file or point ${SETTINGS.imageMap.env} at the right one (format: docs/qemu.md)`,
+    };
+  }
+  const problems: string[] = [];
+  let fetchable = 0;
+  for (const img of images) {
+    const missing = img.files.filter((f) => !fs.existsSync(f));
+    if (missing.length === 0) continue;
+    // A base image with a `source` is downloaded on first use; kernel and initrd are not.
+    const onlyBase = missing.length === 1 && missing[0] === img.files[0];
+    if (onlyBase && img.source) fetchable += 1;
+    else problems.push(`${img.image}: missing ${missing.join(', ')}`);
+  }
+  if (problems.length > 0)
+    return {
+      name,
+      status: 'fail',
+      detail: problems.join('; '),
+      hint: `put the files in place or correct their paths in ${cfg.imageMap} (relative paths are relative to it)`,
+    };
+  const names = images.map((i) => i.image).join(', ');
+  if (fetchable > 0)
+    return {
+      name,
+      status: 'warn',
+      detail: `${images.length} image(s) (${names}); ${fetchable} base image(s) not downloaded yet`,
+      hint: 'they are fetched from their `source` when a job first needs them; the first such job waits for it',
+    };
+  return { name, status: 'ok', detail: `${images.length} image(s) present (${names})` };
+}
+
+/** Runs every check at once and returns the results in a fixed order. */
+export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Promise<CheckResult[]> {
+  return Promise.all([
+    checkTemporal(cfg),
+    checkPostgres(cfg),
+    checkRabbitMq(cfg, opts),
+    checkBlobStore(cfg),
+    checkQemu(cfg, opts),
+    checkImages(cfg),
+  ]);
+}
