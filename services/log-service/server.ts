@@ -17,10 +17,11 @@ import {
   type RunnerServiceHandlers,
   type StepResult__Output,
 } from '../../common/runner-proto';
-import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
+import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
-import { authenticate } from './auth';
+import { authenticate, type AuthenticatedJob } from './auth';
 import { LogIngest } from './ingest';
+import { stepStarted, type StepStarted } from './step-progress';
 
 export interface LogServiceDeps {
   jobs: JobStore;
@@ -87,6 +88,17 @@ function stepRecord(st: StepResult__Output): JobStepRecord {
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
 
+  /** Progress for the Web UI only: a failed signal is logged, never fails the log stream. */
+  const signalStep = async (job: AuthenticatedJob, step: StepStarted): Promise<void> => {
+    try {
+      await temporal.workflow
+        .getHandle(job.workflowId)
+        .signal(runnerStepSignal, { attempt: job.attempt, ...step });
+    } catch (err) {
+      log.warn({ err, jobId: job.id, step: step.name }, 'could not tell the workflow a step started');
+    }
+  };
+
   return {
     StartJob(call, callback) {
       void (async () => {
@@ -105,24 +117,29 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
 
     StreamLogs(call) {
       let ingest: LogIngest | undefined;
+      let streamJob: AuthenticatedJob | undefined;
       let streamJobId: string | undefined;
       let failed = false;
       const handle = async (batch: LogBatch__Output): Promise<void> => {
         if (!ingest) {
           const job = await authenticate(jobs, call.metadata, batch.jobId);
           ingest = await LogIngest.open(jobs, job.id);
+          streamJob = job;
           streamJobId = job.id;
         } else if (batch.jobId !== streamJobId) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
-        const through = await ingest.accept(
-          batch.lines.map((l) => ({
-            seq: l.seq,
-            stream: STREAM_NAMES[l.stream] ?? 'stdout',
-            text: l.text,
-            timeUnixMs: l.timeUnixMs,
-          })),
-        );
+        const lines = batch.lines.map((l) => ({
+          seq: l.seq,
+          stream: STREAM_NAMES[l.stream] ?? 'stdout',
+          text: l.text,
+          timeUnixMs: l.timeUnixMs,
+        }));
+        const through = await ingest.accept(lines);
+        for (const l of lines) {
+          const step = stepStarted(l.stream, l.text);
+          if (step && streamJob) await signalStep(streamJob, step);
+        }
         const ack: LogAck = { persistedThroughSeq: through };
         call.write(ack);
       };
