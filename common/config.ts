@@ -610,7 +610,8 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
   publicUrl: setting<string | undefined>({
     env: 'SOLSTICE_PUBLIC_URL',
     flag: '--public-url',
-    description: 'Base URL people open for a job (forges link <url>/jobs/<job id>)',
+    description:
+      'Base URL people open for a job (forge statuses and the Temporal Web UI link <url>/jobs/<job id>)',
     parse: url,
     fallback: fixed(undefined),
     defaultText: 'unset: statuses carry no link',

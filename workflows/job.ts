@@ -24,7 +24,7 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { createForgeStatusActivities } from '../activities/forge-status';
-import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from './signals';
+import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
 import type { JobInput, JobOutcome, JobStatus, LeaseGrant, MachineRef, RunnerFinished } from './types';
 import { SEARCH_ATTRIBUTES } from './web-ui';
 
@@ -136,14 +136,21 @@ async function reportStatus(
  * `SolsticeState` search attribute. The attribute is upserted only when the run was started
  * with our attributes (the server knows them) and not by runs that predate it (replay).
  */
-function showState(status: JobStatus, details: string): void {
+function showState(status: JobStatus, details: string, upsert = true): void {
   setCurrentDetails(`**${status.state}** (attempt ${status.attempt})\n\n${details}`);
   if (
+    upsert &&
     workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
     patched('web-ui-state')
   ) {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
   }
+}
+
+/** Which step runs, once the runner said; until then, the steps it will run. */
+function runningDetails(input: JobInput, status: JobStatus): string {
+  const s = status.step;
+  return s ? `step ${s.index}/${s.total} \`${s.name}\`` : `running steps ${stepList(input)}`;
 }
 
 function stepList(input: JobInput): string {
@@ -169,6 +176,12 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   // A runner from an earlier attempt cannot get here (its token was revoked); the check is belt and braces.
   setHandler(runnerStartedSignal, (s) => {
     if (s.attempt === status.attempt) started = s.attempt;
+  });
+  // Progress for the Web UI only: details, no commands (the attempt check as above).
+  setHandler(runnerStepSignal, (s) => {
+    if (s.attempt !== status.attempt) return;
+    status.step = { index: s.index, total: s.total, name: s.name };
+    if (status.state === 'running') showState(status, runningDetails(input, status), false);
   });
   setHandler(runnerFinishedSignal, (f) => {
     if (f.attempt === status.attempt && finished === undefined) finished = f;
@@ -222,7 +235,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
       }
     }
     status.state = 'running';
-    showState(status, `running steps ${stepList(input)}`);
+    showState(status, runningDetails(input, status));
     await condition(() => finished !== undefined, input.timeoutMs);
     // Assigned by the signal handler, which the compiler cannot see.
     const result = finished as RunnerFinished | undefined;

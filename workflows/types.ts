@@ -53,6 +53,14 @@ export interface RunnerStarted {
   hostname: string;
 }
 
+/** A step started on the machine (the runner's `step i/n "name" started` line). */
+export interface RunnerStep {
+  attempt: number;
+  index: number;
+  total: number;
+  name: string;
+}
+
 export interface RunnerFinished {
   attempt: number;
   reason: FinishReason;
@@ -70,6 +78,8 @@ export interface JobOutcome {
 export interface JobStatus {
   state: JobState;
   attempt: number;
+  /** The step that started last on the machine. */
+  step?: { index: number; total: number; name: string };
   exitCode?: number;
   message?: string;
 }

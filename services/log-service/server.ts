@@ -23,12 +23,13 @@ import {
   type RunnerServiceHandlers,
   type StepResult__Output,
 } from '../../common/runner-proto';
-import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
+import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
 import type { SecretMasker } from '../../common/secret-mask';
-import { authenticate, TokenCache, TOKEN_CACHE_MS } from './auth';
+import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
+import { stepStarted, type StepStarted } from './step-progress';
 
 export interface LogServiceDeps {
   jobs: JobStore;
@@ -180,6 +181,17 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
 
+  /** Progress for the Web UI only: a failed signal is logged, never fails the log stream. */
+  const signalStep = async (job: AuthenticatedJob, step: StepStarted): Promise<void> => {
+    try {
+      await temporal.workflow
+        .getHandle(job.workflowId)
+        .signal(runnerStepSignal, { attempt: job.attempt, ...step });
+    } catch (err) {
+      log.warn({ err, jobId: job.id, step: step.name }, 'could not tell the workflow a step started');
+    }
+  };
+
   return {
     StartJob(call, callback) {
       void (async () => {
@@ -199,6 +211,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
 
     StreamLogs(call) {
       let ingest: LogIngest | undefined;
+      let streamJob: AuthenticatedJob | undefined;
       let streamJobId: string | undefined;
       let failed = false;
       const handle = async (batch: LogBatch__Output): Promise<void> => {
@@ -206,18 +219,22 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         const job = await authenticate(tokens, call.metadata, batch.jobId);
         if (!ingest) {
           ingest = await LogIngest.open(jobs, job.id, deps.secrets);
+          streamJob = job;
           streamJobId = job.id;
         } else if (job.id !== streamJobId) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
-        const through = await ingest.accept(
-          batch.lines.map((l) => ({
-            seq: l.seq,
-            stream: STREAM_NAMES[l.stream] ?? 'stdout',
-            text: l.text,
-            timeUnixMs: l.timeUnixMs,
-          })),
-        );
+        const lines = batch.lines.map((l) => ({
+          seq: l.seq,
+          stream: STREAM_NAMES[l.stream] ?? 'stdout',
+          text: l.text,
+          timeUnixMs: l.timeUnixMs,
+        }));
+        const through = await ingest.accept(lines);
+        for (const l of lines) {
+          const step = stepStarted(l.stream, l.text);
+          if (step && streamJob) await signalStep(streamJob, step);
+        }
         const ack: LogAck = { persistedThroughSeq: through };
         call.write(ack);
       };

@@ -10,7 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { statusQuery } from '../../workflows/signals';
 import { pipelineJobWorkflowId } from '../../workflows/types';
 import { SEARCH_ATTRIBUTES } from '../../workflows/web-ui';
-import { jobRepo } from '../support/git-repo';
+import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
 
@@ -75,7 +75,12 @@ test('a pipeline and its job carry search attributes, summaries, details and a s
   // The job page link (SOLSTICE_PUBLIC_URL), the same one forge statuses carry.
   expect(await jd.staticDetails()).toContain(`[${jobId}](http://ci.example/jobs/${jobId})`);
   expect(await currentDetails(job)).toMatch(/^\*\*success\*\* \(attempt 1\)/);
-  expect(await job.query(statusQuery)).toEqual({ state: 'success', attempt: 1, exitCode: 0 });
+  expect(await job.query(statusQuery)).toEqual({
+    state: 'success',
+    attempt: 1,
+    exitCode: 0,
+    step: { index: 1, total: 1, name: '.solstice/job.sh' },
+  });
   expect(await activitySummaries(job)).toEqual(
     expect.arrayContaining(['record job', 'boot VM local', 'destroy machine', 'store log']),
   );
@@ -95,23 +100,35 @@ test('a pipeline and its job carry search attributes, summaries, details and a s
   expect(found.sort()).toEqual(['JobWorkflow', 'PipelineWorkflow']);
 });
 
-test("a running job's state is upserted and shown while it runs", async () => {
+test("a running job's state is upserted and its current details name the step that runs", async () => {
   const gate = gatePath();
-  const repo = jobRepo(`while [ ! -e ${gate} ]; do sleep 0.1; done`);
-  const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
-  const handle = h.client.workflow.getHandle(workflowId);
+  const repo = makeRepo({
+    '.solstice/workflow.kdl': `
+      job "build" {
+        step "compile" run="echo compiling"
+        step "wait for gate" run="while [ ! -e ${gate} ]; do sleep 0.1; done"
+      }
+    `,
+  });
+  const { pipelineId, workflowId } = await h.startPipeline(repo.dir, repo.sha);
+  const handle = h.client.workflow.getHandle(pipelineJobWorkflowId(workflowId, 'build'));
   try {
     await waitFor(
-      async () => (await handle.query(statusQuery)).state === 'running',
+      async () =>
+        (await currentDetails(handle).catch(() => '')) ===
+        '**running** (attempt 1)\n\nstep 2/2 `wait for gate`',
       60_000,
-      'the job to run',
+      'the current details to name the second step',
     );
     expect(await stateAttribute(handle)).toBe('running');
-    expect(await currentDetails(handle)).toBe('**running** (attempt 1)\n\nrunning steps `.solstice/job.sh`');
+    expect(await handle.query(statusQuery)).toEqual({
+      state: 'running',
+      attempt: 1,
+      step: { index: 2, total: 2, name: 'wait for gate' },
+    });
   } finally {
     fs.writeFileSync(gate, '');
   }
-  const job = await h.result(workflowId, jobId);
-  expect(job.state).toBe('success');
+  expect((await h.pipelineResult(workflowId, pipelineId)).state).toBe('success');
   expect(await stateAttribute(handle)).toBe('success');
 });
