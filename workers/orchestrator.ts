@@ -10,6 +10,7 @@ import { createForgeStatusActivities, createStatusReporter } from '../activities
 import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
 import { ConfigError } from '../common/errors';
+import { SecretStore } from '../common/secret-store';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
 import { connectWorker, installTemporalRuntime } from '../common/temporal';
@@ -58,6 +59,7 @@ export async function startOrchestratorWorker(
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
     tlsCaPem: runnerTlsCa(cfg),
+    secrets: SecretStore.load(cfg.secretsFile),
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

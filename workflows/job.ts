@@ -137,7 +137,12 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
         jobId: input.jobId,
         attempt: status.attempt,
         label: input.label,
-        definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
+        definition: {
+          steps: input.steps,
+          env: input.env,
+          secrets: input.secrets,
+          timeoutMs: input.timeoutMs,
+        },
       });
       if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
 
@@ -162,7 +167,16 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (isCancellation(err)) cancellation = err;
     outcome = cancellation
       ? { state: 'cancelled', message: 'cancelled' }
-      : { state: 'error', message: err instanceof Error ? err.message : String(err) };
+      : // An activity's own message (unknown label, unknown secret), not "Activity task failed".
+        {
+          state: 'error',
+          message:
+            err instanceof Error
+              ? err.cause instanceof Error
+                ? err.cause.message
+                : err.message
+              : String(err),
+        };
   }
 
   // Cleanup must run even when the workflow is being cancelled.
