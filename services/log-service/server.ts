@@ -152,8 +152,9 @@ function stepRecord(st: StepResult__Output): JobStepRecord {
 }
 
 /**
- * Transport settings, readiness checks and the secrets to mask from the configuration: the database and Temporal
- * always, RabbitMQ when `checkAmqp` (the deployment configured it for this process).
+ * Transport settings, readiness checks and the secrets to mask, from the configuration. The
+ * readiness checks are the database and Temporal always, RabbitMQ when `checkAmqp` (the
+ * deployment configured it for this process).
  */
 export function logServiceOptions(
   cfg: Config,
