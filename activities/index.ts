@@ -5,7 +5,9 @@
 import { heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BlobStore } from '../common/blob-store';
+import { InputError } from '../common/errors';
 import { hashJobToken, newJobToken } from '../common/job-token';
+import { SecretStore } from '../common/secret-store';
 import type { JobStore } from '../common/job-store';
 import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type Provider } from '../provisioning/contract';
@@ -23,6 +25,8 @@ export interface ActivityDeps extends CapacityDeps {
   hostTaskQueue: string;
   runnerUrl: string;
   contactAddr: string;
+  /** Where the values of the secrets a job names come from. */
+  secrets?: SecretStore;
   /** PEM CA certificate(s) runners verify the log service's TLS certificate with; unset: plaintext. */
   tlsCaPem?: string;
 }
@@ -59,6 +63,14 @@ export function createActivities(deps: ActivityDeps) {
       const provider = providerFor(req.label);
       const job = await deps.jobs.getJob(req.jobId);
       if (!job) throw ApplicationFailure.nonRetryable(`job ${req.jobId} is not recorded`, 'UnknownJob');
+      // Values of the secrets the job names: looked up here, so they never enter workflow history.
+      let secrets: Record<string, string>;
+      try {
+        secrets = (deps.secrets ?? SecretStore.empty()).resolve(req.definition?.secrets ?? []);
+      } catch (err) {
+        if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'UnknownSecret');
+        throw err;
+      }
       // The token exists only here and in the machine's seed; the workflow history never sees it.
       const token = newJobToken();
       await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token));
@@ -70,6 +82,7 @@ export function createActivities(deps: ActivityDeps) {
         runnerUrl: deps.runnerUrl,
         contactAddr: deps.contactAddr,
         tlsCa: deps.tlsCaPem,
+        secrets,
         repoUrl: job.repoUrl,
         commitSha: job.commitSha,
         hostId: deps.hostId,

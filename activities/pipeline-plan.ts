@@ -111,6 +111,7 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
           continueOnError: s.continueOnError,
         })),
         env: inst.env,
+        ...(job.secrets?.length ? { secrets: job.secrets } : {}),
         ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
         ...(matches ? {} : { skipReason: `its when does not match this ${req.event}` }),
       });

@@ -144,6 +144,7 @@ export interface Config {
   grpcTlsCert: string | undefined;
   grpcTlsKey: string | undefined;
   grpcTlsCa: string | undefined;
+  secretsFile: string | undefined;
   runnerServeAddr: string;
   runnerUrl: string;
   blobFsRoot: string;
@@ -327,6 +328,14 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: str,
     fallback: (cfg) => cfg.grpcTlsCert,
     defaultText: 'GRPC_TLS_CERT (a self-signed certificate is its own CA)',
+  }),
+  secretsFile: setting<string | undefined>({
+    env: 'SOLSTICE_SECRETS_FILE',
+    flag: '--secrets-file',
+    description: 'YAML file of NAME: value secrets jobs may name (`secrets "NAME"`); masked in every log',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset: no secrets',
   }),
   runnerServeAddr: setting({
     env: 'SOLSTICE_RUNNER_SERVE_ADDR',

@@ -25,6 +25,8 @@ export interface RunnerContext {
   repoUrl: string;
   commitSha: string;
   hostId: string;
+  /** Values of the secrets the job named (job file `secrets`; never in history or on a command line). */
+  secrets?: Record<string, string>;
   /** The job's steps, env and timeout; without steps the runner runs .solstice/job.sh. */
   definition?: JobDefinitionSpec;
 }
@@ -71,6 +73,7 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     runner_url: ctx.runnerUrl,
     workdir: WORKDIR_PATH,
     ...jobFileDefinition(ctx.definition),
+    ...(ctx.secrets && Object.keys(ctx.secrets).length > 0 ? { secrets: ctx.secrets } : {}),
   });
   const userData = {
     write_files: [

@@ -11,6 +11,7 @@ import type { BlobStore } from '../common/blob-store';
 import { CapacityStore } from '../common/capacity-store';
 import type { Config } from '../common/config';
 import { ConfigError } from '../common/errors';
+import { SecretStore } from '../common/secret-store';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
 import { ensureSearchAttributes } from '../common/search-attributes';
@@ -75,6 +76,7 @@ export async function startOrchestratorWorker(
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
     tlsCaPem: runnerTlsCa(cfg),
+    secrets: SecretStore.load(cfg.secretsFile),
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

@@ -216,7 +216,12 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
             jobId: input.jobId,
             attempt: status.attempt,
             label: input.label,
-            definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
+            definition: {
+              steps: input.steps,
+              env: input.env,
+              secrets: input.secrets,
+              timeoutMs: input.timeoutMs,
+            },
           },
         ],
       );

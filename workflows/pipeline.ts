@@ -210,6 +210,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       maxMachineAttempts: input.maxMachineAttempts,
       ...(job.steps ? { steps: job.steps } : {}),
       env: job.env,
+      ...(job.secrets?.length ? { secrets: job.secrets } : {}),
       pipelineId: input.pipelineId,
       workflowJobId: job.name,
     };

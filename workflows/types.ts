@@ -25,6 +25,8 @@ export interface JobInput {
   steps?: JobStepSpec[];
   /** Extra environment for every step. */
   env?: Record<string, string>;
+  /** Names of secrets (values are looked up when the machine is made, never in history). */
+  secrets?: string[];
   /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
   pipelineId?: string;
   workflowJobId?: string;
@@ -42,6 +44,8 @@ export interface JobStepSpec {
 export interface JobDefinitionSpec {
   steps?: JobStepSpec[];
   env?: Record<string, string>;
+  /** Secret names; provisionMachine puts their values into the machine's job file. */
+  secrets?: string[];
   timeoutMs?: number;
 }
 
@@ -136,6 +140,7 @@ export interface PlannedJob {
   /** Undefined for a job.sh pipeline: the runner runs .solstice/job.sh. */
   steps?: JobStepSpec[];
   env: Record<string, string>;
+  secrets?: string[];
   timeoutMs?: number;
   /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
   skipReason?: string;

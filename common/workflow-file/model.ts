@@ -47,6 +47,11 @@ export interface Job {
   timeoutMs?: number;
   /** Workflow-level env merged with the job's own (the job's wins). */
   env: Record<string, string>;
+  /**
+   * Names of secrets from the orchestrator's secret store (SOLSTICE_SECRETS_FILE) the steps get
+   * as environment variables; the values never enter the workflow file or the workflow history.
+   */
+  secrets?: string[];
   steps: Step[];
   /** Paths or globs, relative to the checkout root, collected after the steps. */
   artifacts: string[];

@@ -21,7 +21,7 @@ import { parseKdl } from './syntax';
 import { validateWorkflow, type JobSource, type WorkflowSource } from './validate';
 
 const TOP_NODES = ['name', 'env', 'job', 'cancel-superseded'];
-const JOB_NODES = ['runs-on', 'needs', 'timeout', 'env', 'step', 'artifacts', 'when', 'matrix'];
+const JOB_NODES = ['runs-on', 'needs', 'timeout', 'env', 'secrets', 'step', 'artifacts', 'when', 'matrix'];
 const WHEN_NODES = ['events', 'branches'];
 const STEP_PROPERTIES = ['run', 'working-directory', 'continue-on-error'];
 
@@ -218,6 +218,31 @@ class Walker {
         }
         case 'env':
           this.env(child, env);
+          break;
+        case 'secrets':
+          this.noProperties(child, 'secrets', []);
+          this.noChildren(child, 'secrets');
+          for (const s of this.strings(
+            child,
+            'secrets',
+            1,
+            Infinity,
+            'secrets "DEPLOY_TOKEN"',
+            'at least one name',
+          )) {
+            if (!ENV_NAME.test(s.value)) {
+              this.out.error(
+                'bad-secret',
+                `"${s.value}" is not a valid environment variable name`,
+                spanOf(s.entry.value),
+                {
+                  hint: 'a secret reaches the steps as the variable of its name: use letters, digits and "_"',
+                },
+              );
+            } else if (!(job.secrets ??= []).includes(s.value)) {
+              job.secrets.push(s.value);
+            }
+          }
           break;
         case 'step': {
           const step = this.step(child, source);

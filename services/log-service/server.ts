@@ -25,7 +25,8 @@ import {
 } from '../../common/runner-proto';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
-import type { SecretMasker } from '../../common/secret-mask';
+import { SecretMasker } from '../../common/secret-mask';
+import { SecretStore } from '../../common/secret-store';
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
@@ -154,16 +155,19 @@ function stepRecord(st: StepResult__Output): JobStepRecord {
 }
 
 /**
- * Transport settings and readiness checks from the configuration: the database and Temporal
- * always, RabbitMQ when `checkAmqp` (the deployment configured it for this process).
+ * Transport settings, readiness checks and the secrets to mask, from the configuration. The
+ * readiness checks are the database and Temporal always, RabbitMQ when `checkAmqp` (the
+ * deployment configured it for this process).
  */
 export function logServiceOptions(
   cfg: Config,
   temporal: Client,
   opts: { checkAmqp: boolean },
-): Pick<LogServiceDeps, 'server' | 'readiness'> {
+): Pick<LogServiceDeps, 'server' | 'readiness' | 'secrets'> {
+  const secrets = SecretStore.load(cfg.secretsFile).all();
   return {
     server: grpcServerSettings(cfg),
+    ...(secrets.length > 0 ? { secrets: new SecretMasker(secrets) } : {}),
     readiness: [
       databaseCheck(effectiveDatabaseUrl(cfg)),
       temporalCheck(temporal),

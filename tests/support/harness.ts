@@ -121,6 +121,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     SOLSTICE_RUNNER_URL: c.runnerUrl,
     ORCH_CONTACT_ADDR: c.contactAddr,
     ...(c.grpcTlsCa ? { GRPC_TLS_CA: c.grpcTlsCa } : {}),
+    ...(c.secretsFile ? { SOLSTICE_SECRETS_FILE: c.secretsFile } : {}),
   });
 
   const harness: Harness = {

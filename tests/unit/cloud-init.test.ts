@@ -75,3 +75,24 @@ test('without a definition the job file has no steps: the runner falls back to j
   const jobFile = YAML.parse(ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '') as object;
   expect(jobFile).not.toHaveProperty('steps');
 });
+
+test('secret values and the TLS CA travel only in the 0600 job file, and the runner reads them back', () => {
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const secrets = { DEPLOY_TOKEN: 'dep-value', CERT: 'line 1\nline 2\n' };
+  const seed = renderSeed({ ...ctx, secrets, tlsCa: ca });
+  const ud = YAML.parse(seed.userData) as UserData;
+  const jobFile = ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '';
+  const bootstrap = ud.write_files.find((f) => f.path === BOOTSTRAP_PATH)?.content ?? '';
+  expect(bootstrap).not.toContain('dep-value');
+  expect(ud.runcmd.join('\n')).not.toContain('dep-value');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'solstice-seed-'));
+  try {
+    const file = path.join(dir, 'job.yaml');
+    writeFileSync(file, jobFile);
+    const back = loadJobContext({ SOLSTICE_JOB_FILE: file });
+    expect(back.secrets).toEqual(secrets);
+    expect(back.tlsCa).toBe(ca);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,11 @@ type Case = [name: string, source: string, expected: string[]];
 
 const CASES: Case[] = [
   [
+    'secret name that is no variable name',
+    'job "a" {\n  secrets "OK_TOKEN" "not-a-name"\n  step "x" run="y"\n}\n',
+    ['2:22 error bad-secret: "not-a-name" is not a valid environment variable name'],
+  ],
+  [
     'unclosed block',
     'job "a" {\n  step "x" run="y"\n',
     ['3:1 error syntax: invalid node children at end of input'],
