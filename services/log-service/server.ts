@@ -304,7 +304,10 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
  */
 export function shutdownGrpcServer(server: grpc.Server, graceMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const force = setTimeout(() => server.forceShutdown(), graceMs);
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
     server.tryShutdown(() => {
       clearTimeout(force);
       resolve();
