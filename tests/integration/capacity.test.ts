@@ -97,20 +97,31 @@ test('with a label limit of 1 the second job is queued at position 1, then runs 
   expect(JSON.parse(json.stdout)).toMatchObject({ state: 'queued', queuePosition: 1 });
   expect(await harness.db.vm.count({ where: { jobId: b.jobId } })).toBe(0);
 
-  // A job cancelled while queued gives up its place without ever getting a machine.
-  const c = await harness.enqueue(second.dir, second.sha);
-  await waitFor(async () => (await leaseOf(harness, c.jobId)) !== undefined, 60_000, 'third job queued');
-  const third = await runCli(['status', c.jobId], cliEnv(harness.cfg));
-  expect(third.stdout).toMatch(/^queue\s+position 2 /m);
-  await harness.client.workflow.getHandle(c.workflowId).cancel();
-  expect((await harness.result(c.workflowId, c.jobId)).state).toBe('cancelled');
-  expect(await leaseOf(harness, c.jobId)).toMatchObject({ hostId: null, releaseReason: 'job cancelled' });
-  expect(await harness.db.vm.count({ where: { jobId: c.jobId } })).toBe(0);
-  expect(JSON.parse((await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg))).stdout)).toMatchObject(
-    {
-      queuePosition: 1,
+  // A pipeline's job cancelled while queued gives up its place without ever getting a machine.
+  const pipeline = await harness.startPipeline(second.dir, second.sha);
+  let cJobId: string | undefined;
+  await waitFor(
+    async () => {
+      cJobId = (await harness.pipelines.listJobs(pipeline.pipelineId))[0]?.jobId ?? undefined;
+      return cJobId !== undefined && (await leaseOf(harness, cJobId)) !== undefined;
     },
+    60_000,
+    'pipeline job queued',
   );
+  const third = await runCli(['status', pipeline.pipelineId], cliEnv(harness.cfg));
+  expect(third.stdout).toMatch(new RegExp(`^  job  running \\(queued, position 2\\)  ${cJobId}$`, 'm'));
+  expect((await runCli(['status', cJobId as string], cliEnv(harness.cfg))).stdout).toMatch(
+    /^queue\s+position 2 /m,
+  );
+  await harness.client.workflow.getHandle(pipeline.workflowId).cancel();
+  expect((await harness.pipelineResult(pipeline.workflowId, pipeline.pipelineId)).state).toBe('cancelled');
+  expect(await leaseOf(harness, cJobId as string)).toMatchObject({
+    hostId: null,
+    releaseReason: 'job cancelled',
+  });
+  expect(await harness.db.vm.count({ where: { jobId: cJobId } })).toBe(0);
+  const bJson = await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg));
+  expect(JSON.parse(bJson.stdout)).toMatchObject({ queuePosition: 1 });
 
   fs.writeFileSync(gate, '');
   expect((await harness.result(a.workflowId, a.jobId)).state).toBe('success');
