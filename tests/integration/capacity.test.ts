@@ -273,3 +273,30 @@ test('the lease of a killed host is reclaimed: a queued job runs on another host
     if (b) await stop(b);
   }
 });
+
+test('the lease of a workflow that ended without releasing it (terminated) is reclaimed', async () => {
+  const harness = (h = await startHarness({ labelLimits: 'local=1', hostTtlMs: '6s' }));
+  await harness.startWorker();
+  const gate = gatePath();
+  const held = jobRepo(`echo held; while [ ! -e ${gate} ]; do sleep 0.1; done`);
+  const a = await harness.enqueue(held.dir, held.sha);
+  await waitFor(() => printed(harness, a.jobId, 'held'), 90_000, 'first job running');
+  const b = await harness.enqueue(held.dir, held.sha);
+  await waitFor(async () => (await leaseOf(harness, b.jobId)) !== undefined, 60_000, 'second job queued');
+
+  await harness.client.workflow.getHandle(b.workflowId).terminate('test');
+  await waitFor(
+    async () => (await leaseOf(harness, b.jobId))?.releasedAt !== null,
+    60_000,
+    'lease of the terminated workflow reclaimed',
+  );
+  expect(await leaseOf(harness, b.jobId)).toMatchObject({
+    hostId: null,
+    releaseReason: `reclaimed: workflow ${b.workflowId} terminated`,
+  });
+  const gone = await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg));
+  expect(JSON.parse(gone.stdout)).not.toHaveProperty('queuePosition');
+
+  fs.writeFileSync(gate, '');
+  expect((await harness.result(a.workflowId, a.jobId)).state).toBe('success');
+});
