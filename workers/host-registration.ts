@@ -23,28 +23,35 @@ export async function keepHostRegistered(
   await deps.capacity.schedule(deps.schedule);
   deps.log.info({ host }, 'host registered for capacity');
 
-  let busy = false;
-  let beats = 0;
-  const tick = async () => {
-    if (busy) return;
-    busy = true;
-    try {
+  // Heartbeats never wait behind a slow reclaim round, or the host could look dead.
+  const every = (ms: number, what: string, work: () => Promise<void>) => {
+    let current: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      if (current) return;
+      current = work()
+        .catch((err: unknown) => deps.log.warn({ err }, `${what} failed; trying again later`))
+        .finally(() => (current = undefined));
+    }, ms);
+    return async () => {
+      clearInterval(timer);
+      await current;
+    };
+  };
+  const beat = Math.max(100, Math.floor(deps.schedule.hostTtlMs / 3));
+  const stops = [
+    every(beat, 'host heartbeat', async () => {
       await deps.capacity.heartbeatHost(host.id);
       // Also reclaims the leases of hosts that went silent and hands their slots on.
       await deps.capacity.schedule(deps.schedule);
-      beats += 1;
-      if (beats % 3 === 0) await reclaimEnded(deps.capacity, deps.client, deps.log);
-    } catch (err) {
-      deps.log.warn({ err }, 'host heartbeat or lease reclaim failed; retrying at the next beat');
-    } finally {
-      busy = false;
-    }
-  };
-  const timer = setInterval(() => void tick(), Math.max(100, Math.floor(deps.schedule.hostTtlMs / 3)));
+    }),
+    every(beat * 3, 'reclaiming leases of ended workflows', () =>
+      reclaimEnded(deps.capacity, deps.client, deps.log),
+    ),
+  ];
 
   return {
     async stop() {
-      clearInterval(timer);
+      for (const stop of stops) await stop();
       await deps.capacity.stopHost(host.id);
     },
   };

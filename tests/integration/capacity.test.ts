@@ -97,20 +97,31 @@ test('with a label limit of 1 the second job is queued at position 1, then runs 
   expect(JSON.parse(json.stdout)).toMatchObject({ state: 'queued', queuePosition: 1 });
   expect(await harness.db.vm.count({ where: { jobId: b.jobId } })).toBe(0);
 
-  // A job cancelled while queued gives up its place without ever getting a machine.
-  const c = await harness.enqueue(second.dir, second.sha);
-  await waitFor(async () => (await leaseOf(harness, c.jobId)) !== undefined, 60_000, 'third job queued');
-  const third = await runCli(['status', c.jobId], cliEnv(harness.cfg));
-  expect(third.stdout).toMatch(/^queue\s+position 2 /m);
-  await harness.client.workflow.getHandle(c.workflowId).cancel();
-  expect((await harness.result(c.workflowId, c.jobId)).state).toBe('cancelled');
-  expect(await leaseOf(harness, c.jobId)).toMatchObject({ hostId: null, releaseReason: 'job cancelled' });
-  expect(await harness.db.vm.count({ where: { jobId: c.jobId } })).toBe(0);
-  expect(JSON.parse((await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg))).stdout)).toMatchObject(
-    {
-      queuePosition: 1,
+  // A pipeline's job cancelled while queued gives up its place without ever getting a machine.
+  const pipeline = await harness.startPipeline(second.dir, second.sha);
+  let cJobId: string | undefined;
+  await waitFor(
+    async () => {
+      cJobId = (await harness.pipelines.listJobs(pipeline.pipelineId))[0]?.jobId ?? undefined;
+      return cJobId !== undefined && (await leaseOf(harness, cJobId)) !== undefined;
     },
+    60_000,
+    'pipeline job queued',
   );
+  const third = await runCli(['status', pipeline.pipelineId], cliEnv(harness.cfg));
+  expect(third.stdout).toMatch(new RegExp(`^  job  running \\(queued, position 2\\)  ${cJobId}$`, 'm'));
+  expect((await runCli(['status', cJobId as string], cliEnv(harness.cfg))).stdout).toMatch(
+    /^queue\s+position 2 /m,
+  );
+  await harness.client.workflow.getHandle(pipeline.workflowId).cancel();
+  expect((await harness.pipelineResult(pipeline.workflowId, pipeline.pipelineId)).state).toBe('cancelled');
+  expect(await leaseOf(harness, cJobId as string)).toMatchObject({
+    hostId: null,
+    releaseReason: 'job cancelled',
+  });
+  expect(await harness.db.vm.count({ where: { jobId: cJobId } })).toBe(0);
+  const bJson = await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg));
+  expect(JSON.parse(bJson.stdout)).toMatchObject({ queuePosition: 1 });
 
   fs.writeFileSync(gate, '');
   expect((await harness.result(a.workflowId, a.jobId)).state).toBe('success');
@@ -261,4 +272,31 @@ test('the lease of a killed host is reclaimed: a queued job runs on another host
     await stop(a);
     if (b) await stop(b);
   }
+});
+
+test('the lease of a workflow that ended without releasing it (terminated) is reclaimed', async () => {
+  const harness = (h = await startHarness({ labelLimits: 'local=1', hostTtlMs: '6s' }));
+  await harness.startWorker();
+  const gate = gatePath();
+  const held = jobRepo(`echo held; while [ ! -e ${gate} ]; do sleep 0.1; done`);
+  const a = await harness.enqueue(held.dir, held.sha);
+  await waitFor(() => printed(harness, a.jobId, 'held'), 90_000, 'first job running');
+  const b = await harness.enqueue(held.dir, held.sha);
+  await waitFor(async () => (await leaseOf(harness, b.jobId)) !== undefined, 60_000, 'second job queued');
+
+  await harness.client.workflow.getHandle(b.workflowId).terminate('test');
+  await waitFor(
+    async () => (await leaseOf(harness, b.jobId))?.releasedAt !== null,
+    60_000,
+    'lease of the terminated workflow reclaimed',
+  );
+  expect(await leaseOf(harness, b.jobId)).toMatchObject({
+    hostId: null,
+    releaseReason: `reclaimed: workflow ${b.workflowId} terminated`,
+  });
+  const gone = await runCli(['status', b.jobId, '--json'], cliEnv(harness.cfg));
+  expect(JSON.parse(gone.stdout)).not.toHaveProperty('queuePosition');
+
+  fs.writeFileSync(gate, '');
+  expect((await harness.result(a.workflowId, a.jobId)).state).toBe('success');
 });

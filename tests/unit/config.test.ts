@@ -50,3 +50,24 @@ test('traces go to OTLP when an endpoint is set, to the console on request, else
   expect(chooseExporter({ OTEL_TRACES_EXPORTER: 'console' })).toBeInstanceOf(ConsoleSpanExporter);
   expect(chooseExporter({})).toBeUndefined();
 });
+
+test('capacity settings: label limits, host labels, machine limit and TTL', () => {
+  const cfg = loadConfig(
+    { labelLimits: 'debian-12=2, local=0' },
+    { SOLSTICE_HOST_LABELS: 'debian-12,local', SOLSTICE_HOST_MAX_MACHINES: '3', SOLSTICE_HOST_TTL: '90s' },
+  );
+  expect(cfg.labelLimits).toEqual({ 'debian-12': 2, local: 0 });
+  expect(cfg.hostLabels).toEqual(['debian-12', 'local']);
+  expect(cfg.hostMaxMachines).toBe(3);
+  expect(cfg.hostTtlMs).toBe(90_000);
+  const defaults = loadConfig({}, {});
+  expect(defaults.labelLimits).toEqual({});
+  expect(defaults.hostLabels).toBeUndefined();
+  expect(defaults.hostMaxMachines).toBe(4);
+  expect(() => loadConfig({}, { SOLSTICE_LABEL_LIMITS: 'debian-12:2' })).toThrow(
+    new ConfigError(
+      'SOLSTICE_LABEL_LIMITS must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "debian-12:2"',
+    ),
+  );
+  expect(() => loadConfig({ hostMaxMachines: '0' }, {})).toThrow(/--host-max-machines must be at least 1/);
+});
