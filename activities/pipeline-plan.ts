@@ -112,6 +112,7 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
         })),
         env: inst.env,
         ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
+        ...(job.artifacts.length > 0 ? { artifacts: job.artifacts } : {}),
         ...(matches ? {} : { skipReason: `its when does not match this ${req.event}` }),
       });
     }

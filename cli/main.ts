@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
 import { Builtins, Cli } from 'clipanion';
+import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
 import { EnqueueCommand } from './commands/enqueue';
@@ -27,6 +28,8 @@ export function buildCli(): Cli {
     CiLocalCommand,
     EnqueueCommand,
     LogsCommand,
+    ArtifactsListCommand,
+    ArtifactsGetCommand,
     StatusCommand,
     JobsCommand,
     PipelinesCommand,

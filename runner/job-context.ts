@@ -33,6 +33,8 @@ export interface JobContext {
   env: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
+  /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
+  artifacts: string[];
 }
 
 /** One step of the job, as the job file carries it. */
@@ -93,6 +95,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     steps: file.steps,
     env: file.env,
     timeoutMs: Number(file.values.timeout_ms) || 0,
+    artifacts: file.artifacts,
   };
   validate(ctx);
   return ctx;
@@ -108,6 +111,11 @@ function validate(ctx: JobContext): void {
   }
   if (ctx.repoUrl.startsWith('-')) {
     throw new ConfigError(`SOLSTICE_REPO_URL must be a repository URL or path, got "${ctx.repoUrl}"`);
+  }
+  for (const pattern of ctx.artifacts) {
+    if (pattern.trim() === '' || path.isAbsolute(pattern) || pattern.split(/[\\/]/).includes('..')) {
+      throw new ConfigError(`artifact path "${pattern}" must be a relative path or glob inside the checkout`);
+    }
   }
   for (const step of ctx.steps ?? []) {
     const wd = step.workingDirectory;
@@ -125,6 +133,7 @@ interface JobFile {
   values: Partial<Record<string, string>>;
   steps?: JobStep[];
   env: Record<string, string>;
+  artifacts: string[];
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -158,7 +167,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, env: {} };
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { values: {}, env: {}, artifacts: [] };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
@@ -172,7 +182,8 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
       cause: err,
     });
   }
-  if (doc === null || doc === undefined || doc === '') return { path: file, values: {}, env: {} };
+  if (doc === null || doc === undefined || doc === '')
+    return { path: file, values: {}, env: {}, artifacts: [] };
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
   }
@@ -180,7 +191,9 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === 'string') values[k] = v;
   }
-  const { steps, env: envMap } = doc as Record<string, unknown>;
+  const { steps, env: envMap, artifacts } = doc as Record<string, unknown>;
+  if (artifacts !== undefined && (!Array.isArray(artifacts) || artifacts.some((a) => typeof a !== 'string')))
+    throw new ConfigError(`job file ${file}: artifacts must be a list of paths`);
   if (envMap !== undefined && !isMapping(envMap))
     throw new ConfigError(`job file ${file}: env must be a mapping`);
   // fromEntries defines own properties, so a variable named __proto__ stays a variable.
@@ -191,6 +204,7 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     path: file,
     values,
     env: jobEnv,
+    artifacts: (artifacts as string[] | undefined) ?? [],
     ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
   };
 }

@@ -20,6 +20,7 @@ import { splitHostPort } from '../common/net';
 import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from './bridge/bridge';
+import { artifactLimits } from './log-service/artifacts';
 import { startLogService } from './log-service/server';
 import { startWebhookServer } from './webhook/server';
 import { runnerBundlePath } from './runner-bundle';
@@ -88,17 +89,23 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(runnerServer.close);
     urls['runner download'] = runnerServer.url;
 
-    const client = await connectClient(cfg);
-    stops.push(client.close);
-    const logService = await startLogService(cfg.grpcAddr, { jobs, temporal: client.client, log });
-    stops.push(logService.close);
-    urls['log service (gRPC)'] = logService.address;
-
     // Checked now, so a missing bucket or bad credentials stop `up`, not the first job's finalize.
     const blobs = createBlobStore(cfg);
     await blobs.check();
     stops.push(() => blobs.close());
     urls['blob store'] = blobs.describe();
+
+    const client = await connectClient(cfg);
+    stops.push(client.close);
+    const logService = await startLogService(cfg.grpcAddr, {
+      jobs,
+      temporal: client.client,
+      log,
+      blobs,
+      artifactLimits: artifactLimits(cfg),
+    });
+    stops.push(logService.close);
+    urls['log service (gRPC)'] = logService.address;
 
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });
     stops.push(worker.shutdown);

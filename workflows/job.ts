@@ -137,7 +137,12 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
         jobId: input.jobId,
         attempt: status.attempt,
         label: input.label,
-        definition: { steps: input.steps, env: input.env, timeoutMs: input.timeoutMs },
+        definition: {
+          steps: input.steps,
+          env: input.env,
+          timeoutMs: input.timeoutMs,
+          artifacts: input.artifacts,
+        },
       });
       if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
 

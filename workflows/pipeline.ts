@@ -175,6 +175,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       maxMachineAttempts: input.maxMachineAttempts,
       ...(job.steps ? { steps: job.steps } : {}),
       env: job.env,
+      ...(job.artifacts ? { artifacts: job.artifacts } : {}),
       pipelineId: input.pipelineId,
       workflowJobId: job.name,
     };

@@ -25,6 +25,11 @@ export interface JobInput {
   steps?: JobStepSpec[];
   /** Extra environment for every step. */
   env?: Record<string, string>;
+  /**
+   * Paths or globs (relative to the checkout) the runner uploads after the steps, whether they
+   * passed or not. Absent or empty: no artifacts.
+   */
+  artifacts?: string[];
   /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
   pipelineId?: string;
   workflowJobId?: string;
@@ -43,6 +48,7 @@ export interface JobDefinitionSpec {
   steps?: JobStepSpec[];
   env?: Record<string, string>;
   timeoutMs?: number;
+  artifacts?: string[];
 }
 
 /** Why the runner ended; mirrors runner.v1.FinishReason. */
@@ -119,6 +125,8 @@ export interface PlannedJob {
   steps?: JobStepSpec[];
   env: Record<string, string>;
   timeoutMs?: number;
+  /** Artifact paths or globs (the workflow file's `artifacts`). */
+  artifacts?: string[];
   /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
   skipReason?: string;
 }

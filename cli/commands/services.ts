@@ -5,6 +5,7 @@ import { createLogger } from '../../common/logger';
 import { migrate } from '../../common/migrate';
 import { initTelemetry } from '../../common/telemetry';
 import { connectClient } from '../../common/temporal';
+import { artifactLimits } from '../../services/log-service/artifacts';
 import { startLogService } from '../../services/log-service/server';
 import { runnerBundlePath } from '../../services/runner-bundle';
 import { startRunnerServer } from '../../services/runner-server';
@@ -91,12 +92,21 @@ export class LogServiceCommand extends ServiceCommand {
     const log = createLogger('solstice-log-service');
     const telemetry = initTelemetry('solstice-log-service');
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
     const store = await openStore(cfg);
     const temporal = await connectClient(cfg);
-    const server = await startLogService(cfg.grpcAddr, { jobs: store.jobs, temporal: temporal.client, log });
+    const server = await startLogService(cfg.grpcAddr, {
+      jobs: store.jobs,
+      temporal: temporal.client,
+      log,
+      blobs,
+      artifactLimits: artifactLimits(cfg),
+    });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
     return serveUntilSignal(async () => {
       await server.close();
+      await blobs.close();
       await temporal.close();
       await store.close();
       await telemetry.shutdown();

@@ -3,9 +3,12 @@
  * per-job token, stores log lines (see ingest.ts), and tells the job's workflow when the
  * runner started and finished. The finished signal is sent only once every line up to the
  * runner's last sequence number is stored, so a workflow never finalizes a partial log.
+ * Artifact uploads are handled in artifacts.ts.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
+import { ArtifactStore } from '../../common/artifact-store';
+import type { BlobStore } from '../../common/blob-store';
 import { AuthError, ForbiddenError } from '../../common/errors';
 import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
 import type { Logger } from '../../common/logger';
@@ -19,6 +22,7 @@ import {
 } from '../../common/runner-proto';
 import { runnerFinishedSignal, runnerStartedSignal } from '../../workflows/signals';
 import type { FinishReason } from '../../workflows/types';
+import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from './artifacts';
 import { authenticate } from './auth';
 import { LogIngest } from './ingest';
 
@@ -26,6 +30,9 @@ export interface LogServiceDeps {
   jobs: JobStore;
   temporal: Client;
   log: Logger;
+  /** Where uploaded artifacts go, and how large they may be. */
+  blobs: BlobStore;
+  artifactLimits: ArtifactLimits;
 }
 
 export interface RunningLogService {
@@ -45,7 +52,7 @@ class StatusError extends Error {
 
 function toStatus(err: unknown): grpc.StatusObject & { message: string } {
   const base = { metadata: new grpc.Metadata() };
-  if (err instanceof StatusError)
+  if (err instanceof StatusError || err instanceof ArtifactRefusedError)
     return { ...base, code: err.code, details: err.message, message: err.message };
   if (err instanceof ForbiddenError)
     return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
@@ -88,6 +95,11 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
 
   return {
+    UploadArtifact: uploadArtifactHandler(
+      { jobs, artifacts: new ArtifactStore(jobs.db), blobs: deps.blobs, limits: deps.artifactLimits, log },
+      toStatus,
+    ),
+
     StartJob(call, callback) {
       void (async () => {
         const job = await authenticate(jobs, call.metadata, call.request.jobId);

@@ -28,6 +28,7 @@ const ctx: JobContext = {
   workdir: '/w',
   retryForMs: 1000,
   env: {},
+  artifacts: [],
   timeoutMs: 0,
 };
 

@@ -60,6 +60,7 @@ describe('loadJobContext', () => {
       retryForMs: 120_000,
       env: {},
       timeoutMs: 0,
+      artifacts: [],
     });
   });
 
