@@ -9,7 +9,13 @@ import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
 import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
-import { LogServiceCommand, RunnerServeCommand, UpCommand, WorkerCommand } from './commands/services';
+import {
+  JobPageCommand,
+  LogServiceCommand,
+  RunnerServeCommand,
+  UpCommand,
+  WorkerCommand,
+} from './commands/services';
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 
@@ -38,6 +44,7 @@ export function buildCli(): Cli {
     DbMigrateCommand,
     WorkerCommand,
     LogServiceCommand,
+    JobPageCommand,
     RunnerServeCommand,
     BridgeCommand,
     WebhookServeCommand,

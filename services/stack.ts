@@ -1,7 +1,8 @@
 /**
  * Everything Solstice needs on one machine, started in dependency order: PostgreSQL (the
  * configured one, or embedded), migrations, Temporal (the configured one, or the dev server
- * with its Web UI), the runner download server, the log service and the orchestrator worker;
+ * with its Web UI), the runner download server, the log service, the job page and the
+ * orchestrator worker;
  * then, when RabbitMQ is reachable, the bridge and (with a webhook secret, or the insecure
  * flag) the webhook ingress. Without RabbitMQ the rest runs and starts go direct.
  * Used by `solstice up` and `solstice ci-local`.
@@ -21,6 +22,7 @@ import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from './bridge/bridge';
 import { artifactLimits } from './log-service/artifacts';
+import { startJobPage } from './job-page/server';
 import { startLogService } from './log-service/server';
 import { startWebhookServer } from './webhook/server';
 import { runnerBundlePath } from './runner-bundle';
@@ -106,6 +108,10 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     });
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
+
+    const jobPage = await startJobPage({ addr: cfg.jobPageAddr, jobs, blobs, log });
+    stops.push(jobPage.close);
+    urls['job page'] = `${cfg.publicUrl ?? jobPage.url}/jobs/<job id>`;
 
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });
     stops.push(worker.shutdown);
