@@ -110,6 +110,18 @@ test('a passing job uploads what its globs match; list and get return the same b
   expect(missing.stderr).toContain(`job ${jobId} has no artifact out/skip.log`);
 });
 
+test("a workflow file's artifacts reach the runner through the pipeline", async () => {
+  const repo = makeRepo({
+    '.solstice/workflow.kdl':
+      'job "build" {\n  step "make" run="mkdir -p dist/x && echo built > dist/x/app.txt"\n  artifacts "dist"\n}\n',
+  });
+  const { pipelineId, workflowId } = await h.startPipeline(repo.dir, repo.sha);
+  expect((await h.pipelineResult(workflowId, pipelineId)).state).toBe('success');
+  const [job] = await h.pipelines.listJobs(pipelineId);
+  const listed = await new ArtifactStore(h.db).list(job.jobId as string);
+  expect(listed.map((a) => [a.path, a.size])).toEqual([['dist/x/app.txt', 6]]);
+});
+
 test('a failing job uploads its artifacts too', async () => {
   const { jobId, job, log } = await runJob(
     [
