@@ -56,7 +56,7 @@ main{padding:12px 20px}
 .state-running,.state-provisioning,.state-queued{background:#9a6700}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
 #log{font:12px/1.45 ui-monospace,monospace;background:#111;color:#ddd;padding:8px 0;white-space:pre-wrap;word-break:break-all}
-.ln{padding:0 10px}.ln .n{display:inline-block;width:6em;color:#666;text-decoration:none;user-select:none}
+.ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;color:#666;text-decoration:none;user-select:none}
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
 .step{margin-top:10px;padding-top:4px;border-top:1px solid #444;font-weight:bold}
 .more{padding:4px 10px;color:#aaa}.more a{color:#8ab4f8}
