@@ -113,6 +113,7 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
         env: inst.env,
         ...(job.secrets?.length ? { secrets: job.secrets } : {}),
         ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
+        ...(job.artifacts.length > 0 ? { artifacts: job.artifacts } : {}),
         ...(matches ? {} : { skipReason: `its when does not match this ${req.event}` }),
       });
     }

@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     temporalUiPort: String(await freePort()),
     grpcAddr: `127.0.0.1:${await freePort()}`,
     runnerServeAddr: `127.0.0.1:${await freePort()}`,
+    jobPageAddr: `127.0.0.1:${await freePort()}`,
     workspaceRoot: path.join(stateDir, 'machines'),
     taskQueue: 'bench',
   });

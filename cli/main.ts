@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
 import { Builtins, Cli } from 'clipanion';
+import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
 import { DoctorCommand } from './commands/doctor';
@@ -9,7 +10,13 @@ import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
 import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
-import { LogServiceCommand, RunnerServeCommand, UpCommand, WorkerCommand } from './commands/services';
+import {
+  JobPageCommand,
+  LogServiceCommand,
+  RunnerServeCommand,
+  UpCommand,
+  WorkerCommand,
+} from './commands/services';
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 
@@ -28,6 +35,8 @@ export function buildCli(): Cli {
     CiLocalCommand,
     EnqueueCommand,
     LogsCommand,
+    ArtifactsListCommand,
+    ArtifactsGetCommand,
     StatusCommand,
     JobsCommand,
     PipelinesCommand,
@@ -37,6 +46,7 @@ export function buildCli(): Cli {
     DoctorCommand,
     WorkerCommand,
     LogServiceCommand,
+    JobPageCommand,
     RunnerServeCommand,
     BridgeCommand,
     WebhookServeCommand,

@@ -37,12 +37,8 @@ export abstract class ConnectedCommand extends Command {
   }
 }
 
-/** Adds the settings a service process (worker, log service, runner server) needs. */
-export abstract class ServiceCommand extends ConnectedCommand {
-  grpcAddr = settingOption('grpcAddr');
-  contactAddr = settingOption('contactAddr');
-  runnerServeAddr = settingOption('runnerServeAddr');
-  runnerUrl = settingOption('runnerUrl');
+/** Adds where blobs (logs, artifacts) are stored: for commands that read or write them. */
+export abstract class BlobCommand extends ConnectedCommand {
   blobFsRoot = settingOption('blobFsRoot');
   s3Bucket = settingOption('s3Bucket');
   s3Endpoint = settingOption('s3Endpoint');
@@ -52,6 +48,26 @@ export abstract class ServiceCommand extends ConnectedCommand {
   s3ConnectTimeout = settingOption('s3ConnectTimeoutMs');
   s3RequestTimeout = settingOption('s3RequestTimeoutMs');
   s3MaxAttempts = settingOption('s3MaxAttempts');
+
+  protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
+    return super.config({
+      s3ConnectTimeoutMs: this.s3ConnectTimeout,
+      s3RequestTimeoutMs: this.s3RequestTimeout,
+      ...extra,
+    });
+  }
+}
+
+/** Adds the settings a service process (worker, log service, runner server, job page) needs. */
+export abstract class ServiceCommand extends BlobCommand {
+  grpcAddr = settingOption('grpcAddr');
+  contactAddr = settingOption('contactAddr');
+  runnerServeAddr = settingOption('runnerServeAddr');
+  runnerUrl = settingOption('runnerUrl');
+  artifactMaxFileSize = settingOption('artifactMaxFileBytes');
+  artifactMaxJobSize = settingOption('artifactMaxJobBytes');
+  jobPageAddr = settingOption('jobPageAddr');
+  publicUrl = settingOption('publicUrl');
   workspaceRoot = settingOption('workspaceRoot');
   hostId = settingOption('hostId');
   hostLabels = settingOption('hostLabels');
@@ -71,9 +87,9 @@ export abstract class ServiceCommand extends ConnectedCommand {
       jobTimeoutMs: this.jobTimeout,
       bootTimeoutMs: this.bootTimeout,
       hostTtlMs: this.hostTtl,
-      s3ConnectTimeoutMs: this.s3ConnectTimeout,
-      s3RequestTimeoutMs: this.s3RequestTimeout,
       shutdownGraceMs: this.shutdownGrace,
+      artifactMaxFileBytes: this.artifactMaxFileSize,
+      artifactMaxJobBytes: this.artifactMaxJobSize,
       migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),
       ...extra,
     });

@@ -71,6 +71,39 @@ export function parseDuration(raw: string, what = 'duration'): number {
   return total;
 }
 const duration: Parser<number> = (raw, env) => parseDuration(raw, env);
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+/** Parses sizes such as `1048576`, `512KiB`, `100MiB` or `2GiB` (binary units). Returns bytes. */
+export function parseSize(raw: string, what = 'size'): number {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined)
+    throw new ConfigError(`${what} must be a size like 1048576, 512KiB, 100MiB or 2GiB, got "${raw}"`);
+  return Number(m[1]) * unit;
+}
+const size: Parser<number> = (raw, env) => parseSize(raw, env);
+
+/** `1536` → `1.5 KiB`: sizes in messages and listings, in the units parseSize reads. */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
 const secret: Parser<string> = (raw, env) => {
   if (!raw.startsWith('file:')) return raw;
@@ -156,6 +189,9 @@ export interface Config {
   s3ConnectTimeoutMs: number;
   s3RequestTimeoutMs: number;
   s3MaxAttempts: number;
+  artifactMaxFileBytes: number;
+  artifactMaxJobBytes: number;
+  jobPageAddr: string;
   workspaceRoot: string;
   hostId: string;
   hostLabels: string[] | undefined;
@@ -427,6 +463,30 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: positiveInt,
     fallback: fixed(3),
     defaultText: '3',
+  }),
+  artifactMaxFileBytes: setting({
+    env: 'SOLSTICE_ARTIFACT_MAX_FILE_SIZE',
+    flag: '--artifact-max-file-size',
+    description: 'Largest artifact file the log service accepts (e.g. 512MiB); larger ones are refused',
+    parse: size,
+    fallback: fixed(512 * 1024 ** 2),
+    defaultText: '512MiB',
+  }),
+  artifactMaxJobBytes: setting({
+    env: 'SOLSTICE_ARTIFACT_MAX_JOB_SIZE',
+    flag: '--artifact-max-job-size',
+    description: 'Most bytes of artifacts one job may upload in total; files past it are refused',
+    parse: size,
+    fallback: fixed(2 * 1024 ** 3),
+    defaultText: '2GiB',
+  }),
+  jobPageAddr: setting({
+    env: 'SOLSTICE_JOB_PAGE_ADDR',
+    flag: '--job-page-addr',
+    description: 'Where the job page (HTML log, artifacts; the forge status link) listens (host:port)',
+    parse: hostPort,
+    fallback: fixed('127.0.0.1:8080'),
+    defaultText: '127.0.0.1:8080',
   }),
   workspaceRoot: setting({
     env: 'SOLSTICE_WORKSPACE_ROOT',

@@ -9,6 +9,8 @@ export interface FollowOptions {
   follow: boolean;
   pollMs?: number;
   signal?: AbortSignal;
+  /** Start after this sequence number (a page that already shows the lines before it). */
+  after?: number;
 }
 
 export async function* readLog(
@@ -16,14 +18,23 @@ export async function* readLog(
   jobId: string,
   opts: FollowOptions,
 ): AsyncGenerator<LogLineRecord> {
+  for await (const page of readLogPages(jobs, jobId, opts)) yield* page;
+}
+
+/** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
+export async function* readLogPages(
+  jobs: JobStore,
+  jobId: string,
+  opts: FollowOptions,
+): AsyncGenerator<LogLineRecord[]> {
   const pollMs = opts.pollMs ?? 200;
-  let after = 0;
+  let after = opts.after ?? 0;
   for (;;) {
     // Read the state before the lines: if the job was final before this page, the page is the last.
     const job = opts.follow ? await jobs.getJob(jobId) : undefined;
     for (;;) {
       const page = await jobs.logLinesAfter(jobId, after, 2000);
-      for (const line of page) yield line;
+      if (page.length > 0) yield page;
       if (page.length > 0) after = page[page.length - 1].seq;
       if (page.length < 2000) break;
     }

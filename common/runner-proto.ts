@@ -47,6 +47,12 @@ export type { FinishReason__Output } from '../generated/proto/runner/v1/FinishRe
 export type { StepResult, StepResult__Output } from '../generated/proto/runner/v1/StepResult';
 export { StepOutcome } from '../generated/proto/runner/v1/StepOutcome';
 export type { StepOutcome__Output } from '../generated/proto/runner/v1/StepOutcome';
+export type { ArtifactChunk, ArtifactChunk__Output } from '../generated/proto/runner/v1/ArtifactChunk';
+export type { ArtifactHeader } from '../generated/proto/runner/v1/ArtifactHeader';
+export type {
+  ArtifactUploaded,
+  ArtifactUploaded__Output,
+} from '../generated/proto/runner/v1/ArtifactUploaded';
 export { LogStream } from '../generated/proto/runner/v1/LogStream';
 export type { LogStream__Output } from '../generated/proto/runner/v1/LogStream';
 

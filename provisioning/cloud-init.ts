@@ -27,7 +27,7 @@ export interface RunnerContext {
   hostId: string;
   /** Values of the secrets the job named (job file `secrets`; never in history or on a command line). */
   secrets?: Record<string, string>;
-  /** The job's steps, env and timeout; without steps the runner runs .solstice/job.sh. */
+  /** The job's steps, env, timeout and artifact paths; without steps the runner runs .solstice/job.sh. */
   definition?: JobDefinitionSpec;
 }
 
@@ -90,12 +90,13 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
   };
 }
 
-/** The job file's `steps`, `env` and `timeout_ms` keys (snake_case, as runner/job-context.ts reads them). */
+/** The job file's `steps`, `env`, `artifacts` and `timeout_ms` keys (snake_case, as runner/job-context.ts reads them). */
 function jobFileDefinition(def: JobDefinitionSpec | undefined): Record<string, unknown> {
   if (!def) return {};
   return {
     ...(def.timeoutMs ? { timeout_ms: String(def.timeoutMs) } : {}),
     ...(def.env && Object.keys(def.env).length > 0 ? { env: def.env } : {}),
+    ...(def.artifacts && def.artifacts.length > 0 ? { artifacts: def.artifacts } : {}),
     ...(def.steps
       ? {
           steps: def.steps.map((s) => ({

@@ -43,6 +43,8 @@ export interface JobContext {
   secrets: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
+  /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
+  artifacts: string[];
 }
 
 /** One step of the job, as the job file carries it. */
@@ -105,6 +107,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     env: file.env,
     secrets: file.secrets,
     timeoutMs: Number(file.values.timeout_ms) || 0,
+    artifacts: file.artifacts,
   };
   validate(ctx);
   return ctx;
@@ -120,6 +123,11 @@ function validate(ctx: JobContext): void {
   }
   if (ctx.repoUrl.startsWith('-')) {
     throw new ConfigError(`SOLSTICE_REPO_URL must be a repository URL or path, got "${ctx.repoUrl}"`);
+  }
+  for (const pattern of ctx.artifacts) {
+    if (pattern.trim() === '' || path.isAbsolute(pattern) || pattern.split(/[\\/]/).includes('..')) {
+      throw new ConfigError(`artifact path "${pattern}" must be a relative path or glob inside the checkout`);
+    }
   }
   for (const step of ctx.steps ?? []) {
     const wd = step.workingDirectory;
@@ -138,6 +146,7 @@ interface JobFile {
   steps?: JobStep[];
   env: Record<string, string>;
   secrets: Record<string, string>;
+  artifacts: string[];
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -179,7 +188,7 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
     if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT')
-      return { values: {}, env: {}, secrets: {} };
+      return { values: {}, env: {}, secrets: {}, artifacts: [] };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
@@ -194,7 +203,7 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
     });
   }
   if (doc === null || doc === undefined || doc === '')
-    return { path: file, values: {}, env: {}, secrets: {} };
+    return { path: file, values: {}, env: {}, secrets: {}, artifacts: [] };
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
   }
@@ -202,12 +211,15 @@ function readJobFile(env: NodeJS.ProcessEnv): JobFile {
   for (const [k, v] of Object.entries(doc)) {
     if (typeof v === 'string') values[k] = v;
   }
-  const { steps, env: envMap, secrets } = doc as Record<string, unknown>;
+  const { steps, env: envMap, secrets, artifacts } = doc as Record<string, unknown>;
+  if (artifacts !== undefined && (!Array.isArray(artifacts) || artifacts.some((a) => typeof a !== 'string')))
+    throw new ConfigError(`job file ${file}: artifacts must be a list of paths`);
   return {
     path: file,
     values,
     env: stringMapping(file, 'env', envMap),
     secrets: stringMapping(file, 'secrets', secrets),
+    artifacts: (artifacts as string[] | undefined) ?? [],
     ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * One job, start to finish: StartJob → checkout → run the job's steps in order (those of the job
  * file, or `.solstice/job.sh` as a one-step job) while streaming their output, each between
- * SYSTEM start and end lines → wait until every line is stored → FinishJob with each step's
+ * SYSTEM start and end lines → upload the job's artifacts (see artifacts.ts) → wait until every
+ * line is stored → FinishJob with each step's
  * result. Returns the runner's exit code (the failing step's own, or 0, when the steps ran).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import {
   type StepResult,
 } from '../common/runner-proto';
 import { describeError } from '../common/errors';
+import { uploadArtifacts } from './artifacts';
 import { DEFAULT_BACKOFF } from './backoff';
 import { checkout } from './checkout';
 import { diag } from './diag';
@@ -153,6 +155,25 @@ async function runWithClient(
     log(outcome.message);
   } finally {
     for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
+  }
+
+  // Whenever the steps ran, failed ones included: a failing job's reports are often what is needed.
+  // Before FinishJob, which ends the job and so revokes the token uploads authenticate with.
+  if (outcome.reason === 'FINISH_REASON_EXITED' && !stopped && ctx.artifacts.length > 0) {
+    try {
+      await uploadArtifacts({
+        client,
+        metadata: () => rpc.metadata(),
+        jobId: ctx.jobId,
+        workdir: ctx.workdir,
+        patterns: ctx.artifacts,
+        log,
+        retryForMs: ctx.retryForMs,
+        backoff: DEFAULT_BACKOFF,
+      });
+    } catch (err) {
+      log(`artifacts: upload failed: ${describeError(err)}`);
+    }
   }
 
   buffer.close();

@@ -1,7 +1,8 @@
 /**
  * Everything Solstice needs on one machine, started in dependency order: PostgreSQL (the
  * configured one, or embedded), migrations, Temporal (the configured one, or the dev server
- * with its Web UI), the runner download server, the log service and the orchestrator worker;
+ * with its Web UI), the runner download server, the log service, the job page and the
+ * orchestrator worker;
  * then, when RabbitMQ is reachable, the bridge and (with a webhook secret, or the insecure
  * flag) the webhook ingress. Without RabbitMQ the rest runs and starts go direct.
  * Used by `solstice up` and `solstice ci-local`.
@@ -20,6 +21,8 @@ import { splitHostPort } from '../common/net';
 import { startDevServer } from '../common/temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from './bridge/bridge';
+import { artifactLimits } from './log-service/artifacts';
+import { startJobPage } from './job-page/server';
 import { logServiceOptions, startLogService } from './log-service/server';
 import { startWebhookServer } from './webhook/server';
 import { runnerBundlePath } from './runner-bundle';
@@ -88,12 +91,20 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(runnerServer.close);
     urls['runner download'] = runnerServer.url;
 
+    // Checked now, so a missing bucket or bad credentials stop `up`, not the first job's finalize.
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
+    stops.push(() => blobs.close());
+    urls['blob store'] = blobs.describe();
+
     const client = await connectClient(cfg);
     stops.push(client.close);
     const logService = await startLogService(cfg.grpcAddr, {
       jobs,
       temporal: client.client,
       log,
+      blobs,
+      artifactLimits: artifactLimits(cfg),
       // RabbitMQ is optional for `up` (see below): its absence does not make the log service unready.
       ...logServiceOptions(cfg, client.client, { checkAmqp: false }),
       shutdownGraceMs: cfg.shutdownGraceMs,
@@ -101,11 +112,9 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 
-    // Checked now, so a missing bucket or bad credentials stop `up`, not the first job's finalize.
-    const blobs = createBlobStore(cfg);
-    await blobs.check();
-    stops.push(() => blobs.close());
-    urls['blob store'] = blobs.describe();
+    const jobPage = await startJobPage({ addr: cfg.jobPageAddr, jobs, blobs, log });
+    stops.push(jobPage.close);
+    urls['job page'] = `${cfg.publicUrl ?? jobPage.url}/jobs/<job id>`;
 
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });
     stops.push(worker.shutdown);

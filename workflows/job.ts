@@ -220,6 +220,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
               steps: input.steps,
               env: input.env,
               secrets: input.secrets,
+              artifacts: input.artifacts,
               timeoutMs: input.timeoutMs,
             },
           },

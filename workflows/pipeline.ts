@@ -211,6 +211,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       ...(job.steps ? { steps: job.steps } : {}),
       env: job.env,
       ...(job.secrets?.length ? { secrets: job.secrets } : {}),
+      ...(job.artifacts ? { artifacts: job.artifacts } : {}),
       pipelineId: input.pipelineId,
       workflowJobId: job.name,
     };

@@ -27,6 +27,11 @@ export interface JobInput {
   env?: Record<string, string>;
   /** Names of secrets (values are looked up when the machine is made, never in history). */
   secrets?: string[];
+  /**
+   * Paths or globs (relative to the checkout) the runner uploads after the steps, whether they
+   * passed or not. Absent or empty: no artifacts.
+   */
+  artifacts?: string[];
   /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
   pipelineId?: string;
   workflowJobId?: string;
@@ -47,6 +52,7 @@ export interface JobDefinitionSpec {
   /** Secret names; provisionMachine puts their values into the machine's job file. */
   secrets?: string[];
   timeoutMs?: number;
+  artifacts?: string[];
 }
 
 /** Why the runner ended; mirrors runner.v1.FinishReason. */
@@ -142,6 +148,8 @@ export interface PlannedJob {
   env: Record<string, string>;
   secrets?: string[];
   timeoutMs?: number;
+  /** Artifact paths or globs (the workflow file's `artifacts`). */
+  artifacts?: string[];
   /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
   skipReason?: string;
 }

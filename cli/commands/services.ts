@@ -6,6 +6,8 @@ import { migrate } from '../../common/migrate';
 import { serveUntilSignal } from '../../common/shutdown';
 import { initTelemetry } from '../../common/telemetry';
 import { connectClient } from '../../common/temporal';
+import { artifactLimits } from '../../services/log-service/artifacts';
+import { startJobPage } from '../../services/job-page/server';
 import { logServiceOptions, startLogService } from '../../services/log-service/server';
 import { runnerBundlePath } from '../../services/runner-bundle';
 import { startRunnerServer } from '../../services/runner-server';
@@ -21,8 +23,8 @@ export class UpCommand extends ServiceCommand {
     details: `
       Starts, in order: PostgreSQL (DATABASE_URL, or an embedded server in the state dir when unset),
       database migrations, Temporal (TEMPORAL_ADDRESS; on a loopback address the Temporal CLI dev server
-      with its Web UI is started unless one already listens), the runner download server, the log service
-      and the orchestrator worker. Prints their addresses, then runs until Ctrl-C.
+      with its Web UI is started unless one already listens), the runner download server, the log service,
+      the job page and the orchestrator worker. Prints their addresses, then runs until Ctrl-C.
     `,
   });
 
@@ -88,12 +90,16 @@ export class LogServiceCommand extends ServiceCommand {
     const log = createLogger('solstice-log-service');
     const telemetry = initTelemetry('solstice-log-service');
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
     const store = await openStore(cfg);
     const temporal = await connectClient(cfg);
     const server = await startLogService(cfg.grpcAddr, {
       jobs: store.jobs,
       temporal: temporal.client,
       log,
+      blobs,
+      artifactLimits: artifactLimits(cfg),
       // RabbitMQ is checked when this process was given one to use.
       ...logServiceOptions(cfg, temporal.client, { checkAmqp: process.env.AMQP_URL !== undefined }),
       shutdownGraceMs: cfg.shutdownGraceMs,
@@ -103,9 +109,37 @@ export class LogServiceCommand extends ServiceCommand {
       log,
       stop: async () => {
         await server.close();
+        await blobs.close();
         await temporal.close();
         await store.close();
         await telemetry.shutdown();
+      },
+    });
+  }
+}
+
+export class JobPageCommand extends ServiceCommand {
+  static override paths = [['job-page']];
+  static override usage = Command.Usage({
+    description: 'Serve job pages over HTTP: status, steps, live log, artifacts (GET /jobs/<job id>)',
+    details:
+      'Listens on SOLSTICE_JOB_PAGE_ADDR. Point SOLSTICE_PUBLIC_URL at the address people reach it by, so forge statuses link to it.',
+  });
+
+  async execute(): Promise<number> {
+    const cfg = this.config();
+    const log = createLogger('solstice-job-page');
+    const blobs = createBlobStore(cfg);
+    await blobs.check();
+    const store = await openStore(cfg);
+    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log });
+    this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
+    return serveUntilSignal({
+      log,
+      stop: async () => {
+        await server.close();
+        await blobs.close();
+        await store.close();
       },
     });
   }

@@ -7,10 +7,13 @@
  * Hardening: every call and every log batch re-checks the job token (through a short cache);
  * work stops when the runner cancels a call or its deadline passes; keepalive, message size and
  * TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
+ * Artifact uploads are handled in artifacts.ts.
  */
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
+import { ArtifactStore } from '../../common/artifact-store';
+import type { BlobStore } from '../../common/blob-store';
 import { effectiveDatabaseUrl, type Config } from '../../common/config';
 import { AuthError, ConfigError, ForbiddenError } from '../../common/errors';
 import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
@@ -27,6 +30,7 @@ import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../
 import type { FinishReason } from '../../workflows/types';
 import { SecretMasker } from '../../common/secret-mask';
 import { SecretStore } from '../../common/secret-store';
+import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from './artifacts';
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
@@ -46,6 +50,9 @@ export interface LogServiceDeps {
   tokenCacheMs?: number;
   /** How long close() waits for open calls before cutting them; default 5 s. */
   shutdownGraceMs?: number;
+  /** Where uploaded artifacts go, and how large they may be. */
+  blobs: BlobStore;
+  artifactLimits: ArtifactLimits;
 }
 
 export interface GrpcServerSettings {
@@ -115,7 +122,7 @@ class StatusError extends Error {
 
 function toStatus(err: unknown): grpc.StatusObject & { message: string } {
   const base = { metadata: new grpc.Metadata() };
-  if (err instanceof StatusError)
+  if (err instanceof StatusError || err instanceof ArtifactRefusedError)
     return { ...base, code: err.code, details: err.message, message: err.message };
   if (err instanceof ForbiddenError)
     return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
@@ -197,6 +204,11 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   };
 
   return {
+    UploadArtifact: uploadArtifactHandler(
+      { tokens, artifacts: new ArtifactStore(jobs.db), blobs: deps.blobs, limits: deps.artifactLimits, log },
+      toStatus,
+    ),
+
     StartJob(call, callback) {
       void (async () => {
         const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });

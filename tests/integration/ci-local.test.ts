@@ -25,6 +25,7 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     grpc: await freePort(),
     runner: await freePort(),
     amqp: await freePort(),
+    page: await freePort(),
   };
   const repo = jobRepo('echo "building $SOLSTICE_COMMIT_SHA"\necho done');
   const env = {
@@ -37,6 +38,7 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     TEMPORAL_UI_PORT: String(ports.ui),
     GRPC_ADDR: `127.0.0.1:${ports.grpc}`,
     SOLSTICE_RUNNER_SERVE_ADDR: `127.0.0.1:${ports.runner}`,
+    SOLSTICE_JOB_PAGE_ADDR: `127.0.0.1:${ports.page}`,
     SOLSTICE_WORKSPACE_ROOT: path.join(stateDir, 'machines'),
     // No RabbitMQ here: ci-local must say so and start the job directly.
     AMQP_URL: `amqp://guest:guest@127.0.0.1:${ports.amqp}/%2f`,
@@ -48,6 +50,7 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     });
     expect(stdout).toMatch(/postgres +embedded, postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:/);
     expect(stdout).toContain(`temporal web ui        http://127.0.0.1:${ports.ui}`);
+    expect(stdout).toContain(`job page               http://127.0.0.1:${ports.page}/jobs/<job id>`);
     expect(stdout).toContain(`building ${repo.sha}\ndone\n`);
     expect(stdout).toMatch(/job [0-9a-f-]{36} success \(exit code 0\)/);
     // Everything it started is stopped again.

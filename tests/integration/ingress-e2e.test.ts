@@ -47,6 +47,7 @@ beforeAll(async () => {
       grpcAddr: `127.0.0.1:${await freePort()}`,
       runnerServeAddr: `127.0.0.1:${await freePort()}`,
       webhookAddr: `127.0.0.1:${await freePort()}`,
+      jobPageAddr: `127.0.0.1:${await freePort()}`,
       amqpUrl: vhost.url,
       forgejoWebhookSecret: SECRET,
       jobTimeoutMs: '2m',

@@ -20,6 +20,8 @@ import { databaseCheck, temporalCheck } from '../../services/log-service/health'
 import { startLogService, type RunningLogService } from '../../services/log-service/server';
 import { createTestDatabase } from '../support/database';
 import { startHarness, type Harness } from '../support/harness';
+import { FsBlobStore } from '../../common/blob-store';
+import { artifactLimits } from '../../services/log-service/artifacts';
 
 let h: Harness;
 const services: RunningLogService[] = [];
@@ -38,7 +40,14 @@ afterAll(async () => {
 async function service(
   extra: Partial<Parameters<typeof startLogService>[1]> = {},
 ): Promise<RunningLogService> {
-  const s = await startLogService('127.0.0.1:0', { jobs: h.jobs, temporal: h.client, log, ...extra });
+  const s = await startLogService('127.0.0.1:0', {
+    jobs: h.jobs,
+    temporal: h.client,
+    log,
+    blobs: new FsBlobStore(h.cfg.blobFsRoot),
+    artifactLimits: artifactLimits(h.cfg),
+    ...extra,
+  });
   services.push(s);
   return s;
 }

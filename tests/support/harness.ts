@@ -18,6 +18,7 @@ import { startPipeline, type PipelineRequest } from '../../common/pipeline-start
 import { PipelineStore, type PipelineRecord } from '../../common/pipeline-store';
 import { createLogger } from '../../common/logger';
 import { connectClient } from '../../common/temporal';
+import { artifactLimits } from '../../services/log-service/artifacts';
 import {
   logServiceOptions,
   startLogService,
@@ -89,11 +90,14 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   const db = createDb(cfg);
   const jobs = new JobStore(db);
   const temporal = await connectClient(cfg);
+  const blobs = new FsBlobStore(cfg.blobFsRoot);
   const logService = await startLogService(cfg.grpcAddr, {
     jobs,
     temporal: temporal.client,
     log,
     ...logServiceOptions(cfg, temporal.client, { checkAmqp: false }),
+    blobs,
+    artifactLimits: artifactLimits(cfg),
   });
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   cfg = loadConfig(

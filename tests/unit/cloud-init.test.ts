@@ -45,7 +45,7 @@ test('renders NoCloud user-data with the job file and a bootstrap that fetches t
   expect(ud.runcmd).toEqual([`"\${SOLSTICE_ROOT:-}${BOOTSTRAP_PATH}"`]);
 });
 
-test("the job file carries the job's steps, env and timeout, and the runner reads them back", () => {
+test("the job file carries the job's steps, env, timeout and artifacts, and the runner reads them back", () => {
   const definition = {
     steps: [
       { name: 'build', run: 'make\nmake check\n', continueOnError: false },
@@ -53,6 +53,7 @@ test("the job file carries the job's steps, env and timeout, and the runner read
     ],
     env: { GREETING: 'hello: world', NUM: '007' },
     timeoutMs: 90_000,
+    artifacts: ['dist/**', 'report 1.xml'],
   };
   const ud = YAML.parse(renderSeed({ ...ctx, definition }).userData) as UserData;
   const content = ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '';
@@ -64,6 +65,7 @@ test("the job file carries the job's steps, env and timeout, and the runner read
     expect(back.steps).toEqual(definition.steps);
     expect(back.env).toEqual(definition.env);
     expect(back.timeoutMs).toBe(90_000);
+    expect(back.artifacts).toEqual(definition.artifacts);
     expect(back.jobId).toBe(ctx.jobId);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -74,6 +76,23 @@ test('without a definition the job file has no steps: the runner falls back to j
   const ud = YAML.parse(renderSeed(ctx).userData) as UserData;
   const jobFile = YAML.parse(ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '') as object;
   expect(jobFile).not.toHaveProperty('steps');
+  expect(jobFile).not.toHaveProperty('artifacts');
+});
+
+test('the runner refuses artifact paths outside the checkout', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'solstice-seed-'));
+  try {
+    for (const bad of ['../x', '/etc/passwd', 'a/../../x']) {
+      const ud = YAML.parse(renderSeed({ ...ctx, definition: { artifacts: [bad] } }).userData) as UserData;
+      const file = path.join(dir, 'job.yaml');
+      writeFileSync(file, ud.write_files.find((f) => f.path === JOB_FILE_PATH)?.content ?? '');
+      expect(() => loadJobContext({ SOLSTICE_JOB_FILE: file })).toThrow(
+        `artifact path "${bad}" must be a relative path`,
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('secret values and the TLS CA travel only in the 0600 job file, and the runner reads them back', () => {

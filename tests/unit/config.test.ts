@@ -1,6 +1,6 @@
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { effectiveDatabaseUrl, loadConfig, parseDuration } from '../../common/config';
+import { effectiveDatabaseUrl, formatSize, loadConfig, parseDuration, parseSize } from '../../common/config';
 import { ConfigError } from '../../common/errors';
 import { chooseExporter } from '../../common/telemetry';
 
@@ -41,6 +41,27 @@ test('durations', () => {
   expect(parseDuration('250ms')).toBe(250);
   expect(() => parseDuration('')).toThrow(ConfigError);
   expect(() => parseDuration('5d')).toThrow(ConfigError);
+});
+
+test('sizes: artifact limits read binary units and print them back', () => {
+  expect(parseSize('1048576')).toBe(1048576);
+  expect(parseSize('512KiB')).toBe(512 * 1024);
+  expect(parseSize('100 MiB')).toBe(100 * 1024 ** 2);
+  expect(parseSize('2G')).toBe(2 * 1024 ** 3);
+  expect(() => parseSize('1.5GiB', 'SOLSTICE_ARTIFACT_MAX_FILE_SIZE')).toThrow(
+    'SOLSTICE_ARTIFACT_MAX_FILE_SIZE must be a size like 1048576, 512KiB, 100MiB or 2GiB, got "1.5GiB"',
+  );
+  expect(() => parseSize('10PB')).toThrow(ConfigError);
+  const cfg = loadConfig({}, { SOLSTICE_ARTIFACT_MAX_FILE_SIZE: '1MiB' });
+  expect(cfg.artifactMaxFileBytes).toBe(1024 ** 2);
+  expect(cfg.artifactMaxJobBytes).toBe(2 * 1024 ** 3);
+  expect([0, 1023, 1536, 1024 ** 2, 5 * 1024 ** 3].map(formatSize)).toEqual([
+    '0 B',
+    '1023 B',
+    '1.5 KiB',
+    '1.0 MiB',
+    '5.0 GiB',
+  ]);
 });
 
 test('traces go to OTLP when an endpoint is set, to the console on request, else nowhere', () => {

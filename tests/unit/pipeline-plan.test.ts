@@ -13,6 +13,7 @@ job "build" {
   env ONLY_BUILD="yes"
   step "compile" run="make" working-directory="src"
   step "lint" run="make lint" continue-on-error=#true
+  artifacts "dist/**" "build.log"
 }
 job "test" {
   needs "build"
@@ -54,8 +55,10 @@ describe('planFromWorkflowFile', () => {
         { name: 'lint', run: 'make lint', continueOnError: true },
       ],
     });
+    expect(build.artifacts).toEqual(['dist/**', 'build.log']);
     expect(test18.env).toEqual({ SHARED: '1', MATRIX_NODE: '18' });
     expect(test18.timeoutMs).toBeUndefined();
+    expect(test18.artifacts).toBeUndefined();
   });
 
   test('a job whose when does not match the trigger is planned as skipped', () => {

@@ -29,6 +29,7 @@ const ctx: JobContext = {
   retryForMs: 1000,
   env: {},
   secrets: {},
+  artifacts: [],
   timeoutMs: 0,
 };
 

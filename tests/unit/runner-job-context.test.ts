@@ -61,6 +61,7 @@ describe('loadJobContext', () => {
       env: {},
       secrets: {},
       timeoutMs: 0,
+      artifacts: [],
     });
   });
 

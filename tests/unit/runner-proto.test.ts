@@ -64,8 +64,13 @@ describe('runner proto', () => {
     expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step] });
   });
 
-  test('the service definition has the three methods', () => {
-    expect(Object.keys(runnerServiceDefinition()).sort()).toEqual(['FinishJob', 'StartJob', 'StreamLogs']);
+  test('the service definition has the four methods', () => {
+    expect(Object.keys(runnerServiceDefinition()).sort()).toEqual([
+      'FinishJob',
+      'StartJob',
+      'StreamLogs',
+      'UploadArtifact',
+    ]);
     expect(FinishReason.FINISH_REASON_CHECKOUT_FAILED).toBe('FINISH_REASON_CHECKOUT_FAILED');
   });
 

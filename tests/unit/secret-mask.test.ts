@@ -107,6 +107,7 @@ describe('runner masks the script output before buffering it', () => {
       retryForMs: 1000,
       env: { DEPLOY_TOKEN: 'dep-secret-99', PLAIN: 'visible' },
       secrets: { CERT: 'line-one-x\nline-two-y', SHORT_SECRET: 'ab' },
+      artifacts: [],
       timeoutMs: 0,
     };
     const env = { PATH: process.env.PATH, ...ctx.env, ...ctx.secrets };

@@ -1,0 +1,85 @@
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Command, Option } from 'clipanion';
+import { ArtifactStore, artifactBlobKey } from '../../common/artifact-store';
+import { formatSize } from '../../common/config';
+import { createBlobStore } from '../../common/create-blob-store';
+import { NotFoundError } from '../../common/errors';
+import { BlobCommand } from '../settings-options';
+import { openStore } from '../context';
+
+export class ArtifactsListCommand extends BlobCommand {
+  static override paths = [['artifacts', 'list']];
+  static override usage = Command.Usage({
+    description: "List a job's artifacts: path, size and SHA-256",
+    details: 'Give a job id, in full or a unique prefix (at least 4 characters).',
+    examples: [
+      ['The artifacts of a job', 'solstice artifacts list 3f2a9c'],
+      ['As JSON lines', 'solstice artifacts list 3f2a9c --json'],
+    ],
+  });
+
+  job = Option.String({ name: 'job' });
+  json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
+
+  async execute(): Promise<number> {
+    const store = await openStore(this.config());
+    try {
+      const job = await store.jobs.resolveJob(this.job);
+      const artifacts = await new ArtifactStore(store.db).list(job.id);
+      const width = Math.max(4, ...artifacts.map((a) => a.path.length));
+      for (const a of artifacts) {
+        this.context.stdout.write(
+          this.json
+            ? `${JSON.stringify(a)}\n`
+            : `${a.path.padEnd(width)}  ${formatSize(a.size).padStart(10)}  ${a.sha256}\n`,
+        );
+      }
+      if (artifacts.length === 0 && !this.json)
+        this.context.stdout.write(
+          `job ${job.id} has no artifacts (a job declares them with \`artifacts\`)\n`,
+        );
+      return 0;
+    } finally {
+      await store.close();
+    }
+  }
+}
+
+export class ArtifactsGetCommand extends BlobCommand {
+  static override paths = [['artifacts', 'get']];
+  static override usage = Command.Usage({
+    description: 'Download one artifact of a job',
+    details: 'Writes the file to stdout, or to the file given with -o.',
+    examples: [['Save a build', 'solstice artifacts get 3f2a9c dist/app.tar.gz -o app.tar.gz']],
+  });
+
+  job = Option.String({ name: 'job' });
+  artifactPath = Option.String({ name: 'path' });
+  output = Option.String('-o,--output', { description: 'File to write (default: stdout)' });
+
+  async execute(): Promise<number> {
+    const cfg = this.config();
+    const store = await openStore(cfg);
+    const blobs = createBlobStore(cfg);
+    try {
+      const job = await store.jobs.resolveJob(this.job);
+      const artifact = await new ArtifactStore(store.db).get(job.id, this.artifactPath);
+      const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
+      if (!body) {
+        throw new NotFoundError(
+          `job ${job.id} has no artifact ${this.artifactPath}${artifact ? ' in the blob store' : ''}`,
+          artifact
+            ? `the blob store (${blobs.describe()}) lacks it: is BLOB_FS_ROOT or S3_BUCKET the one the log service uses?`
+            : `\`solstice artifacts list ${job.id}\` shows what it has`,
+        );
+      }
+      if (this.output && this.output !== '-') await pipeline(body, createWriteStream(this.output));
+      else await pipeline(body, this.context.stdout, { end: false });
+      return 0;
+    } finally {
+      await blobs.close();
+      await store.close();
+    }
+  }
+}
