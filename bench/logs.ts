@@ -129,9 +129,15 @@ async function main(): Promise<void> {
       blobFsRoot: path.join(stateDir, 'blobs'),
       taskQueue: 'bench-logs',
       jobTimeoutMs: '6h',
+      // The bench's own queries must not fail because the machine is busy.
+      dbPoolTimeoutMs: '60000',
     },
     {},
   );
+  // A failed run must not leave its servers behind.
+  process.once('exit', () => {
+    dev.stop().catch(() => undefined);
+  });
   const logService = await startLogServiceProcess({
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -141,6 +147,7 @@ async function main(): Promise<void> {
     GRPC_ADDR: grpcAddr,
   });
   const pid = logService.pid as number;
+  process.once('exit', () => logService.kill('SIGKILL'));
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   const db = createDb(cfg);
   const jobs = new JobStore(db);
@@ -167,11 +174,18 @@ async function main(): Promise<void> {
   // Storage progress, independent of the follower: (time, highest stored seq).
   const stored: { at: number; seq: number }[] = [];
   let peakRss = baseline.rss;
+  let sampling = false;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, procStatus(pid).rss);
-    void db.logLine
+    if (sampling) return;
+    sampling = true;
+    db.logLine
       .aggregate({ where: { jobId }, _max: { seq: true } })
-      .then((r) => stored.push({ at: Date.now(), seq: r._max.seq ?? 0 }));
+      .then(
+        (r) => stored.push({ at: Date.now(), seq: r._max.seq ?? 0 }),
+        (err: unknown) => console.error(`  storage sample skipped: ${String(err)}`),
+      )
+      .finally(() => (sampling = false));
   }, 250);
 
   const latencies: number[] = [];
