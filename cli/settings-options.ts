@@ -60,6 +60,8 @@ export abstract class ServiceCommand extends ConnectedCommand {
     description: `${SETTINGS.migrateOnBoot.description} [env: ${SETTINGS.migrateOnBoot.env}; default: ${SETTINGS.migrateOnBoot.defaultText}]`,
   });
   otlpEndpoint = settingOption('otlpEndpoint');
+  metricsAddr = settingOption('metricsAddr');
+  runnerOtlpEndpoint = settingOption('runnerOtlpEndpoint');
 
   protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
     return super.config({

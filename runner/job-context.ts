@@ -33,6 +33,10 @@ export interface JobContext {
   env: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
+  /** W3C traceparent of the span that provisioned this machine; the runner's spans continue it. */
+  traceparent?: string;
+  /** OTLP/gRPC endpoint for the runner's spans; unset: spans are not exported. */
+  otlpEndpoint?: string;
 }
 
 /** One step of the job, as the job file carries it. */
@@ -45,7 +49,8 @@ export interface JobStep {
   continueOnError: boolean;
 }
 
-type Field = 'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir';
+type Field =
+  'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir' | 'traceparent' | 'otlpEndpoint';
 
 /** Each field's environment variable and job-file key. */
 const SOURCES: Record<Field, { env: string; key: string }> = {
@@ -55,6 +60,8 @@ const SOURCES: Record<Field, { env: string; key: string }> = {
   repoUrl: { env: 'SOLSTICE_REPO_URL', key: 'repo_url' },
   commitSha: { env: 'SOLSTICE_COMMIT_SHA', key: 'commit_sha' },
   workdir: { env: 'SOLSTICE_WORKDIR', key: 'workdir' },
+  traceparent: { env: 'SOLSTICE_TRACEPARENT', key: 'traceparent' },
+  otlpEndpoint: { env: 'SOLSTICE_OTLP_ENDPOINT', key: 'otlp_endpoint' },
 };
 
 /** Tuning knob, mostly for tests: how long to retry an unreachable log service. */
@@ -93,6 +100,8 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     steps: file.steps,
     env: file.env,
     timeoutMs: Number(file.values.timeout_ms) || 0,
+    traceparent: value('traceparent'),
+    otlpEndpoint: value('otlpEndpoint'),
   };
   validate(ctx);
   return ctx;
@@ -108,6 +117,13 @@ function validate(ctx: JobContext): void {
   }
   if (ctx.repoUrl.startsWith('-')) {
     throw new ConfigError(`SOLSTICE_REPO_URL must be a repository URL or path, got "${ctx.repoUrl}"`);
+  }
+  // A malformed traceparent is ignored (a new trace starts); a bad endpoint is a setup mistake.
+  if (ctx.traceparent && !/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(ctx.traceparent)) {
+    ctx.traceparent = undefined;
+  }
+  if (ctx.otlpEndpoint && !/^https?:\/\/[^\s]+$/.test(ctx.otlpEndpoint)) {
+    throw new ConfigError(`SOLSTICE_OTLP_ENDPOINT must be an http(s) URL, got "${ctx.otlpEndpoint}"`);
   }
   for (const step of ctx.steps ?? []) {
     const wd = step.workingDirectory;

@@ -10,6 +10,7 @@ import type { BlobStore } from '../common/blob-store';
 import type { Config } from '../common/config';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
+import { temporalWorkerTracing } from '../common/telemetry';
 import { connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
@@ -43,6 +44,7 @@ export async function startOrchestratorWorker(
     hostTaskQueue: hostQueue,
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
+    runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({
@@ -59,6 +61,8 @@ export async function startOrchestratorWorker(
     namespace: cfg.temporalNamespace,
     activities: { ...activities, ...forgeStatus },
     shutdownGraceTime: '30s',
+    // Workflow and activity spans, children of the span that started the workflow.
+    ...temporalWorkerTracing(),
   } as const;
   const workers = [
     await Worker.create({

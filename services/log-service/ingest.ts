@@ -5,6 +5,7 @@
  * resends from there: no duplicates, no gaps.
  */
 import type { JobStore, LogLineRecord } from '../../common/job-store';
+import { instruments } from '../../common/metrics';
 
 export interface IncomingLine {
   seq: number;
@@ -43,6 +44,7 @@ export class LogIngest {
     if (run.length > 0) {
       await this.jobs.appendLogLines(this.jobId, run);
       this.through = next - 1;
+      instruments().logBytes.add(run.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
     }
     return this.through;
   }

@@ -3,12 +3,18 @@
  * per-job token, stores log lines (see ingest.ts), and tells the job's workflow when the
  * runner started and finished. The finished signal is sent only once every line up to the
  * runner's last sequence number is stored, so a workflow never finalizes a partial log.
+ *
+ * Every call is a server span continuing the runner's trace (traceparent in the call metadata).
  */
 import * as grpc from '@grpc/grpc-js';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import { AuthError, ForbiddenError } from '../../common/errors';
 import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
 import type { Logger } from '../../common/logger';
+import { instruments } from '../../common/metrics';
+import { ATTR } from '../../common/span-attributes';
+import { extractTraceContext, tracer } from '../../common/telemetry';
 import {
   runnerServiceDefinition,
   type FinishJobRequest__Output,
@@ -84,26 +90,69 @@ function stepRecord(st: StepResult__Output): JobStepRecord {
   };
 }
 
+/** A server span for one call, child of the trace context the runner sent in the metadata. */
+function callSpan(method: string, metadata: grpc.Metadata): Span {
+  return tracer().startSpan(
+    `log-service ${method}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': 'runner.v1.RunnerService', 'rpc.method': method },
+    },
+    extractTraceContext(metadata.getMap()),
+  );
+}
+
+function endSpan(span: Span, err?: unknown): void {
+  if (err !== undefined) {
+    const status = toStatus(err);
+    span.setAttribute('rpc.grpc.status_code', status.code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: status.message });
+  }
+  span.end();
+}
+
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
 
   return {
     StartJob(call, callback) {
-      void (async () => {
-        const job = await authenticate(jobs, call.metadata, call.request.jobId);
-        await jobs.markRunning(job.id);
-        await temporal.workflow
-          .getHandle(job.workflowId)
-          .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
-        log.info({ jobId: job.id, attempt: job.attempt, hostname: call.request.hostname }, 'runner started');
-        return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toStatus(err)),
-      );
+      const span = callSpan('StartJob', call.metadata);
+      // Active, so the workflow signal below is a child of this call's span.
+      void context
+        .with(trace.setSpan(context.active(), span), async () => {
+          const job = await authenticate(jobs, call.metadata, call.request.jobId);
+          span.setAttribute(ATTR.jobId, job.id);
+          if (await jobs.markRunning(job.id)) {
+            const machine = await jobs.machineOf(job.id, job.attempt);
+            if (machine) {
+              instruments().vmBoot.record((Date.now() - machine.createdAt.getTime()) / 1000, {
+                provider: machine.provider,
+              });
+            }
+          }
+          await temporal.workflow
+            .getHandle(job.workflowId)
+            .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
+          log.info(
+            { jobId: job.id, attempt: job.attempt, hostname: call.request.hostname },
+            'runner started',
+          );
+          return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
+        })
+        .then(
+          (res) => {
+            endSpan(span);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            endSpan(span, err);
+            callback(toStatus(err));
+          },
+        );
     },
 
     StreamLogs(call) {
+      const span = callSpan('StreamLogs', call.metadata);
       let ingest: LogIngest | undefined;
       let streamJobId: string | undefined;
       let failed = false;
@@ -112,6 +161,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           const job = await authenticate(jobs, call.metadata, batch.jobId);
           ingest = await LogIngest.open(jobs, job.id);
           streamJobId = job.id;
+          span.setAttribute(ATTR.jobId, job.id);
         } else if (batch.jobId !== streamJobId) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
@@ -136,6 +186,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           .then(() => (failed ? undefined : handle(batch)))
           .catch((err: unknown) => {
             failed = true;
+            endSpan(span, err);
             const status = toStatus(err);
             if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
             call.emit('error', status);
@@ -144,37 +195,52 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       });
       call.on('end', () => {
         void chain.then(() => {
-          if (!failed) call.end();
+          if (failed) return;
+          endSpan(span);
+          call.end();
         });
       });
+      // A runner that goes away without half-closing (killed, network lost).
+      call.on('cancelled', () => span.end());
     },
 
     FinishJob(call, callback) {
-      void (async () => {
-        const req: FinishJobRequest__Output = call.request;
-        const job = await authenticate(jobs, call.metadata, req.jobId);
-        const stored = await jobs.lastLogSeq(job.id);
-        if (stored < req.lastSeq) {
-          throw new StatusError(
-            grpc.status.FAILED_PRECONDITION,
-            `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
-          );
-        }
-        await jobs.recordSteps(job.id, req.steps.map(stepRecord));
-        const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
-        await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
-          attempt: job.attempt,
-          reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
-          exitCode: req.exitCode,
-          message: req.message,
-          durationMs: req.durationMs,
-        });
-        log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
-        return {};
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toStatus(err)),
-      );
+      const span = callSpan('FinishJob', call.metadata);
+      // Active, so the workflow signal below is a child of this call's span.
+      void context
+        .with(trace.setSpan(context.active(), span), async () => {
+          const req: FinishJobRequest__Output = call.request;
+          const job = await authenticate(jobs, call.metadata, req.jobId);
+          span.setAttribute(ATTR.jobId, job.id);
+          const stored = await jobs.lastLogSeq(job.id);
+          if (stored < req.lastSeq) {
+            throw new StatusError(
+              grpc.status.FAILED_PRECONDITION,
+              `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
+            );
+          }
+          await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+          const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
+          await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
+            attempt: job.attempt,
+            reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
+            exitCode: req.exitCode,
+            message: req.message,
+            durationMs: req.durationMs,
+          });
+          log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
+          return {};
+        })
+        .then(
+          (res) => {
+            endSpan(span);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            endSpan(span, err);
+            callback(toStatus(err));
+          },
+        );
     },
   };
 }
