@@ -1,7 +1,8 @@
 /**
  * Solstice's metrics, through the OpenTelemetry metrics API (telemetry.ts decides where they
  * go: OTLP and/or a Prometheus endpoint). Instruments are looked up per meter provider,
- * because one made before telemetry is initialized would stay a no-op forever.
+ * because one made before telemetry is initialized would stay a no-op forever. Durations carry
+ * their unit in the name, as Prometheus expects (its exporter does not add it).
  */
 import { metrics, type Counter, type Histogram, type MeterProvider } from '@opentelemetry/api';
 
@@ -35,12 +36,12 @@ export function instruments(): Instruments {
       jobsFinished: meter.createCounter('solstice.jobs.finished', {
         description: 'Jobs finalized, by final state',
       }),
-      queueWait: meter.createHistogram('solstice.job.queue_wait', {
+      queueWait: meter.createHistogram('solstice.job.queue_wait_seconds', {
         description: 'Time from a job being recorded until its machine is requested',
         unit: 's',
         advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
       }),
-      vmBoot: meter.createHistogram('solstice.vm.boot', {
+      vmBoot: meter.createHistogram('solstice.vm.boot_seconds', {
         description: 'Time from a machine being created until its runner connected',
         unit: 's',
         advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
