@@ -112,6 +112,8 @@ export function initTelemetry(
         resourceDetectors: [envDetector, hostDetector, osDetector],
         spanProcessors: processor ? [processor] : [],
         metricReaders: readers,
+        // Logs go through pino; without this the SDK would set up an OTLP log exporter from env.
+        logRecordProcessors: [],
         // Auto-instrumentation is left out on purpose: it patches modules globally and
         // would trace Temporal's and Prisma's internals; we create the spans that matter.
         instrumentations: [],
