@@ -157,21 +157,24 @@ function ancestors(t: JaegerTrace, s: JaegerSpan): JaegerSpan[] {
 
 test('one trace leads from the webhook span through queue, bridge, workflows and log service to the runner span', async () => {
   let trace: JaegerTrace | undefined;
-  // Spans arrive in batches from three processes (solstice up, the runner, the workflow sink):
-  // wait until the runner's and the webhook's are both in.
+  // Spans arrive in batches from several exporters (solstice up, the workflow sink, the
+  // runner), workflow spans only once their workflow ended: wait until the runner's span has
+  // its whole ancestry and the log service's last call is in.
   await waitFor(
     async () => {
       const traces = await jaeger.traces('solstice-runner', { 'solstice.job.id': run.jobId });
-      trace = traces.find(
-        (t) =>
-          t.spans.some((s) => s.operationName === 'runner job') &&
-          t.spans.some((s) => s.operationName === 'webhook forgejo') &&
-          t.spans.some((s) => s.operationName === 'log-service FinishJob'),
-      );
+      trace = traces.find((t) => {
+        const runner = t.spans.find((s) => s.operationName === 'runner job');
+        const root = runner ? ancestors(t, runner).pop() : undefined;
+        return (
+          root?.operationName === 'webhook forgejo' &&
+          t.spans.some((s) => s.operationName === 'log-service FinishJob')
+        );
+      });
       return trace !== undefined;
     },
     60_000,
-    'the job trace in Jaeger',
+    'a trace in Jaeger from the webhook span down to the runner span',
   );
   const t = trace as JaegerTrace;
   const runner = t.spans.find((s) => s.operationName === 'runner job') as JaegerSpan;
