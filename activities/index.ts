@@ -2,13 +2,17 @@
  * Activities: everything JobWorkflow does that touches the world. Built by a factory so a
  * worker injects its database, provider and settings (and tests inject theirs).
  */
-import { heartbeat, log } from '@temporalio/activity';
+import { trace } from '@opentelemetry/api';
+import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BlobStore } from '../common/blob-store';
 import { InputError } from '../common/errors';
 import { hashJobToken, newJobToken } from '../common/job-token';
 import { SecretStore } from '../common/secret-store';
 import type { JobStore } from '../common/job-store';
+import { instruments } from '../common/metrics';
+import { ATTR, repoAttribute } from '../common/span-attributes';
+import { injectTraceContext } from '../common/telemetry';
 import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type Provider } from '../provisioning/contract';
 import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../workflows/types';
@@ -29,6 +33,8 @@ export interface ActivityDeps extends CapacityDeps {
   secrets?: SecretStore;
   /** PEM CA certificate(s) runners verify the log service's TLS certificate with; unset: plaintext. */
   tlsCaPem?: string;
+  /** Where the runner sends its spans (OTLP/gRPC); unset: the runner exports none. */
+  runnerOtlpEndpoint?: string;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;
@@ -71,6 +77,15 @@ export function createActivities(deps: ActivityDeps) {
         if (err instanceof InputError) throw ApplicationFailure.nonRetryable(err.message, 'UnknownSecret');
         throw err;
       }
+      // The activity's span (from the Temporal interceptors), which the runner's span continues.
+      trace.getActiveSpan()?.setAttributes({
+        [ATTR.jobId]: req.jobId,
+        [ATTR.repo]: repoAttribute(job.repoUrl),
+        [ATTR.commit]: job.commitSha,
+      });
+      if (req.attempt === 1 && Context.current().info.attempt === 1) {
+        instruments().queueWait.record((Date.now() - job.createdAt.getTime()) / 1000);
+      }
       // The token exists only here and in the machine's seed; the workflow history never sees it.
       const token = newJobToken();
       await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token));
@@ -87,6 +102,8 @@ export function createActivities(deps: ActivityDeps) {
         commitSha: job.commitSha,
         hostId: deps.hostId,
         definition: req.definition,
+        traceparent: injectTraceContext().traceparent,
+        otlpEndpoint: deps.runnerOtlpEndpoint,
       });
       heartbeat('creating machine');
       const handle = await provider.create({
@@ -131,8 +148,10 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async finalizeJob(jobId: string, outcome: JobOutcome): Promise<void> {
+      trace.getActiveSpan()?.setAttribute(ATTR.jobId, jobId);
       await deps.jobs.finalize(jobId, outcome);
       await finalizeLog(deps.jobs, deps.blobs, jobId);
+      instruments().jobsFinished.add(1, { state: outcome.state });
     },
   };
 }

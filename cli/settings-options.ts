@@ -81,6 +81,8 @@ export abstract class ServiceCommand extends BlobCommand {
   });
   otlpEndpoint = settingOption('otlpEndpoint');
   shutdownGrace = settingOption('shutdownGraceMs');
+  metricsAddr = settingOption('metricsAddr');
+  runnerOtlpEndpoint = settingOption('runnerOtlpEndpoint');
 
   protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
     return super.config({

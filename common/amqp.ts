@@ -7,11 +7,17 @@
  *   exchange solstice.jobs (direct, durable) ──jobrequest.v1──▶ queue solstice.jobs.v1
  *                                                (x-dead-letter-exchange: solstice.dlx)
  *   exchange solstice.dlx (fanout, durable) ─────────────────▶ queue solstice.jobs.v1.dlq
+ *
+ * Every published message carries the W3C trace context (traceparent, tracestate headers) of
+ * its publish span, and every delivery is handled inside a consumer span that continues it,
+ * so a trace runs from a webhook through the queue into the bridge.
  */
 import { randomUUID } from 'node:crypto';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from './logger';
 import { DependencyUnavailableError, describeError } from './errors';
+import { extractTraceContext, injectTraceContext, tracer } from './telemetry';
 
 export const TOPOLOGY = {
   exchange: 'solstice.jobs',
@@ -119,6 +125,18 @@ export interface Consumer {
 }
 
 export class UnroutableError extends Error {}
+
+/** Ends `span` when `work` settles, recording a failure; passes the result through. */
+async function endWith<T>(span: Span, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: describeError(err) });
+    throw err;
+  } finally {
+    span.end();
+  }
+}
 
 function destroySocket(model: ChannelModel, err: Error): void {
   const stream = (model.connection as unknown as { stream?: { destroy(err?: Error): void } }).stream;
@@ -300,51 +318,68 @@ export class AmqpConnection {
         failAll(err);
       },
     };
+    const publishOne = async (body: Buffer, opts: PublishOptions): Promise<void> => {
+      if (!ch && opening) await opening.catch(() => undefined);
+      const c = ch;
+      if (!c || !this.model) throw amqpUnavailable(this.opts.url, new Error('not connected'));
+      const messageId = opts.messageId ?? randomUUID();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => settle(new Error(`RabbitMQ did not confirm within ${opts.timeoutMs ?? 10_000} ms`)),
+          opts.timeoutMs ?? 10_000,
+        );
+        const key = `${messageId}/${randomUUID()}`;
+        const settle = (err?: Error) => {
+          if (!pending.delete(key)) return;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        };
+        pending.set(key, settle);
+        try {
+          c.publish(
+            opts.exchange ?? TOPOLOGY.exchange,
+            opts.routingKey ?? TOPOLOGY.routingKey,
+            body,
+            {
+              persistent: true,
+              mandatory: true,
+              contentType: 'application/json',
+              messageId,
+              timestamp: Math.floor(Date.now() / 1000),
+              // The publish span's context, so the consumer continues this trace.
+              headers: { ...injectTraceContext(), ...opts.headers },
+            },
+            (err: unknown) => {
+              // The broker sends basic.return before the ack of an unroutable message.
+              if (err) settle(new Error(`RabbitMQ refused the message: ${describeError(err)}`));
+              else if (returned.delete(messageId))
+                settle(new UnroutableError('RabbitMQ could not route the message to any queue'));
+              else settle();
+            },
+          );
+        } catch (err) {
+          settle(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    };
     this.attach(attachment);
     return {
-      publish: async (body, opts = {}) => {
-        if (!ch && opening) await opening.catch(() => undefined);
-        const c = ch;
-        if (!c || !this.model) throw amqpUnavailable(this.opts.url, new Error('not connected'));
-        const messageId = opts.messageId ?? randomUUID();
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(
-            () => settle(new Error(`RabbitMQ did not confirm within ${opts.timeoutMs ?? 10_000} ms`)),
-            opts.timeoutMs ?? 10_000,
-          );
-          const key = `${messageId}/${randomUUID()}`;
-          const settle = (err?: Error) => {
-            if (!pending.delete(key)) return;
-            clearTimeout(timer);
-            if (err) reject(err);
-            else resolve();
-          };
-          pending.set(key, settle);
-          try {
-            c.publish(
-              opts.exchange ?? TOPOLOGY.exchange,
-              opts.routingKey ?? TOPOLOGY.routingKey,
-              body,
-              {
-                persistent: true,
-                mandatory: true,
-                contentType: 'application/json',
-                messageId,
-                timestamp: Math.floor(Date.now() / 1000),
-                headers: opts.headers,
-              },
-              (err: unknown) => {
-                // The broker sends basic.return before the ack of an unroutable message.
-                if (err) settle(new Error(`RabbitMQ refused the message: ${describeError(err)}`));
-                else if (returned.delete(messageId))
-                  settle(new UnroutableError('RabbitMQ could not route the message to any queue'));
-                else settle();
-              },
-            );
-          } catch (err) {
-            settle(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
+      publish: (body, opts = {}) => {
+        const exchange = opts.exchange ?? TOPOLOGY.exchange;
+        return tracer().startActiveSpan(
+          `publish ${exchange}`,
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: {
+              'messaging.system': 'rabbitmq',
+              'messaging.operation.type': 'send',
+              'messaging.destination.name': exchange,
+              'messaging.rabbitmq.destination.routing_key': opts.routingKey ?? TOPOLOGY.routingKey,
+            },
+          },
+          (span) => endWith(span, publishOne(body, opts)),
+        );
       },
       close: async () => {
         this.detach(attachment);
@@ -392,13 +427,30 @@ export class AmqpConnection {
         if (cancelled) return;
         const ok = await c.consume(queue, (m) => {
           if (!m) return; // consumer cancelled by the broker (queue deleted); reconnect re-declares
-          void handler({
-            message: m,
-            ack: () => settleOn(c, m, 'ack'),
-            reject: () => settleOn(c, m, 'reject'),
-            requeue: () => settleOn(c, m, 'requeue'),
-            live: () => ch === c,
-          }).catch((err: unknown) => {
+          const parent = extractTraceContext(m.properties.headers ?? {});
+          const span = tracer().startSpan(
+            `process ${queue}`,
+            {
+              kind: SpanKind.CONSUMER,
+              attributes: {
+                'messaging.system': 'rabbitmq',
+                'messaging.operation.type': 'process',
+                'messaging.destination.name': queue,
+                'messaging.rabbitmq.redelivered': m.fields.redelivered,
+              },
+            },
+            parent,
+          );
+          const handled = context.with(trace.setSpan(parent, span), () =>
+            handler({
+              message: m,
+              ack: () => settleOn(c, m, 'ack'),
+              reject: () => settleOn(c, m, 'reject'),
+              requeue: () => settleOn(c, m, 'requeue'),
+              live: () => ch === c,
+            }),
+          );
+          void endWith(span, handled).catch((err: unknown) => {
             this.opts.log.error({ err: describeError(err) }, 'AMQP handler failed; requeueing');
             settleOn(c, m, 'requeue');
           });

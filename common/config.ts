@@ -203,6 +203,8 @@ export interface Config {
   otlpEndpoint: string | undefined;
   shutdownGraceMs: number;
   imageMap: string | undefined;
+  metricsAddr: string | undefined;
+  runnerOtlpEndpoint: string | undefined;
   amqpUrl: string;
   amqpPrefetch: number;
   webhookAddr: string;
@@ -557,7 +559,8 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
   otlpEndpoint: setting<string | undefined>({
     env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
     flag: '--otlp-endpoint',
-    description: 'OTLP/gRPC endpoint for traces (e.g. http://127.0.0.1:4317); unset: no export',
+    description:
+      'OTLP/gRPC endpoint for traces and metrics (e.g. http://127.0.0.1:4317, Jaeger or a collector); unset: no export',
     parse: url,
     fallback: fixed(undefined),
     defaultText: 'unset',
@@ -578,6 +581,22 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: str,
     fallback: fixed(undefined),
     defaultText: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
+  }),
+  metricsAddr: setting<string | undefined>({
+    env: 'SOLSTICE_METRICS_ADDR',
+    flag: '--metrics-addr',
+    description: 'host:port of a Prometheus endpoint (GET /metrics) for this process; unset: none',
+    parse: hostPort,
+    fallback: fixed(undefined),
+    defaultText: 'unset',
+  }),
+  runnerOtlpEndpoint: setting<string | undefined>({
+    env: 'SOLSTICE_RUNNER_OTLP_ENDPOINT',
+    flag: '--runner-otlp-endpoint',
+    description: "OTLP/gRPC endpoint a job's runner sends its spans to, as reached from inside the machine",
+    parse: url,
+    fallback: (cfg) => cfg.otlpEndpoint,
+    defaultText: 'OTEL_EXPORTER_OTLP_ENDPOINT',
   }),
   amqpUrl: setting({
     env: 'AMQP_URL',

@@ -96,11 +96,26 @@ export class JobStore {
     return job ?? undefined;
   }
 
-  async markRunning(jobId: string): Promise<void> {
-    await this.db.job.updateMany({
+  /** True when this call moved the job to running (false for a repeated StartJob). */
+  async markRunning(jobId: string): Promise<boolean> {
+    const { count } = await this.db.job.updateMany({
       where: { id: jobId, state: { in: ['queued', 'provisioning'] } },
       data: { state: 'running', startedAt: new Date() },
     });
+    return count > 0;
+  }
+
+  /** The machine of a job's attempt: when it was recorded as created, and by which provider. */
+  async machineOf(
+    jobId: string,
+    attempt: number,
+  ): Promise<{ provider: string; createdAt: Date } | undefined> {
+    const vm = await this.db.vm.findFirst({
+      where: { jobId, attempt },
+      orderBy: { createdAt: 'desc' },
+      select: { provider: true, createdAt: true },
+    });
+    return vm ?? undefined;
   }
 
   async finalize(jobId: string, outcome: JobOutcome): Promise<void> {

@@ -10,6 +10,7 @@ import {
 import type { Logger } from './logger';
 import type { Config } from './config';
 import { DependencyUnavailableError } from './errors';
+import { temporalClientInterceptors } from './telemetry';
 
 type TemporalConfig = Pick<Config, 'temporalAddress' | 'temporalNamespace'>;
 
@@ -30,7 +31,11 @@ export async function connectClient(
   } catch (err) {
     throw unavailable(cfg, err);
   }
-  const client = new Client({ connection, namespace: cfg.temporalNamespace });
+  const client = new Client({
+    connection,
+    namespace: cfg.temporalNamespace,
+    interceptors: temporalClientInterceptors(),
+  });
   return { client, close: () => connection.close() };
 }
 

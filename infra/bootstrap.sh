@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Finds or builds the native tools Solstice needs that upstream would normally
 # download at run time (which does not work on offline machines): the Temporal
-# CLI (dev server + Web UI) and versitygw, the S3-compatible server the blob store
-# tests run against (posix backend). Builds from the Go module proxy, pinned,
-# cached in .tools/bin; a second run is a no-op.
+# CLI (dev server + Web UI), versitygw, the S3-compatible server the blob store
+# tests run against (posix backend), and Jaeger v2, the OTLP receiver and trace
+# store the tracing tests query. Builds from the Go module proxy, pinned, cached
+# in .tools/bin; a second run is a no-op.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +46,34 @@ build_tool() {
   say "$name $version: built in $((SECONDS - started))s -> $bin_dir/$name"
 }
 
+# build_wrapped_tool NAME PACKAGE VERSION
+# For tools whose go.mod has `replace` lines (which `go install pkg@version` refuses):
+# infra/NAME/go.mod requires the pinned module and repeats those lines, and we build
+# the package inside that module.
+build_wrapped_tool() {
+  local name="$1" pkg="$2" version="$3"
+  local module_dir="$here/$name" stamp="$bin_dir/.$name.version"
+  local module="${pkg%/cmd/*}"
+  if ! grep -qE "^[[:space:]]*$module $version( |$)" "$module_dir/go.mod"; then
+    die "$module_dir/go.mod does not require $module $version (infra/versions.env); update both together."
+  fi
+  if [[ -x "$bin_dir/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+    say "$name $version: cached at $bin_dir/$name"
+    return
+  fi
+  need_go "$name"
+  say "$name $version: building $pkg with $(go version | awk '{print $3}') (first time takes several minutes)..."
+  local started=$SECONDS
+  if ! (cd "$module_dir" && GOFLAGS="${GOFLAGS:-} -trimpath" go build -v -o "$bin_dir/$name" "$pkg" 2> >(awk '{ n++; if (n % 50 == 0) printf "[bootstrap]   ... %d packages compiled\n", n > "/dev/stderr" }')); then
+    die "building $name failed (see above). Is the Go module proxy reachable? (go env GOPROXY: $(go env GOPROXY))"
+  fi
+  echo "$version" > "$stamp"
+  say "$name $version: built in $((SECONDS - started))s -> $bin_dir/$name"
+}
+
 build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION"
 build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION"
+
+build_wrapped_tool jaeger "github.com/jaegertracing/jaeger/cmd/jaeger" "$JAEGER_VERSION"
 
 say "ready: $bin_dir"

@@ -29,6 +29,10 @@ export interface RunnerContext {
   secrets?: Record<string, string>;
   /** The job's steps, env, timeout and artifact paths; without steps the runner runs .solstice/job.sh. */
   definition?: JobDefinitionSpec;
+  /** W3C traceparent of the span that provisioned the machine; the runner's span continues it. */
+  traceparent?: string;
+  /** OTLP/gRPC endpoint the runner exports its spans to. */
+  otlpEndpoint?: string;
 }
 
 /**
@@ -72,6 +76,8 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     commit_sha: ctx.commitSha,
     runner_url: ctx.runnerUrl,
     workdir: WORKDIR_PATH,
+    ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}),
+    ...(ctx.otlpEndpoint ? { otlp_endpoint: ctx.otlpEndpoint } : {}),
     ...jobFileDefinition(ctx.definition),
     ...(ctx.secrets && Object.keys(ctx.secrets).length > 0 ? { secrets: ctx.secrets } : {}),
   });

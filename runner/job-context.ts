@@ -45,6 +45,10 @@ export interface JobContext {
   timeoutMs: number;
   /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
   artifacts: string[];
+  /** W3C traceparent of the span that provisioned this machine; the runner's spans continue it. */
+  traceparent?: string;
+  /** OTLP/gRPC endpoint for the runner's spans; unset: spans are not exported. */
+  otlpEndpoint?: string;
 }
 
 /** One step of the job, as the job file carries it. */
@@ -57,7 +61,8 @@ export interface JobStep {
   continueOnError: boolean;
 }
 
-type Field = 'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir';
+type Field =
+  'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir' | 'traceparent' | 'otlpEndpoint';
 
 /** Each field's environment variable and job-file key. */
 const SOURCES: Record<Field, { env: string; key: string }> = {
@@ -67,6 +72,8 @@ const SOURCES: Record<Field, { env: string; key: string }> = {
   repoUrl: { env: 'SOLSTICE_REPO_URL', key: 'repo_url' },
   commitSha: { env: 'SOLSTICE_COMMIT_SHA', key: 'commit_sha' },
   workdir: { env: 'SOLSTICE_WORKDIR', key: 'workdir' },
+  traceparent: { env: 'SOLSTICE_TRACEPARENT', key: 'traceparent' },
+  otlpEndpoint: { env: 'SOLSTICE_OTLP_ENDPOINT', key: 'otlp_endpoint' },
 };
 
 /** Tuning knob, mostly for tests: how long to retry an unreachable log service. */
@@ -108,6 +115,8 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     secrets: file.secrets,
     timeoutMs: Number(file.values.timeout_ms) || 0,
     artifacts: file.artifacts,
+    traceparent: value('traceparent'),
+    otlpEndpoint: value('otlpEndpoint'),
   };
   validate(ctx);
   return ctx;
@@ -128,6 +137,13 @@ function validate(ctx: JobContext): void {
     if (pattern.trim() === '' || path.isAbsolute(pattern) || pattern.split(/[\\/]/).includes('..')) {
       throw new ConfigError(`artifact path "${pattern}" must be a relative path or glob inside the checkout`);
     }
+  }
+  // A malformed traceparent is ignored (a new trace starts); a bad endpoint is a setup mistake.
+  if (ctx.traceparent && !/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(ctx.traceparent)) {
+    ctx.traceparent = undefined;
+  }
+  if (ctx.otlpEndpoint && !/^https?:\/\/[^\s]+$/.test(ctx.otlpEndpoint)) {
+    throw new ConfigError(`SOLSTICE_OTLP_ENDPOINT must be an http(s) URL, got "${ctx.otlpEndpoint}"`);
   }
   for (const step of ctx.steps ?? []) {
     const wd = step.workingDirectory;

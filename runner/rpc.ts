@@ -26,6 +26,8 @@ export interface RpcSettings {
   /** How long to keep retrying while the service is unreachable before giving up. */
   retryForMs: number;
   backoff: BackoffPolicy;
+  /** Trace context (traceparent) sent with every call, so the log service's spans join the job's trace. */
+  trace?: Readonly<Record<string, string>>;
 }
 
 /** TLS verified against the job's CA when the job file gives one, else plaintext. */
@@ -83,7 +85,9 @@ export class RunnerRpc {
 
   /** Fresh metadata per call: grpc-js may mutate the object it is given. */
   metadata(): grpc.Metadata {
-    return bearerMetadata(this.s.token);
+    const md = bearerMetadata(this.s.token);
+    for (const [k, v] of Object.entries(this.s.trace ?? {})) md.set(k, v);
+    return md;
   }
 
   startJob(req: StartJobRequest): Promise<StartJobResponse__Output> {

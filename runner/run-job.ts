@@ -27,6 +27,7 @@ import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
 import { LogBuffer } from './log-buffer';
 import { DEFAULT_BATCH, LogShipper } from './log-shipper';
 import { RunnerRpc, runnerCredentials } from './rpc';
+import { startRunnerTracing, type RunnerTracing } from './tracing';
 import { RUNNER_VERSION } from './version';
 
 interface Outcome {
@@ -43,15 +44,23 @@ const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
 export async function runJob(ctx: JobContext): Promise<number> {
   const client = createRunnerServiceClient(ctx.contactAddr, runnerCredentials(ctx));
+  const tracing = startRunnerTracing(ctx);
+  let code: number | undefined;
   try {
-    return await runWithClient(ctx, new RunnerRpc(client, rpcSettings(ctx)), client);
+    code = await runWithClient(ctx, new RunnerRpc(client, rpcSettings(ctx, tracing)), client, tracing);
+    return code;
   } finally {
     client.close();
+    await tracing.finish({
+      ok: code === 0,
+      message: code === undefined ? 'runner error' : `exit code ${code}`,
+    });
   }
 }
 
-function rpcSettings(ctx: JobContext): ConstructorParameters<typeof RunnerRpc>[1] {
+function rpcSettings(ctx: JobContext, tracing: RunnerTracing): ConstructorParameters<typeof RunnerRpc>[1] {
   return {
+    trace: tracing.carrier,
     address: ctx.contactAddr,
     jobId: ctx.jobId,
     token: ctx.token,
@@ -65,6 +74,7 @@ async function runWithClient(
   ctx: JobContext,
   rpc: RunnerRpc,
   client: ReturnType<typeof createRunnerServiceClient>,
+  tracing: RunnerTracing,
 ): Promise<number> {
   const startedAt = Date.now();
   const started = await rpc.startJob({
@@ -156,6 +166,8 @@ async function runWithClient(
   } finally {
     for (const s of FORWARDED_SIGNALS) process.off(s, onSignal);
   }
+
+  for (const r of control.results) tracing.step(r);
 
   // Whenever the steps ran, failed ones included: a failing job's reports are often what is needed.
   // Before FinishJob, which ends the job and so revokes the token uploads authenticate with.

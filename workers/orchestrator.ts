@@ -15,6 +15,7 @@ import { SecretStore } from '../common/secret-store';
 import type { JobStore } from '../common/job-store';
 import type { Logger } from '../common/logger';
 import { ensureSearchAttributes } from '../common/search-attributes';
+import { temporalWorkerTracing } from '../common/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
 import type { Provider } from '../provisioning/contract';
@@ -77,6 +78,7 @@ export async function startOrchestratorWorker(
     contactAddr: cfg.contactAddr,
     tlsCaPem: runnerTlsCa(cfg),
     secrets: SecretStore.load(cfg.secretsFile),
+    runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({
@@ -95,6 +97,8 @@ export async function startOrchestratorWorker(
     shutdownGraceTime: cfg.shutdownGraceMs,
     // An activity that ignores its cancellation must not keep the process alive for ever.
     shutdownForceTime: cfg.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
+    // Workflow and activity spans, children of the span that started the workflow.
+    ...temporalWorkerTracing(),
   } as const;
   const workers = [
     await Worker.create({

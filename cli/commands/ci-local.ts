@@ -33,7 +33,7 @@ export class CiLocalCommand extends ServiceCommand {
     process.env.LOG_LEVEL ??= 'warn';
     const cfg = this.config({ temporalUiPort: this.temporalUiPort });
     const log = createLogger('solstice-ci-local');
-    const telemetry = initTelemetry('solstice');
+    const telemetry = initTelemetry('solstice', cfg);
     const out = this.context.stdout;
     out.write(
       'Starting Solstice (first run: embedded PostgreSQL init and Temporal dev server take a few seconds)...\n',

@@ -26,13 +26,15 @@ export class BridgeCommand extends ConnectedCommand {
 
   amqpUrl = settingOption('amqpUrl');
   amqpPrefetch = settingOption('amqpPrefetch');
+  otlpEndpoint = settingOption('otlpEndpoint');
+  metricsAddr = settingOption('metricsAddr');
   jobTimeout = settingOption('jobTimeoutMs');
   bootTimeout = settingOption('bootTimeoutMs');
 
   async execute(): Promise<number> {
     const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
     const log = createLogger('solstice-bridge');
-    const telemetry = initTelemetry('solstice-bridge');
+    const telemetry = initTelemetry('solstice-bridge', cfg);
     const temporal = await connectClient(cfg);
     let amqp: AmqpConnection;
     try {
@@ -92,6 +94,8 @@ export class WebhookServeCommand extends Command {
     description: `${SETTINGS.webhookInsecure.description} [env: ${SETTINGS.webhookInsecure.env}; default: ${SETTINGS.webhookInsecure.defaultText}]`,
   });
   amqpUrl = settingOption('amqpUrl');
+  otlpEndpoint = settingOption('otlpEndpoint');
+  metricsAddr = settingOption('metricsAddr');
   verbose = Option.Boolean('--verbose', false, {
     description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
   });
@@ -104,10 +108,12 @@ export class WebhookServeCommand extends Command {
       githubWebhookSecret: this.githubWebhookSecret,
       webhookInsecure: this.insecure === undefined ? undefined : String(this.insecure),
       amqpUrl: this.amqpUrl,
+      otlpEndpoint: this.otlpEndpoint,
+      metricsAddr: this.metricsAddr,
     });
     const secrets = webhookSecrets(cfg);
     const log = createLogger('solstice-webhook');
-    const telemetry = initTelemetry('solstice-webhook');
+    const telemetry = initTelemetry('solstice-webhook', cfg);
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.
     const amqp = await AmqpConnection.connect(
       { url: cfg.amqpUrl, log, name: 'solstice webhook' },

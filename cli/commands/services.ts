@@ -31,8 +31,10 @@ export class UpCommand extends ServiceCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const log = createLogger('solstice-up');
-    const telemetry = initTelemetry('solstice');
+    const telemetry = initTelemetry('solstice', cfg);
     const stack = await startStack(cfg, log);
+    if (telemetry.metricsUrl) stack.urls.metrics = telemetry.metricsUrl;
+    if (cfg.otlpEndpoint) stack.urls['traces (OTLP)'] = cfg.otlpEndpoint;
     this.context.stdout.write('Solstice is up:\n');
     for (const [k, v] of Object.entries(stack.urls)) this.context.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
     this.context.stdout.write('Enqueue a job with `solstice enqueue --follow`; stop with Ctrl-C.\n');
@@ -58,7 +60,7 @@ export class WorkerCommand extends ServiceCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const log = createLogger('solstice-worker');
-    const telemetry = initTelemetry('solstice-worker');
+    const telemetry = initTelemetry('solstice-worker', cfg);
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
     // A missing bucket or refused credentials stop the worker here, not at a job's end.
     const blobs = createBlobStore(cfg);
@@ -88,7 +90,7 @@ export class LogServiceCommand extends ServiceCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const log = createLogger('solstice-log-service');
-    const telemetry = initTelemetry('solstice-log-service');
+    const telemetry = initTelemetry('solstice-log-service', cfg);
     if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
     const blobs = createBlobStore(cfg);
     await blobs.check();

@@ -14,6 +14,7 @@
  * - Anything else (Temporal unreachable, timeouts) is transient: the start is retried with
  *   backoff while the message stays unacked; it is never dead-lettered.
  */
+import { trace } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import {
@@ -30,6 +31,7 @@ import { describeError } from '../../common/errors';
 import { startPipelineForRequest } from '../../common/pipeline-start';
 import { parseJobRequest } from '../../common/job-request';
 import type { Logger } from '../../common/logger';
+import { ATTR, repoAttribute } from '../../common/span-attributes';
 
 export interface BridgeStats {
   /** Runs this bridge started. */
@@ -111,6 +113,12 @@ export function startBridge(
     const parsed = parseJobRequest(d.message.content, d.message.properties.headers ?? {});
     if (!parsed.ok) return deadLetter(d, parsed.reason);
     const r = parsed.request;
+    // The delivery's consumer span (common/amqp.ts); the workflow start below continues it.
+    trace.getActiveSpan()?.setAttributes({
+      [ATTR.repo]: repoAttribute(r.repo_url),
+      [ATTR.commit]: r.commit_sha,
+      [ATTR.requestId]: r.request_id,
+    });
     for (let attempt = 1; ; attempt += 1) {
       try {
         const deadline = Date.now() + (deps.startTimeoutMs ?? 10_000);

@@ -9,6 +9,7 @@
  */
 import type { JobStore, LogLineRecord } from '../../common/job-store';
 import type { SecretMasker } from '../../common/secret-mask';
+import { instruments } from '../../common/metrics';
 
 export interface IncomingLine {
   seq: number;
@@ -49,6 +50,7 @@ export class LogIngest {
     if (run.length > 0) {
       await this.jobs.appendLogLines(this.jobId, run);
       this.through = next - 1;
+      instruments().logBytes.add(run.reduce((n, l) => n + Buffer.byteLength(l.text, 'utf8'), 0));
     }
     return this.through;
   }

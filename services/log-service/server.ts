@@ -8,9 +8,11 @@
  * work stops when the runner cancels a call or its deadline passes; keepalive, message size and
  * TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
  * Artifact uploads are handled in artifacts.ts.
+ * Every call is a server span continuing the runner's trace (traceparent in the call metadata).
  */
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import { ArtifactStore } from '../../common/artifact-store';
 import type { BlobStore } from '../../common/blob-store';
@@ -18,6 +20,9 @@ import { effectiveDatabaseUrl, type Config } from '../../common/config';
 import { AuthError, ConfigError, ForbiddenError } from '../../common/errors';
 import type { JobStepRecord, JobStore, StepOutcome } from '../../common/job-store';
 import type { Logger } from '../../common/logger';
+import { instruments } from '../../common/metrics';
+import { ATTR } from '../../common/span-attributes';
+import { extractTraceContext, tracer } from '../../common/telemetry';
 import {
   runnerServiceDefinition,
   type FinishJobRequest__Output,
@@ -188,6 +193,27 @@ function throwIfCancelled(call: { cancelled: boolean }): void {
   if (call.cancelled) throw new StatusError(grpc.status.CANCELLED, 'the runner cancelled the call');
 }
 
+/** A server span for one call, child of the trace context the runner sent in the metadata. */
+function callSpan(method: string, metadata: grpc.Metadata): Span {
+  return tracer().startSpan(
+    `log-service ${method}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': 'runner.v1.RunnerService', 'rpc.method': method },
+    },
+    extractTraceContext(metadata.getMap()),
+  );
+}
+
+function endSpan(span: Span, err?: unknown): void {
+  if (err !== undefined) {
+    const status = toStatus(err);
+    span.setAttribute('rpc.grpc.status_code', status.code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: status.message });
+  }
+  span.end();
+}
+
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
@@ -210,22 +236,44 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     ),
 
     StartJob(call, callback) {
-      void (async () => {
-        const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });
-        throwIfCancelled(call);
-        await jobs.markRunning(job.id);
-        await temporal.workflow
-          .getHandle(job.workflowId)
-          .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
-        log.info({ jobId: job.id, attempt: job.attempt, hostname: call.request.hostname }, 'runner started');
-        return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toStatus(err)),
-      );
+      const span = callSpan('StartJob', call.metadata);
+      // Active, so the workflow signal below is a child of this call's span.
+      void context
+        .with(trace.setSpan(context.active(), span), async () => {
+          const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });
+          span.setAttribute(ATTR.jobId, job.id);
+          throwIfCancelled(call);
+          if (await jobs.markRunning(job.id)) {
+            const machine = await jobs.machineOf(job.id, job.attempt);
+            if (machine) {
+              instruments().vmBoot.record((Date.now() - machine.createdAt.getTime()) / 1000, {
+                provider: machine.provider,
+              });
+            }
+          }
+          await temporal.workflow
+            .getHandle(job.workflowId)
+            .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
+          log.info(
+            { jobId: job.id, attempt: job.attempt, hostname: call.request.hostname },
+            'runner started',
+          );
+          return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
+        })
+        .then(
+          (res) => {
+            endSpan(span);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            endSpan(span, err);
+            callback(toStatus(err));
+          },
+        );
     },
 
     StreamLogs(call) {
+      const span = callSpan('StreamLogs', call.metadata);
       let ingest: LogIngest | undefined;
       let streamJob: AuthenticatedJob | undefined;
       let streamJobId: string | undefined;
@@ -237,6 +285,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           ingest = await LogIngest.open(jobs, job.id, deps.secrets);
           streamJob = job;
           streamJobId = job.id;
+          span.setAttribute(ATTR.jobId, job.id);
         } else if (job.id !== streamJobId) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
@@ -266,6 +315,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           .then(() => (failed ? undefined : handle(batch)))
           .catch((err: unknown) => {
             failed = true;
+            endSpan(span, err);
             const status = toStatus(err);
             if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
             call.emit('error', status);
@@ -274,38 +324,53 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       });
       call.on('end', () => {
         void chain.then(() => {
-          if (!failed) call.end();
+          if (failed) return;
+          endSpan(span);
+          call.end();
         });
       });
+      // A runner that goes away without half-closing (killed, network lost).
+      call.on('cancelled', () => span.end());
     },
 
     FinishJob(call, callback) {
-      void (async () => {
-        const req: FinishJobRequest__Output = call.request;
-        const job = await authenticate(tokens, call.metadata, req.jobId, { fresh: true });
-        const stored = await jobs.lastLogSeq(job.id);
-        if (stored < req.lastSeq) {
-          throw new StatusError(
-            grpc.status.FAILED_PRECONDITION,
-            `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
-          );
-        }
-        throwIfCancelled(call);
-        await jobs.recordSteps(job.id, req.steps.map(stepRecord));
-        const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
-        await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
-          attempt: job.attempt,
-          reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
-          exitCode: req.exitCode,
-          message: req.message,
-          durationMs: req.durationMs,
-        });
-        log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
-        return {};
-      })().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toStatus(err)),
-      );
+      const span = callSpan('FinishJob', call.metadata);
+      // Active, so the workflow signal below is a child of this call's span.
+      void context
+        .with(trace.setSpan(context.active(), span), async () => {
+          const req: FinishJobRequest__Output = call.request;
+          const job = await authenticate(tokens, call.metadata, req.jobId, { fresh: true });
+          span.setAttribute(ATTR.jobId, job.id);
+          const stored = await jobs.lastLogSeq(job.id);
+          if (stored < req.lastSeq) {
+            throw new StatusError(
+              grpc.status.FAILED_PRECONDITION,
+              `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
+            );
+          }
+          throwIfCancelled(call);
+          await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+          const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
+          await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
+            attempt: job.attempt,
+            reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
+            exitCode: req.exitCode,
+            message: req.message,
+            durationMs: req.durationMs,
+          });
+          log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
+          return {};
+        })
+        .then(
+          (res) => {
+            endSpan(span);
+            callback(null, res);
+          },
+          (err: unknown) => {
+            endSpan(span, err);
+            callback(toStatus(err));
+          },
+        );
     },
   };
 }

@@ -7,10 +7,17 @@
  *     branch deletions and other events are answered 200 and ignored with a reason.
  * An enqueue answers 202 only after RabbitMQ confirmed the message; when the broker is
  * unavailable the answer is 503 (with Retry-After) so the forge delivers again.
+ *
+ * Each delivery is a server span (the root of the job's trace) and counts once in
+ * solstice.webhook.deliveries by forge and outcome.
  */
+import { SpanKind, type Span } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Publisher } from '../../common/amqp';
 import { describeError } from '../../common/errors';
+import { instruments, type WebhookOutcome } from '../../common/metrics';
+import { ATTR, repoAttribute } from '../../common/span-attributes';
+import { tracer } from '../../common/telemetry';
 import { pipelineIdsForRequest } from '../../common/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1 } from '../../common/job-request';
 import type { Logger } from '../../common/logger';
@@ -63,7 +70,30 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
     return reply.code(up ? 200 : 503).send({ status: up ? 'ok' : 'broker unavailable' });
   });
 
-  const handler = (forge: Forge) => async (req: FastifyRequest, reply: FastifyReply) => {
+  const handler = (forge: Forge) => (req: FastifyRequest, reply: FastifyReply) =>
+    tracer().startActiveSpan(
+      `webhook ${forge}`,
+      { kind: SpanKind.SERVER, attributes: { [ATTR.forge]: forge, 'http.request.method': 'POST' } },
+      async (span) => {
+        let outcome: WebhookOutcome = 'invalid';
+        try {
+          return await handle(forge, req, reply, span, (o) => (outcome = o));
+        } finally {
+          span.setAttribute(ATTR.webhookOutcome, outcome);
+          span.setAttribute('http.response.status_code', reply.statusCode);
+          span.end();
+          instruments().webhookDeliveries.add(1, { forge, outcome });
+        }
+      },
+    );
+
+  const handle = async (
+    forge: Forge,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    span: Span,
+    note: (o: WebhookOutcome) => void,
+  ) => {
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) return reply.code(400).send({ error: 'empty body' });
     const meta = deliveryMeta(forge, req.headers);
@@ -72,9 +102,11 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
       const problem = checkSignature(forge, secret, body, meta.signature);
       if (problem) {
         opts.log.warn({ forge, delivery: meta.deliveryId, problem }, 'webhook refused: bad signature');
+        note('unauthorized');
         return reply.code(401).send({ error: `${meta.signatureHeader}: ${problem}` });
       }
     } else if (!opts.insecure) {
+      note('unauthorized');
       return reply.code(401).send({
         error: `no secret is configured for ${forge} webhooks, so no delivery can be verified`,
       });
@@ -97,12 +129,19 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
       case 'invalid':
         return reply.code(400).send({ error: outcome.reason });
       case 'pong':
+        note('pong');
         return reply.code(200).send({ status: 'pong' });
       case 'ignore':
+        note('ignored');
         opts.log.info({ forge, delivery: meta.deliveryId, reason: outcome.reason }, 'webhook ignored');
         return reply.code(200).send({ status: 'ignored', reason: outcome.reason });
       case 'enqueue': {
         const r = outcome.request;
+        span.setAttributes({
+          [ATTR.repo]: repoAttribute(r.repo_url),
+          [ATTR.commit]: r.commit_sha,
+          [ATTR.requestId]: r.request_id,
+        });
         try {
           await opts.publisher.publish(encodeJobRequest(r), {
             headers: { schema_version: JOB_REQUEST_V1 },
@@ -113,12 +152,15 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
             { forge, delivery: meta.deliveryId, err: describeError(err) },
             'webhook not enqueued',
           );
+          note('broker_unavailable');
           return reply
             .code(503)
             .header('retry-after', String(RETRY_AFTER_S))
             .send({ error: `job queue unavailable, deliver again later: ${describeError(err)}` });
         }
         const ids = pipelineIdsForRequest(r);
+        note('enqueued');
+        span.setAttribute(ATTR.pipelineId, ids.pipelineId);
         return reply.code(202).send({
           status: 'accepted',
           request_id: r.request_id,

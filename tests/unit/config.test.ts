@@ -65,11 +65,15 @@ test('sizes: artifact limits read binary units and print them back', () => {
 });
 
 test('traces go to OTLP when an endpoint is set, to the console on request, else nowhere', () => {
-  expect(chooseExporter({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' })).toBeInstanceOf(
-    OTLPTraceExporter,
+  const fromEnv = (env: NodeJS.ProcessEnv) => chooseExporter(loadConfig({}, env), env);
+  expect(fromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' })).toBeInstanceOf(OTLPTraceExporter);
+  expect(fromEnv({ OTEL_TRACES_EXPORTER: 'console' })).toBeInstanceOf(ConsoleSpanExporter);
+  expect(fromEnv({})).toBeUndefined();
+  // The runner sends to the orchestrator's endpoint unless told another (a VM may need another host).
+  expect(loadConfig({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' }).runnerOtlpEndpoint).toBe(
+    'http://127.0.0.1:4317',
   );
-  expect(chooseExporter({ OTEL_TRACES_EXPORTER: 'console' })).toBeInstanceOf(ConsoleSpanExporter);
-  expect(chooseExporter({})).toBeUndefined();
+  expect(() => loadConfig({}, { SOLSTICE_METRICS_ADDR: '9464' })).toThrow(ConfigError);
 });
 
 test('capacity settings: label limits, host labels, machine limit and TTL', () => {

@@ -135,6 +135,19 @@ describe('loadJobContext', () => {
     expect(loadJobContext({ ...fullEnv, SOLSTICE_COMMIT_SHA: SHA.toUpperCase() }).commitSha).toBe(SHA);
   });
 
+  test('trace context and span endpoint: a bad traceparent starts a new trace, a bad endpoint is an error', () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const file = jobFile(`traceparent: ${tp}\notlp_endpoint: http://127.0.0.1:4317\n`);
+    const ctx = loadJobContext({ ...fullEnv, SOLSTICE_JOB_FILE: file });
+    expect(ctx.traceparent).toBe(tp);
+    expect(ctx.otlpEndpoint).toBe('http://127.0.0.1:4317');
+    expect(loadJobContext({ ...fullEnv, SOLSTICE_TRACEPARENT: 'garbage' }).traceparent).toBeUndefined();
+    expect(loadJobContext(fullEnv).otlpEndpoint).toBeUndefined();
+    expect(() => loadJobContext({ ...fullEnv, SOLSTICE_OTLP_ENDPOINT: '127.0.0.1:4317' })).toThrow(
+      ConfigError,
+    );
+  });
+
   test('SOLSTICE_RUNNER_RETRY_FOR tunes the retry budget', () => {
     expect(loadJobContext({ ...fullEnv, SOLSTICE_RUNNER_RETRY_FOR: '5s' }).retryForMs).toBe(5000);
     expect(() => loadJobContext({ ...fullEnv, SOLSTICE_RUNNER_RETRY_FOR: 'soon' })).toThrow(ConfigError);
