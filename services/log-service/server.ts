@@ -229,6 +229,37 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     }
   };
 
+  /**
+   * A runner's unary call: a server span continuing the runner's trace (active, so the workflow
+   * signals `work` sends are its children), a fresh token check for `jobId`, then the reply.
+   */
+  function unary<Res>(
+    method: string,
+    call: { metadata: grpc.Metadata; cancelled: boolean },
+    callback: grpc.sendUnaryData<Res>,
+    jobId: string,
+    work: (job: AuthenticatedJob) => Promise<Res>,
+  ): void {
+    const span = callSpan(method, call.metadata);
+    void context
+      .with(trace.setSpan(context.active(), span), async () => {
+        const job = await authenticate(tokens, call.metadata, jobId, { fresh: true });
+        span.setAttribute(ATTR.jobId, job.id);
+        throwIfCancelled(call);
+        return work(job);
+      })
+      .then(
+        (res) => {
+          endSpan(span);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          endSpan(span, err);
+          callback(toStatus(err));
+        },
+      );
+  }
+
   return {
     UploadArtifact: uploadArtifactHandler(
       { tokens, artifacts: new ArtifactStore(jobs.db), blobs: deps.blobs, limits: deps.artifactLimits, log },
@@ -236,40 +267,21 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     ),
 
     StartJob(call, callback) {
-      const span = callSpan('StartJob', call.metadata);
-      // Active, so the workflow signal below is a child of this call's span.
-      void context
-        .with(trace.setSpan(context.active(), span), async () => {
-          const job = await authenticate(tokens, call.metadata, call.request.jobId, { fresh: true });
-          span.setAttribute(ATTR.jobId, job.id);
-          throwIfCancelled(call);
-          if (await jobs.markRunning(job.id)) {
-            const machine = await jobs.machineOf(job.id, job.attempt);
-            if (machine) {
-              instruments().vmBoot.record((Date.now() - machine.createdAt.getTime()) / 1000, {
-                provider: machine.provider,
-              });
-            }
+      unary('StartJob', call, callback, call.request.jobId, async (job) => {
+        if (await jobs.markRunning(job.id)) {
+          const machine = await jobs.machineOf(job.id, job.attempt);
+          if (machine) {
+            instruments().vmBoot.record((Date.now() - machine.createdAt.getTime()) / 1000, {
+              provider: machine.provider,
+            });
           }
-          await temporal.workflow
-            .getHandle(job.workflowId)
-            .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
-          log.info(
-            { jobId: job.id, attempt: job.attempt, hostname: call.request.hostname },
-            'runner started',
-          );
-          return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
-        })
-        .then(
-          (res) => {
-            endSpan(span);
-            callback(null, res);
-          },
-          (err: unknown) => {
-            endSpan(span, err);
-            callback(toStatus(err));
-          },
-        );
+        }
+        await temporal.workflow
+          .getHandle(job.workflowId)
+          .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
+        log.info({ jobId: job.id, attempt: job.attempt, hostname: call.request.hostname }, 'runner started');
+        return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
+      });
     },
 
     StreamLogs(call) {
@@ -334,43 +346,28 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
     },
 
     FinishJob(call, callback) {
-      const span = callSpan('FinishJob', call.metadata);
-      // Active, so the workflow signal below is a child of this call's span.
-      void context
-        .with(trace.setSpan(context.active(), span), async () => {
-          const req: FinishJobRequest__Output = call.request;
-          const job = await authenticate(tokens, call.metadata, req.jobId, { fresh: true });
-          span.setAttribute(ATTR.jobId, job.id);
-          const stored = await jobs.lastLogSeq(job.id);
-          if (stored < req.lastSeq) {
-            throw new StatusError(
-              grpc.status.FAILED_PRECONDITION,
-              `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
-            );
-          }
-          throwIfCancelled(call);
-          await jobs.recordSteps(job.id, req.steps.map(stepRecord));
-          const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
-          await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
-            attempt: job.attempt,
-            reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
-            exitCode: req.exitCode,
-            message: req.message,
-            durationMs: req.durationMs,
-          });
-          log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
-          return {};
-        })
-        .then(
-          (res) => {
-            endSpan(span);
-            callback(null, res);
-          },
-          (err: unknown) => {
-            endSpan(span, err);
-            callback(toStatus(err));
-          },
-        );
+      const req: FinishJobRequest__Output = call.request;
+      unary('FinishJob', call, callback, req.jobId, async (job) => {
+        const stored = await jobs.lastLogSeq(job.id);
+        if (stored < req.lastSeq) {
+          throw new StatusError(
+            grpc.status.FAILED_PRECONDITION,
+            `only lines up to ${stored} of ${req.lastSeq} are stored; stream the rest before finishing`,
+          );
+        }
+        throwIfCancelled(call);
+        await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+        const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
+        await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
+          attempt: job.attempt,
+          reason: reason === ('UNSPECIFIED' as FinishReason) ? 'RUNNER_ERROR' : reason,
+          exitCode: req.exitCode,
+          message: req.message,
+          durationMs: req.durationMs,
+        });
+        log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
+        return {};
+      });
     },
   };
 }
