@@ -4,12 +4,14 @@
  * remaining run, so nothing is lost or started twice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Client } from '@temporalio/client';
 import { AmqpConnection, TOPOLOGY } from '../../common/amqp';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
 import { createLogger } from '../../common/logger';
+import { freePort } from '../../common/net';
 import { pipelineIdsForRequest } from '../../common/pipeline-start';
 import { connectClient } from '../../common/temporal';
 import { CLI } from '../support/cli';
@@ -17,7 +19,7 @@ import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { createTestVhost, type TestVhost } from '../support/rabbitmq';
 import { gatePath, waitFor } from '../support/wait';
-import { randomSha } from '../support/webhooks';
+import { forgejoPush, randomSha } from '../support/webhooks';
 
 const log = createLogger('test');
 log.level = 'silent';
@@ -166,6 +168,77 @@ describe('bridge', () => {
       first.kill('SIGKILL');
       await publisher.close();
       await producer.close();
+    }
+  });
+});
+
+describe('webhook serve', () => {
+  let vhost: TestVhost;
+  beforeAll(async () => {
+    vhost = await createTestVhost();
+  });
+  afterAll(async () => {
+    await vhost?.drop();
+  });
+
+  test('SIGTERM during a request: the request is answered and queued, new connections are refused, exit 0', async () => {
+    const secret = 'drain-secret';
+    const port = await freePort();
+    const server = spawn(process.execPath, [CLI, 'webhook', 'serve'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        LOG_LEVEL: 'warn',
+        AMQP_URL: vhost.url,
+        SOLSTICE_WEBHOOK_ADDR: `127.0.0.1:${port}`,
+        SOLSTICE_FORGEJO_WEBHOOK_SECRET: secret,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout?.on('data', (d: Buffer) => {
+          if (d.toString().includes('listening')) resolve();
+        });
+        server.once('exit', (code) => reject(new Error(`webhook serve exited with ${code}`)));
+      });
+      const delivery = forgejoPush(secret);
+      const head =
+        `POST ${delivery.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: ${delivery.body.length}\r\n` +
+        Object.entries(delivery.headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('') +
+        'connection: close\r\n\r\n';
+      const socket = net.connect(port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString()));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      // Half the body now: the request is in flight when the signal arrives.
+      const half = Math.floor(delivery.body.length / 2);
+      socket.write(Buffer.concat([Buffer.from(head), delivery.body.subarray(0, half)]));
+      await new Promise((r) => setTimeout(r, 300));
+      server.kill('SIGTERM');
+      await waitFor(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const probe = net.connect(port, '127.0.0.1');
+            probe.once('connect', () => {
+              probe.destroy();
+              resolve(false);
+            });
+            probe.once('error', () => resolve(true));
+          }),
+        30_000,
+        'the server to stop accepting connections',
+      );
+      socket.write(delivery.body.subarray(half));
+      await closed;
+      expect(answer).toMatch(/^HTTP\/1.1 202 /);
+      expect(await exitWithin(server, 60_000, 'webhook serve')).toBe(0);
+      expect(await vhost.depth(TOPOLOGY.queue)).toBe(1);
+    } finally {
+      server.kill('SIGKILL');
     }
   });
 });
