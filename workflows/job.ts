@@ -9,6 +9,7 @@
  * script is final: the workflow fails with a non-retryable `JobFailed` carrying the exit code.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -104,6 +105,12 @@ async function reportStatus(
   }
 }
 
+/** An activity's own message (e.g. an unknown label's known labels), not "Activity task failed". */
+function failureMessage(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  return err instanceof ActivityFailure && err.cause instanceof Error ? err.cause.message : err.message;
+}
+
 function minutes(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
@@ -162,7 +169,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     if (isCancellation(err)) cancellation = err;
     outcome = cancellation
       ? { state: 'cancelled', message: 'cancelled' }
-      : { state: 'error', message: err instanceof Error ? err.message : String(err) };
+      : { state: 'error', message: failureMessage(err) };
   }
 
   // Cleanup must run even when the workflow is being cancelled.

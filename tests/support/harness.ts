@@ -42,7 +42,7 @@ export interface Harness {
   enqueue(
     repoDir: string,
     commitSha: string,
-    opts?: { timeoutMs?: number },
+    opts?: { timeoutMs?: number; label?: string },
   ): Promise<{ jobId: string; workflowId: string }>;
   /** Starts a PipelineWorkflow (source manual unless given). */
   startPipeline(
@@ -107,6 +107,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     BLOB_FS_ROOT: c.blobFsRoot,
     SOLSTICE_RUNNER_URL: c.runnerUrl,
     ORCH_CONTACT_ADDR: c.contactAddr,
+    SOLSTICE_PROVIDER: c.provider,
+    SOLSTICE_IMAGE_MAP: c.imageMap,
+    SOLSTICE_QEMU_ACCEL: c.qemuAccel,
   });
 
   const harness: Harness = {
@@ -139,6 +142,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
         repoUrl: repoDir,
         commitSha,
         timeoutMs: opts.timeoutMs,
+        label: opts.label,
       });
     },
     async startPipeline(repoDir, commitSha, req = {}) {
