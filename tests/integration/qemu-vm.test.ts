@@ -2,15 +2,20 @@
  * Jobs in real VMs (QEMU under TCG, never KVM here) booted from the image that
  * infra/images/build.sh made: cloud-init runs the seed, the guest downloads the runner from
  * the runner server, checks the job's commit out of a local repository, runs it, streams its
- * log, and the VM is torn down without a trace. One boot: TCG on a shared 2-core machine is slow.
+ * log, and the VM is torn down without a trace. The worker that made the VM is killed with
+ * SIGKILL while the job runs; a new worker takes over. One boot: TCG on a shared 2-core
+ * machine is slow.
  */
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
+import { waitFor } from '../support/wait';
 import { builtImage, qemuProcessesOf, writeImageMap } from '../support/vm-image';
 
 let h: Harness;
 let imageMap: string;
+let firstWorker: ChildProcess;
 
 beforeAll(async () => {
   imageMap = writeImageMap(builtImage());
@@ -21,7 +26,8 @@ beforeAll(async () => {
     bootTimeoutMs: '5m',
     jobTimeoutMs: '10m',
   });
-  await h.startWorker();
+  // A `solstice worker` process, so the test can kill it mid-job.
+  firstWorker = h.spawnWorker();
 });
 
 afterAll(async () => {
@@ -48,11 +54,27 @@ test(
         'echo "hello from $(hostname) on $(uname -r)"',
         'echo "node $(node --version)"',
         'test -f /etc/solstice/job.yaml && echo "job file present"',
+        // Time for the test to kill the worker while the job runs.
+        'sleep 20',
         // The host answers on 10.0.2.2 only without restrict=on; with it, nothing gets out.
         `if curl -fsS -m 5 http://10.0.2.2:${runnerPort}/healthz; then echo NETWORK-OPEN; else echo network-restricted; fi`,
       ].join('\n'),
     );
     const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha, { label: 'linux' });
+
+    // Once the runner is in (the job sleeps a while), the worker dies without a word.
+    await waitFor(
+      async () => !['queued', 'provisioning'].includes((await h.jobs.getJob(jobId))?.state ?? 'queued'),
+      10 * 60_000,
+      'the runner to connect',
+    );
+    expect((await h.jobs.getJob(jobId))?.state).toBe('running');
+    firstWorker.kill('SIGKILL');
+    await new Promise((r) => firstWorker.once('exit', r));
+    // The VM outlived it; the new worker's sweep must leave the running job's VM alone.
+    expect(qemuProcessesOf(h.cfg.hostId)).toHaveLength(1);
+    await h.startWorker();
+
     const job = await h.result(workflowId, jobId);
     const lines = await h.jobs.logLinesAfter(jobId, 0, 5000);
     const log = lines.map((l) => l.text).join('\n');
