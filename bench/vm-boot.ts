@@ -27,7 +27,7 @@ import { waitForFinalState } from '../common/log-follow';
 import { createLogger } from '../common/logger';
 import { freePort } from '../common/net';
 import { connectClient } from '../common/temporal';
-import { qemuArgs, resolveAccel, vmFiles } from '../provisioning/qemu/command-line';
+import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles } from '../provisioning/qemu/command-line';
 import { loadImageMap, type Accel } from '../provisioning/qemu/image-map';
 import { GUEST_RUNNER_ADDR } from '../provisioning/qemu/provider';
 import { runnerBundlePath } from '../services/runner-bundle';
@@ -83,7 +83,9 @@ async function plainBoot(imageMapFile: string, accel: Accel, scratch: string): P
       accel: resolveAccel(image.options.accel ?? accel),
       files,
       forwards: [{ guestAddr: GUEST_RUNNER_ADDR, guestPort: server.port, hostPort: server.port }],
+      node: process.execPath,
     });
+    fs.writeFileSync(files.relay, RELAY_SOURCE);
     const started = Date.now();
     const qemu = spawn('qemu-system-x86_64', args, { stdio: 'ignore' });
     try {

@@ -2,6 +2,10 @@
  * The qemu-system-x86_64 command line of one job VM, as a pure function so tests can check
  * what a guest can reach: user-mode networking with `restrict=on` (nothing leaves the guest)
  * plus one `guestfwd` per service the guest needs, each to 127.0.0.1 on the host.
+ *
+ * A forward runs a relay per guest connection (`guestfwd=...-cmd:`): the other form, a
+ * `tcp:` character device, connects once when QEMU starts and carries only that one
+ * connection, which an HTTP server times out long before a TCG guest has booted.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +25,26 @@ export interface VmFiles {
   console: string;
   qmpSocket: string;
   pidFile: string;
+  relay: string;
 }
+
+/**
+ * The relay QEMU starts for each guest connection of a forward: its stdin/stdout is the
+ * guest's connection, which it joins to 127.0.0.1:<port>. Plain JavaScript, written into
+ * the VM's folder, run by the worker's own Node.
+ */
+export const RELAY_SOURCE = `'use strict';
+// Solstice CI guestfwd relay: stdin/stdout (the guest connection) <-> 127.0.0.1:<port>.
+const net = require('node:net');
+const port = Number(process.argv[3]);
+if (process.argv[2] !== '127.0.0.1' || !(port > 0)) process.exit(2);
+const upstream = net.connect(port, '127.0.0.1');
+process.stdin.pipe(upstream);
+upstream.pipe(process.stdout);
+upstream.on('error', () => process.exit(1));
+upstream.on('close', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+`;
 
 export function vmFiles(dir: string): VmFiles {
   return {
@@ -30,6 +53,7 @@ export function vmFiles(dir: string): VmFiles {
     console: path.join(dir, 'console.log'),
     qmpSocket: path.join(dir, 'qmp.sock'),
     pidFile: path.join(dir, 'qemu.pid'),
+    relay: path.join(dir, 'relay.js'),
   };
 }
 
@@ -72,14 +96,22 @@ export function qemuArgs(opts: {
   accel: 'kvm' | 'tcg';
   files: VmFiles;
   forwards: GuestForward[];
+  /** The Node.js that runs the relay. */
+  node: string;
 }): string[] {
   const { image, files } = opts;
+  for (const p of [opts.node, files.relay])
+    if (/\s/.test(p))
+      throw new ConfigError(`QEMU's guestfwd cannot run a command from a path with spaces: ${p}`);
+  const relay = `${safePath(opts.node)} ${safePath(files.relay)}`;
   const netdev = [
     'user',
     'id=n0',
     // Nothing leaves the guest except the explicit forwards below.
     'restrict=on',
-    ...opts.forwards.map((f) => `guestfwd=tcp:${f.guestAddr}:${f.guestPort}-tcp:127.0.0.1:${f.hostPort}`),
+    ...opts.forwards.map(
+      (f) => `guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:${relay} 127.0.0.1 ${f.hostPort}`,
+    ),
   ].join(',');
   return [
     '-name',

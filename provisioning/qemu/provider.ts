@@ -33,7 +33,7 @@ import {
   type Provider,
 } from '../contract';
 import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
-import { qemuArgs, resolveAccel, vmFiles, type GuestForward } from './command-line';
+import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
 import { QmpClient } from './qmp';
 
@@ -193,7 +193,8 @@ export class QemuProvider implements Provider {
       forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPort: port });
     }
 
-    const args = qemuArgs({ machineId, image, accel, files, forwards });
+    await fs.writeFile(files.relay, RELAY_SOURCE);
+    const args = qemuArgs({ machineId, image, accel, files, forwards, node: process.execPath });
     const pid = await this.spawnTagged(
       machineId,
       this.opts.qemuBinary ?? 'qemu-system-x86_64',

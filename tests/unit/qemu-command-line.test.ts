@@ -1,4 +1,9 @@
-import { qemuArgs, resolveAccel, vmFiles } from '../../provisioning/qemu/command-line';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles } from '../../provisioning/qemu/command-line';
 import { parseImageMap } from '../../provisioning/qemu/image-map';
 import { QemuProvider } from '../../provisioning/qemu/provider';
 
@@ -23,6 +28,7 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
       { guestAddr: '10.0.2.100', guestPort: 8088, hostPort: 8088 },
       { guestAddr: '10.0.2.101', guestPort: 50051, hostPort: 50051 },
     ],
+    node: '/usr/bin/node',
   });
   const netdevs = optionValues(args, '-netdev');
   expect(netdevs).toHaveLength(1);
@@ -30,8 +36,8 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
   expect(parts.slice(0, 3)).toEqual(['user', 'id=n0', 'restrict=on']);
   const fwds = parts.filter((p) => p.startsWith('guestfwd='));
   expect(fwds).toEqual([
-    'guestfwd=tcp:10.0.2.100:8088-tcp:127.0.0.1:8088',
-    'guestfwd=tcp:10.0.2.101:50051-tcp:127.0.0.1:50051',
+    'guestfwd=tcp:10.0.2.100:8088-cmd:/usr/bin/node /ws/job-1-1/relay.js 127.0.0.1 8088',
+    'guestfwd=tcp:10.0.2.101:50051-cmd:/usr/bin/node /ws/job-1-1/relay.js 127.0.0.1 50051',
   ]);
   // Nothing else: no host forwards into the guest, no other network back end.
   expect(parts.filter((p) => !/^(user|id=n0|restrict=on|guestfwd=)/.test(p))).toEqual([]);
@@ -41,8 +47,43 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
   expect(args).toContain('-nodefaults');
 });
 
+test('the relay joins a guest connection to 127.0.0.1 only', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-relay-'));
+  const relay = path.join(dir, 'relay.js');
+  fs.writeFileSync(relay, RELAY_SOURCE);
+  const server = net.createServer((c) => c.pipe(c)); // echo
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  // Async: the echo server lives in this process, so the event loop must keep running.
+  const relayed = (host: string, input: string) =>
+    new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [relay, host, String(port)], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, out }));
+      child.stdin.end(input);
+    });
+  try {
+    expect(await relayed('127.0.0.1', 'ping\n')).toEqual({ code: 0, out: 'ping\n' });
+    expect(await relayed('192.0.2.1', 'ping\n')).toEqual({ code: 2, out: '' });
+  } finally {
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('disks, seed CD-ROM, kernel, size, console, QMP and accel', () => {
-  const args = qemuArgs({ machineId: 'job-1-1', image, accel: 'tcg', files, forwards: [] });
+  const args = qemuArgs({
+    machineId: 'job-1-1',
+    image,
+    accel: 'tcg',
+    files,
+    forwards: [],
+    node: '/usr/bin/node',
+  });
   expect(optionValues(args, '-drive')).toEqual([
     'file=/ws/job-1-1/overlay.qcow2,format=qcow2,if=virtio',
     'file=/ws/job-1-1/seed.iso,format=raw,media=cdrom,if=ide,readonly=on',
@@ -55,7 +96,14 @@ test('disks, seed CD-ROM, kernel, size, console, QMP and accel', () => {
   expect(optionValues(args, '-qmp')).toEqual(['unix:/ws/job-1-1/qmp.sock,server=on,wait=off']);
   expect(optionValues(args, '-accel')).toEqual(['tcg']);
   expect(args).not.toContain('-enable-kvm');
-  const kvm = qemuArgs({ machineId: 'job-1-1', image, accel: 'kvm', files, forwards: [] });
+  const kvm = qemuArgs({
+    machineId: 'job-1-1',
+    image,
+    accel: 'kvm',
+    files,
+    forwards: [],
+    node: '/usr/bin/node',
+  });
   expect(optionValues(kvm, '-accel')).toEqual(['kvm']);
   expect(optionValues(kvm, '-cpu')).toEqual(['host']);
 });
