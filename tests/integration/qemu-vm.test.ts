@@ -23,7 +23,7 @@ beforeAll(async () => {
     provider: 'qemu',
     imageMap,
     qemuAccel: 'tcg',
-    bootTimeoutMs: '5m',
+    bootTimeoutMs: '10m',
     jobTimeoutMs: '10m',
   });
   // A `solstice worker` process, so the test can kill it mid-job.
@@ -65,7 +65,7 @@ test(
     // Once the runner is in (the job sleeps a while), the worker dies without a word.
     await waitFor(
       async () => !['queued', 'provisioning'].includes((await h.jobs.getJob(jobId))?.state ?? 'queued'),
-      10 * 60_000,
+      12 * 60_000,
       'the runner to connect',
     );
     expect((await h.jobs.getJob(jobId))?.state).toBe('running');
@@ -95,5 +95,5 @@ test(
     // No overlay, seed ISO or console left: the machine's folder is gone.
     expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
   },
-  15 * 60_000,
+  25 * 60_000,
 );
