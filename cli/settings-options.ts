@@ -54,6 +54,10 @@ export abstract class ServiceCommand extends ConnectedCommand {
   s3MaxAttempts = settingOption('s3MaxAttempts');
   workspaceRoot = settingOption('workspaceRoot');
   hostId = settingOption('hostId');
+  provider = settingOption('provider');
+  imageMap = settingOption('imageMap');
+  qemuAccel = settingOption('qemuAccel');
+  sweepIntervalMs = settingOption('sweepIntervalMs');
   jobTimeout = settingOption('jobTimeoutMs');
   bootTimeout = settingOption('bootTimeoutMs');
   migrate = Option.Boolean(SETTINGS.migrateOnBoot.flag, {
