@@ -354,7 +354,8 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
   workspaceRoot: setting({
     env: 'SOLSTICE_WORKSPACE_ROOT',
     flag: '--workspace-root',
-    description: 'Where the local provider creates per-job workspaces',
+    description:
+      'Where machines get their work folders (local provider processes; QEMU overlays, seeds, consoles)',
     parse: str,
     fallback: () => path.join(os.tmpdir(), 'solstice-jobs'),
     defaultText: '<tmpdir>/solstice-jobs',
