@@ -52,6 +52,17 @@ export function createActivities(deps: ActivityDeps) {
     return provider;
   }
 
+  // Destroy goes by the provider that made the machine, whatever label it was for.
+  function providerNamed(name: string): Provider {
+    const provider = [...deps.providers.values()].find((p) => p.name === name);
+    if (!provider)
+      throw ApplicationFailure.retryable(
+        `provider "${name}" is not configured on host ${deps.hostId}; its machines cannot be destroyed until it is`,
+        'UnknownProvider',
+      );
+    return provider;
+  }
+
   return {
     ...createPipelineActivities(deps),
     ...createCapacityActivities(deps),
@@ -90,15 +101,17 @@ export function createActivities(deps: ActivityDeps) {
       const token = newJobToken();
       await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token));
       const machineId = machineIdFor(req.jobId, req.attempt);
+      const hostView = { runnerUrl: deps.runnerUrl, contactAddr: deps.contactAddr, repoUrl: job.repoUrl };
+      const guest = provider.guestEndpoints?.(hostView) ?? hostView;
       const seed = renderSeed({
         machineId,
         jobId: req.jobId,
         token,
-        runnerUrl: deps.runnerUrl,
-        contactAddr: deps.contactAddr,
+        runnerUrl: guest.runnerUrl,
+        contactAddr: guest.contactAddr,
         tlsCa: deps.tlsCaPem,
         secrets,
-        repoUrl: job.repoUrl,
+        repoUrl: guest.repoUrl,
         commitSha: job.commitSha,
         hostId: deps.hostId,
         definition: req.definition,
@@ -110,6 +123,7 @@ export function createActivities(deps: ActivityDeps) {
         jobId: req.jobId,
         attempt: req.attempt,
         label: req.label,
+        repoUrl: job.repoUrl,
         seed,
       });
       await deps.jobs.recordMachine({
@@ -130,7 +144,7 @@ export function createActivities(deps: ActivityDeps) {
       keepConsole: boolean;
       reason?: string;
     }): Promise<void> {
-      const provider = providerFor(req.ref.handle.provider);
+      const provider = providerNamed(req.ref.handle.provider);
       if (req.keepConsole) {
         // A machine that never phoned home explains itself through its console.
         const tail = await provider.consoleTail(req.ref.handle, CONSOLE_TAIL_BYTES);

@@ -74,6 +74,10 @@ export abstract class ServiceCommand extends BlobCommand {
   hostMaxMachines = settingOption('hostMaxMachines');
   labelLimits = settingOption('labelLimits');
   hostTtl = settingOption('hostTtlMs');
+  provider = settingOption('provider');
+  imageMap = settingOption('imageMap');
+  qemuAccel = settingOption('qemuAccel');
+  sweepIntervalMs = settingOption('sweepIntervalMs');
   jobTimeout = settingOption('jobTimeoutMs');
   bootTimeout = settingOption('bootTimeoutMs');
   migrate = Option.Boolean(SETTINGS.migrateOnBoot.flag, {

@@ -70,6 +70,12 @@ export function parseDuration(raw: string, what = 'duration'): number {
   }
   return total;
 }
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw, env) => {
+    if ((values as string[]).includes(raw)) return raw as T;
+    throw new ConfigError(`${env} must be one of ${values.join(', ')}, got "${raw}"`);
+  };
+}
 const duration: Parser<number> = (raw, env) => parseDuration(raw, env);
 
 const SIZE_UNITS: Record<string, number> = {
@@ -198,11 +204,14 @@ export interface Config {
   hostMaxMachines: number;
   labelLimits: Record<string, number>;
   hostTtlMs: number;
+  provider: 'local' | 'qemu';
+  imageMap: string | undefined;
+  qemuAccel: 'kvm' | 'tcg' | 'auto';
+  sweepIntervalMs: number;
   jobTimeoutMs: number;
   bootTimeoutMs: number;
   otlpEndpoint: string | undefined;
   shutdownGraceMs: number;
-  imageMap: string | undefined;
   metricsAddr: string | undefined;
   runnerOtlpEndpoint: string | undefined;
   amqpUrl: string;
@@ -493,7 +502,8 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
   workspaceRoot: setting({
     env: 'SOLSTICE_WORKSPACE_ROOT',
     flag: '--workspace-root',
-    description: 'Where the local provider creates per-job workspaces',
+    description:
+      'Where machines get their work folders (local provider processes; QEMU overlays, seeds, consoles)',
     parse: str,
     fallback: () => path.join(os.tmpdir(), 'solstice-jobs'),
     defaultText: '<tmpdir>/solstice-jobs',
@@ -540,6 +550,41 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     fallback: fixed(60_000),
     defaultText: '60s',
   }),
+  provider: setting<'local' | 'qemu'>({
+    env: 'SOLSTICE_PROVIDER',
+    flag: '--provider',
+    description:
+      'What machines jobs run on: `local` (a process on this host; trusted code only) or `qemu` (a fresh VM per job, images from SOLSTICE_IMAGE_MAP)',
+    parse: oneOf('local', 'qemu'),
+    fallback: fixed('local'),
+    defaultText: 'local',
+  }),
+  imageMap: setting<string | undefined>({
+    env: 'SOLSTICE_IMAGE_MAP',
+    flag: '--image-map',
+    description: 'YAML file mapping runs-on labels to VM images and sizes (see docs/qemu.md)',
+    parse: str,
+    fallback: fixed(undefined),
+    defaultText: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
+  }),
+  qemuAccel: setting<'kvm' | 'tcg' | 'auto'>({
+    env: 'SOLSTICE_QEMU_ACCEL',
+    flag: '--qemu-accel',
+    description:
+      'QEMU accelerator for images that name none: kvm, tcg (emulation, slow) or auto (kvm when /dev/kvm is usable and the CPU has vmx/svm)',
+    parse: oneOf('kvm', 'tcg', 'auto'),
+    fallback: fixed('auto'),
+    defaultText: 'auto',
+  }),
+  sweepIntervalMs: setting({
+    env: 'SOLSTICE_SWEEP_INTERVAL',
+    flag: '--sweep-interval',
+    description:
+      'How often a worker removes machines (VMs, processes, work folders) of this host whose job no longer runs; also at start',
+    parse: duration,
+    fallback: fixed(5 * 60_000),
+    defaultText: '5m',
+  }),
   jobTimeoutMs: setting({
     env: 'SOLSTICE_JOB_TIMEOUT',
     flag: '--job-timeout',
@@ -573,14 +618,6 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
     parse: duration,
     fallback: fixed(30_000),
     defaultText: '30s',
-  }),
-  imageMap: setting<string | undefined>({
-    env: 'SOLSTICE_IMAGE_MAP',
-    flag: '--image-map',
-    description: 'YAML file mapping runs-on labels to VM images and sizes (see docs/qemu.md)',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
   }),
   metricsAddr: setting<string | undefined>({
     env: 'SOLSTICE_METRICS_ADDR',

@@ -146,6 +146,14 @@ export class JobStore {
     });
   }
 
+  async getMachine(machineId: string): Promise<{ jobId: string; destroyedAt: Date | null } | undefined> {
+    const vm = await this.db.vm.findUnique({
+      where: { id: machineId },
+      select: { jobId: true, destroyedAt: true },
+    });
+    return vm ?? undefined;
+  }
+
   async machineDestroyed(machineId: string): Promise<void> {
     await this.db.vm.updateMany({ where: { id: machineId }, data: { destroyedAt: new Date() } });
   }

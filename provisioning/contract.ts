@@ -9,6 +9,8 @@ export interface MachineRequest {
   /** 1-based infrastructure attempt; each attempt gets a fresh machine and a fresh token. */
   attempt: number;
   label: string;
+  /** The job's repository as the host sees it (a provider may have to make it reachable). */
+  repoUrl: string;
   /** Rendered NoCloud seed. */
   seed: NoCloudSeed;
 }
@@ -32,8 +34,20 @@ export interface MachineHandle {
   details: Record<string, string | number | boolean | null>;
 }
 
+/** Addresses a machine uses to reach the controller's services and the job's repository. */
+export interface GuestEndpoints {
+  runnerUrl: string;
+  contactAddr: string;
+  repoUrl: string;
+}
+
 export interface Provider {
   readonly name: string;
+  /**
+   * How the machine sees the host's addresses (e.g. a VM behind NAT sees forwarded ones);
+   * without it, machines use the host's own.
+   */
+  guestEndpoints?(host: GuestEndpoints): GuestEndpoints;
   create(req: MachineRequest): Promise<MachineHandle>;
   /** Idempotent: destroying a machine that is already gone succeeds. */
   destroy(handle: MachineHandle): Promise<void>;

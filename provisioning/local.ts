@@ -12,6 +12,7 @@ import YAML from 'yaml';
 import { ProvisioningError } from '../common/errors';
 import { shellQuote } from './cloud-init';
 import { machineIdFor, type MachineHandle, type MachineRequest, type Provider } from './contract';
+import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 
 interface UserData {
@@ -103,18 +104,7 @@ export class LocalProvider implements Provider {
   }
 
   async consoleTail(handle: MachineHandle, maxBytes: number): Promise<string> {
-    const file = path.join(this.dirOf(handle.machineId), 'console.log');
-    const fh = await fs.open(file, 'r').catch(() => undefined);
-    if (!fh) return '';
-    try {
-      const { size } = await fh.stat();
-      const length = Math.min(size, maxBytes);
-      const buf = Buffer.alloc(length);
-      await fh.read(buf, 0, length, size - length);
-      return buf.toString('utf8');
-    } finally {
-      await fh.close();
-    }
+    return readTail(path.join(this.dirOf(handle.machineId), 'console.log'), maxBytes);
   }
 }
 

@@ -52,3 +52,22 @@ export async function killTagged(tag: string, graceMs: number): Promise<{ killed
   if (pids.length > 0) throw new Error(`processes ${pids.join(', ')} tagged ${tag} survived SIGKILL`);
   return { killed };
 }
+
+/** Every tag in use that starts with `prefix` (e.g. `<host id>/`), with its processes. */
+export async function tagsWithPrefix(prefix: string): Promise<Map<string, number[]>> {
+  const needle = `${MACHINE_TAG_ENV}=${prefix}`;
+  const entries = await fs.readdir('/proc').catch(() => [] as string[]);
+  const tags = new Map<string, number[]>();
+  await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e))
+      .map(async (e) => {
+        const environ = await fs.readFile(`/proc/${e}/environ`, 'utf8').catch(() => undefined);
+        const entry = environ?.split('\0').find((kv) => kv.startsWith(needle));
+        if (!entry) return;
+        const tag = entry.slice(`${MACHINE_TAG_ENV}=`.length);
+        tags.set(tag, [...(tags.get(tag) ?? []), Number(e)]);
+      }),
+  );
+  return tags;
+}

@@ -18,6 +18,9 @@ import { ensureSearchAttributes } from '../common/search-attributes';
 import { temporalWorkerTracing } from '../common/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
+import { QemuProvider } from '../provisioning/qemu/provider';
+import { loadImageMap } from '../provisioning/qemu/image-map';
+import { sweepOrphans } from '../provisioning/sweeper';
 import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../workflows/types';
 import { keepHostRegistered, type HostKeeper } from './host-registration';
@@ -36,10 +39,63 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export function providersFor(cfg: Pick<Config, 'workspaceRoot' | 'hostId'>): Map<string, Provider> {
-  return new Map<string, Provider>([
-    ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, hostId: cfg.hostId })],
-  ]);
+type ProviderSettings = Pick<
+  Config,
+  'workspaceRoot' | 'hostId' | 'provider' | 'imageMap' | 'qemuAccel' | 'runnerUrl' | 'contactAddr'
+>;
+
+/**
+ * Providers by runs-on label. With `qemu`, every label and alias of the image map is a VM
+ * image, and `local` (what a job gets when it names no label) is the map's default_label.
+ */
+export function providersFor(cfg: ProviderSettings): Map<string, Provider> {
+  if (cfg.provider === 'local')
+    return new Map<string, Provider>([
+      ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, hostId: cfg.hostId })],
+    ]);
+  if (!cfg.imageMap)
+    throw new ConfigError(
+      'SOLSTICE_PROVIDER=qemu needs an image map',
+      'set SOLSTICE_IMAGE_MAP / --image-map to a YAML file (docs/qemu.md)',
+    );
+  const qemu = new QemuProvider({
+    workspaceRoot: cfg.workspaceRoot,
+    hostId: cfg.hostId,
+    imageMap: loadImageMap(cfg.imageMap),
+    accel: cfg.qemuAccel,
+    runnerUrl: cfg.runnerUrl,
+    contactAddr: cfg.contactAddr,
+  });
+  return new Map<string, Provider>([...qemu.labels(), 'local'].map((label) => [label, qemu]));
+}
+
+/** Sweeps at once and then on an interval; errors are logged, never fatal. */
+function startSweeper(
+  cfg: Config,
+  deps: { jobs: JobStore; log: Logger },
+  providers: Provider[],
+): () => Promise<void> {
+  let running: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    running = sweepOrphans({
+      jobs: deps.jobs,
+      providers,
+      hostId: cfg.hostId,
+      workspaceRoot: cfg.workspaceRoot,
+    }).then(
+      (swept) => {
+        for (const s of swept) deps.log.info(s, 'swept an orphaned machine');
+      },
+      (err: unknown) => deps.log.warn({ err }, 'sweeping orphaned machines failed'),
+    );
+  };
+  sweep();
+  const timer = setInterval(sweep, cfg.sweepIntervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
 /** The CA runners verify the log service with, when it serves TLS (sent in each job file). */
@@ -130,6 +186,7 @@ export async function startOrchestratorWorker(
     throw err;
   }
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
+  const stopSweeper = startSweeper(cfg, deps, [...new Set(providers.values())]);
   const closeAll = async () => {
     await keeper.stop().catch((err: unknown) => deps.log.warn({ err }, 'marking the host stopped failed'));
     await temporal.close();
@@ -143,6 +200,7 @@ export async function startOrchestratorWorker(
     done,
     async shutdown() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await stopSweeper();
       await done;
     },
   };

@@ -1,7 +1,7 @@
 /** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
 import { Command } from 'clipanion';
 import { SETTINGS } from '../../common/config';
-import { runDependencyChecks, type CheckResult } from '../../common/dependency-checks';
+import { runDependencyChecks, type CheckResult } from '../doctor-checks';
 import { ConfigError } from '../../common/errors';
 import { ServiceCommand, settingOption } from '../settings-options';
 
@@ -26,7 +26,6 @@ export class DoctorCommand extends ServiceCommand {
   });
 
   amqpUrl = settingOption('amqpUrl');
-  imageMap = settingOption('imageMap');
 
   async execute(): Promise<number> {
     let results: CheckResult[];

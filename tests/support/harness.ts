@@ -47,7 +47,7 @@ export interface Harness {
   enqueue(
     repoDir: string,
     commitSha: string,
-    opts?: { timeoutMs?: number },
+    opts?: { timeoutMs?: number; label?: string },
   ): Promise<{ jobId: string; workflowId: string }>;
   /** Starts a PipelineWorkflow (source manual unless given). */
   startPipeline(
@@ -126,6 +126,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     ORCH_CONTACT_ADDR: c.contactAddr,
     ...(c.grpcTlsCa ? { GRPC_TLS_CA: c.grpcTlsCa } : {}),
     ...(c.secretsFile ? { SOLSTICE_SECRETS_FILE: c.secretsFile } : {}),
+    SOLSTICE_PROVIDER: c.provider,
+    SOLSTICE_IMAGE_MAP: c.imageMap,
+    SOLSTICE_QEMU_ACCEL: c.qemuAccel,
   });
 
   const harness: Harness = {
@@ -158,6 +161,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
         repoUrl: repoDir,
         commitSha,
         timeoutMs: opts.timeoutMs,
+        label: opts.label,
       });
     },
     async startPipeline(repoDir, commitSha, req = {}) {

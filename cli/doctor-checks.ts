@@ -11,14 +11,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import amqp from 'amqplib';
-import YAML from 'yaml';
-import { amqpUnavailable, redactAmqpUrl, TOPOLOGY } from './amqp';
-import { effectiveDatabaseUrl, SETTINGS, type Config } from './config';
-import { createBlobStore } from './create-blob-store';
-import { checkDatabase, describeDatabaseAddress } from './db-connection';
-import { describeError, SolsticeError } from './errors';
-import { migrationStatus } from './migrate';
-import { connectClient } from './temporal';
+import { amqpUnavailable, redactAmqpUrl, TOPOLOGY } from '../common/amqp';
+import { effectiveDatabaseUrl, SETTINGS, type Config } from '../common/config';
+import { createBlobStore } from '../common/create-blob-store';
+import { checkDatabase, describeDatabaseAddress } from '../common/db-connection';
+import { describeError, SolsticeError } from '../common/errors';
+import { migrationStatus } from '../common/migrate';
+import { connectClient } from '../common/temporal';
+import { loadImageMap } from '../provisioning/qemu/image-map';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -239,22 +239,12 @@ async function checkQemu(cfg: Config, opts: CheckOptions): Promise<CheckResult> 
   };
 }
 
-/**
- * The image files an image map names. Only the paths are read here; the QEMU provider
- * validates the rest of the map when it loads it.
- */
+/** The image files an image map names, from the map as the QEMU provider loads it (validated). */
 function imageFiles(file: string): { image: string; files: string[]; source?: string }[] {
-  const raw = YAML.parse(fs.readFileSync(file, 'utf8')) as unknown;
-  const images = (raw as { images?: unknown } | null)?.images;
-  if (typeof images !== 'object' || images === null) throw new Error('it has no `images` section');
-  const base = path.dirname(path.resolve(file));
-  return Object.entries(images as Record<string, Record<string, unknown>>).map(([image, spec]) => ({
-    image,
-    files: (['base', 'kernel', 'initrd'] as const)
-      .map((k) => spec?.[k])
-      .filter((v): v is string => typeof v === 'string')
-      .map((p) => path.resolve(base, p)),
-    source: typeof spec?.source === 'string' ? spec.source : undefined,
+  return Object.values(loadImageMap(file).images).map((img) => ({
+    image: img.name,
+    files: [img.base, img.kernel, img.initrd],
+    source: img.source,
   }));
 }
 

@@ -1,0 +1,158 @@
+/**
+ * The qemu-system-x86_64 command line of one job VM, as a pure function so tests can check
+ * what a guest can reach: user-mode networking with `restrict=on` (nothing leaves the guest)
+ * plus one `guestfwd` per service the guest needs, each to 127.0.0.1 on the host.
+ *
+ * A forward runs a relay per guest connection (`guestfwd=...-cmd:`): the other form, a
+ * `tcp:` character device, connects once when QEMU starts and carries only that one
+ * connection, which an HTTP server times out long before a TCG guest has booted.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../../common/errors';
+import type { Accel, ImageSpec } from './image-map';
+
+/** A TCP service the guest reaches at guestAddr:guestPort, forwarded to 127.0.0.1:hostPort. */
+export interface GuestForward {
+  guestAddr: string;
+  guestPort: number;
+  hostPort: number;
+}
+
+export interface VmFiles {
+  overlay: string;
+  seedIso: string;
+  console: string;
+  qmpSocket: string;
+  pidFile: string;
+  relay: string;
+}
+
+/**
+ * The relay QEMU starts for each guest connection of a forward: its stdin/stdout is the
+ * guest's connection, which it joins to 127.0.0.1:<port>. Plain JavaScript, written into
+ * the VM's folder, run by the worker's own Node.
+ */
+export const RELAY_SOURCE = `'use strict';
+// Solstice CI guestfwd relay: stdin/stdout (the guest connection) <-> 127.0.0.1:<port>.
+const net = require('node:net');
+const port = Number(process.argv[3]);
+if (process.argv[2] !== '127.0.0.1' || !(port > 0)) process.exit(2);
+const upstream = net.connect(port, '127.0.0.1');
+process.stdin.pipe(upstream);
+upstream.pipe(process.stdout);
+upstream.on('error', () => process.exit(1));
+upstream.on('close', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+`;
+
+export function vmFiles(dir: string): VmFiles {
+  return {
+    overlay: path.join(dir, 'overlay.qcow2'),
+    seedIso: path.join(dir, 'seed.iso'),
+    console: path.join(dir, 'console.log'),
+    qmpSocket: path.join(dir, 'qmp.sock'),
+    pidFile: path.join(dir, 'qemu.pid'),
+    relay: path.join(dir, 'relay.js'),
+  };
+}
+
+/** kvm only when /dev/kvm is usable and the CPU has hardware virtualisation (vmx/svm). */
+export function resolveAccel(
+  wanted: Accel,
+  probe: { kvmUsable: () => boolean; cpuFlags: () => string } = hostProbe,
+): 'kvm' | 'tcg' {
+  if (wanted !== 'auto') return wanted;
+  return probe.kvmUsable() && /\b(vmx|svm)\b/.test(probe.cpuFlags()) ? 'kvm' : 'tcg';
+}
+
+const hostProbe = {
+  kvmUsable(): boolean {
+    try {
+      fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  cpuFlags(): string {
+    try {
+      return fs.readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return '';
+    }
+  },
+};
+
+// QEMU splits option values on commas; a path containing one would change the meaning.
+function safePath(p: string): string {
+  if (p.includes(',')) throw new ConfigError(`QEMU cannot take paths with commas: ${p}`);
+  return p;
+}
+
+export function qemuArgs(opts: {
+  machineId: string;
+  image: ImageSpec;
+  accel: 'kvm' | 'tcg';
+  files: VmFiles;
+  forwards: GuestForward[];
+  /** The Node.js that runs the relay. */
+  node: string;
+}): string[] {
+  const { image, files } = opts;
+  for (const p of [opts.node, files.relay])
+    if (/\s/.test(p))
+      throw new ConfigError(`QEMU's guestfwd cannot run a command from a path with spaces: ${p}`);
+  const relay = `${safePath(opts.node)} ${safePath(files.relay)}`;
+  const netdev = [
+    'user',
+    'id=n0',
+    // Nothing leaves the guest except the explicit forwards below.
+    'restrict=on',
+    ...opts.forwards.map(
+      (f) => `guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:${relay} 127.0.0.1 ${f.hostPort}`,
+    ),
+  ].join(',');
+  return [
+    '-name',
+    `${opts.machineId},process=solstice-${opts.machineId}`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-accel',
+    opts.accel,
+    ...(opts.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-smp',
+    String(image.size.cpu),
+    '-m',
+    String(image.size.memory),
+    '-kernel',
+    safePath(image.kernel),
+    '-initrd',
+    safePath(image.initrd),
+    '-append',
+    image.options.append,
+    '-drive',
+    `file=${safePath(files.overlay)},format=qcow2,if=virtio`,
+    '-drive',
+    `file=${safePath(files.seedIso)},format=raw,media=cdrom,if=ide,readonly=on`,
+    '-netdev',
+    netdev,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    // Without entropy a fresh guest can stall in early boot (crng init) under TCG.
+    '-device',
+    'virtio-rng-pci',
+    '-chardev',
+    `file,id=console,path=${safePath(files.console)}`,
+    '-serial',
+    'chardev:console',
+    '-qmp',
+    `unix:${safePath(files.qmpSocket)},server=on,wait=off`,
+    '-pidfile',
+    safePath(files.pidFile),
+    // A guest that reboots (or panics into a reboot) is finished: let the process end.
+    '-no-reboot',
+  ];
+}

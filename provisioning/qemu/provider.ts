@@ -1,0 +1,398 @@
+/**
+ * The `qemu` provider: every job attempt is a fresh VM from a read-only base image.
+ *
+ *   <workspace>/<machine id>/
+ *     machine.json   who made it (provider, host, job, attempt)
+ *     overlay.qcow2  copy-on-write layer over the image's base.qcow2
+ *     seed.iso       NoCloud seed (volume cidata: user-data, meta-data), an IDE CD-ROM
+ *     console.log    the serial console (ttyS0)
+ *     qmp.sock       QMP, for a graceful power-down
+ *
+ * The guest reaches the host only through user-mode networking with `restrict=on` and one
+ * forward per service: the runner server, the log service, and (for a repository that is a
+ * local path) a read-only `git daemon` serving that one repository. Every process the VM
+ * needs (qemu, git daemon) carries the machine's tag in its environment, so destroy and the
+ * sweeper find them from any process on this host.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, constants as fsConstants, createReadStream, openSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { ConfigError, MissingToolError, ProvisioningError } from '../../common/errors';
+import { freePort } from '../../common/net';
+import { readTail } from '../file-tail';
+import {
+  machineIdFor,
+  type GuestEndpoints,
+  type MachineHandle,
+  type MachineRequest,
+  type Provider,
+} from '../contract';
+import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
+import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
+import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
+import { QmpClient } from './qmp';
+
+const run = promisify(execFile);
+
+/** Where the guest sees the host's services (inside QEMU's 10.0.2.0/24 user network). */
+export const GUEST_RUNNER_ADDR = '10.0.2.100';
+export const GUEST_CONTACT_ADDR = '10.0.2.101';
+export const GUEST_GIT_ADDR = '10.0.2.102';
+const GIT_PORT = 9418;
+
+export interface QemuProviderOptions {
+  workspaceRoot: string;
+  hostId: string;
+  imageMap: ImageMap;
+  /** Default for images whose options name no accel. */
+  accel: Accel;
+  /** Host-side addresses of the runner server and log service; both must be on 127.0.0.1. */
+  runnerUrl: string;
+  contactAddr: string;
+  qemuBinary?: string;
+  /** How long a guest may take to power off after ACPI power-down before SIGTERM. */
+  powerdownGraceMs?: number;
+  killGraceMs?: number;
+}
+
+export interface MachineRecordFile {
+  provider: string;
+  machineId: string;
+  hostId: string;
+  jobId: string;
+  attempt: number;
+  image: string;
+  createdAt: string;
+}
+
+function loopbackPort(what: string, host: string, port: number): number {
+  if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host) || !port)
+    throw new ConfigError(
+      `${what} is ${host}:${port}, but QEMU user-mode networking forwards guests only to 127.0.0.1`,
+      'listen on 127.0.0.1 (e.g. SOLSTICE_RUNNER_SERVE_ADDR=127.0.0.1:8088), or use bridged networking (docs/qemu.md)',
+    );
+  return port;
+}
+
+/** A repository given as a path on this host (not a URL the guest could fetch itself). */
+export function localRepoPath(repoUrl: string): string | undefined {
+  if (repoUrl.startsWith('file://')) return new URL(repoUrl).pathname;
+  if (path.isAbsolute(repoUrl)) return repoUrl;
+  return undefined;
+}
+
+export class QemuProvider implements Provider {
+  readonly name = 'qemu';
+  private readonly runnerPort: number;
+  private readonly contactPort: number;
+  private readonly fetching = new Map<string, Promise<void>>();
+
+  constructor(private readonly opts: QemuProviderOptions) {
+    const runner = new URL(opts.runnerUrl);
+    this.runnerPort = loopbackPort(
+      'the runner URL',
+      runner.hostname,
+      Number(runner.port || (runner.protocol === 'https:' ? 443 : 80)),
+    );
+    const i = opts.contactAddr.lastIndexOf(':');
+    this.contactPort = loopbackPort(
+      'the log service contact address',
+      opts.contactAddr.slice(0, i),
+      Number(opts.contactAddr.slice(i + 1)),
+    );
+  }
+
+  labels(): string[] {
+    return knownLabels(this.opts.imageMap);
+  }
+
+  private dirOf(machineId: string): string {
+    return path.join(this.opts.workspaceRoot, machineId);
+  }
+
+  private tagOf(machineId: string): string {
+    return `${this.opts.hostId}/${machineId}`;
+  }
+
+  private imageFor(label: string): ImageSpec {
+    const map = this.opts.imageMap;
+    const image = imageForLabel(map, label === 'local' ? map.defaultLabel : label);
+    if (!image)
+      throw new ConfigError(`no image for label "${label}"; known labels: ${knownLabels(map).join(', ')}`);
+    return image;
+  }
+
+  guestEndpoints(host: GuestEndpoints): GuestEndpoints {
+    const runner = new URL(host.runnerUrl);
+    runner.hostname = GUEST_RUNNER_ADDR;
+    runner.port = String(this.runnerPort);
+    return {
+      runnerUrl: runner.toString(),
+      contactAddr: `${GUEST_CONTACT_ADDR}:${this.contactPort}`,
+      repoUrl: localRepoPath(host.repoUrl) ? `git://${GUEST_GIT_ADDR}:${GIT_PORT}/` : host.repoUrl,
+    };
+  }
+
+  async create(req: MachineRequest): Promise<MachineHandle> {
+    const machineId = machineIdFor(req.jobId, req.attempt);
+    const image = this.imageFor(req.label);
+    const accel = resolveAccel(image.options.accel ?? this.opts.accel);
+    const dir = this.dirOf(machineId);
+    const files = vmFiles(dir);
+    const handle: MachineHandle = {
+      machineId,
+      provider: this.name,
+      hostId: this.opts.hostId,
+      details: { dir, image: image.name, accel },
+    };
+    // A retried create (the previous worker died half-way) starts from nothing.
+    await this.destroy(handle);
+    await this.ensureImage(image);
+
+    await fs.mkdir(path.join(dir, 'seed'), { recursive: true });
+    const record: MachineRecordFile = {
+      provider: this.name,
+      machineId,
+      hostId: this.opts.hostId,
+      jobId: req.jobId,
+      attempt: req.attempt,
+      image: image.name,
+      createdAt: new Date().toISOString(),
+    };
+    await fs.writeFile(path.join(dir, 'machine.json'), JSON.stringify(record, null, 2));
+    await fs.writeFile(path.join(dir, 'seed', 'user-data'), req.seed.userData, { mode: 0o600 });
+    await fs.writeFile(path.join(dir, 'seed', 'meta-data'), req.seed.metaData);
+    await tool(
+      'cloud-localds',
+      [files.seedIso, path.join(dir, 'seed', 'user-data'), path.join(dir, 'seed', 'meta-data')],
+      'cloud-image-utils',
+    );
+    // The seed holds the job token: once on the ISO, the plain copies go.
+    await fs.rm(path.join(dir, 'seed'), { recursive: true, force: true });
+    // The backing path is resolved so a rebuilt image (the name's symlink moves) never
+    // changes the disk under a running VM.
+    const base = await fs.realpath(image.base);
+    await tool(
+      'qemu-img',
+      ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', files.overlay],
+      'qemu-utils',
+    );
+
+    const forwards: GuestForward[] = [
+      { guestAddr: GUEST_RUNNER_ADDR, guestPort: this.runnerPort, hostPort: this.runnerPort },
+      { guestAddr: GUEST_CONTACT_ADDR, guestPort: this.contactPort, hostPort: this.contactPort },
+    ];
+    const repo = localRepoPath(req.repoUrl);
+    if (repo) {
+      const port = await this.serveRepository(machineId, repo);
+      forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPort: port });
+    }
+
+    await fs.writeFile(files.relay, RELAY_SOURCE);
+    const args = qemuArgs({ machineId, image, accel, files, forwards, node: process.execPath });
+    const pid = await this.spawnTagged(
+      machineId,
+      this.opts.qemuBinary ?? 'qemu-system-x86_64',
+      args,
+      'qemu.log',
+    );
+    handle.details.pid = pid;
+    await this.waitStarted(machineId, files.qmpSocket);
+    return handle;
+  }
+
+  /** A read-only git daemon for one repository, for this VM only (killed with it). */
+  private async serveRepository(machineId: string, repo: string): Promise<number> {
+    const port = await freePort();
+    await this.spawnTagged(
+      machineId,
+      'git',
+      [
+        'daemon',
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${repo}`,
+        '--informative-errors',
+      ],
+      'git-daemon.log',
+    );
+    return port;
+  }
+
+  private async spawnTagged(
+    machineId: string,
+    cmd: string,
+    args: string[],
+    logName: string,
+  ): Promise<number> {
+    const logFd = openSync(
+      path.join(this.dirOf(machineId), logName),
+      fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_WRONLY,
+    );
+    try {
+      // Detached: the VM outlives the worker that made it; destroy finds it by its tag.
+      const child = spawn(cmd, args, {
+        cwd: this.dirOf(machineId),
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', [MACHINE_TAG_ENV]: this.tagOf(machineId) },
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', (err) =>
+          reject(
+            (err as NodeJS.ErrnoException).code === 'ENOENT'
+              ? new MissingToolError(`${cmd} is not installed`, 'Debian: apt-get install qemu-system-x86 git')
+              : new ProvisioningError(`could not start ${cmd} for ${machineId}: ${err.message}`),
+          ),
+        );
+      });
+      child.unref();
+      return child.pid ?? 0;
+    } finally {
+      closeSync(logFd);
+    }
+  }
+
+  /** Until QEMU answers on QMP; an early exit (bad image, bad option) fails with its stderr. */
+  private async waitStarted(machineId: string, qmpSocket: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const client = await QmpClient.connect(qmpSocket, 2000).catch(() => undefined);
+      if (client) {
+        client.close();
+        return;
+      }
+      const alive = (await taggedPids(this.tagOf(machineId))).length > 0;
+      if (!alive || Date.now() > deadline) {
+        const stderr = await readTail(path.join(this.dirOf(machineId), 'qemu.log'), 2000);
+        throw new ProvisioningError(
+          `QEMU for ${machineId} ${alive ? 'did not open its QMP socket in time' : 'exited at start'}: ${stderr.trim() || '(no output)'}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** The base image exists, or is fetched from its source and checked against its checksum. */
+  private async ensureImage(image: ImageSpec): Promise<void> {
+    const exists = async (p: string) =>
+      fs.access(p).then(
+        () => true,
+        () => false,
+      );
+    for (const [what, p] of [
+      ['kernel', image.kernel],
+      ['initrd', image.initrd],
+    ] as const) {
+      if (!(await exists(p)))
+        throw new ConfigError(
+          `the ${what} of image "${image.name}" is missing: ${p}`,
+          'build it with infra/images/build.sh or fix the image map',
+        );
+    }
+    if (await exists(image.base)) return;
+    if (!image.source)
+      throw new ConfigError(
+        `the base image of "${image.name}" is missing: ${image.base}`,
+        'build it with infra/images/build.sh, or give the image a source in the image map',
+      );
+    let pending = this.fetching.get(image.name);
+    if (!pending) {
+      pending = fetchImage(image).finally(() => this.fetching.delete(image.name));
+      this.fetching.set(image.name, pending);
+    }
+    await pending;
+  }
+
+  async destroy(handle: MachineHandle): Promise<void> {
+    const tag = this.tagOf(handle.machineId);
+    const files = vmFiles(this.dirOf(handle.machineId));
+    if ((await taggedPids(tag)).length > 0) await this.powerdown(tag, files.qmpSocket);
+    await killTagged(tag, this.opts.killGraceMs ?? 5000);
+    await fs.rm(this.dirOf(handle.machineId), { recursive: true, force: true });
+  }
+
+  /** Asks the guest to power off (ACPI) and waits a little; the caller kills what is left. */
+  private async powerdown(tag: string, qmpSocket: string): Promise<void> {
+    const client = await QmpClient.connect(qmpSocket, 2000).catch(() => undefined);
+    if (!client) return;
+    try {
+      await client.execute('system_powerdown');
+    } catch {
+      return;
+    } finally {
+      client.close();
+    }
+    const deadline = Date.now() + (this.opts.powerdownGraceMs ?? 10_000);
+    while (Date.now() < deadline) {
+      const qemuLeft = await qemuPids(tag);
+      if (qemuLeft.length === 0) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async consoleTail(handle: MachineHandle, maxBytes: number): Promise<string> {
+    return readTail(path.join(this.dirOf(handle.machineId), 'console.log'), maxBytes);
+  }
+}
+
+/** The tagged processes that are QEMU (not the VM's git daemon). */
+async function qemuPids(tag: string): Promise<number[]> {
+  const pids = await taggedPids(tag);
+  const out: number[] = [];
+  for (const pid of pids) {
+    const comm = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (comm.includes('qemu-system')) out.push(pid);
+  }
+  return out;
+}
+
+async function tool(cmd: string, args: string[], pkg: string): Promise<void> {
+  try {
+    await run(cmd, args, { maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT')
+      throw new MissingToolError(`${cmd} is not installed`, `Debian: apt-get install ${pkg}`);
+    throw new ProvisioningError(`${cmd} failed: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+async function fetchImage(image: ImageSpec): Promise<void> {
+  const source = image.source as string;
+  const part = `${image.base}.part-${process.pid}`;
+  await fs.mkdir(path.dirname(image.base), { recursive: true });
+  try {
+    if (/^https?:\/\//.test(source)) {
+      const res = await fetch(source);
+      if (!res.ok || !res.body) throw new ProvisioningError(`fetching ${source} answered ${res.status}`);
+      await pipeline(
+        Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+        (await fs.open(part, 'w')).createWriteStream(),
+      );
+    } else {
+      await fs.copyFile(source.replace(/^file:\/\//, ''), part);
+    }
+    if (image.checksum) {
+      const hash = createHash('sha256');
+      await pipeline(createReadStream(part), hash);
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== image.checksum)
+        throw new ConfigError(
+          `image "${image.name}" from ${source} has checksum ${got}, the image map says ${image.checksum}`,
+        );
+    }
+    await fs.chmod(part, 0o444);
+    await fs.rename(part, image.base);
+  } finally {
+    await fs.rm(part, { force: true });
+  }
+}
