@@ -99,8 +99,11 @@ describe('migrate', () => {
     );
     expect(tables).toEqual([
       '_prisma_migrations',
+      'artifacts',
+      'hosts',
       'job_steps',
       'jobs',
+      'leases',
       'log_lines',
       'pipeline_jobs',
       'pipelines',
