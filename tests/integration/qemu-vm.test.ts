@@ -35,13 +35,15 @@ afterAll(async () => {
   if (imageMap) fs.rmSync(imageMap, { force: true });
 });
 
+// The host registers every image map label and alias, so the capacity scheduler refuses the
+// label before any provider is asked.
 test('an unknown label fails the job at once, naming the labels the image map knows', async () => {
   const repo = jobRepo('echo never runs');
   const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha, { label: 'ubuntu-99.04' });
   const job = await h.result(workflowId, jobId);
   expect(job.state).toBe('error');
-  expect(job.message).toMatch(/no machine image or provider for label "ubuntu-99\.04"/);
-  expect(job.message).toMatch(/known labels: debian-12, linux, local/);
+  expect(job.message).toMatch(/no host runs machines for label "ubuntu-99\.04"/);
+  expect(job.message).toMatch(/labels of registered hosts: debian-12, linux, local/);
   expect(await h.db.vm.count({ where: { jobId } })).toBe(0);
 });
 
