@@ -14,13 +14,12 @@
  * Uses DATABASE_URL if set (a fresh database is created next to it), else embedded PostgreSQL.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
+import { commitRepo, freshDatabase } from './fixtures';
 import { loadConfig } from '../common/config';
 import { startJob } from '../common/job-start';
 import { waitForFinalState } from '../common/log-follow';
@@ -35,16 +34,6 @@ import { startRunnerServer } from '../services/runner-server';
 import { startStack } from '../services/stack';
 
 const ROOT = path.resolve(__dirname, '../..');
-
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const admin = new PgClient({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -132,14 +121,10 @@ async function main(): Promise<void> {
     }),
   );
 
-  const database = process.env.DATABASE_URL ? `solstice_bench_${randomBytes(4).toString('hex')}` : undefined;
-  if (database) await adminQuery(process.env.DATABASE_URL as string, `CREATE DATABASE ${database}`);
-  const dbUrl = database
-    ? Object.assign(new URL(process.env.DATABASE_URL as string), { pathname: `/${database}` }).toString()
-    : undefined;
+  const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
   const cfg = loadConfig({
     stateDir: scratch,
-    databaseUrl: dbUrl,
+    databaseUrl: database?.url,
     embeddedPgPort: String(await freePort()),
     temporalAddress: `127.0.0.1:${await freePort()}`,
     temporalUiPort: String(await freePort()),
@@ -155,23 +140,7 @@ async function main(): Promise<void> {
   process.env.LOG_LEVEL ??= 'warn';
   const stack = await startStack(cfg, createLogger('bench'));
   const temporal = await connectClient(stack.cfg);
-  const repo = fs.mkdtempSync(path.join(scratch, 'repo-'));
-  fs.mkdirSync(path.join(repo, '.solstice'));
-  fs.writeFileSync(path.join(repo, '.solstice/job.sh'), '#!/bin/sh\necho bench\n', { mode: 0o755 });
-  const gitEnv = {
-    ...process.env,
-    GIT_AUTHOR_NAME: 'b',
-    GIT_AUTHOR_EMAIL: 'b@x.invalid',
-    GIT_COMMITTER_NAME: 'b',
-    GIT_COMMITTER_EMAIL: 'b@x.invalid',
-  };
-  for (const args of [
-    ['init', '-q'],
-    ['add', '-A'],
-    ['commit', '-qm', 'bench'],
-  ])
-    execFileSync('git', args, { cwd: repo, env: gitEnv });
-  const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repo }).toString().trim();
+  const repo = commitRepo({ '.solstice/job.sh': '#!/bin/sh\necho bench\n' });
 
   const rows: { plain: number; solstice: number; teardown: number }[] = [];
   for (let i = 0; i < runs; i++) {
@@ -180,8 +149,8 @@ async function main(): Promise<void> {
     const enqueuedAt = Date.now();
     const { jobId } = await startJob(temporal.client, stack.cfg, {
       source: 'manual',
-      repoUrl: repo,
-      commitSha: sha,
+      repoUrl: repo.dir,
+      commitSha: repo.sha,
     });
     const job = await waitForFinalState(stack.jobs, jobId, 250);
     if (job.state !== 'success' || !job.startedAt)
@@ -216,8 +185,8 @@ async function main(): Promise<void> {
 
   await temporal.close();
   await stack.stop();
-  if (database)
-    await adminQuery(process.env.DATABASE_URL as string, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  await database?.drop();
+  fs.rmSync(repo.dir, { recursive: true, force: true });
   fs.rmSync(scratch, { recursive: true, force: true });
   process.exit(0);
 }
