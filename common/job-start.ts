@@ -21,15 +21,26 @@ export interface JobRequest {
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
   Partial<Pick<Config, 'publicUrl'>>;
 
-/** Readable in the Temporal Web UI: which repository and commit, then the unique job id. */
-export function jobWorkflowId(req: Pick<JobRequest, 'repoUrl' | 'commitSha'>, jobId: string): string {
+/**
+ * `<kind>/<repo>/<sha12>/<id>`: readable in the Temporal Web UI (which repository and commit),
+ * then the unique id. Shared by bare jobs and pipelines.
+ */
+export function readableWorkflowId(
+  kind: 'job' | 'pipeline',
+  req: { repoUrl: string; commitSha: string },
+  id: string,
+): string {
   const repo =
     req.repoUrl
       .replace(/\.git$/, '')
       .split(/[/:]/)
       .filter(Boolean)
       .pop() ?? 'repo';
-  return `job/${repo}/${req.commitSha.slice(0, 12)}/${jobId}`;
+  return `${kind}/${repo}/${req.commitSha.slice(0, 12)}/${id}`;
+}
+
+export function jobWorkflowId(req: Pick<JobRequest, 'repoUrl' | 'commitSha'>, jobId: string): string {
+  return readableWorkflowId('job', req, jobId);
 }
 
 function jobInput(cfg: StartConfig, req: JobRequest, jobId: string): JobInput {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from './config';
+import { readableWorkflowId } from './job-start';
 import { jobIdFor, workflowIdFor, type JobRequestV1 } from './job-request';
 import type { PipelineJobRecord, PipelineRecord } from './pipeline-store';
 import { startWithSearchAttributes } from './search-attributes';
@@ -34,13 +35,7 @@ export function pipelineWorkflowId(
   req: Pick<PipelineRequest, 'repoUrl' | 'commitSha'>,
   pipelineId: string,
 ): string {
-  const repo =
-    req.repoUrl
-      .replace(/\.git$/, '')
-      .split(/[/:]/)
-      .filter(Boolean)
-      .pop() ?? 'repo';
-  return `pipeline/${repo}/${req.commitSha.slice(0, 12)}/${pipelineId}`;
+  return readableWorkflowId('pipeline', req, pipelineId);
 }
 
 export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId: string): PipelineInput {
