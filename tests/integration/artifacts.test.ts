@@ -17,7 +17,7 @@ import {
   type ArtifactChunk,
   type ArtifactUploaded__Output,
 } from '../../common/runner-proto';
-import type { JobInput, JobStepSpec } from '../../workflows/types';
+import type { JobStepSpec } from '../../workflows/types';
 import { cliEnv, runCli } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
@@ -40,22 +40,11 @@ const env = () => ({ ...cliEnv(h.cfg), BLOB_FS_ROOT: h.cfg.blobFsRoot });
 
 async function runJob(steps: JobStepSpec[], artifacts: string[], jobEnv: Record<string, string> = {}) {
   const repo = makeRepo({ 'README.md': 'artifacts test\n' });
-  const jobId = randomUUID();
-  const workflowId = `test-artifacts/${jobId}`;
-  const input: JobInput = {
-    jobId,
-    source: 'manual',
-    repoUrl: repo.dir,
-    commitSha: repo.sha,
-    label: 'local',
-    timeoutMs: 120_000,
-    bootTimeoutMs: 60_000,
-    maxMachineAttempts: 1,
-    env: jobEnv,
-    steps,
-    artifacts,
-  };
-  await h.client.workflow.start('JobWorkflow', { taskQueue: h.cfg.taskQueue, workflowId, args: [input] });
+  const { jobId, workflowId } = await h.startJobWith(
+    repo,
+    { env: jobEnv, steps, artifacts },
+    'test-artifacts',
+  );
   const job = await h.result(workflowId, jobId);
   const log = (await h.jobs.logLinesAfter(jobId, 0, 10_000)).map((l) => l.text);
   return { jobId, job, log };

@@ -11,7 +11,6 @@ import type { Browser } from 'playwright-core';
 import { FsBlobStore } from '../../common/blob-store';
 import { createLogger } from '../../common/logger';
 import { startJobPage, type RunningJobPage } from '../../services/job-page/server';
-import type { JobInput } from '../../workflows/types';
 import { launchBrowser } from '../support/browser';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
@@ -161,34 +160,27 @@ describe('in a browser', () => {
     fs.writeFileSync(fixture, artifact);
     const [gate1, gate2] = [gatePath(), gatePath()];
     const repo = makeRepo({ 'README.md': 'page test\n' });
-    const jobId = randomUUID();
-    const workflowId = `test-page/${jobId}`;
-    const input: JobInput = {
-      jobId,
-      source: 'manual',
-      repoUrl: repo.dir,
-      commitSha: repo.sha,
-      label: 'local',
-      timeoutMs: 120_000,
-      bootTimeoutMs: 60_000,
-      maxMachineAttempts: 1,
-      env: { FIXTURE: fixture },
-      steps: [
-        {
-          name: 'slow',
-          run: [
-            'echo "first line"',
-            `while [ ! -e ${gate1} ]; do sleep 0.1; done`,
-            'echo "after gate one"',
-            `while [ ! -e ${gate2} ]; do sleep 0.1; done`,
-            'mkdir -p out && cp "$FIXTURE" out/report.bin',
-          ].join('\n'),
-          continueOnError: false,
-        },
-      ],
-      artifacts: ['out/report.bin'],
-    };
-    await h.client.workflow.start('JobWorkflow', { taskQueue: h.cfg.taskQueue, workflowId, args: [input] });
+    const { jobId, workflowId } = await h.startJobWith(
+      repo,
+      {
+        env: { FIXTURE: fixture },
+        steps: [
+          {
+            name: 'slow',
+            run: [
+              'echo "first line"',
+              `while [ ! -e ${gate1} ]; do sleep 0.1; done`,
+              'echo "after gate one"',
+              `while [ ! -e ${gate2} ]; do sleep 0.1; done`,
+              'mkdir -p out && cp "$FIXTURE" out/report.bin',
+            ].join('\n'),
+            continueOnError: false,
+          },
+        ],
+        artifacts: ['out/report.bin'],
+      },
+      'test-page',
+    );
     await waitFor(
       async () => (await h.jobs.logLinesAfter(jobId, 0, 1000)).some((l) => l.text === 'first line'),
       60_000,

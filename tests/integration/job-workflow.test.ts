@@ -8,9 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
-import { randomUUID } from 'node:crypto';
 import { formatSteps } from '../../cli/output';
-import type { JobInput } from '../../workflows/types';
 import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
@@ -59,25 +57,18 @@ test('a passing script ends success, its log is stored, and nothing is left behi
 test("a job's steps run on the machine; the log service stores each step's result; status shows them", async () => {
   // job.sh is there but the job's steps win: they come from the workflow file via JobInput.
   const repo = makeRepo({ '.solstice/job.sh': 'echo job.sh ran\n', 'lib/x.txt': 'x\n' });
-  const jobId = randomUUID();
-  const workflowId = `test-steps/${jobId}`;
-  const input: JobInput = {
-    jobId,
-    source: 'manual',
-    repoUrl: repo.dir,
-    commitSha: repo.sha,
-    label: 'local',
-    timeoutMs: 120_000,
-    bootTimeoutMs: 60_000,
-    maxMachineAttempts: 1,
-    env: { WHO: 'steps' },
-    steps: [
-      { name: 'hello', run: 'echo "hello from $WHO"', continueOnError: false },
-      { name: 'list', run: 'ls', workingDirectory: 'lib', continueOnError: false },
-      { name: 'flaky', run: 'exit 4', continueOnError: true },
-    ],
-  };
-  await h.client.workflow.start('JobWorkflow', { taskQueue: h.cfg.taskQueue, workflowId, args: [input] });
+  const { jobId, workflowId } = await h.startJobWith(
+    repo,
+    {
+      env: { WHO: 'steps' },
+      steps: [
+        { name: 'hello', run: 'echo "hello from $WHO"', continueOnError: false },
+        { name: 'list', run: 'ls', workingDirectory: 'lib', continueOnError: false },
+        { name: 'flaky', run: 'exit 4', continueOnError: true },
+      ],
+    },
+    'test-steps',
+  );
   const job = await h.result(workflowId, jobId);
   expect(job.state).toBe('success');
   const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);

@@ -3,7 +3,6 @@
  * every batch (revoked, replaced and other-job tokens stop a running stream), the message size
  * limit comes from the settings, and grpc.health.v1 reports the database's readiness.
  */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthServiceDefinition } from 'grpc-health-check';
 import { hashJobToken } from '../../common/job-token';
@@ -52,22 +51,6 @@ async function service(
   return s;
 }
 
-async function jobWithToken(token: string): Promise<string> {
-  const id = randomUUID();
-  await h.db.job.create({
-    data: {
-      id,
-      workflowId: `test/${id}`,
-      repoUrl: '/nowhere',
-      commitSha: 'a'.repeat(40),
-      state: 'running',
-      attempt: 1,
-      tokenHash: hashJobToken(token),
-    },
-  });
-  return id;
-}
-
 function lines(from: number, to: number, text = (i: number) => `line ${i}`): LogLine[] {
   return Array.from({ length: to - from + 1 }, (_, i) => ({
     seq: from + i,
@@ -110,7 +93,7 @@ function openStream(address: string, token: string) {
 describe('the token is checked on every batch', () => {
   test('a job that ends mid-stream: the next batch is refused and nothing more is stored', async () => {
     const s = await service({ tokenCacheMs: 0 });
-    const jobId = await jobWithToken('tok-end');
+    const jobId = await h.jobWithToken('tok-end');
     const stream = openStream(s.address, 'tok-end');
     expect(await stream.send(jobId, lines(1, 3))).toBe(3);
     await h.jobs.finalize(jobId, { state: 'cancelled' });
@@ -122,7 +105,7 @@ describe('the token is checked on every batch', () => {
 
   test('a new machine attempt replaces the token: the old runner is refused on its next batch', async () => {
     const s = await service({ tokenCacheMs: 0 });
-    const jobId = await jobWithToken('tok-old');
+    const jobId = await h.jobWithToken('tok-old');
     const stream = openStream(s.address, 'tok-old');
     expect(await stream.send(jobId, lines(1, 2))).toBe(2);
     await h.jobs.beginAttempt(jobId, 2, hashJobToken('tok-new'));
@@ -133,8 +116,8 @@ describe('the token is checked on every batch', () => {
 
   test('a batch claiming another job is refused even on a stream that began with the right one', async () => {
     const s = await service({ tokenCacheMs: 0 });
-    const mine = await jobWithToken('tok-mine');
-    const other = await jobWithToken('tok-other');
+    const mine = await h.jobWithToken('tok-mine');
+    const other = await h.jobWithToken('tok-other');
     const stream = openStream(s.address, 'tok-mine');
     expect(await stream.send(mine, lines(1, 1))).toBe(1);
     expect(await stream.send(other, lines(1, 1))).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
@@ -144,7 +127,7 @@ describe('the token is checked on every batch', () => {
 
   test('with the default cache a revoked token still stops the stream within the cache time', async () => {
     const s = await service();
-    const jobId = await jobWithToken('tok-cached');
+    const jobId = await h.jobWithToken('tok-cached');
     const stream = openStream(s.address, 'tok-cached');
     expect(await stream.send(jobId, lines(1, 1))).toBe(1);
     await h.jobs.finalize(jobId, { state: 'success' });
@@ -165,7 +148,7 @@ test('a batch over the configured message size is refused with RESOURCE_EXHAUSTE
   const s = await service({
     server: { keepaliveTimeMs: 20_000, keepaliveTimeoutMs: 10_000, maxMessageBytes: 64 * 1024 },
   });
-  const jobId = await jobWithToken('tok-size');
+  const jobId = await h.jobWithToken('tok-size');
   const stream = openStream(s.address, 'tok-size');
   expect(await stream.send(jobId, lines(1, 10))).toBe(10);
   const big = await stream.send(

@@ -1,7 +1,5 @@
 /** The log service's stream protocol over real gRPC and a real database. */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { hashJobToken } from '../../common/job-token';
 import {
   bearerMetadata,
   createRunnerServiceClient,
@@ -19,22 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-async function jobWithToken(token: string): Promise<string> {
-  const id = randomUUID();
-  await h.db.job.create({
-    data: {
-      id,
-      workflowId: `test/${id}`,
-      repoUrl: '/nowhere',
-      commitSha: 'a'.repeat(40),
-      state: 'running',
-      attempt: 1,
-      tokenHash: hashJobToken(token),
-    },
-  });
-  return id;
-}
 
 function lines(from: number, to: number): LogLine[] {
   return Array.from({ length: to - from + 1 }, (_, i) => ({
@@ -75,7 +57,7 @@ async function stream(
 }
 
 test('stores each line once, in order, skipping resends and refusing gaps; a half-close ends the call OK', async () => {
-  const jobId = await jobWithToken('tok-a');
+  const jobId = await h.jobWithToken('tok-a');
   const r = await stream(jobId, 'tok-a', [lines(1, 3), lines(2, 5), lines(7, 8), lines(6, 8)]);
   expect(r.acks).toEqual([3, 5, 5, 8]);
   expect(r.status).toBe(grpc.status.OK);
@@ -90,8 +72,8 @@ test('stores each line once, in order, skipping resends and refusing gaps; a hal
 });
 
 test("a stream with another job's token is refused and stores nothing", async () => {
-  await jobWithToken('tok-b');
-  const other = await jobWithToken('tok-c');
+  await h.jobWithToken('tok-b');
+  const other = await h.jobWithToken('tok-c');
   const r = await stream(other, 'tok-b', [lines(1, 2)]);
   expect(r.status).toBe(grpc.status.PERMISSION_DENIED);
   const unknown = await stream(other, 'nope', [lines(1, 2)]);

@@ -4,7 +4,7 @@
  * worker` process that a test may kill), and a Temporal client, all on the run's dev server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { FsBlobStore } from '../../common/blob-store';
 import { loadConfig, type Config } from '../../common/config';
 import { createDb, type Db } from '../../common/db';
 import { startJob } from '../../common/job-start';
+import { hashJobToken } from '../../common/job-token';
 import { JobStore, type JobRecord } from '../../common/job-store';
 import { startPipeline, type PipelineRequest } from '../../common/pipeline-start';
 import { PipelineStore, type PipelineRecord } from '../../common/pipeline-store';
@@ -29,6 +30,7 @@ import { startRunnerServer } from '../../services/runner-server';
 import { startOrchestratorWorker, type RunningWorker } from '../../workers/orchestrator';
 import { createTestDatabase, type TestDatabase } from './database';
 import { taggedPids } from '../../provisioning/process-tree';
+import type { JobInput } from '../../workflows/types';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -49,6 +51,17 @@ export interface Harness {
     commitSha: string,
     opts?: { timeoutMs?: number; label?: string },
   ): Promise<{ jobId: string; workflowId: string }>;
+  /**
+   * Starts a bare JobWorkflow on the `local` label with the given steps, env and artifacts, one
+   * machine attempt, as `<idPrefix>/<job id>`.
+   */
+  startJobWith(
+    repo: { dir: string; sha: string },
+    spec: Pick<JobInput, 'steps' | 'env' | 'artifacts'>,
+    idPrefix: string,
+  ): Promise<{ jobId: string; workflowId: string }>;
+  /** Records a running job (no workflow behind it) whose runner token is `token`; returns its id. */
+  jobWithToken(token: string): Promise<string>;
   /** Starts a PipelineWorkflow (source manual unless given). */
   startPipeline(
     repoDir: string,
@@ -163,6 +176,42 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
         timeoutMs: opts.timeoutMs,
         label: opts.label,
       });
+    },
+    async startJobWith(repo, spec, idPrefix) {
+      const jobId = randomUUID();
+      const workflowId = `${idPrefix}/${jobId}`;
+      const input: JobInput = {
+        jobId,
+        source: 'manual',
+        repoUrl: repo.dir,
+        commitSha: repo.sha,
+        label: 'local',
+        timeoutMs: 120_000,
+        bootTimeoutMs: 60_000,
+        maxMachineAttempts: 1,
+        ...spec,
+      };
+      await temporal.client.workflow.start('JobWorkflow', {
+        taskQueue: cfg.taskQueue,
+        workflowId,
+        args: [input],
+      });
+      return { jobId, workflowId };
+    },
+    async jobWithToken(token) {
+      const id = randomUUID();
+      await db.job.create({
+        data: {
+          id,
+          workflowId: `test/${id}`,
+          repoUrl: '/nowhere',
+          commitSha: 'a'.repeat(40),
+          state: 'running',
+          attempt: 1,
+          tokenHash: hashJobToken(token),
+        },
+      });
+      return id;
     },
     async startPipeline(repoDir, commitSha, req = {}) {
       return startPipeline(temporal.client, cfg, { source: 'manual', repoUrl: repoDir, commitSha, ...req });
