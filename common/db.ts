@@ -7,6 +7,7 @@
  * Prisma client); it is re-exported here so services import everything database from one place.
  */
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client';
 import { type Config, effectiveDatabaseUrl } from './config';
 import { databaseSchemaOf } from './db-connection';
@@ -28,16 +29,38 @@ export interface CreateDbOptions {
   onPoolError?: (err: Error) => void;
 }
 
+/** The node-postgres pool under each client createDb made (see pgPool). */
+const pools = new WeakMap<Db, pg.Pool>();
+
 export function createDb(cfg: DbConfig, opts: CreateDbOptions = {}): Db {
   const url = effectiveDatabaseUrl(cfg);
-  const adapter = new PrismaPg(
-    {
-      connectionString: url,
-      // A pool of zero connections could never serve a query.
-      max: Math.max(1, cfg.dbPoolMaxSize),
-      connectionTimeoutMillis: cfg.dbPoolTimeoutMs,
-    },
-    { schema: databaseSchemaOf(url), onPoolError: opts.onPoolError },
-  );
-  return new PrismaClient({ adapter });
+  const schema = databaseSchemaOf(url);
+  const pool = new pg.Pool({
+    connectionString: url,
+    // A pool of zero connections could never serve a query.
+    max: Math.max(1, cfg.dbPoolMaxSize),
+    connectionTimeoutMillis: cfg.dbPoolTimeoutMs,
+    // Prisma qualifies its own queries with the schema; this makes raw SQL see the same tables.
+    ...(schema ? { options: `-c search_path=${quoteIdentifier(schema)}` } : {}),
+  });
+  const adapter = new PrismaPg(pool, { schema, onPoolError: opts.onPoolError, disposeExternalPool: true });
+  const db = new PrismaClient({ adapter });
+  pools.set(db, pool);
+  return db;
+}
+
+/**
+ * The connection pool under `db`, for the one query that must not go through Prisma: storing log
+ * lines. Prisma's debug module keeps the arguments of its last 100 queries whether or not
+ * debugging is on; for log inserts that is up to 100 groups of log text held in memory (the log
+ * service's heap grew by hundreds of MiB in bench/logs.ts).
+ */
+export function pgPool(db: Db): pg.Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('pgPool: this client was not made by createDb');
+  return pool;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
