@@ -48,7 +48,7 @@ export interface BatchLimits {
 /** Rough per-line protobuf overhead (tags, varints for seq/stream/time), for byte accounting. */
 const LINE_OVERHEAD_BYTES = 24;
 
-export const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_BYTES = 2 * 1024 * 1024;
 
 export class LogBuffer {
   /** Unacknowledged lines in seq order; entries before `head` are acknowledged garbage. */

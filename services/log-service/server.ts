@@ -4,9 +4,9 @@
  * runner started and finished. The finished signal is sent only once every line up to the
  * runner's last sequence number is stored, so a workflow never finalizes a partial log.
  *
- * Hardening: every call and every log batch re-checks the job token (through a short cache);
- * work stops when the runner cancels a call or its deadline passes; keepalive, message size and
- * TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
+ * Hardening: every call, and every group of log batches before it is stored, re-checks the job
+ * token (through a short cache); work stops when the runner cancels a call or its deadline
+ * passes; keepalive, message size and TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
  * Artifact uploads are handled in artifacts.ts.
  * Every call is a server span continuing the runner's trace (traceparent in the call metadata).
  */
@@ -137,6 +137,13 @@ function toStatus(err: unknown): grpc.StatusObject & { message: string } {
   const message = `log service could not complete the call: ${err instanceof Error ? err.message : String(err)}`;
   return { ...base, code: grpc.status.UNAVAILABLE, details: message, message };
 }
+
+/**
+ * How much received log text may wait for the store in progress before the stream is paused:
+ * large enough that one insert carries many runner batches, small enough that a backlog here
+ * adds little to what `solstice logs -f` waits for and to the service's memory.
+ */
+const GROUP_MAX_BYTES = 2 * 1024 * 1024;
 
 const STREAM_NAMES: Record<string, string> = {
   LOG_STREAM_STDOUT: 'stdout',
@@ -288,51 +295,70 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       const span = callSpan('StreamLogs', call.metadata);
       let ingest: LogIngest | undefined;
       let streamJob: AuthenticatedJob | undefined;
-      let streamJobId: string | undefined;
       let failed = false;
-      const handle = async (batch: LogBatch__Output): Promise<void> => {
-        // Every batch: a token revoked mid-stream (job ended, new machine attempt) stops here.
-        const job = await authenticate(tokens, call.metadata, batch.jobId);
-        if (!ingest) {
+      /**
+       * Stores every batch that arrived while the previous write ran, as one insert with one
+       * acknowledgement (acks are cumulative). A busy stream so pays one round trip per group
+       * instead of one per batch, and receiving overlaps with storing.
+       */
+      const store = async (batches: LogBatch__Output[]): Promise<void> => {
+        // Every group: a token revoked mid-stream (job ended, new machine attempt) stops here.
+        const job = await authenticate(tokens, call.metadata, batches[0].jobId);
+        if (!ingest || !streamJob) {
           ingest = await LogIngest.open(jobs, job.id, deps.secrets);
           streamJob = job;
-          streamJobId = job.id;
           span.setAttribute(ATTR.jobId, job.id);
-        } else if (job.id !== streamJobId) {
+        }
+        if (job.id !== streamJob.id || batches.some((b) => b.jobId !== batches[0].jobId)) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
-        const lines = batch.lines.map((l) => ({
-          seq: l.seq,
-          stream: STREAM_NAMES[l.stream] ?? 'stdout',
-          text: l.text,
-          timeUnixMs: l.timeUnixMs,
-        }));
+        const lines = batches.flatMap((batch) =>
+          batch.lines.map((l) => ({
+            seq: l.seq,
+            stream: STREAM_NAMES[l.stream] ?? 'stdout',
+            text: l.text,
+            timeUnixMs: l.timeUnixMs,
+          })),
+        );
         const through = await ingest.accept(lines);
         for (const l of lines) {
           const step = stepStarted(l.stream, l.text);
-          if (step && streamJob) await signalStep(streamJob, step);
+          if (step) await signalStep(streamJob, step);
         }
         const ack: LogAck = { persistedThroughSeq: through };
         call.write(ack);
       };
       // Events rather than `for await`: the async iterator destroys the duplex stream when the
       // client half-closes, and a destroyed call can no longer send its final status.
-      // Batches are handled one at a time (pause/resume), which is also our back-pressure.
+      // Back-pressure: past GROUP_MAX_BYTES waiting, the call is paused, which stops grpc-js
+      // reading and lets HTTP/2 flow control hold the runner.
+      let waiting: LogBatch__Output[] = [];
+      let waitingBytes = 0;
+      let scheduled = false;
       let chain = Promise.resolve();
+      const flush = async (): Promise<void> => {
+        scheduled = false;
+        const batches = waiting;
+        waiting = [];
+        waitingBytes = 0;
+        call.resume();
+        if (!failed && batches.length > 0) await store(batches);
+      };
       // The runner gave up on this stream (reconnecting, or it ended): drop what is queued.
       call.on('cancelled', () => (failed = true));
       call.on('data', (batch: LogBatch__Output) => {
-        call.pause();
-        chain = chain
-          .then(() => (failed ? undefined : handle(batch)))
-          .catch((err: unknown) => {
-            failed = true;
-            endSpan(span, err);
-            const status = toStatus(err);
-            if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
-            call.emit('error', status);
-          })
-          .finally(() => call.resume());
+        waiting.push(batch);
+        waitingBytes += batch.lines.reduce((n, l) => n + l.text.length, 0);
+        if (waitingBytes >= GROUP_MAX_BYTES) call.pause();
+        if (scheduled) return;
+        scheduled = true;
+        chain = chain.then(flush).catch((err: unknown) => {
+          failed = true;
+          endSpan(span, err);
+          const status = toStatus(err);
+          if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
+          call.emit('error', status);
+        });
       });
       call.on('end', () => {
         void chain.then(() => {
