@@ -15,7 +15,9 @@
  * - follow latency p50/p99: every --mark-ms the script prints `bench-ts <epoch ms>`; latency
  *   is when the follower receives that line minus that time;
  * - peak RSS of the log service: it runs as its own `solstice log-service` process and its
- *   /proc/<pid>/status VmHWM is read at the end (VmRSS is sampled for the baseline).
+ *   /proc/<pid>/status VmHWM is read at the end (VmRSS is sampled for the baseline); beside it
+ *   the largest heap left after a full GC, i.e. what the service holds rather than what V8
+ *   has not collected yet.
  * The log service is stopped with SIGTERM at the end, so the run also shows its drain.
  * Uses DATABASE_URL (default the local server) to create a throwaway database next to it.
  */
@@ -75,13 +77,34 @@ function procStatus(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-function startLogServiceProcess(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'log-service'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * The log service as its own process. It runs with --trace-gc so the bench can tell live memory
+ * from garbage V8 has not collected yet: the heap size after each full (Mark-Compact)
+ * collection is what the service really holds; its largest value is reported.
+ */
+function startLogServiceProcess(
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; liveHeapMiB: () => number }> {
+  const child = spawn(process.execPath, ['--trace-gc', CLI, 'log-service'], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let liveHeap = 0;
+  let listening = false;
+  let pending = '';
   return new Promise((resolve, reject) => {
-    let out = '';
     child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('log service listening')) resolve(child);
+      pending += d.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const gc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+        if (gc) liveHeap = Math.max(liveHeap, Number(gc[1]));
+        if (!listening && line.includes('log service listening')) {
+          listening = true;
+          resolve({ child, liveHeapMiB: () => liveHeap });
+        }
+      }
     });
     child.once('exit', (code) => reject(new Error(`log service exited with ${code} before listening`)));
   });
@@ -138,7 +161,7 @@ async function main(): Promise<void> {
   process.once('exit', () => {
     dev.stop().catch(() => undefined);
   });
-  const logService = await startLogServiceProcess({
+  const { child: logService, liveHeapMiB } = await startLogServiceProcess({
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     LOG_LEVEL: 'warn',
@@ -214,17 +237,21 @@ async function main(): Promise<void> {
 
   logService.kill('SIGTERM');
   const drainCode = await new Promise<number | null>((resolve) => logService.once('exit', resolve));
-  await temporal.close();
-  await worker.shutdown();
-  await runnerServer.close();
-  await db.$disconnect();
-  await dev.stop();
-  await database.drop();
-  fs.rmSync(stateDir, { recursive: true, force: true });
-  fs.rmSync(repo.dir, { recursive: true, force: true });
+  // Figures first: a teardown hiccup must not throw a finished run away.
+  const teardown = async () => {
+    await temporal.close();
+    await worker.shutdown();
+    await runnerServer.close();
+    await db.$disconnect();
+    await dev.stop();
+    await database.drop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    fs.rmSync(repo.dir, { recursive: true, force: true });
+  };
 
   if (job?.state !== 'success' || start === undefined || end === undefined) {
     console.error(`bench: job ended ${job?.state ?? 'unknown'} (${job?.message ?? ''}); no figures`);
+    await teardown().catch(() => undefined);
     process.exit(1);
   }
   const storedAt = stored.find((s) => s.seq >= end.seq)?.at ?? finishedAt;
@@ -241,12 +268,16 @@ async function main(): Promise<void> {
     ],
     ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
     ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
+    ['log service live heap, max after full GC', `${liveHeapMiB().toFixed(0)} MiB`],
     ['log service exit on SIGTERM', String(drainCode)],
   ];
   console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
   console.log(`| ${'metric'.padEnd(44)} | value`);
   console.log(`|${'-'.repeat(46)}|${'-'.repeat(40)}`);
   for (const [k, v] of rows) console.log(`| ${k.padEnd(44)} | ${v}`);
+  await teardown().catch((err: unknown) =>
+    console.error(`bench: teardown failed (figures stand): ${String(err)}`),
+  );
   process.exit(0);
 }
 
