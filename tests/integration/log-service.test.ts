@@ -80,3 +80,26 @@ test("a stream with another job's token is refused and stores nothing", async ()
   expect(unknown.status).toBe(grpc.status.UNAUTHENTICATED);
   expect(await h.jobs.countLogLines(other)).toBe(0);
 });
+
+test('batches that arrive while a store runs are stored together: fewer acks, the last one covers all', async () => {
+  const jobId = await h.jobWithToken('tok-d');
+  const client = createRunnerServiceClient(h.logService.address);
+  const call = client.StreamLogs(bearerMetadata('tok-d'));
+  const acks: number[] = [];
+  call.on('data', (ack: LogAck__Output) => acks.push(ack.persistedThroughSeq));
+  const status = new Promise<grpc.status>((resolve) => {
+    call.on('status', (s: grpc.StatusObject) => resolve(s.code));
+    call.on('error', () => undefined);
+  });
+  // Forty batches without waiting for acks, as a runner with a backlog sends them.
+  const batches = 40;
+  for (let b = 0; b < batches; b++) call.write({ jobId, lines: lines(b * 100 + 1, b * 100 + 100) });
+  call.end();
+  expect(await status).toBe(grpc.status.OK);
+  client.close();
+  expect(acks.length).toBeLessThan(batches);
+  expect(acks[acks.length - 1]).toBe(batches * 100);
+  expect(acks).toEqual([...acks].sort((a, b) => a - b));
+  const stored = await h.jobs.logLinesAfter(jobId, 0, 10_000);
+  expect(stored.map((l) => l.text)).toEqual(lines(1, batches * 100).map((l) => l.text));
+});
