@@ -20,6 +20,13 @@ import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
 
+/**
+ * Added to a token's boot and run timeouts: the machine is created after the token is minted
+ * (an image copy can take minutes) and the workflow's timers start later still. The job's end
+ * revokes the token long before this matters; expiry is for a workflow that never ends well.
+ */
+const TOKEN_EXPIRY_GRACE_MS = 30 * 60_000;
+
 export interface ActivityDeps extends CapacityDeps {
   jobs: JobStore;
   blobs: BlobStore;
@@ -76,6 +83,8 @@ export function createActivities(deps: ActivityDeps) {
       attempt: number;
       label: string;
       definition?: JobDefinitionSpec;
+      /** How long the job may need its token: boot plus run timeout (absent: until the job ends). */
+      tokenValidForMs?: number;
     }): Promise<MachineRef> {
       const provider = providerFor(req.label);
       const job = await deps.jobs.getJob(req.jobId);
@@ -99,7 +108,11 @@ export function createActivities(deps: ActivityDeps) {
       }
       // The token exists only here and in the machine's seed; the workflow history never sees it.
       const token = newJobToken();
-      await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token));
+      const expiresAt =
+        req.tokenValidForMs === undefined
+          ? undefined
+          : new Date(Date.now() + req.tokenValidForMs + TOKEN_EXPIRY_GRACE_MS);
+      await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token), expiresAt);
       const machineId = machineIdFor(req.jobId, req.attempt);
       const hostView = { runnerUrl: deps.runnerUrl, contactAddr: deps.contactAddr, repoUrl: job.repoUrl };
       const guest = provider.guestEndpoints?.(hostView) ?? hostView;

@@ -80,20 +80,31 @@ export class JobStore {
     });
   }
 
-  /** Starts a machine attempt: a new token replaces (and so revokes) the previous one. */
-  async beginAttempt(jobId: string, attempt: number, tokenHash: string): Promise<void> {
-    await this.db.job.update({ where: { id: jobId }, data: { state: 'provisioning', attempt, tokenHash } });
+  /**
+   * Starts a machine attempt: a new token replaces (and so revokes) the previous one. It works
+   * until the job ends, and never past `expiresAt` (none: only until the job ends).
+   */
+  async beginAttempt(jobId: string, attempt: number, tokenHash: string, expiresAt?: Date): Promise<void> {
+    await this.db.job.update({
+      where: { id: jobId },
+      data: { state: 'provisioning', attempt, tokenHash, tokenExpiresAt: expiresAt ?? null },
+    });
   }
 
-  /** The job a live token belongs to, or undefined (unknown, revoked, or job finished). */
+  /** The job a live token belongs to, or undefined (unknown, revoked, expired, or job finished). */
   async jobForToken(
     tokenHash: string,
-  ): Promise<Pick<JobRecord, 'id' | 'workflowId' | 'attempt' | 'state'> | undefined> {
+  ): Promise<
+    (Pick<JobRecord, 'id' | 'workflowId' | 'attempt' | 'state'> & { expiresAt?: Date }) | undefined
+  > {
     const job = await this.db.job.findUnique({
       where: { tokenHash },
-      select: { id: true, workflowId: true, attempt: true, state: true },
+      select: { id: true, workflowId: true, attempt: true, state: true, tokenExpiresAt: true },
     });
-    return job ?? undefined;
+    if (!job) return undefined;
+    const { tokenExpiresAt, ...rest } = job;
+    if (tokenExpiresAt && tokenExpiresAt.getTime() <= Date.now()) return undefined;
+    return tokenExpiresAt ? { ...rest, expiresAt: tokenExpiresAt } : rest;
   }
 
   /** True when this call moved the job to running (false for a repeated StartJob). */
@@ -127,6 +138,7 @@ export class JobStore {
         message: outcome.message ?? null,
         finishedAt: new Date(),
         tokenHash: null,
+        tokenExpiresAt: null,
       },
     });
   }

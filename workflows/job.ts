@@ -223,6 +223,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
               artifacts: input.artifacts,
               timeoutMs: input.timeoutMs,
             },
+            tokenValidForMs: input.bootTimeoutMs + input.timeoutMs,
           },
         ],
       );

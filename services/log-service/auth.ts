@@ -52,7 +52,11 @@ export class TokenCache {
     const job = { id: row.id, workflowId: row.workflowId, attempt: row.attempt };
     if (this.ttlMs > 0) {
       if (this.entries.size > 10_000) this.entries.clear(); // bounded: at most a burst of lookups
-      this.entries.set(tokenHash, { job, until: now + this.ttlMs });
+      // Never past the token's own expiry.
+      this.entries.set(tokenHash, {
+        job,
+        until: Math.min(now + this.ttlMs, row.expiresAt?.getTime() ?? Infinity),
+      });
     }
     return job;
   }
@@ -60,7 +64,8 @@ export class TokenCache {
 
 /**
  * A token is valid only for the job it was minted for, only for the current machine attempt,
- * and only until the job ends (finalize clears the stored hash).
+ * and only until the job ends (finalize clears the stored hash) or its expiry time passes
+ * (the job's boot and run timeouts and a grace period: a backstop for a terminated workflow).
  */
 export async function authenticate(
   tokens: TokenCache,

@@ -147,10 +147,16 @@ test("a runner presenting another job's token is rejected, and a finished job's 
     );
   expect(await startAs(b.jobId, tokenA)).toBe(grpc.status.PERMISSION_DENIED);
   expect(await startAs(a.jobId, 'not-a-token')).toBe(grpc.status.UNAUTHENTICATED);
+  // The token also has an expiry time: the job's boot and run timeouts plus 30 min of grace.
+  const minted = await h.db.job.findUniqueOrThrow({ where: { id: a.jobId } });
+  const validFor = h.cfg.bootTimeoutMs + h.cfg.jobTimeoutMs;
+  expect(minted.tokenExpiresAt?.getTime()).toBeGreaterThan(minted.createdAt.getTime() + validFor);
+  expect(minted.tokenExpiresAt?.getTime()).toBeLessThanOrEqual(Date.now() + validFor + 30 * 60_000);
   fs.writeFileSync(gate, '');
   expect((await h.result(a.workflowId, a.jobId)).state).toBe('success');
   expect((await h.result(b.workflowId, b.jobId)).state).toBe('success');
   expect(await startAs(a.jobId, tokenA)).toBe(grpc.status.UNAUTHENTICATED);
+  expect((await h.db.job.findUniqueOrThrow({ where: { id: a.jobId } })).tokenExpiresAt).toBeNull();
   client.close();
   // Job b's log has no line from the intruder.
   const lines = await h.jobs.logLinesAfter(b.jobId, 0, 100);

@@ -114,6 +114,27 @@ describe('the token is checked on every batch', () => {
     expect(await h.jobs.countLogLines(jobId)).toBe(2);
   });
 
+  test('a token stops at its expiry time even while its job still runs, and the cache does not outlive it', async () => {
+    // The default cache: a lookup reused for 2 s must still end at the expiry.
+    const s = await service();
+    const jobId = await h.jobWithToken('tok-expiring');
+    await h.jobs.beginAttempt(jobId, 1, hashJobToken('tok-expiring'), new Date(Date.now() + 1500));
+    await h.jobs.markRunning(jobId);
+    const stream = openStream(s.address, 'tok-expiring');
+    expect(await stream.send(jobId, lines(1, 2))).toBe(2);
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await stream.send(jobId, lines(3, 4))).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    stream.close();
+    expect(await h.jobs.countLogLines(jobId)).toBe(2);
+    expect((await h.jobs.getJob(jobId))?.state).toBe('running');
+    // Already expired when minted: refused from the first batch.
+    const late = await h.jobWithToken('tok-late');
+    await h.jobs.beginAttempt(late, 1, hashJobToken('tok-late'), new Date(Date.now() - 1));
+    const refused = openStream(s.address, 'tok-late');
+    expect(await refused.send(late, lines(1, 1))).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    refused.close();
+  });
+
   test('a batch claiming another job is refused even on a stream that began with the right one', async () => {
     const s = await service({ tokenCacheMs: 0 });
     const mine = await h.jobWithToken('tok-mine');
