@@ -3,24 +3,13 @@
  * free loopback ports, traces kept in memory. Tests export to `otlpEndpoint` and read traces
  * back through Jaeger's HTTP API.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitForPort } from '../../common/net';
+import { freePort } from '../../common/net';
+import { findTool, startToolProcess, type ToolSpec } from '../../common/tool-process';
 
-const REPO_ROOT = path.resolve(__dirname, '../..');
-
-export function jaegerBinary(env: NodeJS.ProcessEnv = process.env): string {
-  const candidates = [
-    env.SOLSTICE_JAEGER_BIN,
-    path.join(env.SOLSTICE_TOOLS_DIR ?? path.join(REPO_ROOT, '.tools'), 'bin', 'jaeger'),
-  ].filter((p): p is string => Boolean(p));
-  for (const p of candidates) if (fs.existsSync(p)) return p;
-  throw new Error(
-    `jaeger was not found (looked in ${candidates.join(', ')}); build it once with \`npm run bootstrap\``,
-  );
-}
+export const JAEGER: ToolSpec = { binary: 'jaeger', title: 'Jaeger', envVar: 'SOLSTICE_JAEGER_BIN' };
 
 /** A span as Jaeger's query API returns it. */
 export interface JaegerSpan {
@@ -101,7 +90,7 @@ exporters:
 }
 
 export async function startJaeger(): Promise<Jaeger> {
-  const binary = jaegerBinary();
+  const binary = findTool(JAEGER);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-jaeger-'));
   const ports = {
     otlp: await freePort(),
@@ -112,28 +101,13 @@ export async function startJaeger(): Promise<Jaeger> {
   const configFile = path.join(dir, 'config.yaml');
   fs.writeFileSync(configFile, config(ports));
   const logFile = path.join(dir, 'jaeger.log');
-  const out = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn(binary, ['--config', configFile], { stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      const cleanup = () => {
-        fs.rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (exited) return cleanup();
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        cleanup();
-      });
-      child.kill('SIGTERM');
-    });
+  const jaeger = startToolProcess(binary, ['--config', configFile], { logFile });
+  const stop = async () => {
+    await jaeger.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   try {
-    for (const port of [ports.otlp, ports.http])
-      await waitForPort('127.0.0.1', port, { timeoutMs: 60_000, isAlive: () => !exited, what: 'jaeger' });
+    await jaeger.waitForPorts('127.0.0.1', [ports.otlp, ports.http], { timeoutMs: 60_000, what: 'jaeger' });
   } catch (err) {
     const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').slice(-4000) : '';
     await stop();
