@@ -26,24 +26,38 @@ need_go() {
   fi
 }
 
-# build_tool NAME MODULE@VERSION VERSION
-# Reuses $bin_dir/NAME when its recorded version matches the pin.
-build_tool() {
-  local name="$1" pkg="$2" version="$3"
-  local stamp="$bin_dir/.$name.version"
-  if [[ -x "$bin_dir/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+# Go's -v prints each package as it compiles; every 50th is the progress we show.
+progress() { awk '{ n++; if (n % 50 == 0) printf "[bootstrap]   ... %d packages compiled\n", n > "/dev/stderr" }'; }
+
+# cached NAME VERSION: true when $bin_dir/NAME was built for VERSION (its stamp says so).
+cached() {
+  local name="$1" version="$2"
+  if [[ -x "$bin_dir/$name" && -f "$bin_dir/.$name.version" && "$(cat "$bin_dir/.$name.version")" == "$version" ]]; then
     say "$name $version: cached at $bin_dir/$name"
-    return
+    return 0
   fi
+  return 1
+}
+
+# build NAME VERSION WHAT COMMAND...: runs the Go build COMMAND, then stamps the version.
+build() {
+  local name="$1" version="$2" what="$3"
+  shift 3
   need_go "$name"
-  say "$name $version: building $pkg with $(go version | awk '{print $3}') (first time takes several minutes)..."
+  say "$name $version: building $what with $(go version | awk '{print $3}') (first time takes several minutes)..."
   local started=$SECONDS
-  # -x would be too noisy; -v prints each package as it compiles, which is the progress we show.
-  if ! GOBIN="$bin_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go install -v "$pkg" 2> >(awk '{ n++; if (n % 50 == 0) printf "[bootstrap]   ... %d packages compiled\n", n > "/dev/stderr" }'); then
+  if ! "$@" 2> >(progress); then
     die "building $name failed (see above). Is the Go module proxy reachable? (go env GOPROXY: $(go env GOPROXY))"
   fi
-  echo "$version" > "$stamp"
+  echo "$version" > "$bin_dir/.$name.version"
   say "$name $version: built in $((SECONDS - started))s -> $bin_dir/$name"
+}
+
+# build_tool NAME MODULE@VERSION VERSION
+build_tool() {
+  local name="$1" pkg="$2" version="$3"
+  cached "$name" "$version" && return
+  build "$name" "$version" "$pkg" env GOBIN="$bin_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go install -v "$pkg"
 }
 
 # build_wrapped_tool NAME PACKAGE VERSION
@@ -52,23 +66,14 @@ build_tool() {
 # the package inside that module.
 build_wrapped_tool() {
   local name="$1" pkg="$2" version="$3"
-  local module_dir="$here/$name" stamp="$bin_dir/.$name.version"
+  local module_dir="$here/$name"
   local module="${pkg%/cmd/*}"
   if ! grep -qE "^[[:space:]]*$module $version( |$)" "$module_dir/go.mod"; then
     die "$module_dir/go.mod does not require $module $version (infra/versions.env); update both together."
   fi
-  if [[ -x "$bin_dir/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
-    say "$name $version: cached at $bin_dir/$name"
-    return
-  fi
-  need_go "$name"
-  say "$name $version: building $pkg with $(go version | awk '{print $3}') (first time takes several minutes)..."
-  local started=$SECONDS
-  if ! (cd "$module_dir" && GOFLAGS="${GOFLAGS:-} -trimpath" go build -v -o "$bin_dir/$name" "$pkg" 2> >(awk '{ n++; if (n % 50 == 0) printf "[bootstrap]   ... %d packages compiled\n", n > "/dev/stderr" }')); then
-    die "building $name failed (see above). Is the Go module proxy reachable? (go env GOPROXY: $(go env GOPROXY))"
-  fi
-  echo "$version" > "$stamp"
-  say "$name $version: built in $((SECONDS - started))s -> $bin_dir/$name"
+  cached "$name" "$version" && return
+  build "$name" "$version" "$pkg" \
+    env -C "$module_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go build -v -o "$bin_dir/$name" "$pkg"
 }
 
 build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION"
