@@ -14,7 +14,7 @@ import { instruments } from '../common/metrics';
 import { ATTR, repoAttribute } from '../common/span-attributes';
 import { injectTraceContext } from '../common/telemetry';
 import { renderSeed } from '../provisioning/cloud-init';
-import { machineIdFor, type Provider } from '../provisioning/contract';
+import { machineIdFor, type GuestEndpoints, type Provider } from '../provisioning/contract';
 import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../workflows/types';
 import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
@@ -114,7 +114,12 @@ export function createActivities(deps: ActivityDeps) {
           : new Date(Date.now() + req.tokenValidForMs + TOKEN_EXPIRY_GRACE_MS);
       await deps.jobs.beginAttempt(req.jobId, req.attempt, hashJobToken(token), expiresAt);
       const machineId = machineIdFor(req.jobId, req.attempt);
-      const hostView = { runnerUrl: deps.runnerUrl, contactAddr: deps.contactAddr, repoUrl: job.repoUrl };
+      const hostView: GuestEndpoints = {
+        runnerUrl: deps.runnerUrl,
+        contactAddr: deps.contactAddr,
+        repoUrl: job.repoUrl,
+        otlpEndpoint: deps.runnerOtlpEndpoint,
+      };
       const guest = provider.guestEndpoints?.(hostView) ?? hostView;
       const seed = renderSeed({
         machineId,
@@ -129,7 +134,7 @@ export function createActivities(deps: ActivityDeps) {
         hostId: deps.hostId,
         definition: req.definition,
         traceparent: injectTraceContext().traceparent,
-        otlpEndpoint: deps.runnerOtlpEndpoint,
+        otlpEndpoint: guest.otlpEndpoint,
       });
       heartbeat('creating machine');
       const handle = await provider.create({

@@ -630,7 +630,8 @@ export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
   runnerOtlpEndpoint: setting<string | undefined>({
     env: 'SOLSTICE_RUNNER_OTLP_ENDPOINT',
     flag: '--runner-otlp-endpoint',
-    description: "OTLP/gRPC endpoint a job's runner sends its spans to, as reached from inside the machine",
+    description:
+      "OTLP/gRPC endpoint a job's runner sends its spans to, as the machine reaches it (qemu: this host's 127.0.0.1 endpoint, forwarded into the VM)",
     parse: url,
     fallback: (cfg) => cfg.otlpEndpoint,
     defaultText: 'OTEL_EXPORTER_OTLP_ENDPOINT',

@@ -39,6 +39,8 @@ export interface GuestEndpoints {
   runnerUrl: string;
   contactAddr: string;
   repoUrl: string;
+  /** OTLP/gRPC endpoint for the runner's spans; absent: the runner exports none. */
+  otlpEndpoint?: string;
 }
 
 export interface Provider {

@@ -18,7 +18,7 @@ import { ensureSearchAttributes } from '../common/search-attributes';
 import { temporalWorkerTracing } from '../common/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
-import { QemuProvider } from '../provisioning/qemu/provider';
+import { isLoopbackHost, QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { sweepOrphans } from '../provisioning/sweeper';
 import type { Provider } from '../provisioning/contract';
@@ -41,7 +41,14 @@ export interface RunningWorker {
 
 type ProviderSettings = Pick<
   Config,
-  'workspaceRoot' | 'hostId' | 'provider' | 'imageMap' | 'qemuAccel' | 'runnerUrl' | 'contactAddr'
+  | 'workspaceRoot'
+  | 'hostId'
+  | 'provider'
+  | 'imageMap'
+  | 'qemuAccel'
+  | 'runnerUrl'
+  | 'contactAddr'
+  | 'runnerOtlpEndpoint'
 >;
 
 /**
@@ -65,6 +72,7 @@ export function providersFor(cfg: ProviderSettings): Map<string, Provider> {
     accel: cfg.qemuAccel,
     runnerUrl: cfg.runnerUrl,
     contactAddr: cfg.contactAddr,
+    otlpEndpoint: cfg.runnerOtlpEndpoint,
   });
   return new Map<string, Provider>([...qemu.labels(), 'local'].map((label) => [label, qemu]));
 }
@@ -120,6 +128,16 @@ export async function startOrchestratorWorker(
   await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
   const providers = providersFor(cfg);
+  if (
+    cfg.provider === 'qemu' &&
+    cfg.runnerOtlpEndpoint &&
+    !isLoopbackHost(new URL(cfg.runnerOtlpEndpoint).hostname)
+  ) {
+    deps.log.warn(
+      { runnerOtlpEndpoint: cfg.runnerOtlpEndpoint },
+      'runners in VMs cannot reach this OTLP endpoint (guests are forwarded to 127.0.0.1 only) and export no spans; run a collector on 127.0.0.1 that forwards to it and set SOLSTICE_RUNNER_OTLP_ENDPOINT to that',
+    );
+  }
   const capacity = new CapacityStore(deps.jobs.db);
   const schedule = { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs };
   const activities = createActivities({

@@ -9,8 +9,9 @@
  *     qmp.sock       QMP, for a graceful power-down
  *
  * The guest reaches the host only through user-mode networking with `restrict=on` and one
- * forward per service: the runner server, the log service, and (for a repository that is a
- * local path) a read-only `git daemon` serving that one repository. Every process the VM
+ * forward per service: the runner server, the log service, the OTLP receiver for the runner's
+ * spans (when that is on 127.0.0.1), and (for a repository that is a local path) a read-only
+ * `git daemon` serving that one repository. Every process the VM
  * needs (qemu, git daemon) carries the machine's tag in its environment, so destroy and the
  * sweeper find them from any process on this host.
  */
@@ -43,6 +44,7 @@ const run = promisify(execFile);
 export const GUEST_RUNNER_ADDR = '10.0.2.100';
 export const GUEST_CONTACT_ADDR = '10.0.2.101';
 export const GUEST_GIT_ADDR = '10.0.2.102';
+export const GUEST_OTLP_ADDR = '10.0.2.103';
 const GIT_PORT = 9418;
 
 export interface QemuProviderOptions {
@@ -54,6 +56,11 @@ export interface QemuProviderOptions {
   /** Host-side addresses of the runner server and log service; both must be on 127.0.0.1. */
   runnerUrl: string;
   contactAddr: string;
+  /**
+   * Host-side OTLP/gRPC endpoint for the runners' spans. Forwarded into the VMs when it is on
+   * 127.0.0.1; anywhere else a restricted guest cannot reach it, and runners export no spans.
+   */
+  otlpEndpoint?: string;
   qemuBinary?: string;
   /** How long a guest may take to power off after ACPI power-down before SIGTERM. */
   powerdownGraceMs?: number;
@@ -70,8 +77,13 @@ export interface MachineRecordFile {
   createdAt: string;
 }
 
+/** Hosts QEMU user-mode networking can forward a guest to. */
+export function isLoopbackHost(host: string): boolean {
+  return ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host);
+}
+
 function loopbackPort(what: string, host: string, port: number): number {
-  if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host) || !port)
+  if (!isLoopbackHost(host) || !port)
     throw new ConfigError(
       `${what} is ${host}:${port}, but QEMU user-mode networking forwards guests only to 127.0.0.1`,
       'listen on 127.0.0.1 (e.g. SOLSTICE_RUNNER_SERVE_ADDR=127.0.0.1:8088), or use bridged networking (docs/qemu.md)',
@@ -90,6 +102,8 @@ export class QemuProvider implements Provider {
   readonly name = 'qemu';
   private readonly runnerPort: number;
   private readonly contactPort: number;
+  /** The forwarded OTLP receiver: its scheme and port. */
+  private readonly otlp: { protocol: string; port: number } | undefined;
   private readonly fetching = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: QemuProviderOptions) {
@@ -105,6 +119,12 @@ export class QemuProvider implements Provider {
       opts.contactAddr.slice(0, i),
       Number(opts.contactAddr.slice(i + 1)),
     );
+    const otlp = opts.otlpEndpoint ? new URL(opts.otlpEndpoint) : undefined;
+    if (otlp && isLoopbackHost(otlp.hostname))
+      this.otlp = {
+        protocol: otlp.protocol,
+        port: Number(otlp.port || (otlp.protocol === 'https:' ? 443 : 80)),
+      };
   }
 
   labels(): string[] {
@@ -135,6 +155,7 @@ export class QemuProvider implements Provider {
       runnerUrl: runner.toString(),
       contactAddr: `${GUEST_CONTACT_ADDR}:${this.contactPort}`,
       repoUrl: localRepoPath(host.repoUrl) ? `git://${GUEST_GIT_ADDR}:${GIT_PORT}/` : host.repoUrl,
+      ...(this.otlp ? { otlpEndpoint: `${this.otlp.protocol}//${GUEST_OTLP_ADDR}:${this.otlp.port}` } : {}),
     };
   }
 
@@ -187,6 +208,8 @@ export class QemuProvider implements Provider {
       { guestAddr: GUEST_RUNNER_ADDR, guestPort: this.runnerPort, hostPort: this.runnerPort },
       { guestAddr: GUEST_CONTACT_ADDR, guestPort: this.contactPort, hostPort: this.contactPort },
     ];
+    if (this.otlp)
+      forwards.push({ guestAddr: GUEST_OTLP_ADDR, guestPort: this.otlp.port, hostPort: this.otlp.port });
     const repo = localRepoPath(req.repoUrl);
     if (repo) {
       const port = await this.serveRepository(machineId, repo);

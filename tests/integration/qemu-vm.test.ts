@@ -3,12 +3,13 @@
  * infra/images/build.sh made: cloud-init runs the seed, the guest downloads the runner from
  * the runner server, checks the job's commit out of a local repository, runs it, streams its
  * log, and the VM is torn down without a trace. The worker that made the VM is killed with
- * SIGKILL while the job runs; a new worker takes over. One boot: TCG on a shared 2-core
- * machine is slow.
+ * SIGKILL while the job runs; a new worker takes over. The runner's spans reach a real Jaeger
+ * on the host through the VM's OTLP forward. One boot: TCG on a shared 2-core machine is slow.
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { jobRepo } from '../support/git-repo';
+import { startJaeger, tag, type Jaeger } from '../support/jaeger';
 import { startHarness, type Harness } from '../support/harness';
 import { waitFor } from '../support/wait';
 import { builtImage, qemuProcessesOf, writeImageMap } from '../support/vm-image';
@@ -16,10 +17,13 @@ import { builtImage, qemuProcessesOf, writeImageMap } from '../support/vm-image'
 let h: Harness;
 let imageMap: string;
 let firstWorker: ChildProcess;
+let jaeger: Jaeger;
 
 beforeAll(async () => {
   imageMap = writeImageMap(builtImage());
+  jaeger = await startJaeger();
   h = await startHarness({
+    runnerOtlpEndpoint: jaeger.otlpEndpoint,
     provider: 'qemu',
     imageMap,
     qemuAccel: 'tcg',
@@ -32,6 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
+  await jaeger?.stop();
   if (imageMap) fs.rmSync(imageMap, { force: true });
 });
 
@@ -88,6 +93,16 @@ test(
     expect(log).toContain('job file present');
     expect(log).toContain('network-restricted');
     expect(log).not.toContain('NETWORK-OPEN');
+
+    // The runner inside the VM exported its span to the host's Jaeger through the forward.
+    await waitFor(
+      async () => (await jaeger.traces('solstice-runner', { 'solstice.job.id': jobId })).length > 0,
+      60_000,
+      "the runner's span in Jaeger",
+    );
+    const [trace] = await jaeger.traces('solstice-runner', { 'solstice.job.id': jobId });
+    const runnerSpan = trace.spans.find((s) => s.operationName === 'runner job');
+    expect(runnerSpan && tag(runnerSpan, 'solstice.job.id')).toBe(jobId);
 
     const vms = await h.db.vm.findMany({ where: { jobId } });
     expect(vms.map((v) => ({ provider: v.provider, destroyed: v.destroyedAt !== null }))).toEqual([

@@ -142,6 +142,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     SOLSTICE_PROVIDER: c.provider,
     SOLSTICE_IMAGE_MAP: c.imageMap,
     SOLSTICE_QEMU_ACCEL: c.qemuAccel,
+    ...(c.runnerOtlpEndpoint ? { SOLSTICE_RUNNER_OTLP_ENDPOINT: c.runnerOtlpEndpoint } : {}),
   });
 
   const harness: Harness = {

@@ -145,6 +145,14 @@ test('the guest reaches the runner server, log service and a local repository th
       repoUrl: 'https://forge.example/o/r.git',
     }).repoUrl,
   ).toBe('https://forge.example/o/r.git');
+  // No OTLP endpoint configured: the runner gets none.
+  expect(
+    provider.guestEndpoints({
+      runnerUrl: 'http://127.0.0.1:8088/runner.js',
+      contactAddr: '127.0.0.1:50051',
+      repoUrl: '/srv/repos/app',
+    }).otlpEndpoint,
+  ).toBeUndefined();
   expect(
     () =>
       new QemuProvider({
@@ -156,4 +164,26 @@ test('the guest reaches the runner server, log service and a local repository th
         contactAddr: '127.0.0.1:50051',
       }),
   ).toThrow(/forwards guests only to 127\.0\.0\.1/);
+});
+
+test("the runner's OTLP endpoint is forwarded into the VM when it is on 127.0.0.1, and left out otherwise", () => {
+  const withOtlp = (otlpEndpoint: string) =>
+    new QemuProvider({
+      workspaceRoot: '/ws',
+      hostId: 'h',
+      imageMap: map,
+      accel: 'tcg',
+      runnerUrl: 'http://127.0.0.1:8088/runner.js',
+      contactAddr: '127.0.0.1:50051',
+      otlpEndpoint,
+    }).guestEndpoints({
+      runnerUrl: 'http://127.0.0.1:8088/runner.js',
+      contactAddr: '127.0.0.1:50051',
+      repoUrl: 'https://forge.example/o/r.git',
+      otlpEndpoint,
+    }).otlpEndpoint;
+  expect(withOtlp('http://127.0.0.1:4317')).toBe('http://10.0.2.103:4317');
+  expect(withOtlp('http://localhost:14317/')).toBe('http://10.0.2.103:14317');
+  // A restricted guest cannot reach another host: better no endpoint than a runner retrying one.
+  expect(withOtlp('http://collector.example:4317')).toBeUndefined();
 });
