@@ -13,7 +13,8 @@ export interface LogLineRecord {
   time: Date;
 }
 
-export type StepOutcome = 'success' | 'failure' | 'skipped';
+/** 'running': reported started, not yet ended (only while the job runs). */
+export type StepOutcome = 'running' | 'success' | 'failure' | 'skipped';
 
 export interface JobStepRecord {
   index: number;
@@ -202,6 +203,19 @@ export class JobStore {
       this.db.jobStep.deleteMany({ where: { jobId } }),
       this.db.jobStep.createMany({ data: steps.map((st) => ({ jobId, ...st })) }),
     ]);
+  }
+
+  /**
+   * A step's progress while the job runs (ReportStep). A step that already ended is never set
+   * back to running; FinishJob's recordSteps replaces all of it with the runner's final list.
+   */
+  async recordStepProgress(jobId: string, st: JobStepRecord): Promise<void> {
+    const { index, ...fields } = st;
+    const { count } = await this.db.jobStep.updateMany({
+      where: { jobId, index, outcome: 'running' },
+      data: fields,
+    });
+    if (count === 0) await this.db.jobStep.createMany({ data: [{ jobId, ...st }], skipDuplicates: true });
   }
 
   async listSteps(jobId: string): Promise<JobStepRecord[]> {

@@ -45,6 +45,10 @@ export type {
 export { FinishReason } from '../generated/proto/runner/v1/FinishReason';
 export type { FinishReason__Output } from '../generated/proto/runner/v1/FinishReason';
 export type { StepResult, StepResult__Output } from '../generated/proto/runner/v1/StepResult';
+export type {
+  ReportStepRequest,
+  ReportStepRequest__Output,
+} from '../generated/proto/runner/v1/ReportStepRequest';
 export { StepOutcome } from '../generated/proto/runner/v1/StepOutcome';
 export type { StepOutcome__Output } from '../generated/proto/runner/v1/StepOutcome';
 export type { ArtifactChunk, ArtifactChunk__Output } from '../generated/proto/runner/v1/ArtifactChunk';

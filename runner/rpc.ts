@@ -8,6 +8,7 @@ import { SolsticeError } from '../common/errors';
 import {
   bearerMetadata,
   type FinishJobRequest,
+  type ReportStepRequest,
   type RunnerServiceClient,
   type StartJobRequest,
   type StartJobResponse__Output,
@@ -96,6 +97,15 @@ export class RunnerRpc {
 
   async finishJob(req: FinishJobRequest): Promise<void> {
     await this.unary('FinishJob', (md, opts, cb) => this.client.finishJob(req, md, opts, cb));
+  }
+
+  /** One attempt, no retries: step progress is for the live view, FinishJob carries the record. */
+  reportStep(req: ReportStepRequest): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.reportStep(req, this.metadata(), { deadline: Date.now() + this.s.deadlineMs }, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
   }
 
   private async unary<Res>(method: string, invoke: UnaryInvoke<Res>): Promise<Res> {

@@ -26,7 +26,7 @@ import type { JobContext } from './job-context';
 import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
 import { LogBuffer } from './log-buffer';
 import { DEFAULT_BATCH, LogShipper } from './log-shipper';
-import { RunnerRpc, runnerCredentials } from './rpc';
+import { describeGrpcError, RunnerRpc, runnerCredentials } from './rpc';
 import { startRunnerTracing, type RunnerTracing } from './tracing';
 import { RUNNER_VERSION } from './version';
 
@@ -107,7 +107,13 @@ async function runWithClient(
   let stopped: { message: string; runnerExit: number } | undefined;
   let script: RunningScript | undefined;
   let signalled = false;
-  const control: StepControl = { onScript: (s) => (script = s), stopping: () => signalled, results: [] };
+  const progress = stepReporter(rpc, ctx.jobId);
+  const control: StepControl = {
+    onScript: (s) => (script = s),
+    stopping: () => signalled,
+    results: [],
+    report: progress.report,
+  };
   const shipping = shipper.run();
   shipping.catch((err: unknown) => {
     stopped ??= { message: `log shipping failed: ${describeError(err)}`, runnerExit: EXIT.RUNNER_ERROR };
@@ -201,6 +207,8 @@ async function runWithClient(
     durationMs: Date.now() - startedAt,
     steps: control.results,
   };
+  // A progress report still in flight must not land after FinishJob recorded the steps.
+  await progress.settled();
   await rpc.finishJob(finish);
   diag(
     `job ${ctx.jobId} finished: ${outcome.reason === 'FINISH_REASON_EXITED' ? `steps ended with exit code ${outcome.exitCode}` : `${outcome.reason}: ${outcome.message}`}`,
@@ -280,12 +288,14 @@ async function runSteps(
         log(
           `${title} skipped: ${failedExit !== undefined ? 'an earlier step failed' : 'the job is stopping'}`,
         );
-        control.results.push({
+        const skipped: StepResult = {
           index,
           name: step.name,
           outcome: 'STEP_OUTCOME_SKIPPED',
           continueOnError: step.continueOnError,
-        });
+        };
+        control.results.push(skipped);
+        control.report(skipped, plan.length);
         continue;
       }
       signal.throwIfAborted();
@@ -299,6 +309,10 @@ async function runSteps(
       if (step.file !== undefined) log(`$ /bin/sh ${JOB_SCRIPT}`);
       const firstSeq = buffer.lastSeq;
       const startedAt = Date.now();
+      control.report(
+        { index, name: step.name, continueOnError: step.continueOnError, startedUnixMs: startedAt, firstSeq },
+        plan.length,
+      );
       const script = runJobScript({
         scriptPath,
         cwd,
@@ -317,7 +331,7 @@ async function runSteps(
         `${title} ${ok ? 'succeeded' : result.signal ? `was killed by ${result.signal} (exit code ${result.exitCode})` : `failed with exit code ${result.exitCode}`} in ${seconds(durationMs)}` +
           (!ok && step.continueOnError ? '; continue-on-error: the job goes on' : ''),
       );
-      control.results.push({
+      const ended: StepResult = {
         index,
         name: step.name,
         outcome: ok ? 'STEP_OUTCOME_SUCCESS' : 'STEP_OUTCOME_FAILURE',
@@ -327,7 +341,9 @@ async function runSteps(
         durationMs,
         firstSeq,
         lastSeq: buffer.lastSeq,
-      });
+      };
+      control.results.push(ended);
+      control.report(ended, plan.length);
       if (!ok && !step.continueOnError) failedExit = result.exitCode;
     }
     return { reason: 'FINISH_REASON_EXITED', exitCode: failedExit ?? 0, message: '' };
@@ -342,4 +358,32 @@ interface StepControl {
   /** A termination signal arrived: run no further step. */
   stopping(): boolean;
   results: StepResult[];
+  /** Tells the log service a step started (outcome UNSPECIFIED) or ended; never waits. */
+  report(step: StepResult, total: number): void;
+}
+
+/**
+ * Step progress for the job page and the Web UI: reports go out one after another, in order,
+ * without holding a step up; a failure costs only the live view (said once, on stderr).
+ */
+function stepReporter(
+  rpc: RunnerRpc,
+  jobId: string,
+): { report: StepControl['report']; settled(): Promise<void> } {
+  let chain = Promise.resolve();
+  let warned = false;
+  return {
+    report(step, total) {
+      chain = chain
+        .then(() => rpc.reportStep({ jobId, step, total }))
+        .catch((err: unknown) => {
+          if (warned) return;
+          warned = true;
+          diag(
+            `step progress not reported (${describeGrpcError(err)}); the job page shows the steps at the end`,
+          );
+        });
+    },
+    settled: () => chain,
+  };
 }

@@ -33,6 +33,30 @@ function duration(ms: number | null): string {
   return `${m}m${Math.round((ms % 60_000) / 1000)}s`;
 }
 
+/** A step as a table row shows it: plain text (the server escapes it, the page uses textContent). */
+export interface StepRow {
+  index: number;
+  name: string;
+  outcome: string;
+  exitCode: string;
+  duration: string;
+  /** Where the step's log starts, when it wrote any. */
+  href?: string;
+}
+
+export function stepRows(jobId: string, steps: JobStepRecord[], window: number): StepRow[] {
+  return steps.map((st) => ({
+    index: st.index,
+    name: st.name,
+    outcome: `${st.outcome}${st.continueOnError && st.outcome === 'failure' ? ' (continue-on-error)' : ''}`,
+    exitCode: st.exitCode === null ? '' : String(st.exitCode),
+    duration: duration(st.durationMs),
+    ...(st.firstSeq !== null
+      ? { href: `/jobs/${jobId}?before=${st.firstSeq + window}#L${st.firstSeq}` }
+      : {}),
+  }));
+}
+
 export interface JobPageView {
   job: JobRecord;
   steps: JobStepRecord[];
@@ -54,7 +78,8 @@ main{padding:12px 20px}
 .state{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;background:#888}
 .state-success{background:#1a7f37}.state-failure,.state-error{background:#cf222e}
 .state-running,.state-provisioning,.state-queued{background:#9a6700}
-table{border-collapse:collapse;margin:8px 0}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:8px 0}caption{text-align:left;font-weight:bold;font-size:1.17em;padding:8px 0}
+.step-running td{background:#fff8c5}.step-failure td{color:#cf222e}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
 #log{font:12px/1.45 ui-monospace,monospace;background:#111;color:#ddd;padding:8px 0;white-space:pre-wrap;word-break:break-all}
 .ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;color:#666;text-decoration:none;user-select:none}
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
@@ -95,6 +120,26 @@ const SCRIPT = `
     while (log.querySelectorAll('.ln').length > max) log.querySelector('.ln').remove();
     if (atBottom) window.scrollTo(0, document.body.scrollHeight);
   });
+  // Steps as the runner reports them: the table is rebuilt from text, like the log lines.
+  const steps = document.getElementById('steps');
+  es.addEventListener('steps', (e) => {
+    const body = steps.tBodies[0];
+    body.replaceChildren();
+    for (const s of JSON.parse(e.data)) {
+      const tr = body.insertRow();
+      tr.className = 'step-' + s.outcome.split(' ')[0];
+      tr.insertCell().textContent = String(s.index);
+      const name = tr.insertCell();
+      if (s.href) {
+        const a = document.createElement('a');
+        a.href = s.href;
+        a.textContent = s.name;
+        name.append(a);
+      } else name.textContent = s.name;
+      for (const v of [s.outcome, s.exitCode, s.duration]) tr.insertCell().textContent = v;
+    }
+    steps.hidden = body.rows.length === 0;
+  });
   es.addEventListener('end', () => { es.close(); location.reload(); });
 })();
 `;
@@ -117,21 +162,21 @@ export function renderJobPage(v: JobPageView): string {
     `</header><main>`,
   );
 
-  if (v.steps.length > 0) {
+  // A live page has the table even before the first step, for the events to fill.
+  if (v.steps.length > 0 || v.live) {
     parts.push(
-      '<h2>Steps</h2><table id="steps"><tr><th>#</th><th>step</th><th>outcome</th><th>exit code</th><th>duration</th></tr>',
+      `<table id="steps"${v.steps.length === 0 ? ' hidden' : ''}><caption>Steps</caption>`,
+      '<thead><tr><th>#</th><th>step</th><th>outcome</th><th>exit code</th><th>duration</th></tr></thead><tbody>',
     );
-    for (const st of v.steps) {
-      const link =
-        st.firstSeq !== null ? `${base}?before=${st.firstSeq + v.window}#L${st.firstSeq}` : undefined;
+    for (const st of stepRows(job.id, v.steps, v.window)) {
       const name = escapeHtml(st.name);
       parts.push(
-        `<tr><td>${st.index}</td><td>${link ? `<a href="${escapeHtml(link)}">${name}</a>` : name}</td>`,
-        `<td>${escapeHtml(st.outcome)}${st.continueOnError && st.outcome === 'failure' ? ' (continue-on-error)' : ''}</td>`,
-        `<td>${st.exitCode ?? ''}</td><td>${duration(st.durationMs)}</td></tr>`,
+        `<tr class="step-${escapeHtml(st.outcome.split(' ')[0])}"><td>${st.index}</td>`,
+        `<td>${st.href ? `<a href="${escapeHtml(st.href)}">${name}</a>` : name}</td>`,
+        `<td>${escapeHtml(st.outcome)}</td><td>${st.exitCode}</td><td>${st.duration}</td></tr>`,
       );
     }
-    parts.push('</table>');
+    parts.push('</tbody></table>');
   }
 
   if (v.artifacts.length > 0) {

@@ -1,7 +1,7 @@
 /**
  * The job page: what a forge's status links to (SOLSTICE_PUBLIC_URL/jobs/<job id>).
  *   GET /jobs/:id                 status, steps, artifacts and a window of the log (HTML)
- *   GET /jobs/:id/events?after=N  new log lines as server-sent events until the job ends
+ *   GET /jobs/:id/events?after=N  new log lines and step changes as server-sent events until the job ends
  *   GET /jobs/:id/log.txt         the whole log as text, streamed page by page from the database
  *   GET /jobs/:id/artifacts/<p>   one artifact, streamed from the blob store
  * Everything streams or is bounded: no request holds a whole log or artifact in memory.
@@ -16,7 +16,7 @@ import { readLogPages } from '../../common/log-follow';
 import type { Logger } from '../../common/logger';
 import { splitHostPort } from '../../common/net';
 import { FINAL_STATES } from '../../workflows/types';
-import { renderJobPage, renderNotFound } from './render';
+import { renderJobPage, renderNotFound, stepRows } from './render';
 
 export interface JobPageOptions {
   addr: string;
@@ -116,6 +116,25 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     });
     const send = (chunk: string): Promise<void> =>
       new Promise((resolve) => (reply.raw.write(chunk) ? resolve() : reply.raw.once('drain', resolve)));
+    // Steps change apart from the lines (the runner reports them by their own call): looked at
+    // on a timer of their own and sent when they differ from what the page has.
+    // The first look always sends: the page may have been rendered a while before it connected.
+    let stepsSent = '';
+    let checking = false;
+    const stepTimer = setInterval(() => {
+      if (checking || stop.signal.aborted) return;
+      checking = true;
+      jobs
+        .listSteps(jobId)
+        .then(async (steps) => {
+          const json = JSON.stringify(stepRows(jobId, steps, window));
+          if (json === stepsSent || stop.signal.aborted || reply.raw.writableEnded) return;
+          stepsSent = json;
+          await send(`event: steps\ndata: ${json}\n\n`);
+        })
+        .catch((err: unknown) => opts.log.warn({ err, jobId }, 'job page could not read steps'))
+        .finally(() => (checking = false));
+    }, pollMs * 2);
     try {
       for await (const page of readLogPages(jobs, jobId, {
         follow: true,
@@ -133,6 +152,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     } catch (err) {
       opts.log.warn({ err, jobId }, 'job page event stream failed');
     } finally {
+      clearInterval(stepTimer);
       reply.raw.end();
     }
   }

@@ -28,6 +28,7 @@ import {
   type FinishJobRequest__Output,
   type LogAck,
   type LogBatch__Output,
+  type ReportStepRequest__Output,
   type RunnerServiceHandlers,
   type StepResult__Output,
 } from '../../common/runner-proto';
@@ -39,7 +40,6 @@ import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
-import { stepStarted, type StepStarted } from './step-progress';
 
 export interface LogServiceDeps {
   jobs: JobStore;
@@ -225,8 +225,11 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
 
-  /** Progress for the Web UI only: a failed signal is logged, never fails the log stream. */
-  const signalStep = async (job: AuthenticatedJob, step: StepStarted): Promise<void> => {
+  /** Progress for the Web UI only: a failed signal is logged, never fails the call. */
+  const signalStep = async (
+    job: AuthenticatedJob,
+    step: { index: number; total: number; name: string },
+  ): Promise<void> => {
     try {
       await temporal.workflow
         .getHandle(job.workflowId)
@@ -321,10 +324,6 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           })),
         );
         const through = await ingest.accept(lines);
-        for (const l of lines) {
-          const step = stepStarted(l.stream, l.text);
-          if (step) await signalStep(streamJob, step);
-        }
         const ack: LogAck = { persistedThroughSeq: through };
         call.write(ack);
       };
@@ -369,6 +368,24 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       });
       // A runner that goes away without half-closing (killed, network lost).
       call.on('cancelled', () => span.end());
+    },
+
+    ReportStep(call, callback) {
+      const req: ReportStepRequest__Output = call.request;
+      unary('ReportStep', call, callback, req.jobId, async (job) => {
+        const st = req.step;
+        if (!st || st.index < 1)
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, 'ReportStep needs a step');
+        const started = st.outcome === 'STEP_OUTCOME_UNSPECIFIED';
+        await jobs.recordStepProgress(
+          job.id,
+          started
+            ? { ...stepRecord(st), outcome: 'running', exitCode: null, durationMs: null, lastSeq: null }
+            : stepRecord(st),
+        );
+        if (started) await signalStep(job, { index: st.index, total: req.total, name: st.name });
+        return {};
+      });
     },
 
     FinishJob(call, callback) {

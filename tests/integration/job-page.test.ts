@@ -154,7 +154,7 @@ describe('in a browser', () => {
     await browser?.close();
   });
 
-  test('a running job: lines appear as it prints them; then its artifact downloads byte for byte', async () => {
+  test('a running job: lines and steps appear as it runs; then its artifact downloads byte for byte', async () => {
     const artifact = randomBytes(200_000);
     const fixture = path.join(tmp, 'report.bin');
     fs.writeFileSync(fixture, artifact);
@@ -171,6 +171,12 @@ describe('in a browser', () => {
               'echo "first line"',
               `while [ ! -e ${gate1} ]; do sleep 0.1; done`,
               'echo "after gate one"',
+            ].join('\n'),
+            continueOnError: false,
+          },
+          {
+            name: 'package',
+            run: [
               `while [ ! -e ${gate2} ]; do sleep 0.1; done`,
               'mkdir -p out && cp "$FIXTURE" out/report.bin',
             ].join('\n'),
@@ -194,14 +200,21 @@ describe('in a browser', () => {
       expect(await tab.locator('#state').textContent()).toBe('running');
       await tab.locator('#log .t', { hasText: 'first line' }).waitFor();
       expect(await tab.locator('#log .t', { hasText: 'after gate one' }).count()).toBe(0);
+      // The step table shows the step that runs, before the job ends.
+      await tab.locator('#steps tr.step-running', { hasText: 'slow' }).waitFor({ timeout: 30_000 });
 
       fs.writeFileSync(gate1, '');
       await tab.locator('#log .t', { hasText: 'after gate one' }).waitFor({ timeout: 60_000 });
       // The job still waits on the second gate: the line reached the open page live.
       expect((await h.jobs.getJob(jobId))?.state).toBe('running');
       await expect(tab.locator('#log .step').first().textContent()).resolves.toContain(
-        'step 1/1 "slow" started',
+        'step 1/2 "slow" started',
       );
+      // Live, without a reload: the first step ended, the second runs.
+      await tab.locator('#steps tr.step-success', { hasText: 'slow' }).waitFor({ timeout: 30_000 });
+      await tab.locator('#steps tr.step-running', { hasText: 'package' }).waitFor({ timeout: 30_000 });
+      expect((await h.jobs.getJob(jobId))?.state).toBe('running');
+      expect(await tab.locator('#steps tr.step-success td').nth(3).textContent()).toBe('0');
 
       fs.writeFileSync(gate2, '');
       expect((await h.result(workflowId, jobId)).state).toBe('success');

@@ -5,6 +5,7 @@ import {
   createRunnerServiceClient,
   type LogAck__Output,
   type LogLine,
+  type StepResult,
 } from '../../common/runner-proto';
 import { startHarness, type Harness } from '../support/harness';
 
@@ -102,4 +103,51 @@ test('batches that arrive while a store runs are stored together: fewer acks, th
   expect(acks).toEqual([...acks].sort((a, b) => a - b));
   const stored = await h.jobs.logLinesAfter(jobId, 0, 10_000);
   expect(stored.map((l) => l.text)).toEqual(lines(1, batches * 100).map((l) => l.text));
+});
+
+test('ReportStep records a step as running, then ended; a late start never undoes an end', async () => {
+  const jobId = await h.jobWithToken('tok-steps');
+  const client = createRunnerServiceClient(h.logService.address);
+  const report = (step: StepResult) =>
+    new Promise<grpc.status>((resolve) =>
+      client.ReportStep({ jobId, step, total: 2 }, bearerMetadata('tok-steps'), (err) =>
+        resolve(err ? err.code : grpc.status.OK),
+      ),
+    );
+  const started = { index: 1, name: 'build', startedUnixMs: Date.now(), firstSeq: 3 };
+  expect(await report(started)).toBe(grpc.status.OK);
+  expect(await h.jobs.listSteps(jobId)).toMatchObject([
+    {
+      index: 1,
+      name: 'build',
+      outcome: 'running',
+      exitCode: null,
+      durationMs: null,
+      firstSeq: 3,
+      lastSeq: null,
+    },
+  ]);
+  const ended = {
+    ...started,
+    outcome: 'STEP_OUTCOME_FAILURE' as const,
+    exitCode: 2,
+    durationMs: 1500,
+    lastSeq: 9,
+  };
+  expect(await report(ended)).toBe(grpc.status.OK);
+  expect(await report(started)).toBe(grpc.status.OK);
+  expect(await h.jobs.listSteps(jobId)).toMatchObject([
+    { index: 1, outcome: 'failure', exitCode: 2, durationMs: 1500, lastSeq: 9 },
+  ]);
+  // Another job's token cannot report for this one.
+  const other = await h.jobWithToken('tok-steps-other');
+  expect(
+    await new Promise<grpc.status>((resolve) =>
+      client.ReportStep({ jobId: other, step: started, total: 1 }, bearerMetadata('tok-steps'), (err) =>
+        resolve(err ? err.code : grpc.status.OK),
+      ),
+    ),
+  ).toBe(grpc.status.PERMISSION_DENIED);
+  expect(await h.jobs.listSteps(other)).toEqual([]);
+  client.close();
 });

@@ -264,6 +264,42 @@ describe('bundled runner against a real gRPC log service', () => {
     expect(steps[0].durationMs).toBeGreaterThanOrEqual(0);
     // The step scripts lived outside the checkout and are gone.
     expect(readdirSync(path.dirname(res.workdir))).toEqual(['checkout']);
+    // Progress went out as it happened, in order, all before FinishJob: a start (no outcome)
+    // and an end per step that ran, the end of a skipped one.
+    expect(svc.stepReports.map((r) => [r.step?.index, r.step?.outcome, r.total, r.finishesBefore])).toEqual([
+      [1, 'STEP_OUTCOME_UNSPECIFIED', 5, 0],
+      [1, 'STEP_OUTCOME_SUCCESS', 5, 0],
+      [2, 'STEP_OUTCOME_UNSPECIFIED', 5, 0],
+      [2, 'STEP_OUTCOME_SUCCESS', 5, 0],
+      [3, 'STEP_OUTCOME_UNSPECIFIED', 5, 0],
+      [3, 'STEP_OUTCOME_FAILURE', 5, 0],
+      [4, 'STEP_OUTCOME_UNSPECIFIED', 5, 0],
+      [4, 'STEP_OUTCOME_FAILURE', 5, 0],
+      [5, 'STEP_OUTCOME_SKIPPED', 5, 0],
+    ]);
+    expect(svc.stepReports[0].step).toMatchObject({ name: 'greet', firstSeq: one.firstSeq });
+    expect(svc.stepReports[1].step).toEqual(steps[0]);
+  });
+
+  test('a log service without ReportStep: the job runs and finishes as before', async () => {
+    const { dir, shas } = makeRepo({ README: 'steps come from the job file\n' });
+    const res = await runJob(
+      dir,
+      shas[0],
+      { noStepReports: true },
+      {},
+      undefined,
+      'steps:\n  - name: one\n    run: echo one\n  - name: two\n    run: echo two\n',
+    );
+    expect(res.code).toBe(0);
+    expect(res.svc.finishes[0]).toMatchObject({ reason: 'FINISH_REASON_EXITED', exitCode: 0 });
+    expect(res.svc.finishes[0].steps.map((s) => s.outcome)).toEqual([
+      'STEP_OUTCOME_SUCCESS',
+      'STEP_OUTCOME_SUCCESS',
+    ]);
+    expect(res.svc.texts('LOG_STREAM_STDOUT')).toEqual(['one', 'two']);
+    // Said once on the runner's stderr, not in the job's log.
+    expect(res.stderr.match(/step progress not reported/g)).toHaveLength(1);
   });
 
   test('the script exit code is reported and becomes the runner exit code', async () => {

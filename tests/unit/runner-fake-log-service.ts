@@ -9,6 +9,7 @@ import {
   runnerServiceDefinition,
   type FinishJobRequest__Output,
   type LogLine__Output,
+  type ReportStepRequest__Output,
   type RunnerServiceHandlers,
   type StartJobRequest__Output,
 } from '../../common/runner-proto';
@@ -21,6 +22,8 @@ export interface FakeLogServiceOptions {
   dropFirstStreamAfterBatches?: number;
   /** Never acknowledge anything on the first StreamLogs call (a stuck server). */
   silentFirstStream?: boolean;
+  /** Answer ReportStep with UNIMPLEMENTED, as a log service older than the call would. */
+  noStepReports?: boolean;
 }
 
 export interface ReceivedLine {
@@ -32,6 +35,8 @@ export interface ReceivedLine {
 export class FakeLogService {
   readonly starts: StartJobRequest__Output[] = [];
   readonly finishes: FinishJobRequest__Output[] = [];
+  /** ReportStep calls in arrival order, with how many FinishJob calls had come before each. */
+  readonly stepReports: (ReportStepRequest__Output & { finishesBefore: number })[] = [];
   /** Every line as received, duplicates included. */
   readonly received: ReceivedLine[] = [];
   /** Stored lines, seq → line. */
@@ -101,6 +106,14 @@ export class FakeLogService {
         call.on('end', () =>
           cb({ code: grpc.status.UNIMPLEMENTED, details: 'no artifacts in runner tests' }),
         );
+      },
+      ReportStep: (call, cb) => {
+        const denied = this.authorize('ReportStep', call.metadata);
+        if (denied) return cb(denied);
+        if (this.opts.noStepReports)
+          return cb({ code: grpc.status.UNIMPLEMENTED, details: 'old log service' });
+        this.stepReports.push({ ...call.request, finishesBefore: this.finishes.length });
+        cb(null, {});
       },
       FinishJob: (call, cb) => {
         const denied = this.authorize('FinishJob', call.metadata);
