@@ -118,15 +118,20 @@ test('accel auto picks kvm only with a usable /dev/kvm and vmx or svm', () => {
   expect(resolveAccel('kvm', probe(false, ''))).toBe('kvm');
 });
 
-test('the guest reaches the runner server, log service and a local repository through the forwards', () => {
-  const provider = new QemuProvider({
+/** A provider on this host's usual addresses; `extra` changes some. */
+const qemuProvider = (extra: Partial<ConstructorParameters<typeof QemuProvider>[0]> = {}) =>
+  new QemuProvider({
     workspaceRoot: '/ws',
     hostId: 'h',
     imageMap: map,
     accel: 'tcg',
     runnerUrl: 'http://127.0.0.1:8088/runner.js',
     contactAddr: '127.0.0.1:50051',
+    ...extra,
   });
+
+test('the guest reaches the runner server, log service and a local repository through the forwards', () => {
+  const provider = qemuProvider();
   expect(
     provider.guestEndpoints({
       runnerUrl: 'http://127.0.0.1:8088/runner.js',
@@ -153,30 +158,14 @@ test('the guest reaches the runner server, log service and a local repository th
       repoUrl: '/srv/repos/app',
     }).otlpEndpoint,
   ).toBeUndefined();
-  expect(
-    () =>
-      new QemuProvider({
-        workspaceRoot: '/ws',
-        hostId: 'h',
-        imageMap: map,
-        accel: 'tcg',
-        runnerUrl: 'http://192.0.2.1:8088/runner.js',
-        contactAddr: '127.0.0.1:50051',
-      }),
-  ).toThrow(/forwards guests only to 127\.0\.0\.1/);
+  expect(() => qemuProvider({ runnerUrl: 'http://192.0.2.1:8088/runner.js' })).toThrow(
+    /forwards guests only to 127\.0\.0\.1/,
+  );
 });
 
 test("the runner's OTLP endpoint is forwarded into the VM when it is on 127.0.0.1, and left out otherwise", () => {
   const withOtlp = (otlpEndpoint: string) =>
-    new QemuProvider({
-      workspaceRoot: '/ws',
-      hostId: 'h',
-      imageMap: map,
-      accel: 'tcg',
-      runnerUrl: 'http://127.0.0.1:8088/runner.js',
-      contactAddr: '127.0.0.1:50051',
-      otlpEndpoint,
-    }).guestEndpoints({
+    qemuProvider({ otlpEndpoint }).guestEndpoints({
       runnerUrl: 'http://127.0.0.1:8088/runner.js',
       contactAddr: '127.0.0.1:50051',
       repoUrl: 'https://forge.example/o/r.git',
