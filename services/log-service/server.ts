@@ -6,7 +6,8 @@
  *
  * Hardening: every call, and every group of log batches before it is stored, re-checks the job
  * token (through a short cache); work stops when the runner cancels a call or its deadline
- * passes; keepalive, message size and TLS come from the configuration; `grpc.health.v1` reports readiness (see health.ts).
+ * passes; keepalive, message size and TLS come from the configuration; `grpc.health.v1`
+ * reports readiness (see health.ts).
  * Artifact uploads are handled in artifacts.ts.
  * Every call is a server span continuing the runner's trace (traceparent in the call metadata).
  */
@@ -305,14 +306,18 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
        * instead of one per batch, and receiving overlaps with storing.
        */
       const store = async (batches: LogBatch__Output[]): Promise<void> => {
-        // Every group: a token revoked mid-stream (job ended, new machine attempt) stops here.
-        const job = await authenticate(tokens, call.metadata, batches[0].jobId);
+        // Every group: a token revoked mid-stream (job ended, new machine attempt) stops here,
+        // and a batch claiming another job than the token's is refused as it would be alone.
+        let job: AuthenticatedJob | undefined;
+        for (const id of new Set(batches.map((b) => b.jobId)))
+          job = await authenticate(tokens, call.metadata, id);
+        if (!job) return;
         if (!ingest || !streamJob) {
           ingest = await LogIngest.open(jobs, job.id, deps.secrets);
           streamJob = job;
           span.setAttribute(ATTR.jobId, job.id);
         }
-        if (job.id !== streamJob.id || batches.some((b) => b.jobId !== batches[0].jobId)) {
+        if (job.id !== streamJob.id) {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'one stream carries one job');
         }
         const lines = batches.flatMap((batch) =>

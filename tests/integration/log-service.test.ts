@@ -151,3 +151,22 @@ test('ReportStep records a step as running, then ended; a late start never undoe
   expect(await h.jobs.listSteps(other)).toEqual([]);
   client.close();
 });
+
+test('a batch claiming another job is refused with PERMISSION_DENIED, grouped with good batches or not', async () => {
+  const mine = await h.jobWithToken('tok-group-mine');
+  const other = await h.jobWithToken('tok-group-other');
+  const client = createRunnerServiceClient(h.logService.address);
+  const call = client.StreamLogs(bearerMetadata('tok-group-mine'));
+  call.on('data', () => undefined);
+  const status = new Promise<grpc.status>((resolve) => {
+    call.on('status', (s: grpc.StatusObject) => resolve(s.code));
+    call.on('error', () => undefined);
+  });
+  // Written back to back, so they may well reach the service as one group.
+  for (let b = 0; b < 10; b++) call.write({ jobId: mine, lines: lines(b * 10 + 1, b * 10 + 10) });
+  call.write({ jobId: other, lines: lines(1, 10) });
+  call.end();
+  expect(await status).toBe(grpc.status.PERMISSION_DENIED);
+  client.close();
+  expect(await h.jobs.countLogLines(other)).toBe(0);
+});
