@@ -6,7 +6,7 @@
  */
 import type { ArtifactRecord } from '../../common/artifact-store';
 import { formatSize } from '../../common/config';
-import type { JobRecord, JobStepRecord, LogLineRecord } from '../../common/job-store';
+import type { JobRecord, JobStepRecord, LogLineRecord, StepOutcome } from '../../common/job-store';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -37,6 +37,8 @@ function duration(ms: number | null): string {
 export interface StepRow {
   index: number;
   name: string;
+  /** The outcome as stored (the row's class), and as shown. */
+  state: StepOutcome;
   outcome: string;
   exitCode: string;
   duration: string;
@@ -48,6 +50,7 @@ export function stepRows(jobId: string, steps: JobStepRecord[], window: number):
   return steps.map((st) => ({
     index: st.index,
     name: st.name,
+    state: st.outcome,
     outcome: `${st.outcome}${st.continueOnError && st.outcome === 'failure' ? ' (continue-on-error)' : ''}`,
     exitCode: st.exitCode === null ? '' : String(st.exitCode),
     duration: duration(st.durationMs),
@@ -127,7 +130,7 @@ const SCRIPT = `
     body.replaceChildren();
     for (const s of JSON.parse(e.data)) {
       const tr = body.insertRow();
-      tr.className = 'step-' + s.outcome.split(' ')[0];
+      tr.className = 'step-' + s.state;
       tr.insertCell().textContent = String(s.index);
       const name = tr.insertCell();
       if (s.href) {
@@ -171,7 +174,7 @@ export function renderJobPage(v: JobPageView): string {
     for (const st of stepRows(job.id, v.steps, v.window)) {
       const name = escapeHtml(st.name);
       parts.push(
-        `<tr class="step-${escapeHtml(st.outcome.split(' ')[0])}"><td>${st.index}</td>`,
+        `<tr class="step-${escapeHtml(st.state)}"><td>${st.index}</td>`,
         `<td>${st.href ? `<a href="${escapeHtml(st.href)}">${name}</a>` : name}</td>`,
         `<td>${escapeHtml(st.outcome)}</td><td>${st.exitCode}</td><td>${st.duration}</td></tr>`,
       );
