@@ -43,6 +43,10 @@ export function createDb(cfg: DbConfig, opts: CreateDbOptions = {}): Db {
     // Prisma qualifies its own queries with the schema; this makes raw SQL see the same tables.
     ...(schema ? { options: `-c search_path=${quoteIdentifier(schema)}` } : {}),
   });
+  // An idle client that dies is dropped by the pool; without a listener its 'error' would end
+  // the process. PrismaPg adds its own (reporting to onPoolError) only once Prisma connects,
+  // and the log insert may use the pool first.
+  pool.on('error', () => undefined);
   const adapter = new PrismaPg(pool, { schema, onPoolError: opts.onPoolError, disposeExternalPool: true });
   const db = new PrismaClient({ adapter });
   pools.set(db, pool);
