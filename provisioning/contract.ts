@@ -45,6 +45,8 @@ export interface GuestEndpoints {
 
 export interface Provider {
   readonly name: string;
+  /** What in its settings works only in part; the worker logs each at start. */
+  readonly setupWarnings?: readonly string[];
   /**
    * How the machine sees the host's addresses (e.g. a VM behind NAT sees forwarded ones);
    * without it, machines use the host's own.

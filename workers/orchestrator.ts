@@ -18,7 +18,7 @@ import { ensureSearchAttributes } from '../common/search-attributes';
 import { temporalWorkerTracing } from '../common/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
 import { LocalProvider } from '../provisioning/local';
-import { isLoopbackHost, QemuProvider } from '../provisioning/qemu/provider';
+import { QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { sweepOrphans } from '../provisioning/sweeper';
 import type { Provider } from '../provisioning/contract';
@@ -128,16 +128,8 @@ export async function startOrchestratorWorker(
   await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
   const providers = providersFor(cfg);
-  if (
-    cfg.provider === 'qemu' &&
-    cfg.runnerOtlpEndpoint &&
-    !isLoopbackHost(new URL(cfg.runnerOtlpEndpoint).hostname)
-  ) {
-    deps.log.warn(
-      { runnerOtlpEndpoint: cfg.runnerOtlpEndpoint },
-      'runners in VMs cannot reach this OTLP endpoint (guests are forwarded to 127.0.0.1 only) and export no spans; run a collector on 127.0.0.1 that forwards to it and set SOLSTICE_RUNNER_OTLP_ENDPOINT to that',
-    );
-  }
+  for (const provider of new Set(providers.values()))
+    for (const warning of provider.setupWarnings ?? []) deps.log.warn({ provider: provider.name }, warning);
   const capacity = new CapacityStore(deps.jobs.db);
   const schedule = { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs };
   const activities = createActivities({

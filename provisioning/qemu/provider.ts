@@ -78,7 +78,7 @@ export interface MachineRecordFile {
 }
 
 /** Hosts QEMU user-mode networking can forward a guest to. */
-export function isLoopbackHost(host: string): boolean {
+function isLoopbackHost(host: string): boolean {
   return ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host);
 }
 
@@ -100,6 +100,7 @@ export function localRepoPath(repoUrl: string): string | undefined {
 
 export class QemuProvider implements Provider {
   readonly name = 'qemu';
+  readonly setupWarnings: string[] = [];
   private readonly runnerPort: number;
   private readonly contactPort: number;
   /** The forwarded OTLP receiver: its scheme and port. */
@@ -125,6 +126,10 @@ export class QemuProvider implements Provider {
         protocol: otlp.protocol,
         port: Number(otlp.port || (otlp.protocol === 'https:' ? 443 : 80)),
       };
+    else if (otlp)
+      this.setupWarnings.push(
+        `runners in VMs cannot reach the OTLP endpoint ${opts.otlpEndpoint} (guests are forwarded to 127.0.0.1 only) and export no spans; run a collector on 127.0.0.1 that forwards to it and set SOLSTICE_RUNNER_OTLP_ENDPOINT to that`,
+      );
   }
 
   labels(): string[] {

@@ -175,4 +175,11 @@ test("the runner's OTLP endpoint is forwarded into the VM when it is on 127.0.0.
   expect(withOtlp('http://localhost:14317/')).toBe('http://10.0.2.103:14317');
   // A restricted guest cannot reach another host: better no endpoint than a runner retrying one.
   expect(withOtlp('http://collector.example:4317')).toBeUndefined();
+  // ...and the worker says so at start.
+  expect(qemuProvider({ otlpEndpoint: 'http://collector.example:4317' }).setupWarnings).toEqual([
+    expect.stringMatching(
+      /cannot reach the OTLP endpoint http:\/\/collector\.example:4317.*collector on 127\.0\.0\.1/,
+    ),
+  ]);
+  expect(qemuProvider({ otlpEndpoint: 'http://127.0.0.1:4317' }).setupWarnings).toEqual([]);
 });
