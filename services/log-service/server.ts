@@ -308,10 +308,9 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       const store = async (batches: LogBatch__Output[]): Promise<void> => {
         // Every group: a token revoked mid-stream (job ended, new machine attempt) stops here,
         // and a batch claiming another job than the token's is refused as it would be alone.
-        let job: AuthenticatedJob | undefined;
-        for (const id of new Set(batches.map((b) => b.jobId)))
-          job = await authenticate(tokens, call.metadata, id);
-        if (!job) return;
+        const job = await authenticate(tokens, call.metadata, batches[0].jobId);
+        for (const other of new Set(batches.map((b) => b.jobId).filter((id) => id !== job.id)))
+          await authenticate(tokens, call.metadata, other); // throws: the token is for job.id
         if (!ingest || !streamJob) {
           ingest = await LogIngest.open(jobs, job.id, deps.secrets);
           streamJob = job;
