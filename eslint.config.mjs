@@ -33,7 +33,7 @@ export default tseslint.config(
               message: 'Workflow code must stay deterministic; do I/O in activities.',
             },
             {
-              group: ['../activities/*', '../common/db*'],
+              group: ['../activities/*', '../storage/*'],
               allowTypeImports: true,
               message: 'Import activities as types only (proxyActivities).',
             },

@@ -7,7 +7,7 @@
  * (say GRPC_ADDR) cannot break code generation.
  */
 import { defineConfig } from 'prisma/config';
-import { EMBEDDED_PG_PORT_DEFAULT, embeddedDatabaseUrl } from './common/config';
+import { EMBEDDED_PG_PORT_DEFAULT, embeddedDatabaseUrl } from './platform/config';
 
 function embeddedPort(): number {
   const raw = process.env.SOLSTICE_EMBEDDED_PG_PORT;

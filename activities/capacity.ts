@@ -4,8 +4,8 @@
  */
 import { Context, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { CapacityStore, ScheduleOptions } from '../common/capacity-store';
-import type { LeaseGrant } from '../workflows/types';
+import type { CapacityStore, ScheduleOptions } from '../capacity/store';
+import type { LeaseGrant } from '../model/domain';
 
 export interface CapacityDeps {
   capacity: CapacityStore;

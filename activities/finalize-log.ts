@@ -5,8 +5,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type { BlobStore } from '../common/blob-store';
-import type { JobStore } from '../common/job-store';
+import type { BlobStore } from '../storage/blob-store';
+import type { JobStore } from '../storage/job-store';
 
 const PAGE = 5000;
 

@@ -16,9 +16,9 @@ import {
   parseWorkflowFile,
   whenMatches,
   WORKFLOW_FILE_PATH,
-} from '../common/workflow-file';
-import type { PipelineEvent, PipelinePlan, PlannedJob } from '../workflows/types';
-import { branchOf } from '../workflows/types';
+} from '../workflow-file';
+import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
+import { branchOf } from '../model/domain';
 
 const run = promisify(execFile);
 const JOB_SCRIPT_PATH = '.solstice/job.sh';

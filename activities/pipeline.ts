@@ -1,7 +1,7 @@
 /** Activities of PipelineWorkflow: read the plan at the commit and keep the pipeline tables current. */
-import { PipelineStore } from '../common/pipeline-store';
-import type { JobStore } from '../common/job-store';
-import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../workflows/types';
+import { PipelineStore } from '../storage/pipeline-store';
+import type { JobStore } from '../storage/job-store';
+import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../model/domain';
 import { loadPipelinePlan, type PlanRequest } from './pipeline-plan';
 
 export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: PipelineStore }) {

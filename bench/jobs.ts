@@ -12,13 +12,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../common/config';
-import { startJob } from '../common/job-start';
-import { waitForFinalState } from '../common/log-follow';
-import { createLogger } from '../common/logger';
-import { freePort } from '../common/net';
-import { connectClient } from '../common/temporal';
-import { startStack } from '../services/stack';
+import { loadConfig } from '../platform/config';
+import { startJob } from '../ingress/job-start';
+import { waitForFinalState } from '../storage/log-follow';
+import { createLogger } from '../platform/logger';
+import { freePort } from '../platform/net';
+import { connectClient } from '../platform/temporal';
+import { startStack } from '../devstack/stack';
 import { commitRepo, freshDatabase, percentile } from './fixtures';
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {

@@ -12,9 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { createDb, type Db } from '../common/db';
-import { JobStore, type LogLineRecord } from '../common/job-store';
-import { migrate } from '../common/migrate';
+import { createDb, type Db } from '../storage/db';
+import { JobStore, type LogLineRecord } from '../storage/job-store';
+import { migrate } from '../storage/migrate';
 import { freshDatabase } from './fixtures';
 
 interface Shape {

@@ -1,7 +1,7 @@
 /**
  * Log path benchmark: one job prints a large log (1 GiB by default) through the real stack
  * (runner → gRPC → log service → PostgreSQL), while a `solstice logs -f` style follower
- * (common/log-follow.ts, the same code and poll interval) reads it.
+ * (storage/log-follow.ts, the same code and poll interval) reads it.
  *
  *   npm run bench:logs -- [--mb 1024] [--line-bytes 200] [--mark-ms 50] [--poll-ms 200] [--rate 0]
  *
@@ -26,19 +26,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FsBlobStore } from '../common/blob-store';
-import { loadConfig } from '../common/config';
-import { createDb } from '../common/db';
-import { startJob } from '../common/job-start';
-import { JobStore } from '../common/job-store';
-import { readLog } from '../common/log-follow';
-import { createLogger } from '../common/logger';
-import { migrate } from '../common/migrate';
-import { freePort } from '../common/net';
-import { connectClient } from '../common/temporal';
-import { startDevServer } from '../common/temporal-dev-server';
-import { runnerBundlePath } from '../services/runner-bundle';
-import { startRunnerServer } from '../services/runner-server';
+import { FsBlobStore } from '../storage/blob-store';
+import { loadConfig } from '../platform/config';
+import { createDb } from '../storage/db';
+import { startJob } from '../ingress/job-start';
+import { JobStore } from '../storage/job-store';
+import { readLog } from '../storage/log-follow';
+import { createLogger } from '../platform/logger';
+import { migrate } from '../storage/migrate';
+import { freePort } from '../platform/net';
+import { connectClient } from '../platform/temporal';
+import { startDevServer } from '../devstack/temporal-dev-server';
+import { runnerBundlePath } from '../runner-api/runner-bundle';
+import { startRunnerServer } from '../runner-api/runner-download';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { commitRepo, freshDatabase, percentile } from './fixtures';
 

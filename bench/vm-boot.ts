@@ -20,18 +20,18 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { commitRepo, freshDatabase } from './fixtures';
-import { loadConfig } from '../common/config';
-import { startJob } from '../common/job-start';
-import { waitForFinalState } from '../common/log-follow';
-import { createLogger } from '../common/logger';
-import { freePort } from '../common/net';
-import { connectClient } from '../common/temporal';
+import { loadConfig } from '../platform/config';
+import { startJob } from '../ingress/job-start';
+import { waitForFinalState } from '../storage/log-follow';
+import { createLogger } from '../platform/logger';
+import { freePort } from '../platform/net';
+import { connectClient } from '../platform/temporal';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles } from '../provisioning/qemu/command-line';
 import { loadImageMap, type Accel } from '../provisioning/qemu/image-map';
 import { GUEST_RUNNER_ADDR } from '../provisioning/qemu/provider';
-import { runnerBundlePath } from '../services/runner-bundle';
-import { startRunnerServer } from '../services/runner-server';
-import { startStack } from '../services/stack';
+import { runnerBundlePath } from '../runner-api/runner-bundle';
+import { startRunnerServer } from '../runner-api/runner-download';
+import { startStack } from '../devstack/stack';
 
 const ROOT = path.resolve(__dirname, '../..');
 

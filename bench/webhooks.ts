@@ -20,14 +20,14 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { AmqpConnection } from '../common/amqp';
-import { loadConfig } from '../common/config';
-import { createLogger } from '../common/logger';
-import { freePort, isListening, splitHostPort } from '../common/net';
-import { connectClient } from '../common/temporal';
-import { startDevServer } from '../common/temporal-dev-server';
-import { startBridge } from '../services/bridge/bridge';
-import { startWebhookServer } from '../services/webhook/server';
+import { AmqpConnection } from '../ingress/amqp';
+import { loadConfig } from '../platform/config';
+import { createLogger } from '../platform/logger';
+import { freePort, isListening, splitHostPort } from '../platform/net';
+import { connectClient } from '../platform/temporal';
+import { startDevServer } from '../devstack/temporal-dev-server';
+import { startBridge } from '../ingress/bridge';
+import { startWebhookServer } from '../ingress/webhook-server';
 
 const SECRET = 'bench-secret';
 

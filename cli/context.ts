@@ -1,7 +1,7 @@
 /** Opening the things commands need, with the same errors everywhere. */
-import { effectiveDatabaseUrl, type Config } from '../common/config';
-import { checkDatabase, createDb, type Db } from '../common/db';
-import { JobStore } from '../common/job-store';
+import { effectiveDatabaseUrl, type Config } from '../platform/config';
+import { checkDatabase, createDb, type Db } from '../storage/db';
+import { JobStore } from '../storage/job-store';
 
 export interface Store {
   db: Db;

@@ -1,6 +1,6 @@
 /** How the CLI shows things to people: log lines, job summaries, errors. */
-import type { JobRecord, JobStepRecord, LogLineRecord } from '../common/job-store';
-import { SolsticeError } from '../common/errors';
+import type { JobRecord, JobStepRecord, LogLineRecord } from '../storage/job-store';
+import { SolsticeError } from '../platform/errors';
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);

@@ -1,14 +1,14 @@
 /** Pipelines for the CLI: resolving `<pipeline|job>` ids, showing, following, cancelling, rerunning. */
 import type { Client } from '@temporalio/client';
-import { CapacityStore } from '../common/capacity-store';
-import type { Config } from '../common/config';
-import { NotFoundError } from '../common/errors';
-import type { JobRecord } from '../common/job-store';
-import { readLog, waitForFinalState } from '../common/log-follow';
-import { rerunPipeline, startPipeline } from '../common/pipeline-start';
-import { connectClient } from '../common/temporal';
+import { CapacityStore } from '../capacity/store';
+import type { Config } from '../platform/config';
+import { NotFoundError } from '../platform/errors';
+import type { JobRecord } from '../storage/job-store';
+import { readLog, waitForFinalState } from '../storage/log-follow';
+import { rerunPipeline, startPipeline } from '../ingress/pipeline-start';
+import { connectClient } from '../platform/temporal';
 import { workflowUiUrl } from './commands/enqueue';
-import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../common/pipeline-store';
+import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import type { Store } from './context';
 import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } from './output';
 

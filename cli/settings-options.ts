@@ -3,7 +3,7 @@
  * environment fallback and default, and commands resolve settings the same way.
  */
 import { Command, Option } from 'clipanion';
-import { loadConfig, SETTINGS, type Config, type SettingKey } from '../common/config';
+import { loadConfig, SETTINGS, type Config, type SettingKey } from '../platform/config';
 
 export function settingOption(key: SettingKey) {
   const s = SETTINGS[key];

@@ -6,7 +6,7 @@
  * or the environment of the job script.
  */
 import YAML from 'yaml';
-import type { JobDefinitionSpec } from '../workflows/types';
+import type { JobDefinitionSpec } from '../model/domain';
 import type { NoCloudSeed } from './contract';
 
 export const JOB_FILE_PATH = '/etc/solstice/job.yaml';

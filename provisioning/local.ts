@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import { constants as fsConstants, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ProvisioningError } from '../common/errors';
+import { ProvisioningError } from '../platform/errors';
 import { shellQuote } from './cloud-init';
 import { machineIdFor, type MachineHandle, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';

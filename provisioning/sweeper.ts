@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { JobStore } from '../common/job-store';
+import type { JobStore } from '../storage/job-store';
 import type { MachineHandle, Provider } from './contract';
 import { tagsWithPrefix } from './process-tree';
 

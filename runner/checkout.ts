@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import type { JobContext } from './job-context';
-import { LineSplitter } from './lines';
+import { LineSplitter } from './log/lines';
 
 export type CheckoutResult = { ok: true } | { ok: false; message: string };
 

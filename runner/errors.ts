@@ -2,7 +2,7 @@
  * Errors that end the runner, each with the process exit code a supervisor (cloud-init, the
  * local provider) sees. Exit codes follow sysexits.h where one fits.
  */
-import { AuthError, SolsticeError } from '../common/errors';
+import { AuthError, SolsticeError } from '../platform/errors';
 
 /** Exit codes other than the job script's own. */
 export const EXIT = {

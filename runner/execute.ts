@@ -12,9 +12,9 @@ import type { SystemLog } from './checkout';
 import { redactUrl } from './checkout';
 import { diag } from './diag';
 import type { JobContext } from './job-context';
-import type { LineStream, LogBuffer } from './log-buffer';
-import { LineSplitter } from './lines';
-import { SecretMasker, secretsFromEnv } from '../common/secret-mask';
+import type { LineStream, LogBuffer } from './log/buffer';
+import { LineSplitter } from './log/lines';
+import { SecretMasker, secretsFromEnv } from '../model/secret-mask';
 
 export interface ScriptResult {
   /** The script's exit code, or 128 + signal number when a signal ended it (as a shell reports it). */

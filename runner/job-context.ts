@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDuration } from '../common/config';
-import { ConfigError } from '../common/errors';
+import { parseDuration } from '../platform/config';
+import { ConfigError } from '../platform/errors';
 
 export const DEFAULT_JOB_FILE = '/etc/solstice/job.yaml';
 

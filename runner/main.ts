@@ -6,7 +6,7 @@
  *
  * Exit code: the job script's own when it ran; otherwise see EXIT in ./errors.
  */
-import { SolsticeError } from '../common/errors';
+import { SolsticeError } from '../platform/errors';
 import { diag } from './diag';
 import { EXIT } from './errors';
 import { loadJobContext } from './job-context';

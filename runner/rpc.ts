@@ -4,7 +4,7 @@
  * bounded time. Errors that retrying cannot fix end the runner at once with a clear message.
  */
 import * as grpc from '@grpc/grpc-js';
-import { SolsticeError } from '../common/errors';
+import { SolsticeError } from '../platform/errors';
 import {
   bearerMetadata,
   type FinishJobRequest,
@@ -12,7 +12,7 @@ import {
   type RunnerServiceClient,
   type StartJobRequest,
   type StartJobResponse__Output,
-} from '../common/runner-proto';
+} from '../model/runner-proto';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff';
 import { diag } from './diag';
 import { JobTokenRejectedError, LogServiceRejectedError, LogServiceUnavailableError } from './errors';

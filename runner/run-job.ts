@@ -13,19 +13,19 @@ import {
   type FinishJobRequest,
   type FinishReason__Output,
   type StepResult,
-} from '../common/runner-proto';
-import { describeError } from '../common/errors';
+} from '../model/runner-proto';
+import { describeError } from '../platform/errors';
 import { uploadArtifacts } from './artifacts';
 import { DEFAULT_BACKOFF } from './backoff';
 import { checkout } from './checkout';
 import { diag } from './diag';
 import { EXIT } from './errors';
-import { MIN_SECRET_LENGTH, type SecretMasker } from '../common/secret-mask';
+import { MIN_SECRET_LENGTH, type SecretMasker } from '../model/secret-mask';
 import { exitCodeOf, jobScriptEnv, jobSecretMasker, runJobScript, type RunningScript } from './execute';
 import type { JobContext } from './job-context';
 import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
-import { LogBuffer } from './log-buffer';
-import { DEFAULT_BATCH, LogShipper } from './log-shipper';
+import { LogBuffer } from './log/buffer';
+import { DEFAULT_BATCH, LogShipper } from './log/shipper';
 import { describeGrpcError, RunnerRpc, runnerCredentials } from './rpc';
 import { startRunnerTracing, type RunnerTracing } from './tracing';
 import { RUNNER_VERSION } from './version';

@@ -20,8 +20,8 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { StepResult } from '../common/runner-proto';
-import { ATTR, repoAttribute } from '../common/span-attributes';
+import type { StepResult } from '../model/runner-proto';
+import { ATTR, repoAttribute } from '../model/span-attributes';
 import type { JobContext } from './job-context';
 import { RUNNER_VERSION } from './version';
 

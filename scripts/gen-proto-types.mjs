@@ -3,10 +3,10 @@
  * Generates TypeScript for proto/runner/v1/runner.proto into generated/proto/ (git-ignored):
  *
  *  - the message / service types, with proto-loader-gen-types, using the same options
- *    common/runner-proto.ts loads with (camelCase fields, longs as Number, enums as String,
+ *    model/runner-proto.ts loads with (camelCase fields, longs as Number, enums as String,
  *    defaults, oneofs);
  *  - generated/proto/runner-descriptor.ts: the parsed proto as a protobufjs JSON descriptor.
- *    common/runner-proto.ts loads the service from this descriptor (proto-loader's fromJSON)
+ *    model/runner-proto.ts loads the service from this descriptor (proto-loader's fromJSON)
  *    instead of reading the .proto at run time, so the runner bundle (dist/runner/runner.js)
  *    carries the protocol inside itself and needs no file next to it. Tests, services and the
  *    bundle therefore all load the protocol the same way.
@@ -37,7 +37,7 @@ const PROTO_FILE = 'proto/runner/v1/runner.proto';
 const OUT_DIR = path.join(root, 'generated', 'proto');
 const DESCRIPTOR_NAME = 'runner-descriptor.ts';
 
-// Must match RUNNER_PROTO_OPTIONS in common/runner-proto.ts.
+// Must match RUNNER_PROTO_OPTIONS in model/runner-proto.ts.
 const GEN_ARGS = ['--longs=Number', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js'];
 
 function generateTypes(outDir) {

@@ -6,7 +6,7 @@
  * downloads it when it is not; the download host is unreachable here, so generate fails even
  * though it never runs that engine. PRISMA_SCHEMA_ENGINE_BINARY only has to name an existing
  * file to skip the download, so we point it at a stub that explains itself if anything ever
- * does execute it. Migrations are applied by our own migrator (common/migrate.ts), not by the
+ * does execute it. Migrations are applied by our own migrator (storage/migrate.ts), not by the
  * engine. An explicitly set PRISMA_SCHEMA_ENGINE_BINARY (a real engine) is left alone.
  *
  * Usage: node scripts/prisma-generate.mjs [extra prisma generate flags]

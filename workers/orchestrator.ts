@@ -6,24 +6,24 @@
 import { Worker } from '@temporalio/worker';
 import fs from 'node:fs';
 import { createActivities } from '../activities';
-import { createForgeStatusActivities, createStatusReporter } from '../activities/forge-status';
-import type { BlobStore } from '../common/blob-store';
-import { CapacityStore } from '../common/capacity-store';
-import type { Config } from '../common/config';
-import { ConfigError } from '../common/errors';
-import { SecretStore } from '../common/secret-store';
-import type { JobStore } from '../common/job-store';
-import type { Logger } from '../common/logger';
-import { ensureSearchAttributes } from '../common/search-attributes';
-import { temporalWorkerTracing } from '../common/telemetry';
-import { connectClient, connectWorker, installTemporalRuntime } from '../common/temporal';
+import { createForgeStatusActivities, createStatusReporter } from '../forges/status';
+import type { BlobStore } from '../storage/blob-store';
+import { CapacityStore } from '../capacity/store';
+import type { Config } from '../platform/config';
+import { ConfigError } from '../platform/errors';
+import { SecretStore } from '../storage/secret-store';
+import type { JobStore } from '../storage/job-store';
+import type { Logger } from '../platform/logger';
+import { ensureSearchAttributes } from '../platform/search-attributes';
+import { temporalWorkerTracing } from '../platform/telemetry';
+import { connectClient, connectWorker, installTemporalRuntime } from '../platform/temporal';
 import { LocalProvider } from '../provisioning/local';
 import { QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { sweepOrphans } from '../provisioning/sweeper';
 import type { Provider } from '../provisioning/contract';
-import { hostTaskQueue } from '../workflows/types';
-import { keepHostRegistered, type HostKeeper } from './host-registration';
+import { hostTaskQueue } from '../model/domain';
+import { keepHostRegistered, type HostKeeper } from '../capacity/host-registration';
 
 /** Time an activity gets to react to its shutdown cancellation before the worker gives up on it. */
 const FORCE_AFTER_GRACE_MS = 10_000;

@@ -23,9 +23,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { createForgeStatusActivities } from '../activities/forge-status';
+import type { createForgeStatusActivities } from '../forges/status';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
-import type { JobInput, JobOutcome, JobStatus, LeaseGrant, MachineRef, RunnerFinished } from './types';
+import type {
+  JobInput,
+  JobOutcome,
+  JobStatus,
+  LeaseGrant,
+  MachineRef,
+  RunnerFinished,
+} from '../model/domain';
 import { SEARCH_ATTRIBUTES } from './web-ui';
 
 type Activities = ReturnType<typeof createActivities>;

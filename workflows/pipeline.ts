@@ -42,7 +42,7 @@ import {
   type PipelineState,
   type PipelineStatus,
   type PlannedJob,
-} from './types';
+} from '../model/domain';
 import { runDetails, runSummary, SEARCH_ATTRIBUTES, searchAttributesFor } from './web-ui';
 
 type Activities = ReturnType<typeof createActivities>;

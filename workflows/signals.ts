@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { JobStatus, PipelineStatus, RunnerFinished, RunnerStarted, RunnerStep } from './types';
+import type { JobStatus, PipelineStatus, RunnerFinished, RunnerStarted, RunnerStep } from '../model/domain';
 
 /** Sent by the log service when the runner called StartJob. */
 export const runnerStartedSignal = defineSignal<[RunnerStarted]>('runnerStarted');

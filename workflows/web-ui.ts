@@ -4,9 +4,9 @@
  * starters (client side) and PipelineWorkflow (for its child jobs) compute the same texts.
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
-import { branchOf } from './types';
+import { branchOf } from '../model/domain';
 
-/** Keyword attributes; registered at startup (common/search-attributes.ts), set at start, state upserted. */
+/** Keyword attributes; registered at startup (platform/search-attributes.ts), set at start, state upserted. */
 export const SEARCH_ATTRIBUTES = {
   repo: defineSearchAttributeKey('SolsticeRepo', SearchAttributeType.KEYWORD),
   branch: defineSearchAttributeKey('SolsticeBranch', SearchAttributeType.KEYWORD),

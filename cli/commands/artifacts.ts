@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'clipanion';
-import { ArtifactStore, artifactBlobKey } from '../../common/artifact-store';
-import { formatSize } from '../../common/config';
-import { createBlobStore } from '../../common/create-blob-store';
-import { NotFoundError } from '../../common/errors';
+import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
+import { formatSize } from '../../platform/config';
+import { createBlobStore } from '../../storage/create-blob-store';
+import { NotFoundError } from '../../platform/errors';
 import { BlobCommand } from '../settings-options';
 import { openStore } from '../context';
 

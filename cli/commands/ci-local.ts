@@ -1,8 +1,8 @@
 import { Command, Option } from 'clipanion';
-import { createLogger } from '../../common/logger';
-import { serveUntilSignal } from '../../common/shutdown';
-import { initTelemetry } from '../../common/telemetry';
-import { startStack } from '../../services/stack';
+import { createLogger } from '../../platform/logger';
+import { serveUntilSignal } from '../../platform/shutdown';
+import { initTelemetry } from '../../platform/telemetry';
+import { startStack } from '../../devstack/stack';
 import { openStore } from '../context';
 import { enqueue } from './enqueue';
 import { ServiceCommand } from '../settings-options';

@@ -1,7 +1,7 @@
 import { Command } from 'clipanion';
-import { effectiveDatabaseUrl } from '../../common/config';
-import { checkDatabase } from '../../common/db';
-import { createDatabaseIfMissing, migrate } from '../../common/migrate';
+import { effectiveDatabaseUrl } from '../../platform/config';
+import { checkDatabase } from '../../storage/db';
+import { createDatabaseIfMissing, migrate } from '../../storage/migrate';
 import { ConnectedCommand } from '../settings-options';
 
 export class DbMigrateCommand extends ConnectedCommand {

@@ -1,8 +1,8 @@
 /** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
 import { Command } from 'clipanion';
-import { SETTINGS } from '../../common/config';
+import { SETTINGS } from '../../platform/config';
 import { runDependencyChecks, type CheckResult } from '../doctor-checks';
-import { ConfigError } from '../../common/errors';
+import { ConfigError } from '../../platform/errors';
 import { ServiceCommand, settingOption } from '../settings-options';
 
 const EX_UNAVAILABLE = 69;

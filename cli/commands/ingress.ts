@@ -1,14 +1,14 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
 import { Command, Option } from 'clipanion';
-import { AmqpConnection } from '../../common/amqp';
-import { loadConfig, SETTINGS, type Config } from '../../common/config';
-import { ConfigError } from '../../common/errors';
-import { createLogger } from '../../common/logger';
-import { serveUntilSignal } from '../../common/shutdown';
-import { initTelemetry } from '../../common/telemetry';
-import { connectClient } from '../../common/temporal';
-import { startBridge } from '../../services/bridge/bridge';
-import { startWebhookServer } from '../../services/webhook/server';
+import { AmqpConnection } from '../../ingress/amqp';
+import { loadConfig, SETTINGS, type Config } from '../../platform/config';
+import { ConfigError } from '../../platform/errors';
+import { createLogger } from '../../platform/logger';
+import { serveUntilSignal } from '../../platform/shutdown';
+import { initTelemetry } from '../../platform/telemetry';
+import { connectClient } from '../../platform/temporal';
+import { startBridge } from '../../ingress/bridge';
+import { startWebhookServer } from '../../ingress/webhook-server';
 import { ConnectedCommand, settingOption } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { readLog } from '../../common/log-follow';
+import { readLog } from '../../storage/log-follow';
 import { ConnectedCommand } from '../settings-options';
 import { openStore } from '../context';
 import { formatLogLine } from '../output';

@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
-import { InputError } from '../../common/errors';
-import { PipelineStore } from '../../common/pipeline-store';
-import { connectClient } from '../../common/temporal';
+import { InputError } from '../../platform/errors';
+import { PipelineStore } from '../../storage/pipeline-store';
+import { connectClient } from '../../platform/temporal';
 import { openStore } from '../context';
 import { exitCodeForState, stateLabel } from '../output';
 import { cancelTarget, followPipeline, rerun, resolveTarget } from '../pipelines';

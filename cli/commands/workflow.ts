@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'clipanion';
-import { InputError } from '../../common/errors';
+import { InputError } from '../../platform/errors';
 import {
   DEFAULT_RUNS_ON,
   expandJob,
@@ -19,7 +19,7 @@ import {
   type Job,
   type ParseResult,
   type WorkflowFile,
-} from '../../common/workflow-file';
+} from '../../workflow-file';
 
 const LABELS_ENV = 'SOLSTICE_LABELS';
 

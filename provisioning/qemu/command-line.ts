@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../../common/errors';
+import { ConfigError } from '../../platform/errors';
 import type { Accel, ImageSpec } from './image-map';
 
 /** A TCP service the guest reaches at guestAddr:guestPort, forwarded to 127.0.0.1:hostPort. */

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../../common/errors';
+import { ConfigError } from '../../platform/errors';
 
 export type Accel = 'kvm' | 'tcg' | 'auto';
 

@@ -23,8 +23,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { ConfigError, MissingToolError, ProvisioningError } from '../../common/errors';
-import { freePort } from '../../common/net';
+import { ConfigError, MissingToolError, ProvisioningError } from '../../platform/errors';
+import { freePort } from '../../platform/net';
 import { readTail } from '../file-tail';
 import {
   machineIdFor,

@@ -9,15 +9,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { ArtifactStore } from '../../common/artifact-store';
-import { hashJobToken, newJobToken } from '../../common/job-token';
+import { ArtifactStore } from '../../storage/artifact-store';
+import { hashJobToken, newJobToken } from '../../model/job-token';
 import {
   bearerMetadata,
   createRunnerServiceClient,
   type ArtifactChunk,
   type ArtifactUploaded__Output,
-} from '../../common/runner-proto';
-import type { JobStepSpec } from '../../workflows/types';
+} from '../../model/runner-proto';
+import type { JobStepSpec } from '../../model/domain';
 import { cliEnv, runCli } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';

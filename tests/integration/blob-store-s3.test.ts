@@ -10,13 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { FsBlobStore, type BlobStore } from '../../common/blob-store';
-import { loadConfig } from '../../common/config';
-import { createBlobStore } from '../../common/create-blob-store';
-import { ConfigError, DependencyUnavailableError, InputError } from '../../common/errors';
-import { freePort } from '../../common/net';
-import { startS3DevServer, type S3DevServer } from '../../common/s3-dev-server';
-import { S3BlobStore, type S3BlobStoreOptions } from '../../common/s3-blob-store';
+import { FsBlobStore, type BlobStore } from '../../storage/blob-store';
+import { loadConfig } from '../../platform/config';
+import { createBlobStore } from '../../storage/create-blob-store';
+import { ConfigError, DependencyUnavailableError, InputError } from '../../platform/errors';
+import { freePort } from '../../platform/net';
+import { startS3DevServer, type S3DevServer } from '../../devstack/s3-dev-server';
+import { S3BlobStore, type S3BlobStoreOptions } from '../../storage/s3-blob-store';
 
 const MiB = 1024 * 1024;
 

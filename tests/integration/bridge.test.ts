@@ -5,15 +5,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { AmqpConnection, REASON_HEADER, TOPOLOGY } from '../../common/amqp';
-import { loadConfig, type Config } from '../../common/config';
-import { pipelineIdsForRequest } from '../../common/pipeline-start';
-import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../common/job-request';
-import { createLogger } from '../../common/logger';
-import { freePort } from '../../common/net';
-import { connectClient } from '../../common/temporal';
-import { startBridge, type RunningBridge } from '../../services/bridge/bridge';
-import { startWebhookServer } from '../../services/webhook/server';
+import { AmqpConnection, REASON_HEADER, TOPOLOGY } from '../../ingress/amqp';
+import { loadConfig, type Config } from '../../platform/config';
+import { pipelineIdsForRequest } from '../../ingress/pipeline-start';
+import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../model/job-request';
+import { createLogger } from '../../platform/logger';
+import { freePort } from '../../platform/net';
+import { connectClient } from '../../platform/temporal';
+import { startBridge, type RunningBridge } from '../../ingress/bridge';
+import { startWebhookServer } from '../../ingress/webhook-server';
 import { createTestVhost, type TestVhost } from '../support/rabbitmq';
 import { waitFor } from '../support/wait';
 import { forgejoPush, randomSha, send } from '../support/webhooks';

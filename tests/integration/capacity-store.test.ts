@@ -4,10 +4,10 @@
  * a host that stopped heartbeating are reclaimed.
  */
 import { randomUUID } from 'node:crypto';
-import { CapacityStore } from '../../common/capacity-store';
-import { loadConfig } from '../../common/config';
-import { createDb, type Db } from '../../common/db';
-import { JobStore } from '../../common/job-store';
+import { CapacityStore } from '../../capacity/store';
+import { loadConfig } from '../../platform/config';
+import { createDb, type Db } from '../../storage/db';
+import { JobStore } from '../../storage/job-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let database: TestDatabase;

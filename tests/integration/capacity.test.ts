@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { startJob } from '../../common/job-start';
+import { startJob } from '../../ingress/job-start';
 import { taggedPids } from '../../provisioning/process-tree';
 import { cliEnv, runCli } from '../support/cli';
 import { jobRepo } from '../support/git-repo';

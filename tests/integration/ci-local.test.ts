@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, isListening } from '../../common/net';
+import { freePort, isListening } from '../../platform/net';
 import { jobRepo } from '../support/git-repo';
 
 const CLI = path.resolve(__dirname, '../../dist/cli/main.js');

@@ -1,5 +1,5 @@
 /** The CLI as a user runs it (a real process): bad input is refused clearly and changes nothing. */
-import { freePort } from '../../common/net';
+import { freePort } from '../../platform/net';
 import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';

@@ -1,7 +1,7 @@
 /** checkDatabase turns "cannot reach PostgreSQL" into an actionable error that never shows the password. */
-import { checkDatabase, describeDatabaseAddress, redactDatabaseUrl } from '../../common/db';
-import { DependencyUnavailableError } from '../../common/errors';
-import { freePort } from '../../common/net';
+import { checkDatabase, describeDatabaseAddress, redactDatabaseUrl } from '../../storage/db';
+import { DependencyUnavailableError } from '../../platform/errors';
+import { freePort } from '../../platform/net';
 import { ADMIN_URL, uniqueDatabaseName, urlFor } from './db-test-utils';
 
 const PASSWORD = 'pw-Zq8-never-print-me';

@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createDb } from '../../common/db';
+import { createDb } from '../../storage/db';
 import {
   createDatabaseIfMissing,
   defaultMigrationsDir,
@@ -16,7 +16,7 @@ import {
   PRISMA_MIGRATE_LOCK_KEY,
   readLocalMigrations,
   type MigrationRow,
-} from '../../common/migrate';
+} from '../../storage/migrate';
 import {
   createEmptyDatabase,
   dropDatabase,

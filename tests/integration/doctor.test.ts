@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../common/net';
+import { freePort } from '../../platform/net';
 import { runCli, type CliResult } from '../support/cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTestVhost, type TestVhost } from '../support/rabbitmq';

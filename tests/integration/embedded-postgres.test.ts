@@ -7,16 +7,16 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { checkDatabase, createDb } from '../../common/db';
+import { checkDatabase, createDb } from '../../storage/db';
 import {
   type EmbeddedPostgres,
   EmbeddedPostgresError,
   embeddedDataDir,
   startEmbeddedPostgres,
   stopEmbeddedPostgres,
-} from '../../common/embedded-postgres';
-import { migrate } from '../../common/migrate';
-import { freePort } from '../../common/net';
+} from '../../devstack/embedded-postgres';
+import { migrate } from '../../storage/migrate';
+import { freePort } from '../../platform/net';
 import { withClient } from './db-test-utils';
 
 const isRoot = process.getuid?.() === 0;

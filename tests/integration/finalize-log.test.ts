@@ -9,12 +9,12 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { finalizeLog, LOG_BLOB_CONTENT_TYPE, logBlobKey } from '../../activities/finalize-log';
-import { FsBlobStore, type BlobStore } from '../../common/blob-store';
-import { loadConfig } from '../../common/config';
-import { createDb, type Db } from '../../common/db';
-import { JobStore } from '../../common/job-store';
-import { startS3DevServer, type S3DevServer } from '../../common/s3-dev-server';
-import { S3BlobStore } from '../../common/s3-blob-store';
+import { FsBlobStore, type BlobStore } from '../../storage/blob-store';
+import { loadConfig } from '../../platform/config';
+import { createDb, type Db } from '../../storage/db';
+import { JobStore } from '../../storage/job-store';
+import { startS3DevServer, type S3DevServer } from '../../devstack/s3-dev-server';
+import { S3BlobStore } from '../../storage/s3-blob-store';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let database: TestDatabase;

@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startJob } from '../../common/job-start';
+import { startJob } from '../../ingress/job-start';
 import { startHarness, type Harness } from '../support/harness';
 
 interface Call {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
-import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
+import { bearerMetadata, createRunnerServiceClient } from '../../model/runner-proto';
 import { formatSteps } from '../../cli/output';
 import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';

@@ -5,22 +5,22 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { service as healthServiceDefinition } from 'grpc-health-check';
-import { hashJobToken } from '../../common/job-token';
-import { createLogger } from '../../common/logger';
-import { freePort } from '../../common/net';
+import { hashJobToken } from '../../model/job-token';
+import { createLogger } from '../../platform/logger';
+import { freePort } from '../../platform/net';
 import {
   bearerMetadata,
   createRunnerServiceClient,
   RUNNER_SERVICE_NAME,
   type LogAck__Output,
   type LogLine,
-} from '../../common/runner-proto';
-import { databaseCheck, temporalCheck } from '../../services/log-service/health';
-import { startLogService, type RunningLogService } from '../../services/log-service/server';
+} from '../../model/runner-proto';
+import { databaseCheck, temporalCheck } from '../../runner-api/health';
+import { startLogService, type RunningLogService } from '../../runner-api/server';
 import { createTestDatabase } from '../support/database';
 import { startHarness, type Harness } from '../support/harness';
-import { FsBlobStore } from '../../common/blob-store';
-import { artifactLimits } from '../../services/log-service/artifacts';
+import { FsBlobStore } from '../../storage/blob-store';
+import { artifactLimits } from '../../runner-api/artifacts';
 
 let h: Harness;
 const services: RunningLogService[] = [];

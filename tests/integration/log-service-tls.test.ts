@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { bearerMetadata, createRunnerServiceClient } from '../../common/runner-proto';
+import { bearerMetadata, createRunnerServiceClient } from '../../model/runner-proto';
 import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 

@@ -6,7 +6,7 @@ import {
   type LogAck__Output,
   type LogLine,
   type StepResult,
-} from '../../common/runner-proto';
+} from '../../model/runner-proto';
 import { startHarness, type Harness } from '../support/harness';
 
 let h: Harness;

@@ -6,10 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { getLogs } from '@prisma/debug';
-import { loadConfig } from '../../common/config';
-import { createDb, type Db } from '../../common/db';
-import { JobStore, type LogLineRecord } from '../../common/job-store';
-import { migrate } from '../../common/migrate';
+import { loadConfig } from '../../platform/config';
+import { createDb, type Db } from '../../storage/db';
+import { JobStore, type LogLineRecord } from '../../storage/job-store';
+import { migrate } from '../../storage/migrate';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 let database: TestDatabase;

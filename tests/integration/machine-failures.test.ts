@@ -1,7 +1,7 @@
 /** Infrastructure failures: a machine whose runner never connects is replaced, then the job errors. */
 import { jobRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
-import { freePort } from '../../common/net';
+import { freePort } from '../../platform/net';
 
 let h: Harness;
 

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
-import { rerunPipeline } from '../../common/pipeline-start';
-import type { JobStepRecord } from '../../common/job-store';
+import { rerunPipeline } from '../../ingress/pipeline-start';
+import type { JobStepRecord } from '../../storage/job-store';
 
 let h: Harness;
 

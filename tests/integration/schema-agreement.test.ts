@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { getDMMF } from '@prisma/get-dmmf';
 import type { Client } from 'pg';
-import { migrate } from '../../common/migrate';
+import { migrate } from '../../storage/migrate';
 import { createEmptyDatabase, type EmptyDatabase, withClient } from './db-test-utils';
 
 type Dmmf = Extract<ReturnType<typeof getDMMF>, { datamodel: unknown }>;

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { Connection, Client } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
-import { ensureSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../../common/search-attributes';
-import { startJob } from '../../common/job-start';
-import { createLogger } from '../../common/logger';
+import { ensureSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../../platform/search-attributes';
+import { startJob } from '../../ingress/job-start';
+import { createLogger } from '../../platform/logger';
 import { SEARCH_ATTRIBUTES } from '../../workflows/web-ui';
 import { waitFor } from '../support/wait';
 

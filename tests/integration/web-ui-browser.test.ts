@@ -4,7 +4,7 @@
  * and its page shows the run's summary.
  */
 import type { Browser, Page } from 'playwright-core';
-import { pipelineJobWorkflowId } from '../../workflows/types';
+import { pipelineJobWorkflowId } from '../../model/domain';
 import { runSummary } from '../../workflows/web-ui';
 import { launchBrowser } from '../support/browser';
 import { jobRepo } from '../support/git-repo';

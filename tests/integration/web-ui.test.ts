@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { statusQuery } from '../../workflows/signals';
-import { pipelineJobWorkflowId } from '../../workflows/types';
+import { pipelineJobWorkflowId } from '../../model/domain';
 import { SEARCH_ATTRIBUTES } from '../../workflows/web-ui';
 import { jobRepo, makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';

@@ -3,11 +3,11 @@
  * here as the forge would, are queued as valid JobRequest v1 messages; every kind of bad
  * input gets its status code and queues nothing; a broker that is down answers 503.
  */
-import { AmqpConnection, TOPOLOGY } from '../../common/amqp';
-import { freePort } from '../../common/net';
-import { createLogger } from '../../common/logger';
-import { parseJobRequest } from '../../common/job-request';
-import { startWebhookServer, type RunningWebhookServer } from '../../services/webhook/server';
+import { AmqpConnection, TOPOLOGY } from '../../ingress/amqp';
+import { freePort } from '../../platform/net';
+import { createLogger } from '../../platform/logger';
+import { parseJobRequest } from '../../model/job-request';
+import { startWebhookServer, type RunningWebhookServer } from '../../ingress/webhook-server';
 import { createTestVhost, type TestVhost } from '../support/rabbitmq';
 import {
   fixture,

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Config } from '../../common/config';
+import type { Config } from '../../platform/config';
 
 export const CLI = path.resolve(__dirname, '../../dist/cli/main.js');
 

@@ -1,7 +1,7 @@
 /** A fresh, uniquely named, migrated database on the machine's PostgreSQL, dropped afterwards. */
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { migrate } from '../../common/migrate';
+import { migrate } from '../../storage/migrate';
 
 export const TEST_PG_ADMIN_URL =
   process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

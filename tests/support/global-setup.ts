@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { freePort } from '../../common/net';
-import { startDevServer } from '../../common/temporal-dev-server';
+import { freePort } from '../../platform/net';
+import { startDevServer } from '../../devstack/temporal-dev-server';
 
 const ROOT = path.resolve(__dirname, '../..');
 

@@ -9,28 +9,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { FsBlobStore } from '../../common/blob-store';
-import { loadConfig, type Config } from '../../common/config';
-import { createDb, type Db } from '../../common/db';
-import { startJob } from '../../common/job-start';
-import { hashJobToken } from '../../common/job-token';
-import { JobStore, type JobRecord } from '../../common/job-store';
-import { startPipeline, type PipelineRequest } from '../../common/pipeline-start';
-import { PipelineStore, type PipelineRecord } from '../../common/pipeline-store';
-import { createLogger } from '../../common/logger';
-import { connectClient } from '../../common/temporal';
-import { artifactLimits } from '../../services/log-service/artifacts';
-import {
-  logServiceOptions,
-  startLogService,
-  type RunningLogService,
-} from '../../services/log-service/server';
-import { runnerBundlePath } from '../../services/runner-bundle';
-import { startRunnerServer } from '../../services/runner-server';
+import { FsBlobStore } from '../../storage/blob-store';
+import { loadConfig, type Config } from '../../platform/config';
+import { createDb, type Db } from '../../storage/db';
+import { startJob } from '../../ingress/job-start';
+import { hashJobToken } from '../../model/job-token';
+import { JobStore, type JobRecord } from '../../storage/job-store';
+import { startPipeline, type PipelineRequest } from '../../ingress/pipeline-start';
+import { PipelineStore, type PipelineRecord } from '../../storage/pipeline-store';
+import { createLogger } from '../../platform/logger';
+import { connectClient } from '../../platform/temporal';
+import { artifactLimits } from '../../runner-api/artifacts';
+import { logServiceOptions, startLogService, type RunningLogService } from '../../runner-api/server';
+import { runnerBundlePath } from '../../runner-api/runner-bundle';
+import { startRunnerServer } from '../../runner-api/runner-download';
 import { startOrchestratorWorker, type RunningWorker } from '../../workers/orchestrator';
 import { createTestDatabase, type TestDatabase } from './database';
 import { taggedPids } from '../../provisioning/process-tree';
-import type { JobInput } from '../../workflows/types';
+import type { JobInput } from '../../model/domain';
 
 const ROOT = path.resolve(__dirname, '../..');
 

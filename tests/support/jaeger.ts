@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../../common/net';
-import { findTool, startToolProcess, type ToolSpec } from '../../common/tool-process';
+import { freePort } from '../../platform/net';
+import { findTool, startToolProcess, type ToolSpec } from '../../devstack/tool-process';
 
 export const JAEGER: ToolSpec = { binary: 'jaeger', title: 'Jaeger', envVar: 'SOLSTICE_JAEGER_BIN' };
 

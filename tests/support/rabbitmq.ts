@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { declareTopology, TOPOLOGY } from '../../common/amqp';
+import { declareTopology, TOPOLOGY } from '../../ingress/amqp';
 
 const run = promisify(execFile);
 const BROKER = process.env.SOLSTICE_TEST_AMQP_BROKER ?? 'guest:guest@127.0.0.1:5672';

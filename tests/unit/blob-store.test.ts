@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FsBlobStore } from '../../common/blob-store';
-import { InputError } from '../../common/errors';
+import { FsBlobStore } from '../../storage/blob-store';
+import { InputError } from '../../platform/errors';
 
 let root: string;
 let store: FsBlobStore;

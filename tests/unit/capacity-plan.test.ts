@@ -1,4 +1,4 @@
-import { planGrants, queuePositions, type HostCapacity } from '../../common/capacity-plan';
+import { planGrants, queuePositions, type HostCapacity } from '../../capacity/plan';
 
 const host = (id: string, maxMachines: number, labels = ['debian-12', 'local']): HostCapacity => ({
   id,

@@ -1,8 +1,14 @@
 import { ConsoleSpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { effectiveDatabaseUrl, formatSize, loadConfig, parseDuration, parseSize } from '../../common/config';
-import { ConfigError } from '../../common/errors';
-import { chooseExporter } from '../../common/telemetry';
+import {
+  effectiveDatabaseUrl,
+  formatSize,
+  loadConfig,
+  parseDuration,
+  parseSize,
+} from '../../platform/config';
+import { ConfigError } from '../../platform/errors';
+import { chooseExporter } from '../../platform/telemetry';
 
 test('flags win over the environment, which wins over defaults', () => {
   const env = { TEMPORAL_ADDRESS: '10.1.2.3:7233', GRPC_ADDR: '0.0.0.0:6000' };

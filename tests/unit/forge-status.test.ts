@@ -12,7 +12,7 @@ import {
   ForgeApiError,
   parseRepoUrl,
   type StatusUpdate,
-} from '../../activities/forge-status';
+} from '../../forges/status';
 
 interface Recorded {
   method: string;

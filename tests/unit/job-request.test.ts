@@ -1,5 +1,5 @@
 /** JobRequest v1: validation, and the ids derived from a request (stable forever). */
-import { backoffDelay } from '../../common/amqp';
+import { backoffDelay } from '../../ingress/amqp';
 import {
   jobIdFor,
   newJobRequest,
@@ -7,7 +7,7 @@ import {
   parseJobRequest,
   uuidV5,
   workflowIdFor,
-} from '../../common/job-request';
+} from '../../model/job-request';
 
 const base = {
   source: 'github' as const,

@@ -1,10 +1,10 @@
 /** What a pipeline runs, from a workflow file and a trigger; and the ids a JobRequest gets as a pipeline. */
 import { ApplicationFailure } from '@temporalio/common';
 import { planFromWorkflowFile } from '../../activities/pipeline-plan';
-import { newJobRequest } from '../../common/job-request';
-import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../common/pipeline-start';
+import { newJobRequest } from '../../model/job-request';
+import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../ingress/pipeline-start';
 import { aggregateState } from '../../workflows/pipeline';
-import { branchOf } from '../../workflows/types';
+import { branchOf } from '../../model/domain';
 
 const FILE = `
 env SHARED="1"

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError } from '../../common/errors';
+import { ConfigError } from '../../platform/errors';
 import {
   DEFAULT_APPEND,
   DEFAULT_SIZE,

@@ -5,7 +5,7 @@ import { backoffDelay } from '../../runner/backoff';
 import { redactUrl } from '../../runner/checkout';
 import { exitCodeOf, jobScriptEnv, runJobScript } from '../../runner/execute';
 import type { JobContext } from '../../runner/job-context';
-import { LogBuffer } from '../../runner/log-buffer';
+import { LogBuffer } from '../../runner/log/buffer';
 
 let dir: string;
 beforeAll(() => {

@@ -12,7 +12,7 @@ import {
   type ReportStepRequest__Output,
   type RunnerServiceHandlers,
   type StartJobRequest__Output,
-} from '../../common/runner-proto';
+} from '../../model/runner-proto';
 
 export interface FakeLogServiceOptions {
   token: string;

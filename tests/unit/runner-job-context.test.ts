@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../../common/errors';
+import { ConfigError } from '../../platform/errors';
 import { loadJobContext } from '../../runner/job-context';
 
 let dir: string;

@@ -1,4 +1,4 @@
-import { LineSplitter, MAX_LINE_BYTES, utf8Boundary } from '../../runner/lines';
+import { LineSplitter, MAX_LINE_BYTES, utf8Boundary } from '../../runner/log/lines';
 
 function split(chunks: (string | Buffer)[], max?: number): string[] {
   const lines: string[] = [];

@@ -1,4 +1,4 @@
-import { LogBuffer } from '../../runner/log-buffer';
+import { LogBuffer } from '../../runner/log/buffer';
 
 const limits = { maxLines: 500, maxBytes: 256 * 1024 };
 

@@ -3,10 +3,10 @@ import {
   createRunnerServiceClient,
   bearerMetadata,
   type RunnerServiceClient,
-} from '../../common/runner-proto';
+} from '../../model/runner-proto';
 import { JobTokenRejectedError, LogServiceUnavailableError } from '../../runner/errors';
-import { LogBuffer } from '../../runner/log-buffer';
-import { DEFAULT_BATCH, LogShipper, type ShipperSettings } from '../../runner/log-shipper';
+import { LogBuffer } from '../../runner/log/buffer';
+import { DEFAULT_BATCH, LogShipper, type ShipperSettings } from '../../runner/log/shipper';
 import { FakeLogService, type FakeLogServiceOptions } from './runner-fake-log-service';
 
 const TOKEN = 'shipper-token';

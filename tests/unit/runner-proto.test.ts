@@ -12,7 +12,7 @@ import {
   RUNNER_PROTO_OPTIONS,
   RUNNER_SERVICE_NAME,
   runnerServiceDefinition,
-} from '../../common/runner-proto';
+} from '../../model/runner-proto';
 import { RUNNER_VERSION } from '../../runner/version';
 
 const ROOT = path.resolve(__dirname, '..', '..');

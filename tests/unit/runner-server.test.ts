@@ -3,8 +3,8 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, MissingToolError } from '../../common/errors';
-import { parseHostPort, startRunnerServer, type RunnerServer } from '../../services/runner-server';
+import { ConfigError, MissingToolError } from '../../platform/errors';
+import { parseHostPort, startRunnerServer, type RunnerServer } from '../../runner-api/runner-download';
 
 let dir: string;
 let bundlePath: string;

@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isSecretName, MIN_SECRET_LENGTH, SecretMasker, secretsFromEnv } from '../../common/secret-mask';
+import { isSecretName, MIN_SECRET_LENGTH, SecretMasker, secretsFromEnv } from '../../model/secret-mask';
 import { jobSecretMasker, runJobScript } from '../../runner/execute';
 import type { JobContext } from '../../runner/job-context';
-import { LineSplitter } from '../../runner/lines';
-import { LogBuffer } from '../../runner/log-buffer';
+import { LineSplitter } from '../../runner/log/lines';
+import { LogBuffer } from '../../runner/log/buffer';
 
 const s = (name: string, value: string) => ({ name, value });
 

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, InputError } from '../../common/errors';
-import { SecretStore } from '../../common/secret-store';
+import { ConfigError, InputError } from '../../platform/errors';
+import { SecretStore } from '../../storage/secret-store';
 
 let dir: string;
 beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-secret-store-'))));

@@ -2,7 +2,7 @@
  * The drain protocol of every service: first signal drains, a second one forces. Signals are
  * delivered with process.emit, which runs the same listeners a real signal would.
  */
-import { serveUntilSignal } from '../../common/shutdown';
+import { serveUntilSignal } from '../../platform/shutdown';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => undefined;

@@ -1,4 +1,4 @@
-import { repoAttribute } from '../../common/span-attributes';
+import { repoAttribute } from '../../model/span-attributes';
 
 test('repository URLs lose credentials, query and fragment before they go into a span', () => {
   expect(repoAttribute('https://x-access-token:ghs_secret@github.com/o/r.git')).toBe(

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Cli } from 'clipanion';
 import { WorkflowShowCommand, WorkflowValidateCommand } from '../../cli/commands/workflow';
-import { InputError } from '../../common/errors';
+import { InputError } from '../../platform/errors';
 
 function sink() {
   let text = '';

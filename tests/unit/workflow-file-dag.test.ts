@@ -9,7 +9,7 @@ import {
   parseWorkflowFile,
   transitiveDependents,
   whenMatches,
-} from '../../common/workflow-file';
+} from '../../workflow-file';
 
 const jobs = (spec: Record<string, string[]>) => Object.entries(spec).map(([id, needs]) => ({ id, needs }));
 

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatWorkflow } from '../../cli/commands/workflow';
-import { formatDiagnostics, parseWorkflowFile } from '../../common/workflow-file';
+import { formatDiagnostics, parseWorkflowFile } from '../../workflow-file';
 
 interface Block {
   info: string;

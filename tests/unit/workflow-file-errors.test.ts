@@ -2,7 +2,7 @@
  * Malformed workflow files: each case asserts every diagnostic, with its exact line, column and
  * message. Warnings-only cases (a v1 file, a repeated need, an unknown label) still parse.
  */
-import { formatDiagnostic, parseWorkflowFile } from '../../common/workflow-file';
+import { formatDiagnostic, parseWorkflowFile } from '../../workflow-file';
 
 type Case = [name: string, source: string, expected: string[]];
 

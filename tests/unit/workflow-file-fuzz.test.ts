@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatDiagnostics, parseWorkflowFile, type ParseResult } from '../../common/workflow-file';
+import { formatDiagnostics, parseWorkflowFile, type ParseResult } from '../../workflow-file';
 
 const SEED = 0x5015_71ce;
 const CASES = 10_000;

@@ -1,7 +1,7 @@
 /** Every construct of the workflow language, parsed into the typed model. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseWorkflowFile, type WorkflowFile } from '../../common/workflow-file';
+import { parseWorkflowFile, type WorkflowFile } from '../../workflow-file';
 
 const fixture = (name: string) =>
   fs.readFileSync(path.join(__dirname, '../fixtures/workflow-file', name), 'utf8');

@@ -1,0 +1,159 @@
+/**
+ * What Forgejo, Gitea and GitHub send, reduced to what starts a run: signature checks and
+ * the mapping of `push` / `pull_request` / `ping` deliveries to a JobRequest v1 (or to a
+ * reason for ignoring them). Payload shapes: tests/fixtures/webhooks/README.md.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { newJobRequest, type JobRequestV1 } from '../model/job-request';
+
+export type Forge = 'forgejo' | 'github';
+
+/** Case-insensitive header lookup on Node's lower-cased header object. */
+type Headers = Record<string, string | string[] | undefined>;
+function header(h: Headers, name: string): string | undefined {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export interface DeliveryMeta {
+  event: string | undefined;
+  deliveryId: string | undefined;
+  signature: string | undefined;
+  /** Which header the signature came from, for error messages. */
+  signatureHeader: string;
+}
+
+export function deliveryMeta(forge: Forge, h: Headers): DeliveryMeta {
+  if (forge === 'github') {
+    return {
+      event: header(h, 'x-github-event'),
+      deliveryId: header(h, 'x-github-delivery'),
+      signature: header(h, 'x-hub-signature-256'),
+      signatureHeader: 'X-Hub-Signature-256',
+    };
+  }
+  // Forgejo sends both its own and Gitea's headers; Gitea only its own (and Gogs').
+  const forgejoSig = header(h, 'x-forgejo-signature');
+  return {
+    event: header(h, 'x-forgejo-event') ?? header(h, 'x-gitea-event') ?? header(h, 'x-gogs-event'),
+    deliveryId:
+      header(h, 'x-forgejo-delivery') ?? header(h, 'x-gitea-delivery') ?? header(h, 'x-gogs-delivery'),
+    signature: forgejoSig ?? header(h, 'x-gitea-signature'),
+    signatureHeader: forgejoSig !== undefined ? 'X-Forgejo-Signature' : 'X-Gitea-Signature',
+  };
+}
+
+/**
+ * HMAC-SHA256 of the raw body, compared in constant time. Forgejo/Gitea send bare hex,
+ * GitHub `sha256=<hex>`. Returns why it failed, or undefined when it matches.
+ */
+export function checkSignature(
+  forge: Forge,
+  secret: string,
+  body: Buffer,
+  signature: string | undefined,
+): string | undefined {
+  if (!signature) return 'missing signature';
+  const hex =
+    forge === 'github'
+      ? /^sha256=([0-9a-f]{64})$/i.exec(signature)?.[1]
+      : /^([0-9a-f]{64})$/i.exec(signature)?.[1];
+  if (!hex)
+    return forge === 'github' ? 'signature is not sha256=<64 hex digits>' : 'signature is not 64 hex digits';
+  const expected = createHmac('sha256', secret).update(body).digest();
+  const given = Buffer.from(hex, 'hex');
+  return timingSafeEqual(expected, given) ? undefined : 'signature does not match';
+}
+
+export type Outcome =
+  | { kind: 'enqueue'; request: JobRequestV1 }
+  | { kind: 'ignore'; reason: string }
+  | { kind: 'pong' }
+  | { kind: 'invalid'; reason: string };
+
+const ZERO_SHA = /^0+$/;
+const sha = z.string().regex(/^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$/, 'must be a full commit sha');
+const repository = z.object({ clone_url: z.string().min(1), full_name: z.string().optional() });
+
+const pushSchema = z.object({
+  ref: z.string().min(1),
+  after: z.string().regex(/^[0-9a-fA-F]+$/, 'must be a hex commit sha'),
+  deleted: z.boolean().optional(),
+  repository,
+});
+
+const pullRequestSchema = z.object({
+  action: z.string().min(1),
+  number: z.number().int().positive(),
+  pull_request: z.object({ head: z.object({ sha }) }),
+  repository,
+});
+
+function describeIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+}
+
+/** Forgejo/Gitea name a new push to a PR `synchronized`, GitHub `synchronize`. */
+const PR_ACTIONS = new Set(['opened', 'reopened', 'synchronize', 'synchronized']);
+
+/** Maps one delivery to what should happen. `payload` is the parsed JSON body. */
+export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): Outcome {
+  const event = meta.event;
+  if (!event)
+    return {
+      kind: 'invalid',
+      reason: `no event header (${forge === 'github' ? 'X-GitHub-Event' : 'X-Forgejo-Event / X-Gitea-Event'})`,
+    };
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    return { kind: 'invalid', reason: 'body is not a JSON object' };
+  const source = forge;
+  switch (event) {
+    case 'ping':
+      return { kind: 'pong' };
+    case 'push': {
+      const p = pushSchema.safeParse(payload);
+      if (!p.success) return { kind: 'invalid', reason: `push payload: ${describeIssues(p.error)}` };
+      const { ref, after, deleted, repository: repo } = p.data;
+      if (deleted === true || ZERO_SHA.test(after))
+        return { kind: 'ignore', reason: `push deletes ${ref}; nothing to build` };
+      if (!sha.safeParse(after).success)
+        return { kind: 'invalid', reason: 'push payload: after: must be a full commit sha' };
+      return {
+        kind: 'enqueue',
+        request: newJobRequest({
+          source,
+          repoUrl: repo.clone_url,
+          commitSha: after,
+          ref,
+          deliveryId: meta.deliveryId,
+        }),
+      };
+    }
+    case 'pull_request': {
+      const action = (payload as { action?: unknown }).action;
+      if (typeof action === 'string' && !PR_ACTIONS.has(action))
+        return {
+          kind: 'ignore',
+          reason: `pull_request action "${action}" does not run CI (only opened, synchronize, reopened)`,
+        };
+      const p = pullRequestSchema.safeParse(payload);
+      if (!p.success) return { kind: 'invalid', reason: `pull_request payload: ${describeIssues(p.error)}` };
+      const { number, pull_request: pr, repository: repo } = p.data;
+      // The base repository serves the head commit as refs/pull/<n>/head, forks included,
+      // and it is where the commit status belongs.
+      return {
+        kind: 'enqueue',
+        request: newJobRequest({
+          source,
+          repoUrl: repo.clone_url,
+          commitSha: pr.head.sha,
+          ref: `refs/pull/${number}/head`,
+          deliveryId: meta.deliveryId,
+        }),
+      };
+    }
+    default:
+      return { kind: 'ignore', reason: `event "${event}" does not run CI (only push, pull_request, ping)` };
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * What `solstice enqueue` checks before it starts anything: the repository exists, the commit
+ * exists in it, and that commit has something to run. System git only.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { InputError } from '../platform/errors';
+
+const run = promisify(execFile);
+
+async function git(cwd: string, args: string[]): Promise<string> {
+  const { stdout } = await run('git', args, { cwd, maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+export const JOB_DEFINITIONS = ['.solstice/workflow.kdl', '.solstice/job.sh'] as const;
+
+export interface ResolvedCommit {
+  /** What the machine clones: an absolute path for local repositories. */
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  definition: (typeof JOB_DEFINITIONS)[number];
+  /** Uncommitted changes that this job will not see. */
+  dirty: boolean;
+}
+
+export function isLocalRepo(repo: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !/^[^/]+@[^/]+:/.test(repo);
+}
+
+export async function resolveLocalCommit(repo: string, rev: string): Promise<ResolvedCommit> {
+  const dir = path.resolve(repo);
+  if (!fs.existsSync(dir)) throw new InputError(`repository ${dir} does not exist`);
+  let top: string;
+  try {
+    top = await git(dir, ['rev-parse', '--show-toplevel']);
+  } catch {
+    throw new InputError(
+      `${dir} is not a git repository`,
+      'Pass --repo with a git checkout, or run from inside one.',
+    );
+  }
+  let sha: string;
+  try {
+    sha = await git(top, ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`]);
+  } catch {
+    throw new InputError(
+      `commit "${rev}" does not exist in ${top}`,
+      'Check the spelling, or fetch it first (git fetch); `git log --oneline` lists commits.',
+    );
+  }
+  const tree = (await git(top, ['ls-tree', '-r', '--name-only', sha, '.solstice/'])).split('\n');
+  const definition = JOB_DEFINITIONS.find((f) => tree.includes(f));
+  if (!definition) {
+    throw new InputError(
+      `commit ${sha.slice(0, 12)} in ${top} has neither ${JOB_DEFINITIONS.join(' nor ')}`,
+      'Add .solstice/job.sh (a shell script that runs your build and tests), commit it, and enqueue again.',
+    );
+  }
+  let ref: string | undefined;
+  try {
+    ref = await git(top, ['symbolic-ref', '--quiet', 'HEAD']);
+  } catch {
+    ref = undefined; // detached HEAD
+  }
+  const dirty = (await git(top, ['status', '--porcelain', '--untracked-files=no'])).length > 0;
+  return { repoUrl: top, commitSha: sha, ref: rev === 'HEAD' ? ref : undefined, definition, dirty };
+}

@@ -1,0 +1,186 @@
+/** Types shared by workflow code, activities, services and the CLI. Pure data: safe in the workflow sandbox. */
+
+export type JobSource = 'manual' | 'forgejo' | 'github';
+export type JobState = 'queued' | 'provisioning' | 'running' | 'success' | 'failure' | 'error' | 'cancelled';
+export const FINAL_STATES: readonly JobState[] = ['success', 'failure', 'error', 'cancelled'];
+
+export interface JobInput {
+  jobId: string;
+  source: JobSource;
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  /** Which provider/image runs the job ("local" for now). */
+  label: string;
+  /** How long the job may run once its runner started. */
+  timeoutMs: number;
+  /** How long a machine may take until its runner connects. */
+  bootTimeoutMs: number;
+  /** Fresh machines to try when one never connects. */
+  maxMachineAttempts: number;
+  /**
+   * The job's steps (from `.solstice/workflow.kdl`). Absent: the runner runs `.solstice/job.sh`
+   * from the checkout as a one-step job.
+   */
+  steps?: JobStepSpec[];
+  /** Extra environment for every step. */
+  env?: Record<string, string>;
+  /** Names of secrets (values are looked up when the machine is made, never in history). */
+  secrets?: string[];
+  /**
+   * Paths or globs (relative to the checkout) the runner uploads after the steps, whether they
+   * passed or not. Absent or empty: no artifacts.
+   */
+  artifacts?: string[];
+  /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
+  pipelineId?: string;
+  workflowJobId?: string;
+}
+
+/** One step as it travels to the machine (same shape as workflow-file's Step). */
+export interface JobStepSpec {
+  name: string;
+  run: string;
+  workingDirectory?: string;
+  continueOnError: boolean;
+}
+
+/** What the machine's job file carries besides the job's identity. */
+export interface JobDefinitionSpec {
+  steps?: JobStepSpec[];
+  env?: Record<string, string>;
+  /** Secret names; provisionMachine puts their values into the machine's job file. */
+  secrets?: string[];
+  timeoutMs?: number;
+  artifacts?: string[];
+}
+
+/** Why the runner ended; mirrors runner.v1.FinishReason. */
+export type FinishReason = 'EXITED' | 'CHECKOUT_FAILED' | 'NO_JOB_DEFINITION' | 'RUNNER_ERROR';
+
+export interface RunnerStarted {
+  attempt: number;
+  hostname: string;
+}
+
+/** A step started on the machine (the runner's `step i/n "name" started` line). */
+export interface RunnerStep {
+  attempt: number;
+  index: number;
+  total: number;
+  name: string;
+}
+
+export interface RunnerFinished {
+  attempt: number;
+  reason: FinishReason;
+  exitCode: number;
+  message: string;
+  durationMs: number;
+}
+
+export interface JobOutcome {
+  state: Extract<JobState, 'success' | 'failure' | 'error' | 'cancelled'>;
+  exitCode?: number;
+  message?: string;
+}
+
+export interface JobStatus {
+  state: JobState;
+  attempt: number;
+  /** The step that started last on the machine. */
+  step?: { index: number; total: number; name: string };
+  exitCode?: number;
+  message?: string;
+}
+
+export interface MachineRef {
+  handle: import('../provisioning/contract').MachineHandle;
+  /** Task queue of the host that made the machine: destroy runs there. */
+  hostTaskQueue: string;
+}
+
+/** A job's machine slot: the host that provisions (and so destroys) its machines. */
+export interface LeaseGrant {
+  hostId: string;
+  taskQueue: string;
+}
+
+export function hostTaskQueue(baseQueue: string, hostId: string): string {
+  return `${baseQueue}@${hostId}`;
+}
+
+/** What triggered a pipeline; decides which jobs' `when { events ... }` match. */
+export type PipelineEvent = 'push' | 'pull_request' | 'tag' | 'manual';
+export type PipelineState = 'running' | 'success' | 'failure' | 'error' | 'cancelled';
+export type PipelineJobState =
+  'waiting' | 'running' | 'success' | 'failure' | 'error' | 'cancelled' | 'skipped';
+
+export interface PipelineInput {
+  pipelineId: string;
+  source: JobSource;
+  event: PipelineEvent;
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  /** Label for a job.sh pipeline's one job (workflow files name their own `runs-on`). */
+  label?: string;
+  /** A job's timeout when its workflow file gives none. */
+  timeoutMs: number;
+  bootTimeoutMs: number;
+  maxMachineAttempts: number;
+  /** Set by `solstice rerun`: the pipeline this one reruns. */
+  rerunOf?: string;
+  /** `rerun --failed`: jobs that succeeded before (name → their job id) are not run again. */
+  reuse?: Record<string, string>;
+  /** SOLSTICE_PUBLIC_URL at start: the jobs' Web UI details link to their job pages. */
+  publicUrl?: string;
+}
+
+/** One job (matrix instance) of a pipeline as the plan activity read it from the commit. */
+export interface PlannedJob {
+  name: string;
+  /** Names of the planned jobs that must succeed first. */
+  needs: string[];
+  runsOn: string;
+  /** Undefined for a job.sh pipeline: the runner runs .solstice/job.sh. */
+  steps?: JobStepSpec[];
+  env: Record<string, string>;
+  secrets?: string[];
+  timeoutMs?: number;
+  /** Artifact paths or globs (the workflow file's `artifacts`). */
+  artifacts?: string[];
+  /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
+  skipReason?: string;
+}
+
+export interface PipelinePlan {
+  /** Where the jobs came from. */
+  definition: '.solstice/workflow.kdl' | '.solstice/job.sh';
+  /** A newer pipeline of the same branch cancels older running ones (`cancel-superseded`). */
+  cancelSuperseded: boolean;
+  jobs: PlannedJob[];
+}
+
+export interface PipelineOutcome {
+  state: Exclude<PipelineState, 'running'>;
+  message?: string;
+  jobs: Record<string, PipelineJobState>;
+}
+
+export interface PipelineStatus {
+  state: PipelineState;
+  jobs: Record<string, { state: PipelineJobState; jobId?: string }>;
+}
+
+/** The branch a ref names (`refs/heads/main` → `main`), or undefined for tags and other refs. */
+export function branchOf(ref: string | undefined): string | undefined {
+  if (!ref) return undefined;
+  if (ref.startsWith('refs/heads/')) return ref.slice('refs/heads/'.length);
+  return ref.startsWith('refs/') ? undefined : ref;
+}
+
+/** A child job's workflow id (DESIGN.md): deterministic, readable in the Web UI. */
+export function pipelineJobWorkflowId(pipelineWorkflowId: string, jobName: string): string {
+  return `${pipelineWorkflowId}/job/${jobName}`;
+}

@@ -1,0 +1,82 @@
+/**
+ * A job's artifacts: the rows that say what was uploaded (path, size, SHA-256) and where the
+ * bytes live in the blob store. The log service writes them; the CLI and the job page read them.
+ */
+import { validateKey } from './blob-store';
+import type { Db } from './db';
+import { InputError } from '../platform/errors';
+
+export interface ArtifactRecord {
+  path: string;
+  size: number;
+  sha256: string;
+  createdAt: Date;
+}
+
+export function artifactsPrefix(jobId: string): string {
+  return `jobs/${jobId}/artifacts`;
+}
+
+/**
+ * The artifact's path as stored: relative, slash-separated, without `.`/`..` parts, percent
+ * signs that could decode to something else, or control characters. Throws InputError.
+ */
+export function validateArtifactPath(p: string): string {
+  if (p.length > 1024) throw new InputError(`artifact path is longer than 1024 characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(p))
+    throw new InputError(`artifact path ${JSON.stringify(p)} contains control characters`);
+  try {
+    validateKey(p);
+  } catch (err) {
+    throw new InputError(
+      `artifact path ${JSON.stringify(p)} is not allowed: it must be relative to the checkout, use "/" and contain no "." or ".." parts`,
+      undefined,
+      { cause: err },
+    );
+  }
+  return p;
+}
+
+export function artifactBlobKey(jobId: string, artifactPath: string): string {
+  return `${artifactsPrefix(jobId)}/${validateArtifactPath(artifactPath)}`;
+}
+
+export class ArtifactStore {
+  constructor(private readonly db: Db) {}
+
+  /** Records an uploaded file; a repeated upload of the same path (a runner retrying) replaces it. */
+  async record(jobId: string, a: { path: string; size: number; sha256: string }): Promise<void> {
+    await this.db.artifact.upsert({
+      where: { jobId_path: { jobId, path: a.path } },
+      create: { jobId, path: a.path, size: BigInt(a.size), sha256: a.sha256 },
+      update: { size: BigInt(a.size), sha256: a.sha256, createdAt: new Date() },
+    });
+  }
+
+  async list(jobId: string): Promise<ArtifactRecord[]> {
+    const rows = await this.db.artifact.findMany({
+      where: { jobId },
+      orderBy: { path: 'asc' },
+      select: { path: true, size: true, sha256: true, createdAt: true },
+    });
+    return rows.map((r) => ({ ...r, size: Number(r.size) }));
+  }
+
+  async get(jobId: string, artifactPath: string): Promise<ArtifactRecord | undefined> {
+    const r = await this.db.artifact.findUnique({
+      where: { jobId_path: { jobId, path: artifactPath } },
+      select: { path: true, size: true, sha256: true, createdAt: true },
+    });
+    return r ? { ...r, size: Number(r.size) } : undefined;
+  }
+
+  /** Bytes the job's artifacts take, not counting `exceptPath` (which an upload would replace). */
+  async totalSize(jobId: string, exceptPath?: string): Promise<number> {
+    const agg = await this.db.artifact.aggregate({
+      where: { jobId, ...(exceptPath !== undefined ? { path: { not: exceptPath } } : {}) },
+      _sum: { size: true },
+    });
+    return Number(agg._sum.size ?? 0n);
+  }
+}

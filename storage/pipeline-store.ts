@@ -1,0 +1,201 @@
+/**
+ * Queries about pipelines and their jobs, shared by activities and the CLI. Writes are
+ * idempotent (Temporal retries activities).
+ */
+import type { Db } from './db';
+import { InputError, NotFoundError } from '../platform/errors';
+import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
+
+export interface PipelineRecord {
+  id: string;
+  workflowId: string;
+  source: string;
+  event: string;
+  repoUrl: string;
+  commitSha: string;
+  ref: string | null;
+  state: PipelineState;
+  message: string | null;
+  rerunOf: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface PipelineJobRecord {
+  name: string;
+  needs: string[];
+  state: PipelineJobState;
+  jobId: string | null;
+  message: string | null;
+  position: number;
+}
+
+const PIPELINE_FIELDS = {
+  id: true,
+  workflowId: true,
+  source: true,
+  event: true,
+  repoUrl: true,
+  commitSha: true,
+  ref: true,
+  state: true,
+  message: true,
+  rerunOf: true,
+  createdAt: true,
+  finishedAt: true,
+} as const;
+
+const PIPELINE_JOB_FIELDS = {
+  name: true,
+  needs: true,
+  state: true,
+  jobId: true,
+  message: true,
+  position: true,
+} as const;
+
+export class PipelineStore {
+  constructor(private readonly db: Db) {}
+
+  async recordPipeline(input: PipelineInput, workflowId: string): Promise<void> {
+    await this.db.pipeline.upsert({
+      where: { id: input.pipelineId },
+      create: {
+        id: input.pipelineId,
+        workflowId,
+        source: input.source,
+        event: input.event,
+        repoUrl: input.repoUrl,
+        commitSha: input.commitSha,
+        ref: input.ref ?? null,
+        rerunOf: input.rerunOf ?? null,
+      },
+      update: {},
+    });
+  }
+
+  /** Records the planned jobs; a repeated call leaves the rows as they are. */
+  async recordJobs(
+    pipelineId: string,
+    jobs: { name: string; needs: string[]; state: PipelineJobState; jobId?: string; message?: string }[],
+  ): Promise<void> {
+    await this.db.pipelineJob.createMany({
+      data: jobs.map((j, position) => ({
+        pipelineId,
+        name: j.name,
+        needs: j.needs,
+        state: j.state,
+        jobId: j.jobId ?? null,
+        message: j.message ?? null,
+        position,
+      })),
+      skipDuplicates: true,
+    });
+  }
+
+  async updateJob(
+    pipelineId: string,
+    name: string,
+    change: { state: PipelineJobState; jobId?: string; message?: string },
+  ): Promise<void> {
+    await this.db.pipelineJob.update({
+      where: { pipelineId_name: { pipelineId, name } },
+      data: {
+        state: change.state,
+        ...(change.jobId ? { jobId: change.jobId } : {}),
+        ...(change.message !== undefined ? { message: change.message } : {}),
+      },
+    });
+  }
+
+  /** Without a message, one noted earlier (e.g. by noteSuperseded) stays. */
+  async finalize(pipelineId: string, state: PipelineState, message?: string): Promise<void> {
+    await this.db.pipeline.update({
+      where: { id: pipelineId },
+      data: { state, ...(message !== undefined ? { message } : {}), finishedAt: new Date() },
+    });
+  }
+
+  /** Says why the pipelines about to be cancelled were cancelled. */
+  async noteSuperseded(workflowIds: string[], byPipelineId: string): Promise<void> {
+    await this.db.pipeline.updateMany({
+      where: { workflowId: { in: workflowIds }, state: 'running' },
+      data: { message: `superseded by pipeline ${byPipelineId}, a newer push to the branch` },
+    });
+  }
+
+  /**
+   * Workflow ids of the still running push pipelines of a branch that started before this one
+   * (manual runs and reruns are asked for by a person and are left alone).
+   */
+  async supersededBy(pipelineId: string): Promise<string[]> {
+    const self = await this.db.pipeline.findUnique({ where: { id: pipelineId } });
+    if (!self?.ref) return [];
+    const older = await this.db.pipeline.findMany({
+      where: {
+        repoUrl: self.repoUrl,
+        ref: self.ref,
+        event: 'push',
+        rerunOf: null,
+        state: 'running',
+        id: { not: self.id },
+        createdAt: { lte: self.createdAt },
+      },
+      select: { workflowId: true },
+    });
+    return older.map((p) => p.workflowId);
+  }
+
+  async getPipeline(id: string): Promise<PipelineRecord | undefined> {
+    const p = await this.db.pipeline.findUnique({ where: { id }, select: PIPELINE_FIELDS });
+    return (p as PipelineRecord | null) ?? undefined;
+  }
+
+  async listJobs(pipelineId: string): Promise<PipelineJobRecord[]> {
+    const rows = await this.db.pipelineJob.findMany({
+      where: { pipelineId },
+      orderBy: { position: 'asc' },
+      select: PIPELINE_JOB_FIELDS,
+    });
+    return rows as PipelineJobRecord[];
+  }
+
+  /** The pipeline a job run belongs to (the latest, for a job reused by a rerun). */
+  async pipelineOfJob(jobId: string): Promise<PipelineRecord | undefined> {
+    const row = await this.db.pipelineJob.findFirst({
+      where: { jobId },
+      orderBy: { pipeline: { createdAt: 'asc' } },
+      select: { pipelineId: true },
+    });
+    return row ? this.getPipeline(row.pipelineId) : undefined;
+  }
+
+  /** A pipeline by full id or unique prefix (at least 4 characters); undefined when none matches. */
+  async findPipeline(idOrPrefix: string): Promise<PipelineRecord | undefined> {
+    const s = idOrPrefix.trim().toLowerCase();
+    if (!/^[0-9a-f-]{4,36}$/.test(s)) return undefined;
+    if (s.length === 36) return this.getPipeline(s);
+    const matches = (await this.db
+      .$queryRaw`SELECT id::text AS id FROM pipelines WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
+      id: string;
+    }[];
+    if (matches.length > 1)
+      throw new InputError(`pipeline id prefix ${s} is ambiguous`, 'Give more characters of the id.');
+    return matches.length === 1 ? this.getPipeline(matches[0].id) : undefined;
+  }
+
+  async resolvePipeline(idOrPrefix: string): Promise<PipelineRecord> {
+    const p = await this.findPipeline(idOrPrefix);
+    if (!p) throw new NotFoundError(`no pipeline ${idOrPrefix}`, '`solstice pipelines` lists recent ones.');
+    return p;
+  }
+
+  async listPipelines(limit: number): Promise<PipelineRecord[]> {
+    const rows = await this.db.pipeline.findMany({
+      orderBy: { createdAt: 'desc' },
+      take: limit,
+      select: PIPELINE_FIELDS,
+    });
+    return rows as PipelineRecord[];
+  }
+}
