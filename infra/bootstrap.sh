@@ -5,6 +5,10 @@
 # tests run against (posix backend), and Jaeger v2, the OTLP receiver and trace
 # store the tracing tests query. Builds from the Go module proxy, pinned, cached
 # in .tools/bin; a second run is a no-op.
+#
+# Usage: bootstrap.sh [TOOL ...]   TOOL: temporal, versitygw, jaeger (default: all of them).
+# Each command asks for only what it runs: `npm run ci:local` needs the Temporal CLI alone,
+# so a newcomer's first run does not wait for the test-only tools.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -76,9 +80,16 @@ build_wrapped_tool() {
     env -C "$module_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go build -v -o "$bin_dir/$name" "$pkg"
 }
 
-build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION"
-build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION"
+all_tools=(temporal versitygw jaeger)
+wanted=("$@")
+((${#wanted[@]})) || wanted=("${all_tools[@]}")
+for tool in "${wanted[@]}"; do
+  case "$tool" in
+    temporal) build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION" ;;
+    versitygw) build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION" ;;
+    jaeger) build_wrapped_tool jaeger "github.com/jaegertracing/jaeger/cmd/jaeger" "$JAEGER_VERSION" ;;
+    *) die "unknown tool '$tool' (known: ${all_tools[*]})" ;;
+  esac
+done
 
-build_wrapped_tool jaeger "github.com/jaegertracing/jaeger/cmd/jaeger" "$JAEGER_VERSION"
-
-say "ready: $bin_dir"
+say "ready: ${wanted[*]} in $bin_dir"
