@@ -1,52 +1,28 @@
 /**
  * What Forgejo, Gitea and GitHub send, reduced to what starts a run: signature checks and
  * the mapping of `push` / `pull_request` / `ping` deliveries to a JobRequest v1 (or to a
- * reason for ignoring them). Payload shapes: tests/fixtures/webhooks/README.md.
+ * reason for ignoring them). Headers and signature spelling are per forge
+ * (forgejo/webhook.ts, github/webhook.ts); the payloads of push and pull_request share one
+ * shape. Recorded payloads: forges/<forge>/fixtures, described in forges/README.md.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { newJobRequest, type JobRequestV1 } from '../model/job-request';
+import type { DeliveryMeta, Forge, Headers, WebhookDialect } from './forge';
+import { forgejoWebhook } from './forgejo/webhook';
+import { githubWebhook } from './github/webhook';
 
-export type Forge = 'forgejo' | 'github';
+export type { DeliveryMeta, Forge } from './forge';
 
-/** Case-insensitive header lookup on Node's lower-cased header object. */
-type Headers = Record<string, string | string[] | undefined>;
-function header(h: Headers, name: string): string | undefined {
-  const v = h[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-export interface DeliveryMeta {
-  event: string | undefined;
-  deliveryId: string | undefined;
-  signature: string | undefined;
-  /** Which header the signature came from, for error messages. */
-  signatureHeader: string;
-}
+const DIALECTS: Record<Forge, WebhookDialect> = { forgejo: forgejoWebhook, github: githubWebhook };
 
 export function deliveryMeta(forge: Forge, h: Headers): DeliveryMeta {
-  if (forge === 'github') {
-    return {
-      event: header(h, 'x-github-event'),
-      deliveryId: header(h, 'x-github-delivery'),
-      signature: header(h, 'x-hub-signature-256'),
-      signatureHeader: 'X-Hub-Signature-256',
-    };
-  }
-  // Forgejo sends both its own and Gitea's headers; Gitea only its own (and Gogs').
-  const forgejoSig = header(h, 'x-forgejo-signature');
-  return {
-    event: header(h, 'x-forgejo-event') ?? header(h, 'x-gitea-event') ?? header(h, 'x-gogs-event'),
-    deliveryId:
-      header(h, 'x-forgejo-delivery') ?? header(h, 'x-gitea-delivery') ?? header(h, 'x-gogs-delivery'),
-    signature: forgejoSig ?? header(h, 'x-gitea-signature'),
-    signatureHeader: forgejoSig !== undefined ? 'X-Forgejo-Signature' : 'X-Gitea-Signature',
-  };
+  return DIALECTS[forge].deliveryMeta(h);
 }
 
 /**
- * HMAC-SHA256 of the raw body, compared in constant time. Forgejo/Gitea send bare hex,
- * GitHub `sha256=<hex>`. Returns why it failed, or undefined when it matches.
+ * HMAC-SHA256 of the raw body, compared in constant time. Returns why it failed, or
+ * undefined when it matches.
  */
 export function checkSignature(
   forge: Forge,
@@ -55,12 +31,8 @@ export function checkSignature(
   signature: string | undefined,
 ): string | undefined {
   if (!signature) return 'missing signature';
-  const hex =
-    forge === 'github'
-      ? /^sha256=([0-9a-f]{64})$/i.exec(signature)?.[1]
-      : /^([0-9a-f]{64})$/i.exec(signature)?.[1];
-  if (!hex)
-    return forge === 'github' ? 'signature is not sha256=<64 hex digits>' : 'signature is not 64 hex digits';
+  const hex = DIALECTS[forge].signatureHex(signature);
+  if (!hex) return DIALECTS[forge].signatureShape;
   const expected = createHmac('sha256', secret).update(body).digest();
   const given = Buffer.from(hex, 'hex');
   return timingSafeEqual(expected, given) ? undefined : 'signature does not match';
@@ -103,7 +75,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
   if (!event)
     return {
       kind: 'invalid',
-      reason: `no event header (${forge === 'github' ? 'X-GitHub-Event' : 'X-Forgejo-Event / X-Gitea-Event'})`,
+      reason: `no event header (${DIALECTS[forge].eventHeaders})`,
     };
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
     return { kind: 'invalid', reason: 'body is not a JSON object' };

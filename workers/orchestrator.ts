@@ -6,7 +6,8 @@
 import { Worker } from '@temporalio/worker';
 import fs from 'node:fs';
 import { createActivities } from '../activities';
-import { createForgeStatusActivities, createStatusReporter } from '../forges/status';
+import { createForgeStatusActivities } from '../activities/forge-status';
+import { createStatusReporter } from '../forges/status';
 import type { BlobStore } from '../storage/blob-store';
 import { CapacityStore } from '../capacity/store';
 import type { Config } from '../platform/config';

@@ -23,7 +23,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { createForgeStatusActivities } from '../forges/status';
+import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
 import type {
   JobInput,

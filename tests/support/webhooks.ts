@@ -3,10 +3,13 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const FIXTURES = path.resolve(__dirname, '../fixtures/webhooks');
+const FORGES = path.resolve(__dirname, '../../forges');
 
+/** A recorded payload from forges/<forge>/fixtures; `gitea-*` payloads are Forgejo's folder's. */
 export function fixture(name: string): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8')) as Record<string, unknown>;
+  const forge = name.startsWith('github-') ? 'github' : 'forgejo';
+  const file = path.join(FORGES, forge, 'fixtures', `${name}.json`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
 }
 
 export function randomSha(): string {

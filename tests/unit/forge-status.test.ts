@@ -6,13 +6,9 @@
 import { createVerify, generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  createForgeStatusActivities,
-  createStatusReporter,
-  ForgeApiError,
-  parseRepoUrl,
-  type StatusUpdate,
-} from '../../forges/status';
+import { createForgeStatusActivities } from '../../activities/forge-status';
+import { ForgeApiError, parseRepoUrl, type StatusUpdate } from '../../forges/forge';
+import { createStatusReporter } from '../../forges/status';
 
 interface Recorded {
   method: string;
