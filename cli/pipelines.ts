@@ -7,10 +7,16 @@ import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import { rerunPipeline, startPipeline } from '../ingress/pipeline-start';
 import { connectClient } from '../platform/temporal';
-import { workflowUiUrl } from './commands/enqueue';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import type { Store } from './context';
 import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } from './output';
+
+/** The run in the dev server's Web UI; only a local Temporal has a UI we know the port of. */
+export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
+  const host = cfg.temporalAddress.slice(0, cfg.temporalAddress.lastIndexOf(':'));
+  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) return undefined;
+  return `http://${host}:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
+}
 
 export type Target = { kind: 'pipeline'; pipeline: PipelineRecord } | { kind: 'job'; job: JobRecord };
 

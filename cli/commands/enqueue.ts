@@ -12,12 +12,6 @@ import { openStore } from '../context';
 import { enqueuePipeline, showPipeline } from '../pipelines';
 import { ConnectedCommand, settingOption } from '../settings-options';
 
-export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
-  const host = cfg.temporalAddress.slice(0, cfg.temporalAddress.lastIndexOf(':'));
-  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) return undefined;
-  return `http://${host}:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
-}
-
 export interface EnqueueArgs {
   repo: string;
   commit: string;
