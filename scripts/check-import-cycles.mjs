@@ -6,9 +6,10 @@
  * resolution, and prints every cycle it finds as `a.ts → b.ts → a.ts`.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const configPath = path.join(root, 'tsconfig.json');
 const { config, error } = ts.readConfigFile(configPath, ts.sys.readFile);
 if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'));
