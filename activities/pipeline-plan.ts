@@ -10,18 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  expandJob,
-  formatDiagnostics,
-  parseWorkflowFile,
-  whenMatches,
-  WORKFLOW_FILE_PATH,
-} from '../workflow-file';
+import { expandJob, formatDiagnostics, parseWorkflowFile, whenMatches } from '../workflow-file';
 import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
 import { branchOf } from '../model/domain';
+import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
 
 const run = promisify(execFile);
-const JOB_SCRIPT_PATH = '.solstice/job.sh';
 
 async function git(cwd: string, args: string[]): Promise<string> {
   const { stdout } = await run('git', args, {
@@ -70,7 +64,7 @@ export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> 
     if (kdl !== undefined) return planFromWorkflowFile(kdl, req);
     if ((await show(dir, req.commitSha, JOB_SCRIPT_PATH)) !== undefined) {
       return {
-        definition: '.solstice/job.sh',
+        definition: JOB_SCRIPT_PATH,
         cancelSuperseded: true,
         jobs: [{ name: 'job', needs: [], runsOn: req.label, env: {} }],
       };
@@ -104,12 +98,7 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
         name: inst.id,
         needs: job.needs.flatMap((n) => (instancesOf.get(n) ?? []).map((i) => i.id)),
         runsOn: inst.runsOn,
-        steps: job.steps.map((s) => ({
-          name: s.name,
-          run: s.run,
-          ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
-          continueOnError: s.continueOnError,
-        })),
+        steps: job.steps,
         env: inst.env,
         ...(job.secrets?.length ? { secrets: job.secrets } : {}),
         ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
@@ -118,5 +107,5 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
       });
     }
   }
-  return { definition: '.solstice/workflow.kdl', cancelSuperseded: wf.cancelSuperseded ?? true, jobs };
+  return { definition: WORKFLOW_FILE_PATH, cancelSuperseded: wf.cancelSuperseded ?? true, jobs };
 }
