@@ -15,7 +15,8 @@ import { ATTR, repoAttribute } from '../model/span-attributes';
 import { injectTraceContext } from '../platform/telemetry';
 import { renderSeed } from '../provisioning/cloud-init';
 import { machineIdFor, type GuestEndpoints, type Provider } from '../provisioning/contract';
-import type { JobDefinitionSpec, JobInput, JobOutcome, MachineRef } from '../model/domain';
+import type { JobInput, JobOutcome, MachineRef } from '../model/domain';
+import type { JobDefinition } from '../model/job-file';
 import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
@@ -82,7 +83,7 @@ export function createActivities(deps: ActivityDeps) {
       jobId: string;
       attempt: number;
       label: string;
-      definition?: JobDefinitionSpec;
+      definition?: JobDefinition;
       /** How long the job may need its token: boot plus run timeout (absent: until the job ends). */
       tokenValidForMs?: number;
     }): Promise<MachineRef> {

@@ -10,18 +10,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  expandJob,
-  formatDiagnostics,
-  parseWorkflowFile,
-  whenMatches,
-  WORKFLOW_FILE_PATH,
-} from '../workflow-file';
+import { expandJob, formatDiagnostics, parseWorkflowFile, whenMatches } from '../workflow-file';
 import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
 import { branchOf } from '../model/domain';
+import { JOB_DEFINITION_PATHS, JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
+import { SolsticeError } from '../platform/errors';
 
 const run = promisify(execFile);
-const JOB_SCRIPT_PATH = '.solstice/job.sh';
+
+/**
+ * Git could not read the fetched commit (it is not there, or git itself failed). Not the user's
+ * error, unlike a commit without a job definition: a plain Error, so the activity is retried.
+ */
+export class CommitUnreadableError extends SolsticeError {}
 
 async function git(cwd: string, args: string[]): Promise<string> {
   const { stdout } = await run('git', args, {
@@ -32,12 +33,41 @@ async function git(cwd: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-/** The file's content at the commit, or undefined when the commit has no such file. */
-async function show(dir: string, sha: string, file: string): Promise<string | undefined> {
+function firstLine(err: unknown): string {
+  const e = err as { stderr?: string; message?: string };
+  return (e.stderr?.trim() || e.message || String(err)).split('\n')[0];
+}
+
+/**
+ * Which job definition files the commit has. `ls-tree` lists only the paths that exist, so a
+ * missing file is no error here, while a missing commit or a broken git is one.
+ */
+async function definitionsAt(dir: string, sha: string): Promise<Set<string>> {
+  let listed: string;
+  try {
+    listed = await git(dir, ['ls-tree', '--name-only', `${sha}^{commit}`, '--', ...JOB_DEFINITION_PATHS]);
+  } catch (err) {
+    // The message is what the pipeline shows: say what to check, not only what git said.
+    throw new CommitUnreadableError(
+      `cannot read commit ${sha.slice(0, 12)} in the fetched repository (${firstLine(err)}); ` +
+        'check that the commit is still in the repository (a force-push may have removed it)',
+      undefined,
+      { cause: err },
+    );
+  }
+  return new Set(listed.split('\n').filter((l) => l !== ''));
+}
+
+/** A file the commit has (definitionsAt listed it): any failure to read it is git's, not the user's. */
+async function show(dir: string, sha: string, file: string): Promise<string> {
   try {
     return await git(dir, ['show', `${sha}:${file}`]);
-  } catch {
-    return undefined;
+  } catch (err) {
+    throw new CommitUnreadableError(
+      `git listed ${file} at commit ${sha.slice(0, 12)} but cannot read it: ${firstLine(err)}`,
+      undefined,
+      { cause: err },
+    );
   }
 }
 
@@ -61,16 +91,15 @@ export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> 
       try {
         await git(dir, ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*']);
       } catch (err) {
-        throw new Error(`cannot fetch ${req.repoUrl}: ${(err as Error).message.split('\n')[0]}`, {
-          cause: err,
-        });
+        throw new Error(`cannot fetch ${req.repoUrl}: ${firstLine(err)}`, { cause: err });
       }
     }
-    const kdl = await show(dir, req.commitSha, WORKFLOW_FILE_PATH);
-    if (kdl !== undefined) return planFromWorkflowFile(kdl, req);
-    if ((await show(dir, req.commitSha, JOB_SCRIPT_PATH)) !== undefined) {
+    const found = await definitionsAt(dir, req.commitSha);
+    if (found.has(WORKFLOW_FILE_PATH))
+      return planFromWorkflowFile(await show(dir, req.commitSha, WORKFLOW_FILE_PATH), req);
+    if (found.has(JOB_SCRIPT_PATH)) {
       return {
-        definition: '.solstice/job.sh',
+        definition: JOB_SCRIPT_PATH,
         cancelSuperseded: true,
         jobs: [{ name: 'job', needs: [], runsOn: req.label, env: {} }],
       };
@@ -104,12 +133,7 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
         name: inst.id,
         needs: job.needs.flatMap((n) => (instancesOf.get(n) ?? []).map((i) => i.id)),
         runsOn: inst.runsOn,
-        steps: job.steps.map((s) => ({
-          name: s.name,
-          run: s.run,
-          ...(s.workingDirectory ? { workingDirectory: s.workingDirectory } : {}),
-          continueOnError: s.continueOnError,
-        })),
+        steps: job.steps,
         env: inst.env,
         ...(job.secrets?.length ? { secrets: job.secrets } : {}),
         ...(job.timeoutMs ? { timeoutMs: job.timeoutMs } : {}),
@@ -118,5 +142,5 @@ export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' 
       });
     }
   }
-  return { definition: '.solstice/workflow.kdl', cancelSuperseded: wf.cancelSuperseded ?? true, jobs };
+  return { definition: WORKFLOW_FILE_PATH, cancelSuperseded: wf.cancelSuperseded ?? true, jobs };
 }

@@ -6,6 +6,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import {
+  JOB_DEFINITION_DIR,
+  JOB_DEFINITION_PATHS,
+  JOB_SCRIPT_PATH,
+  type JobDefinitionPath,
+} from '../model/job-definition-paths';
 import { InputError } from '../platform/errors';
 
 const run = promisify(execFile);
@@ -15,14 +21,12 @@ async function git(cwd: string, args: string[]): Promise<string> {
   return stdout.trim();
 }
 
-export const JOB_DEFINITIONS = ['.solstice/workflow.kdl', '.solstice/job.sh'] as const;
-
 export interface ResolvedCommit {
   /** What the machine clones: an absolute path for local repositories. */
   repoUrl: string;
   commitSha: string;
   ref?: string;
-  definition: (typeof JOB_DEFINITIONS)[number];
+  definition: JobDefinitionPath;
   /** Uncommitted changes that this job will not see. */
   dirty: boolean;
 }
@@ -52,12 +56,12 @@ export async function resolveLocalCommit(repo: string, rev: string): Promise<Res
       'Check the spelling, or fetch it first (git fetch); `git log --oneline` lists commits.',
     );
   }
-  const tree = (await git(top, ['ls-tree', '-r', '--name-only', sha, '.solstice/'])).split('\n');
-  const definition = JOB_DEFINITIONS.find((f) => tree.includes(f));
+  const tree = (await git(top, ['ls-tree', '-r', '--name-only', sha, `${JOB_DEFINITION_DIR}/`])).split('\n');
+  const definition = JOB_DEFINITION_PATHS.find((f) => tree.includes(f));
   if (!definition) {
     throw new InputError(
-      `commit ${sha.slice(0, 12)} in ${top} has neither ${JOB_DEFINITIONS.join(' nor ')}`,
-      'Add .solstice/job.sh (a shell script that runs your build and tests), commit it, and enqueue again.',
+      `commit ${sha.slice(0, 12)} in ${top} has neither ${JOB_DEFINITION_PATHS.join(' nor ')}`,
+      `Add ${JOB_SCRIPT_PATH} (a shell script that runs your build and tests), commit it, and enqueue again.`,
     );
   }
   let ref: string | undefined;

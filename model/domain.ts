@@ -1,10 +1,18 @@
 /** Types shared by workflow code, activities, services and the CLI. Pure data: safe in the workflow sandbox. */
+// Types only: model/job-file.ts holds zod schemas, which workflow code has no use for at run time.
+import type { JobDefinitionPath } from './job-definition-paths';
+import type { JobDefinition } from './job-file';
 
 export type JobSource = 'manual' | 'forgejo' | 'github';
 export type JobState = 'queued' | 'provisioning' | 'running' | 'success' | 'failure' | 'error' | 'cancelled';
 export const FINAL_STATES: readonly JobState[] = ['success', 'failure', 'error', 'cancelled'];
 
-export interface JobInput {
+/**
+ * A job: its identity, where it runs, and its definition (model/job-file.ts: `steps`, `env`,
+ * secret names, `artifacts`). Without steps the runner runs `.solstice/job.sh` from the
+ * checkout as a one-step job.
+ */
+export interface JobInput extends Omit<JobDefinition, 'timeoutMs'> {
   jobId: string;
   source: JobSource;
   repoUrl: string;
@@ -18,41 +26,9 @@ export interface JobInput {
   bootTimeoutMs: number;
   /** Fresh machines to try when one never connects. */
   maxMachineAttempts: number;
-  /**
-   * The job's steps (from `.solstice/workflow.kdl`). Absent: the runner runs `.solstice/job.sh`
-   * from the checkout as a one-step job.
-   */
-  steps?: JobStepSpec[];
-  /** Extra environment for every step. */
-  env?: Record<string, string>;
-  /** Names of secrets (values are looked up when the machine is made, never in history). */
-  secrets?: string[];
-  /**
-   * Paths or globs (relative to the checkout) the runner uploads after the steps, whether they
-   * passed or not. Absent or empty: no artifacts.
-   */
-  artifacts?: string[];
   /** Set when the job belongs to a pipeline: the PipelineWorkflow's id and the job's id in the file. */
   pipelineId?: string;
   workflowJobId?: string;
-}
-
-/** One step as it travels to the machine (same shape as workflow-file's Step). */
-export interface JobStepSpec {
-  name: string;
-  run: string;
-  workingDirectory?: string;
-  continueOnError: boolean;
-}
-
-/** What the machine's job file carries besides the job's identity. */
-export interface JobDefinitionSpec {
-  steps?: JobStepSpec[];
-  env?: Record<string, string>;
-  /** Secret names; provisionMachine puts their values into the machine's job file. */
-  secrets?: string[];
-  timeoutMs?: number;
-  artifacts?: string[];
 }
 
 /** Why the runner ended; mirrors runner.v1.FinishReason. */
@@ -137,26 +113,23 @@ export interface PipelineInput {
   publicUrl?: string;
 }
 
-/** One job (matrix instance) of a pipeline as the plan activity read it from the commit. */
-export interface PlannedJob {
+/**
+ * One job (matrix instance) of a pipeline as the plan activity read it from the commit. Its
+ * definition has no steps for a job.sh pipeline: the runner runs .solstice/job.sh.
+ */
+export interface PlannedJob extends JobDefinition {
   name: string;
   /** Names of the planned jobs that must succeed first. */
   needs: string[];
   runsOn: string;
-  /** Undefined for a job.sh pipeline: the runner runs .solstice/job.sh. */
-  steps?: JobStepSpec[];
   env: Record<string, string>;
-  secrets?: string[];
-  timeoutMs?: number;
-  /** Artifact paths or globs (the workflow file's `artifacts`). */
-  artifacts?: string[];
   /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
   skipReason?: string;
 }
 
 export interface PipelinePlan {
   /** Where the jobs came from. */
-  definition: '.solstice/workflow.kdl' | '.solstice/job.sh';
+  definition: JobDefinitionPath;
   /** A newer pipeline of the same branch cancels older running ones (`cancel-superseded`). */
   cancelSuperseded: boolean;
   jobs: PlannedJob[];

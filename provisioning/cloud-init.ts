@@ -6,10 +6,10 @@
  * or the environment of the job script.
  */
 import YAML from 'yaml';
-import type { JobDefinitionSpec } from '../model/domain';
+import { JOB_FILE_PATH, renderJobFile, type JobDefinition } from '../model/job-file';
 import type { NoCloudSeed } from './contract';
 
-export const JOB_FILE_PATH = '/etc/solstice/job.yaml';
+export { JOB_FILE_PATH } from '../model/job-file';
 export const BOOTSTRAP_PATH = '/usr/local/lib/solstice/bootstrap.sh';
 export const RUNNER_PATH = '/opt/solstice/runner.js';
 export const WORKDIR_PATH = '/var/lib/solstice/work';
@@ -28,7 +28,7 @@ export interface RunnerContext {
   /** Values of the secrets the job named (job file `secrets`; never in history or on a command line). */
   secrets?: Record<string, string>;
   /** The job's steps, env, timeout and artifact paths; without steps the runner runs .solstice/job.sh. */
-  definition?: JobDefinitionSpec;
+  definition?: JobDefinition;
   /** W3C traceparent of the span that provisioned the machine; the runner's span continues it. */
   traceparent?: string;
   /** OTLP/gRPC endpoint the runner exports its spans to. */
@@ -67,19 +67,21 @@ exec node "$root${RUNNER_PATH}"
 }
 
 export function renderSeed(ctx: RunnerContext): NoCloudSeed {
-  const jobFile = YAML.stringify({
-    job_id: ctx.jobId,
+  // The definition's secret names are not written: the values, by name, are.
+  const { secrets: _names, ...definition } = ctx.definition ?? {};
+  const jobFile = renderJobFile({
+    jobId: ctx.jobId,
     token: ctx.token,
-    contact_addr: ctx.contactAddr,
-    ...(ctx.tlsCa ? { tls_ca: ctx.tlsCa } : {}),
-    repo_url: ctx.repoUrl,
-    commit_sha: ctx.commitSha,
-    runner_url: ctx.runnerUrl,
+    contactAddr: ctx.contactAddr,
+    tlsCa: ctx.tlsCa,
+    repoUrl: ctx.repoUrl,
+    commitSha: ctx.commitSha,
+    runnerUrl: ctx.runnerUrl,
     workdir: WORKDIR_PATH,
-    ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}),
-    ...(ctx.otlpEndpoint ? { otlp_endpoint: ctx.otlpEndpoint } : {}),
-    ...jobFileDefinition(ctx.definition),
-    ...(ctx.secrets && Object.keys(ctx.secrets).length > 0 ? { secrets: ctx.secrets } : {}),
+    traceparent: ctx.traceparent,
+    otlpEndpoint: ctx.otlpEndpoint,
+    ...definition,
+    secrets: ctx.secrets,
   });
   const userData = {
     write_files: [
@@ -93,26 +95,6 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
   return {
     userData: `#cloud-config\n# Solstice CI ${ctx.machineId} on ${ctx.hostId}\n${YAML.stringify(userData, { blockQuote: 'literal' })}`,
     metaData: YAML.stringify(metaData),
-  };
-}
-
-/** The job file's `steps`, `env`, `artifacts` and `timeout_ms` keys (snake_case, as runner/job-context.ts reads them). */
-function jobFileDefinition(def: JobDefinitionSpec | undefined): Record<string, unknown> {
-  if (!def) return {};
-  return {
-    ...(def.timeoutMs ? { timeout_ms: String(def.timeoutMs) } : {}),
-    ...(def.env && Object.keys(def.env).length > 0 ? { env: def.env } : {}),
-    ...(def.artifacts && def.artifacts.length > 0 ? { artifacts: def.artifacts } : {}),
-    ...(def.steps
-      ? {
-          steps: def.steps.map((s) => ({
-            name: s.name,
-            run: s.run,
-            ...(s.workingDirectory ? { working_directory: s.workingDirectory } : {}),
-            continue_on_error: s.continueOnError,
-          })),
-        }
-      : {}),
   };
 }
 

@@ -6,11 +6,9 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { JOB_FILE_PATH, jobFileKey, parseJobFile, type JobFile, type JobStep } from '../model/job-file';
 import { parseDuration } from '../platform/config';
 import { ConfigError } from '../platform/errors';
-
-export const DEFAULT_JOB_FILE = '/etc/solstice/job.yaml';
 
 export interface JobContext {
   jobId: string;
@@ -51,29 +49,19 @@ export interface JobContext {
   otlpEndpoint?: string;
 }
 
-/** One step of the job, as the job file carries it. */
-export interface JobStep {
-  name: string;
-  /** Shell script, run with `/bin/sh -e`. */
-  run: string;
-  /** Relative to the checkout root; must stay inside it. */
-  workingDirectory?: string;
-  continueOnError: boolean;
-}
-
 type Field =
   'jobId' | 'token' | 'contactAddr' | 'repoUrl' | 'commitSha' | 'workdir' | 'traceparent' | 'otlpEndpoint';
 
-/** Each field's environment variable and job-file key. */
-const SOURCES: Record<Field, { env: string; key: string }> = {
-  jobId: { env: 'SOLSTICE_JOB_ID', key: 'job_id' },
-  token: { env: 'SOLSTICE_JOB_TOKEN', key: 'token' },
-  contactAddr: { env: 'ORCH_CONTACT_ADDR', key: 'contact_addr' },
-  repoUrl: { env: 'SOLSTICE_REPO_URL', key: 'repo_url' },
-  commitSha: { env: 'SOLSTICE_COMMIT_SHA', key: 'commit_sha' },
-  workdir: { env: 'SOLSTICE_WORKDIR', key: 'workdir' },
-  traceparent: { env: 'SOLSTICE_TRACEPARENT', key: 'traceparent' },
-  otlpEndpoint: { env: 'SOLSTICE_OTLP_ENDPOINT', key: 'otlp_endpoint' },
+/** Each field's environment variable (which wins over the job file's key). */
+const ENV_VARS: Record<Field, string> = {
+  jobId: 'SOLSTICE_JOB_ID',
+  token: 'SOLSTICE_JOB_TOKEN',
+  contactAddr: 'ORCH_CONTACT_ADDR',
+  repoUrl: 'SOLSTICE_REPO_URL',
+  commitSha: 'SOLSTICE_COMMIT_SHA',
+  workdir: 'SOLSTICE_WORKDIR',
+  traceparent: 'SOLSTICE_TRACEPARENT',
+  otlpEndpoint: 'SOLSTICE_OTLP_ENDPOINT',
 };
 
 /** Tuning knob, mostly for tests: how long to retry an unreachable log service. */
@@ -83,21 +71,21 @@ const DEFAULT_RETRY_FOR_MS = 2 * 60_000;
 export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext {
   const file = readJobFile(env);
   const value = (field: Field): string | undefined => {
-    const fromEnv = env[SOURCES[field].env]?.trim();
+    const fromEnv = env[ENV_VARS[field]]?.trim();
     if (fromEnv) return fromEnv;
-    const fromFile = file.values[SOURCES[field].key]?.trim();
+    const fromFile = file.content[field]?.trim();
     return fromFile || undefined;
   };
 
   const required: Field[] = ['jobId', 'token', 'contactAddr', 'repoUrl', 'commitSha'];
   const missing = required.filter((f) => value(f) === undefined);
   if (missing.length > 0) {
-    const list = missing.map((f) => `${SOURCES[f].env} (job file key ${SOURCES[f].key})`).join(', ');
+    const list = missing.map((f) => `${ENV_VARS[f]} (job file key ${jobFileKey(f)})`).join(', ');
     throw new ConfigError(
       `missing job settings: ${list}`,
       file.path
         ? `set them in the environment or in ${file.path}`
-        : `set them in the environment or in a job file (SOLSTICE_JOB_FILE, default ${DEFAULT_JOB_FILE}, not found)`,
+        : `set them in the environment or in a job file (SOLSTICE_JOB_FILE, default ${JOB_FILE_PATH}, not found)`,
     );
   }
 
@@ -108,13 +96,13 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     repoUrl: value('repoUrl') as string,
     commitSha: (value('commitSha') as string).toLowerCase(),
     workdir: path.resolve(value('workdir') ?? path.join(os.homedir(), 'work')),
-    ...(file.values.tls_ca?.trim() ? { tlsCa: file.values.tls_ca } : {}),
+    ...(file.content.tlsCa?.trim() ? { tlsCa: file.content.tlsCa } : {}),
     retryForMs: env[RETRY_FOR_ENV] ? parseDuration(env[RETRY_FOR_ENV], RETRY_FOR_ENV) : DEFAULT_RETRY_FOR_MS,
-    steps: file.steps,
-    env: file.env,
-    secrets: file.secrets,
-    timeoutMs: Number(file.values.timeout_ms) || 0,
-    artifacts: file.artifacts,
+    steps: file.content.steps,
+    env: file.content.env ?? {},
+    secrets: file.content.secrets ?? {},
+    timeoutMs: file.content.timeoutMs ?? 0,
+    artifacts: file.content.artifacts ?? [],
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),
   };
@@ -155,87 +143,24 @@ function validate(ctx: JobContext): void {
   }
 }
 
-interface JobFile {
-  /** The file that was read, if any. */
+/** The job file that was read (if any) and what it holds; its shape is model/job-file.ts's. */
+interface ReadJobFile {
   path?: string;
-  values: Partial<Record<string, string>>;
-  steps?: JobStep[];
-  env: Record<string, string>;
-  secrets: Record<string, string>;
-  artifacts: string[];
+  content: JobFile;
 }
 
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** The `steps` list: each a mapping with string `name` and `run` (failsafe YAML: all scalars are strings). */
-function readSteps(file: string, v: unknown): JobStep[] {
-  if (!Array.isArray(v)) throw new ConfigError(`job file ${file}: steps must be a list`);
-  return v.map((item: unknown, i): JobStep => {
-    const where = `job file ${file}: step ${i + 1}`;
-    if (!isMapping(item)) throw new ConfigError(`${where} must be a mapping`);
-    const { name, run, working_directory: wd, continue_on_error: coe } = item;
-    if (typeof run !== 'string') throw new ConfigError(`${where} has no run script`);
-    if (wd !== undefined && typeof wd !== 'string')
-      throw new ConfigError(`${where}: working_directory must be a string`);
-    return {
-      name: typeof name === 'string' && name !== '' ? name : `step ${i + 1}`,
-      run,
-      ...(wd ? { workingDirectory: wd } : {}),
-      continueOnError: coe === 'true',
-    };
-  });
-}
-
-function stringMapping(file: string, key: string, v: unknown): Record<string, string> {
-  if (v === undefined) return {};
-  if (!isMapping(v)) throw new ConfigError(`job file ${file}: ${key} must be a mapping`);
-  // fromEntries defines own properties, so a variable named __proto__ stays a variable.
-  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-function readJobFile(env: NodeJS.ProcessEnv): JobFile {
+function readJobFile(env: NodeJS.ProcessEnv): ReadJobFile {
   const explicit = env.SOLSTICE_JOB_FILE?.trim();
-  const file = explicit || DEFAULT_JOB_FILE;
+  const file = explicit || JOB_FILE_PATH;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     // The default file is optional (everything may come from the environment); a named one is not.
-    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT')
-      return { values: {}, env: {}, secrets: {}, artifacts: [] };
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return { content: {} };
     throw new ConfigError(`cannot read job file ${file}: ${(err as Error).message}`, undefined, {
       cause: err,
     });
   }
-  let doc: unknown;
-  try {
-    // failsafe: every scalar stays a string, so a commit id of only digits is not read as a number.
-    doc = parseYaml(text, { schema: 'failsafe' });
-  } catch (err) {
-    throw new ConfigError(`job file ${file} is not valid YAML: ${(err as Error).message}`, undefined, {
-      cause: err,
-    });
-  }
-  if (doc === null || doc === undefined || doc === '')
-    return { path: file, values: {}, env: {}, secrets: {}, artifacts: [] };
-  if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new ConfigError(`job file ${file} must be a YAML mapping of keys to values`);
-  }
-  const values: Record<string, string> = {};
-  for (const [k, v] of Object.entries(doc)) {
-    if (typeof v === 'string') values[k] = v;
-  }
-  const { steps, env: envMap, secrets, artifacts } = doc as Record<string, unknown>;
-  if (artifacts !== undefined && (!Array.isArray(artifacts) || artifacts.some((a) => typeof a !== 'string')))
-    throw new ConfigError(`job file ${file}: artifacts must be a list of paths`);
-  return {
-    path: file,
-    values,
-    env: stringMapping(file, 'env', envMap),
-    secrets: stringMapping(file, 'secrets', secrets),
-    artifacts: (artifacts as string[] | undefined) ?? [],
-    ...(steps !== undefined ? { steps: readSteps(file, steps) } : {}),
-  };
+  return { path: file, content: parseJobFile(text, file) };
 }

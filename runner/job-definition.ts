@@ -5,9 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-
-export const JOB_SCRIPT = '.solstice/job.sh';
-export const WORKFLOW_FILE = '.solstice/workflow.kdl';
+import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
 
 export type JobDefinition =
   { kind: 'script'; path: string; alsoHasWorkflow: boolean } | { kind: 'missing'; message: string };
@@ -21,21 +19,21 @@ async function isFile(p: string): Promise<boolean> {
 }
 
 export async function findJobDefinition(checkoutDir: string, commitSha: string): Promise<JobDefinition> {
-  const script = path.join(checkoutDir, JOB_SCRIPT);
-  const hasWorkflow = await isFile(path.join(checkoutDir, WORKFLOW_FILE));
+  const script = path.join(checkoutDir, JOB_SCRIPT_PATH);
+  const hasWorkflow = await isFile(path.join(checkoutDir, WORKFLOW_FILE_PATH));
   if (await isFile(script)) return { kind: 'script', path: script, alsoHasWorkflow: hasWorkflow };
   if (hasWorkflow) {
     return {
       kind: 'missing',
       message:
-        `commit ${commitSha} has ${WORKFLOW_FILE} but no ${JOB_SCRIPT}, and this job was given no steps: ` +
-        `run the commit as a pipeline (solstice enqueue), which gives each job its steps, or add ${JOB_SCRIPT}`,
+        `commit ${commitSha} has ${WORKFLOW_FILE_PATH} but no ${JOB_SCRIPT_PATH}, and this job was given no steps: ` +
+        `run the commit as a pipeline (solstice enqueue), which gives each job its steps, or add ${JOB_SCRIPT_PATH}`,
     };
   }
   return {
     kind: 'missing',
     message:
-      `commit ${commitSha} has no job definition: add ${JOB_SCRIPT} (a /bin/sh script run from the ` +
+      `commit ${commitSha} has no job definition: add ${JOB_SCRIPT_PATH} (a /bin/sh script run from the ` +
       `repository root; its exit code is the job's result)`,
   };
 }

@@ -6,6 +6,8 @@
  *
  * Exit code: the job script's own when it ran; otherwise see EXIT in ./errors.
  */
+import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
+import { JOB_FILE_PATH } from '../model/job-file';
 import { SolsticeError } from '../platform/errors';
 import { diag } from './diag';
 import { EXIT } from './errors';
@@ -15,9 +17,10 @@ import { RUNNER_VERSION } from './version';
 
 const USAGE = `solstice-runner ${RUNNER_VERSION}
 Runs one Solstice CI job: checks out SOLSTICE_REPO_URL at SOLSTICE_COMMIT_SHA, runs
-.solstice/job.sh and streams its output to the log service at ORCH_CONTACT_ADDR.
+the job file's steps (or ${JOB_SCRIPT_PATH}) and streams their output to the log service at
+ORCH_CONTACT_ADDR.
 
-Settings (environment, or keys of the YAML file SOLSTICE_JOB_FILE, default /etc/solstice/job.yaml):
+Settings (environment, or keys of the YAML file SOLSTICE_JOB_FILE, default ${JOB_FILE_PATH}):
   SOLSTICE_JOB_ID      job_id        SOLSTICE_REPO_URL    repo_url
   SOLSTICE_JOB_TOKEN   token         SOLSTICE_COMMIT_SHA  commit_sha
   ORCH_CONTACT_ADDR    contact_addr  SOLSTICE_WORKDIR     workdir (default ~/work)

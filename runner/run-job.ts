@@ -23,7 +23,9 @@ import { EXIT } from './errors';
 import { MIN_SECRET_LENGTH, type SecretMasker } from '../model/secret-mask';
 import { exitCodeOf, jobScriptEnv, jobSecretMasker, runJobScript, type RunningScript } from './execute';
 import type { JobContext } from './job-context';
-import { findJobDefinition, JOB_SCRIPT, WORKFLOW_FILE } from './job-definition';
+import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
+import type { JobStep } from '../model/job-file';
+import { findJobDefinition } from './job-definition';
 import { LogBuffer } from './log/buffer';
 import { DEFAULT_BATCH, LogShipper } from './log/shipper';
 import { describeGrpcError, RunnerRpc, runnerCredentials } from './rpc';
@@ -225,14 +227,11 @@ async function runWithClient(
   }
 }
 
-/** A step as the runner runs it: a script file (job.sh) or an inline script (a workflow step). */
-interface PlannedStep {
-  name: string;
+/** A step as the runner runs it: one the job file gave, or the checkout's job.sh as a `file`. */
+interface PlannedStep extends Omit<JobStep, 'run'> {
   /** Inline script (written to a file and run with `sh -e`), or undefined for `file`. */
   run?: string;
   file?: string;
-  workingDirectory?: string;
-  continueOnError: boolean;
 }
 
 function seconds(ms: number): string {
@@ -270,8 +269,10 @@ async function runSteps(
       return { reason: 'FINISH_REASON_NO_JOB_DEFINITION', exitCode: 0, message: def.message };
     }
     if (def.alsoHasWorkflow)
-      log(`no steps were given for this job; running ${JOB_SCRIPT} (the pipeline reads ${WORKFLOW_FILE})`);
-    plan = [{ name: JOB_SCRIPT, file: def.path, continueOnError: false }];
+      log(
+        `no steps were given for this job; running ${JOB_SCRIPT_PATH} (the pipeline reads ${WORKFLOW_FILE_PATH})`,
+      );
+    plan = [{ name: JOB_SCRIPT_PATH, file: def.path, continueOnError: false }];
   }
   signal.throwIfAborted();
 
@@ -306,7 +307,7 @@ async function runSteps(
         await writeFile(scriptPath, step.run ?? '', { mode: 0o700 });
       }
       log(`${title} started${step.workingDirectory ? ` in ${step.workingDirectory}` : ''}`);
-      if (step.file !== undefined) log(`$ /bin/sh ${JOB_SCRIPT}`);
+      if (step.file !== undefined) log(`$ /bin/sh ${JOB_SCRIPT_PATH}`);
       const firstSeq = buffer.lastSeq;
       const startedAt = Date.now();
       control.report(
@@ -320,7 +321,7 @@ async function runSteps(
         buffer,
         log,
         shellArgs: step.file === undefined ? ['-e'] : [],
-        label: step.file === undefined ? `step "${step.name}"` : JOB_SCRIPT,
+        label: step.file === undefined ? `step "${step.name}"` : JOB_SCRIPT_PATH,
         secrets,
       });
       control.onScript(script);

@@ -17,6 +17,4 @@ export { parseWorkflowDuration, formatDuration, MAX_TIMEOUT_MS } from './duratio
 export { formatDiagnostic, formatDiagnostics, summarise } from './format';
 export { didYouMean, editDistance } from './suggest';
 export * from './model';
-
-/** Where a repository keeps its workflow file, relative to its root. */
-export const WORKFLOW_FILE_PATH = '.solstice/workflow.kdl';
+export { WORKFLOW_FILE_PATH } from '../model/job-definition-paths';

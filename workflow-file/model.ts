@@ -3,6 +3,7 @@
  * Plain JSON-serialisable data, so activities can return it and workflows can carry it.
  * The language itself is documented in docs/workflow-file.md.
  */
+import type { JobStep } from '../model/job-file';
 
 /** Events a job can be limited to with `when { events ... }`. */
 export const WORKFLOW_EVENTS = ['push', 'pull_request', 'tag', 'manual'] as const;
@@ -11,15 +12,8 @@ export type WorkflowEvent = (typeof WORKFLOW_EVENTS)[number];
 /** The label a job runs on when it names none. */
 export const DEFAULT_RUNS_ON = 'local';
 
-export interface Step {
-  name: string;
-  /** Shell script, run with `sh -e` semantics by the runner. */
-  run: string;
-  /** Relative to the checkout root. */
-  workingDirectory?: string;
-  /** A failing step is reported but does not fail the job. */
-  continueOnError: boolean;
-}
+/** A step: the same type the planner hands on and the runner runs (model/job-file.ts). */
+export type Step = JobStep;
 
 /** A job runs only if every given condition matches; an absent condition matches everything. */
 export interface When {

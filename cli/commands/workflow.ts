@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'clipanion';
+import { JOB_SCRIPT_PATH } from '../../model/job-definition-paths';
 import { InputError } from '../../platform/errors';
 import {
   DEFAULT_RUNS_ON,
@@ -50,7 +51,7 @@ abstract class WorkflowFileCommand extends Command {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
-        const jobSh = path.join(path.dirname(file), 'job.sh');
+        const jobSh = path.join(path.dirname(file), path.basename(JOB_SCRIPT_PATH));
         throw new InputError(
           `no workflow file at ${display}`,
           fs.existsSync(jobSh) && !this.file
@@ -83,7 +84,7 @@ abstract class WorkflowFileCommand extends Command {
 export class WorkflowValidateCommand extends WorkflowFileCommand {
   static override paths = [['workflow', 'validate']];
   static override usage = Command.Usage({
-    description: 'Check a workflow file (.solstice/workflow.kdl) for errors',
+    description: `Check a workflow file (${WORKFLOW_FILE_PATH}) for errors`,
     details: `
       Parses the file as KDL and checks it against the workflow language (docs/workflow-file.md):
       unknown nodes and properties (with a "did you mean"), duplicate job ids, unknown \`needs\`,
@@ -92,7 +93,7 @@ export class WorkflowValidateCommand extends WorkflowFileCommand {
       Each problem prints as \`file:line:col: error: message\` with the line and a hint. Exits 0 when
       the file is valid (warnings allowed), 1 when it has errors, 2 when there is no file to read.
 
-      Without a path, validates \`.solstice/workflow.kdl\` at the root of the current git repository.
+      Without a path, validates \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository.
     `,
     examples: [
       ['Validate the current repository', 'solstice workflow validate'],
@@ -126,7 +127,7 @@ export class WorkflowShowCommand extends WorkflowFileCommand {
       order jobs run in: stage by stage, where the jobs of one stage can run in parallel.
       A file with errors prints them as \`workflow validate\` does and exits 1.
 
-      Without a path, shows \`.solstice/workflow.kdl\` at the root of the current git repository.
+      Without a path, shows \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository.
     `,
     examples: [
       ['Show the current repository', 'solstice workflow show'],

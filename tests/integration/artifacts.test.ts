@@ -17,7 +17,7 @@ import {
   type ArtifactChunk,
   type ArtifactUploaded__Output,
 } from '../../model/runner-proto';
-import type { JobStepSpec } from '../../model/domain';
+import type { JobStep } from '../../model/job-file';
 import { cliEnv, runCli } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
 import { startHarness, type Harness } from '../support/harness';
@@ -38,7 +38,7 @@ afterAll(async () => {
 
 const env = () => ({ ...cliEnv(h.cfg), BLOB_FS_ROOT: h.cfg.blobFsRoot });
 
-async function runJob(steps: JobStepSpec[], artifacts: string[], jobEnv: Record<string, string> = {}) {
+async function runJob(steps: JobStep[], artifacts: string[], jobEnv: Record<string, string> = {}) {
   const repo = makeRepo({ 'README.md': 'artifacts test\n' });
   const { jobId, workflowId } = await h.startJobWith(
     repo,

@@ -1,6 +1,13 @@
 /** What a pipeline runs, from a workflow file and a trigger; and the ids a JobRequest gets as a pipeline. */
+import { rmSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import { planFromWorkflowFile } from '../../activities/pipeline-plan';
+import {
+  CommitUnreadableError,
+  loadPipelinePlan,
+  planFromWorkflowFile,
+} from '../../activities/pipeline-plan';
+import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../model/job-definition-paths';
+import { makeRepo, type TestRepo } from '../support/git-repo';
 import { newJobRequest } from '../../model/job-request';
 import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../ingress/pipeline-start';
 import { aggregateState } from '../../workflows/pipeline';
@@ -87,6 +94,53 @@ describe('planFromWorkflowFile', () => {
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err).toMatchObject({ type: 'InvalidWorkflowFile', nonRetryable: true });
     expect((err as Error).message).toMatch(/\.solstice\/workflow\.kdl:2:\d+: error: .*nope/);
+  });
+});
+
+describe("loadPipelinePlan: only a missing file is the user's error", () => {
+  const repos: TestRepo[] = [];
+  const repo = (files: Record<string, string>): TestRepo => {
+    const r = makeRepo(files);
+    repos.push(r);
+    return r;
+  };
+  afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
+  const plan = (r: { dir: string; sha: string }) =>
+    loadPipelinePlan({ repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local' });
+
+  test('a commit with a workflow file or job.sh is planned from it', async () => {
+    const kdl = repo({
+      [WORKFLOW_FILE_PATH]: 'job "a" { step "x" run="true" }\n',
+      [JOB_SCRIPT_PATH]: 'true\n',
+    });
+    expect(await plan(kdl)).toMatchObject({ definition: WORKFLOW_FILE_PATH, jobs: [{ name: 'a' }] });
+    const sh = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+    expect(await plan(sh)).toMatchObject({ definition: JOB_SCRIPT_PATH, jobs: [{ name: 'job' }] });
+  });
+
+  test('a commit without either file is a non-retryable NoJobDefinition', async () => {
+    const err = await plan(repo({ 'README.md': 'hi\n' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'NoJobDefinition', nonRetryable: true });
+  });
+
+  test('a commit git cannot read is a retryable infrastructure error, not NoJobDefinition', async () => {
+    const r = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+    const err = await plan({ dir: r.dir, sha: 'f'.repeat(40) }).catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    expect(err).toBeInstanceOf(CommitUnreadableError);
+    expect((err as Error).message).toMatch(
+      /^cannot read commit ffffffffffff in the fetched repository \(.+\); check that the commit is still/,
+    );
+  });
+
+  test('a repository that cannot be fetched is a retryable error too', async () => {
+    const err = await plan({ dir: '/nonexistent/solstice-repo', sha: 'f'.repeat(40) }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    expect((err as Error).message).toMatch(/^cannot fetch \/nonexistent\/solstice-repo: /);
   });
 });
 

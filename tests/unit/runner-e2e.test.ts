@@ -494,6 +494,16 @@ describe('bundled runner against a real gRPC log service', () => {
     expect(res.stderr).toContain('cannot read job file');
   });
 
+  test('a job file with a wrong field: the bundled schema names the file and the field, exit code 2', async () => {
+    const jobFile = path.join(freshDir('etc'), 'job.yaml');
+    writeFileSync(jobFile, 'job_id: x\nsteps:\n  - run: a\n  - run: b\n    continue_on_error: maybe\n');
+    const res = await runRunner({ SOLSTICE_JOB_FILE: jobFile }, os.tmpdir());
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(
+      `error: job file ${jobFile}: steps[1].continue_on_error: step 2 continue_on_error must be true or false`,
+    );
+  });
+
   test('missing job settings: a clear error and exit code 2, standalone (no node_modules)', async () => {
     const res = await runRunner({ SOLSTICE_JOB_FILE: '', SOLSTICE_JOB_ID: 'x' }, os.tmpdir());
     expect(res.code).toBe(2);
