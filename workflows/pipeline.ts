@@ -21,7 +21,6 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
-  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -91,15 +90,14 @@ export function aggregateState(
 /**
  * The pipeline's jobs and their states as the run's current details in the Temporal Web UI.
  * `SolsticeState` follows the pipeline's state when the run was started with our search
- * attributes; runs from before this replay without the upsert.
+ * attributes (otherwise the server does not know them).
  */
 function showPipeline(status: PipelineStatus): void {
   const jobs = Object.entries(status.jobs).map(([name, j]) => `- \`${name}\` ${j.state}`);
   setCurrentDetails([`**${status.state}**`, ...jobs].join('\n'));
   if (
     status.state !== 'running' &&
-    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
-    patched('web-ui-state')
+    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined
   ) {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
   }
