@@ -22,7 +22,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { db, type Activities } from './bookkeeping';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
 import type {
@@ -34,13 +34,6 @@ import type {
   RunnerFinished,
 } from '../model/domain';
 import { SEARCH_ATTRIBUTES } from './web-ui';
-
-type Activities = ReturnType<typeof createActivities>;
-
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
 
 // Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
 const capacity = proxyActivities<Activities>({

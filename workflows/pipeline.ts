@@ -28,7 +28,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { db, type Activities } from './bookkeeping';
 import { JobWorkflow } from './job';
 import { pipelineStatusQuery } from './signals';
 import {
@@ -43,13 +43,6 @@ import {
   type PlannedJob,
 } from '../model/domain';
 import { runDetails, runSummary, SEARCH_ATTRIBUTES, searchAttributesFor } from './web-ui';
-
-type Activities = ReturnType<typeof createActivities>;
-
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
 
 const planning = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
