@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../platform/config';
 import { startWithSearchAttributes } from '../platform/search-attributes';
 import type { JobInput, JobSource } from '../model/domain';
+import { startWorkflow } from './start-workflow';
 import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';
 
 export interface JobRequest {
@@ -68,7 +69,7 @@ export async function startJob(
   const handle = await startWithSearchAttributes(
     searchAttributesFor({ ...input, job: 'job', state: 'queued' }),
     (typedSearchAttributes) =>
-      client.workflow.start('JobWorkflow', {
+      startWorkflow(client, 'JobWorkflow', {
         taskQueue: cfg.taskQueue,
         workflowId,
         args: [input],

@@ -11,6 +11,7 @@ import { jobIdFor, workflowIdFor, type JobRequestV1 } from '../model/job-request
 import type { PipelineJobRecord, PipelineRecord } from '../storage/pipeline-store';
 import { startWithSearchAttributes } from '../platform/search-attributes';
 import type { JobSource, PipelineEvent, PipelineInput } from '../model/domain';
+import { startWorkflow } from './start-workflow';
 import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';
 
 export interface PipelineRequest {
@@ -75,7 +76,7 @@ export async function startPipeline(
   const input = pipelineInput(cfg, req, pipelineId);
   const { attributes, ...metadata } = webUiOptions(input);
   const handle = await startWithSearchAttributes(attributes, (typedSearchAttributes) =>
-    client.workflow.start('PipelineWorkflow', {
+    startWorkflow(client, 'PipelineWorkflow', {
       taskQueue: cfg.taskQueue,
       workflowId,
       args: [input],
@@ -155,7 +156,7 @@ export async function startPipelineForRequest(
   const { attributes, ...metadata } = webUiOptions(input);
   try {
     await startWithSearchAttributes(attributes, (typedSearchAttributes) =>
-      client.workflow.start('PipelineWorkflow', {
+      startWorkflow(client, 'PipelineWorkflow', {
         taskQueue: cfg.taskQueue,
         workflowId,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,

@@ -1,8 +1,9 @@
 /**
  * JobWorkflow: one CI job on one fresh machine.
  *
- *   record → provision (per attempt) → runner "started" (boot timeout) → runner "finished"
- *   (job timeout) → destroy + finalize (always, even on failure and cancellation)
+ *   record → machine slot (lease) → provision (per attempt) → runner "started" (boot timeout)
+ *   → runner "finished" (job timeout) → destroy + release + finalize (always, even on failure
+ *   and cancellation)
  *
  * Infrastructure failures are retried: provisioning by the activity retry policy, a machine
  * whose runner never connects by a fresh machine (up to maxMachineAttempts). A failing user
@@ -15,14 +16,13 @@ import {
   condition,
   isCancellation,
   log,
-  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { db, type Activities } from './bookkeeping';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
 import type {
@@ -34,19 +34,6 @@ import type {
   RunnerFinished,
 } from '../model/domain';
 import { SEARCH_ATTRIBUTES } from './web-ui';
-
-type Activities = ReturnType<typeof createActivities>;
-
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
-
-const provisioning = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
-});
 
 // Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
 const capacity = proxyActivities<Activities>({
@@ -109,8 +96,7 @@ async function reportStatus(
   description: string,
   checkRunId?: number,
 ): Promise<number | undefined> {
-  // Runs started before status reporting existed replay without these activities.
-  if (input.source === 'manual' || !patched('forge-status')) return checkRunId;
+  if (input.source === 'manual') return checkRunId;
   try {
     const r = await forge.reportForgeStatus.executeWithOptions(
       { summary: `report ${state} to ${input.source}` },
@@ -141,15 +127,11 @@ async function reportStatus(
 /**
  * Shows the job's state in the Temporal Web UI: the run's current details (markdown) and its
  * `SolsticeState` search attribute. The attribute is upserted only when the run was started
- * with our attributes (the server knows them) and not by runs that predate it (replay).
+ * with our attributes: otherwise the server does not know them and would fail the task.
  */
 function showState(status: JobStatus, details: string, upsert = true): void {
   setCurrentDetails(`**${status.state}** (attempt ${status.attempt})\n\n${details}`);
-  if (
-    upsert &&
-    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
-    patched('web-ui-state')
-  ) {
+  if (upsert && workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined) {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
   }
 }
@@ -202,21 +184,17 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let machine: MachineRef | undefined;
   let outcome: JobOutcome;
   let cancellation: unknown;
-  // Capacity: runs started before leases existed replay without one.
-  const leased = patched('capacity-lease');
-  let lease: LeaseGrant | undefined;
   try {
-    if (leased) {
-      showState(status, `waiting for a \`${input.label}\` machine slot`);
-      lease = await capacity.acquireLease.executeWithOptions({ summary: `wait for a ${input.label} slot` }, [
-        { jobId: input.jobId, label: input.label },
-      ]);
-    }
+    showState(status, `waiting for a \`${input.label}\` machine slot`);
+    const lease = await capacity.acquireLease.executeWithOptions(
+      { summary: `wait for a ${input.label} slot` },
+      [{ jobId: input.jobId, label: input.label }],
+    );
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
       showState(status, `booting a \`${input.label}\` machine`);
-      machine = await (lease ? provisionOn(lease) : provisioning).provisionMachine.executeWithOptions(
+      machine = await provisionOn(lease).provisionMachine.executeWithOptions(
         { summary: `boot VM ${input.label}` },
         [
           {
@@ -270,10 +248,9 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
         { jobId: input.jobId, ref: machine, keepConsole: false },
       ]);
     // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
-    if (leased)
-      await db.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
-        { jobId: input.jobId, reason: `job ${outcome.state}` },
-      ]);
+    await db.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
+      { jobId: input.jobId, reason: `job ${outcome.state}` },
+    ]);
     await db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
     await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });

@@ -21,7 +21,6 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
-  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -29,7 +28,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { db, type Activities } from './bookkeeping';
 import { JobWorkflow } from './job';
 import { pipelineStatusQuery } from './signals';
 import {
@@ -44,13 +43,6 @@ import {
   type PlannedJob,
 } from '../model/domain';
 import { runDetails, runSummary, SEARCH_ATTRIBUTES, searchAttributesFor } from './web-ui';
-
-type Activities = ReturnType<typeof createActivities>;
-
-const db = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
 
 const planning = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -91,15 +83,14 @@ export function aggregateState(
 /**
  * The pipeline's jobs and their states as the run's current details in the Temporal Web UI.
  * `SolsticeState` follows the pipeline's state when the run was started with our search
- * attributes; runs from before this replay without the upsert.
+ * attributes (otherwise the server does not know them).
  */
 function showPipeline(status: PipelineStatus): void {
   const jobs = Object.entries(status.jobs).map(([name, j]) => `- \`${name}\` ${j.state}`);
   setCurrentDetails([`**${status.state}**`, ...jobs].join('\n'));
   if (
     status.state !== 'running' &&
-    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined &&
-    patched('web-ui-state')
+    workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined
   ) {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
   }

@@ -13,6 +13,7 @@ import { FsBlobStore } from '../../storage/blob-store';
 import { loadConfig, type Config } from '../../platform/config';
 import { createDb, type Db } from '../../storage/db';
 import { startJob } from '../../ingress/job-start';
+import { startWorkflow } from '../../ingress/start-workflow';
 import { hashJobToken } from '../../model/job-token';
 import { JobStore, type JobRecord } from '../../storage/job-store';
 import { startPipeline, type PipelineRequest } from '../../ingress/pipeline-start';
@@ -188,7 +189,7 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
         maxMachineAttempts: 1,
         ...spec,
       };
-      await temporal.client.workflow.start('JobWorkflow', {
+      await startWorkflow(temporal.client, 'JobWorkflow', {
         taskQueue: cfg.taskQueue,
         workflowId,
         args: [input],
