@@ -21,10 +21,10 @@ import {
 import type { createActivities } from '../../activities';
 import type { createForgeStatusActivities } from '../../activities/forge-status';
 import { startWorkflow } from '../../ingress/start-workflow';
+import type { JobStep } from '../../model/job-file';
 import {
   pipelineJobWorkflowId,
   type JobInput,
-  type JobStepSpec,
   type PipelineInput,
   type PipelinePlan,
   type PlannedJob,
@@ -79,7 +79,7 @@ export interface World {
 }
 
 /** One step that passes; what the runner would run does not matter to the workflows. */
-const STEPS: JobStepSpec[] = [{ name: 'test', run: 'true', continueOnError: false }];
+const STEPS: JobStep[] = [{ name: 'test', run: 'true', continueOnError: false }];
 
 function plannedJob(name: string, needs: string[] = []): PlannedJob {
   return {
