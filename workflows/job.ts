@@ -34,6 +34,7 @@ import type {
   RunnerFinished,
 } from '../model/domain';
 import { SEARCH_ATTRIBUTES } from './web-ui';
+import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
 
 // Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
 const capacity = proxyActivities<Activities>({
@@ -143,7 +144,7 @@ function runningDetails(input: JobInput, status: JobStatus): string {
 }
 
 function stepList(input: JobInput): string {
-  return input.steps ? input.steps.map((s) => `\`${s.name}\``).join(', ') : '`.solstice/job.sh`';
+  return input.steps ? input.steps.map((s) => `\`${s.name}\``).join(', ') : `\`${JOB_SCRIPT_PATH}\``;
 }
 
 /** An activity's failure arrives wrapped ("Activity task failed"); its cause says why. */
