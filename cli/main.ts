@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
 import { Builtins, Cli } from 'clipanion';
+import { readSetting } from '../platform/config';
 import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
@@ -28,7 +29,7 @@ export function buildCli(): Cli {
     binaryLabel: 'Solstice CI',
     binaryName: 'solstice',
     binaryVersion: version,
-    enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
+    enableColors: Boolean(process.stdout.isTTY) && !readSetting('noColor'),
   });
   for (const c of [
     UpCommand,
@@ -62,8 +63,10 @@ export function buildCli(): Cli {
 
 export async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
-  const verbose = argv.includes('--verbose') || process.env.SOLSTICE_DEBUG === '1';
+  let verbose = argv.includes('--verbose');
   try {
+    // In the try: a malformed SOLSTICE_DEBUG is reported like any other bad setting.
+    verbose ||= readSetting('debug');
     const command = cli.process(argv);
     // Run directly rather than through cli.run so our error printing replaces clipanion's stack dump.
     command.context = {

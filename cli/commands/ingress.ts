@@ -1,7 +1,7 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
-import { Command, Option } from 'clipanion';
+import { Command } from 'clipanion';
 import { AmqpConnection } from '../../ingress/amqp';
-import { loadConfig, SETTINGS, type Config } from '../../platform/config';
+import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
 import { createLogger } from '../../platform/logger';
 import { serveUntilSignal } from '../../platform/shutdown';
@@ -9,9 +9,18 @@ import { initTelemetry } from '../../platform/telemetry';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
 import { startWebhookServer } from '../../ingress/webhook-server';
-import { ConnectedCommand, settingOption } from '../settings-options';
+import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
+  static override settings: readonly SettingKey[] = [
+    ...ConnectedCommand.settings,
+    'amqpUrl',
+    'amqpPrefetch',
+    'otlpEndpoint',
+    'metricsAddr',
+    'jobTimeoutMs',
+    'bootTimeoutMs',
+  ];
   static override paths = [['bridge']];
   static override usage = Command.Usage({
     description: 'Start a run for every job request queued in RabbitMQ',
@@ -24,15 +33,8 @@ export class BridgeCommand extends ConnectedCommand {
     `,
   });
 
-  amqpUrl = settingOption('amqpUrl');
-  amqpPrefetch = settingOption('amqpPrefetch');
-  otlpEndpoint = settingOption('otlpEndpoint');
-  metricsAddr = settingOption('metricsAddr');
-  jobTimeout = settingOption('jobTimeoutMs');
-  bootTimeout = settingOption('bootTimeoutMs');
-
   async execute(): Promise<number> {
-    const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
+    const cfg = this.config();
     const log = createLogger('solstice-bridge');
     const telemetry = initTelemetry('solstice-bridge', cfg);
     const temporal = await connectClient(cfg);
@@ -72,7 +74,17 @@ export function webhookSecrets(cfg: Config): { forgejo?: string; github?: string
   return secrets;
 }
 
-export class WebhookServeCommand extends Command {
+export class WebhookServeCommand extends SettingsCommand {
+  static override settings: readonly SettingKey[] = [
+    'webhookAddr',
+    'webhookBodyLimit',
+    'forgejoWebhookSecret',
+    'githubWebhookSecret',
+    'webhookInsecure',
+    'amqpUrl',
+    'otlpEndpoint',
+    'metricsAddr',
+  ];
   static override paths = [['webhook', 'serve']];
   static override usage = Command.Usage({
     description: 'Receive forge webhooks and queue a job request for each push and pull request',
@@ -86,31 +98,8 @@ export class WebhookServeCommand extends Command {
     `,
   });
 
-  webhookAddr = settingOption('webhookAddr');
-  webhookBodyLimit = settingOption('webhookBodyLimit');
-  forgejoWebhookSecret = settingOption('forgejoWebhookSecret');
-  githubWebhookSecret = settingOption('githubWebhookSecret');
-  insecure = Option.Boolean(SETTINGS.webhookInsecure.flag, {
-    description: `${SETTINGS.webhookInsecure.description} [env: ${SETTINGS.webhookInsecure.env}; default: ${SETTINGS.webhookInsecure.defaultText}]`,
-  });
-  amqpUrl = settingOption('amqpUrl');
-  otlpEndpoint = settingOption('otlpEndpoint');
-  metricsAddr = settingOption('metricsAddr');
-  verbose = Option.Boolean('--verbose', false, {
-    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
-  });
-
   async execute(): Promise<number> {
-    const cfg = loadConfig({
-      webhookAddr: this.webhookAddr,
-      webhookBodyLimit: this.webhookBodyLimit,
-      forgejoWebhookSecret: this.forgejoWebhookSecret,
-      githubWebhookSecret: this.githubWebhookSecret,
-      webhookInsecure: this.insecure === undefined ? undefined : String(this.insecure),
-      amqpUrl: this.amqpUrl,
-      otlpEndpoint: this.otlpEndpoint,
-      metricsAddr: this.metricsAddr,
-    });
+    const cfg = this.config();
     const secrets = webhookSecrets(cfg);
     const log = createLogger('solstice-webhook');
     const telemetry = initTelemetry('solstice-webhook', cfg);

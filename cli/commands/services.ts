@@ -103,7 +103,7 @@ export class LogServiceCommand extends ServiceCommand {
       blobs,
       artifactLimits: artifactLimits(cfg),
       // RabbitMQ is checked when this process was given one to use.
-      ...logServiceOptions(cfg, temporal.client, { checkAmqp: process.env.AMQP_URL !== undefined }),
+      ...logServiceOptions(cfg, temporal.client, { checkAmqp: this.given('amqpUrl') }),
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);

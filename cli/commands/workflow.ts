@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'clipanion';
+import { readSetting, SETTINGS } from '../../platform/config';
 import { InputError } from '../../platform/errors';
 import {
   DEFAULT_RUNS_ON,
@@ -21,7 +22,7 @@ import {
   type WorkflowFile,
 } from '../../workflow-file';
 
-const LABELS_ENV = 'SOLSTICE_LABELS';
+const LABELS_ENV = SETTINGS.workflowLabels.env;
 
 abstract class WorkflowFileCommand extends Command {
   file = Option.String({ name: 'file', required: false });
@@ -35,8 +36,8 @@ abstract class WorkflowFileCommand extends Command {
 
   protected knownLabels(): string[] {
     if (this.labels && this.labels.length > 0) return this.labels.flatMap(splitLabels);
-    const env = process.env[LABELS_ENV];
-    if (env !== undefined && env.trim() !== '') return splitLabels(env);
+    const fromEnv = readSetting('workflowLabels');
+    if (fromEnv && fromEnv.length > 0) return fromEnv;
     return [DEFAULT_RUNS_ON];
   }
 
