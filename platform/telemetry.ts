@@ -39,7 +39,7 @@ import {
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import type { InjectedSinks, WorkerInterceptors } from '@temporalio/worker';
 import type { Config } from './config';
-import { splitHostPort } from './net';
+import { joinHostPort, splitHostPort } from './net';
 
 export type TelemetryConfig = Pick<Config, 'otlpEndpoint' | 'metricsAddr' | 'tracesExporter' | 'serviceName'>;
 
@@ -83,7 +83,7 @@ function metricReaders(cfg: TelemetryConfig): { readers: IMetricReader[]; url: s
   if (cfg.metricsAddr) {
     const { host, port } = splitHostPort(cfg.metricsAddr);
     readers.push(new PrometheusExporter({ host, port }));
-    url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`;
+    url = `http://${joinHostPort(host, port)}/metrics`;
   }
   return { readers, url };
 }
