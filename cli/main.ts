@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Builtins, Cli } from 'clipanion';
 import { readSetting } from '../platform/config';
 import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
@@ -21,14 +23,19 @@ import {
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../../package.json') as { version: string };
+/** package.json from dist/cli (built) or cli/ (sources, as tests load it). */
+function packageVersion(): string {
+  const file = ['../package.json', '../../package.json']
+    .map((p) => path.resolve(__dirname, p))
+    .find((p) => fs.existsSync(p));
+  return file ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
+}
 
 export function buildCli(): Cli {
   const cli = new Cli({
     binaryLabel: 'Solstice CI',
     binaryName: 'solstice',
-    binaryVersion: version,
+    binaryVersion: packageVersion(),
     enableColors: Boolean(process.stdout.isTTY) && !readSetting('noColor'),
   });
   for (const c of [

@@ -59,7 +59,10 @@ const bool = settingType((raw) => {
   throw new BadValue(`must be true or false, got "${raw}"`);
 }, String);
 /** NO_COLOR's convention (no-color.org): set to anything non-empty means yes. */
-const present = settingType(() => true, String);
+const present = settingType(
+  () => true,
+  (v) => (v ? '1' : ''),
+);
 const hostPort = settingType((raw) => {
   if (!/^[^\s:]+:\d{1,5}$/.test(raw) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(raw)) {
     throw new BadValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
