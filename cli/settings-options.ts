@@ -29,6 +29,11 @@ export abstract class SettingsCommand extends Command {
   /** Keys of the settings this command takes as flags; a subclass spreads its parent's. */
   static settings: readonly SettingKey[] = [];
 
+  /** This command's settings and `keys`: how a subclass adds flags to its parent's. */
+  static withSettings(...keys: SettingKey[]): readonly SettingKey[] {
+    return [...this.settings, ...keys];
+  }
+
   verbose = Option.Boolean('--verbose', false, {
     description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
   });
@@ -127,9 +132,9 @@ export abstract class ConnectedCommand extends SettingsCommand {
 }
 
 export abstract class BlobCommand extends ConnectedCommand {
-  static override settings: readonly SettingKey[] = [...CONNECTED, ...BLOBS];
+  static override settings = ConnectedCommand.withSettings(...BLOBS);
 }
 
 export abstract class ServiceCommand extends BlobCommand {
-  static override settings: readonly SettingKey[] = [...CONNECTED, ...BLOBS, ...SERVICE];
+  static override settings = BlobCommand.withSettings(...SERVICE);
 }

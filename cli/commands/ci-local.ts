@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { SETTINGS, type SettingKey } from '../../platform/config';
+import { SETTINGS } from '../../platform/config';
 import { createLogger } from '../../platform/logger';
 import { serveUntilSignal } from '../../platform/shutdown';
 import { initTelemetry } from '../../platform/telemetry';
@@ -9,7 +9,7 @@ import { enqueue } from './enqueue';
 import { ServiceCommand } from '../settings-options';
 
 export class CiLocalCommand extends ServiceCommand {
-  static override settings: readonly SettingKey[] = [...ServiceCommand.settings, 'temporalUiPort'];
+  static override settings = ServiceCommand.withSettings('temporalUiPort');
   static override paths = [['ci-local']];
   static override usage = Command.Usage({
     description: "Run this repository's CI job end to end on this machine",

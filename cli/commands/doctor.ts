@@ -1,6 +1,5 @@
 /** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
 import { Command } from 'clipanion';
-import type { SettingKey } from '../../platform/config';
 import { runDependencyChecks, type CheckResult } from '../doctor-checks';
 import { ConfigError } from '../../platform/errors';
 import { ServiceCommand } from '../settings-options';
@@ -25,7 +24,7 @@ export class DoctorCommand extends ServiceCommand {
     `,
   });
 
-  static override settings: readonly SettingKey[] = [...ServiceCommand.settings, 'amqpUrl'];
+  static override settings = ServiceCommand.withSettings('amqpUrl');
 
   async execute(): Promise<number> {
     let results: CheckResult[];

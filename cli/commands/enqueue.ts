@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'clipanion';
 import { AmqpConnection, TOPOLOGY } from '../../ingress/amqp';
-import type { Config, SettingKey } from '../../platform/config';
+import type { Config } from '../../platform/config';
 import { resolveLocalCommit, isLocalRepo } from '../../ingress/local-commit';
 import { pipelineIdsForRequest } from '../../ingress/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../model/job-request';
@@ -121,13 +121,12 @@ export async function enqueue(
 }
 
 export class EnqueueCommand extends ConnectedCommand {
-  static override settings: readonly SettingKey[] = [
-    ...ConnectedCommand.settings,
+  static override settings = ConnectedCommand.withSettings(
     'jobTimeoutMs',
     'bootTimeoutMs',
     'temporalUiPort',
     'amqpUrl',
-  ];
+  );
   static override paths = [['enqueue']];
   static override usage = Command.Usage({
     description: 'Run a CI job for a commit',

@@ -3,24 +3,21 @@ import { Command } from 'clipanion';
 import { AmqpConnection } from '../../ingress/amqp';
 import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
-import { createLogger } from '../../platform/logger';
-import { serveUntilSignal } from '../../platform/shutdown';
-import { initTelemetry } from '../../platform/telemetry';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
 import { startWebhookServer } from '../../ingress/webhook-server';
+import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
-  static override settings: readonly SettingKey[] = [
-    ...ConnectedCommand.settings,
+  static override settings = ConnectedCommand.withSettings(
     'amqpUrl',
     'amqpPrefetch',
     'otlpEndpoint',
     'metricsAddr',
     'jobTimeoutMs',
     'bootTimeoutMs',
-  ];
+  );
   static override paths = [['bridge']];
   static override usage = Command.Usage({
     description: 'Start a run for every job request queued in RabbitMQ',
@@ -35,8 +32,8 @@ export class BridgeCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const log = createLogger('solstice-bridge');
-    const telemetry = initTelemetry('solstice-bridge', cfg);
+    const svc = new ServiceProcess('solstice-bridge', { cfg });
+    const { log } = svc;
     const temporal = await connectClient(cfg);
     let amqp: AmqpConnection;
     try {
@@ -49,15 +46,7 @@ export class BridgeCommand extends ConnectedCommand {
     this.context.stdout.write(
       `bridge consuming from ${amqp.url}, starting runs on task queue ${cfg.taskQueue}\n`,
     );
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await bridge.close();
-        await amqp.close();
-        await temporal.close();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([() => bridge.close(), () => amqp.close(), () => temporal.close()]);
   }
 }
 
@@ -101,8 +90,8 @@ export class WebhookServeCommand extends SettingsCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const secrets = webhookSecrets(cfg);
-    const log = createLogger('solstice-webhook');
-    const telemetry = initTelemetry('solstice-webhook', cfg);
+    const svc = new ServiceProcess('solstice-webhook', { cfg });
+    const { log } = svc;
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.
     const amqp = await AmqpConnection.connect(
       { url: cfg.amqpUrl, log, name: 'solstice webhook' },
@@ -123,14 +112,6 @@ export class WebhookServeCommand extends SettingsCommand {
       this.context.stdout.write(
         `  ${server.url}/webhooks/${forge}  ${secrets[forge] ? 'signed deliveries only' : 'UNSIGNED deliveries accepted (insecure)'}\n`,
       );
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await server.close();
-        await publisher.close();
-        await amqp.close();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([() => server.close(), () => publisher.close(), () => amqp.close()]);
   }
 }

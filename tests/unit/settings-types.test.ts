@@ -18,6 +18,8 @@ function neverRun(): void {
     static override settings: readonly SettingKey[] = [...ConnectedCommand.settings, 'amqpURL'];
   }
   void MisspelledFlag;
+  // @ts-expect-error: however the list is written
+  ConnectedCommand.withSettings('jobTimeout');
 
   // Config's types come from the schemas: an enum is its values, a list is an array.
   const provider: Config['provider'] = 'qemu';
