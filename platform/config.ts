@@ -10,11 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
-import { formatDuration, readDuration } from '../model/duration';
+import { formatDuration } from '../model/duration';
 import { ConfigError } from './errors';
+import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';
 
-/** What a type reports about a bad value: the text after the variable's name. */
-class BadValue extends Error {}
+// The readers of durations and sizes live in ./units (the runner uses them without the table).
+export { formatSize, formatSizeExact, parseDuration, parseSize } from './units';
 
 /** How a setting's raw text becomes its value, and how a value is written back as such text. */
 export interface SettingType<T> {
@@ -27,13 +28,13 @@ export interface SettingType<T> {
   keySuffix?: { key: string; flag: string };
 }
 
-/** A type from a reader that throws BadValue; the zod schema turns that into an issue. */
+/** A type from a reader that throws BadSettingValue; the zod schema turns that into an issue. */
 function settingType<T>(read: (raw: string) => T, format: (value: T) => string): SettingType<T> {
   const schema = z.string().transform((raw, ctx): T => {
     try {
       return read(raw);
     } catch (err) {
-      if (!(err instanceof BadValue)) throw err;
+      if (!(err instanceof BadSettingValue)) throw err;
       ctx.issues.push({ code: 'custom', message: err.message, input: raw });
       return z.NEVER;
     }
@@ -44,19 +45,21 @@ function settingType<T>(read: (raw: string) => T, format: (value: T) => string):
 const str = settingType((raw) => raw, String);
 const int = settingType((raw) => {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new BadValue(`must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new BadSettingValue(`must be a non-negative integer, got "${raw}"`);
   return n;
 }, String);
 const positiveInt = settingType((raw) => {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new BadValue(`must be a non-negative integer, got "${raw}"`);
-  if (n === 0) throw new BadValue(`must be at least 1, got "${raw}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new BadSettingValue(`must be a non-negative integer, got "${raw}"`);
+  if (n === 0) throw new BadSettingValue(`must be at least 1, got "${raw}"`);
   return n;
 }, String);
 const bool = settingType((raw) => {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off|)$/i.test(raw)) return false;
-  throw new BadValue(`must be true or false, got "${raw}"`);
+  throw new BadSettingValue(`must be true or false, got "${raw}"`);
 }, String);
 /** NO_COLOR's convention (no-color.org): set to anything non-empty means yes. */
 const present = settingType(
@@ -65,7 +68,7 @@ const present = settingType(
 );
 const hostPort = settingType((raw) => {
   if (!/^[^\s:]+:\d{1,5}$/.test(raw) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(raw)) {
-    throw new BadValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
+    throw new BadSettingValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
   }
   return raw;
 }, String);
@@ -73,7 +76,7 @@ const url = settingType((raw) => {
   try {
     new URL(raw);
   } catch {
-    throw new BadValue(`must be a URL, got "${raw}"`);
+    throw new BadSettingValue(`must be a URL, got "${raw}"`);
   }
   return raw;
 }, String);
@@ -86,83 +89,14 @@ function oneOf<const T extends readonly [string, ...string[]]>(...values: T): Se
   };
 }
 
-/**
- * Settings read durations with the shared grammar, leniently: a bare number is seconds and units
- * may come in any order; days are not a settings unit.
- */
-const SETTING_DURATION = { units: ['h', 'm', 's', 'ms'], bareNumberUnit: 's', ordered: false } as const;
-function readSettingDuration(raw: string): number {
-  const r = readDuration(raw, SETTING_DURATION);
-  if (!r.ok) throw new BadValue(`must be a duration like 90s, 15m or 1h30m, got "${raw}"`);
-  return r.ms;
-}
-/** Parses durations such as `90s`, `15m`, `1h30m`, or a bare number of seconds. Returns milliseconds. */
-export function parseDuration(raw: string, what = 'duration'): number {
-  return rethrowAs(what, () => readSettingDuration(raw));
-}
 const duration: SettingType<number> = {
   ...settingType(readSettingDuration, formatDuration),
   keySuffix: { key: 'Ms', flag: '' },
 };
-
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-};
-function readSize(raw: string): number {
-  const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
-  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined)
-    throw new BadValue(`must be a size like 1048576, 512KiB, 100MiB or 2GiB, got "${raw}"`);
-  return Number(m[1]) * unit;
-}
-/** Parses sizes such as `1048576`, `512KiB`, `100MiB` or `2GiB` (binary units). Returns bytes. */
-export function parseSize(raw: string, what = 'size'): number {
-  return rethrowAs(what, () => readSize(raw));
-}
-/** `536870912` → `512MiB`: exact, in the largest unit that divides it, as parseSize reads it. */
-export function formatSizeExact(bytes: number): string {
-  for (const [unit, n] of [
-    ['GiB', 1024 ** 3],
-    ['MiB', 1024 ** 2],
-    ['KiB', 1024],
-  ] as const) {
-    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
-  }
-  return String(bytes);
-}
 const size: SettingType<number> = {
   ...settingType(readSize, formatSizeExact),
   keySuffix: { key: 'Bytes', flag: 'Size' },
 };
-
-/** `1536` → `1.5 KiB`: sizes in messages and listings, in the units parseSize reads. */
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
-
-function rethrowAs<T>(what: string, read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    if (err instanceof BadValue) throw new ConfigError(`${what} ${err.message}`);
-    throw err;
-  }
-}
 
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
 const secret = settingType((raw) => {
@@ -173,7 +107,9 @@ const secret = settingType((raw) => {
     if (!value) throw new Error('empty');
     return value;
   } catch (err) {
-    throw new BadValue(`names file ${file}, which cannot be read or is empty (${(err as Error).message})`);
+    throw new BadSettingValue(
+      `names file ${file}, which cannot be read or is empty (${(err as Error).message})`,
+    );
   }
 }, String);
 /** The URL is left out of errors: it may carry the broker password. */
@@ -182,10 +118,10 @@ const amqpUrl = settingType((raw) => {
   try {
     u = new URL(raw);
   } catch {
-    throw new BadValue('must be an amqp:// or amqps:// URL');
+    throw new BadSettingValue('must be an amqp:// or amqps:// URL');
   }
   if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:')
-    throw new BadValue(`must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
+    throw new BadSettingValue(`must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
   return raw;
 }, String);
 
@@ -196,7 +132,8 @@ const labelLimits = settingType(
     for (const part of raw.split(',').map((p) => p.trim())) {
       if (part === '') continue;
       const m = /^([^=\s]+)=(\d+)$/.exec(part);
-      if (!m) throw new BadValue(`must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "${part}"`);
+      if (!m)
+        throw new BadSettingValue(`must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "${part}"`);
       out[m[1]] = Number(m[2]);
     }
     return out;

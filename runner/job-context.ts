@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseDuration } from '../platform/config';
+import { parseDuration } from '../platform/units';
 import { ConfigError } from '../platform/errors';
 
 export const DEFAULT_JOB_FILE = '/etc/solstice/job.yaml';
