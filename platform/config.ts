@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { formatDuration } from '../model/duration';
 import { ConfigError } from './errors';
+import { readHostPort } from './net';
 import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';
 
 // The readers of durations and sizes live in ./units (the runner uses them without the table).
@@ -43,16 +44,15 @@ function settingType<T>(read: (raw: string) => T, format: (value: T) => string):
 }
 
 const str = settingType((raw) => raw, String);
-const int = settingType((raw) => {
+function readInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0)
     throw new BadSettingValue(`must be a non-negative integer, got "${raw}"`);
   return n;
-}, String);
+}
+const int = settingType(readInt, String);
 const positiveInt = settingType((raw) => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0)
-    throw new BadSettingValue(`must be a non-negative integer, got "${raw}"`);
+  const n = readInt(raw);
   if (n === 0) throw new BadSettingValue(`must be at least 1, got "${raw}"`);
   return n;
 }, String);
@@ -67,9 +67,7 @@ const present = settingType(
   (v) => (v ? '1' : ''),
 );
 const hostPort = settingType((raw) => {
-  if (!/^[^\s:]+:\d{1,5}$/.test(raw) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(raw)) {
-    throw new BadSettingValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
-  }
+  if (!readHostPort(raw)) throw new BadSettingValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
   return raw;
 }, String);
 const url = settingType((raw) => {

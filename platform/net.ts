@@ -7,12 +7,16 @@ import { ConfigError } from './errors';
  * The one reader of host:port addresses; `what` names the address in the error.
  */
 export function splitHostPort(addr: string, what = 'address'): { host: string; port: number } {
+  const hp = readHostPort(addr);
+  if (!hp) throw new ConfigError(`${what} must be host:port (e.g. 127.0.0.1:8088), got "${addr}"`);
+  return hp;
+}
+
+/** splitHostPort without the error, for readers that word their own (settings). */
+export function readHostPort(addr: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/i.exec(addr);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new ConfigError(`${what} must be host:port (e.g. 127.0.0.1:8088), got "${addr}"`);
-  }
-  return { host: m[1] ?? m[2], port };
+  return m && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
 }
 
 /** The inverse of splitHostPort: brackets an IPv6 host, as URLs and gRPC addresses want it. */

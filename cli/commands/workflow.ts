@@ -31,7 +31,7 @@ abstract class WorkflowFileCommand extends Command {
   });
   json = Option.Boolean('--json', false, { description: 'Print the result as JSON' });
   verbose = Option.Boolean('--verbose', false, {
-    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
+    description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
   });
 
   protected knownLabels(): string[] {
