@@ -26,7 +26,7 @@ export function settingOption(key: SettingKey): string | boolean | undefined {
 
 /** A command whose flags include settings from the table. */
 export abstract class SettingsCommand extends Command {
-  /** Keys of the settings this command takes as flags; a subclass spreads its parent's. */
+  /** Keys of the settings this command takes as flags; a subclass extends its parent's (withSettings). */
   static settings: readonly SettingKey[] = [];
 
   /** This command's settings and `keys`: how a subclass adds flags to its parent's. */
