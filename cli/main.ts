@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Builtins, Cli } from 'clipanion';
+import { readSetting } from '../platform/config';
 import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
 import { CiLocalCommand } from './commands/ci-local';
 import { DbMigrateCommand } from './commands/db';
@@ -20,15 +23,20 @@ import {
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../../package.json') as { version: string };
+/** package.json from dist/cli (built) or cli/ (sources, as tests load it). */
+function packageVersion(): string {
+  const file = ['../package.json', '../../package.json']
+    .map((p) => path.resolve(__dirname, p))
+    .find((p) => fs.existsSync(p));
+  return file ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
+}
 
 export function buildCli(): Cli {
   const cli = new Cli({
     binaryLabel: 'Solstice CI',
     binaryName: 'solstice',
-    binaryVersion: version,
-    enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
+    binaryVersion: packageVersion(),
+    enableColors: Boolean(process.stdout.isTTY) && !readSetting('noColor'),
   });
   for (const c of [
     UpCommand,
@@ -62,8 +70,10 @@ export function buildCli(): Cli {
 
 export async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
-  const verbose = argv.includes('--verbose') || process.env.SOLSTICE_DEBUG === '1';
+  let verbose = argv.includes('--verbose');
   try {
+    // In the try: a malformed SOLSTICE_DEBUG is reported like any other bad setting.
+    verbose ||= readSetting('debug');
     const command = cli.process(argv);
     // Run directly rather than through cli.run so our error printing replaces clipanion's stack dump.
     command.context = {

@@ -1,8 +1,9 @@
 /** How the CLI shows things to people: log lines, job summaries, errors. */
 import type { JobRecord, JobStepRecord, LogLineRecord } from '../storage/job-store';
+import { readSetting } from '../platform/config';
 import { SolsticeError } from '../platform/errors';
 
-const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
+const useColor = process.stdout.isTTY && !readSetting('noColor');
 const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
 
 export function formatLogLine(line: LogLineRecord): string {

@@ -1,7 +1,8 @@
 /** Pipelines for the CLI: resolving `<pipeline|job>` ids, showing, following, cancelling, rerunning. */
 import type { Client } from '@temporalio/client';
 import { CapacityStore } from '../capacity/store';
-import type { Config } from '../platform/config';
+import { SETTINGS, type Config } from '../platform/config';
+import { joinHostPort, splitHostPort } from '../platform/net';
 import { NotFoundError } from '../platform/errors';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
@@ -13,9 +14,9 @@ import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } f
 
 /** The run in the dev server's Web UI; only a local Temporal has a UI we know the port of. */
 export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
-  const host = cfg.temporalAddress.slice(0, cfg.temporalAddress.lastIndexOf(':'));
+  const { host } = splitHostPort(cfg.temporalAddress, SETTINGS.temporalAddress.env);
   if (!['127.0.0.1', 'localhost', '::1'].includes(host)) return undefined;
-  return `http://${host}:${cfg.temporalUiPort}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
+  return `http://${joinHostPort(host, cfg.temporalUiPort)}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
 export type Target = { kind: 'pipeline'; pipeline: PipelineRecord } | { kind: 'job'; job: JobRecord };

@@ -1,103 +1,140 @@
 /**
- * Clipanion options generated from the settings table, so every flag's --help names its
- * environment fallback and default, and commands resolve settings the same way.
+ * CLI flags generated from the settings table. A command lists the settings it takes by key
+ * (`static settings`); each becomes a flag named, described and defaulted by the table, and
+ * `config()` reads exactly those flags back, so a key the table does not have is a compile error
+ * and there are no field names to keep in step with keys.
  */
 import { Command, Option } from 'clipanion';
-import { loadConfig, SETTINGS, type Config, type SettingKey } from '../platform/config';
+import {
+  helpText,
+  loadConfig,
+  SETTINGS,
+  settingGiven,
+  type Config,
+  type SettingKey,
+  type SettingOverrides,
+} from '../platform/config';
 
-export function settingOption(key: SettingKey) {
+/** The clipanion option of one setting: a boolean flag for boolean settings, else a value. */
+export function settingOption(key: SettingKey): string | boolean | undefined {
   const s = SETTINGS[key];
-  return Option.String(s.flag, {
-    description: `${s.description} [env: ${s.env}; default: ${s.defaultText}]`,
-  });
+  const description = helpText(key);
+  return typeof s.default === 'boolean'
+    ? Option.Boolean(s.flag, { description })
+    : Option.String(s.flag, { description });
 }
 
-/** Options every command that talks to PostgreSQL and Temporal understands. */
-export abstract class ConnectedCommand extends Command {
-  databaseUrl = settingOption('databaseUrl');
-  embeddedPgPort = settingOption('embeddedPgPort');
-  dbPoolMaxSize = settingOption('dbPoolMaxSize');
-  dbPoolTimeoutMs = settingOption('dbPoolTimeoutMs');
-  temporalAddress = settingOption('temporalAddress');
-  temporalNamespace = settingOption('temporalNamespace');
-  taskQueue = settingOption('taskQueue');
-  stateDir = settingOption('stateDir');
+/** A command whose flags include settings from the table. */
+export abstract class SettingsCommand extends Command {
+  /** Keys of the settings this command takes as flags; a subclass extends its parent's (withSettings). */
+  static settings: readonly SettingKey[] = [];
+
+  /** This command's settings and `keys`: how a subclass adds flags to its parent's. */
+  static withSettings(...keys: SettingKey[]): readonly SettingKey[] {
+    return [...this.settings, ...keys];
+  }
+
   verbose = Option.Boolean('--verbose', false, {
-    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
+    description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
   });
 
-  /** Flags given on the command line; settings the command does not expose stay env/default. */
-  protected config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
-    const own: Partial<Record<SettingKey, string | undefined>> = {};
-    for (const key of Object.keys(SETTINGS) as SettingKey[]) {
-      const value = (this as unknown as Record<string, unknown>)[key];
-      if (typeof value === 'string') own[key] = value;
+  constructor() {
+    super();
+    // Clipanion finds options among the instance's own properties (and writes the parsed value
+    // back there), so each listed setting becomes one, named by its key.
+    const self = this as unknown as Record<SettingKey, unknown>;
+    for (const key of new Set((this.constructor as typeof SettingsCommand).settings)) {
+      self[key] = settingOption(key);
     }
-    return loadConfig({ ...own, ...extra });
+  }
+
+  /** The listed settings given on the command line, as raw text. */
+  protected givenFlags(): SettingOverrides {
+    const self = this as unknown as Record<SettingKey, string | boolean | undefined>;
+    const out: SettingOverrides = {};
+    for (const key of (this.constructor as typeof SettingsCommand).settings) {
+      const v = self[key];
+      if (v !== undefined) out[key] = String(v);
+    }
+    return out;
+  }
+
+  /** The raw text of one flag, when given on the command line. */
+  protected flag(key: SettingKey): string | undefined {
+    return this.givenFlags()[key];
+  }
+
+  /** Whether a setting was given, by flag or environment, rather than left to its default. */
+  protected given(key: SettingKey): boolean {
+    return settingGiven(key, this.givenFlags());
+  }
+
+  /** Flags given on the command line; settings the command does not list stay env/default. */
+  protected config(): Config {
+    return loadConfig(this.givenFlags());
   }
 }
 
-/** Adds where blobs (logs, artifacts) are stored: for commands that read or write them. */
+/** Settings of every command that talks to PostgreSQL and Temporal. */
+const CONNECTED: readonly SettingKey[] = [
+  'databaseUrl',
+  'embeddedPgPort',
+  'dbPoolMaxSize',
+  'dbPoolTimeoutMs',
+  'temporalAddress',
+  'temporalNamespace',
+  'taskQueue',
+  'stateDir',
+];
+/** Where blobs (logs, artifacts) are stored: for commands that read or write them. */
+const BLOBS: readonly SettingKey[] = [
+  'blobFsRoot',
+  's3Bucket',
+  's3Endpoint',
+  'awsRegion',
+  's3ForcePathStyle',
+  's3Prefix',
+  's3ConnectTimeoutMs',
+  's3RequestTimeoutMs',
+  's3MaxAttempts',
+];
+/** What a service process (worker, log service, runner server, job page) needs besides. */
+const SERVICE: readonly SettingKey[] = [
+  'grpcAddr',
+  'contactAddr',
+  'runnerServeAddr',
+  'runnerUrl',
+  'artifactMaxFileBytes',
+  'artifactMaxJobBytes',
+  'jobPageAddr',
+  'publicUrl',
+  'workspaceRoot',
+  'hostId',
+  'hostLabels',
+  'hostMaxMachines',
+  'labelLimits',
+  'hostTtlMs',
+  'provider',
+  'imageMap',
+  'qemuAccel',
+  'sweepIntervalMs',
+  'jobTimeoutMs',
+  'bootTimeoutMs',
+  'migrateOnBoot',
+  'otlpEndpoint',
+  'shutdownGraceMs',
+  'metricsAddr',
+  'runnerOtlpEndpoint',
+];
+
+export abstract class ConnectedCommand extends SettingsCommand {
+  static override settings: readonly SettingKey[] = CONNECTED;
+}
+
 export abstract class BlobCommand extends ConnectedCommand {
-  blobFsRoot = settingOption('blobFsRoot');
-  s3Bucket = settingOption('s3Bucket');
-  s3Endpoint = settingOption('s3Endpoint');
-  awsRegion = settingOption('awsRegion');
-  s3ForcePathStyle = settingOption('s3ForcePathStyle');
-  s3Prefix = settingOption('s3Prefix');
-  s3ConnectTimeout = settingOption('s3ConnectTimeoutMs');
-  s3RequestTimeout = settingOption('s3RequestTimeoutMs');
-  s3MaxAttempts = settingOption('s3MaxAttempts');
-
-  protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
-    return super.config({
-      s3ConnectTimeoutMs: this.s3ConnectTimeout,
-      s3RequestTimeoutMs: this.s3RequestTimeout,
-      ...extra,
-    });
-  }
+  static override settings = ConnectedCommand.withSettings(...BLOBS);
 }
 
-/** Adds the settings a service process (worker, log service, runner server, job page) needs. */
 export abstract class ServiceCommand extends BlobCommand {
-  grpcAddr = settingOption('grpcAddr');
-  contactAddr = settingOption('contactAddr');
-  runnerServeAddr = settingOption('runnerServeAddr');
-  runnerUrl = settingOption('runnerUrl');
-  artifactMaxFileSize = settingOption('artifactMaxFileBytes');
-  artifactMaxJobSize = settingOption('artifactMaxJobBytes');
-  jobPageAddr = settingOption('jobPageAddr');
-  publicUrl = settingOption('publicUrl');
-  workspaceRoot = settingOption('workspaceRoot');
-  hostId = settingOption('hostId');
-  hostLabels = settingOption('hostLabels');
-  hostMaxMachines = settingOption('hostMaxMachines');
-  labelLimits = settingOption('labelLimits');
-  hostTtl = settingOption('hostTtlMs');
-  provider = settingOption('provider');
-  imageMap = settingOption('imageMap');
-  qemuAccel = settingOption('qemuAccel');
-  sweepIntervalMs = settingOption('sweepIntervalMs');
-  jobTimeout = settingOption('jobTimeoutMs');
-  bootTimeout = settingOption('bootTimeoutMs');
-  migrate = Option.Boolean(SETTINGS.migrateOnBoot.flag, {
-    description: `${SETTINGS.migrateOnBoot.description} [env: ${SETTINGS.migrateOnBoot.env}; default: ${SETTINGS.migrateOnBoot.defaultText}]`,
-  });
-  otlpEndpoint = settingOption('otlpEndpoint');
-  shutdownGrace = settingOption('shutdownGraceMs');
-  metricsAddr = settingOption('metricsAddr');
-  runnerOtlpEndpoint = settingOption('runnerOtlpEndpoint');
-
-  protected override config(extra: Partial<Record<SettingKey, string | undefined>> = {}): Config {
-    return super.config({
-      jobTimeoutMs: this.jobTimeout,
-      bootTimeoutMs: this.bootTimeout,
-      hostTtlMs: this.hostTtl,
-      shutdownGraceMs: this.shutdownGrace,
-      artifactMaxFileBytes: this.artifactMaxFileSize,
-      artifactMaxJobBytes: this.artifactMaxJobSize,
-      migrateOnBoot: this.migrate === undefined ? undefined : String(this.migrate),
-      ...extra,
-    });
-  }
+  static override settings = BlobCommand.withSettings(...SERVICE);
 }

@@ -6,10 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { readSetting } from '../platform/config';
 import { MissingToolError } from '../platform/errors';
 import { waitForPort } from '../platform/net';
-
-const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 export interface ToolSpec {
   /** The binary's file name in .tools/bin and on PATH. */
@@ -20,12 +19,11 @@ export interface ToolSpec {
   envVar: string;
 }
 
-/** $<envVar>, then $SOLSTICE_TOOLS_DIR/bin (default .tools/bin), then PATH. */
+/** $<envVar>, then <SOLSTICE_TOOLS_DIR>/bin (a setting; default .tools/bin), then PATH. */
 export function findTool(tool: ToolSpec, env: NodeJS.ProcessEnv = process.env): string {
-  const candidates = [
-    env[tool.envVar],
-    path.join(env.SOLSTICE_TOOLS_DIR ?? path.join(REPO_ROOT, '.tools'), 'bin', tool.binary),
-  ].filter((p): p is string => Boolean(p));
+  const candidates = [env[tool.envVar], path.join(readSetting('toolsDir', env), 'bin', tool.binary)].filter(
+    (p): p is string => Boolean(p),
+  );
   for (const p of candidates) if (fs.existsSync(p)) return p;
   for (const dir of (env.PATH ?? '').split(path.delimiter)) {
     const p = path.join(dir, tool.binary);

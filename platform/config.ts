@@ -1,117 +1,103 @@
 /**
- * Every setting in one place: its environment variable, its CLI flag, its default and what
- * it means. Services and the CLI read settings only through `loadConfig`, and the CLI builds
- * its flags (and the `[env: ...]` notes in --help) from this same table.
+ * Every setting in one place: its environment variable, its type (a zod schema that reads the
+ * raw text), its default and what it means. Everything else is derived from that declaration:
+ * the `Config` type, the CLI flag (the key in kebab case), and the default shown in --help
+ * (rendered from the default value by the formatter whose output the type reads back), so the
+ * help text cannot drift from the value. Services, the CLI and every process-environment read
+ * go through `loadConfig` or `readSetting`.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fs from 'node:fs';
+import { z } from 'zod';
+import { formatDuration } from '../model/duration';
 import { ConfigError } from './errors';
+import { readHostPort } from './net';
+import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';
 
-type Parser<T> = (raw: string, env: string) => T;
+// The readers of durations and sizes live in ./units (the runner uses them without the table).
+export { formatSize, formatSizeExact, parseDuration, parseSize } from './units';
 
-export interface Setting<T> {
-  env: string;
-  flag: `--${string}`;
-  description: string;
-  parse: Parser<T>;
-  /** Computed from the other settings and the environment when neither flag nor env is given. */
-  fallback: (cfg: Partial<Config>) => T;
-  /** How the default reads in --help. */
-  defaultText: string;
+/** How a setting's raw text becomes its value, and how a value is written back as such text. */
+export interface SettingType<T> {
+  schema: z.ZodType<T, string>;
+  format: (value: T) => string;
+  /**
+   * Key suffix naming the unit the program holds, and what the flag says instead: a duration
+   * key ends in `Ms` but its flag takes `90s`, so `jobTimeoutMs` is `--job-timeout`.
+   */
+  keySuffix?: { key: string; flag: string };
 }
 
-const str: Parser<string> = (raw) => raw;
-const int: Parser<number> = (raw, env) => {
+/** A type from a reader that throws BadSettingValue; the zod schema turns that into an issue. */
+function settingType<T>(read: (raw: string) => T, format: (value: T) => string): SettingType<T> {
+  const schema = z.string().transform((raw, ctx): T => {
+    try {
+      return read(raw);
+    } catch (err) {
+      if (!(err instanceof BadSettingValue)) throw err;
+      ctx.issues.push({ code: 'custom', message: err.message, input: raw });
+      return z.NEVER;
+    }
+  });
+  return { schema, format };
+}
+
+const str = settingType((raw) => raw, String);
+function readInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0)
-    throw new ConfigError(`${env} must be a non-negative integer, got "${raw}"`);
+    throw new BadSettingValue(`must be a non-negative integer, got "${raw}"`);
   return n;
-};
-const positiveInt: Parser<number> = (raw, env) => {
-  const n = int(raw, env);
-  if (n === 0) throw new ConfigError(`${env} must be at least 1, got "${raw}"`);
+}
+const int = settingType(readInt, String);
+const positiveInt = settingType((raw) => {
+  const n = readInt(raw);
+  if (n === 0) throw new BadSettingValue(`must be at least 1, got "${raw}"`);
   return n;
-};
-const bool: Parser<boolean> = (raw, env) => {
+}, String);
+const bool = settingType((raw) => {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off|)$/i.test(raw)) return false;
-  throw new ConfigError(`${env} must be true or false, got "${raw}"`);
-};
-const hostPort: Parser<string> = (raw, env) => {
-  if (!/^[^\s:]+:\d{1,5}$/.test(raw) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(raw)) {
-    throw new ConfigError(`${env} must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
-  }
+  throw new BadSettingValue(`must be true or false, got "${raw}"`);
+}, String);
+/** NO_COLOR's convention (no-color.org): set to anything non-empty means yes. */
+const present = settingType(
+  () => true,
+  (v) => (v ? '1' : ''),
+);
+const hostPort = settingType((raw) => {
+  if (!readHostPort(raw)) throw new BadSettingValue(`must be host:port (e.g. 127.0.0.1:7233), got "${raw}"`);
   return raw;
-};
-const url: Parser<string> = (raw, env) => {
+}, String);
+const url = settingType((raw) => {
   try {
     new URL(raw);
   } catch {
-    throw new ConfigError(`${env} must be a URL, got "${raw}"`);
+    throw new BadSettingValue(`must be a URL, got "${raw}"`);
   }
   return raw;
-};
-
-/** Parses durations such as `90s`, `15m`, `1h30m`, or a bare number of seconds. Returns milliseconds. */
-export function parseDuration(raw: string, what = 'duration'): number {
-  const s = raw.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const re = /(\d+)(ms|s|m|h)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-    total += Number(m[1]) * unit;
-    consumed = re.lastIndex;
-  }
-  if (consumed !== s.length || s.length === 0) {
-    throw new ConfigError(`${what} must be a duration like 90s, 15m or 1h30m, got "${raw}"`);
-  }
-  return total;
-}
-function oneOf<T extends string>(...values: T[]): Parser<T> {
-  return (raw, env) => {
-    if ((values as string[]).includes(raw)) return raw as T;
-    throw new ConfigError(`${env} must be one of ${values.join(', ')}, got "${raw}"`);
+}, String);
+function oneOf<const T extends readonly [string, ...string[]]>(...values: T): SettingType<T[number]> {
+  return {
+    schema: z.enum(values, {
+      error: (issue) => `must be one of ${values.join(', ')}, got "${String(issue.input)}"`,
+    }) as unknown as z.ZodType<T[number], string>,
+    format: String,
   };
 }
-const duration: Parser<number> = (raw, env) => parseDuration(raw, env);
 
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
+const duration: SettingType<number> = {
+  ...settingType(readSettingDuration, formatDuration),
+  keySuffix: { key: 'Ms', flag: '' },
 };
-/** Parses sizes such as `1048576`, `512KiB`, `100MiB` or `2GiB` (binary units). Returns bytes. */
-export function parseSize(raw: string, what = 'size'): number {
-  const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
-  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined)
-    throw new ConfigError(`${what} must be a size like 1048576, 512KiB, 100MiB or 2GiB, got "${raw}"`);
-  return Number(m[1]) * unit;
-}
-const size: Parser<number> = (raw, env) => parseSize(raw, env);
+const size: SettingType<number> = {
+  ...settingType(readSize, formatSizeExact),
+  keySuffix: { key: 'Bytes', flag: 'Size' },
+};
 
-/** `1536` → `1.5 KiB`: sizes in messages and listings, in the units parseSize reads. */
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
-const secret: Parser<string> = (raw, env) => {
+const secret = settingType((raw) => {
   if (!raw.startsWith('file:')) return raw;
   const file = raw.slice('file:'.length);
   try {
@@ -119,649 +105,632 @@ const secret: Parser<string> = (raw, env) => {
     if (!value) throw new Error('empty');
     return value;
   } catch (err) {
-    throw new ConfigError(
-      `${env} names file ${file}, which cannot be read or is empty (${(err as Error).message})`,
+    throw new BadSettingValue(
+      `names file ${file}, which cannot be read or is empty (${(err as Error).message})`,
     );
   }
-};
-const amqpUrl: Parser<string> = (raw, env) => {
+}, String);
+/** The URL is left out of errors: it may carry the broker password. */
+const amqpUrl = settingType((raw) => {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw new ConfigError(`${env} must be an amqp:// or amqps:// URL`);
+    throw new BadSettingValue('must be an amqp:// or amqps:// URL');
   }
   if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:')
-    throw new ConfigError(`${env} must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
+    throw new BadSettingValue(`must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
   return raw;
-};
+}, String);
 
 /** `debian-12=2,local=1`: most machines of each label at once. */
-const labelLimits: Parser<Record<string, number>> = (raw, env) => {
-  const out: Record<string, number> = {};
-  for (const part of raw.split(',').map((p) => p.trim())) {
-    if (part === '') continue;
-    const m = /^([^=\s]+)=(\d+)$/.exec(part);
-    if (!m)
-      throw new ConfigError(`${env} must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "${part}"`);
-    out[m[1]] = Number(m[2]);
-  }
-  return out;
-};
-const list: Parser<string[]> = (raw) =>
-  raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+const labelLimits = settingType(
+  (raw) => {
+    const out: Record<string, number> = {};
+    for (const part of raw.split(',').map((p) => p.trim())) {
+      if (part === '') continue;
+      const m = /^([^=\s]+)=(\d+)$/.exec(part);
+      if (!m)
+        throw new BadSettingValue(`must be <label>=<count>[,...] (e.g. debian-12=2,local=1), got "${part}"`);
+      out[m[1]] = Number(m[2]);
+    }
+    return out;
+  },
+  (limits) =>
+    Object.entries(limits)
+      .map(([label, n]) => `${label}=${n}`)
+      .join(','),
+);
+const list = settingType(
+  (raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  (values) => values.join(','),
+);
 
-function setting<T>(s: Setting<T>): Setting<T> {
-  return s;
+/**
+ * Settings resolved so far, in table order. Untyped on purpose: the Config type is inferred from
+ * the table, so a default inside the table cannot name it without a circular type.
+ */
+type Earlier = Readonly<Record<string, unknown>>;
+/** A default computed from earlier settings or the machine; `text` is how --help describes it. */
+export interface Derived<T> {
+  derived: (earlier: Earlier) => T;
+  text: string;
 }
-const fixed =
-  <T>(v: T) =>
-  (): T =>
-    v;
+function derived<T>(text: string, fn: (earlier: Earlier) => T): Derived<T> {
+  return { derived: fn, text };
+}
+
+export interface Setting<T> {
+  env: string;
+  type: SettingType<Exclude<T, undefined>>;
+  description: string;
+  default: T | Derived<T>;
+  /** Optional settings: what leaving it unset means, shown as its default in --help. */
+  unset?: string;
+  /** Only where the key's kebab case would read wrong on the command line. */
+  flag?: `--${string}`;
+}
+
+function setting<T>(s: {
+  env: string;
+  type: SettingType<T>;
+  description: string;
+  // The type names T: a literal default ('local') must not widen an enum's T to string.
+  default: NoInfer<T> | Derived<NoInfer<T>>;
+  flag?: `--${string}`;
+}): Setting<T> {
+  return s as Setting<T>;
+}
+function optional<T>(s: {
+  env: string;
+  type: SettingType<T>;
+  description: string;
+  unset?: string;
+  default?: Derived<T | undefined>;
+}): Setting<T | undefined> {
+  return { default: undefined, ...s } as Setting<T | undefined>;
+}
 
 export const EMBEDDED_PG_PORT_DEFAULT = 54329;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** Where the repository (and its .tools folder) is, from the source or the built dist/ tree. */
+const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
-export interface Config {
-  stateDir: string;
-  databaseUrl: string | undefined;
-  embeddedPgPort: number;
-  dbPoolMaxSize: number;
-  dbPoolTimeoutMs: number;
-  migrateOnBoot: boolean;
-  temporalAddress: string;
-  temporalNamespace: string;
-  temporalUiPort: number;
-  taskQueue: string;
-  grpcAddr: string;
-  contactAddr: string;
-  grpcKeepaliveTimeMs: number;
-  grpcKeepaliveTimeoutMs: number;
-  grpcMaxMessageBytes: number;
-  grpcTlsCert: string | undefined;
-  grpcTlsKey: string | undefined;
-  grpcTlsCa: string | undefined;
-  secretsFile: string | undefined;
-  runnerServeAddr: string;
-  runnerUrl: string;
-  blobFsRoot: string;
-  s3Bucket: string | undefined;
-  s3Endpoint: string | undefined;
-  awsRegion: string;
-  s3ForcePathStyle: boolean;
-  s3Prefix: string;
-  s3ConnectTimeoutMs: number;
-  s3RequestTimeoutMs: number;
-  s3MaxAttempts: number;
-  artifactMaxFileBytes: number;
-  artifactMaxJobBytes: number;
-  jobPageAddr: string;
-  workspaceRoot: string;
-  hostId: string;
-  hostLabels: string[] | undefined;
-  hostMaxMachines: number;
-  labelLimits: Record<string, number>;
-  hostTtlMs: number;
-  provider: 'local' | 'qemu';
-  imageMap: string | undefined;
-  qemuAccel: 'kvm' | 'tcg' | 'auto';
-  sweepIntervalMs: number;
-  jobTimeoutMs: number;
-  bootTimeoutMs: number;
-  otlpEndpoint: string | undefined;
-  shutdownGraceMs: number;
-  metricsAddr: string | undefined;
-  runnerOtlpEndpoint: string | undefined;
-  amqpUrl: string;
-  amqpPrefetch: number;
-  webhookAddr: string;
-  webhookBodyLimit: number;
-  forgejoWebhookSecret: string | undefined;
-  githubWebhookSecret: string | undefined;
-  webhookInsecure: boolean;
-  forgejoToken: string | undefined;
-  forgejoApiUrl: string | undefined;
-  githubAppId: string | undefined;
-  githubAppPrivateKey: string | undefined;
-  githubApiUrl: string;
-  publicUrl: string | undefined;
-}
-
-export type SettingKey = keyof Config;
-
-export const SETTINGS: { readonly [K in SettingKey]: Setting<Config[K]> } = {
+const DECLARED = {
   stateDir: setting({
     env: 'SOLSTICE_STATE_DIR',
-    flag: '--state-dir',
+    type: str,
     description: 'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs)',
-    parse: str,
-    fallback: () => path.resolve('.state'),
-    defaultText: './.state',
+    default: derived('./.state', () => path.resolve('.state')),
   }),
-  databaseUrl: setting<string | undefined>({
+  databaseUrl: optional({
     env: 'DATABASE_URL',
-    flag: '--database-url',
+    type: url,
     description: 'PostgreSQL connection string; unset: the embedded PostgreSQL that `solstice up` starts',
-    parse: url,
-    fallback: fixed(undefined),
-    defaultText: `embedded, postgres://postgres@127.0.0.1:${EMBEDDED_PG_PORT_DEFAULT}/solstice`,
+    unset: `embedded, ${embeddedDatabaseUrl(EMBEDDED_PG_PORT_DEFAULT)}`,
   }),
   embeddedPgPort: setting({
     env: 'SOLSTICE_EMBEDDED_PG_PORT',
-    flag: '--embedded-pg-port',
+    type: int,
     description: 'Port of the embedded PostgreSQL used when DATABASE_URL is unset',
-    parse: int,
-    fallback: fixed(EMBEDDED_PG_PORT_DEFAULT),
-    defaultText: String(EMBEDDED_PG_PORT_DEFAULT),
+    default: EMBEDDED_PG_PORT_DEFAULT,
   }),
   dbPoolMaxSize: setting({
     env: 'DB_POOL_MAX_SIZE',
-    flag: '--db-pool-max-size',
+    type: int,
     description: 'Maximum PostgreSQL connections per process',
-    parse: int,
-    fallback: fixed(16),
-    defaultText: '16',
+    default: 16,
   }),
   dbPoolTimeoutMs: setting({
     env: 'DB_POOL_TIMEOUT_MS',
-    flag: '--db-pool-timeout-ms',
+    type: int,
     description: 'How long to wait for a free PostgreSQL connection, in milliseconds',
-    parse: int,
-    fallback: fixed(5000),
-    defaultText: '5000',
+    default: 5000,
   }),
   migrateOnBoot: setting({
     env: 'SOLSTICE_MIGRATE_ON_BOOT',
+    type: bool,
+    description:
+      'Apply pending database migrations when the service starts (`solstice up` and `ci-local` always migrate)',
+    default: false,
     flag: '--migrate',
-    description: 'Apply pending database migrations when the service starts',
-    parse: bool,
-    fallback: fixed(false),
-    defaultText: 'false (`solstice up` and `ci-local` always migrate)',
   }),
   temporalAddress: setting({
     env: 'TEMPORAL_ADDRESS',
-    flag: '--temporal-address',
+    type: hostPort,
     description: 'Temporal frontend host:port',
-    parse: hostPort,
-    fallback: fixed('127.0.0.1:7233'),
-    defaultText: '127.0.0.1:7233',
+    default: '127.0.0.1:7233',
   }),
   temporalNamespace: setting({
     env: 'TEMPORAL_NAMESPACE',
-    flag: '--temporal-namespace',
+    type: str,
     description: 'Temporal namespace',
-    parse: str,
-    fallback: fixed('default'),
-    defaultText: 'default',
+    default: 'default',
   }),
   temporalUiPort: setting({
     env: 'TEMPORAL_UI_PORT',
-    flag: '--temporal-ui-port',
+    type: int,
     description: 'Port of the Temporal Web UI that `solstice up` serves',
-    parse: int,
-    fallback: fixed(8233),
-    defaultText: '8233',
+    default: 8233,
   }),
   taskQueue: setting({
     env: 'SOLSTICE_TASK_QUEUE',
-    flag: '--task-queue',
+    type: str,
     description: 'Temporal task queue the orchestrator worker polls',
-    parse: str,
-    fallback: fixed('solstice-jobs'),
-    defaultText: 'solstice-jobs',
+    default: 'solstice-jobs',
   }),
   grpcAddr: setting({
     env: 'GRPC_ADDR',
-    flag: '--grpc-addr',
+    type: hostPort,
     description: 'Where the log service listens for runners (host:port)',
-    parse: hostPort,
-    fallback: fixed('127.0.0.1:50051'),
-    defaultText: '127.0.0.1:50051',
+    default: '127.0.0.1:50051',
   }),
   contactAddr: setting({
     env: 'ORCH_CONTACT_ADDR',
-    flag: '--contact-addr',
+    type: hostPort,
     description: 'host:port runners use to reach the log service',
-    parse: hostPort,
-    fallback: (cfg) => cfg.grpcAddr ?? '127.0.0.1:50051',
-    defaultText: 'GRPC_ADDR',
+    default: derived('GRPC_ADDR', (c) => c.grpcAddr as string),
   }),
   grpcKeepaliveTimeMs: setting({
     env: 'GRPC_KEEPALIVE_TIME',
-    flag: '--grpc-keepalive-time',
+    type: duration,
     description: 'How often the log service pings an idle runner connection to find dead ones',
-    parse: duration,
-    fallback: fixed(20_000),
-    defaultText: '20s',
+    default: 20_000,
   }),
   grpcKeepaliveTimeoutMs: setting({
     env: 'GRPC_KEEPALIVE_TIMEOUT',
-    flag: '--grpc-keepalive-timeout',
+    type: duration,
     description: 'How long a keepalive ping may go unanswered before the connection is closed',
-    parse: duration,
-    fallback: fixed(10_000),
-    defaultText: '10s',
+    default: 10_000,
   }),
   grpcMaxMessageBytes: setting({
     env: 'GRPC_MAX_MESSAGE_BYTES',
-    flag: '--grpc-max-message-bytes',
+    type: positiveInt,
     description: 'Largest gRPC message the log service accepts (a log batch), in bytes',
-    parse: positiveInt,
-    fallback: fixed(32 * 1024 * 1024),
-    defaultText: '33554432 (32 MiB)',
+    default: 32 * 1024 * 1024,
   }),
-  grpcTlsCert: setting<string | undefined>({
+  grpcTlsCert: optional({
     env: 'GRPC_TLS_CERT',
-    flag: '--grpc-tls-cert',
+    type: str,
     description: 'PEM certificate (chain) file of the log service; set with GRPC_TLS_KEY to serve TLS',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset: plaintext',
+    unset: 'unset: plaintext',
   }),
-  grpcTlsKey: setting<string | undefined>({
+  grpcTlsKey: optional({
     env: 'GRPC_TLS_KEY',
-    flag: '--grpc-tls-key',
+    type: str,
     description: 'PEM private key file of the log service certificate',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset: plaintext',
+    unset: 'unset: plaintext',
   }),
-  grpcTlsCa: setting<string | undefined>({
+  grpcTlsCa: optional({
     env: 'GRPC_TLS_CA',
-    flag: '--grpc-tls-ca',
+    type: str,
     description: 'PEM CA certificate file runners verify the log service with (sent in their job file)',
-    parse: str,
-    fallback: (cfg) => cfg.grpcTlsCert,
-    defaultText: 'GRPC_TLS_CERT (a self-signed certificate is its own CA)',
+    default: derived(
+      'GRPC_TLS_CERT (a self-signed certificate is its own CA)',
+      (c) => c.grpcTlsCert as string | undefined,
+    ),
   }),
-  secretsFile: setting<string | undefined>({
+  secretsFile: optional({
     env: 'SOLSTICE_SECRETS_FILE',
-    flag: '--secrets-file',
+    type: str,
     description: 'YAML file of NAME: value secrets jobs may name (`secrets "NAME"`); masked in every log',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset: no secrets',
+    unset: 'unset: no secrets',
   }),
   runnerServeAddr: setting({
     env: 'SOLSTICE_RUNNER_SERVE_ADDR',
-    flag: '--runner-serve-addr',
+    type: hostPort,
     description: 'Where the runner download server listens (host:port)',
-    parse: hostPort,
-    fallback: fixed('127.0.0.1:8088'),
-    defaultText: '127.0.0.1:8088',
+    default: '127.0.0.1:8088',
   }),
   runnerUrl: setting({
     env: 'SOLSTICE_RUNNER_URL',
-    flag: '--runner-url',
+    type: url,
     description: 'URL machines download the runner from',
-    parse: url,
-    fallback: (cfg) => `http://${cfg.runnerServeAddr ?? '127.0.0.1:8088'}/runner.js`,
-    defaultText: 'http://<SOLSTICE_RUNNER_SERVE_ADDR>/runner.js',
+    default: derived(
+      'http://<SOLSTICE_RUNNER_SERVE_ADDR>/runner.js',
+      (c) => `http://${c.runnerServeAddr as string}/runner.js`,
+    ),
   }),
   blobFsRoot: setting({
     env: 'BLOB_FS_ROOT',
-    flag: '--blob-fs-root',
+    type: str,
     description: 'Root folder of the filesystem blob store (logs, artifacts)',
-    parse: str,
-    fallback: (cfg) => path.join(cfg.stateDir ?? path.resolve('.state'), 'blobs'),
-    defaultText: '<SOLSTICE_STATE_DIR>/blobs',
+    default: derived('<SOLSTICE_STATE_DIR>/blobs', (c) => path.join(c.stateDir as string, 'blobs')),
   }),
-  s3Bucket: setting<string | undefined>({
+  s3Bucket: optional({
     env: 'S3_BUCKET',
-    flag: '--s3-bucket',
+    type: str,
     description:
       'S3 bucket for logs and artifacts; unset: the filesystem blob store. Credentials come from the AWS SDK chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset: BLOB_FS_ROOT is used',
+    unset: 'unset: BLOB_FS_ROOT is used',
   }),
-  s3Endpoint: setting<string | undefined>({
+  s3Endpoint: optional({
     env: 'S3_ENDPOINT',
-    flag: '--s3-endpoint',
+    type: url,
     description: 'URL of an S3-compatible server (MinIO, versitygw, Ceph, ...); unset: AWS S3',
-    parse: url,
-    fallback: fixed(undefined),
-    defaultText: 'unset: AWS S3',
+    unset: 'unset: AWS S3',
   }),
   awsRegion: setting({
     env: 'AWS_REGION',
-    flag: '--aws-region',
+    type: str,
     description: 'Region of the S3 bucket',
-    parse: str,
-    fallback: fixed('us-east-1'),
-    defaultText: 'us-east-1',
+    default: 'us-east-1',
   }),
   s3ForcePathStyle: setting({
     env: 'S3_FORCE_PATH_STYLE',
-    flag: '--s3-force-path-style',
+    type: bool,
     description:
       'Address the bucket as <endpoint>/<bucket> instead of <bucket>.<endpoint> (self-hosted servers)',
-    parse: bool,
-    fallback: (cfg) => cfg.s3Endpoint !== undefined,
-    defaultText: 'true with S3_ENDPOINT, else false',
+    default: derived('true with S3_ENDPOINT, else false', (c) => c.s3Endpoint !== undefined),
   }),
   s3Prefix: setting({
     env: 'S3_PREFIX',
-    flag: '--s3-prefix',
+    type: str,
     description: 'Folder inside the bucket every key is stored under (e.g. solstice/prod)',
-    parse: str,
-    fallback: fixed(''),
-    defaultText: 'none',
+    default: '',
   }),
   s3ConnectTimeoutMs: setting({
     env: 'S3_CONNECT_TIMEOUT',
-    flag: '--s3-connect-timeout',
+    type: duration,
     description: 'Time to open a connection to S3 before the attempt fails (e.g. 5s)',
-    parse: duration,
-    fallback: fixed(5000),
-    defaultText: '5s',
+    default: 5000,
   }),
   s3RequestTimeoutMs: setting({
     env: 'S3_REQUEST_TIMEOUT',
-    flag: '--s3-request-timeout',
+    type: duration,
     description:
       'Time one S3 request (e.g. one upload part) may take until the response starts, and the longest pause while streaming',
-    parse: duration,
-    fallback: fixed(60_000),
-    defaultText: '60s',
+    default: 60_000,
   }),
   s3MaxAttempts: setting({
     env: 'S3_MAX_ATTEMPTS',
-    flag: '--s3-max-attempts',
+    type: positiveInt,
     description: 'Attempts per S3 request, with exponential backoff between them (1: no retries)',
-    parse: positiveInt,
-    fallback: fixed(3),
-    defaultText: '3',
+    default: 3,
   }),
   artifactMaxFileBytes: setting({
     env: 'SOLSTICE_ARTIFACT_MAX_FILE_SIZE',
-    flag: '--artifact-max-file-size',
+    type: size,
     description: 'Largest artifact file the log service accepts (e.g. 512MiB); larger ones are refused',
-    parse: size,
-    fallback: fixed(512 * 1024 ** 2),
-    defaultText: '512MiB',
+    default: 512 * 1024 ** 2,
   }),
   artifactMaxJobBytes: setting({
     env: 'SOLSTICE_ARTIFACT_MAX_JOB_SIZE',
-    flag: '--artifact-max-job-size',
+    type: size,
     description: 'Most bytes of artifacts one job may upload in total; files past it are refused',
-    parse: size,
-    fallback: fixed(2 * 1024 ** 3),
-    defaultText: '2GiB',
+    default: 2 * 1024 ** 3,
   }),
   jobPageAddr: setting({
     env: 'SOLSTICE_JOB_PAGE_ADDR',
-    flag: '--job-page-addr',
+    type: hostPort,
     description: 'Where the job page (HTML log, artifacts; the forge status link) listens (host:port)',
-    parse: hostPort,
-    fallback: fixed('127.0.0.1:8080'),
-    defaultText: '127.0.0.1:8080',
+    default: '127.0.0.1:8080',
   }),
   workspaceRoot: setting({
     env: 'SOLSTICE_WORKSPACE_ROOT',
-    flag: '--workspace-root',
+    type: str,
     description:
       'Where machines get their work folders (local provider processes; QEMU overlays, seeds, consoles)',
-    parse: str,
-    fallback: () => path.join(os.tmpdir(), 'solstice-jobs'),
-    defaultText: '<tmpdir>/solstice-jobs',
+    default: derived('<tmpdir>/solstice-jobs', () => path.join(os.tmpdir(), 'solstice-jobs')),
   }),
   hostId: setting({
     env: 'SOLSTICE_HOST_ID',
-    flag: '--host-id',
+    type: str,
     description: 'Name of this VM host; every machine it makes is tagged with it',
-    parse: str,
-    fallback: () => os.hostname(),
-    defaultText: 'the hostname',
+    default: derived('the hostname', () => os.hostname()),
   }),
-  hostLabels: setting<string[] | undefined>({
+  hostLabels: optional({
     env: 'SOLSTICE_HOST_LABELS',
-    flag: '--host-labels',
+    type: list,
     description: 'Labels this host runs machines for, comma-separated (jobs of other labels go elsewhere)',
-    parse: list,
-    fallback: fixed(undefined),
-    defaultText: "every label of the host's providers",
+    unset: "every label of the host's providers",
   }),
   hostMaxMachines: setting({
     env: 'SOLSTICE_HOST_MAX_MACHINES',
-    flag: '--host-max-machines',
+    type: positiveInt,
     description: 'Most machines this host runs at once; further jobs wait in the queue',
-    parse: positiveInt,
-    fallback: fixed(4),
-    defaultText: '4',
+    default: 4,
   }),
-  labelLimits: setting<Record<string, number>>({
+  labelLimits: setting({
     env: 'SOLSTICE_LABEL_LIMITS',
-    flag: '--label-limits',
+    type: labelLimits,
     description:
-      'Most machines of a label at once over all hosts, e.g. debian-12=2,local=1 (give every worker the same)',
-    parse: labelLimits,
-    fallback: () => ({}),
-    defaultText: 'no per-label limit',
+      'Most machines of a label at once over all hosts, e.g. debian-12=2,local=1 (give every worker the same); none: no per-label limit',
+    default: {},
   }),
   hostTtlMs: setting({
     env: 'SOLSTICE_HOST_TTL',
-    flag: '--host-ttl',
+    type: duration,
     description:
       'A host whose worker has not been heard of for this long is dead: it gets no new machines and its leases are reclaimed (it heartbeats every third of it)',
-    parse: duration,
-    fallback: fixed(60_000),
-    defaultText: '60s',
+    default: 60_000,
   }),
-  provider: setting<'local' | 'qemu'>({
+  provider: setting({
     env: 'SOLSTICE_PROVIDER',
-    flag: '--provider',
+    type: oneOf('local', 'qemu'),
     description:
       'What machines jobs run on: `local` (a process on this host; trusted code only) or `qemu` (a fresh VM per job, images from SOLSTICE_IMAGE_MAP)',
-    parse: oneOf('local', 'qemu'),
-    fallback: fixed('local'),
-    defaultText: 'local',
+    default: 'local',
   }),
-  imageMap: setting<string | undefined>({
+  imageMap: optional({
     env: 'SOLSTICE_IMAGE_MAP',
-    flag: '--image-map',
+    type: str,
     description: 'YAML file mapping runs-on labels to VM images and sizes (see docs/qemu.md)',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
+    unset: 'unset (needed with SOLSTICE_PROVIDER=qemu)',
   }),
-  qemuAccel: setting<'kvm' | 'tcg' | 'auto'>({
+  qemuAccel: setting({
     env: 'SOLSTICE_QEMU_ACCEL',
-    flag: '--qemu-accel',
+    type: oneOf('kvm', 'tcg', 'auto'),
     description:
       'QEMU accelerator for images that name none: kvm, tcg (emulation, slow) or auto (kvm when /dev/kvm is usable and the CPU has vmx/svm)',
-    parse: oneOf('kvm', 'tcg', 'auto'),
-    fallback: fixed('auto'),
-    defaultText: 'auto',
+    default: 'auto',
   }),
   sweepIntervalMs: setting({
     env: 'SOLSTICE_SWEEP_INTERVAL',
-    flag: '--sweep-interval',
+    type: duration,
     description:
       'How often a worker removes machines (VMs, processes, work folders) of this host whose job no longer runs; also at start',
-    parse: duration,
-    fallback: fixed(5 * 60_000),
-    defaultText: '5m',
+    default: 5 * 60_000,
   }),
   jobTimeoutMs: setting({
     env: 'SOLSTICE_JOB_TIMEOUT',
-    flag: '--job-timeout',
+    type: duration,
     description: 'Default time a job may run once its runner started (e.g. 30m, 2h)',
-    parse: duration,
-    fallback: fixed(60 * 60_000),
-    defaultText: '1h',
+    default: 60 * 60_000,
   }),
   bootTimeoutMs: setting({
     env: 'SOLSTICE_BOOT_TIMEOUT',
-    flag: '--boot-timeout',
+    type: duration,
     description: 'Time a machine may take from provisioning until its runner connects',
-    parse: duration,
-    fallback: fixed(3 * 60_000),
-    defaultText: '3m',
+    default: 3 * 60_000,
   }),
-  otlpEndpoint: setting<string | undefined>({
+  otlpEndpoint: optional({
     env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
-    flag: '--otlp-endpoint',
+    type: url,
     description:
       'OTLP/gRPC endpoint for traces and metrics (e.g. http://127.0.0.1:4317, Jaeger or a collector); unset: no export',
-    parse: url,
-    fallback: fixed(undefined),
-    defaultText: 'unset',
+    unset: 'unset',
+  }),
+  tracesExporter: optional({
+    env: 'OTEL_TRACES_EXPORTER',
+    type: str,
+    description: 'With no OTLP endpoint, `console` prints spans to stdout (other values: no export)',
+    unset: 'unset',
+  }),
+  serviceName: optional({
+    env: 'OTEL_SERVICE_NAME',
+    type: str,
+    description: 'service.name of traces and metrics',
+    unset: "unset: the command's own (solstice-worker, solstice-bridge, ...)",
   }),
   shutdownGraceMs: setting({
     env: 'SOLSTICE_SHUTDOWN_GRACE',
-    flag: '--shutdown-grace',
+    type: duration,
     description:
       'On SIGTERM, how long a service waits for in-flight work (activities, log streams, requests) before it cuts it off',
-    parse: duration,
-    fallback: fixed(30_000),
-    defaultText: '30s',
+    default: 30_000,
   }),
-  metricsAddr: setting<string | undefined>({
+  metricsAddr: optional({
     env: 'SOLSTICE_METRICS_ADDR',
-    flag: '--metrics-addr',
+    type: hostPort,
     description: 'host:port of a Prometheus endpoint (GET /metrics) for this process; unset: none',
-    parse: hostPort,
-    fallback: fixed(undefined),
-    defaultText: 'unset',
+    unset: 'unset',
   }),
-  runnerOtlpEndpoint: setting<string | undefined>({
+  runnerOtlpEndpoint: optional({
     env: 'SOLSTICE_RUNNER_OTLP_ENDPOINT',
-    flag: '--runner-otlp-endpoint',
+    type: url,
     description:
       "OTLP/gRPC endpoint a job's runner sends its spans to, as the machine reaches it (qemu: this host's 127.0.0.1 endpoint, forwarded into the VM)",
-    parse: url,
-    fallback: (cfg) => cfg.otlpEndpoint,
-    defaultText: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    default: derived('OTEL_EXPORTER_OTLP_ENDPOINT', (c) => c.otlpEndpoint as string | undefined),
   }),
   amqpUrl: setting({
     env: 'AMQP_URL',
-    flag: '--amqp-url',
+    type: amqpUrl,
     description: 'RabbitMQ URL (job requests travel through it from webhooks and enqueue to the bridge)',
-    parse: amqpUrl,
-    fallback: fixed('amqp://guest:guest@127.0.0.1:5672/%2f'),
-    defaultText: 'amqp://guest:guest@127.0.0.1:5672/%2f',
+    default: 'amqp://guest:guest@127.0.0.1:5672/%2f',
   }),
   amqpPrefetch: setting({
     env: 'AMQP_PREFETCH',
-    flag: '--amqp-prefetch',
+    type: int,
     description: 'Job requests the bridge works on at once (unacknowledged deliveries)',
-    parse: int,
-    fallback: fixed(32),
-    defaultText: '32',
+    default: 32,
   }),
   webhookAddr: setting({
     env: 'SOLSTICE_WEBHOOK_ADDR',
-    flag: '--webhook-addr',
+    type: hostPort,
     description: 'Where the webhook ingress listens (host:port)',
-    parse: hostPort,
-    fallback: fixed('127.0.0.1:8090'),
-    defaultText: '127.0.0.1:8090',
+    default: '127.0.0.1:8090',
   }),
   webhookBodyLimit: setting({
     env: 'SOLSTICE_WEBHOOK_BODY_LIMIT',
-    flag: '--webhook-body-limit',
+    type: int,
     description: 'Largest webhook body accepted, in bytes (larger: 413)',
-    parse: int,
-    fallback: fixed(5 * 1024 * 1024),
-    defaultText: '5242880 (5 MiB)',
+    default: 5 * 1024 * 1024,
   }),
-  forgejoWebhookSecret: setting<string | undefined>({
+  forgejoWebhookSecret: optional({
     env: 'SOLSTICE_FORGEJO_WEBHOOK_SECRET',
-    flag: '--forgejo-webhook-secret',
+    type: secret,
     description: 'Secret of Forgejo/Gitea webhooks (HMAC-SHA256); `file:<path>` reads it from a file',
-    parse: secret,
-    fallback: fixed(undefined),
-    defaultText: 'unset: /webhooks/forgejo refuses every delivery',
+    unset: 'unset: /webhooks/forgejo refuses every delivery',
   }),
-  githubWebhookSecret: setting<string | undefined>({
+  githubWebhookSecret: optional({
     env: 'SOLSTICE_GITHUB_WEBHOOK_SECRET',
-    flag: '--github-webhook-secret',
+    type: secret,
     description: 'Secret of GitHub webhooks (HMAC-SHA256); `file:<path>` reads it from a file',
-    parse: secret,
-    fallback: fixed(undefined),
-    defaultText: 'unset: /webhooks/github refuses every delivery',
+    unset: 'unset: /webhooks/github refuses every delivery',
   }),
   webhookInsecure: setting({
     env: 'SOLSTICE_WEBHOOK_INSECURE',
-    flag: '--insecure-no-webhook-secret',
+    type: bool,
     description: 'Accept unsigned webhooks on endpoints without a secret. Local experiments only',
-    parse: bool,
-    fallback: fixed(false),
-    defaultText: 'false',
+    default: false,
+    flag: '--insecure-no-webhook-secret',
   }),
-  forgejoToken: setting<string | undefined>({
+  forgejoToken: optional({
     env: 'SOLSTICE_FORGEJO_TOKEN',
-    flag: '--forgejo-token',
+    type: secret,
     description:
       'Forgejo/Gitea API token for commit statuses (scope: repository write); `file:<path>` reads it from a file',
-    parse: secret,
-    fallback: fixed(undefined),
-    defaultText: 'unset: no statuses on Forgejo/Gitea',
+    unset: 'unset: no statuses on Forgejo/Gitea',
   }),
-  forgejoApiUrl: setting<string | undefined>({
+  forgejoApiUrl: optional({
     env: 'SOLSTICE_FORGEJO_API_URL',
-    flag: '--forgejo-api-url',
+    type: url,
     description: 'Forgejo/Gitea API base URL for commit statuses',
-    parse: url,
-    fallback: fixed(undefined),
-    defaultText: "<the repository's origin>/api/v1",
+    unset: "<the repository's origin>/api/v1",
   }),
-  githubAppId: setting<string | undefined>({
+  githubAppId: optional({
     env: 'GITHUB_APP_ID',
-    flag: '--github-app-id',
+    type: str,
     description: 'GitHub App id; with GITHUB_APP_PRIVATE_KEY, jobs report as check runs',
-    parse: str,
-    fallback: fixed(undefined),
-    defaultText: 'unset: no check runs on GitHub',
+    unset: 'unset: no check runs on GitHub',
   }),
-  githubAppPrivateKey: setting<string | undefined>({
+  githubAppPrivateKey: optional({
     env: 'GITHUB_APP_PRIVATE_KEY',
-    flag: '--github-app-private-key',
+    type: secret,
     description: "The GitHub App's private key (PEM); `file:<path>` reads it from a file",
-    parse: secret,
-    fallback: fixed(undefined),
-    defaultText: 'unset',
+    unset: 'unset',
   }),
   githubApiUrl: setting({
     env: 'GITHUB_API_URL',
-    flag: '--github-api-url',
+    type: url,
     description: 'GitHub REST API base URL (GitHub Enterprise: https://<host>/api/v3)',
-    parse: url,
-    fallback: fixed('https://api.github.com'),
-    defaultText: 'https://api.github.com',
+    default: 'https://api.github.com',
   }),
-  publicUrl: setting<string | undefined>({
+  publicUrl: optional({
     env: 'SOLSTICE_PUBLIC_URL',
-    flag: '--public-url',
+    type: url,
     description:
       'Base URL people open for a job (forge statuses and the Temporal Web UI link <url>/jobs/<job id>)',
-    parse: url,
-    fallback: fixed(undefined),
-    defaultText: 'unset: statuses carry no link',
+    unset: 'unset: statuses carry no link',
+  }),
+  logLevel: setting({
+    env: 'LOG_LEVEL',
+    type: oneOf(...LOG_LEVELS),
+    description: 'Least severe service log line written (JSON lines on stderr)',
+    default: 'info',
+  }),
+  debug: setting({
+    env: 'SOLSTICE_DEBUG',
+    type: bool,
+    description: 'Print stack traces of errors (as --verbose does)',
+    default: false,
+  }),
+  noColor: setting({
+    env: 'NO_COLOR',
+    type: present,
+    description: 'Set to anything to print without colors, even on a terminal',
+    default: false,
+  }),
+  workflowLabels: optional({
+    env: 'SOLSTICE_LABELS',
+    type: list,
+    description: '`solstice workflow`: runs-on labels the image map knows, comma-separated',
+    unset: 'unset: the default runs-on label',
+  }),
+  toolsDir: setting({
+    env: 'SOLSTICE_TOOLS_DIR',
+    type: str,
+    description: 'Folder whose bin/ holds the tools infra/bootstrap.sh builds (Temporal CLI, versitygw)',
+    default: derived('<repository>/.tools', () => path.join(REPO_ROOT, '.tools')),
   }),
 };
 
-/**
- * Resolves settings: explicit value (a CLI flag) > environment > fallback.
- * Fallbacks are evaluated in table order so later ones may depend on earlier ones.
- */
-export function loadConfig(
-  overrides: Partial<Record<SettingKey, string | undefined>> = {},
-  env: NodeJS.ProcessEnv = process.env,
-): Config {
-  const cfg: Partial<Record<SettingKey, unknown>> = {};
-  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
-    const spec = SETTINGS[key] as Setting<unknown>;
-    const explicit = overrides[key];
-    const raw = explicit ?? env[spec.env];
-    const source = explicit !== undefined ? spec.flag : spec.env;
-    cfg[key] =
-      raw !== undefined && raw !== '' ? spec.parse(raw, source) : spec.fallback(cfg as Partial<Config>);
+type Declared = typeof DECLARED;
+export type SettingKey = keyof Declared;
+type ValueOf<S> = S extends Setting<infer T> ? T : never;
+/** The resolved settings; one field per table entry, of the type its schema reads. */
+export type Config = { [K in SettingKey]: ValueOf<Declared[K]> };
+
+/** A table entry with what is derived from its key. */
+export type ResolvedSetting<T> = Setting<T> & { key: SettingKey; flag: `--${string}` };
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+function flagOf(key: string, s: Setting<unknown>): `--${string}` {
+  if (s.flag) return s.flag;
+  const suffix = s.type.keySuffix;
+  const name = suffix && key.endsWith(suffix.key) ? key.slice(0, -suffix.key.length) + suffix.flag : key;
+  return `--${kebab(name)}`;
+}
+
+export const SETTINGS = Object.fromEntries(
+  Object.entries(DECLARED).map(([key, s]) => [key, { ...s, key, flag: flagOf(key, s as Setting<unknown>) }]),
+) as unknown as { readonly [K in SettingKey]: ResolvedSetting<Config[K]> };
+
+const KEYS = Object.keys(DECLARED) as SettingKey[];
+
+function isDerived<T>(d: T | Derived<T>): d is Derived<T> {
+  return typeof d === 'object' && d !== null && 'derived' in d && typeof d.derived === 'function';
+}
+
+/** The default as --help shows it: the value written as its type reads it, or what it means. */
+export function defaultText(key: SettingKey): string {
+  const s = SETTINGS[key] as ResolvedSetting<unknown>;
+  if (isDerived(s.default)) return s.default.text;
+  if (s.default === undefined) return s.unset ?? 'unset';
+  const text = s.type.format(s.default);
+  return text === '' ? 'none' : text;
+}
+
+/** A flag's --help line: what it means, the variable it falls back to and its default. */
+export function helpText(key: SettingKey): string {
+  const s = SETTINGS[key];
+  return `${s.description} [env: ${s.env}; default: ${defaultText(key)}]`;
+}
+
+/** Raw text per setting, as given on the command line; the key is checked against the table. */
+export type SettingOverrides = { [K in SettingKey]?: string | undefined };
+
+function parseSetting(key: SettingKey, raw: string, source: string): unknown {
+  const result = SETTINGS[key].type.schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(`${source} ${issue?.message ?? `has an invalid value "${raw}"`}`);
   }
+  return result.data;
+}
+
+/**
+ * Resolves settings: explicit value (a CLI flag) > environment > default.
+ * Defaults are evaluated in table order so derived ones may depend on earlier ones.
+ */
+export function loadConfig(overrides: SettingOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const cfg: Record<string, unknown> = {};
+  for (const key of KEYS) cfg[key] = resolve(key, overrides, env, cfg);
   return cfg as Config;
+}
+
+function resolve(key: SettingKey, overrides: SettingOverrides, env: NodeJS.ProcessEnv, earlier: Earlier) {
+  const s = SETTINGS[key] as ResolvedSetting<unknown>;
+  const explicit = overrides[key];
+  const raw = explicit ?? env[s.env];
+  if (raw !== undefined && raw !== '') return parseSetting(key, raw, explicit !== undefined ? s.flag : s.env);
+  return isDerived(s.default) ? s.default.derived(earlier) : s.default;
+}
+
+/**
+ * One setting from the environment, for code that needs just that one (the logger's level):
+ * a bad value in an unrelated variable does not stop it. Derived defaults see the other settings.
+ */
+export function readSetting<K extends SettingKey>(key: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const s = SETTINGS[key] as ResolvedSetting<unknown>;
+  if (isDerived(s.default)) return loadConfig({}, env)[key];
+  return resolve(key, {}, env, {}) as Config[K];
+}
+
+/** Whether the operator gave a setting (flag or environment) rather than leaving its default. */
+export function settingGiven(
+  key: SettingKey,
+  overrides: SettingOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  return [overrides[key], env[SETTINGS[key].env]].some((v) => v !== undefined && v !== '');
 }
 
 /** The URL a client should use for PostgreSQL: the configured one or the embedded server's. */

@@ -3,6 +3,7 @@
  * CLI output for people does not go through here: commands print to stdout themselves.
  */
 import pino from 'pino';
+import { readSetting } from './config';
 
 export type Logger = pino.Logger;
 
@@ -10,7 +11,7 @@ export function createLogger(service: string): Logger {
   return pino(
     {
       name: service,
-      level: process.env.LOG_LEVEL ?? 'info',
+      level: readSetting('logLevel'),
       // Tokens and connection strings must never reach logs, even by accident in an object.
       redact: {
         paths: ['token', '*.token', 'databaseUrl', '*.databaseUrl', 'authorization'],

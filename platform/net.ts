@@ -1,9 +1,27 @@
-/** Small TCP helpers for services that start other services (dev servers, tests). */
+/** Small TCP helpers: host:port addresses, and for services that start other services (dev servers, tests). */
 import net from 'node:net';
+import { ConfigError } from './errors';
 
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  return { host: addr.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(addr.slice(i + 1)) };
+/**
+ * `127.0.0.1:8088`, `localhost:0` or `[::1]:7233` → host (IPv6 without brackets) and port.
+ * The one reader of host:port addresses; `what` names the address in the error.
+ */
+export function splitHostPort(addr: string, what = 'address'): { host: string; port: number } {
+  const hp = readHostPort(addr);
+  if (!hp) throw new ConfigError(`${what} must be host:port (e.g. 127.0.0.1:8088), got "${addr}"`);
+  return hp;
+}
+
+/** splitHostPort without the error, for readers that word their own (settings). */
+export function readHostPort(addr: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/i.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  return m && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
+}
+
+/** The inverse of splitHostPort: brackets an IPv6 host, as URLs and gRPC addresses want it. */
+export function joinHostPort(host: string, port: number | string): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 export function isListening(host: string, port: number, timeoutMs = 1000): Promise<boolean> {

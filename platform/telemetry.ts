@@ -39,9 +39,9 @@ import {
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import type { InjectedSinks, WorkerInterceptors } from '@temporalio/worker';
 import type { Config } from './config';
-import { splitHostPort } from './net';
+import { joinHostPort, splitHostPort } from './net';
 
-export type TelemetryConfig = Pick<Config, 'otlpEndpoint' | 'metricsAddr'>;
+export type TelemetryConfig = Pick<Config, 'otlpEndpoint' | 'metricsAddr' | 'tracesExporter' | 'serviceName'>;
 
 export interface Telemetry {
   tracer: Tracer;
@@ -62,11 +62,10 @@ interface Active {
 let active: Active | undefined;
 
 export function chooseExporter(
-  cfg: Pick<Config, 'otlpEndpoint'>,
-  env: NodeJS.ProcessEnv = process.env,
+  cfg: Pick<Config, 'otlpEndpoint' | 'tracesExporter'>,
 ): SpanExporter | undefined {
   if (cfg.otlpEndpoint) return new OTLPTraceExporter({ url: cfg.otlpEndpoint });
-  if (env.OTEL_TRACES_EXPORTER === 'console') return new ConsoleSpanExporter();
+  if (cfg.tracesExporter === 'console') return new ConsoleSpanExporter();
   return undefined;
 }
 
@@ -84,7 +83,7 @@ function metricReaders(cfg: TelemetryConfig): { readers: IMetricReader[]; url: s
   if (cfg.metricsAddr) {
     const { host, port } = splitHostPort(cfg.metricsAddr);
     readers.push(new PrometheusExporter({ host, port }));
-    url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`;
+    url = `http://${joinHostPort(host, port)}/metrics`;
   }
   return { readers, url };
 }
@@ -93,15 +92,11 @@ function metricReaders(cfg: TelemetryConfig): { readers: IMetricReader[]; url: s
  * Idempotent per process: `solstice up` runs several services in one process and they share
  * one SDK (and so one service name and one metrics endpoint).
  */
-export function initTelemetry(
-  serviceName: string,
-  cfg: TelemetryConfig,
-  env: NodeJS.ProcessEnv = process.env,
-): Telemetry {
+export function initTelemetry(serviceName: string, cfg: TelemetryConfig): Telemetry {
   if (!active) {
-    const exporter = chooseExporter(cfg, env);
+    const exporter = chooseExporter(cfg);
     const { readers, url } = metricReaders(cfg);
-    const resource = resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? serviceName });
+    const resource = resourceFromAttributes({ 'service.name': cfg.serviceName ?? serviceName });
     const processor = exporter ? new BatchSpanProcessor(exporter) : undefined;
     let sdk: NodeSDK | undefined;
     if (processor || readers.length > 0) {

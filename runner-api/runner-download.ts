@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, MissingToolError } from '../platform/errors';
+import { MissingToolError } from '../platform/errors';
+import { joinHostPort, splitHostPort } from '../platform/net';
 
 export interface RunnerServerOptions {
   /** host:port to listen on; port 0 picks a free port (see the returned url). */
@@ -60,16 +61,7 @@ async function loadBundle(bundlePath: string, previous?: Bundle): Promise<Bundle
 }
 
 export function parseHostPort(addr: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/i.exec(addr);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new ConfigError(`runner server address must be host:port (e.g. 127.0.0.1:8088), got "${addr}"`);
-  }
-  return { host: m[1] ?? m[2], port };
-}
-
-function urlHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
+  return splitHostPort(addr, 'runner server address');
 }
 
 /** Etag match per RFC 9110 (weak comparison is fine for a GET's If-None-Match). */
@@ -133,7 +125,7 @@ export async function startRunnerServer(opts: RunnerServerOptions): Promise<Runn
   const actualPort = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://${urlHost(host)}:${actualPort}/runner.js`,
+    url: `http://${joinHostPort(host, actualPort)}/runner.js`,
     port: actualPort,
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -41,6 +41,7 @@ import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
 import { LogIngest } from './ingest';
+import { joinHostPort, splitHostPort } from '../platform/net';
 
 export interface LogServiceDeps {
   jobs: JobStore;
@@ -458,11 +459,11 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
     server.bindAsync(addr, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   await health.start();
-  const host = addr.slice(0, addr.lastIndexOf(':'));
-  deps.log.info({ address: `${host}:${port}`, tls: settings.tls !== undefined }, 'log service listening');
+  const address = joinHostPort(splitHostPort(addr, 'log service address').host, port);
+  deps.log.info({ address, tls: settings.tls !== undefined }, 'log service listening');
   return {
     port,
-    address: `${host}:${port}`,
+    address,
     health,
     close: async () => {
       health.stop();

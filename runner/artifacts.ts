@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 // (through fdir) calls createRequire(import.meta.url), which is undefined in a CommonJS bundle.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 import tinyglobby = require('tinyglobby');
-import { formatSize } from '../platform/config';
+import { formatSize } from '../platform/units';
 import type { ArtifactUploaded__Output, RunnerServiceClient } from '../model/runner-proto';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff';
 import { diag } from './diag';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JOB_FILE_PATH, jobFileKey, parseJobFile, type JobFile, type JobStep } from '../model/job-file';
-import { parseDuration } from '../platform/config';
+import { parseDuration } from '../platform/units';
 import { ConfigError } from '../platform/errors';
 
 export interface JobContext {

@@ -1,4 +1,5 @@
 import { Command, Option } from 'clipanion';
+import { SETTINGS } from '../../platform/config';
 import { createLogger } from '../../platform/logger';
 import { serveUntilSignal } from '../../platform/shutdown';
 import { initTelemetry } from '../../platform/telemetry';
@@ -8,6 +9,7 @@ import { enqueue } from './enqueue';
 import { ServiceCommand } from '../settings-options';
 
 export class CiLocalCommand extends ServiceCommand {
+  static override settings = ServiceCommand.withSettings('temporalUiPort');
   static override paths = [['ci-local']];
   static override usage = Command.Usage({
     description: "Run this repository's CI job end to end on this machine",
@@ -25,13 +27,11 @@ export class CiLocalCommand extends ServiceCommand {
   keepUp = Option.Boolean('--keep-up', false, {
     description: 'Keep the services running after the job ended',
   });
-  temporalUiPort = Option.String('--temporal-ui-port', {
-    description: 'Port of the Temporal Web UI [env: TEMPORAL_UI_PORT; default: 8233]',
-  });
 
   async execute(): Promise<number> {
-    process.env.LOG_LEVEL ??= 'warn';
-    const cfg = this.config({ temporalUiPort: this.temporalUiPort });
+    // Quieter services by default here; an explicit LOG_LEVEL still wins.
+    process.env[SETTINGS.logLevel.env] ??= 'warn';
+    const cfg = this.config();
     const log = createLogger('solstice-ci-local');
     const telemetry = initTelemetry('solstice', cfg);
     const out = this.context.stdout;

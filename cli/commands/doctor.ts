@@ -1,9 +1,8 @@
 /** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
 import { Command } from 'clipanion';
-import { SETTINGS } from '../../platform/config';
 import { runDependencyChecks, type CheckResult } from '../doctor-checks';
 import { ConfigError } from '../../platform/errors';
-import { ServiceCommand, settingOption } from '../settings-options';
+import { ServiceCommand } from '../settings-options';
 
 const EX_UNAVAILABLE = 69;
 const LABEL = { ok: 'ok', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
@@ -25,14 +24,14 @@ export class DoctorCommand extends ServiceCommand {
     `,
   });
 
-  amqpUrl = settingOption('amqpUrl');
+  static override settings = ServiceCommand.withSettings('amqpUrl');
 
   async execute(): Promise<number> {
     let results: CheckResult[];
     try {
       const cfg = this.config();
       results = await runDependencyChecks(cfg, {
-        amqpConfigured: this.amqpUrl !== undefined || Boolean(process.env[SETTINGS.amqpUrl.env]),
+        amqpConfigured: this.given('amqpUrl'),
       });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;

@@ -10,7 +10,7 @@ import { InputError } from '../../platform/errors';
 import type { Store } from '../context';
 import { openStore } from '../context';
 import { enqueuePipeline, showPipeline } from '../pipelines';
-import { ConnectedCommand, settingOption } from '../settings-options';
+import { ConnectedCommand } from '../settings-options';
 
 export interface EnqueueArgs {
   repo: string;
@@ -121,6 +121,12 @@ export async function enqueue(
 }
 
 export class EnqueueCommand extends ConnectedCommand {
+  static override settings = ConnectedCommand.withSettings(
+    'jobTimeoutMs',
+    'bootTimeoutMs',
+    'temporalUiPort',
+    'amqpUrl',
+  );
   static override paths = [['enqueue']];
   static override usage = Command.Usage({
     description: 'Run a CI job for a commit',
@@ -155,19 +161,15 @@ export class EnqueueCommand extends ConnectedCommand {
   label = Option.String('--label', {
     description: 'Which machine image/provider runs the job (default: local)',
   });
-  jobTimeout = settingOption('jobTimeoutMs');
-  bootTimeout = settingOption('bootTimeoutMs');
-  temporalUiPort = settingOption('temporalUiPort');
   follow = Option.Boolean('-f,--follow', false, {
     description: "Print the live log and exit with the job's result",
   });
   direct = Option.Boolean('--direct', false, {
     description: 'Start the workflow directly instead of queueing the request through RabbitMQ',
   });
-  amqpUrl = settingOption('amqpUrl');
 
   async execute(): Promise<number> {
-    const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
+    const cfg = this.config();
     const store = await openStore(cfg);
     try {
       return await enqueue(
@@ -179,7 +181,7 @@ export class EnqueueCommand extends ConnectedCommand {
           label: this.label,
           follow: this.follow,
           direct: this.direct,
-          explicitTimeout: this.jobTimeout !== undefined,
+          explicitTimeout: this.flag('jobTimeoutMs') !== undefined,
         },
         this.context.stdout,
       );

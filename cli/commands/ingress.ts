@@ -1,17 +1,23 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
-import { Command, Option } from 'clipanion';
+import { Command } from 'clipanion';
 import { AmqpConnection } from '../../ingress/amqp';
-import { loadConfig, SETTINGS, type Config } from '../../platform/config';
+import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
-import { createLogger } from '../../platform/logger';
-import { serveUntilSignal } from '../../platform/shutdown';
-import { initTelemetry } from '../../platform/telemetry';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
 import { startWebhookServer } from '../../ingress/webhook-server';
-import { ConnectedCommand, settingOption } from '../settings-options';
+import { ServiceProcess } from '../service-process';
+import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
+  static override settings = ConnectedCommand.withSettings(
+    'amqpUrl',
+    'amqpPrefetch',
+    'otlpEndpoint',
+    'metricsAddr',
+    'jobTimeoutMs',
+    'bootTimeoutMs',
+  );
   static override paths = [['bridge']];
   static override usage = Command.Usage({
     description: 'Start a run for every job request queued in RabbitMQ',
@@ -24,17 +30,10 @@ export class BridgeCommand extends ConnectedCommand {
     `,
   });
 
-  amqpUrl = settingOption('amqpUrl');
-  amqpPrefetch = settingOption('amqpPrefetch');
-  otlpEndpoint = settingOption('otlpEndpoint');
-  metricsAddr = settingOption('metricsAddr');
-  jobTimeout = settingOption('jobTimeoutMs');
-  bootTimeout = settingOption('bootTimeoutMs');
-
   async execute(): Promise<number> {
-    const cfg = this.config({ jobTimeoutMs: this.jobTimeout, bootTimeoutMs: this.bootTimeout });
-    const log = createLogger('solstice-bridge');
-    const telemetry = initTelemetry('solstice-bridge', cfg);
+    const cfg = this.config();
+    const svc = new ServiceProcess('solstice-bridge', { cfg });
+    const { log } = svc;
     const temporal = await connectClient(cfg);
     let amqp: AmqpConnection;
     try {
@@ -47,15 +46,7 @@ export class BridgeCommand extends ConnectedCommand {
     this.context.stdout.write(
       `bridge consuming from ${amqp.url}, starting runs on task queue ${cfg.taskQueue}\n`,
     );
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await bridge.close();
-        await amqp.close();
-        await temporal.close();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([() => bridge.close(), () => amqp.close(), () => temporal.close()]);
   }
 }
 
@@ -72,7 +63,17 @@ export function webhookSecrets(cfg: Config): { forgejo?: string; github?: string
   return secrets;
 }
 
-export class WebhookServeCommand extends Command {
+export class WebhookServeCommand extends SettingsCommand {
+  static override settings: readonly SettingKey[] = [
+    'webhookAddr',
+    'webhookBodyLimit',
+    'forgejoWebhookSecret',
+    'githubWebhookSecret',
+    'webhookInsecure',
+    'amqpUrl',
+    'otlpEndpoint',
+    'metricsAddr',
+  ];
   static override paths = [['webhook', 'serve']];
   static override usage = Command.Usage({
     description: 'Receive forge webhooks and queue a job request for each push and pull request',
@@ -86,34 +87,11 @@ export class WebhookServeCommand extends Command {
     `,
   });
 
-  webhookAddr = settingOption('webhookAddr');
-  webhookBodyLimit = settingOption('webhookBodyLimit');
-  forgejoWebhookSecret = settingOption('forgejoWebhookSecret');
-  githubWebhookSecret = settingOption('githubWebhookSecret');
-  insecure = Option.Boolean(SETTINGS.webhookInsecure.flag, {
-    description: `${SETTINGS.webhookInsecure.description} [env: ${SETTINGS.webhookInsecure.env}; default: ${SETTINGS.webhookInsecure.defaultText}]`,
-  });
-  amqpUrl = settingOption('amqpUrl');
-  otlpEndpoint = settingOption('otlpEndpoint');
-  metricsAddr = settingOption('metricsAddr');
-  verbose = Option.Boolean('--verbose', false, {
-    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
-  });
-
   async execute(): Promise<number> {
-    const cfg = loadConfig({
-      webhookAddr: this.webhookAddr,
-      webhookBodyLimit: this.webhookBodyLimit,
-      forgejoWebhookSecret: this.forgejoWebhookSecret,
-      githubWebhookSecret: this.githubWebhookSecret,
-      webhookInsecure: this.insecure === undefined ? undefined : String(this.insecure),
-      amqpUrl: this.amqpUrl,
-      otlpEndpoint: this.otlpEndpoint,
-      metricsAddr: this.metricsAddr,
-    });
+    const cfg = this.config();
     const secrets = webhookSecrets(cfg);
-    const log = createLogger('solstice-webhook');
-    const telemetry = initTelemetry('solstice-webhook', cfg);
+    const svc = new ServiceProcess('solstice-webhook', { cfg });
+    const { log } = svc;
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.
     const amqp = await AmqpConnection.connect(
       { url: cfg.amqpUrl, log, name: 'solstice webhook' },
@@ -134,14 +112,6 @@ export class WebhookServeCommand extends Command {
       this.context.stdout.write(
         `  ${server.url}/webhooks/${forge}  ${secrets[forge] ? 'signed deliveries only' : 'UNSIGNED deliveries accepted (insecure)'}\n`,
       );
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await server.close();
-        await publisher.close();
-        await amqp.close();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([() => server.close(), () => publisher.close(), () => amqp.close()]);
   }
 }

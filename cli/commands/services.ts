@@ -1,10 +1,9 @@
 import { Command } from 'clipanion';
-import { effectiveDatabaseUrl } from '../../platform/config';
+import { effectiveDatabaseUrl, type Config } from '../../platform/config';
 import { createBlobStore } from '../../storage/create-blob-store';
-import { createLogger } from '../../platform/logger';
+import type { Logger } from '../../platform/logger';
+import type { BlobStore } from '../../storage/blob-store';
 import { migrate } from '../../storage/migrate';
-import { serveUntilSignal } from '../../platform/shutdown';
-import { initTelemetry } from '../../platform/telemetry';
 import { connectClient } from '../../platform/temporal';
 import { artifactLimits } from '../../runner-api/artifacts';
 import { startJobPage } from '../../web/job-page/server';
@@ -13,8 +12,25 @@ import { runnerBundlePath } from '../../runner-api/runner-bundle';
 import { startRunnerServer } from '../../runner-api/runner-download';
 import { startStack } from '../../devstack/stack';
 import { startOrchestratorWorker } from '../../workers/orchestrator';
-import { openStore } from '../context';
+import { openStore, type Store } from '../context';
+import { ServiceProcess } from '../service-process';
 import { ServiceCommand } from '../settings-options';
+
+/**
+ * The storage a service opens first: migrations when asked (SOLSTICE_MIGRATE_ON_BOOT), the blob
+ * store checked (a missing bucket or refused credentials stop the service here, not at a job's
+ * end), then the database.
+ */
+async function openStorage(
+  cfg: Config,
+  opts: { migrate: boolean; log?: Logger },
+): Promise<{ blobs: BlobStore; store: Store }> {
+  if (opts.migrate) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
+  const blobs = createBlobStore(cfg);
+  await blobs.check();
+  opts.log?.info({ blobs: blobs.describe() }, 'blob store');
+  return { blobs, store: await openStore(cfg) };
+}
 
 export class UpCommand extends ServiceCommand {
   static override paths = [['up']];
@@ -30,22 +46,14 @@ export class UpCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const log = createLogger('solstice-up');
-    const telemetry = initTelemetry('solstice', cfg);
-    const stack = await startStack(cfg, log);
-    if (telemetry.metricsUrl) stack.urls.metrics = telemetry.metricsUrl;
+    const svc = new ServiceProcess('solstice-up', { cfg, name: 'solstice' });
+    const stack = await startStack(cfg, svc.log);
+    if (svc.telemetry?.metricsUrl) stack.urls.metrics = svc.telemetry.metricsUrl;
     if (cfg.otlpEndpoint) stack.urls['traces (OTLP)'] = cfg.otlpEndpoint;
     this.context.stdout.write('Solstice is up:\n');
     for (const [k, v] of Object.entries(stack.urls)) this.context.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
     this.context.stdout.write('Enqueue a job with `solstice enqueue --follow`; stop with Ctrl-C.\n');
-    return serveUntilSignal({
-      log,
-      done: stack.done,
-      stop: async () => {
-        await stack.stop();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([() => stack.stop()], stack.done);
   }
 }
 
@@ -59,25 +67,10 @@ export class WorkerCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const log = createLogger('solstice-worker');
-    const telemetry = initTelemetry('solstice-worker', cfg);
-    if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
-    // A missing bucket or refused credentials stop the worker here, not at a job's end.
-    const blobs = createBlobStore(cfg);
-    await blobs.check();
-    log.info({ blobs: blobs.describe() }, 'blob store');
-    const store = await openStore(cfg);
-    const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log });
-    return serveUntilSignal({
-      log,
-      done: worker.done,
-      stop: async () => {
-        await worker.shutdown();
-        await blobs.close();
-        await store.close();
-        await telemetry.shutdown();
-      },
-    });
+    const svc = new ServiceProcess('solstice-worker', { cfg });
+    const { blobs, store } = await openStorage(cfg, { migrate: cfg.migrateOnBoot, log: svc.log });
+    const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log: svc.log });
+    return svc.serve([() => worker.shutdown(), () => blobs.close(), () => store.close()], worker.done);
   }
 }
 
@@ -89,34 +82,26 @@ export class LogServiceCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const log = createLogger('solstice-log-service');
-    const telemetry = initTelemetry('solstice-log-service', cfg);
-    if (cfg.migrateOnBoot) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
-    const blobs = createBlobStore(cfg);
-    await blobs.check();
-    const store = await openStore(cfg);
+    const svc = new ServiceProcess('solstice-log-service', { cfg });
+    const { blobs, store } = await openStorage(cfg, { migrate: cfg.migrateOnBoot });
     const temporal = await connectClient(cfg);
     const server = await startLogService(cfg.grpcAddr, {
       jobs: store.jobs,
       temporal: temporal.client,
-      log,
+      log: svc.log,
       blobs,
       artifactLimits: artifactLimits(cfg),
       // RabbitMQ is checked when this process was given one to use.
-      ...logServiceOptions(cfg, temporal.client, { checkAmqp: process.env.AMQP_URL !== undefined }),
+      ...logServiceOptions(cfg, temporal.client, { checkAmqp: this.given('amqpUrl') }),
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await server.close();
-        await blobs.close();
-        await temporal.close();
-        await store.close();
-        await telemetry.shutdown();
-      },
-    });
+    return svc.serve([
+      () => server.close(),
+      () => blobs.close(),
+      () => temporal.close(),
+      () => store.close(),
+    ]);
   }
 }
 
@@ -130,20 +115,12 @@ export class JobPageCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const log = createLogger('solstice-job-page');
-    const blobs = createBlobStore(cfg);
-    await blobs.check();
-    const store = await openStore(cfg);
-    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log });
+    const svc = new ServiceProcess('solstice-job-page');
+    // The job page only reads: it leaves migrations to the services that write.
+    const { blobs, store } = await openStorage(cfg, { migrate: false });
+    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log });
     this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return serveUntilSignal({
-      log,
-      stop: async () => {
-        await server.close();
-        await blobs.close();
-        await store.close();
-      },
-    });
+    return svc.serve([() => server.close(), () => blobs.close(), () => store.close()]);
   }
 }
 
@@ -157,6 +134,6 @@ export class RunnerServeCommand extends ServiceCommand {
     const cfg = this.config();
     const server = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
     this.context.stdout.write(`serving the runner at ${server.url}\n`);
-    return serveUntilSignal({ log: createLogger('solstice-runner-serve'), stop: server.close });
+    return new ServiceProcess('solstice-runner-serve').serve([() => server.close()]);
   }
 }

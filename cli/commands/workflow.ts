@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'clipanion';
 import { JOB_SCRIPT_PATH } from '../../model/job-definition-paths';
+import { readSetting, SETTINGS } from '../../platform/config';
 import { InputError } from '../../platform/errors';
 import {
   DEFAULT_RUNS_ON,
@@ -22,7 +23,7 @@ import {
   type WorkflowFile,
 } from '../../workflow-file';
 
-const LABELS_ENV = 'SOLSTICE_LABELS';
+const LABELS_ENV = SETTINGS.workflowLabels.env;
 
 abstract class WorkflowFileCommand extends Command {
   file = Option.String({ name: 'file', required: false });
@@ -31,13 +32,13 @@ abstract class WorkflowFileCommand extends Command {
   });
   json = Option.Boolean('--json', false, { description: 'Print the result as JSON' });
   verbose = Option.Boolean('--verbose', false, {
-    description: 'Print stack traces of errors [env: SOLSTICE_DEBUG]',
+    description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
   });
 
   protected knownLabels(): string[] {
     if (this.labels && this.labels.length > 0) return this.labels.flatMap(splitLabels);
-    const env = process.env[LABELS_ENV];
-    if (env !== undefined && env.trim() !== '') return splitLabels(env);
+    const fromEnv = readSetting('workflowLabels');
+    if (fromEnv && fromEnv.length > 0) return fromEnv;
     return [DEFAULT_RUNS_ON];
   }
 

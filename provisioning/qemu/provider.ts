@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ConfigError, MissingToolError, ProvisioningError } from '../../platform/errors';
-import { freePort } from '../../platform/net';
+import { freePort, splitHostPort } from '../../platform/net';
 import { readTail } from '../file-tail';
 import {
   machineIdFor,
@@ -114,12 +114,8 @@ export class QemuProvider implements Provider {
       runner.hostname,
       Number(runner.port || (runner.protocol === 'https:' ? 443 : 80)),
     );
-    const i = opts.contactAddr.lastIndexOf(':');
-    this.contactPort = loopbackPort(
-      'the log service contact address',
-      opts.contactAddr.slice(0, i),
-      Number(opts.contactAddr.slice(i + 1)),
-    );
+    const contact = splitHostPort(opts.contactAddr, 'the log service contact address');
+    this.contactPort = loopbackPort('the log service contact address', contact.host, contact.port);
     const otlp = opts.otlpEndpoint ? new URL(opts.otlpEndpoint) : undefined;
     if (otlp && isLoopbackHost(otlp.hostname))
       this.otlp = {

@@ -71,7 +71,7 @@ test('sizes: artifact limits read binary units and print them back', () => {
 });
 
 test('traces go to OTLP when an endpoint is set, to the console on request, else nowhere', () => {
-  const fromEnv = (env: NodeJS.ProcessEnv) => chooseExporter(loadConfig({}, env), env);
+  const fromEnv = (env: NodeJS.ProcessEnv) => chooseExporter(loadConfig({}, env));
   expect(fromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4317' })).toBeInstanceOf(OTLPTraceExporter);
   expect(fromEnv({ OTEL_TRACES_EXPORTER: 'console' })).toBeInstanceOf(ConsoleSpanExporter);
   expect(fromEnv({})).toBeUndefined();
