@@ -12,7 +12,7 @@ import { AmqpConnection } from '../ingress/amqp';
 import { connectClient } from '../platform/temporal';
 import { createBlobStore } from '../storage/create-blob-store';
 import type { Config } from '../platform/config';
-import { createDb } from '../storage/db';
+import { createDb, redactDatabaseUrl } from '../storage/db';
 import { startEmbeddedPostgres } from './embedded-postgres';
 import { JobStore } from '../storage/job-store';
 import type { Logger } from '../platform/logger';
@@ -56,9 +56,9 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       });
       stops.push(pg.stop);
       cfg = { ...cfg, databaseUrl: pg.url };
-      urls.postgres = `embedded, ${pg.url.replace(/:[^:@/]*@/, ':***@')}`;
+      urls.postgres = `embedded, ${redactDatabaseUrl(pg.url)}`;
     } else {
-      urls.postgres = cfg.databaseUrl.replace(/:[^:@/]*@/, ':***@');
+      urls.postgres = redactDatabaseUrl(cfg.databaseUrl);
     }
     const applied = await migrate({ databaseUrl: cfg.databaseUrl as string });
     if (applied.applied.length > 0) log.info({ applied: applied.applied }, 'database migrated');

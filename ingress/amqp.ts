@@ -18,6 +18,7 @@ import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Consum
 import type { Logger } from '../platform/logger';
 import { DependencyUnavailableError, describeError } from '../platform/errors';
 import { extractTraceContext, injectTraceContext, tracer } from '../platform/telemetry';
+import { redactUrlPassword } from '../model/redact-url';
 
 export const TOPOLOGY = {
   exchange: 'solstice.jobs',
@@ -36,13 +37,7 @@ const START_HINT =
 
 /** The URL with its password replaced, for messages and logs. */
 export function redactAmqpUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid AMQP_URL>';
-  }
+  return redactUrlPassword(raw) ?? '<invalid AMQP_URL>';
 }
 
 export function amqpUnavailable(url: string, cause?: unknown): DependencyUnavailableError {
