@@ -40,6 +40,20 @@ export function redactAmqpUrl(raw: string): string {
   return redactUrlPassword(raw) ?? '<invalid AMQP_URL>';
 }
 
+/**
+ * One quick attempt (3 s), for callers that start jobs directly when RabbitMQ is not there
+ * (`solstice enqueue`, `solstice up`): the connection, or the reason there is none.
+ */
+export async function connectIfReachable(
+  opts: Pick<AmqpOptions, 'url' | 'log' | 'name'>,
+): Promise<AmqpConnection | { unreachable: string }> {
+  try {
+    return await AmqpConnection.connect({ ...opts, connectTimeoutMs: 3000 });
+  } catch (err) {
+    return { unreachable: (err as Error).message };
+  }
+}
+
 export function amqpUnavailable(url: string, cause?: unknown): DependencyUnavailableError {
   return new DependencyUnavailableError('RabbitMQ', redactAmqpUrl(url), START_HINT, { cause });
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'clipanion';
-import { AmqpConnection, TOPOLOGY } from '../../ingress/amqp';
+import { AmqpConnection, connectIfReachable, TOPOLOGY } from '../../ingress/amqp';
 import type { Config } from '../../platform/config';
 import { resolveLocalCommit } from '../../ingress/local-commit';
 import { isLocalRepo } from '../../model/repo-url';
@@ -38,16 +38,9 @@ async function enqueueViaAmqp(
 ): Promise<{ pipelineId: string; workflowId: string } | undefined> {
   const log = createLogger('solstice-enqueue');
   log.level = 'error';
-  let amqp: AmqpConnection;
-  try {
-    amqp = await AmqpConnection.connect({
-      url: cfg.amqpUrl,
-      log,
-      name: 'solstice enqueue',
-      connectTimeoutMs: 3000,
-    });
-  } catch (err) {
-    out.write(`note: ${(err as Error).message}; starting the job directly\n`);
+  const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice enqueue' });
+  if (!(amqp instanceof AmqpConnection)) {
+    out.write(`note: ${amqp.unreachable}; starting the job directly\n`);
     return undefined;
   }
   try {

@@ -8,7 +8,7 @@ import { serveUntilSignal } from '../../platform/shutdown';
 import { initTelemetry } from '../../platform/telemetry';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
-import { startWebhookServer } from '../../ingress/webhook-server';
+import { configuredWebhookOptions, startWebhookServer } from '../../ingress/webhook-server';
 import { ConnectedCommand, settingOption } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
@@ -120,15 +120,9 @@ export class WebhookServeCommand extends Command {
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();
-    const server = await startWebhookServer({
-      addr: cfg.webhookAddr,
-      bodyLimit: cfg.webhookBodyLimit,
-      secrets,
-      insecure: cfg.webhookInsecure,
-      publisher,
-      log,
-      brokerUp: () => amqp.connected,
-    });
+    const server = await startWebhookServer(
+      configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected }),
+    );
     this.context.stdout.write(`webhook ingress listening on ${server.url}\n`);
     for (const forge of ['forgejo', 'github'] as const)
       this.context.stdout.write(
