@@ -89,6 +89,11 @@ export function repoDisplayName(raw: string): string {
   return parts.slice(isLocal(loc) ? -1 : -2).join('/') || 'repo';
 }
 
+/** `owner/name@<sha12>`: a commit as lists and summaries show it. */
+export function repoAtCommit(raw: string, commitSha: string): string {
+  return `${repoDisplayName(raw)}@${commitSha.slice(0, 12)}`;
+}
+
 /** The `<repo>` of a workflow id (`pipeline/<repo>/<sha12>/…`): lower case, safe characters only. */
 export function repoIdSegment(raw: string): string {
   const name = normalizeRepoUrl(raw).split('/').filter(Boolean).pop() ?? 'repo';

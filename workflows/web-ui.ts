@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import { branchOf } from '../model/domain';
-import { commitUrl, repoDisplayName } from '../model/repo-url';
+import { commitUrl, repoAtCommit, repoDisplayName } from '../model/repo-url';
 
 /** Keyword attributes; registered at startup (platform/search-attributes.ts), set at start, state upserted. */
 export const SEARCH_ATTRIBUTES = {
@@ -41,7 +41,7 @@ export function searchAttributesFor(f: RunFacts): SearchAttributePair[] {
 
 /** One line: `owner/name@<sha12> · <job>` (or `· pipeline`). */
 export function runSummary(f: Pick<RunFacts, 'repoUrl' | 'commitSha' | 'job'>): string {
-  return `${repoDisplayName(f.repoUrl)}@${f.commitSha.slice(0, 12)} · ${f.job ?? 'pipeline'}`;
+  return `${repoAtCommit(f.repoUrl, f.commitSha)} · ${f.job ?? 'pipeline'}`;
 }
 
 /** The job page people open (`SOLSTICE_PUBLIC_URL`), the same link the forge statuses carry. */

@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
 import { PipelineStore } from '../../storage/pipeline-store';
+import { repoAtCommit } from '../../model/repo-url';
 import { connectClient } from '../../platform/temporal';
 import { openStore } from '../context';
 import { exitCodeForState, stateLabel } from '../output';
@@ -22,11 +23,10 @@ export class PipelinesCommand extends ConnectedCommand {
     try {
       const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
       for (const p of list) {
-        const repo = p.repoUrl.split('/').filter(Boolean).pop() ?? p.repoUrl;
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(p)}\n`
-            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repo}@${p.commitSha.slice(0, 12)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
+            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
         );
       }
       if (list.length === 0 && !this.json)

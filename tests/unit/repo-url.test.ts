@@ -8,6 +8,7 @@ import {
   isLocalRepo,
   normalizeRepoUrl,
   parseRepoUrl,
+  repoAtCommit,
   repoDisplayName,
   repoIdSegment,
   repoUrlWithoutCredentials,
@@ -45,6 +46,7 @@ test('every spelling of one repository normalises, displays and names a workflow
     expect(repoDisplayName(s).toLowerCase()).toBe('codertocat/hello-world');
   }
   expect(repoIdSegment('/tmp/My Repo')).toBe('my-repo');
+  expect(repoAtCommit('git@h:acme/app.git', '0123456789abcdef')).toBe('acme/app@0123456789ab');
   expect(repoDisplayName('https://forge.example/o/my%20app.git')).toBe('o/my app');
 });
 
