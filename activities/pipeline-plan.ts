@@ -19,6 +19,7 @@ import {
 } from '../workflow-file';
 import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
 import { branchOf } from '../model/domain';
+import { redactErrorUrls, redactUrlsInText } from '../model/redact-url';
 
 const run = promisify(execFile);
 const JOB_SCRIPT_PATH = '.solstice/job.sh';
@@ -61,9 +62,9 @@ export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> 
       try {
         await git(dir, ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*']);
       } catch (err) {
-        throw new Error(`cannot fetch ${req.repoUrl}: ${(err as Error).message.split('\n')[0]}`, {
-          cause: err,
-        });
+        // git's message quotes the URL, which may carry a token: it would reach the UI and the DB.
+        const why = redactErrorUrls(err as Error).message.split('\n')[0];
+        throw new Error(`cannot fetch ${redactUrlsInText(req.repoUrl)}: ${why}`, { cause: err });
       }
     }
     const kdl = await show(dir, req.commitSha, WORKFLOW_FILE_PATH);

@@ -17,6 +17,16 @@ export function redactUrlsInText(text: string): string {
 }
 
 /**
+ * The same for an error about to be passed on (a failure's cause travels into Temporal and the
+ * database): its message and its stack, which repeats the message. Returns the error.
+ */
+export function redactErrorUrls<E extends Error>(err: E): E {
+  err.message = redactUrlsInText(err.message);
+  if (err.stack) err.stack = redactUrlsInText(err.stack);
+  return err;
+}
+
+/**
  * One URL with only its password replaced by `***`, so the user name still says which
  * account was used. Undefined when `url` does not parse, so each caller says in its own
  * words which setting is malformed rather than echoing it (it may hold the password).

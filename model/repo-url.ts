@@ -40,6 +40,16 @@ export function isLocalRepo(raw: string): boolean {
   return parseRepoUrl(raw).form === 'path';
 }
 
+/**
+ * The folder of a repository on this host (`/srv/git/app`, `file:///srv/git/app`), which a
+ * machine cannot fetch by itself; undefined for URLs a machine can fetch, and relative paths.
+ */
+export function localRepoPath(raw: string): string | undefined {
+  const loc = parseRepoUrl(raw);
+  if (loc.form === 'url') return loc.scheme === 'file' ? loc.path : undefined;
+  return loc.form === 'path' && loc.path.startsWith('/') ? loc.path : undefined;
+}
+
 function isLocal(loc: RepoLocation): boolean {
   return loc.form === 'path' || (loc.form === 'url' && loc.scheme === 'file');
 }

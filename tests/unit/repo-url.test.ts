@@ -1,11 +1,12 @@
 /** One parser for every repository URL spelling, and the workflow ids built from it. */
 import { pipelineIdsForRequest, pipelineWorkflowId } from '../../ingress/pipeline-start';
 import { newJobRequest, readableWorkflowId } from '../../model/job-request';
-import { redactUrlPassword, redactUrlsInText } from '../../model/redact-url';
+import { redactErrorUrls, redactUrlPassword, redactUrlsInText } from '../../model/redact-url';
 import {
   commitUrl,
   forgeRepoOf,
   isLocalRepo,
+  localRepoPath,
   normalizeRepoUrl,
   parseRepoUrl,
   repoAtCommit,
@@ -32,6 +33,10 @@ test('local paths are paths, URLs and scp-like SSH are not', () => {
   for (const p of ['/tmp/repo', '../app', '.', './dir:with-colon']) expect(isLocalRepo(p)).toBe(true);
   for (const u of ['https://h/o/r', 'file:///srv/r', 'git@h:o/r', 'h:o/r'])
     expect(isLocalRepo(u)).toBe(false);
+  // What a machine cannot fetch by itself: folders on this host, however given.
+  expect(localRepoPath('/srv/git/app')).toBe('/srv/git/app');
+  expect(localRepoPath('file:///srv/git/app')).toBe('/srv/git/app');
+  for (const u of ['https://h/o/r', 'git@h:o/r', 'app']) expect(localRepoPath(u)).toBeUndefined();
 });
 
 test('every spelling of one repository normalises, displays and names a workflow id alike', () => {
@@ -77,6 +82,8 @@ test('credentials never reach a commit link, a span or a message', () => {
   expect(redactUrlsInText('see postgresql://me:pw@db/ci and https://t@h/r')).toBe(
     'see postgresql://***@db/ci and https://***@h/r',
   );
+  const err = redactErrorUrls(new Error('Command failed: git fetch -- https://x:ghs_1@h/o/r'));
+  expect(`${err.message}\n${err.stack}`).not.toContain('ghs_1');
 });
 
 test('the CLI and the bridge spell a workflow id the same way for the same request', () => {
