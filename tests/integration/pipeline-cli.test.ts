@@ -4,19 +4,11 @@ import { pipelineIdsForRequest } from '../../ingress/pipeline-start';
 import { newJobRequest } from '../../model/job-request';
 import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
-import { startHarness, type Harness } from '../support/harness';
+import { harnessWithWorkerForFile, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
 
 let h: Harness;
-
-beforeAll(async () => {
-  h = await startHarness();
-  await h.startWorker();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+harnessWithWorkerForFile((harness) => (h = harness));
 
 function solstice(args: string[]): Promise<CliResult> {
   return runCli(args, cliEnv(h.cfg));
