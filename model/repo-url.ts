@@ -21,7 +21,7 @@ export type RepoLocation =
 // path (git's own rule, so `./dir:x` stays local).
 const SCP = /^(?:[^@/]+@)?([^@/:]+):(?!\/)(.+)$/;
 
-export function parseRepoUrl(raw: string): RepoLocation {
+export function parseRepoLocation(raw: string): RepoLocation {
   const s = raw.trim();
   const scp = SCP.exec(s);
   if (scp) return { form: 'scp', host: scp[1], hostname: scp[1], path: scp[2] };
@@ -37,7 +37,7 @@ export function parseRepoUrl(raw: string): RepoLocation {
 
 /** A local path the CLI can open with git (not a URL, not scp-like SSH). */
 export function isLocalRepo(raw: string): boolean {
-  return parseRepoUrl(raw).form === 'path';
+  return parseRepoLocation(raw).form === 'path';
 }
 
 /**
@@ -45,7 +45,7 @@ export function isLocalRepo(raw: string): boolean {
  * machine cannot fetch by itself; undefined for URLs a machine can fetch, and relative paths.
  */
 export function localRepoPath(raw: string): string | undefined {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   if (loc.form === 'url') return loc.scheme === 'file' ? loc.path : undefined;
   return loc.form === 'path' && loc.path.startsWith('/') ? loc.path : undefined;
 }
@@ -72,7 +72,7 @@ function hostOf(loc: RepoLocation): string {
  * it is spelled. Part of the event key behind workflow ids, so its output must stay stable.
  */
 export function normalizeRepoUrl(raw: string): string {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   const host = hostOf(loc);
   const p = loc.path
     .replace(/\/+$/, '')
@@ -94,7 +94,7 @@ function decoded(segment: string): string {
  * (`https://host/owner/name.git`, `git@host:owner/name`), the folder name for a local path.
  */
 export function repoDisplayName(raw: string): string {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   const parts = segments(loc).map((p) => (loc.form === 'url' ? decoded(p) : p));
   return parts.slice(isLocal(loc) ? -1 : -2).join('/') || 'repo';
 }
@@ -112,7 +112,7 @@ export function repoIdSegment(raw: string): string {
 
 /** The commit's web page, when the repository URL is a web URL (credentials and query left out). */
 export function commitUrl(raw: string, commitSha: string): string | undefined {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   if (loc.form !== 'url' || (loc.scheme !== 'http' && loc.scheme !== 'https')) return undefined;
   const path = loc.path.replace(/\/+$/, '').replace(/\.git$/, '');
   return `${loc.scheme}://${loc.host}${path}/commit/${commitSha}`;
@@ -123,7 +123,7 @@ export function commitUrl(raw: string, commitSha: string): string | undefined {
  * for span attributes and messages. Local paths pass unchanged.
  */
 export function repoUrlWithoutCredentials(raw: string): string {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   if (loc.form === 'url') return withoutUrlCredentials(loc.url);
   if (loc.form === 'scp') return `${loc.host}:${loc.path}`;
   return raw;
@@ -141,7 +141,7 @@ export interface ForgeRepo {
  * with fewer than two path segments. SSH spellings map to the forge's https origin.
  */
 export function forgeRepoOf(raw: string): ForgeRepo | undefined {
-  const loc = parseRepoUrl(raw);
+  const loc = parseRepoLocation(raw);
   if (loc.form === 'path' || isLocal(loc)) return undefined;
   const parts = segments(loc);
   if (parts.length < 2) return undefined;

@@ -8,7 +8,7 @@ import {
   isLocalRepo,
   localRepoPath,
   normalizeRepoUrl,
-  parseRepoUrl,
+  parseRepoLocation,
   repoAtCommit,
   repoDisplayName,
   repoIdSegment,
@@ -21,8 +21,8 @@ test.each([
   ['git@github.com:acme/app.git', 'scp', 'github.com', 'acme/app.git'],
   ['forge.example:acme/app', 'scp', 'forge.example', 'acme/app'],
   ['file:///srv/git/app.git', 'url', '', '/srv/git/app.git'],
-])('parseRepoUrl(%s) is a %s URL on %s', (raw, form, host, path) => {
-  expect(parseRepoUrl(raw)).toMatchObject({
+])('parseRepoLocation(%s) is a %s URL on %s', (raw, form, host, path) => {
+  expect(parseRepoLocation(raw)).toMatchObject({
     form,
     path,
     ...(form === 'url' || form === 'scp' ? { host } : {}),
