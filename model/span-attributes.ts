@@ -1,8 +1,8 @@
 /**
  * Span attribute names for Solstice's own facts, the same in every process and in the runner
- * (so this module imports only model/repo-url, which imports nothing else: the runner
- * bundle stays small). Only ids, the repository
- * (without credentials) and the commit go into spans: never tokens, secrets or log text.
+ * (so this module imports only model/repo-url, which needs nothing outside model/: the runner
+ * bundle stays small). Only ids, the repository (without credentials) and the commit go into
+ * spans: never tokens, secrets or log text.
  */
 import { repoUrlWithoutCredentials } from './repo-url';
 
