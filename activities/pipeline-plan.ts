@@ -15,6 +15,7 @@ import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
 import { branchOf } from '../model/domain';
 import { JOB_DEFINITION_PATHS, JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
 import { SolsticeError } from '../platform/errors';
+import { redactErrorUrls, redactUrlsInText } from '../model/redact-url';
 
 const run = promisify(execFile);
 
@@ -91,7 +92,10 @@ export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> 
       try {
         await git(dir, ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*']);
       } catch (err) {
-        throw new Error(`cannot fetch ${req.repoUrl}: ${firstLine(err)}`, { cause: err });
+        // git's message quotes the URL, which may carry a token: it would reach the UI and the DB.
+        // (git's stderr, which firstLine prefers, carries it too.)
+        const why = redactUrlsInText(firstLine(redactErrorUrls(err as Error)));
+        throw new Error(`cannot fetch ${redactUrlsInText(req.repoUrl)}: ${why}`, { cause: err });
       }
     }
     const found = await definitionsAt(dir, req.commitSha);

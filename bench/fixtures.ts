@@ -1,10 +1,19 @@
-/** What the benchmarks share: a throwaway database, a committed repository, percentiles. */
+/**
+ * What the benchmarks share: a throwaway database, a stack on free ports, a committed
+ * repository, one timed bare job, percentiles.
+ */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
+import type { Stack } from '../devstack/stack';
+import { startJob } from '../ingress/job-start';
+import { freePort } from '../platform/net';
+import type { JobRecord } from '../storage/job-store';
+import { waitForFinalState } from '../storage/log-follow';
 
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: number[], p: number): number {
@@ -33,6 +42,40 @@ export async function freshDatabase(adminUrl: string): Promise<{ url: string; dr
     url: url.toString(),
     drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+/** Every address a stack listens on, each a free loopback port, so a benchmark runs next to anything. */
+export async function freeStackAddresses(): Promise<{
+  embeddedPgPort: string;
+  temporalAddress: string;
+  temporalUiPort: string;
+  grpcAddr: string;
+  runnerServeAddr: string;
+  jobPageAddr: string;
+}> {
+  return {
+    embeddedPgPort: String(await freePort()),
+    temporalAddress: `127.0.0.1:${await freePort()}`,
+    temporalUiPort: String(await freePort()),
+    grpcAddr: `127.0.0.1:${await freePort()}`,
+    runnerServeAddr: `127.0.0.1:${await freePort()}`,
+    jobPageAddr: `127.0.0.1:${await freePort()}`,
+  };
+}
+
+/** Starts a bare job for the repository's commit and waits for its final record. */
+export async function runBareJob(
+  client: Client,
+  stack: Stack,
+  repo: { dir: string; sha: string },
+  pollMs: number,
+): Promise<JobRecord> {
+  const { jobId } = await startJob(client, stack.cfg, {
+    source: 'manual',
+    repoUrl: repo.dir,
+    commitSha: repo.sha,
+  });
+  return waitForFinalState(stack.jobs, jobId, pollMs);
 }
 
 /** A git repository in a temporary folder with `files` committed; returns it and the commit. */

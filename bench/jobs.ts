@@ -13,13 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../platform/config';
-import { startJob } from '../ingress/job-start';
-import { waitForFinalState } from '../storage/log-follow';
 import { createLogger } from '../platform/logger';
-import { freePort } from '../platform/net';
 import { connectClient } from '../platform/temporal';
 import { startStack } from '../devstack/stack';
-import { commitRepo, freshDatabase, percentile } from './fixtures';
+import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
@@ -42,12 +39,7 @@ async function main(): Promise<void> {
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,
-    embeddedPgPort: String(await freePort()),
-    temporalAddress: `127.0.0.1:${await freePort()}`,
-    temporalUiPort: String(await freePort()),
-    grpcAddr: `127.0.0.1:${await freePort()}`,
-    runnerServeAddr: `127.0.0.1:${await freePort()}`,
-    jobPageAddr: `127.0.0.1:${await freePort()}`,
+    ...(await freeStackAddresses()),
     workspaceRoot: path.join(stateDir, 'machines'),
     taskQueue: 'bench',
   });
@@ -69,12 +61,8 @@ async function main(): Promise<void> {
     while (next < total) {
       next += 1;
       const enqueuedAt = Date.now();
-      const { jobId } = await startJob(temporal.client, stack.cfg, {
-        source: 'manual',
-        repoUrl: repo.dir,
-        commitSha: repo.sha,
-      });
-      const job = await waitForFinalState(stack.jobs, jobId, 50);
+      const job = await runBareJob(temporal.client, stack, repo, 50);
+      const jobId = job.id;
       const doneAt = job.finishedAt?.getTime() ?? Date.now();
       const marks = (await stack.jobs.logLinesAfter(jobId, 0, 100))
         .map((l) => /^bench-(start|end) (\d+)$/.exec(l.text))

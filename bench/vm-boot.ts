@@ -19,12 +19,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { commitRepo, freshDatabase } from './fixtures';
+import { commitRepo, freeStackAddresses, freshDatabase, runBareJob } from './fixtures';
 import { loadConfig } from '../platform/config';
-import { startJob } from '../ingress/job-start';
-import { waitForFinalState } from '../storage/log-follow';
 import { createLogger } from '../platform/logger';
-import { freePort } from '../platform/net';
 import { connectClient } from '../platform/temporal';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles } from '../provisioning/qemu/command-line';
 import { loadImageMap, type Accel } from '../provisioning/qemu/image-map';
@@ -125,11 +122,7 @@ async function main(): Promise<void> {
   const cfg = loadConfig({
     stateDir: scratch,
     databaseUrl: database?.url,
-    embeddedPgPort: String(await freePort()),
-    temporalAddress: `127.0.0.1:${await freePort()}`,
-    temporalUiPort: String(await freePort()),
-    grpcAddr: `127.0.0.1:${await freePort()}`,
-    runnerServeAddr: `127.0.0.1:${await freePort()}`,
+    ...(await freeStackAddresses()),
     workspaceRoot: path.join(scratch, 'machines'),
     taskQueue: 'bench-vm',
     provider: 'qemu',
@@ -147,12 +140,8 @@ async function main(): Promise<void> {
     // Alternating which goes first spreads a changing host load over both columns.
     let plain = i % 2 === 0 ? await plainBoot(imageMap, accel, scratch) : NaN;
     const enqueuedAt = Date.now();
-    const { jobId } = await startJob(temporal.client, stack.cfg, {
-      source: 'manual',
-      repoUrl: repo.dir,
-      commitSha: repo.sha,
-    });
-    const job = await waitForFinalState(stack.jobs, jobId, 250);
+    const job = await runBareJob(temporal.client, stack, repo, 250);
+    const jobId = job.id;
     if (job.state !== 'success' || !job.startedAt)
       throw new Error(`bench job ended ${job.state}: ${job.message}`);
     const lines = await stack.jobs.logLinesAfter(jobId, 0, 10_000);

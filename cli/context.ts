@@ -14,3 +14,13 @@ export async function openStore(cfg: Config): Promise<Store> {
   const db = createDb(cfg);
   return { db, jobs: new JobStore(db), close: () => db.$disconnect() };
 }
+
+/** Runs `use` with the store open and closes the store after, whatever happens. */
+export async function withStore<T>(cfg: Config, use: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(cfg);
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -2,6 +2,7 @@
 import type { JobRecord, JobStepRecord, LogLineRecord } from '../storage/job-store';
 import { readSetting } from '../platform/config';
 import { SolsticeError } from '../platform/errors';
+import { repoAtCommit } from '../model/repo-url';
 
 const useColor = process.stdout.isTTY && !readSetting('noColor');
 const paint = (code: number, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -54,11 +55,10 @@ export function formatJob(job: JobRecord, extra: Record<string, string> = {}): s
 }
 
 export function formatJobRow(job: JobRecord): string {
-  const repo = job.repoUrl.split('/').filter(Boolean).pop() ?? job.repoUrl;
   return [
     job.id,
     stateLabel(job.state).padEnd(useColor ? 21 : 12),
-    `${repo}@${job.commitSha.slice(0, 12)}`,
+    repoAtCommit(job.repoUrl, job.commitSha),
     ago(job.createdAt),
   ].join('  ');
 }

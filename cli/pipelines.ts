@@ -6,7 +6,8 @@ import { joinHostPort, splitHostPort } from '../platform/net';
 import { NotFoundError } from '../platform/errors';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
-import { rerunPipeline, startPipeline } from '../ingress/pipeline-start';
+import { rerunPipeline, startPipelineForRequest } from '../ingress/pipeline-start';
+import type { JobRequestV1 } from '../model/job-request';
 import { connectClient } from '../platform/temporal';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import type { Store } from './context';
@@ -179,25 +180,23 @@ export async function followPipeline(
 }
 
 /**
- * `solstice enqueue` started directly: a PipelineWorkflow for the commit. Prints its ids; with
- * `follow`, each job's log and result, then the pipeline's, and returns the exit code for the
- * pipeline's state (0 success, 1 failure, 3 error, 4 cancelled).
+ * `solstice enqueue` started directly: a PipelineWorkflow for the request, started as the bridge
+ * starts it. Prints its ids; with `follow`, each job's log and result, then the pipeline's, and
+ * returns the exit code for the pipeline's state (0 success, 1 failure, 3 error, 4 cancelled).
  */
 export async function enqueuePipeline(
   cfg: Config,
   store: Store,
-  req: { repoUrl: string; commitSha: string; ref?: string; label?: string },
+  r: JobRequestV1,
   follow: boolean,
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const temporal = await connectClient(cfg);
   let started: { pipelineId: string; workflowId: string };
   try {
-    started = await startPipeline(temporal.client, cfg, {
-      source: 'manual',
-      ...req,
-      timeoutMs: cfg.jobTimeoutMs,
-    });
+    // The bridge's own start, so both ways give the same ids (and a pipeline's timeout is the
+    // configured SOLSTICE_JOB_TIMEOUT, which --job-timeout sets).
+    started = await startPipelineForRequest(temporal.client, cfg, r);
   } finally {
     await temporal.close();
   }

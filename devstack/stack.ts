@@ -8,11 +8,11 @@
  * Used by `solstice up` and `solstice ci-local`.
  */
 import path from 'node:path';
-import { AmqpConnection } from '../ingress/amqp';
+import { AmqpConnection, connectIfReachable } from '../ingress/amqp';
 import { connectClient } from '../platform/temporal';
 import { createBlobStore } from '../storage/create-blob-store';
 import type { Config } from '../platform/config';
-import { createDb } from '../storage/db';
+import { createDb, redactDatabaseUrl } from '../storage/db';
 import { startEmbeddedPostgres } from './embedded-postgres';
 import { JobStore } from '../storage/job-store';
 import type { Logger } from '../platform/logger';
@@ -24,7 +24,7 @@ import { startBridge } from '../ingress/bridge';
 import { artifactLimits } from '../runner-api/artifacts';
 import { startJobPage } from '../web/job-page/server';
 import { logServiceOptions, startLogService } from '../runner-api/server';
-import { startWebhookServer } from '../ingress/webhook-server';
+import { configuredWebhookOptions, startWebhookServer } from '../ingress/webhook-server';
 import { runnerBundlePath } from '../runner-api/runner-bundle';
 import { startRunnerServer } from '../runner-api/runner-download';
 
@@ -56,9 +56,9 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       });
       stops.push(pg.stop);
       cfg = { ...cfg, databaseUrl: pg.url };
-      urls.postgres = `embedded, ${pg.url.replace(/:[^:@/]*@/, ':***@')}`;
+      urls.postgres = `embedded, ${redactDatabaseUrl(pg.url)}`;
     } else {
-      urls.postgres = cfg.databaseUrl.replace(/:[^:@/]*@/, ':***@');
+      urls.postgres = redactDatabaseUrl(cfg.databaseUrl);
     }
     const applied = await migrate({ databaseUrl: cfg.databaseUrl as string });
     if (applied.applied.length > 0) log.info({ applied: applied.applied }, 'database migrated');
@@ -120,18 +120,10 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(worker.shutdown);
     urls['orchestrator worker'] = `task queue ${cfg.taskQueue}`;
 
-    let amqp: AmqpConnection | undefined;
-    try {
-      amqp = await AmqpConnection.connect({
-        url: cfg.amqpUrl,
-        log,
-        name: 'solstice up',
-        connectTimeoutMs: 3000,
-      });
-    } catch (err) {
-      urls.rabbitmq = `${(err as Error).message}: no bridge or webhooks; enqueue starts jobs directly`;
-    }
-    if (amqp) {
+    const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice up' });
+    if (!(amqp instanceof AmqpConnection)) {
+      urls.rabbitmq = `${amqp.unreachable}: no bridge or webhooks; enqueue starts jobs directly`;
+    } else {
       const conn = amqp;
       stops.push(() => conn.close());
       urls.rabbitmq = amqp.url;
@@ -142,15 +134,9 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       if (secrets.forgejo || secrets.github || cfg.webhookInsecure) {
         const publisher = amqp.publisher();
         stops.push(publisher.close);
-        const webhooks = await startWebhookServer({
-          addr: cfg.webhookAddr,
-          bodyLimit: cfg.webhookBodyLimit,
-          secrets,
-          insecure: cfg.webhookInsecure,
-          publisher,
-          log,
-          brokerUp: () => conn.connected,
-        });
+        const webhooks = await startWebhookServer(
+          configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => conn.connected }),
+        );
         stops.push(webhooks.close);
         urls.webhooks = `${webhooks.url}/webhooks/{forgejo,github}`;
       } else {

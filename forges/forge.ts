@@ -3,6 +3,8 @@
  * the one HTTP call the status reporters make (so every forge's errors say the same things
  * and carry whether a retry can help).
  */
+import { forgeRepoOf, repoUrlWithoutCredentials, type ForgeRepo } from '../model/repo-url';
+
 export type Forge = 'forgejo' | 'github';
 export type ReportedState = 'pending' | 'success' | 'failure' | 'error' | 'cancelled';
 
@@ -54,25 +56,15 @@ export class ForgeApiError extends Error {
 }
 
 /** `https://forge.example/owner/repo.git`, `git@github.com:owner/repo.git` → origin, owner, repo. */
-export function parseRepoUrl(raw: string): { origin: string; owner: string; repo: string } {
-  const scp = /^(?:[^@/:]+@)?([^/:]+):(?!\/)([^/]+)\/(.+?)(?:\.git)?\/?$/.exec(raw);
-  if (scp) return { origin: `https://${scp[1]}`, owner: scp[2], repo: scp[3] };
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ForgeApiError(`cannot tell the forge repository from "${raw}"`, undefined, false);
-  }
-  const parts = u.pathname
-    .replace(/\.git$/, '')
-    .split('/')
-    .filter(Boolean);
-  if (parts.length < 2 || u.protocol === 'file:')
-    throw new ForgeApiError(`cannot tell owner/repository from "${raw}"`, undefined, false);
-  const origin = u.protocol === 'ssh:' ? `https://${u.hostname}` : u.origin;
-  // Sub-path installs (https://host/forgejo/owner/repo): owner and repo are the last two parts.
-  const prefix = parts.length > 2 ? `/${parts.slice(0, -2).join('/')}` : '';
-  return { origin: `${origin}${prefix}`, owner: parts[parts.length - 2], repo: parts[parts.length - 1] };
+export function parseRepoUrl(raw: string): ForgeRepo {
+  const r = forgeRepoOf(raw);
+  if (!r)
+    throw new ForgeApiError(
+      `cannot tell the forge's owner/repository from "${repoUrlWithoutCredentials(raw)}"`,
+      undefined,
+      false,
+    );
+  return r;
 }
 
 export type Fetch = typeof fetch;

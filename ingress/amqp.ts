@@ -18,6 +18,7 @@ import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Consum
 import type { Logger } from '../platform/logger';
 import { DependencyUnavailableError, describeError } from '../platform/errors';
 import { extractTraceContext, injectTraceContext, tracer } from '../platform/telemetry';
+import { redactUrlPassword } from '../model/redact-url';
 
 export const TOPOLOGY = {
   exchange: 'solstice.jobs',
@@ -36,12 +37,20 @@ const START_HINT =
 
 /** The URL with its password replaced, for messages and logs. */
 export function redactAmqpUrl(raw: string): string {
+  return redactUrlPassword(raw) ?? '<invalid AMQP_URL>';
+}
+
+/**
+ * One quick attempt (3 s), for callers that start jobs directly when RabbitMQ is not there
+ * (`solstice enqueue`, `solstice up`): the connection, or the reason there is none.
+ */
+export async function connectIfReachable(
+  opts: Pick<AmqpOptions, 'url' | 'log' | 'name'>,
+): Promise<AmqpConnection | { unreachable: string }> {
   try {
-    const u = new URL(raw);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid AMQP_URL>';
+    return await AmqpConnection.connect({ ...opts, connectTimeoutMs: 3000 });
+  } catch (err) {
+    return { unreachable: (err as Error).message };
   }
 }
 

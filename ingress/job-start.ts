@@ -8,6 +8,7 @@ import type { Config } from '../platform/config';
 import { startWithSearchAttributes } from '../platform/search-attributes';
 import type { JobInput, JobSource } from '../model/domain';
 import { startWorkflow } from './start-workflow';
+import { readableWorkflowId } from '../model/job-request';
 import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';
 
 export interface JobRequest {
@@ -21,24 +22,6 @@ export interface JobRequest {
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
   Partial<Pick<Config, 'publicUrl'>>;
-
-/**
- * `<kind>/<repo>/<sha12>/<id>`: readable in the Temporal Web UI (which repository and commit),
- * then the unique id. Shared by bare jobs and pipelines.
- */
-export function readableWorkflowId(
-  kind: 'job' | 'pipeline',
-  req: { repoUrl: string; commitSha: string },
-  id: string,
-): string {
-  const repo =
-    req.repoUrl
-      .replace(/\.git$/, '')
-      .split(/[/:]/)
-      .filter(Boolean)
-      .pop() ?? 'repo';
-  return `${kind}/${repo}/${req.commitSha.slice(0, 12)}/${id}`;
-}
 
 export function jobWorkflowId(req: Pick<JobRequest, 'repoUrl' | 'commitSha'>, jobId: string): string {
   return readableWorkflowId('job', req, jobId);

@@ -31,10 +31,6 @@ export interface ResolvedCommit {
   dirty: boolean;
 }
 
-export function isLocalRepo(repo: string): boolean {
-  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !/^[^/]+@[^/]+:/.test(repo);
-}
-
 export async function resolveLocalCommit(repo: string, rev: string): Promise<ResolvedCommit> {
   const dir = path.resolve(repo);
   if (!fs.existsSync(dir)) throw new InputError(`repository ${dir} does not exist`);

@@ -6,8 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from '../platform/config';
-import { readableWorkflowId } from './job-start';
-import { jobIdFor, workflowIdFor, type JobRequestV1 } from '../model/job-request';
+import { jobIdFor, readableWorkflowId, workflowIdFor, type JobRequestV1 } from '../model/job-request';
 import type { PipelineJobRecord, PipelineRecord } from '../storage/pipeline-store';
 import { startWithSearchAttributes } from '../platform/search-attributes';
 import type { JobSource, PipelineEvent, PipelineInput } from '../model/domain';
@@ -124,9 +123,9 @@ export function eventOfRequest(r: Pick<JobRequestV1, 'source' | 'ref'>): Pipelin
   return 'push';
 }
 
-/** The ids a JobRequest v1 gets as a pipeline: `pipeline/...` in place of `job/...`, and a uuid from it. */
+/** The ids a JobRequest v1 gets as a pipeline: `pipeline/<repo>/<sha12>/…`, and a uuid from it. */
 export function pipelineIdsForRequest(r: JobRequestV1): { workflowId: string; pipelineId: string } {
-  const workflowId = workflowIdFor(r).replace(/^job\//, 'pipeline/');
+  const workflowId = workflowIdFor(r, 'pipeline');
   return { workflowId, pipelineId: jobIdFor(workflowId) };
 }
 

@@ -21,7 +21,8 @@ import { tracer } from '../platform/telemetry';
 import { pipelineIdsForRequest } from './pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1 } from '../model/job-request';
 import type { Logger } from '../platform/logger';
-import { splitHostPort } from '../platform/net';
+import { listenHttp } from '../platform/net';
+import type { Config } from '../platform/config';
 import { checkSignature, deliveryMeta, interpret, type Forge } from '../forges/webhook';
 
 export interface WebhookOptions {
@@ -34,6 +35,23 @@ export interface WebhookOptions {
   log: Logger;
   /** Tells /healthz whether the broker is connected. */
   brokerUp?: () => boolean;
+}
+
+/** The options `solstice webhook` and `solstice up` start the server with, from the settings. */
+export function configuredWebhookOptions(
+  cfg: Pick<
+    Config,
+    'webhookAddr' | 'webhookBodyLimit' | 'forgejoWebhookSecret' | 'githubWebhookSecret' | 'webhookInsecure'
+  >,
+  deps: Pick<WebhookOptions, 'publisher' | 'log' | 'brokerUp'>,
+): WebhookOptions {
+  return {
+    addr: cfg.webhookAddr,
+    bodyLimit: cfg.webhookBodyLimit,
+    secrets: { forgejo: cfg.forgejoWebhookSecret, github: cfg.githubWebhookSecret },
+    insecure: cfg.webhookInsecure,
+    ...deps,
+  };
 }
 
 export interface RunningWebhookServer {
@@ -179,11 +197,7 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
 
 export async function startWebhookServer(opts: WebhookOptions): Promise<RunningWebhookServer> {
   const app = buildWebhookApp(opts);
-  const { host, port } = splitHostPort(opts.addr);
-  await app.listen({ host, port });
-  const address = app.server.address();
-  const bound = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  const url = await listenHttp(app, opts.addr);
   opts.log.info({ url }, 'webhook ingress listening');
   return { url, close: () => app.close() };
 }

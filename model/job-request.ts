@@ -8,6 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { normalizeRepoUrl, repoIdSegment } from './repo-url';
 
 export const JOB_REQUEST_V1 = 'jobrequest.v1';
 
@@ -81,55 +82,38 @@ export function encodeJobRequest(r: JobRequestV1): Buffer {
   return Buffer.from(JSON.stringify(r));
 }
 
-/** `https://forge.example/Owner/App.git` → `forge.example/owner/app`: the same repository however it is spelled. */
-export function normalizeRepoUrl(raw: string): string {
-  const s = raw.trim();
-  const scp = /^([^@/:]+@)?([^/:]+):(?!\/)(.+)$/.exec(s); // git@host:owner/repo
-  let host = '';
-  let pathname = s;
-  if (scp) {
-    host = scp[2];
-    pathname = scp[3];
-  } else {
-    try {
-      const u = new URL(s);
-      if (u.protocol !== 'file:') {
-        host = u.host;
-        pathname = u.pathname;
-      } else pathname = u.pathname;
-    } catch {
-      // a local path
-    }
-  }
-  const p = pathname
-    .replace(/\/+$/, '')
-    .replace(/\.git$/, '')
-    .replace(/^\/+/, '');
-  return (host ? `${host}/${p}` : `/${p}`).toLowerCase();
-}
-
-/** Last path segment of a repository, for readable workflow ids. */
-function repoName(repoUrl: string): string {
-  const name = normalizeRepoUrl(repoUrl).split('/').filter(Boolean).pop() ?? 'repo';
-  return name.replace(/[^a-z0-9._-]/g, '-').slice(0, 64) || 'repo';
-}
-
 function shortHash(s: string): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 20);
 }
 
+export type WorkflowKind = 'job' | 'pipeline';
+
+/**
+ * `<kind>/<repo>/<sha12>/<id>`: readable in the Temporal Web UI (which repository and commit),
+ * then the unique id. Every workflow id is spelled here, so a run started by the CLI and one
+ * started by the bridge name the same repository the same way.
+ */
+export function readableWorkflowId(
+  kind: WorkflowKind,
+  req: { repoUrl: string; commitSha: string },
+  id: string,
+): string {
+  return `${kind}/${repoIdSegment(req.repoUrl)}/${req.commitSha.slice(0, 12)}/${id}`;
+}
+
 /**
  * Deterministic workflow id. With a delivery id (one per forge event, kept by the forge on
- * redelivery): `job/<repo>/<sha12>/<source>-<delivery>`. Without one, the event itself:
+ * redelivery): `<kind>/<repo>/<sha12>/<source>-<delivery>`. Without one, the event itself:
  * repository, commit, ref and workflow job, hashed. Readable in the Temporal Web UI.
  */
-export function workflowIdFor(r: JobRequestV1): string {
-  const prefix = `job/${repoName(r.repo_url)}/${r.commit_sha.slice(0, 12)}`;
+export function workflowIdFor(r: JobRequestV1, kind: WorkflowKind = 'job'): string {
+  const id = (suffix: string): string =>
+    readableWorkflowId(kind, { repoUrl: r.repo_url, commitSha: r.commit_sha }, suffix);
   if (r.delivery_id) {
     const d = r.delivery_id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
     // The readable part may be lossy; the hash keeps distinct deliveries distinct.
     const exact = d === r.delivery_id ? '' : `-${shortHash(r.delivery_id).slice(0, 8)}`;
-    return `${prefix}/${r.source}-${d}${exact}`;
+    return id(`${r.source}-${d}${exact}`);
   }
   const key = [
     normalizeRepoUrl(r.repo_url),
@@ -138,7 +122,7 @@ export function workflowIdFor(r: JobRequestV1): string {
     r.workflow_path ?? '',
     r.workflow_job_id ?? '',
   ];
-  return `${prefix}/event-${shortHash(key.join('\n'))}`;
+  return id(`event-${shortHash(key.join('\n'))}`);
 }
 
 /** Namespace for job ids (UUID v5), fixed forever: changing it would change every derived id. */

@@ -21,44 +21,23 @@ import type {
   RunnerServiceDefinition,
 } from '../generated/proto/runner/v1/RunnerService';
 
-export type {
-  RunnerServiceClient,
-  RunnerServiceDefinition,
-  RunnerServiceHandlers,
-} from '../generated/proto/runner/v1/RunnerService';
-export type { StartJobRequest, StartJobRequest__Output } from '../generated/proto/runner/v1/StartJobRequest';
-export type {
-  StartJobResponse,
-  StartJobResponse__Output,
-} from '../generated/proto/runner/v1/StartJobResponse';
-export type { LogBatch, LogBatch__Output } from '../generated/proto/runner/v1/LogBatch';
-export type { LogLine, LogLine__Output } from '../generated/proto/runner/v1/LogLine';
-export type { LogAck, LogAck__Output } from '../generated/proto/runner/v1/LogAck';
-export type {
-  FinishJobRequest,
-  FinishJobRequest__Output,
-} from '../generated/proto/runner/v1/FinishJobRequest';
-export type {
-  FinishJobResponse,
-  FinishJobResponse__Output,
-} from '../generated/proto/runner/v1/FinishJobResponse';
-export { FinishReason } from '../generated/proto/runner/v1/FinishReason';
-export type { FinishReason__Output } from '../generated/proto/runner/v1/FinishReason';
-export type { StepResult, StepResult__Output } from '../generated/proto/runner/v1/StepResult';
-export type {
-  ReportStepRequest,
-  ReportStepRequest__Output,
-} from '../generated/proto/runner/v1/ReportStepRequest';
-export { StepOutcome } from '../generated/proto/runner/v1/StepOutcome';
-export type { StepOutcome__Output } from '../generated/proto/runner/v1/StepOutcome';
-export type { ArtifactChunk, ArtifactChunk__Output } from '../generated/proto/runner/v1/ArtifactChunk';
-export type { ArtifactHeader } from '../generated/proto/runner/v1/ArtifactHeader';
-export type {
-  ArtifactUploaded,
-  ArtifactUploaded__Output,
-} from '../generated/proto/runner/v1/ArtifactUploaded';
-export { LogStream } from '../generated/proto/runner/v1/LogStream';
-export type { LogStream__Output } from '../generated/proto/runner/v1/LogStream';
+// Each message's type and its decoded `__Output` form; the enums as values too.
+export type * from '../generated/proto/runner/v1/RunnerService';
+export type * from '../generated/proto/runner/v1/StartJobRequest';
+export type * from '../generated/proto/runner/v1/StartJobResponse';
+export type * from '../generated/proto/runner/v1/LogBatch';
+export type * from '../generated/proto/runner/v1/LogLine';
+export type * from '../generated/proto/runner/v1/LogAck';
+export type * from '../generated/proto/runner/v1/FinishJobRequest';
+export type * from '../generated/proto/runner/v1/FinishJobResponse';
+export type * from '../generated/proto/runner/v1/StepResult';
+export type * from '../generated/proto/runner/v1/ReportStepRequest';
+export type * from '../generated/proto/runner/v1/ArtifactChunk';
+export type * from '../generated/proto/runner/v1/ArtifactHeader';
+export type * from '../generated/proto/runner/v1/ArtifactUploaded';
+export * from '../generated/proto/runner/v1/FinishReason';
+export * from '../generated/proto/runner/v1/StepOutcome';
+export * from '../generated/proto/runner/v1/LogStream';
 
 export const RUNNER_PROTO_OPTIONS = {
   keepCase: false,

@@ -1,8 +1,11 @@
 /**
  * Span attribute names for Solstice's own facts, the same in every process and in the runner
- * (so this module imports nothing: the runner bundle stays small). Only ids, the repository
- * (without credentials) and the commit go into spans: never tokens, secrets or log text.
+ * (so this module imports only model/repo-url, which needs nothing outside model/: the runner
+ * bundle stays small). Only ids, the repository (without credentials) and the commit go into
+ * spans: never tokens, secrets or log text.
  */
+import { repoUrlWithoutCredentials } from './repo-url';
+
 export const ATTR = {
   jobId: 'solstice.job.id',
   repo: 'solstice.repo',
@@ -19,17 +22,4 @@ export const ATTR = {
  * A repository URL fit for a span attribute: without user name, password (a clone URL may
  * carry a token), query or fragment. Local paths pass unchanged.
  */
-export function repoAttribute(repoUrl: string): string {
-  let u: URL;
-  try {
-    u = new URL(repoUrl);
-  } catch {
-    // scp-like `user@host:path` or a local path: drop anything before an `@`.
-    return repoUrl.replace(/^[^@/]*@/, '');
-  }
-  u.username = '';
-  u.password = '';
-  u.search = '';
-  u.hash = '';
-  return u.toString();
-}
+export const repoAttribute = repoUrlWithoutCredentials;

@@ -24,6 +24,21 @@ export function joinHostPort(host: string, port: number | string): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/**
+ * Starts an HTTP server (Fastify's `listen`) on `host:port` and returns the URL it is reachable
+ * at, with the port the kernel chose when `port` is 0.
+ */
+export async function listenHttp(
+  app: { listen(o: { host: string; port: number }): Promise<unknown>; server: net.Server },
+  addr: string,
+): Promise<string> {
+  const { host, port } = splitHostPort(addr);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+}
+
 export function isListening(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });

@@ -10,19 +10,12 @@ import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import type { JobContext } from './job-context';
 import { LineSplitter } from './log/lines';
+import { redactUrlsInText } from '../model/redact-url';
 
 export type CheckoutResult = { ok: true } | { ok: false; message: string };
 
 /** Writes one SYSTEM line to the job log. */
 export type SystemLog = (text: string) => void;
-
-/**
- * Removes credentials from URLs in `text` (https://user:secret@host/... → https://***@host/...),
- * for repository URLs and for git's messages that quote them.
- */
-export function redactUrl(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
-}
 
 /** The environment for git: never the job token; never prompt for credentials (no one can answer). */
 export function gitEnv(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -53,7 +46,7 @@ function runGit(
     });
     const tail: string[] = [];
     const onLine = (raw: string): void => {
-      const line = redactUrl(raw);
+      const line = redactUrlsInText(raw);
       if (!quiet) log(line);
       tail.push(line);
       if (tail.length > 5) tail.shift();
@@ -76,7 +69,7 @@ export async function checkout(
   log: SystemLog,
   signal?: AbortSignal,
 ): Promise<CheckoutResult> {
-  const repo = redactUrl(ctx.repoUrl);
+  const repo = redactUrlsInText(ctx.repoUrl);
   const sha = ctx.commitSha;
   /** A step worth showing: the command (as `show`, i.e. without credentials) and its output. */
   const git = async (args: string[], show: string[] = args): Promise<GitResult> => {

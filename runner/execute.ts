@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import type { SystemLog } from './checkout';
-import { redactUrl } from './checkout';
+import { redactUrlsInText } from '../model/redact-url';
 import { diag } from './diag';
 import type { JobContext } from './job-context';
 import type { LineStream, LogBuffer } from './log/buffer';
@@ -60,7 +60,7 @@ export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.P
     CI: 'true',
     SOLSTICE_JOB_ID: ctx.jobId,
     // Without credentials: a token in the URL is for fetching, not for the script.
-    SOLSTICE_REPO_URL: redactUrl(ctx.repoUrl),
+    SOLSTICE_REPO_URL: redactUrlsInText(ctx.repoUrl),
     SOLSTICE_COMMIT_SHA: ctx.commitSha,
     SOLSTICE_WORKDIR: ctx.workdir,
   };

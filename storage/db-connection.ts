@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { DependencyUnavailableError } from '../platform/errors';
+import { redactUrlPassword } from '../model/redact-url';
 
 /** Prisma URLs select a schema with `?schema=`; node-postgres ignores that parameter. */
 export function databaseSchemaOf(url: string): string | undefined {
@@ -33,13 +34,7 @@ export function describeDatabaseAddress(url: string): string {
 
 /** The URL with its password replaced, safe to log. */
 export function redactDatabaseUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable DATABASE_URL>';
-  }
+  return redactUrlPassword(url) ?? '<unparseable DATABASE_URL>';
 }
 
 export interface CheckDatabaseOptions {

@@ -5,6 +5,7 @@
 import { pgPool, type Db } from './db';
 import { NotFoundError, InputError } from '../platform/errors';
 import type { JobInput, JobOutcome, JobState } from '../model/domain';
+import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
 
 export interface LogLineRecord {
   seq: number;
@@ -68,15 +69,7 @@ export class JobStore {
   async recordJob(input: JobInput, workflowId: string): Promise<void> {
     await this.db.job.upsert({
       where: { id: input.jobId },
-      create: {
-        id: input.jobId,
-        workflowId,
-        source: input.source,
-        repoUrl: input.repoUrl,
-        commitSha: input.commitSha,
-        ref: input.ref ?? null,
-        label: input.label,
-      },
+      create: { ...runColumns(input.jobId, workflowId, input), label: input.label },
       update: {},
     });
   }
@@ -263,7 +256,7 @@ export class JobStore {
   /** Accepts a full job id or a unique prefix of at least 4 characters, like git does for commits. */
   async resolveJob(idOrPrefix: string): Promise<JobRecord> {
     const s = idOrPrefix.trim().toLowerCase();
-    if (!/^[0-9a-f-]{4,36}$/.test(s)) {
+    if (!ID_PREFIX.test(s)) {
       throw new InputError(
         `"${idOrPrefix}" is not a job id`,
         'Job ids are UUIDs; `solstice jobs` lists recent ones.',
@@ -274,23 +267,16 @@ export class JobStore {
       if (!job) throw new NotFoundError(`no job ${s}`, '`solstice jobs` lists recent jobs.');
       return job;
     }
-    const matches = (await this.db
-      .$queryRaw`SELECT id::text AS id FROM jobs WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
-      id: string;
-    }[];
+    const matches = await idsStartingWith(this.db, 'jobs', s);
     if (matches.length === 0)
       throw new NotFoundError(`no job starts with ${s}`, '`solstice jobs` lists recent jobs.');
     if (matches.length > 1)
       throw new InputError(`job id prefix ${s} is ambiguous`, 'Give more characters of the id.');
-    return (await this.getJob(matches[0].id)) as JobRecord;
+    return (await this.getJob(matches[0])) as JobRecord;
   }
 
   async listJobs(limit: number): Promise<JobRecord[]> {
-    const jobs = await this.db.job.findMany({
-      orderBy: { createdAt: 'desc' },
-      take: limit,
-      select: JOB_FIELDS,
-    });
+    const jobs = await this.db.job.findMany({ ...newestFirst(limit), select: JOB_FIELDS });
     return jobs as JobRecord[];
   }
 }

@@ -5,6 +5,7 @@
 import type { Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
+import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
 
 export interface PipelineRecord {
   id: string;
@@ -61,13 +62,8 @@ export class PipelineStore {
     await this.db.pipeline.upsert({
       where: { id: input.pipelineId },
       create: {
-        id: input.pipelineId,
-        workflowId,
-        source: input.source,
+        ...runColumns(input.pipelineId, workflowId, input),
         event: input.event,
-        repoUrl: input.repoUrl,
-        commitSha: input.commitSha,
-        ref: input.ref ?? null,
         rerunOf: input.rerunOf ?? null,
       },
       update: {},
@@ -173,15 +169,12 @@ export class PipelineStore {
   /** A pipeline by full id or unique prefix (at least 4 characters); undefined when none matches. */
   async findPipeline(idOrPrefix: string): Promise<PipelineRecord | undefined> {
     const s = idOrPrefix.trim().toLowerCase();
-    if (!/^[0-9a-f-]{4,36}$/.test(s)) return undefined;
+    if (!ID_PREFIX.test(s)) return undefined;
     if (s.length === 36) return this.getPipeline(s);
-    const matches = (await this.db
-      .$queryRaw`SELECT id::text AS id FROM pipelines WHERE id::text LIKE ${`${s}%`} LIMIT 2`) as {
-      id: string;
-    }[];
+    const matches = await idsStartingWith(this.db, 'pipelines', s);
     if (matches.length > 1)
       throw new InputError(`pipeline id prefix ${s} is ambiguous`, 'Give more characters of the id.');
-    return matches.length === 1 ? this.getPipeline(matches[0].id) : undefined;
+    return matches.length === 1 ? this.getPipeline(matches[0]) : undefined;
   }
 
   async resolvePipeline(idOrPrefix: string): Promise<PipelineRecord> {
@@ -191,11 +184,7 @@ export class PipelineStore {
   }
 
   async listPipelines(limit: number): Promise<PipelineRecord[]> {
-    const rows = await this.db.pipeline.findMany({
-      orderBy: { createdAt: 'desc' },
-      take: limit,
-      select: PIPELINE_FIELDS,
-    });
+    const rows = await this.db.pipeline.findMany({ ...newestFirst(limit), select: PIPELINE_FIELDS });
     return rows as PipelineRecord[];
   }
 }

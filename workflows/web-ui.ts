@@ -5,6 +5,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import { branchOf } from '../model/domain';
+import { commitUrl, repoAtCommit, repoDisplayName } from '../model/repo-url';
 
 /** Keyword attributes; registered at startup (platform/search-attributes.ts), set at start, state upserted. */
 export const SEARCH_ATTRIBUTES = {
@@ -26,23 +27,6 @@ export interface RunFacts {
   state: string;
 }
 
-/**
- * How a repository reads in the UI and in `SolsticeRepo` filters: `owner/name` for a forge URL
- * (`https://host/owner/name.git`, `git@host:owner/name`), the folder name for a local path.
- */
-export function repoDisplayName(repoUrl: string): string {
-  const s = repoUrl
-    .trim()
-    .replace(/\/+$/, '')
-    .replace(/\.git$/, '');
-  const scp = /^(?:[^@/:]+@)?[^/:]+:(?!\/)(.+)$/.exec(s);
-  const url = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(s);
-  const local = !scp && (!url || s.startsWith('file:'));
-  const path = scp ? scp[1] : url ? (url[1] ?? '') : s;
-  const parts = path.split('/').filter(Boolean);
-  return parts.slice(local ? -1 : -2).join('/') || 'repo';
-}
-
 export function searchAttributesFor(f: RunFacts): SearchAttributePair[] {
   const branch = branchOf(f.ref);
   return [
@@ -57,13 +41,7 @@ export function searchAttributesFor(f: RunFacts): SearchAttributePair[] {
 
 /** One line: `owner/name@<sha12> · <job>` (or `· pipeline`). */
 export function runSummary(f: Pick<RunFacts, 'repoUrl' | 'commitSha' | 'job'>): string {
-  return `${repoDisplayName(f.repoUrl)}@${f.commitSha.slice(0, 12)} · ${f.job ?? 'pipeline'}`;
-}
-
-/** The commit's page on its forge, when the repository URL is a web URL. */
-export function commitUrl(repoUrl: string, commitSha: string): string | undefined {
-  if (!/^https?:\/\//i.test(repoUrl)) return undefined;
-  return `${repoUrl.replace(/\/+$/, '').replace(/\.git$/, '')}/commit/${commitSha}`;
+  return `${repoAtCommit(f.repoUrl, f.commitSha)} · ${f.job ?? 'pipeline'}`;
 }
 
 /** The job page people open (`SOLSTICE_PUBLIC_URL`), the same link the forge statuses carry. */

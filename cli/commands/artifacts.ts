@@ -6,7 +6,7 @@ import { formatSize } from '../../platform/config';
 import { createBlobStore } from '../../storage/create-blob-store';
 import { NotFoundError } from '../../platform/errors';
 import { BlobCommand } from '../settings-options';
-import { openStore } from '../context';
+import { withStore } from '../context';
 
 export class ArtifactsListCommand extends BlobCommand {
   static override paths = [['artifacts', 'list']];
@@ -23,8 +23,7 @@ export class ArtifactsListCommand extends BlobCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const store = await openStore(this.config());
-    try {
+    return withStore(this.config(), async (store) => {
       const job = await store.jobs.resolveJob(this.job);
       const artifacts = await new ArtifactStore(store.db).list(job.id);
       const width = Math.max(4, ...artifacts.map((a) => a.path.length));
@@ -40,9 +39,7 @@ export class ArtifactsListCommand extends BlobCommand {
           `job ${job.id} has no artifacts (a job declares them with \`artifacts\`)\n`,
         );
       return 0;
-    } finally {
-      await store.close();
-    }
+    });
   }
 }
 
@@ -60,26 +57,26 @@ export class ArtifactsGetCommand extends BlobCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const store = await openStore(cfg);
-    const blobs = createBlobStore(cfg);
-    try {
-      const job = await store.jobs.resolveJob(this.job);
-      const artifact = await new ArtifactStore(store.db).get(job.id, this.artifactPath);
-      const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
-      if (!body) {
-        throw new NotFoundError(
-          `job ${job.id} has no artifact ${this.artifactPath}${artifact ? ' in the blob store' : ''}`,
-          artifact
-            ? `the blob store (${blobs.describe()}) lacks it: is BLOB_FS_ROOT or S3_BUCKET the one the log service uses?`
-            : `\`solstice artifacts list ${job.id}\` shows what it has`,
-        );
+    return withStore(cfg, async (store) => {
+      const blobs = createBlobStore(cfg);
+      try {
+        const job = await store.jobs.resolveJob(this.job);
+        const artifact = await new ArtifactStore(store.db).get(job.id, this.artifactPath);
+        const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
+        if (!body) {
+          throw new NotFoundError(
+            `job ${job.id} has no artifact ${this.artifactPath}${artifact ? ' in the blob store' : ''}`,
+            artifact
+              ? `the blob store (${blobs.describe()}) lacks it: is BLOB_FS_ROOT or S3_BUCKET the one the log service uses?`
+              : `\`solstice artifacts list ${job.id}\` shows what it has`,
+          );
+        }
+        if (this.output && this.output !== '-') await pipeline(body, createWriteStream(this.output));
+        else await pipeline(body, this.context.stdout, { end: false });
+        return 0;
+      } finally {
+        await blobs.close();
       }
-      if (this.output && this.output !== '-') await pipeline(body, createWriteStream(this.output));
-      else await pipeline(body, this.context.stdout, { end: false });
-      return 0;
-    } finally {
-      await blobs.close();
-      await store.close();
-    }
+    });
   }
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'clipanion';
-import { AmqpConnection, TOPOLOGY } from '../../ingress/amqp';
+import { AmqpConnection, connectIfReachable, TOPOLOGY } from '../../ingress/amqp';
 import type { Config } from '../../platform/config';
-import { resolveLocalCommit, isLocalRepo } from '../../ingress/local-commit';
+import { resolveLocalCommit } from '../../ingress/local-commit';
+import { isLocalRepo } from '../../model/repo-url';
 import { pipelineIdsForRequest } from '../../ingress/pipeline-start';
-import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../model/job-request';
+import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest, type JobRequestV1 } from '../../model/job-request';
 import { createLogger } from '../../platform/logger';
 import { InputError } from '../../platform/errors';
 import type { Store } from '../context';
@@ -31,22 +32,15 @@ export interface EnqueueArgs {
  */
 async function enqueueViaAmqp(
   cfg: Config,
-  req: { repoUrl: string; commitSha: string; ref: string; label?: string },
+  r: JobRequestV1,
   out: NodeJS.WritableStream,
   explicitTimeout = false,
 ): Promise<{ pipelineId: string; workflowId: string } | undefined> {
   const log = createLogger('solstice-enqueue');
   log.level = 'error';
-  let amqp: AmqpConnection;
-  try {
-    amqp = await AmqpConnection.connect({
-      url: cfg.amqpUrl,
-      log,
-      name: 'solstice enqueue',
-      connectTimeoutMs: 3000,
-    });
-  } catch (err) {
-    out.write(`note: ${(err as Error).message}; starting the job directly\n`);
+  const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice enqueue' });
+  if (!(amqp instanceof AmqpConnection)) {
+    out.write(`note: ${amqp.unreachable}; starting the job directly\n`);
     return undefined;
   }
   try {
@@ -55,14 +49,6 @@ async function enqueueViaAmqp(
       out.write(`note: no bridge consumes ${TOPOLOGY.queue} at ${amqp.url}; starting the job directly\n`);
       return undefined;
     }
-    // The delivery id makes this enqueue one event: the bridge starts it once even if the
-    // message is delivered twice, and a second `solstice enqueue` is a second run.
-    const r = newJobRequest({
-      source: 'manual',
-      ...req,
-      runsOn: req.label,
-      deliveryId: `enqueue-${randomUUID()}`,
-    });
     const publisher = amqp.publisher();
     try {
       await publisher.publish(encodeJobRequest(r), {
@@ -106,17 +92,20 @@ export async function enqueue(
     );
   }
 
-  const started = args.direct
-    ? undefined
-    : await enqueueViaAmqp(
-        cfg,
-        { repoUrl, commitSha, ref: ref ?? commitSha, label: args.label },
-        out,
-        args.explicitTimeout,
-      );
+  // One request whichever way it starts: the bridge and a direct start derive the same workflow
+  // id from it. The delivery id makes this enqueue one event: it starts once even if the
+  // message is delivered twice, and a second `solstice enqueue` is a second run.
+  const r = newJobRequest({
+    source: 'manual',
+    repoUrl,
+    commitSha,
+    ref: ref ?? commitSha,
+    runsOn: args.label,
+    deliveryId: `enqueue-${randomUUID()}`,
+  });
+  const started = args.direct ? undefined : await enqueueViaAmqp(cfg, r, out, args.explicitTimeout);
   // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
-  if (!started)
-    return enqueuePipeline(cfg, store, { repoUrl, commitSha, ref, label: args.label }, args.follow, out);
+  if (!started) return enqueuePipeline(cfg, store, r, args.follow, out);
   return showPipeline(cfg, store, started, args.follow, out);
 }
 

@@ -5,7 +5,7 @@ import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
-import { startWebhookServer } from '../../ingress/webhook-server';
+import { configuredWebhookOptions, startWebhookServer } from '../../ingress/webhook-server';
 import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
@@ -98,15 +98,9 @@ export class WebhookServeCommand extends SettingsCommand {
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();
-    const server = await startWebhookServer({
-      addr: cfg.webhookAddr,
-      bodyLimit: cfg.webhookBodyLimit,
-      secrets,
-      insecure: cfg.webhookInsecure,
-      publisher,
-      log,
-      brokerUp: () => amqp.connected,
-    });
+    const server = await startWebhookServer(
+      configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected }),
+    );
     this.context.stdout.write(`webhook ingress listening on ${server.url}\n`);
     for (const forge of ['forgejo', 'github'] as const)
       this.context.stdout.write(

@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { ConnectedCommand } from '../settings-options';
-import { openStore } from '../context';
+import { withStore } from '../context';
 import { formatJobRow } from '../output';
 import { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget } from '../pipelines';
 
@@ -18,17 +18,14 @@ export class JobsCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const store = await openStore(this.config());
-    try {
+    return withStore(this.config(), async (store) => {
       const jobs = await store.jobs.listJobs(Math.max(1, Number(this.limit) || 20));
       for (const job of jobs)
         this.context.stdout.write(`${this.json ? JSON.stringify(job) : formatJobRow(job)}\n`);
       if (jobs.length === 0 && !this.json)
         this.context.stdout.write('no jobs yet; `solstice enqueue` starts one\n');
       return 0;
-    } finally {
-      await store.close();
-    }
+    });
   }
 }
 
@@ -47,8 +44,7 @@ export class StatusCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   async execute(): Promise<number> {
-    const store = await openStore(this.config());
-    try {
+    return withStore(this.config(), async (store) => {
       const target = await resolveTarget(store, this.job);
       if (target.kind === 'pipeline') {
         this.context.stdout.write(
@@ -66,8 +62,6 @@ export class StatusCommand extends ConnectedCommand {
         this.context.stdout.write(`${JSON.stringify({ ...job, logLines: lines, steps, queuePosition })}\n`);
       } else this.context.stdout.write(await formatJobStatus(store, job));
       return 0;
-    } finally {
-      await store.close();
-    }
+    });
   }
 }

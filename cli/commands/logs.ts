@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { readLog } from '../../storage/log-follow';
 import { ConnectedCommand } from '../settings-options';
-import { openStore } from '../context';
+import { withStore } from '../context';
 import { formatLogLine } from '../output';
 
 export class LogsCommand extends ConnectedCommand {
@@ -17,15 +17,12 @@ export class LogsCommand extends ConnectedCommand {
   follow = Option.Boolean('-f,--follow', false, { description: 'Keep printing lines until the job ends' });
 
   async execute(): Promise<number> {
-    const store = await openStore(this.config());
-    try {
+    return withStore(this.config(), async (store) => {
       const job = await store.jobs.resolveJob(this.job);
       for await (const line of readLog(store.jobs, job.id, { follow: this.follow })) {
         this.context.stdout.write(`${formatLogLine(line)}\n`);
       }
       return 0;
-    } finally {
-      await store.close();
-    }
+    });
   }
 }

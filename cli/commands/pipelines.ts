@@ -1,8 +1,9 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
 import { PipelineStore } from '../../storage/pipeline-store';
+import { repoAtCommit } from '../../model/repo-url';
 import { connectClient } from '../../platform/temporal';
-import { openStore } from '../context';
+import { withStore } from '../context';
 import { exitCodeForState, stateLabel } from '../output';
 import { cancelTarget, followPipeline, rerun, resolveTarget } from '../pipelines';
 import { ConnectedCommand } from '../settings-options';
@@ -18,23 +19,19 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const store = await openStore(this.config());
-    try {
+    return withStore(this.config(), async (store) => {
       const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
       for (const p of list) {
-        const repo = p.repoUrl.split('/').filter(Boolean).pop() ?? p.repoUrl;
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(p)}\n`
-            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repo}@${p.commitSha.slice(0, 12)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
+            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
         );
       }
       if (list.length === 0 && !this.json)
         this.context.stdout.write('no pipelines yet; `solstice enqueue` starts one\n');
       return 0;
-    } finally {
-      await store.close();
-    }
+    });
   }
 }
 
@@ -59,8 +56,7 @@ export class CancelCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const store = await openStore(cfg);
-    try {
+    return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.target);
       const temporal = await connectClient(cfg);
       try {
@@ -81,9 +77,7 @@ export class CancelCommand extends ConnectedCommand {
           : (await store.jobs.getJob(target.job.id))?.state;
       this.context.stdout.write(`${stateLabel(state ?? 'unknown')}\n`);
       return exitCodeForState(state ?? 'error');
-    } finally {
-      await store.close();
-    }
+    });
   }
 }
 
@@ -112,8 +106,7 @@ export class RerunCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const store = await openStore(cfg);
-    try {
+    return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.pipeline);
       if (target.kind !== 'pipeline')
         throw new InputError(
@@ -136,8 +129,6 @@ export class RerunCommand extends ConnectedCommand {
         `pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`,
       );
       return exitCodeForState(p.state);
-    } finally {
-      await store.close();
-    }
+    });
   }
 }

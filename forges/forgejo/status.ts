@@ -2,16 +2,8 @@
  * Forgejo / Gitea: the commit status API (`POST /api/v1/repos/{owner}/{repo}/statuses/{sha}`,
  * context `solstice/<job>`, states pending → success / failure / error), with a token.
  */
-import {
-  forgeCall,
-  jobTargetUrl,
-  parseRepoUrl,
-  type Fetch,
-  type ForgeStatusConfig,
-  type ReportedState,
-  type ReportResult,
-  type StatusUpdate,
-} from '../forge';
+import { forgeCall, jobTargetUrl, parseRepoUrl } from '../forge';
+import type { Fetch, ForgeStatusConfig, ReportedState, ReportResult, StatusUpdate } from '../forge';
 
 const FORGEJO_STATE: Record<ReportedState, string> = {
   pending: 'pending',

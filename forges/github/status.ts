@@ -4,16 +4,8 @@
  * created at pending and completed at the end with a summary.
  */
 import { createSign } from 'node:crypto';
-import {
-  forgeCall,
-  jobTargetUrl,
-  parseRepoUrl,
-  type Fetch,
-  type ForgeStatusConfig,
-  type ReportedState,
-  type ReportResult,
-  type StatusUpdate,
-} from '../forge';
+import { forgeCall, jobTargetUrl, parseRepoUrl } from '../forge';
+import type { Fetch, ForgeStatusConfig, ReportedState, ReportResult, StatusUpdate } from '../forge';
 
 const GITHUB_JSON = 'application/vnd.github+json';
 

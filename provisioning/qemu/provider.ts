@@ -37,6 +37,7 @@ import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
 import { QmpClient } from './qmp';
+import { localRepoPath } from '../../model/repo-url';
 
 const run = promisify(execFile);
 
@@ -89,13 +90,6 @@ function loopbackPort(what: string, host: string, port: number): number {
       'listen on 127.0.0.1 (e.g. SOLSTICE_RUNNER_SERVE_ADDR=127.0.0.1:8088), or use bridged networking (docs/qemu.md)',
     );
   return port;
-}
-
-/** A repository given as a path on this host (not a URL the guest could fetch itself). */
-export function localRepoPath(repoUrl: string): string | undefined {
-  if (repoUrl.startsWith('file://')) return new URL(repoUrl).pathname;
-  if (path.isAbsolute(repoUrl)) return repoUrl;
-  return undefined;
 }
 
 export class QemuProvider implements Provider {

@@ -2,18 +2,10 @@
 import { freePort } from '../../platform/net';
 import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { jobRepo, makeRepo } from '../support/git-repo';
-import { startHarness, type Harness } from '../support/harness';
+import { harnessWithWorkerForFile, type Harness } from '../support/harness';
 
 let h: Harness;
-
-beforeAll(async () => {
-  h = await startHarness();
-  await h.startWorker();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+harnessWithWorkerForFile((harness) => (h = harness));
 
 function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return runCli(args, { ...cliEnv(h.cfg), ...env });

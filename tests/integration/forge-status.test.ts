@@ -4,53 +4,31 @@
  * `failure`). Every status call is checked; a forge that keeps failing is retried, recorded,
  * and changes nothing about the job's result.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startJob } from '../../ingress/job-start';
+import { startFakeForge, type FakeForge, type ForgeCall as Call } from '../support/fake-forge';
 import { startHarness, type Harness } from '../support/harness';
 
-interface Call {
-  method: string;
-  path: string;
-  auth?: string;
-  body?: Record<string, unknown>;
-}
-
 let h: Harness;
-let server: http.Server;
+let server: FakeForge;
 let forgeUrl: string;
 let calls: Call[];
 let answer: number;
 const SHA = 'bffeb74224043ba2feb48d137756c8a9331c449a';
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const path = req.url ?? '';
-      if (path.startsWith('/api/')) {
-        calls.push({
-          method: req.method ?? '',
-          path,
-          auth: req.headers.authorization,
-          body: raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined,
-        });
-        res.writeHead(answer, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify(answer < 300 ? { id: calls.length } : { message: 'forge is down' }));
-      }
-      res.writeHead(404).end(); // git clone: no such repository
-    });
+  server = await startFakeForge((call) => {
+    if (!call.path.startsWith('/api/')) return { status: 404 }; // git clone: no such repository
+    calls.push(call);
+    return { status: answer, body: answer < 300 ? { id: calls.length } : { message: 'forge is down' } };
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  forgeUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  forgeUrl = server.url;
   h = await startHarness({ forgejoToken: 'fj-test-token', publicUrl: 'http://ci.example' });
   await h.startWorker();
 });
 
 afterAll(async () => {
   await h?.close();
-  await new Promise((r) => server?.close(r));
+  await server?.close();
 });
 
 beforeEach(() => {

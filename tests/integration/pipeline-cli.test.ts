@@ -1,20 +1,14 @@
 /** Pipelines through the CLI as a user runs it (real processes): enqueue, status, rerun, cancel. */
 import fs from 'node:fs';
+import { pipelineIdsForRequest } from '../../ingress/pipeline-start';
+import { newJobRequest } from '../../model/job-request';
 import { cliEnv, runCli, type CliResult } from '../support/cli';
 import { makeRepo } from '../support/git-repo';
-import { startHarness, type Harness } from '../support/harness';
+import { harnessWithWorkerForFile, type Harness } from '../support/harness';
 import { gatePath, waitFor } from '../support/wait';
 
 let h: Harness;
-
-beforeAll(async () => {
-  h = await startHarness();
-  await h.startWorker();
-});
-
-afterAll(async () => {
-  await h?.close();
-});
+harnessWithWorkerForFile((harness) => (h = harness));
 
 function solstice(args: string[]): Promise<CliResult> {
   return runCli(args, cliEnv(h.cfg));
@@ -77,6 +71,18 @@ test('solstice cancel <pipeline> --wait stops its jobs and leaves no process or 
   const r = await solstice(['enqueue', '--direct', '--repo', repo.dir]);
   expect(r.code).toBe(0);
   const pipelineId = /^pipeline ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
+  // A direct start gets the ids the bridge would give the same request.
+  const workflowId = /^workflow (\S+)$/m.exec(r.stdout)?.[1] as string;
+  const deliveryId = /\/manual-(enqueue-[0-9a-f-]{36})$/.exec(workflowId)?.[1];
+  expect(deliveryId).toBeDefined();
+  const request = newJobRequest({
+    source: 'manual',
+    repoUrl: repo.dir,
+    commitSha: repo.sha,
+    ref: repo.sha,
+    deliveryId,
+  });
+  expect(pipelineIdsForRequest(request)).toEqual({ workflowId, pipelineId });
   await waitFor(async () => {
     const [job] = await h.pipelines.listJobs(pipelineId);
     if (!job?.jobId) return false;

@@ -256,3 +256,19 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   };
   return harness;
 }
+
+/**
+ * The usual file setup: one harness with a worker, started before the file's first test and
+ * closed after its last. `use` receives it (tests keep it in their own `let h`).
+ */
+export function harnessWithWorkerForFile(use: (h: Harness) => void): void {
+  let h: Harness | undefined;
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.startWorker();
+    use(h);
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+}

@@ -26,6 +26,18 @@ export interface Delivery {
   body: Buffer;
 }
 
+/** A JSON delivery to `path`; `headers` gets the body's HMAC when there is a secret. */
+function delivery(
+  path: string,
+  payload: unknown,
+  secret: string | undefined,
+  headers: (sig: string | undefined) => Record<string, string>,
+): Delivery {
+  const body = Buffer.from(JSON.stringify(payload));
+  const sig = secret ? hmacHex(secret, body) : undefined;
+  return { path, body, headers: { 'content-type': 'application/json', ...headers(sig) } };
+}
+
 /** Headers as Forgejo sends them (it sends Gitea's too). */
 export function forgejoDelivery(
   event: string,
@@ -33,22 +45,15 @@ export function forgejoDelivery(
   secret: string | undefined,
   deliveryId: string = randomUUID(),
 ): Delivery {
-  const body = Buffer.from(JSON.stringify(payload));
-  const sig = secret ? hmacHex(secret, body) : undefined;
-  return {
-    path: '/webhooks/forgejo',
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'x-forgejo-delivery': deliveryId,
-      'x-forgejo-event': event,
-      'x-gitea-delivery': deliveryId,
-      'x-gitea-event': event,
-      ...(sig
-        ? { 'x-forgejo-signature': sig, 'x-gitea-signature': sig, 'x-hub-signature-256': `sha256=${sig}` }
-        : {}),
-    },
-  };
+  return delivery('/webhooks/forgejo', payload, secret, (sig) => ({
+    'x-forgejo-delivery': deliveryId,
+    'x-forgejo-event': event,
+    'x-gitea-delivery': deliveryId,
+    'x-gitea-event': event,
+    ...(sig
+      ? { 'x-forgejo-signature': sig, 'x-gitea-signature': sig, 'x-hub-signature-256': `sha256=${sig}` }
+      : {}),
+  }));
 }
 
 /** Headers as Gitea sends them (no X-Forgejo-*). */
@@ -59,23 +64,16 @@ export function giteaDelivery(
   secret: string,
   deliveryId: string = randomUUID(),
 ): Delivery {
-  const body = Buffer.from(JSON.stringify(payload));
-  const sig = hmacHex(secret, body);
-  return {
-    path: '/webhooks/gitea',
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'x-gitea-delivery': deliveryId,
-      'x-gitea-event': event,
-      'x-gitea-event-type': eventType,
-      'x-gitea-signature': sig,
-      'x-gogs-delivery': deliveryId,
-      'x-gogs-event': event,
-      'x-gogs-signature': sig,
-      'x-hub-signature-256': `sha256=${sig}`,
-    },
-  };
+  return delivery('/webhooks/gitea', payload, secret, (sig = '') => ({
+    'x-gitea-delivery': deliveryId,
+    'x-gitea-event': event,
+    'x-gitea-event-type': eventType,
+    'x-gitea-signature': sig,
+    'x-gogs-delivery': deliveryId,
+    'x-gogs-event': event,
+    'x-gogs-signature': sig,
+    'x-hub-signature-256': `sha256=${sig}`,
+  }));
 }
 
 export function githubDelivery(
@@ -84,19 +82,13 @@ export function githubDelivery(
   secret: string | undefined,
   deliveryId: string = randomUUID(),
 ): Delivery {
-  const body = Buffer.from(JSON.stringify(payload));
-  return {
-    path: '/webhooks/github',
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'x-github-delivery': deliveryId,
-      'x-github-event': event,
-      'x-github-hook-id': '109948940',
-      'user-agent': 'GitHub-Hookshot/044aadd',
-      ...(secret ? { 'x-hub-signature-256': `sha256=${hmacHex(secret, body)}` } : {}),
-    },
-  };
+  return delivery('/webhooks/github', payload, secret, (sig) => ({
+    'x-github-delivery': deliveryId,
+    'x-github-event': event,
+    'x-github-hook-id': '109948940',
+    'user-agent': 'GitHub-Hookshot/044aadd',
+    ...(sig ? { 'x-hub-signature-256': `sha256=${sig}` } : {}),
+  }));
 }
 
 export async function send(

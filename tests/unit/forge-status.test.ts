@@ -4,24 +4,16 @@
  * public key; installation tokens are cached; forge errors say whether retrying can help.
  */
 import { createVerify, generateKeyPairSync } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createForgeStatusActivities } from '../../activities/forge-status';
 import { ForgeApiError, parseRepoUrl, type StatusUpdate } from '../../forges/forge';
 import { createStatusReporter } from '../../forges/status';
-
-interface Recorded {
-  method: string;
-  path: string;
-  auth: string | undefined;
-  body: Record<string, unknown> | undefined;
-}
+import { startFakeForge, type FakeForge, type ForgeCall as Recorded } from '../support/fake-forge';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const PEM = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
 const SHA = 'bffeb74224043ba2feb48d137756c8a9331c449a';
 
-let server: http.Server;
+let server: FakeForge;
 let base: string;
 let calls: Recorded[];
 /** Status codes to answer before behaving, per path prefix. */
@@ -40,60 +32,47 @@ function verifyJwt(jwt: string): Record<string, unknown> {
 }
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c: Buffer) => (raw += c.toString()));
-    req.on('end', () => {
-      const path = req.url ?? '';
-      calls.push({
-        method: req.method ?? '',
-        path,
-        auth: req.headers.authorization,
-        body: raw ? (JSON.parse(raw) as Record<string, unknown>) : undefined,
+  server = await startFakeForge((call) => {
+    calls.push(call);
+    const { path } = call;
+    const reply = (status: number, body: unknown) => ({ status, body });
+    const f = failures.find((x) => path.startsWith(x.prefix) && x.times > 0);
+    if (f) {
+      f.times -= 1;
+      return reply(f.status, { message: `injected ${f.status}` });
+    }
+    if (call.method === 'POST' && /^\/api\/v1\/repos\/[^/]+\/[^/]+\/statuses\/[0-9a-f]{40}$/.test(path))
+      return reply(201, { id: 1 });
+    if (call.method === 'GET' && path === '/repos/Codertocat/Hello-World/installation') {
+      const claims = verifyJwt((call.auth ?? '').replace(/^Bearer /, ''));
+      expect(claims.iss).toBe('123456');
+      return reply(200, { id: 42 });
+    }
+    if (call.method === 'POST' && path === '/app/installations/42/access_tokens') {
+      verifyJwt((call.auth ?? '').replace(/^Bearer /, ''));
+      return reply(201, {
+        token: 'ghs_installation',
+        expires_at: new Date(Date.now() + tokenExpiresInMs).toISOString(),
       });
-      const reply = (status: number, body: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body));
-      };
-      const f = failures.find((x) => path.startsWith(x.prefix) && x.times > 0);
-      if (f) {
-        f.times -= 1;
-        return reply(f.status, { message: `injected ${f.status}` });
-      }
-      if (req.method === 'POST' && /^\/api\/v1\/repos\/[^/]+\/[^/]+\/statuses\/[0-9a-f]{40}$/.test(path))
-        return reply(201, { id: 1 });
-      if (req.method === 'GET' && path === '/repos/Codertocat/Hello-World/installation') {
-        const claims = verifyJwt((req.headers.authorization ?? '').replace(/^Bearer /, ''));
-        expect(claims.iss).toBe('123456');
-        return reply(200, { id: 42 });
-      }
-      if (req.method === 'POST' && path === '/app/installations/42/access_tokens') {
-        verifyJwt((req.headers.authorization ?? '').replace(/^Bearer /, ''));
-        return reply(201, {
-          token: 'ghs_installation',
-          expires_at: new Date(Date.now() + tokenExpiresInMs).toISOString(),
-        });
-      }
-      if (
-        req.method === 'GET' &&
-        path.startsWith(`/repos/Codertocat/Hello-World/commits/${SHA}/check-runs?`)
-      ) {
-        expect(new URL(path, 'http://x').searchParams.get('check_name')).toBe('solstice/build');
-        return reply(200, { total_count: existingRuns.length, check_runs: existingRuns });
-      }
-      if (req.method === 'POST' && path === '/repos/Codertocat/Hello-World/check-runs')
-        return reply(201, { id: 7 });
-      if (req.method === 'PATCH' && path === '/repos/Codertocat/Hello-World/check-runs/7')
-        return reply(200, { id: 7 });
-      reply(404, { message: 'Not Found' });
-    });
+    }
+    if (
+      call.method === 'GET' &&
+      path.startsWith(`/repos/Codertocat/Hello-World/commits/${SHA}/check-runs?`)
+    ) {
+      expect(new URL(path, 'http://x').searchParams.get('check_name')).toBe('solstice/build');
+      return reply(200, { total_count: existingRuns.length, check_runs: existingRuns });
+    }
+    if (call.method === 'POST' && path === '/repos/Codertocat/Hello-World/check-runs')
+      return reply(201, { id: 7 });
+    if (call.method === 'PATCH' && path === '/repos/Codertocat/Hello-World/check-runs/7')
+      return reply(200, { id: 7 });
+    return reply(404, { message: 'Not Found' });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.url;
 });
 
 afterAll(async () => {
-  await new Promise((r) => server.close(r));
+  await server.close();
 });
 
 beforeEach(() => {

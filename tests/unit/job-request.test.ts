@@ -1,13 +1,7 @@
 /** JobRequest v1: validation, and the ids derived from a request (stable forever). */
 import { backoffDelay } from '../../ingress/amqp';
-import {
-  jobIdFor,
-  newJobRequest,
-  normalizeRepoUrl,
-  parseJobRequest,
-  uuidV5,
-  workflowIdFor,
-} from '../../model/job-request';
+import { jobIdFor, newJobRequest, parseJobRequest, uuidV5, workflowIdFor } from '../../model/job-request';
+import { normalizeRepoUrl } from '../../model/repo-url';
 
 const base = {
   source: 'github' as const,

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { backoffDelay } from '../../runner/backoff';
-import { redactUrl } from '../../runner/checkout';
+import { redactUrlsInText as redactUrl } from '../../model/redact-url';
 import { exitCodeOf, jobScriptEnv, runJobScript } from '../../runner/execute';
 import type { JobContext } from '../../runner/job-context';
 import { LogBuffer } from '../../runner/log/buffer';

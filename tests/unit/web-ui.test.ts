@@ -1,10 +1,5 @@
-import {
-  commitUrl,
-  repoDisplayName,
-  runDetails,
-  runSummary,
-  searchAttributesFor,
-} from '../../workflows/web-ui';
+import { commitUrl, repoDisplayName } from '../../model/repo-url';
+import { runDetails, runSummary, searchAttributesFor } from '../../workflows/web-ui';
 
 test.each([
   ['https://github.com/acme/app.git', 'acme/app'],

@@ -14,7 +14,7 @@ import { InputError, NotFoundError } from '../../platform/errors';
 import type { JobRecord, JobStore } from '../../storage/job-store';
 import { readLogPages } from '../../storage/log-follow';
 import type { Logger } from '../../platform/logger';
-import { splitHostPort } from '../../platform/net';
+import { listenHttp } from '../../platform/net';
 import { FINAL_STATES } from '../../model/domain';
 import { renderJobPage, renderNotFound, stepRows } from './render';
 
@@ -180,11 +180,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
 
 export async function startJobPage(opts: JobPageOptions): Promise<RunningJobPage> {
   const app = buildJobPageApp(opts);
-  const { host, port } = splitHostPort(opts.addr);
-  await app.listen({ host, port });
-  const address = app.server.address();
-  const bound = typeof address === 'object' && address ? address.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  const url = await listenHttp(app, opts.addr);
   opts.log.info({ url }, 'job page listening');
   return {
     url,
