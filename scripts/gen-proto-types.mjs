@@ -70,7 +70,7 @@ export const RUNNER_PROTO_SOURCE_SHA256 = '${sha256}';
 /**
  * The parsed proto (protobufjs JSON, camelCase field names), for proto-loader's fromJSON.
  * Cast because protobufjs's typings demand a \`comment\` on every method, which toJSON() omits
- * and fromJSON() does not need; tests/unit/runner-proto.test.ts checks it loads like the .proto.
+ * and fromJSON() does not need; tests/unit/model/runner-proto.test.ts checks it loads like the .proto.
  */
 export const RUNNER_PROTO_JSON = ${JSON.stringify(json, null, 2)} as unknown as Parameters<typeof fromJSON>[0];
 `;

@@ -1,0 +1,64 @@
+/**
+ * The README's main job, as a user runs it: `solstice ci-local` brings everything up on
+ * embedded defaults (embedded PostgreSQL, Temporal dev server), runs one job for a repository,
+ * prints its log live, stops everything and exits with the job's result.
+ * Every port is a free one, so this never collides with a developer's own `solstice up`.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, isListening } from '../../../platform/net';
+import { jobRepo } from '../../support/git-repo';
+
+const CLI = path.resolve(__dirname, '../../../dist/cli/main.js');
+
+test('ci-local runs a job end to end on embedded defaults and leaves nothing running', async () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-cilocal-'));
+  // As root, embedded PostgreSQL runs as the `postgres` user, which must be able to enter the folder.
+  fs.chmodSync(stateDir, 0o711);
+  const ports = {
+    pg: await freePort(),
+    temporal: await freePort(),
+    ui: await freePort(),
+    grpc: await freePort(),
+    runner: await freePort(),
+    amqp: await freePort(),
+    page: await freePort(),
+  };
+  const repo = jobRepo('echo "building $SOLSTICE_COMMIT_SHA"\necho done');
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NO_COLOR: '1',
+    SOLSTICE_STATE_DIR: stateDir,
+    SOLSTICE_EMBEDDED_PG_PORT: String(ports.pg),
+    TEMPORAL_ADDRESS: `127.0.0.1:${ports.temporal}`,
+    TEMPORAL_UI_PORT: String(ports.ui),
+    GRPC_ADDR: `127.0.0.1:${ports.grpc}`,
+    SOLSTICE_RUNNER_SERVE_ADDR: `127.0.0.1:${ports.runner}`,
+    SOLSTICE_JOB_PAGE_ADDR: `127.0.0.1:${ports.page}`,
+    SOLSTICE_WORKSPACE_ROOT: path.join(stateDir, 'machines'),
+    // No RabbitMQ here: ci-local must say so and start the job directly.
+    AMQP_URL: `amqp://guest:guest@127.0.0.1:${ports.amqp}/%2f`,
+  };
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'ci-local', '--repo', repo.dir], {
+      env,
+      timeout: 240_000,
+    });
+    expect(stdout).toMatch(/postgres +embedded, postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:/);
+    expect(stdout).toContain(`temporal web ui        http://127.0.0.1:${ports.ui}`);
+    expect(stdout).toContain(`job page               http://127.0.0.1:${ports.page}/jobs/<job id>`);
+    expect(stdout).toContain(`building ${repo.sha}\ndone\n`);
+    expect(stdout).toMatch(/job [0-9a-f-]{36} success \(exit code 0\)/);
+    // Everything it started is stopped again.
+    for (const port of [ports.pg, ports.temporal, ports.ui, ports.grpc, ports.runner]) {
+      expect(await isListening('127.0.0.1', port)).toBe(false);
+    }
+    expect(fs.readdirSync(path.join(stateDir, 'machines'))).toEqual([]);
+  } finally {
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+});

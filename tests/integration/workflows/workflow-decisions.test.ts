@@ -1,0 +1,149 @@
+/**
+ * The decisions JobWorkflow and PipelineWorkflow make, with every activity mocked
+ * (tests/support/workflow-world.ts): the workflow code is the real bundle, on the run's Temporal
+ * dev server, so what is asserted is what a worker would do: which activities it called, in
+ * which order, and how the run ended.
+ *
+ * The environment is TestWorkflowEnvironment.createFromExistingServer on the dev server the
+ * integration run already has (tests/support/global-setup.ts): it is started from the tools'
+ * Temporal CLI with our search attributes registered, so a second server per file would only
+ * cost seconds and memory. Time skipping needs the SDK's downloaded test server, which we do not
+ * have offline; the timeouts that matter come in through the workflow inputs, short.
+ */
+import { ApplicationFailure, CancelledFailure, WorkflowFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { pipelineJobWorkflowId } from '../../../model/domain';
+import { createLogger } from '../../../platform/logger';
+import { installTemporalRuntime } from '../../../platform/temporal';
+import { bundleWorkflows, scenarios, type Ended, type WorldEnv } from '../../support/workflow-world';
+
+let testEnv: TestWorkflowEnvironment;
+let env: WorldEnv;
+
+beforeAll(async () => {
+  const log = createLogger('test');
+  log.level = 'warn';
+  installTemporalRuntime(log);
+  const address = process.env.SOLSTICE_TEST_TEMPORAL_ADDRESS;
+  if (!address) throw new Error('SOLSTICE_TEST_TEMPORAL_ADDRESS is unset: run through jest (global setup)');
+  testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address });
+  env = { client: testEnv.client, connection: testEnv.nativeConnection, bundle: await bundleWorkflows() };
+});
+
+afterAll(async () => {
+  await testEnv?.teardown();
+});
+
+/** A job cancelled once it had a machine: the machine is destroyed, then its slot released. */
+const CANCELLED_WITH_MACHINE = [
+  'recordJob',
+  'acquireLease',
+  'provisionMachine #1',
+  'destroyMachine #1',
+  'releaseLease',
+  'finalizeJob cancelled',
+];
+
+function failure(end: Ended<unknown>): unknown {
+  if (!('failed' in end)) throw new Error(`the run succeeded: ${JSON.stringify(end.ok)}`);
+  return end.failed.cause;
+}
+
+function applicationFailure(end: Ended<unknown>): ApplicationFailure {
+  const cause = failure(end);
+  if (!(cause instanceof ApplicationFailure)) throw new Error(`not an ApplicationFailure: ${String(cause)}`);
+  return cause;
+}
+
+test('a machine whose runner never connects is destroyed (console kept) and a fresh one runs the job', async () => {
+  const { world, workflowId, end } = await scenarios['job-boot-timeout-fresh-machine'](env);
+  expect(end).toEqual({ ok: { state: 'success', exitCode: 0 } });
+  const sequence = world.sequence(workflowId);
+  // The forge reports are not awaited in line, so they interleave; they bracket the job.
+  expect(sequence.filter((s) => !s.startsWith('reportForgeStatus'))).toEqual([
+    'recordJob',
+    'acquireLease',
+    'provisionMachine #1',
+    'destroyMachine #1 keepConsole',
+    'provisionMachine #2',
+    'destroyMachine #2',
+    'releaseLease',
+    'finalizeJob success',
+  ]);
+  expect(sequence.filter((s) => s.startsWith('reportForgeStatus'))).toEqual([
+    'reportForgeStatus pending',
+    'reportForgeStatus success',
+  ]);
+});
+
+test('when no machine connects within its attempts, the job ends error and nothing is left', async () => {
+  const { world, workflowId, end } = await scenarios['job-attempts-exhausted'](env);
+  const f = applicationFailure(end);
+  expect(f.type).toBe('JobErrored');
+  expect(f.message).toMatch(/runner did not connect within 1 s \(attempt 2\)/);
+  expect(world.sequence(workflowId)).toEqual([
+    'recordJob',
+    'acquireLease',
+    'provisionMachine #1',
+    'destroyMachine #1 keepConsole',
+    'provisionMachine #2',
+    'destroyMachine #2 keepConsole',
+    'releaseLease',
+    'finalizeJob error',
+  ]);
+});
+
+test('a job cancelled while queued gives up its slot wait and ends cancelled', async () => {
+  const { world, workflowId, end } = await scenarios['job-cancelled-queued'](env);
+  expect(failure(end)).toBeInstanceOf(CancelledFailure);
+  expect(world.sequence(workflowId)).toEqual([
+    'recordJob',
+    'acquireLease',
+    'releaseLease',
+    'finalizeJob cancelled',
+  ]);
+});
+
+test.each([
+  ['while its machine boots', 'job-cancelled-booting'],
+  ['while running', 'job-cancelled-running'],
+] as const)('a job cancelled %s destroys the machine and releases the slot', async (_when, scenario) => {
+  const { world, workflowId, end } = await scenarios[scenario](env);
+  expect(failure(end)).toBeInstanceOf(CancelledFailure);
+  expect(world.sequence(workflowId)).toEqual(CANCELLED_WITH_MACHINE);
+});
+
+test('jobs whose needs failed are skipped without a machine; independent jobs still run', async () => {
+  const { world, workflowId, end } = await scenarios['pipeline-needs-failure-skips'](env);
+  const f = applicationFailure(end);
+  expect(f.type).toBe('PipelineFailed');
+  expect(f.details?.[0]).toEqual({
+    state: 'failure',
+    message: 'failed: lint',
+    jobs: { lint: 'failure', test: 'skipped', deploy: 'skipped', docs: 'success' },
+  });
+  const sequence = world.sequence(workflowId);
+  expect(sequence).toEqual(
+    expect.arrayContaining(['updatePipelineJob test skipped', 'updatePipelineJob deploy skipped']),
+  );
+  expect(sequence).not.toContain('updatePipelineJob test running');
+  expect(sequence).not.toContain('updatePipelineJob deploy running');
+  expect(sequence.at(-1)).toBe('finalizePipeline failure');
+  // Only lint and docs got machines.
+  const provisioned = world.calls
+    .filter((c) => c.what.startsWith('provisionMachine'))
+    .map((c) => c.workflowId);
+  expect(provisioned.sort()).toEqual(['docs', 'lint'].map((j) => pipelineJobWorkflowId(workflowId, j)));
+});
+
+test('a newer push cancels the superseded pipeline, whose running job destroys its machine', async () => {
+  const r = await scenarios['pipeline-superseded'](env);
+  expect(r.end).toEqual({ failed: expect.any(WorkflowFailedError) });
+  expect(failure(r.end)).toBeInstanceOf(CancelledFailure);
+  expect(r.newerEnd).toEqual({ ok: { state: 'success', jobs: { build: 'success' } } });
+  expect(r.world.sequence(r.newerId)).toContain('supersededPipelines');
+  expect(r.world.sequence(r.workflowId)).toEqual(
+    expect.arrayContaining(['updatePipelineJob build cancelled', 'finalizePipeline cancelled']),
+  );
+  expect(r.world.sequence(pipelineJobWorkflowId(r.workflowId, 'build'))).toEqual(CANCELLED_WITH_MACHINE);
+});

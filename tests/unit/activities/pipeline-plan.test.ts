@@ -1,0 +1,193 @@
+/** What a pipeline runs, from a workflow file and a trigger; and the ids a JobRequest gets as a pipeline. */
+import { rmSync } from 'node:fs';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  CommitUnreadableError,
+  loadPipelinePlan,
+  planFromWorkflowFile,
+} from '../../../activities/pipeline-plan';
+import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../../model/job-definition-paths';
+import { makeRepo, type TestRepo } from '../../support/git-repo';
+import { newJobRequest } from '../../../model/job-request';
+import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../../ingress/pipeline-start';
+import { aggregateState } from '../../../workflows/pipeline';
+import { branchOf } from '../../../model/domain';
+
+const FILE = `
+env SHARED="1"
+job "build" {
+  timeout "5m"
+  env ONLY_BUILD="yes"
+  step "compile" run="make" working-directory="src"
+  step "lint" run="make lint" continue-on-error=#true
+  artifacts "dist/**" "build.log"
+}
+job "test" {
+  needs "build"
+  matrix {
+    node "18" "20"
+  }
+  runs-on "local"
+  step "t" run="npm test"
+}
+job "deploy" {
+  needs "test"
+  when {
+    events "push"
+    branches "main"
+  }
+  step "ship" run="./ship"
+}
+cancel-superseded #false
+`;
+
+describe('planFromWorkflowFile', () => {
+  test('expands matrix jobs, makes needs point at every instance, carries steps, env and timeouts', () => {
+    const plan = planFromWorkflowFile(FILE, { event: 'push', ref: 'refs/heads/main' });
+    expect(plan.definition).toBe('.solstice/workflow.kdl');
+    expect(plan.cancelSuperseded).toBe(false);
+    expect(plan.jobs.map((j) => [j.name, j.needs, j.skipReason])).toEqual([
+      ['build', [], undefined],
+      ['test[node=18]', ['build'], undefined],
+      ['test[node=20]', ['build'], undefined],
+      ['deploy', ['test[node=18]', 'test[node=20]'], undefined],
+    ]);
+    const [build, test18] = plan.jobs;
+    expect(build).toMatchObject({
+      runsOn: 'local',
+      timeoutMs: 300_000,
+      env: { SHARED: '1', ONLY_BUILD: 'yes' },
+      steps: [
+        { name: 'compile', run: 'make', workingDirectory: 'src', continueOnError: false },
+        { name: 'lint', run: 'make lint', continueOnError: true },
+      ],
+    });
+    expect(build.artifacts).toEqual(['dist/**', 'build.log']);
+    expect(test18.env).toEqual({ SHARED: '1', MATRIX_NODE: '18' });
+    expect(test18.timeoutMs).toBeUndefined();
+    expect(test18.artifacts).toBeUndefined();
+  });
+
+  test('a job whose when does not match the trigger is planned as skipped', () => {
+    const branch = planFromWorkflowFile(FILE, { event: 'push', ref: 'refs/heads/feature/x' });
+    expect(branch.jobs.find((j) => j.name === 'deploy')?.skipReason).toBe(
+      'its when does not match this push',
+    );
+    const manual = planFromWorkflowFile(FILE, { event: 'manual', ref: 'refs/heads/main' });
+    expect(manual.jobs.find((j) => j.name === 'deploy')?.skipReason).toBeDefined();
+    expect(manual.jobs.filter((j) => j.skipReason)).toHaveLength(1);
+  });
+
+  test('cancel-superseded defaults to yes', () => {
+    expect(planFromWorkflowFile('job "a" { step "x" run="true" }', { event: 'push' }).cancelSuperseded).toBe(
+      true,
+    );
+  });
+
+  test('an invalid file is a non-retryable InvalidWorkflowFile naming each error with its location', () => {
+    let err: unknown;
+    try {
+      planFromWorkflowFile('job "a" {\n  needs "nope"\n  step "x" run="true"\n}\n', { event: 'push' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'InvalidWorkflowFile', nonRetryable: true });
+    expect((err as Error).message).toMatch(/\.solstice\/workflow\.kdl:2:\d+: error: .*nope/);
+  });
+});
+
+describe("loadPipelinePlan: only a missing file is the user's error", () => {
+  const repos: TestRepo[] = [];
+  const repo = (files: Record<string, string>): TestRepo => {
+    const r = makeRepo(files);
+    repos.push(r);
+    return r;
+  };
+  afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
+  const plan = (r: { dir: string; sha: string }) =>
+    loadPipelinePlan({ repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local' });
+
+  test('a commit with a workflow file or job.sh is planned from it', async () => {
+    const kdl = repo({
+      [WORKFLOW_FILE_PATH]: 'job "a" { step "x" run="true" }\n',
+      [JOB_SCRIPT_PATH]: 'true\n',
+    });
+    expect(await plan(kdl)).toMatchObject({ definition: WORKFLOW_FILE_PATH, jobs: [{ name: 'a' }] });
+    const sh = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+    expect(await plan(sh)).toMatchObject({ definition: JOB_SCRIPT_PATH, jobs: [{ name: 'job' }] });
+  });
+
+  test('a commit without either file is a non-retryable NoJobDefinition', async () => {
+    const err = await plan(repo({ 'README.md': 'hi\n' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'NoJobDefinition', nonRetryable: true });
+  });
+
+  test('a commit git cannot read is a retryable infrastructure error, not NoJobDefinition', async () => {
+    const r = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+    const err = await plan({ dir: r.dir, sha: 'f'.repeat(40) }).catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    expect(err).toBeInstanceOf(CommitUnreadableError);
+    expect((err as Error).message).toMatch(
+      /^cannot read commit ffffffffffff in the fetched repository \(.+\); check that the commit is still/,
+    );
+  });
+
+  test('a repository that cannot be fetched is a retryable error too', async () => {
+    const err = await plan({ dir: '/nonexistent/solstice-repo', sha: 'f'.repeat(40) }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    expect((err as Error).message).toMatch(/^cannot fetch \/nonexistent\/solstice-repo: /);
+  });
+});
+
+describe('pipeline helpers', () => {
+  test('branchOf', () => {
+    expect(branchOf('refs/heads/feature/x')).toBe('feature/x');
+    expect(branchOf('refs/tags/v1')).toBeUndefined();
+    expect(branchOf(undefined)).toBeUndefined();
+  });
+
+  test('the aggregate state of a pipeline', () => {
+    expect(aggregateState(['success', 'skipped'], false)).toBe('success');
+    expect(aggregateState(['success', 'failure', 'skipped', 'error'], false)).toBe('failure');
+    expect(aggregateState(['success', 'error'], false)).toBe('error');
+    expect(aggregateState(['cancelled', 'skipped', 'success'], false)).toBe('cancelled');
+    expect(aggregateState(['failure'], true)).toBe('cancelled');
+  });
+
+  test('a JobRequest becomes one pipeline id, the same every time it is delivered', () => {
+    const r = newJobRequest({
+      source: 'forgejo',
+      repoUrl: 'https://forge.example/o/app.git',
+      commitSha: 'a'.repeat(40),
+      ref: 'refs/heads/main',
+      deliveryId: 'd-1',
+    });
+    const ids = pipelineIdsForRequest(r);
+    expect(ids.workflowId).toMatch(/^pipeline\/app\/aaaaaaaaaaaa\//);
+    expect(pipelineIdsForRequest({ ...r, request_id: 'other' })).toEqual(ids);
+    expect(ids.pipelineId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(eventOfRequest(r)).toBe('push');
+    expect(eventOfRequest({ ...r, ref: 'refs/tags/v1' })).toBe('tag');
+    expect(eventOfRequest({ ...r, ref: 'refs/pull/3/head' })).toBe('pull_request');
+    expect(eventOfRequest({ ...r, source: 'manual' })).toBe('manual');
+  });
+
+  test('pipelineInput fills defaults from the config', () => {
+    const cfg = { taskQueue: 'q', jobTimeoutMs: 60_000, bootTimeoutMs: 5_000 };
+    expect(pipelineInput(cfg, { source: 'manual', repoUrl: '/r', commitSha: 'b'.repeat(40) }, 'id')).toEqual({
+      pipelineId: 'id',
+      source: 'manual',
+      event: 'manual',
+      repoUrl: '/r',
+      commitSha: 'b'.repeat(40),
+      timeoutMs: 60_000,
+      bootTimeoutMs: 5_000,
+      maxMachineAttempts: 2,
+    });
+  });
+});

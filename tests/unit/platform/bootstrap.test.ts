@@ -1,0 +1,72 @@
+/**
+ * The bootstrap builds only the tools a command names: `npm run ci:local` asks for the
+ * Temporal CLI alone, so a newcomer's first run does not compile versitygw and Jaeger.
+ * Run against a tools folder that holds the real Temporal CLI (linked from the bootstrap's
+ * cache) and a PATH without Go: any attempt to build another tool would fail loudly.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TEMPORAL_CLI } from '../../../devstack/temporal-dev-server';
+import { findTool } from '../../../devstack/tool-process';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BOOTSTRAP = path.join(ROOT, 'infra/bootstrap.sh');
+const version = /^TEMPORAL_CLI_VERSION=(\S+)/m.exec(
+  fs.readFileSync(path.join(ROOT, 'infra/versions.env'), 'utf8'),
+)![1];
+
+function toolsWithTemporal(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bootstrap-'));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  const temporal = findTool(TEMPORAL_CLI);
+  fs.symlinkSync(temporal, path.join(dir, 'bin', 'temporal'));
+  fs.writeFileSync(path.join(dir, 'bin', '.temporal.version'), `${version}\n`);
+  return dir;
+}
+
+/** bash and coreutils, but no `go`. */
+function pathWithoutGo(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-nogo-'));
+  for (const tool of ['bash', 'cat', 'mkdir', 'dirname', 'awk', 'env']) {
+    const found = execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+    fs.symlinkSync(found, path.join(dir, tool));
+  }
+  return dir;
+}
+
+function bootstrap(toolsDir: string, args: string[]) {
+  return spawnSync('bash', [BOOTSTRAP, ...args], {
+    encoding: 'utf8',
+    env: { PATH: pathWithoutGo(), SOLSTICE_TOOLS_DIR: toolsDir, HOME: os.tmpdir() },
+  });
+}
+
+test('npm run ci:local bootstraps the Temporal CLI and nothing else', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  expect(pkg.scripts['ci:local']).toMatch(/^bash infra\/bootstrap\.sh temporal && /);
+
+  const tools = toolsWithTemporal();
+  const r = bootstrap(tools, ['temporal']);
+  expect(r.stderr).toContain(`temporal ${version}: cached`);
+  expect(r.stderr).toContain('ready: temporal in');
+  expect(r.stderr).not.toMatch(/versitygw|jaeger/);
+  expect(r.status).toBe(0);
+  expect(fs.readdirSync(path.join(tools, 'bin')).sort()).toEqual(['.temporal.version', 'temporal']);
+});
+
+test('without arguments the bootstrap wants every tool, and says what it cannot build', () => {
+  const r = bootstrap(toolsWithTemporal(), []);
+  expect(r.stderr).toContain('temporal');
+  expect(r.stderr).toMatch(/Go is not installed, and it is needed to build versitygw/);
+  expect(r.status).not.toBe(0);
+});
+
+test('an unknown tool name is refused with the known ones', () => {
+  const r = bootstrap(toolsWithTemporal(), ['minio']);
+  expect(r.stderr).toContain("unknown tool 'minio' (known: temporal versitygw jaeger)");
+  expect(r.status).not.toBe(0);
+});

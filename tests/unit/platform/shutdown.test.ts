@@ -1,0 +1,60 @@
+/**
+ * The drain protocol of every service: first signal drains, a second one forces. Signals are
+ * delivered with process.emit, which runs the same listeners a real signal would.
+ */
+import { serveUntilSignal } from '../../../platform/shutdown';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('the first SIGTERM drains and returns 0; a second one during the drain forces exit 143', async () => {
+  const drain = deferred();
+  const stop = jest.fn(() => drain.promise);
+  const exit = jest.fn();
+  const before = process.listenerCount('SIGTERM');
+  const serving = serveUntilSignal({ stop, exit });
+  await tick();
+  expect(stop).not.toHaveBeenCalled();
+
+  process.emit('SIGTERM');
+  await tick();
+  expect(stop).toHaveBeenCalledTimes(1);
+  expect(exit).not.toHaveBeenCalled();
+
+  process.emit('SIGTERM');
+  expect(exit).toHaveBeenCalledWith(143);
+
+  drain.resolve();
+  expect(await serving).toBe(0);
+  expect(stop).toHaveBeenCalledTimes(1);
+  expect(process.listenerCount('SIGTERM')).toBe(before);
+});
+
+test('SIGINT then SIGINT forces with 130', async () => {
+  const drain = deferred();
+  const exit = jest.fn();
+  const serving = serveUntilSignal({ stop: () => drain.promise, exit });
+  process.emit('SIGINT');
+  await tick();
+  process.emit('SIGINT');
+  expect(exit).toHaveBeenCalledWith(130);
+  drain.resolve();
+  await serving;
+});
+
+test('a service that stops on its own is drained too; one that fails rejects without a drain', async () => {
+  const stop = jest.fn(async () => undefined);
+  expect(await serveUntilSignal({ stop, done: Promise.resolve() })).toBe(0);
+  expect(stop).toHaveBeenCalledTimes(1);
+
+  const stop2 = jest.fn(async () => undefined);
+  await expect(serveUntilSignal({ stop: stop2, done: Promise.reject(new Error('fatal')) })).rejects.toThrow(
+    'fatal',
+  );
+  expect(stop2).not.toHaveBeenCalled();
+});
