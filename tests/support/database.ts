@@ -1,40 +1,53 @@
-/** A fresh, uniquely named, migrated database on the machine's PostgreSQL, dropped afterwards. */
+/** Uniquely named databases on the machine's PostgreSQL for tests: empty or migrated, dropped afterwards. */
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../../storage/migrate';
 
-export const TEST_PG_ADMIN_URL =
-  process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+/** The machine's PostgreSQL (trust auth); override with SOLSTICE_TEST_PG_URL. */
+export const ADMIN_URL = process.env.SOLSTICE_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 export interface TestDatabase {
-  url: string;
   name: string;
+  url: string;
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(prefix = 'solstice_test'): Promise<TestDatabase> {
-  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const admin = new Client({ connectionString: TEST_PG_ADMIN_URL });
-  await admin.connect();
+export function uniqueDatabaseName(prefix = 'solstice_test'): string {
+  return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+export function urlFor(database: string, base = ADMIN_URL): string {
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    return await fn(client);
   } finally {
-    await admin.end();
+    await client.end();
   }
-  const url = new URL(TEST_PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  await migrate({ databaseUrl: url.toString() });
-  return {
-    url: url.toString(),
-    name,
-    async drop() {
-      const c = new Client({ connectionString: TEST_PG_ADMIN_URL });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
+}
+
+/** A new database with nothing in it (not migrated). */
+export async function createEmptyDatabase(prefix?: string): Promise<TestDatabase> {
+  const name = uniqueDatabaseName(prefix);
+  await withClient(ADMIN_URL, (c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)}`));
+  return { name, url: urlFor(name), drop: () => dropDatabase(name) };
+}
+
+/** A new database with every migration applied. */
+export async function createTestDatabase(prefix = 'solstice_test'): Promise<TestDatabase> {
+  const db = await createEmptyDatabase(prefix);
+  await migrate({ databaseUrl: db.url });
+  return db;
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  await withClient(ADMIN_URL, (c) =>
+    c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`),
+  );
 }

@@ -2,7 +2,7 @@
 import { checkDatabase, describeDatabaseAddress, redactDatabaseUrl } from '../../../storage/db';
 import { DependencyUnavailableError } from '../../../platform/errors';
 import { freePort } from '../../../platform/net';
-import { ADMIN_URL, uniqueDatabaseName, urlFor } from '../../support/db-test-utils';
+import { ADMIN_URL, uniqueDatabaseName, urlFor } from '../../support/database';
 
 const PASSWORD = 'pw-Zq8-never-print-me';
 

@@ -20,11 +20,11 @@ import {
 import {
   createEmptyDatabase,
   dropDatabase,
-  type EmptyDatabase,
+  type TestDatabase,
   uniqueDatabaseName,
   urlFor,
   withClient,
-} from '../../support/db-test-utils';
+} from '../../support/database';
 
 const migrationsDir = defaultMigrationsDir();
 const localNames = fs
@@ -64,9 +64,9 @@ async function expectMigrationError(
 }
 
 describe('migrate', () => {
-  let db: EmptyDatabase;
+  let db: TestDatabase;
   const scratch: string[] = [];
-  const extraDatabases: EmptyDatabase[] = [];
+  const extraDatabases: TestDatabase[] = [];
 
   beforeAll(async () => {
     db = await createEmptyDatabase();

@@ -17,7 +17,7 @@ import {
 } from '../../../devstack/embedded-postgres';
 import { migrate } from '../../../storage/migrate';
 import { freePort } from '../../../platform/net';
-import { withClient } from '../../support/db-test-utils';
+import { withClient } from '../../support/database';
 
 const isRoot = process.getuid?.() === 0;
 

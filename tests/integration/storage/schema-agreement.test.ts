@@ -14,7 +14,7 @@ import path from 'node:path';
 import { getDMMF } from '@prisma/get-dmmf';
 import type { Client } from 'pg';
 import { migrate } from '../../../storage/migrate';
-import { createEmptyDatabase, type EmptyDatabase, withClient } from '../../support/db-test-utils';
+import { createEmptyDatabase, type TestDatabase, withClient } from '../../support/database';
 
 type Dmmf = Extract<ReturnType<typeof getDMMF>, { datamodel: unknown }>;
 type DmmfModel = Dmmf['datamodel']['models'][number];
@@ -426,7 +426,7 @@ function diffSchemas(expected: SchemaShape, actual: SchemaShape): string[] {
 // ---------------------------------------------------------------------------------------------
 
 describe('schema.prisma and prisma/migrations', () => {
-  let db: EmptyDatabase;
+  let db: TestDatabase;
   let actual: SchemaShape;
   const schemaText = fs.readFileSync(SCHEMA_FILE, 'utf8');
 
