@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import { branchOf } from '../model/domain';
-import { commitUrl, repoAtCommit, repoDisplayName } from '../model/repo-url';
+import { commitUrl, repoAtCommit, repoDisplayName, repoUrlWithoutCredentials } from '../model/repo-url';
 
 /** Keyword attributes; registered at startup (platform/search-attributes.ts), set at start, state upserted. */
 export const SEARCH_ATTRIBUTES = {
@@ -63,7 +63,8 @@ export function runDetails(d: {
   const commit = commitUrl(d.repoUrl, d.commitSha);
   const page = d.jobId ? jobPageUrl(d.publicUrl, d.jobId) : undefined;
   return [
-    `**Repository** ${d.repoUrl}`,
+    // Everyone who can open the Web UI reads this: a token in the clone URL must not show.
+    `**Repository** ${repoUrlWithoutCredentials(d.repoUrl)}`,
     `**Commit** ${commit ? `[${d.commitSha}](${commit})` : d.commitSha}${d.ref ? ` (${d.ref})` : ''}`,
     ...(d.event ? [`**Event** ${d.event}`] : []),
     ...(d.label ? [`**Runs on** ${d.label}`] : []),

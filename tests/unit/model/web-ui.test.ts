@@ -44,3 +44,12 @@ test('details link the commit on its forge and the job page', () => {
   expect(md).toContain('[j-1](https://ci.example/jobs/j-1)');
   expect(runDetails({ repoUrl: '/tmp/repo', commitSha: sha, jobId: 'j-1' })).toContain('**Job** j-1');
 });
+
+test('details never show credentials of the clone URL', () => {
+  const md = runDetails({
+    repoUrl: 'https://ci-bot:s3cr3t-token@forge.example/acme/app.git',
+    commitSha: 'a'.repeat(40),
+  });
+  expect(md).toContain('**Repository** https://forge.example/acme/app.git');
+  expect(md).not.toMatch(/s3cr3t-token|ci-bot/);
+});
