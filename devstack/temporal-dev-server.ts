@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isListening } from '../platform/net';
-import { devServerSearchAttributeFlags } from '../platform/search-attributes';
+import { devServerSearchAttributeFlags } from '../ingress/search-attributes';
 import { findTool, startToolProcess, type ToolSpec } from './tool-process';
 
 export const TEMPORAL_CLI: ToolSpec = {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../platform/config';
-import { startWithSearchAttributes } from '../platform/search-attributes';
+import { startWithSearchAttributes } from './search-attributes';
 import type { JobInput, JobSource } from '../model/domain';
 import { startWorkflow } from './start-workflow';
 import { readableWorkflowId } from '../model/job-request';

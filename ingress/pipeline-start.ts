@@ -8,7 +8,7 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from '../platform/config';
 import { jobIdFor, readableWorkflowId, workflowIdFor, type JobRequestV1 } from '../model/job-request';
 import type { PipelineJobRecord, PipelineRecord } from '../storage/pipeline-store';
-import { startWithSearchAttributes } from '../platform/search-attributes';
+import { startWithSearchAttributes } from './search-attributes';
 import type { JobSource, PipelineEvent, PipelineInput } from '../model/domain';
 import { startWorkflow } from './start-workflow';
 import { runDetails, runSummary, searchAttributesFor } from '../workflows/web-ui';

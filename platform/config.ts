@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
-import { formatDuration } from '../model/duration';
+import { formatDuration } from './duration';
 import { ConfigError } from './errors';
 import { readHostPort } from './net';
 import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';

@@ -3,7 +3,7 @@
  * its job's retry duration and prints artifact sizes with these, and its bundle must not carry
  * the table (and zod) along.
  */
-import { readDuration } from '../model/duration';
+import { readDuration } from './duration';
 import { ConfigError } from './errors';
 
 /** What a reader reports about a bad value: the text after the variable's name. */

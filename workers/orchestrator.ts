@@ -15,7 +15,7 @@ import { ConfigError } from '../platform/errors';
 import { SecretStore } from '../storage/secret-store';
 import type { JobStore } from '../storage/job-store';
 import type { Logger } from '../platform/logger';
-import { ensureSearchAttributes } from '../platform/search-attributes';
+import { ensureSearchAttributes } from '../ingress/search-attributes';
 import { temporalWorkerTracing } from '../platform/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime } from '../platform/temporal';
 import { LocalProvider } from '../provisioning/local';

@@ -1,7 +1,7 @@
-/** Durations in workflow files: the shared grammar (model/duration.ts), read strictly. */
-import { DURATION_UNITS, readDuration, type DurationPolicy } from '../model/duration';
+/** Durations in workflow files: the shared grammar (platform/duration.ts), read strictly. */
+import { DURATION_UNITS, readDuration, type DurationPolicy } from '../platform/duration';
 
-export { formatDuration } from '../model/duration';
+export { formatDuration } from '../platform/duration';
 
 /** The longest timeout a job may ask for. */
 export const MAX_TIMEOUT_MS = 7 * DURATION_UNITS.d;

@@ -33,7 +33,7 @@ import type {
   MachineRef,
   RunnerFinished,
 } from '../model/domain';
-import { SEARCH_ATTRIBUTES } from './web-ui';
+import { SEARCH_ATTRIBUTES } from '../model/search-attributes';
 import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
 
 // Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.

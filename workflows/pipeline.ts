@@ -42,7 +42,8 @@ import {
   type PipelineStatus,
   type PlannedJob,
 } from '../model/domain';
-import { runDetails, runSummary, SEARCH_ATTRIBUTES, searchAttributesFor } from './web-ui';
+import { SEARCH_ATTRIBUTES } from '../model/search-attributes';
+import { runDetails, runSummary, searchAttributesFor } from './web-ui';
 
 const planning = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',

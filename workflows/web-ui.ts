@@ -3,19 +3,10 @@
  * findable, and the static summary and details of a pipeline or job. Pure string work, so the
  * starters (client side) and PipelineWorkflow (for its child jobs) compute the same texts.
  */
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+import type { SearchAttributePair } from '@temporalio/common';
 import { branchOf } from '../model/domain';
+import { SEARCH_ATTRIBUTES } from '../model/search-attributes';
 import { commitUrl, repoAtCommit, repoDisplayName, repoUrlWithoutCredentials } from '../model/repo-url';
-
-/** Keyword attributes; registered at startup (platform/search-attributes.ts), set at start, state upserted. */
-export const SEARCH_ATTRIBUTES = {
-  repo: defineSearchAttributeKey('SolsticeRepo', SearchAttributeType.KEYWORD),
-  branch: defineSearchAttributeKey('SolsticeBranch', SearchAttributeType.KEYWORD),
-  commit: defineSearchAttributeKey('SolsticeCommit', SearchAttributeType.KEYWORD),
-  job: defineSearchAttributeKey('SolsticeJob', SearchAttributeType.KEYWORD),
-  label: defineSearchAttributeKey('SolsticeLabel', SearchAttributeType.KEYWORD),
-  state: defineSearchAttributeKey('SolsticeState', SearchAttributeType.KEYWORD),
-} as const;
 
 export interface RunFacts {
   repoUrl: string;

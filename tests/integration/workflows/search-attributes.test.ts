@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { Connection, Client } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
-import { ensureSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../../../platform/search-attributes';
+import { ensureSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../../../ingress/search-attributes';
 import { startJob } from '../../../ingress/job-start';
 import { createLogger } from '../../../platform/logger';
-import { SEARCH_ATTRIBUTES } from '../../../workflows/web-ui';
+import { SEARCH_ATTRIBUTES } from '../../../model/search-attributes';
 import { waitFor } from '../../support/wait';
 
 let connection: Connection;

@@ -9,7 +9,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { statusQuery } from '../../../workflows/signals';
 import { pipelineJobWorkflowId } from '../../../model/domain';
-import { SEARCH_ATTRIBUTES } from '../../../workflows/web-ui';
+import { SEARCH_ATTRIBUTES } from '../../../model/search-attributes';
 import { jobRepo, makeRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';

@@ -7,8 +7,8 @@
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { isGrpcServiceError, type Connection } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
-import type { Logger } from './logger';
-import { SEARCH_ATTRIBUTES } from '../workflows/web-ui';
+import type { Logger } from '../platform/logger';
+import { SEARCH_ATTRIBUTES } from '../model/search-attributes';
 
 type OperatorService = Connection['operatorService'];
 
