@@ -70,8 +70,22 @@ export interface JobStatus {
   message?: string;
 }
 
+/**
+ * Everything needed to destroy a machine from any process on its host, stored in workflow
+ * history and in the `vms` table. Never holds secrets.
+ */
+export interface MachineHandle {
+  /** Unique per job attempt, e.g. `job-<uuid>-1`; also the tag on every OS object we create. */
+  machineId: string;
+  provider: string;
+  /** The host (SOLSTICE_HOST_ID) that made it: destroy must run there. */
+  hostId: string;
+  /** Provider-specific, JSON-serialisable. */
+  details: Record<string, string | number | boolean | null>;
+}
+
 export interface MachineRef {
-  handle: import('../provisioning/contract').MachineHandle;
+  handle: MachineHandle;
   /** Task queue of the host that made the machine: destroy runs there. */
   hostTaskQueue: string;
 }

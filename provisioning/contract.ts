@@ -4,6 +4,8 @@
  * render, and destroys it again. Both calls must be idempotent: Temporal retries activities,
  * and a worker that crashed mid-call is replaced by another that calls again.
  */
+import type { MachineHandle } from '../model/domain';
+
 export interface MachineRequest {
   jobId: string;
   /** 1-based infrastructure attempt; each attempt gets a fresh machine and a fresh token. */
@@ -18,20 +20,6 @@ export interface MachineRequest {
 export interface NoCloudSeed {
   userData: string;
   metaData: string;
-}
-
-/**
- * Everything needed to destroy a machine from any process on its host, stored in workflow
- * history and in the `vms` table. Never holds secrets.
- */
-export interface MachineHandle {
-  /** Unique per job attempt, e.g. `job-<uuid>-1`; also the tag on every OS object we create. */
-  machineId: string;
-  provider: string;
-  /** The host (SOLSTICE_HOST_ID) that made it: destroy must run there. */
-  hostId: string;
-  /** Provider-specific, JSON-serialisable. */
-  details: Record<string, string | number | boolean | null>;
 }
 
 /** Addresses a machine uses to reach the controller's services and the job's repository. */

@@ -11,7 +11,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { ProvisioningError } from '../platform/errors';
 import { shellQuote } from './cloud-init';
-import { machineIdFor, type MachineHandle, type MachineRequest, type Provider } from './contract';
+import type { MachineHandle } from '../model/domain';
+import { machineIdFor, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 

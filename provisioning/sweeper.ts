@@ -7,7 +7,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { JobStore } from '../storage/job-store';
-import type { MachineHandle, Provider } from './contract';
+import type { MachineHandle } from '../model/domain';
+import type { Provider } from './contract';
 import { tagsWithPrefix } from './process-tree';
 
 export interface SweepDeps {

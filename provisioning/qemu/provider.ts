@@ -25,14 +25,9 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ConfigError, MissingToolError, ProvisioningError } from '../../platform/errors';
 import { freePort, splitHostPort } from '../../platform/net';
+import type { MachineHandle } from '../../model/domain';
 import { readTail } from '../file-tail';
-import {
-  machineIdFor,
-  type GuestEndpoints,
-  type MachineHandle,
-  type MachineRequest,
-  type Provider,
-} from '../contract';
+import { machineIdFor, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
 import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
