@@ -54,13 +54,14 @@ function isLocal(loc: RepoLocation): boolean {
   return loc.form === 'path' || (loc.form === 'url' && loc.scheme === 'file');
 }
 
-/** The repository's path with its trailing slashes and `.git` gone, as segments. */
+/** The repository's path with its trailing slashes and `.git` gone. */
+function repoPath(loc: RepoLocation): string {
+  return loc.path.replace(/\/+$/, '').replace(/\.git$/, '');
+}
+
+/** repoPath as segments. */
 function segments(loc: RepoLocation): string[] {
-  return loc.path
-    .replace(/\/+$/, '')
-    .replace(/\.git$/, '')
-    .split('/')
-    .filter(Boolean);
+  return repoPath(loc).split('/').filter(Boolean);
 }
 
 function hostOf(loc: RepoLocation): string {
@@ -74,10 +75,7 @@ function hostOf(loc: RepoLocation): string {
 export function normalizeRepoUrl(raw: string): string {
   const loc = parseRepoLocation(raw);
   const host = hostOf(loc);
-  const p = loc.path
-    .replace(/\/+$/, '')
-    .replace(/\.git$/, '')
-    .replace(/^\/+/, '');
+  const p = repoPath(loc).replace(/^\/+/, '');
   return (host ? `${host}/${p}` : `/${p}`).toLowerCase();
 }
 
@@ -114,8 +112,7 @@ export function repoIdSegment(raw: string): string {
 export function commitUrl(raw: string, commitSha: string): string | undefined {
   const loc = parseRepoLocation(raw);
   if (loc.form !== 'url' || (loc.scheme !== 'http' && loc.scheme !== 'https')) return undefined;
-  const path = loc.path.replace(/\/+$/, '').replace(/\.git$/, '');
-  return `${loc.scheme}://${loc.host}${path}/commit/${commitSha}`;
+  return `${loc.scheme}://${loc.host}${repoPath(loc)}/commit/${commitSha}`;
 }
 
 /**

@@ -36,7 +36,7 @@ export async function listenHttp(
   await app.listen({ host, port });
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  return `http://${joinHostPort(host, bound)}`;
 }
 
 export function isListening(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
