@@ -706,11 +706,24 @@ export function loadConfig(overrides: SettingOverrides = {}, env: NodeJS.Process
   return cfg as Config;
 }
 
-function resolve(key: SettingKey, overrides: SettingOverrides, env: NodeJS.ProcessEnv, earlier: Earlier) {
-  const s = SETTINGS[key] as ResolvedSetting<unknown>;
+/** The raw text the operator gave (flag, else environment) and where from; an empty value counts as unset. */
+function given(
+  key: SettingKey,
+  overrides: SettingOverrides,
+  env: NodeJS.ProcessEnv,
+): { raw: string; source: string } | undefined {
+  const s = SETTINGS[key];
   const explicit = overrides[key];
   const raw = explicit ?? env[s.env];
-  if (raw !== undefined && raw !== '') return parseSetting(key, raw, explicit !== undefined ? s.flag : s.env);
+  return raw === undefined || raw === ''
+    ? undefined
+    : { raw, source: explicit !== undefined ? s.flag : s.env };
+}
+
+function resolve(key: SettingKey, overrides: SettingOverrides, env: NodeJS.ProcessEnv, earlier: Earlier) {
+  const s = SETTINGS[key] as ResolvedSetting<unknown>;
+  const g = given(key, overrides, env);
+  if (g) return parseSetting(key, g.raw, g.source);
   return isDerived(s.default) ? s.default.derived(earlier) : s.default;
 }
 
@@ -730,7 +743,7 @@ export function settingGiven(
   overrides: SettingOverrides = {},
   env: NodeJS.ProcessEnv = process.env,
 ): boolean {
-  return [overrides[key], env[SETTINGS[key].env]].some((v) => v !== undefined && v !== '');
+  return given(key, overrides, env) !== undefined;
 }
 
 /** The URL a client should use for PostgreSQL: the configured one or the embedded server's. */
