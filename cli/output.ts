@@ -96,3 +96,10 @@ export function formatSteps(steps: JobStepRecord[], indent = ''): string {
   });
   return `${indent}steps\n${rows.join('\n')}\n`;
 }
+
+/** The services `up` and `ci-local` started, one `name  address` line each. */
+export function formatStackUrls(urls: Record<string, string>): string {
+  return Object.entries(urls)
+    .map(([k, v]) => `  ${k.padEnd(22)} ${v}\n`)
+    .join('');
+}

@@ -6,6 +6,7 @@ import { initTelemetry } from '../../platform/telemetry';
 import { startStack } from '../../devstack/stack';
 import { openStore } from '../context';
 import { enqueue } from './enqueue';
+import { formatStackUrls } from '../output';
 import { ServiceCommand } from '../settings-options';
 
 export class CiLocalCommand extends ServiceCommand {
@@ -41,7 +42,7 @@ export class CiLocalCommand extends ServiceCommand {
     const stack = await startStack(cfg, log);
     let code: number;
     try {
-      for (const [k, v] of Object.entries(stack.urls)) out.write(`  ${k.padEnd(22)} ${v}\n`);
+      out.write(formatStackUrls(stack.urls));
       const store = await openStore(stack.cfg);
       try {
         code = await enqueue(stack.cfg, store, { repo: this.repo, commit: this.commit, follow: true }, out);

@@ -13,6 +13,7 @@ import { startRunnerServer } from '../../runner-api/runner-download';
 import { startStack } from '../../devstack/stack';
 import { startOrchestratorWorker } from '../../workers/orchestrator';
 import { openStore, type Store } from '../context';
+import { formatStackUrls } from '../output';
 import { ServiceProcess } from '../service-process';
 import { ServiceCommand } from '../settings-options';
 
@@ -51,7 +52,7 @@ export class UpCommand extends ServiceCommand {
     if (svc.telemetry?.metricsUrl) stack.urls.metrics = svc.telemetry.metricsUrl;
     if (cfg.otlpEndpoint) stack.urls['traces (OTLP)'] = cfg.otlpEndpoint;
     this.context.stdout.write('Solstice is up:\n');
-    for (const [k, v] of Object.entries(stack.urls)) this.context.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
+    this.context.stdout.write(formatStackUrls(stack.urls));
     this.context.stdout.write('Enqueue a job with `solstice enqueue --follow`; stop with Ctrl-C.\n');
     return svc.serve([() => stack.stop()], stack.done);
   }
