@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { CapacityStore } from '../capacity/store';
 import { SETTINGS, type Config } from '../platform/config';
-import { joinHostPort, splitHostPort } from '../platform/net';
+import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
 import { NotFoundError } from '../platform/errors';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
@@ -16,7 +16,7 @@ import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } f
 /** The run in the dev server's Web UI; only a local Temporal has a UI we know the port of. */
 export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
   const { host } = splitHostPort(cfg.temporalAddress, SETTINGS.temporalAddress.env);
-  if (!['127.0.0.1', 'localhost', '::1'].includes(host)) return undefined;
+  if (!isLoopbackHost(host)) return undefined;
   return `http://${joinHostPort(host, cfg.temporalUiPort)}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 

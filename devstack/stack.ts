@@ -17,7 +17,7 @@ import { startEmbeddedPostgres } from './embedded-postgres';
 import { JobStore } from '../storage/job-store';
 import type { Logger } from '../platform/logger';
 import { migrate } from '../storage/migrate';
-import { splitHostPort } from '../platform/net';
+import { isLoopbackHost, splitHostPort } from '../platform/net';
 import { startDevServer } from './temporal-dev-server';
 import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from '../ingress/bridge';
@@ -36,8 +36,6 @@ export interface Stack {
   done: Promise<void>;
   stop(): Promise<void>;
 }
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 export async function startStack(base: Config, log: Logger): Promise<Stack> {
   const stops: (() => Promise<void>)[] = [];
@@ -64,7 +62,7 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     if (applied.applied.length > 0) log.info({ applied: applied.applied }, 'database migrated');
 
     const temporal = splitHostPort(cfg.temporalAddress);
-    if (LOOPBACK.has(temporal.host)) {
+    if (isLoopbackHost(temporal.host)) {
       const dev = await startDevServer({
         host: temporal.host,
         port: temporal.port,

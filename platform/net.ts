@@ -19,6 +19,11 @@ export function readHostPort(addr: string): { host: string; port: number } | und
   return m && port <= 65535 ? { host: m[1] ?? m[2], port } : undefined;
 }
 
+/** This machine's own addresses by name or number (`[::1]` as URL.hostname spells it). */
+export function isLoopbackHost(host: string): boolean {
+  return ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
+}
+
 /** The inverse of splitHostPort: brackets an IPv6 host, as URLs and gRPC addresses want it. */
 export function joinHostPort(host: string, port: number | string): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { ConfigError, MissingToolError, ProvisioningError } from '../../platform/errors';
-import { freePort, splitHostPort } from '../../platform/net';
+import { freePort, isLoopbackHost, splitHostPort } from '../../platform/net';
 import type { MachineHandle } from '../../model/domain';
 import { readTail } from '../file-tail';
 import { machineIdFor, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
@@ -71,11 +71,6 @@ export interface MachineRecordFile {
   attempt: number;
   image: string;
   createdAt: string;
-}
-
-/** Hosts QEMU user-mode networking can forward a guest to. */
-function isLoopbackHost(host: string): boolean {
-  return ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host);
 }
 
 function loopbackPort(what: string, host: string, port: number): number {
