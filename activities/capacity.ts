@@ -1,34 +1,56 @@
 /**
- * Activities of the capacity scheduler: a job waits for a machine slot (a lease) before it is
+ * Activities of the capacity scheduler: a job asks for a machine slot (a lease) before it is
  * provisioned, and gives it back after its machine is destroyed.
+ *
+ * Every activity here is short. The wait itself happens in the workflow (a condition on the
+ * `leaseGranted` signal with a durable backstop timer), so queued jobs hold no worker activity
+ * slot: with 100 slots and 130 queued jobs, a release still runs at once and hands its slot on.
  */
-import { Context, heartbeat, log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { announceGrants } from '../capacity/grants';
 import type { CapacityStore, ScheduleOptions } from '../capacity/store';
 import type { LeaseGrant } from '../model/domain';
 
 export interface CapacityDeps {
   capacity: CapacityStore;
   schedule: ScheduleOptions;
-  /** How often a waiting job looks at its lease again. */
-  pollMs?: number;
 }
 
-/**
- * Waiting jobs read their own lease every poll and run the scheduler only every this many
- * polls: releases and host heartbeats schedule too, so this is only a backstop, and many
- * waiting jobs do not each take the scheduler's lock every second.
- */
-const SCHEDULE_EVERY_POLLS = 10;
+/** Where a job's request stands: granted (to this host), or waiting at this place in its label's queue. */
+export interface LeaseState {
+  grant?: LeaseGrant;
+  position?: number;
+}
 
 export function createCapacityActivities(deps: CapacityDeps) {
-  const pollMs = deps.pollMs ?? 1000;
+  /** Grants what fits and tells the workflows that got a slot (the caller's own included). */
+  const schedule = async (): Promise<void> => {
+    const grants = await deps.capacity.schedule(deps.schedule);
+    await announceGrants(Context.current().client, grants, (m, a) => log.warn(m, a));
+  };
+
+  const leaseState = async (jobId: string): Promise<LeaseState> => {
+    const lease = await deps.capacity.lease(jobId);
+    if (!lease) throw ApplicationFailure.retryable(`lease of job ${jobId} vanished`, 'LeaseLost');
+    if (lease.releasedAt) {
+      // Only a cancelled job or a dead host releases a lease its job has not used yet.
+      throw ApplicationFailure.nonRetryable(
+        `the machine slot of job ${jobId} was given up before use (${lease.releaseReason ?? 'released'})`,
+        'LeaseReleased',
+      );
+    }
+    if (lease.hostId && lease.taskQueue)
+      return { grant: { hostId: lease.hostId, taskQueue: lease.taskQueue } };
+    return { position: await deps.capacity.queuePosition(jobId) };
+  };
+
   return {
     /**
-     * Waits, heartbeating its queue position, until the job holds a slot on some host; returns
-     * that host. Retried after a crash it finds its request again, in the same place.
+     * Puts the job in its label's queue (idempotent: a retry keeps its place), runs a scheduling
+     * round, and says where the job stands.
      */
-    async acquireLease(req: { jobId: string; label: string }): Promise<LeaseGrant> {
+    async requestLease(req: { jobId: string; label: string }): Promise<LeaseState> {
       const known = await deps.capacity.knownLabels();
       if (!known.includes(req.label)) {
         throw ApplicationFailure.nonRetryable(
@@ -37,36 +59,21 @@ export function createCapacityActivities(deps: CapacityDeps) {
         );
       }
       await deps.capacity.request(req.jobId, req.label);
-      let lastPosition: number | undefined;
-      for (let poll = 0; ; poll++) {
-        if (poll % SCHEDULE_EVERY_POLLS === 0) await deps.capacity.schedule(deps.schedule);
-        const lease = await deps.capacity.lease(req.jobId);
-        if (!lease) throw ApplicationFailure.retryable(`lease of job ${req.jobId} vanished`, 'LeaseLost');
-        if (lease.releasedAt) {
-          // Only a cancelled job or a dead host releases a lease its job has not used yet.
-          throw ApplicationFailure.nonRetryable(
-            `the machine slot of job ${req.jobId} was given up before use (${lease.releaseReason ?? 'released'})`,
-            'LeaseReleased',
-          );
-        }
-        if (lease.hostId && lease.taskQueue) {
-          log.info('machine slot granted', { jobId: req.jobId, hostId: lease.hostId });
-          return { hostId: lease.hostId, taskQueue: lease.taskQueue };
-        }
-        const position = await deps.capacity.queuePosition(req.jobId);
-        if (position !== lastPosition) log.info('waiting for a machine slot', { jobId: req.jobId, position });
-        lastPosition = position;
-        heartbeat({ queued: true, position });
-        // Rejects when the workflow cancels the activity (delivered through the heartbeat).
-        await Context.current().sleep(pollMs);
-      }
+      await schedule();
+      const state = await leaseState(req.jobId);
+      if (state.grant) log.info('machine slot granted', { jobId: req.jobId, hostId: state.grant.hostId });
+      else log.info('waiting for a machine slot', { jobId: req.jobId, position: state.position });
+      return state;
+    },
+
+    /** The waiting workflow's backstop look at its lease, should a grant signal have been lost. */
+    async checkLease(req: { jobId: string }): Promise<LeaseState> {
+      return leaseState(req.jobId);
     },
 
     async releaseLease(req: { jobId: string; reason: string }): Promise<void> {
-      if (await deps.capacity.release(req.jobId, req.reason)) {
-        // Hand the slot on now rather than at the next waiter's look.
-        await deps.capacity.schedule(deps.schedule);
-      }
+      // Hand the slot on now rather than at the next host heartbeat.
+      if (await deps.capacity.release(req.jobId, req.reason)) await schedule();
     },
   };
 }

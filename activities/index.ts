@@ -43,9 +43,19 @@ export interface ActivityDeps extends CapacityDeps {
   tlsCaPem?: string;
   /** Where the runner sends its spans (OTLP/gRPC); unset: the runner exports none. */
   runnerOtlpEndpoint?: string;
+  /** SOLSTICE_MACHINE_LIVENESS: a running job's machine not heard from this long is lost. */
+  machineLivenessMs: number;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;
+
+/**
+ * Four heartbeats per liveness window: three may be lost (a slow network, a busy log service)
+ * before a live machine would be taken for dead.
+ */
+export function heartbeatIntervalFor(livenessMs: number): number {
+  return Math.max(100, Math.floor(livenessMs / 4));
+}
 
 export function createActivities(deps: ActivityDeps) {
   function providerFor(label: string): Provider {
@@ -136,6 +146,7 @@ export function createActivities(deps: ActivityDeps) {
         definition: req.definition,
         traceparent: injectTraceContext().traceparent,
         otlpEndpoint: guest.otlpEndpoint,
+        heartbeatIntervalMs: heartbeatIntervalFor(deps.machineLivenessMs),
       });
       heartbeat('creating machine');
       const handle = await provider.create({
@@ -178,6 +189,27 @@ export function createActivities(deps: ActivityDeps) {
       heartbeat('destroying machine');
       await provider.destroy(req.ref.handle);
       await deps.jobs.machineDestroyed(req.ref.handle.machineId);
+    },
+
+    /**
+     * How long the attempt's runner has been silent (by the database's clock, which the log
+     * service stamped its last contact with), and the window after which that means lost.
+     */
+    async checkMachineContact(req: {
+      jobId: string;
+      attempt: number;
+    }): Promise<{ silentMs: number; livenessMs: number }> {
+      const silentMs = await deps.jobs.runnerSilence(req.jobId, req.attempt);
+      return { silentMs: silentMs ?? deps.machineLivenessMs, livenessMs: deps.machineLivenessMs };
+    },
+
+    /**
+     * The attempt's machine is lost: its token stops working (a runner cut off, not dead, can
+     * store nothing more), its running steps read `interrupted`, and the job's log says why.
+     */
+    async recordMachineLost(req: { jobId: string; attempt: number; message: string }): Promise<void> {
+      await deps.jobs.machineLost(req.jobId, req.attempt, req.message);
+      log.warn(req.message, { jobId: req.jobId, attempt: req.attempt });
     },
 
     async finalizeJob(jobId: string, outcome: JobOutcome): Promise<void> {

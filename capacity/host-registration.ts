@@ -5,6 +5,7 @@
  * Leases of hosts that stopped heartbeating are reclaimed by the scheduler itself.
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { announceGrants } from './grants';
 import type { CapacityStore, HostRegistration, ScheduleOptions } from './store';
 import type { Logger } from '../platform/logger';
 
@@ -19,8 +20,10 @@ export async function keepHostRegistered(
   deps: { capacity: CapacityStore; client: Client; log: Logger; schedule: ScheduleOptions },
 ): Promise<HostKeeper> {
   await deps.capacity.registerHost(host);
+  const schedule = async (): Promise<void> =>
+    announceGrants(deps.client, await deps.capacity.schedule(deps.schedule), (m, a) => deps.log.warn(a, m));
   // Jobs already waiting for this host's labels need not wait for its first beat.
-  await deps.capacity.schedule(deps.schedule);
+  await schedule();
   deps.log.info({ host }, 'host registered for capacity');
 
   // Heartbeats never wait behind a slow reclaim round, or the host could look dead.
@@ -42,7 +45,7 @@ export async function keepHostRegistered(
     every(beat, 'host heartbeat', async () => {
       await deps.capacity.heartbeatHost(host.id);
       // Also reclaims the leases of hosts that went silent and hands their slots on.
-      await deps.capacity.schedule(deps.schedule);
+      await schedule();
     }),
     every(beat * 3, 'reclaiming leases of ended workflows', () =>
       reclaimEnded(deps.capacity, deps.client, deps.log),

@@ -28,6 +28,14 @@ export interface LeaseRecord {
   releaseReason: string | null;
 }
 
+/** A slot granted by one scheduling round. */
+export interface GrantMade {
+  jobId: string;
+  hostId: string;
+  taskQueue: string;
+  workflowId: string;
+}
+
 export interface ScheduleOptions {
   labelLimits: Readonly<Record<string, number>>;
   hostTtlMs: number;
@@ -97,9 +105,10 @@ export class CapacityStore {
 
   /**
    * Reclaims the leases of hosts not heard of within the TTL, then grants what fits.
-   * Returns the grants made.
+   * Returns the grants made, with each job's workflow and the host's task queue, so the caller
+   * can tell the waiting workflows (capacity/grants.ts).
    */
-  async schedule(opts: ScheduleOptions): Promise<{ jobId: string; hostId: string }[]> {
+  async schedule(opts: ScheduleOptions): Promise<GrantMade[]> {
     const ttl = `${Math.max(1, Math.round(opts.hostTtlMs))} milliseconds`;
     return this.db.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SCHEDULER_LOCK})`;
@@ -121,11 +130,17 @@ export class CapacityStore {
       });
       // clock_timestamp(), not now(): this transaction may have started before a release it saw
       // committed, and a grant must never look older than the release that made room for it.
+      const made: GrantMade[] = [];
       for (const g of grants) {
-        await tx.$executeRaw`
-          UPDATE leases SET host_id = ${g.hostId}, granted_at = clock_timestamp() WHERE job_id = ${g.jobId}::uuid`;
+        const rows = await tx.$queryRaw<GrantMade[]>`
+          UPDATE leases l SET host_id = ${g.hostId}, granted_at = clock_timestamp()
+          FROM jobs j, hosts h
+          WHERE l.job_id = ${g.jobId}::uuid AND j.id = l.job_id AND h.id = ${g.hostId}
+          RETURNING l.job_id::text AS "jobId", l.host_id AS "hostId", h.task_queue AS "taskQueue",
+                    j.workflow_id AS "workflowId"`;
+        made.push(...rows);
       }
-      return grants;
+      return made;
     });
   }
 

@@ -120,6 +120,7 @@ const SERVICE: readonly SettingKey[] = [
   'sweepIntervalMs',
   'jobTimeoutMs',
   'bootTimeoutMs',
+  'machineLivenessMs',
   'migrateOnBoot',
   'otlpEndpoint',
   'shutdownGraceMs',

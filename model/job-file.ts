@@ -61,6 +61,8 @@ export const jobFileSchema = z.extend(z.omit(jobDefinitionSchema, { secrets: tru
   /** W3C traceparent of the span that provisioned the machine. */
   traceparent: z.optional(z.string()),
   otlpEndpoint: z.optional(z.string()),
+  /** How often the runner tells the log service it is alive (a quarter of the liveness window). */
+  heartbeatIntervalMs: z.optional(z.number()),
   /** The values of the secrets the job named, by name. */
   secrets: z.optional(z.record(z.string(), z.string())),
 });
@@ -125,6 +127,7 @@ const wireJobFileSchema = z.strictObject(
     traceparent: z.optional(text),
     otlp_endpoint: z.optional(text),
     timeout_ms: z.optional(milliseconds),
+    heartbeat_interval_ms: z.optional(milliseconds),
     env: z.optional(stringMap),
     secrets: z.optional(stringMap),
     artifacts: z.optional(z.array(text, { error: 'must be a list of paths' })),
@@ -148,6 +151,7 @@ export function renderJobFile(f: JobFile): string {
     traceparent: f.traceparent || undefined,
     otlp_endpoint: f.otlpEndpoint || undefined,
     timeout_ms: f.timeoutMs ? String(f.timeoutMs) : undefined,
+    heartbeat_interval_ms: f.heartbeatIntervalMs ? String(f.heartbeatIntervalMs) : undefined,
     env: nonEmpty(f.env),
     artifacts: f.artifacts?.length ? f.artifacts : undefined,
     steps: f.steps?.map((s) => ({
@@ -215,6 +219,7 @@ export function parseJobFile(content: string, file: string): JobFile {
     traceparent: w.traceparent,
     otlpEndpoint: w.otlp_endpoint,
     timeoutMs: w.timeout_ms === undefined ? undefined : Number(w.timeout_ms),
+    heartbeatIntervalMs: w.heartbeat_interval_ms === undefined ? undefined : Number(w.heartbeat_interval_ms),
     env: w.env,
     secrets: w.secrets,
     artifacts: w.artifacts,

@@ -32,6 +32,7 @@ export type * from '../generated/proto/runner/v1/FinishJobRequest';
 export type * from '../generated/proto/runner/v1/FinishJobResponse';
 export type * from '../generated/proto/runner/v1/StepResult';
 export type * from '../generated/proto/runner/v1/ReportStepRequest';
+export type * from '../generated/proto/runner/v1/HeartbeatRequest';
 export type * from '../generated/proto/runner/v1/ArtifactChunk';
 export type * from '../generated/proto/runner/v1/ArtifactHeader';
 export type * from '../generated/proto/runner/v1/ArtifactUploaded';

@@ -488,6 +488,13 @@ const DECLARED = {
     description: 'Time a machine may take from provisioning until its runner connects',
     default: 3 * 60_000,
   }),
+  machineLivenessMs: setting({
+    env: 'SOLSTICE_MACHINE_LIVENESS',
+    type: duration,
+    description:
+      'A running job whose runner has not been heard from for this long has lost its machine: it is destroyed and the job retried on a fresh one (runners heartbeat every quarter of it, whatever the job prints)',
+    default: 60_000,
+  }),
   otlpEndpoint: optional({
     env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
     type: url,

@@ -33,6 +33,8 @@ export interface RunnerContext {
   traceparent?: string;
   /** OTLP/gRPC endpoint the runner exports its spans to. */
   otlpEndpoint?: string;
+  /** How often the runner heartbeats while the job runs. */
+  heartbeatIntervalMs?: number;
 }
 
 /**
@@ -80,6 +82,7 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     workdir: WORKDIR_PATH,
     traceparent: ctx.traceparent,
     otlpEndpoint: ctx.otlpEndpoint,
+    heartbeatIntervalMs: ctx.heartbeatIntervalMs,
     ...definition,
     secrets: ctx.secrets,
   });

@@ -157,6 +157,7 @@ const STEP_OUTCOMES: Record<string, StepOutcome> = {
   STEP_OUTCOME_SUCCESS: 'success',
   STEP_OUTCOME_FAILURE: 'failure',
   STEP_OUTCOME_SKIPPED: 'skipped',
+  STEP_OUTCOME_INTERRUPTED: 'interrupted',
 };
 
 function stepRecord(st: StepResult__Output): JobStepRecord {
@@ -280,6 +281,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
 
     StartJob(call, callback) {
       unary('StartJob', call, callback, call.request.jobId, async (job) => {
+        await jobs.runnerContact(job.id, job.attempt);
         if (await jobs.markRunning(job.id)) {
           const machine = await jobs.machineOf(job.id, job.attempt);
           if (machine) {
@@ -373,6 +375,14 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       });
       // A runner that goes away without half-closing (killed, network lost).
       call.on('cancelled', () => span.end());
+    },
+
+    // The machine's sign of life (see workflows/job.ts, liveness): one small write, no signal.
+    Heartbeat(call, callback) {
+      unary('Heartbeat', call, callback, call.request.jobId, async (job) => {
+        await jobs.runnerContact(job.id, job.attempt);
+        return {};
+      });
     },
 
     ReportStep(call, callback) {

@@ -41,6 +41,8 @@ export interface JobContext {
   secrets: Record<string, string>;
   /** The job's timeout as the orchestrator enforces it (informational; 0 when not given). */
   timeoutMs: number;
+  /** How often to send Heartbeat while the job runs (job file `heartbeat_interval_ms`). */
+  heartbeatIntervalMs: number;
   /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
   artifacts: string[];
   /** W3C traceparent of the span that provisioned this machine; the runner's spans continue it. */
@@ -67,6 +69,8 @@ const ENV_VARS: Record<Field, string> = {
 /** Tuning knob, mostly for tests: how long to retry an unreachable log service. */
 export const RETRY_FOR_ENV = 'SOLSTICE_RUNNER_RETRY_FOR';
 const DEFAULT_RETRY_FOR_MS = 2 * 60_000;
+/** A quarter of the default liveness window (SOLSTICE_MACHINE_LIVENESS, 60 s). */
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
 
 export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext {
   const file = readJobFile(env);
@@ -102,6 +106,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     env: file.content.env ?? {},
     secrets: file.content.secrets ?? {},
     timeoutMs: file.content.timeoutMs ?? 0,
+    heartbeatIntervalMs: file.content.heartbeatIntervalMs || DEFAULT_HEARTBEAT_INTERVAL_MS,
     artifacts: file.content.artifacts ?? [],
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),

@@ -99,6 +99,18 @@ export class RunnerRpc {
     await this.unary('FinishJob', (md, opts, cb) => this.client.finishJob(req, md, opts, cb));
   }
 
+  /** One attempt, no retries: the next heartbeat comes soon enough, and a late one is useless. */
+  heartbeat(jobId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.heartbeat(
+        { jobId },
+        this.metadata(),
+        { deadline: Date.now() + this.s.deadlineMs },
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
   /** One attempt, no retries: step progress is for the live view, FinishJob carries the record. */
   reportStep(req: ReportStepRequest): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -85,6 +85,47 @@ async function runWithClient(
     hostname: os.hostname(),
   });
   const resumeAfter = started.persistedThroughSeq;
+  const stopHeartbeats = startHeartbeats(rpc, ctx);
+  try {
+    return await runStarted(ctx, rpc, client, tracing, startedAt, resumeAfter);
+  } finally {
+    stopHeartbeats();
+  }
+}
+
+/**
+ * Tells the log service every heartbeat interval that this machine is alive, from StartJob until
+ * the runner is done, whatever the steps print: the orchestrator takes a machine silent for its
+ * liveness window for lost. A failed heartbeat is only noted (once): the next one may get through.
+ */
+function startHeartbeats(rpc: RunnerRpc, ctx: JobContext): () => void {
+  let inFlight = false;
+  let warned = false;
+  const timer = setInterval(() => {
+    if (inFlight) return;
+    inFlight = true;
+    rpc
+      .heartbeat(ctx.jobId)
+      .catch((err: unknown) => {
+        if (warned) return;
+        warned = true;
+        diag(
+          `heartbeat failed (${describeGrpcError(err)}); still trying every ${ctx.heartbeatIntervalMs} ms`,
+        );
+      })
+      .finally(() => (inFlight = false));
+  }, ctx.heartbeatIntervalMs);
+  return () => clearInterval(timer);
+}
+
+async function runStarted(
+  ctx: JobContext,
+  rpc: RunnerRpc,
+  client: ReturnType<typeof createRunnerServiceClient>,
+  tracing: RunnerTracing,
+  startedAt: number,
+  resumeAfter: number,
+): Promise<number> {
   diag(
     `job ${ctx.jobId} started${resumeAfter > 0 ? `; ${resumeAfter} log lines already stored, continuing after them` : ''}`,
   );
@@ -108,11 +149,11 @@ async function runWithClient(
   const stop = new AbortController();
   let stopped: { message: string; runnerExit: number } | undefined;
   let script: RunningScript | undefined;
-  let signalled = false;
+  let signalled: NodeJS.Signals | undefined;
   const progress = stepReporter(rpc, ctx.jobId);
   const control: StepControl = {
     onScript: (s) => (script = s),
-    stopping: () => signalled,
+    stopping: () => signalled !== undefined,
     results: [],
     report: progress.report,
   };
@@ -130,7 +171,7 @@ async function runWithClient(
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (script) {
-      signalled = true;
+      signalled ??= signal;
       diag(`received ${signal}; passing it to the job script`);
       log(`runner received ${signal}; passing it to the job script`);
       script.kill(signal);
@@ -154,9 +195,19 @@ async function runWithClient(
   let outcome: Outcome;
   try {
     outcome = await runSteps(ctx, buffer, log, stop.signal, control, secrets);
-    // A step cut short by the stop (git killed mid-fetch) must not read as a checkout failure.
-    if (stopped && outcome.reason !== 'FINISH_REASON_EXITED') {
+    // A step cut short by the stop (git killed mid-fetch, a script the runner killed) must read
+    // as neither a checkout failure nor the script's own.
+    if (stopped) {
       outcome = stoppedOutcome(stopped);
+      log(outcome.message);
+    } else if (signalled && outcome.reason === 'FINISH_REASON_EXITED' && outcome.exitCode !== 0) {
+      // The machine is shutting down or being destroyed: whatever that did to the script (143,
+      // 137) is an infrastructure failure, not the script's.
+      outcome = {
+        reason: 'FINISH_REASON_INTERRUPTED',
+        exitCode: outcome.exitCode,
+        message: `the runner received ${signalled} (the machine is shutting down or being destroyed) and stopped the job; exit code ${outcome.exitCode} is not the job's own`,
+      };
       log(outcome.message);
     }
   } catch (err) {
@@ -222,6 +273,8 @@ async function runWithClient(
       return outcome.exitCode;
     case 'FINISH_REASON_RUNNER_ERROR':
       return EXIT.RUNNER_ERROR;
+    case 'FINISH_REASON_INTERRUPTED':
+      return outcome.exitCode;
     default:
       return EXIT.JOB_NOT_RUN;
   }
@@ -232,6 +285,18 @@ interface PlannedStep extends Omit<JobStep, 'run'> {
   /** Inline script (written to a file and run with `sh -e`), or undefined for `file`. */
   run?: string;
   file?: string;
+}
+
+/** How long a step that died of a signal waits for that signal to reach the runner as well. */
+const SIGNAL_SETTLE_MS = 300;
+
+/** Killed by a signal, or a shell reporting a child's death by SIGHUP/SIGINT/SIGKILL/SIGTERM. */
+function isSignalExit(r: { exitCode: number; signal: NodeJS.Signals | null }): boolean {
+  return r.signal !== null || [129, 130, 137, 143].includes(r.exitCode);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function seconds(ms: number): string {
@@ -328,14 +393,29 @@ async function runSteps(
       const result = await script.done;
       const durationMs = Date.now() - startedAt;
       const ok = result.exitCode === 0;
+      // The signal that ended the step may have reached the runner too (a machine being destroyed
+      // signals every process at once): let that arrive before judging whose doing it was.
+      if (!ok && !control.stopping() && isSignalExit(result)) await delay(SIGNAL_SETTLE_MS);
+      const interrupted = !ok && control.stopping();
+      const how = ok
+        ? 'succeeded'
+        : interrupted
+          ? `was interrupted (exit code ${result.exitCode})`
+          : result.signal
+            ? `was killed by ${result.signal} (exit code ${result.exitCode})`
+            : `failed with exit code ${result.exitCode}`;
       log(
-        `${title} ${ok ? 'succeeded' : result.signal ? `was killed by ${result.signal} (exit code ${result.exitCode})` : `failed with exit code ${result.exitCode}`} in ${seconds(durationMs)}` +
-          (!ok && step.continueOnError ? '; continue-on-error: the job goes on' : ''),
+        `${title} ${how} in ${seconds(durationMs)}` +
+          (!ok && !interrupted && step.continueOnError ? '; continue-on-error: the job goes on' : ''),
       );
       const ended: StepResult = {
         index,
         name: step.name,
-        outcome: ok ? 'STEP_OUTCOME_SUCCESS' : 'STEP_OUTCOME_FAILURE',
+        outcome: ok
+          ? 'STEP_OUTCOME_SUCCESS'
+          : interrupted
+            ? 'STEP_OUTCOME_INTERRUPTED'
+            : 'STEP_OUTCOME_FAILURE',
         exitCode: result.exitCode,
         continueOnError: step.continueOnError,
         startedUnixMs: startedAt,

@@ -14,8 +14,11 @@ export interface LogLineRecord {
   time: Date;
 }
 
-/** 'running': reported started, not yet ended (only while the job runs). */
-export type StepOutcome = 'running' | 'success' | 'failure' | 'skipped';
+/**
+ * 'running': reported started, not yet ended (only while the job runs). 'interrupted': stopped
+ * from outside while it ran (its machine was lost or shut down), so not the step's own failure.
+ */
+export type StepOutcome = 'running' | 'success' | 'failure' | 'skipped' | 'interrupted';
 
 export interface JobStepRecord {
   index: number;
@@ -81,7 +84,13 @@ export class JobStore {
   async beginAttempt(jobId: string, attempt: number, tokenHash: string, expiresAt?: Date): Promise<void> {
     await this.db.job.update({
       where: { id: jobId },
-      data: { state: 'provisioning', attempt, tokenHash, tokenExpiresAt: expiresAt ?? null },
+      data: {
+        state: 'provisioning',
+        attempt,
+        tokenHash,
+        tokenExpiresAt: expiresAt ?? null,
+        runnerContactAt: null,
+      },
     });
   }
 
@@ -99,6 +108,44 @@ export class JobStore {
     const { tokenExpiresAt, ...rest } = job;
     if (tokenExpiresAt && tokenExpiresAt.getTime() <= Date.now()) return undefined;
     return tokenExpiresAt ? { ...rest, expiresAt: tokenExpiresAt } : rest;
+  }
+
+  /** The attempt's runner called in (StartJob, Heartbeat): stamped with the database's clock. */
+  async runnerContact(jobId: string, attempt: number): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE jobs SET runner_contact_at = now() WHERE id = ${jobId}::uuid AND attempt = ${attempt}`;
+  }
+
+  /**
+   * How long ago the attempt's runner last called in, in ms by the database's clock; undefined
+   * when it never did (or the job is on another attempt).
+   */
+  async runnerSilence(jobId: string, attempt: number): Promise<number | undefined> {
+    const rows = await this.db.$queryRaw<{ ms: number | null }[]>`
+      SELECT (EXTRACT(EPOCH FROM (clock_timestamp() - runner_contact_at)) * 1000)::float8 AS ms
+      FROM jobs WHERE id = ${jobId}::uuid AND attempt = ${attempt}`;
+    const ms = rows[0]?.ms;
+    return ms === null || ms === undefined ? undefined : Math.max(0, ms);
+  }
+
+  /**
+   * The attempt's machine is lost: its token is revoked (a runner only cut off cannot write
+   * more), its running steps become interrupted, and `message` is appended to the log.
+   */
+  async machineLost(jobId: string, attempt: number, message: string): Promise<void> {
+    await this.db.$executeRaw`
+      UPDATE jobs SET token_hash = NULL, token_expires_at = NULL
+      WHERE id = ${jobId}::uuid AND attempt = ${attempt}`;
+    await this.db.jobStep.updateMany({
+      where: { jobId, outcome: 'running' },
+      data: { outcome: 'interrupted' },
+    });
+    // A repeat (activity retry) must not say it twice.
+    const last = await this.db.logLine.findFirst({ where: { jobId }, orderBy: { seq: 'desc' } });
+    if (last?.text === message) return;
+    await this.appendLogLines(jobId, [
+      { seq: (last?.seq ?? 0) + 1, stream: 'system', text: message, time: new Date() },
+    ]);
   }
 
   /** True when this call moved the job to running (false for a repeated StartJob). */
@@ -205,7 +252,8 @@ export class JobStore {
   async recordStepProgress(jobId: string, st: JobStepRecord): Promise<void> {
     const { index, ...fields } = st;
     const { count } = await this.db.jobStep.updateMany({
-      where: { jobId, index, outcome: 'running' },
+      // An interrupted step is run again by the next machine attempt.
+      where: { jobId, index, outcome: { in: ['running', 'interrupted'] } },
       data: fields,
     });
     if (count === 0) await this.db.jobStep.createMany({ data: [{ jobId, ...st }], skipDuplicates: true });

@@ -146,6 +146,7 @@ export async function startOrchestratorWorker(
     tlsCaPem: runnerTlsCa(cfg),
     secrets: SecretStore.load(cfg.secretsFile),
     runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
+    machineLivenessMs: cfg.machineLivenessMs,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

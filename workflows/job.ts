@@ -5,9 +5,17 @@
  *   → runner "finished" (job timeout) → destroy + release + finalize (always, even on failure
  *   and cancellation)
  *
- * Infrastructure failures are retried: provisioning by the activity retry policy, a machine
- * whose runner never connects by a fresh machine (up to maxMachineAttempts). A failing user
- * script is final: the workflow fails with a non-retryable `JobFailed` carrying the exit code.
+ * Infrastructure failures are retried: provisioning by the activity retry policy; a machine
+ * whose runner never connects, or whose runner goes silent for the liveness window while the
+ * job runs (the machine crashed, lost power or its network), by a fresh machine, up to
+ * maxMachineAttempts; then the job ends `error`. A failing user script is final: the workflow
+ * fails with a non-retryable `JobFailed` carrying the exit code.
+ *
+ * Liveness: the runner heartbeats over its gRPC channel whatever its steps print; the log
+ * service stores the time of the last one. While the job runs, the workflow sleeps (a durable
+ * timer) until the window since that contact would close and then looks (a short activity), so
+ * a silent step is never mistaken for a dead machine and a dead one is noticed about one
+ * window after its last heartbeat.
  */
 import {
   ActivityFailure,
@@ -24,7 +32,13 @@ import {
 } from '@temporalio/workflow';
 import { db, type Activities } from './bookkeeping';
 import type { createForgeStatusActivities } from '../activities/forge-status';
-import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal, statusQuery } from './signals';
+import {
+  leaseGrantedSignal,
+  runnerFinishedSignal,
+  runnerStartedSignal,
+  runnerStepSignal,
+  statusQuery,
+} from './signals';
 import type {
   JobInput,
   JobOutcome,
@@ -36,12 +50,12 @@ import type {
 import { SEARCH_ATTRIBUTES } from '../model/search-attributes';
 import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
 
-// Capacity: waiting for a machine slot may take as long as the jobs ahead of this one.
-const capacity = proxyActivities<Activities>({
-  startToCloseTimeout: '30 days',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
-});
+/**
+ * The machine slot arrives by signal; between signals the workflow reads its lease now and then
+ * (a lost signal costs at most this long), backing off so a long queue reads the database little.
+ */
+const LEASE_LOOK_FIRST_MS = 5_000;
+const LEASE_LOOK_MAX_MS = 60_000;
 
 /** Provisioning on the host that granted the slot; a host that is gone fails it after a while. */
 function provisionOn(lease: LeaseGrant) {
@@ -65,6 +79,10 @@ function destroyOn(ref: MachineRef) {
 
 export function outcomeOf(f: RunnerFinished): JobOutcome {
   switch (f.reason) {
+    // The runner was told to stop (the machine shutting down or being destroyed): the script's
+    // 143/137 is what the signal did to it, not its own failure.
+    case 'INTERRUPTED':
+      return { state: 'error', message: f.message };
     case 'EXITED':
       return f.exitCode === 0
         ? { state: 'success', exitCode: 0 }
@@ -157,6 +175,60 @@ function minutes(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`;
 }
 
+/** Waits for the job's machine slot: granted by signal, or found at a backstop look. */
+async function waitForLease(input: JobInput, granted: () => LeaseGrant | undefined): Promise<LeaseGrant> {
+  let state = await db.requestLease.executeWithOptions({ summary: `ask for a ${input.label} slot` }, [
+    { jobId: input.jobId, label: input.label },
+  ]);
+  for (let lookMs = LEASE_LOOK_FIRST_MS; ; lookMs = Math.min(lookMs * 2, LEASE_LOOK_MAX_MS)) {
+    const grant = state.grant ?? granted();
+    if (grant) return grant;
+    if (await condition(() => granted() !== undefined, lookMs)) return granted() as LeaseGrant;
+    state = await db.checkLease.executeWithOptions({ summary: 'look at the machine slot' }, [
+      { jobId: input.jobId },
+    ]);
+  }
+}
+
+type RunEnd =
+  { kind: 'finished'; result: RunnerFinished } | { kind: 'timeout' } | { kind: 'lost'; livenessMs: number };
+
+/**
+ * Waits for the attempt's runner to finish, until the job timeout, while watching that the
+ * machine is alive: a timer to when the liveness window since the last runner contact would
+ * close, then a look at the contact the log service recorded.
+ */
+async function watchRun(
+  input: JobInput,
+  attempt: number,
+  finished: () => RunnerFinished | undefined,
+): Promise<RunEnd> {
+  const deadline = Date.now() + input.timeoutMs;
+  // The first look is at once: it learns the window (the worker's setting) and the runner's
+  // StartJob was its first contact.
+  let nextLookMs = 0;
+  for (;;) {
+    if (finished() !== undefined) break;
+    const left = deadline - Date.now();
+    if (left <= 0) return { kind: 'timeout' };
+    if (nextLookMs > 0 && (await condition(() => finished() !== undefined, Math.min(left, nextLookMs))))
+      break;
+    if (Date.now() >= deadline) return { kind: 'timeout' };
+    const c = await db.checkMachineContact.executeWithOptions({ summary: 'is the machine alive?' }, [
+      { jobId: input.jobId, attempt },
+    ]);
+    if (finished() !== undefined) break;
+    if (c.silentMs >= c.livenessMs) return { kind: 'lost', livenessMs: c.livenessMs };
+    // Never a busy loop, whatever the clocks say.
+    nextLookMs = Math.max(c.livenessMs - c.silentMs, Math.ceil(c.livenessMs / 10));
+  }
+  return { kind: 'finished', result: finished() as RunnerFinished };
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
+}
+
 export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   const status: JobStatus = { state: 'queued', attempt: 0 };
   let started = 0; // attempt whose runner connected
@@ -176,6 +248,10 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   setHandler(runnerFinishedSignal, (f) => {
     if (f.attempt === status.attempt && finished === undefined) finished = f;
   });
+  let granted: LeaseGrant | undefined;
+  setHandler(leaseGrantedSignal, (g) => {
+    granted ??= g;
+  });
 
   setCurrentDetails(`**queued**\n\nsteps: ${stepList(input)}`);
   await db.recordJob.executeWithOptions({ summary: 'record job' }, [input, workflowInfo().workflowId]);
@@ -187,13 +263,11 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let cancellation: unknown;
   try {
     showState(status, `waiting for a \`${input.label}\` machine slot`);
-    const lease = await capacity.acquireLease.executeWithOptions(
-      { summary: `wait for a ${input.label} slot` },
-      [{ jobId: input.jobId, label: input.label }],
-    );
+    const lease = await waitForLease(input, () => granted);
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
+      status.step = undefined;
       showState(status, `booting a \`${input.label}\` machine`);
       machine = await provisionOn(lease).provisionMachine.executeWithOptions(
         { summary: `boot VM ${input.label}` },
@@ -213,28 +287,53 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
           },
         ],
       );
-      if (await condition(() => started === status.attempt, input.bootTimeoutMs)) break;
+      if (!(await condition(() => started === status.attempt, input.bootTimeoutMs))) {
+        const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
+        const dead = machine;
+        machine = undefined;
+        await CancellationScope.nonCancellable(() =>
+          destroyOn(dead).destroyMachine.executeWithOptions(
+            { summary: 'destroy machine (never connected)' },
+            [{ jobId: input.jobId, ref: dead, keepConsole: true, reason }],
+          ),
+        );
+        if (status.attempt >= input.maxMachineAttempts) {
+          throw ApplicationFailure.nonRetryable(reason, 'RunnerNeverConnected');
+        }
+        continue;
+      }
 
-      const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
+      status.state = 'running';
+      showState(status, runningDetails(input, status));
+      const end = await watchRun(input, status.attempt, () => finished);
+      if (end.kind === 'finished') {
+        outcome = outcomeOf(end.result);
+        break;
+      }
+      if (end.kind === 'timeout') {
+        outcome = { state: 'failure', message: `job exceeded its timeout of ${minutes(input.timeoutMs)}` };
+        break;
+      }
+
+      // The machine is gone (or cut off): an infrastructure failure, never the script's.
+      const last = status.attempt >= input.maxMachineAttempts;
+      const lost =
+        `machine lost: no runner contact for ${seconds(end.livenessMs)}; ` +
+        (last
+          ? `giving up after ${status.attempt}/${input.maxMachineAttempts} attempts`
+          : `retrying on a fresh machine, attempt ${status.attempt + 1}/${input.maxMachineAttempts}`);
       const dead = machine;
       machine = undefined;
-      await CancellationScope.nonCancellable(() =>
-        destroyOn(dead).destroyMachine.executeWithOptions({ summary: 'destroy machine (never connected)' }, [
-          { jobId: input.jobId, ref: dead, keepConsole: true, reason },
-        ]),
-      );
-      if (status.attempt >= input.maxMachineAttempts) {
-        throw ApplicationFailure.nonRetryable(reason, 'RunnerNeverConnected');
-      }
+      await CancellationScope.nonCancellable(async () => {
+        await db.recordMachineLost.executeWithOptions({ summary: 'record machine lost' }, [
+          { jobId: input.jobId, attempt: status.attempt, message: lost },
+        ]);
+        await destroyOn(dead).destroyMachine.executeWithOptions({ summary: 'destroy machine (lost)' }, [
+          { jobId: input.jobId, ref: dead, keepConsole: false, reason: lost },
+        ]);
+      });
+      if (last) throw ApplicationFailure.nonRetryable(lost, 'MachineLost');
     }
-    status.state = 'running';
-    showState(status, runningDetails(input, status));
-    await condition(() => finished !== undefined, input.timeoutMs);
-    // Assigned by the signal handler, which the compiler cannot see.
-    const result = finished as RunnerFinished | undefined;
-    outcome = result
-      ? outcomeOf(result)
-      : { state: 'failure', message: `job exceeded its timeout of ${minutes(input.timeoutMs)}` };
   } catch (err) {
     if (isCancellation(err)) cancellation = err;
     outcome = cancellation

@@ -37,8 +37,11 @@ type Activities = ReturnType<typeof createActivities> & ReturnType<typeof create
 type WorkflowActivities = Pick<
   Activities,
   | 'recordJob'
-  | 'acquireLease'
+  | 'requestLease'
+  | 'checkLease'
   | 'provisionMachine'
+  | 'checkMachineContact'
+  | 'recordMachineLost'
   | 'destroyMachine'
   | 'releaseLease'
   | 'finalizeJob'
@@ -51,8 +54,14 @@ type WorkflowActivities = Pick<
   | 'supersededPipelines'
 >;
 
-/** What the machine's runner does: never connect, connect and never finish, or run to an exit code. */
-export type RunnerBehaviour = 'silent' | 'hangs' | { exitCode: number };
+/**
+ * What the machine's runner does: never connect, connect and never finish (alive), connect and
+ * then go silent for good (its machine died), or run to an exit code.
+ */
+export type RunnerBehaviour = 'silent' | 'hangs' | 'dies' | { exitCode: number };
+
+/** The liveness window the world's checkMachineContact reports. */
+const LIVENESS_MS = 1000;
 
 export interface WorldOptions {
   /** Per machine; default: the runner connects and exits 0. */
@@ -97,15 +106,6 @@ const onePlan: PipelinePlan = {
   jobs: [plannedJob('build')],
 };
 
-/** Heartbeats until the workflow cancels the activity (ctx.sleep then throws its CancelledFailure). */
-async function untilCancelled(): Promise<never> {
-  const ctx = Context.current();
-  for (;;) {
-    ctx.heartbeat();
-    await ctx.sleep(100);
-  }
-}
-
 /** The run that called the activity running now. */
 function callerId(): string {
   const run = Context.current().info.workflowExecution;
@@ -122,10 +122,25 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     async recordJob() {
       log('recordJob');
     },
-    async acquireLease() {
-      log('acquireLease');
-      if (opts.leaseWaits) return untilCancelled();
-      return { hostId: 'fake-host', taskQueue: Context.current().info.taskQueue };
+    async requestLease() {
+      log('requestLease');
+      if (opts.leaseWaits) return { position: 1 };
+      return { grant: { hostId: 'fake-host', taskQueue: Context.current().info.taskQueue } };
+    },
+    // Periodic looks are not logged: how many there are depends on timing, not on decisions.
+    async checkLease() {
+      if (opts.leaseWaits) return { position: 1 };
+      return { grant: { hostId: 'fake-host', taskQueue: Context.current().info.taskQueue } };
+    },
+    async checkMachineContact(req) {
+      const behaviour = (opts.runner ?? (() => ({ exitCode: 0 })))({
+        workflowId: callerId(),
+        attempt: req.attempt,
+      });
+      return { silentMs: behaviour === 'dies' ? LIVENESS_MS : 0, livenessMs: LIVENESS_MS };
+    },
+    async recordMachineLost(req) {
+      log(`recordMachineLost #${req.attempt}: ${req.message}`);
     },
     async provisionMachine(req) {
       log(`provisionMachine #${req.attempt}`);
@@ -135,7 +150,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
       if (behaviour !== 'silent') {
         const handle = client.workflow.getHandle(workflowId);
         await handle.signal(runnerStartedSignal, { attempt: req.attempt, hostname: `fake-${req.attempt}` });
-        if (behaviour !== 'hangs') {
+        if (behaviour !== 'hangs' && behaviour !== 'dies') {
           await handle.signal(runnerFinishedSignal, {
             attempt: req.attempt,
             reason: 'EXITED',
@@ -362,8 +377,19 @@ export const scenarios = {
   'job-cancelled-queued': (env: WorldEnv) =>
     jobScenario(env, { leaseWaits: true }, jobInput(), {
       what: 'the job waits for a slot',
-      ready: (handle, world) => world.sequence(handle.workflowId).includes('acquireLease'),
+      ready: (handle, world) => world.sequence(handle.workflowId).includes('requestLease'),
     }),
+
+  /**
+   * The first machine dies mid-job (its runner goes silent for the liveness window): destroyed,
+   * and a fresh one runs the job.
+   */
+  'job-machine-lost-fresh-machine': (env: WorldEnv) =>
+    jobScenario(env, { runner: ({ attempt }) => (attempt === 1 ? 'dies' : { exitCode: 0 }) }, jobInput()),
+
+  /** Every machine dies mid-job: after the last attempt the job ends `error`, never `failure`. */
+  'job-machine-lost-exhausted': (env: WorldEnv) =>
+    jobScenario(env, { runner: () => 'dies' }, jobInput({ maxMachineAttempts: 2 })),
 
   /** Cancelled while its machine boots: the machine is destroyed and the slot released. */
   'job-cancelled-booting': (env: WorldEnv) =>

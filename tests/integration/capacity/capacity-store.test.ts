@@ -100,11 +100,15 @@ test('a host that stopped heartbeating loses its leases and gets no new ones', a
   await store.request(first, 'c');
   await store.request(second, 'c');
   const opts = { labelLimits: {}, hostTtlMs: 60_000 };
-  expect(await store.schedule(opts)).toEqual([{ jobId: first, hostId: 'dead' }]);
+  expect(await store.schedule(opts)).toEqual([
+    { jobId: first, hostId: 'dead', taskQueue: 'q@dead', workflowId: expect.any(String) },
+  ]);
 
   await clients[0].$executeRaw`UPDATE hosts SET last_seen = now() - interval '2 minutes' WHERE id = 'dead'`;
   await store.registerHost({ id: 'alive', taskQueue: 'q@alive', labels: ['c'], maxMachines: 1 });
-  expect(await store.schedule(opts)).toEqual([{ jobId: second, hostId: 'alive' }]);
+  expect(await store.schedule(opts)).toEqual([
+    { jobId: second, hostId: 'alive', taskQueue: 'q@alive', workflowId: expect.any(String) },
+  ]);
   const lease = await store.lease(first);
   expect(lease?.releasedAt).toBeInstanceOf(Date);
   expect(lease?.releaseReason).toBe('reclaimed: host dead stopped heartbeating');

@@ -37,7 +37,7 @@ afterAll(async () => {
 /** A job cancelled once it had a machine: the machine is destroyed, then its slot released. */
 const CANCELLED_WITH_MACHINE = [
   'recordJob',
-  'acquireLease',
+  'requestLease',
   'provisionMachine #1',
   'destroyMachine #1',
   'releaseLease',
@@ -62,7 +62,7 @@ test('a machine whose runner never connects is destroyed (console kept) and a fr
   // The forge reports are not awaited in line, so they interleave; they bracket the job.
   expect(sequence.filter((s) => !s.startsWith('reportForgeStatus'))).toEqual([
     'recordJob',
-    'acquireLease',
+    'requestLease',
     'provisionMachine #1',
     'destroyMachine #1 keepConsole',
     'provisionMachine #2',
@@ -83,11 +83,46 @@ test('when no machine connects within its attempts, the job ends error and nothi
   expect(f.message).toMatch(/runner did not connect within 1 s \(attempt 2\)/);
   expect(world.sequence(workflowId)).toEqual([
     'recordJob',
-    'acquireLease',
+    'requestLease',
     'provisionMachine #1',
     'destroyMachine #1 keepConsole',
     'provisionMachine #2',
     'destroyMachine #2 keepConsole',
+    'releaseLease',
+    'finalizeJob error',
+  ]);
+});
+
+test('a machine lost mid-job is destroyed and a fresh one runs the job; the log says why', async () => {
+  const { world, workflowId, end } = await scenarios['job-machine-lost-fresh-machine'](env);
+  expect(end).toEqual({ ok: { state: 'success', exitCode: 0 } });
+  expect(world.sequence(workflowId)).toEqual([
+    'recordJob',
+    'requestLease',
+    'provisionMachine #1',
+    'recordMachineLost #1: machine lost: no runner contact for 1 s; retrying on a fresh machine, attempt 2/2',
+    'destroyMachine #1',
+    'provisionMachine #2',
+    'destroyMachine #2',
+    'releaseLease',
+    'finalizeJob success',
+  ]);
+});
+
+test('when every machine is lost mid-job, the job ends error (not failure) and nothing is left', async () => {
+  const { world, workflowId, end } = await scenarios['job-machine-lost-exhausted'](env);
+  const f = applicationFailure(end);
+  expect(f.type).toBe('JobErrored');
+  expect(f.message).toBe('machine lost: no runner contact for 1 s; giving up after 2/2 attempts');
+  expect(world.sequence(workflowId)).toEqual([
+    'recordJob',
+    'requestLease',
+    'provisionMachine #1',
+    'recordMachineLost #1: machine lost: no runner contact for 1 s; retrying on a fresh machine, attempt 2/2',
+    'destroyMachine #1',
+    'provisionMachine #2',
+    'recordMachineLost #2: machine lost: no runner contact for 1 s; giving up after 2/2 attempts',
+    'destroyMachine #2',
     'releaseLease',
     'finalizeJob error',
   ]);
@@ -98,7 +133,7 @@ test('a job cancelled while queued gives up its slot wait and ends cancelled', a
   expect(failure(end)).toBeInstanceOf(CancelledFailure);
   expect(world.sequence(workflowId)).toEqual([
     'recordJob',
-    'acquireLease',
+    'requestLease',
     'releaseLease',
     'finalizeJob cancelled',
   ]);

@@ -64,9 +64,10 @@ describe('runner proto', () => {
     expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step] });
   });
 
-  test('the service definition has the five methods', () => {
+  test('the service definition has the six methods', () => {
     expect(Object.keys(runnerServiceDefinition()).sort()).toEqual([
       'FinishJob',
+      'Heartbeat',
       'ReportStep',
       'StartJob',
       'StreamLogs',

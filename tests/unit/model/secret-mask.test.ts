@@ -104,6 +104,7 @@ describe('runner masks the script output before buffering it', () => {
       repoUrl: '/r',
       commitSha: 'abcdef1',
       workdir: dir,
+      heartbeatIntervalMs: 15_000,
       retryForMs: 1000,
       env: { DEPLOY_TOKEN: 'dep-secret-99', PLAIN: 'visible' },
       secrets: { CERT: 'line-one-x\nline-two-y', SHORT_SECRET: 'ab' },

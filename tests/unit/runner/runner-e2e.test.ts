@@ -320,7 +320,7 @@ describe('bundled runner against a real gRPC log service', () => {
     );
   });
 
-  test('SIGTERM to the runner reaches the script; the log and FinishJob still complete', async () => {
+  test('SIGTERM to the runner reaches the script; the job is reported interrupted, not failed', async () => {
     const { dir, shas } = makeRepo({ '.solstice/job.sh': 'echo started\nsleep 30\necho never\n' });
     const res = await runJob(dir, shas[0], {}, {}, (child, svc) => {
       const poll = setInterval(() => {
@@ -332,12 +332,24 @@ describe('bundled runner against a real gRPC log service', () => {
       child.on('exit', () => clearInterval(poll));
     });
     expect(res.code).toBe(143);
-    expect(res.svc.finishes[0]).toMatchObject({ reason: 'FINISH_REASON_EXITED', exitCode: 143 });
+    // The machine is going away: the 143 is what the signal did, not the script's own failure.
+    expect(res.svc.finishes[0]).toMatchObject({ reason: 'FINISH_REASON_INTERRUPTED', exitCode: 143 });
+    expect(res.svc.finishes[0].steps).toEqual([
+      expect.objectContaining({ index: 1, outcome: 'STEP_OUTCOME_INTERRUPTED', exitCode: 143 }),
+    ]);
     expect(res.svc.texts('LOG_STREAM_STDOUT')).toEqual(['started']);
     expect(res.svc.texts('LOG_STREAM_SYSTEM')).toContain(
       'runner received SIGTERM; passing it to the job script',
     );
     expectCompleteLog(res.svc);
+  });
+
+  test('the runner heartbeats while a step prints nothing, at the job file interval', async () => {
+    const { dir, shas } = makeRepo({ '.solstice/job.sh': 'sleep 1.5\n' });
+    const res = await runJob(dir, shas[0], {}, {}, undefined, 'heartbeat_interval_ms: "100"\n');
+    expect(res.code).toBe(0);
+    // 1.5 s of silence at 100 ms: well over the few a slow machine could miss.
+    expect(res.svc.heartbeats).toBeGreaterThanOrEqual(5);
   });
 
   const TEN_THOUSAND = [

@@ -26,6 +26,7 @@ const ctx: JobContext = {
   repoUrl: 'https://user:pw@example.com/r.git',
   commitSha: 'abcdef1',
   workdir: '/w',
+  heartbeatIntervalMs: 15_000,
   retryForMs: 1000,
   env: {},
   secrets: {},

@@ -34,6 +34,8 @@ export interface ReceivedLine {
 
 export class FakeLogService {
   readonly starts: StartJobRequest__Output[] = [];
+  /** Heartbeat calls received. */
+  heartbeats = 0;
   readonly finishes: FinishJobRequest__Output[] = [];
   /** ReportStep calls in arrival order, with how many FinishJob calls had come before each. */
   readonly stepReports: (ReportStepRequest__Output & { finishesBefore: number })[] = [];
@@ -106,6 +108,12 @@ export class FakeLogService {
         call.on('end', () =>
           cb({ code: grpc.status.UNIMPLEMENTED, details: 'no artifacts in runner tests' }),
         );
+      },
+      Heartbeat: (call, cb) => {
+        const denied = this.authorize('Heartbeat', call.metadata);
+        if (denied) return cb(denied);
+        this.heartbeats += 1;
+        cb(null, {});
       },
       ReportStep: (call, cb) => {
         const denied = this.authorize('ReportStep', call.metadata);

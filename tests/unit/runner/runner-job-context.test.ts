@@ -61,6 +61,7 @@ describe('loadJobContext', () => {
       env: {},
       secrets: {},
       timeoutMs: 0,
+      heartbeatIntervalMs: 15_000,
       artifacts: [],
     });
   });
