@@ -41,7 +41,9 @@ const BUNDLES = {
       `export type { TemplateContext } from '@actions/workflow-parser/templates/template-context';\n`,
   },
   expressions: {
-    code: `export { ${EXPRESSIONS.join(', ')} } from '@actions/expressions';\n`,
+    code:
+      `export { ${EXPRESSIONS.join(', ')} } from '@actions/expressions';\n` +
+      `export { truthy } from '@actions/expressions/result';\n`,
     types:
       `export type { FunctionDefinition, FunctionInfo } from '@actions/expressions/funcs/info';\n` +
       `export type { Expr } from '@actions/expressions/ast';\n`,
@@ -73,5 +75,6 @@ for (const [name, { code, types }] of Object.entries(BUNDLES)) {
 if (process.argv.includes('--dist')) {
   const dist = path.join(root, 'dist', 'generated', 'actions');
   mkdirSync(dist, { recursive: true });
-  for (const name of Object.keys(BUNDLES)) copyFileSync(path.join(outDir, `${name}.js`), path.join(dist, `${name}.js`));
+  for (const name of Object.keys(BUNDLES))
+    copyFileSync(path.join(outDir, `${name}.js`), path.join(dist, `${name}.js`));
 }

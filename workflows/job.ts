@@ -208,6 +208,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
               secrets: input.secrets,
               artifacts: input.artifacts,
               timeoutMs: input.timeoutMs,
+              ...(input.actions ? { actions: input.actions } : {}),
             },
             tokenValidForMs: input.bootTimeoutMs + input.timeoutMs,
           },

@@ -204,6 +204,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       env: job.env,
       ...(job.secrets?.length ? { secrets: job.secrets } : {}),
       ...(job.artifacts ? { artifacts: job.artifacts } : {}),
+      ...(job.actions ? { actions: job.actions } : {}),
       pipelineId: input.pipelineId,
       workflowJobId: job.name,
     };
