@@ -43,6 +43,8 @@ export interface ActivityDeps extends CapacityDeps {
   tlsCaPem?: string;
   /** Where the runner sends its spans (OTLP/gRPC); unset: the runner exports none. */
   runnerOtlpEndpoint?: string;
+  /** SOLSTICE_ACTIONS_RUNS_ON: which machine label runs an Actions job's runs-on. */
+  actionsRunsOn?: Record<string, string[]>;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;

@@ -125,6 +125,8 @@ export interface PipelineInput {
   reuse?: Record<string, string>;
   /** SOLSTICE_PUBLIC_URL at start: the jobs' Web UI details link to their job pages. */
   publicUrl?: string;
+  /** `solstice enqueue --workflow F --input k=v`: Actions workflow F runs as workflow_dispatch. */
+  dispatch?: { workflow: string; inputs: Record<string, string> };
 }
 
 /**
@@ -142,8 +144,8 @@ export interface PlannedJob extends JobDefinition {
 }
 
 export interface PipelinePlan {
-  /** Where the jobs came from. */
-  definition: JobDefinitionPath;
+  /** Where the jobs came from: a JobDefinitionPath, or the Actions workflow files that ran. */
+  definition: JobDefinitionPath | (string & {});
   /** A newer pipeline of the same branch cancels older running ones (`cancel-superseded`). */
   cancelSuperseded: boolean;
   jobs: PlannedJob[];

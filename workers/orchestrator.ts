@@ -146,6 +146,7 @@ export async function startOrchestratorWorker(
     tlsCaPem: runnerTlsCa(cfg),
     secrets: SecretStore.load(cfg.secretsFile),
     runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
+    actionsRunsOn: cfg.actionsRunsOn,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

@@ -130,6 +130,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       ref: input.ref,
       event: input.event,
       label: input.label ?? 'local',
+      ...(input.dispatch ? { dispatch: input.dispatch } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) {
