@@ -43,6 +43,8 @@ export interface JobContext {
   timeoutMs: number;
   /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
   artifacts: string[];
+  /** Set for a job of an Actions workflow: its contexts and env as JSON (runner/actions.ts). */
+  actions?: string;
   /** W3C traceparent of the span that provisioned this machine; the runner's spans continue it. */
   traceparent?: string;
   /** OTLP/gRPC endpoint for the runner's spans; unset: spans are not exported. */
@@ -103,6 +105,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     secrets: file.content.secrets ?? {},
     timeoutMs: file.content.timeoutMs ?? 0,
     artifacts: file.content.artifacts ?? [],
+    ...(file.content.actions ? { actions: file.content.actions } : {}),
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),
   };

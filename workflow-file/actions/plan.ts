@@ -44,6 +44,8 @@ export interface ActionsPlanOptions {
    * show` and the fixtures' tests). Such a plan must not be run.
    */
   evenWithErrors?: boolean;
+  /** Plan every workflow whatever its `on:` (`workflow show`): as its first event, jobs' `if` unapplied. */
+  anyEvent?: boolean;
 }
 
 export interface FileDiagnostics {
@@ -232,7 +234,13 @@ export async function planActions(
       continue;
     }
     const wf = parsed.workflow;
-    const eventName = workflowEvent(wf, trigger);
+    const eventName = options.anyEvent
+      ? wf.on.push
+        ? 'push'
+        : wf.on.pullRequest
+          ? 'pull_request'
+          : 'workflow_dispatch'
+      : workflowEvent(wf, trigger);
     if (!eventName) continue;
     if (fileErrors.length > 0) plan.errors.push({ path: file.path, diagnostics: fileErrors });
     if (fileErrors.length > 0 && !options.evenWithErrors) continue;
