@@ -45,10 +45,11 @@ jobs:
           echo "FROM_STEP=$GREETING-world" >> "$GITHUB_ENV"
           echo "in the same step: [\${FROM_STEP:-unset}]"
       - name: use env and output
-        run: echo "next step: $FROM_STEP, version \${{ steps.version.outputs.version }}"
+        run: |
+          echo "next step: $FROM_STEP, version \${{ steps.version.outputs.version }}"
       - name: mask
         run: |
-          echo "before: not-yet-secret"
+          echo "before - not-yet-secret"
           echo "::add-mask::supersecretvalue"
           echo "the value is supersecretvalue"
       - name: group
@@ -107,7 +108,7 @@ test('a three-job workflow with needs, a matrix with exclude, if, file commands 
   const build = await logOf(jobs['ci/build'].jobId);
   expect(build).toContain('in the same step: [unset]');
   expect(build).toContain('next step: hello-world, version 1.2.3');
-  expect(build).toContain('before: not-yet-secret');
+  expect(build).toContain('before - not-yet-secret');
   expect(build).toContain('the value is ***');
   expect(build.join('\n')).not.toContain('supersecretvalue');
   expect(build).toEqual(expect.arrayContaining(['::group::Details', 'inside the group', '::endgroup::']));
