@@ -57,7 +57,7 @@ export interface ActionsPlan {
   /** Paths of the workflows that run for this trigger. */
   workflows: string[];
   jobs: PlannedJob[];
-  /** A push cancels the older running pipelines of its branch unless a running workflow opts out. */
+  /** A push cancels the older running pipelines of its branch: a running workflow has `cancel-in-progress: true`. */
   cancelSuperseded: boolean;
   /** Errors of files that would run (a broken file that would not run is not this trigger's business). */
   errors: FileDiagnostics[];
@@ -223,7 +223,7 @@ export async function planActions(
   trigger: ActionsTrigger,
   options: ActionsPlanOptions,
 ): Promise<ActionsPlan> {
-  const plan: ActionsPlan = { workflows: [], jobs: [], cancelSuperseded: true, errors: [] };
+  const plan: ActionsPlan = { workflows: [], jobs: [], cancelSuperseded: false, errors: [] };
   const inputsErrors: FileDiagnostics[] = [];
   for (const file of files) {
     const parsed = await parseActionsWorkflow(file.path, file.text);
@@ -269,7 +269,8 @@ export async function planActions(
     }
     plan.workflows.push(wf.path);
     const github = githubContext(wf, trigger, eventName);
-    if (wf.concurrency && !wf.concurrency.cancelInProgress) plan.cancelSuperseded = false;
+    // As on GitHub, only `cancel-in-progress: true` stops the older runs; without it they go on.
+    if (wf.concurrency?.cancelInProgress) plan.cancelSuperseded = true;
     const errors: Diagnostic[] = [];
     const jobs = planWorkflow(wf, { github, inputs, vars: {} }, options, errors);
     if (errors.length > 0) plan.errors.push({ path: wf.path, diagnostics: errors });
