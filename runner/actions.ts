@@ -116,7 +116,7 @@ export class ActionsJob {
     try {
       return interpolate(text, this.contexts(extraEnv), this.status());
     } catch (err) {
-      if (err instanceof ExpressionFailure) throw new Error(`${what}: ${err.message}`);
+      if (err instanceof ExpressionFailure) throw new Error(`${what}: ${err.message}`, { cause: err });
       throw err;
     }
   }
@@ -173,7 +173,7 @@ export class ActionsJob {
     try {
       runs = evaluateCondition(a?.if, this.contexts(stepEnv), this.status());
     } catch (err) {
-      throw new Error(`if: ${(err as Error).message}`);
+      throw new Error(`if: ${(err as Error).message}`, { cause: err });
     }
     if (!runs) return { ...base, skip: `its if (${a?.if ?? 'success()'}) is false` };
     for (const f of Object.values(files)) await writeFile(f, '');

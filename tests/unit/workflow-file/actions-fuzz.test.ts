@@ -97,7 +97,7 @@ test(`${CASES} mutations of the fixtures each end in a located error or a valid 
         { runsOn: { local: ['ubuntu-latest', 'docker'] }, evenWithErrors: true, anyEvent: true },
       );
     } catch (err) {
-      throw new Error(`${where}\nthrew: ${(err as Error).stack}`);
+      throw new Error(`${where}\nthrew: ${(err as Error).stack}`, { cause: err });
     }
     const errors = plan.errors.flatMap((e) => e.diagnostics);
     if (errors.length === 0) {
