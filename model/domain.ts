@@ -53,12 +53,16 @@ export interface RunnerFinished {
   exitCode: number;
   message: string;
   durationMs: number;
+  /** An Actions workflow job's outputs (for `needs.<id>.outputs` of later jobs). */
+  outputs?: Record<string, string>;
 }
 
 export interface JobOutcome {
   state: Extract<JobState, 'success' | 'failure' | 'error' | 'cancelled'>;
   exitCode?: number;
   message?: string;
+  /** A successful Actions workflow job's outputs. */
+  outputs?: Record<string, string>;
 }
 
 export interface JobStatus {

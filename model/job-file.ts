@@ -68,6 +68,8 @@ export const jobDefinitionSchema = z.object({
    * (workflow-file/actions/plan.ts `ActionsJobContext`), read by the runner.
    */
   actions: z.optional(z.string()),
+  /** Outputs of the jobs an Actions job needs, by their planned name (`ci/build`). */
+  needsOutputs: z.optional(z.record(z.string(), z.record(z.string(), z.string()))),
 });
 export type JobDefinition = z.infer<typeof jobDefinitionSchema>;
 
@@ -158,6 +160,8 @@ const wireJobFileSchema = z.strictObject(
     artifacts: z.optional(z.array(text, { error: 'must be a list of paths' })),
     steps: z.optional(z.array(wireStepSchema, { error: 'must be a list' })),
     actions: z.optional(text),
+    // JSON, like actions: the failsafe schema has no nested typed values to check.
+    needs_outputs: z.optional(text),
   },
   { error: unknownKeys('a YAML mapping of keys to values') },
 );
@@ -187,6 +191,8 @@ export function renderJobFile(f: JobFile): string {
       actions: s.actions ? JSON.stringify(s.actions) : undefined,
     })),
     actions: f.actions || undefined,
+    needs_outputs:
+      f.needsOutputs && Object.keys(f.needsOutputs).length > 0 ? JSON.stringify(f.needsOutputs) : undefined,
     secrets: nonEmpty(f.secrets),
   };
   // yaml leaves out keys whose value is undefined.
@@ -208,6 +214,21 @@ function describeIssue(file: string, issue: z.core.$ZodIssue): string {
   if (top === 'steps' && typeof index === 'number')
     return `job file ${file}: ${pathText(issue.path)}: step ${index + 1} ${issue.message}`;
   return `job file ${file}: ${pathText(issue.path)} ${issue.message}`;
+}
+
+function parseNeedsOutputs(json: string, file: string): Record<string, Record<string, string>> {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new JobFileError(`job file ${file}: needs_outputs is not JSON`);
+  }
+  const r = jobDefinitionSchema.shape.needsOutputs.safeParse(v);
+  if (!r.success || r.data === undefined)
+    throw new JobFileError(
+      `job file ${file}: needs_outputs must map job names to mappings of names to strings`,
+    );
+  return r.data;
 }
 
 function parseStepActions(json: string, file: string, index: number): ActionsStep {
@@ -274,5 +295,6 @@ export function parseJobFile(content: string, file: string): JobFile {
       ...(s.actions ? { actions: parseStepActions(s.actions, file, i) } : {}),
     })),
     ...(w.actions ? { actions: w.actions } : {}),
+    ...(w.needs_outputs ? { needsOutputs: parseNeedsOutputs(w.needs_outputs, file) } : {}),
   };
 }

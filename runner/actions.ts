@@ -24,6 +24,7 @@ interface JobActions {
   env: [string, string][];
   defaults: { shell?: string; workingDirectory?: string };
   outputs: Record<string, string>;
+  needs?: Record<string, string>;
 }
 
 export interface PreparedStep {
@@ -88,8 +89,18 @@ export class ActionsJob {
     private readonly workdir: string,
     private readonly masker: SecretMasker,
     private readonly log: (text: string) => void,
+    needsOutputs: Record<string, Record<string, string>> = {},
   ) {
     this.job = JSON.parse(json) as JobActions;
+    // needs.<id>.outputs: what the needed jobs (every instance of a matrix job) reported.
+    const needs = (this.job.contexts.needs ?? {}) as Record<
+      string,
+      { result: string; outputs: Record<string, string> }
+    >;
+    for (const [name, outputs] of Object.entries(needsOutputs)) {
+      const id = this.job.needs?.[name];
+      if (id && needs[id]) needs[id].outputs = { ...needs[id].outputs, ...outputs };
+    }
     for (const [name, value] of this.job.env) this.env[name] = this.evaluateText(value, `env ${name}`);
   }
 

@@ -40,6 +40,8 @@ interface Outcome {
   message: string;
   /** The runner's exit code when it is not the script's (see EXIT). */
   runnerExit?: number;
+  /** An Actions job's outputs. */
+  outputs?: Record<string, string>;
 }
 
 /** Signals the runner passes on to the job script (a VM shutting down, Ctrl-C in development). */
@@ -209,6 +211,7 @@ async function runWithClient(
     lastSeq: buffer.lastSeq,
     durationMs: Date.now() - startedAt,
     steps: control.results,
+    ...(outcome.outputs ? { outputs: outcome.outputs } : {}),
   };
   // A progress report still in flight must not land after FinishJob recorded the steps.
   await progress.settled();
@@ -283,7 +286,7 @@ async function runSteps(
     : undefined;
   // An Actions workflow's job: its steps decide with their `if` whether they run after a failure.
   const actions = ctx.actions
-    ? new ActionsJob(ctx.actions, ctx.secrets, ctx.workdir, secrets, log)
+    ? new ActionsJob(ctx.actions, ctx.secrets, ctx.workdir, secrets, log, ctx.needsOutputs)
     : undefined;
   try {
     let failedExit: number | undefined;
@@ -402,7 +405,12 @@ async function runSteps(
       }
       if (!ok && !continueOnError) failedExit ??= result.exitCode;
     }
-    return { reason: 'FINISH_REASON_EXITED', exitCode: failedExit ?? 0, message: '' };
+    return {
+      reason: 'FINISH_REASON_EXITED',
+      exitCode: failedExit ?? 0,
+      message: '',
+      ...(actions ? { outputs: actions.outputs() } : {}),
+    };
   } finally {
     if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
   }

@@ -67,7 +67,11 @@ export function outcomeOf(f: RunnerFinished): JobOutcome {
   switch (f.reason) {
     case 'EXITED':
       return f.exitCode === 0
-        ? { state: 'success', exitCode: 0 }
+        ? {
+            state: 'success',
+            exitCode: 0,
+            ...(f.outputs && Object.keys(f.outputs).length > 0 ? { outputs: f.outputs } : {}),
+          }
         : { state: 'failure', exitCode: f.exitCode, message: `job script exited with code ${f.exitCode}` };
     case 'CHECKOUT_FAILED':
     case 'NO_JOB_DEFINITION':
@@ -209,6 +213,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
               artifacts: input.artifacts,
               timeoutMs: input.timeoutMs,
               ...(input.actions ? { actions: input.actions } : {}),
+              ...(input.needsOutputs ? { needsOutputs: input.needsOutputs } : {}),
             },
             tokenValidForMs: input.bootTimeoutMs + input.timeoutMs,
           },

@@ -292,6 +292,8 @@ export interface ActionsJobContext {
   defaults: { shell?: string; workingDirectory?: string };
   /** Step id → expression text of each job output, evaluated after the steps. */
   outputs: Record<string, string>;
+  /** Planned name of each needed job (instance) → its job id, where its outputs go in `needs`. */
+  needs: Record<string, string>;
 }
 
 function planWorkflow(
@@ -375,6 +377,9 @@ function planWorkflow(
             : {}),
         },
         outputs: job.outputs,
+        needs: Object.fromEntries(
+          job.needs.flatMap((n) => (instances.get(n) ?? []).map((name) => [name, n])),
+        ),
       };
       const texts = [
         ...actions.env.map(([, v]) => v),

@@ -9,7 +9,9 @@
  *   functions"), and the job fails;
  * - `$GITHUB_ENV` sets a variable for the steps after, not the step that writes it; `$GITHUB_OUTPUT`
  *   sets `steps.<id>.outputs` ("Workflow commands: Environment files");
- * - `::add-mask::` masks the value in every later line ("Masking a value in a log").
+ * - `::add-mask::` masks the value in every later line ("Masking a value in a log");
+ * - `jobs.<id>.outputs` reach the jobs that need it as `needs.<id>.outputs` ("Passing information
+ *   between jobs").
  *
  * And a repository that also has `.solstice/workflow.kdl` runs the KDL file only.
  */
@@ -36,6 +38,8 @@ env:
 jobs:
   build:
     runs-on: ubuntu-latest
+    outputs:
+      version: \${{ steps.version.outputs.version }}
     steps:
       - uses: https://code.forgejo.org/actions/checkout@v4
       - id: version
@@ -69,7 +73,7 @@ jobs:
           - os: b
             node: 18
     steps:
-      - run: echo "os=\${{ matrix.os }} node=\${{ matrix.node }}"
+      - run: echo "os=\${{ matrix.os }} node=\${{ matrix.node }} version=\${{ needs.build.outputs.version }}"
       - name: fails on a/18
         if: matrix.os == 'a' && matrix.node == 18
         run: exit 3
@@ -114,7 +118,8 @@ test('a three-job workflow with needs, a matrix with exclude, if, file commands 
   expect(build).toEqual(expect.arrayContaining(['::group::Details', 'inside the group', '::endgroup::']));
 
   const failed = await logOf(jobs['ci/test (a, 18)'].jobId);
-  expect(failed).toContain('os=a node=18');
+  // needs.build.outputs.version: the output build's step wrote to $GITHUB_OUTPUT.
+  expect(failed).toContain('os=a node=18 version=1.2.3');
   expect(failed).toContain('cleanup after failure');
   expect(failed).not.toContain('after the checks');
   const steps = (await h.jobs.listSteps(jobs['ci/test (a, 18)'].jobId as string)).map((s) => [
@@ -129,7 +134,7 @@ test('a three-job workflow with needs, a matrix with exclude, if, file commands 
   ]);
 
   const passed = await logOf(jobs['ci/test (b, 20)'].jobId);
-  expect(passed).toContain('os=b node=20');
+  expect(passed).toContain('os=b node=20 version=1.2.3');
   expect(passed).toContain('after the checks');
   expect(passed).not.toContain('cleanup after failure');
   const passedSteps = (await h.jobs.listSteps(jobs['ci/test (b, 20)'].jobId as string)).map((s) => s.outcome);
