@@ -134,7 +134,7 @@ export async function loadPipelinePlan(req: PlanRequest, opts: PlanOptions = {})
     if (actionsFiles.length > 0) {
       const files = [];
       for (const f of actionsFiles) files.push({ path: f, text: await show(dir, req.commitSha, f) });
-      return planFromActionsWorkflows(files, req, opts);
+      return await planFromActionsWorkflows(files, req, opts);
     }
     throw ApplicationFailure.nonRetryable(
       `commit ${req.commitSha.slice(0, 12)} has neither ${WORKFLOW_FILE_PATH} nor ${JOB_SCRIPT_PATH} nor workflows in ${ACTIONS_WORKFLOW_DIRS.join(', ')}`,
