@@ -45,6 +45,8 @@ export interface ActivityDeps extends CapacityDeps {
   runnerOtlpEndpoint?: string;
   /** SOLSTICE_MACHINE_LIVENESS: a running job's machine not heard from this long is lost. */
   machineLivenessMs: number;
+  /** SOLSTICE_ACTIONS_RUNS_ON: which machine label runs an Actions job's runs-on. */
+  actionsRunsOn?: Record<string, string[]>;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;

@@ -13,7 +13,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { expandJob, formatDiagnostics, parseWorkflowFile, whenMatches } from '../workflow-file';
 import type { PipelineEvent, PipelinePlan, PlannedJob } from '../model/domain';
 import { branchOf } from '../model/domain';
-import { JOB_DEFINITION_PATHS, JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
+import {
+  ACTIONS_WORKFLOW_DIRS,
+  JOB_DEFINITION_PATHS,
+  JOB_SCRIPT_PATH,
+  WORKFLOW_FILE_PATH,
+} from '../model/job-definition-paths';
+import { pickWorkflowFiles, planActions, type ActionsTrigger } from '../workflow-file/actions';
+import { loadConfig } from '../platform/config';
 import { SolsticeError } from '../platform/errors';
 import { redactErrorUrls, redactUrlsInText } from '../model/redact-url';
 
@@ -79,9 +86,16 @@ export interface PlanRequest {
   event: PipelineEvent;
   /** runs-on of a job.sh pipeline's one job. */
   label: string;
+  /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
+  dispatch?: { workflow: string; inputs: Record<string, string> };
 }
 
-export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> {
+export interface PlanOptions {
+  /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
+  actionsRunsOn?: Record<string, string[]>;
+}
+
+export async function loadPipelinePlan(req: PlanRequest, opts: PlanOptions = {}): Promise<PipelinePlan> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
   try {
     await git(dir, ['init', '-q']);
@@ -108,13 +122,63 @@ export async function loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> 
         jobs: [{ name: 'job', needs: [], runsOn: req.label, env: {} }],
       };
     }
+    // Without a Solstice file: the Actions workflows people already have (docs/actions.md).
+    const listed = await git(dir, [
+      'ls-tree',
+      '--name-only',
+      `${req.commitSha}^{commit}`,
+      '--',
+      ...ACTIONS_WORKFLOW_DIRS.map((d) => `${d}/`),
+    ]);
+    const actionsFiles = pickWorkflowFiles(listed.split('\n').filter((l) => l !== ''));
+    if (actionsFiles.length > 0) {
+      const files = [];
+      for (const f of actionsFiles) files.push({ path: f, text: await show(dir, req.commitSha, f) });
+      return await planFromActionsWorkflows(files, req, opts);
+    }
     throw ApplicationFailure.nonRetryable(
-      `commit ${req.commitSha.slice(0, 12)} has neither ${WORKFLOW_FILE_PATH} nor ${JOB_SCRIPT_PATH}`,
+      `commit ${req.commitSha.slice(0, 12)} has neither ${WORKFLOW_FILE_PATH} nor ${JOB_SCRIPT_PATH} nor workflows in ${ACTIONS_WORKFLOW_DIRS.join(', ')}`,
       'NoJobDefinition',
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The Actions workflows of a commit → its pipeline; errors of workflows that would run fail it. */
+export async function planFromActionsWorkflows(
+  files: { path: string; text: string }[],
+  req: Pick<PlanRequest, 'ref' | 'event' | 'commitSha' | 'repoUrl' | 'dispatch'>,
+  opts: PlanOptions = {},
+): Promise<PipelinePlan> {
+  const trigger: ActionsTrigger = {
+    event: req.event,
+    ref: req.ref,
+    sha: req.commitSha,
+    repoUrl: redactUrlsInText(req.repoUrl),
+    ...(req.dispatch ? { dispatch: req.dispatch } : {}),
+  };
+  if (req.dispatch && !files.some((f) => f.path === req.dispatch?.workflow))
+    throw ApplicationFailure.nonRetryable(
+      `there is no workflow ${req.dispatch.workflow} at commit ${req.commitSha.slice(0, 12)}; it has ${files.map((f) => f.path).join(', ')}`,
+      'InvalidWorkflowFile',
+    );
+  const plan = await planActions(files, trigger, {
+    runsOn: opts.actionsRunsOn ?? loadConfig({}).actionsRunsOn,
+  });
+  if (plan.errors.length > 0) {
+    throw ApplicationFailure.nonRetryable(
+      plan.errors
+        .map((e) => `${e.path} is not valid:\n${formatDiagnostics(e.path, e.diagnostics).trimEnd()}`)
+        .join('\n'),
+      'InvalidWorkflowFile',
+    );
+  }
+  return {
+    definition: plan.workflows.length > 0 ? plan.workflows.join(', ') : files.map((f) => f.path).join(', '),
+    cancelSuperseded: plan.cancelSuperseded,
+    jobs: plan.jobs,
+  };
 }
 
 export function planFromWorkflowFile(text: string, req: Pick<PlanRequest, 'ref' | 'event'>): PipelinePlan {

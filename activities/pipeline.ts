@@ -4,7 +4,11 @@ import type { JobStore } from '../storage/job-store';
 import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../model/domain';
 import { loadPipelinePlan, type PlanRequest } from './pipeline-plan';
 
-export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: PipelineStore }) {
+export function createPipelineActivities(deps: {
+  jobs: JobStore;
+  pipelines?: PipelineStore;
+  actionsRunsOn?: Record<string, string[]>;
+}) {
   const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);
   return {
     async recordPipeline(input: PipelineInput, workflowId: string): Promise<void> {
@@ -12,7 +16,7 @@ export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: Pip
     },
 
     async loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> {
-      return loadPipelinePlan(req);
+      return loadPipelinePlan(req, { actionsRunsOn: deps.actionsRunsOn });
     },
 
     async recordPipelineJobs(

@@ -113,6 +113,7 @@ const SERVICE: readonly SettingKey[] = [
   'hostLabels',
   'hostMaxMachines',
   'labelLimits',
+  'actionsRunsOn',
   'hostTtlMs',
   'provider',
   'imageMap',

@@ -7,12 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import {
+  ACTIONS_WORKFLOW_DIRS,
   JOB_DEFINITION_DIR,
   JOB_DEFINITION_PATHS,
   JOB_SCRIPT_PATH,
   type JobDefinitionPath,
 } from '../model/job-definition-paths';
 import { InputError } from '../platform/errors';
+import { pickWorkflowFiles } from '../workflow-file/actions/plan';
 
 const run = promisify(execFile);
 
@@ -26,7 +28,8 @@ export interface ResolvedCommit {
   repoUrl: string;
   commitSha: string;
   ref?: string;
-  definition: JobDefinitionPath;
+  /** What runs: a Solstice file, or else the Actions workflow files. */
+  definition: JobDefinitionPath | string[];
   /** Uncommitted changes that this job will not see. */
   dirty: boolean;
 }
@@ -53,10 +56,23 @@ export async function resolveLocalCommit(repo: string, rev: string): Promise<Res
     );
   }
   const tree = (await git(top, ['ls-tree', '-r', '--name-only', sha, `${JOB_DEFINITION_DIR}/`])).split('\n');
-  const definition = JOB_DEFINITION_PATHS.find((f) => tree.includes(f));
+  let definition: JobDefinitionPath | string[] | undefined = JOB_DEFINITION_PATHS.find((f) =>
+    tree.includes(f),
+  );
+  if (!definition) {
+    const listed = await git(top, [
+      'ls-tree',
+      '--name-only',
+      sha,
+      '--',
+      ...ACTIONS_WORKFLOW_DIRS.map((d) => `${d}/`),
+    ]);
+    const actions = pickWorkflowFiles(listed.split('\n').filter((l) => l !== ''));
+    if (actions.length > 0) definition = actions;
+  }
   if (!definition) {
     throw new InputError(
-      `commit ${sha.slice(0, 12)} in ${top} has neither ${JOB_DEFINITION_PATHS.join(' nor ')}`,
+      `commit ${sha.slice(0, 12)} in ${top} has neither ${JOB_DEFINITION_PATHS.join(' nor ')} nor workflows in ${ACTIONS_WORKFLOW_DIRS.join(', ')}`,
       `Add ${JOB_SCRIPT_PATH} (a shell script that runs your build and tests), commit it, and enqueue again.`,
     );
   }

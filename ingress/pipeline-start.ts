@@ -25,6 +25,8 @@ export interface PipelineRequest {
   timeoutMs?: number;
   rerunOf?: string;
   reuse?: Record<string, string>;
+  /** Run one Actions workflow as workflow_dispatch (`solstice enqueue --workflow`). */
+  dispatch?: { workflow: string; inputs: Record<string, string> };
 }
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
@@ -52,6 +54,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     maxMachineAttempts: 2,
     ...(req.rerunOf ? { rerunOf: req.rerunOf } : {}),
     ...(req.reuse ? { reuse: req.reuse } : {}),
+    ...(req.dispatch ? { dispatch: req.dispatch } : {}),
     ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
   };
 }
@@ -149,6 +152,9 @@ export async function startPipelineForRequest(
       commitSha: r.commit_sha,
       ref: r.ref,
       ...(r.runs_on ? { label: r.runs_on } : {}),
+      ...(r.source === 'manual' && r.workflow_path
+        ? { dispatch: { workflow: r.workflow_path, inputs: r.inputs ?? {} } }
+        : {}),
     },
     pipelineId,
   );

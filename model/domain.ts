@@ -54,12 +54,16 @@ export interface RunnerFinished {
   exitCode: number;
   message: string;
   durationMs: number;
+  /** An Actions workflow job's outputs (for `needs.<id>.outputs` of later jobs). */
+  outputs?: Record<string, string>;
 }
 
 export interface JobOutcome {
   state: Extract<JobState, 'success' | 'failure' | 'error' | 'cancelled'>;
   exitCode?: number;
   message?: string;
+  /** A successful Actions workflow job's outputs. */
+  outputs?: Record<string, string>;
 }
 
 export interface JobStatus {
@@ -126,6 +130,8 @@ export interface PipelineInput {
   reuse?: Record<string, string>;
   /** SOLSTICE_PUBLIC_URL at start: the jobs' Web UI details link to their job pages. */
   publicUrl?: string;
+  /** `solstice enqueue --workflow F --input k=v`: Actions workflow F runs as workflow_dispatch. */
+  dispatch?: { workflow: string; inputs: Record<string, string> };
 }
 
 /**
@@ -143,8 +149,8 @@ export interface PlannedJob extends JobDefinition {
 }
 
 export interface PipelinePlan {
-  /** Where the jobs came from. */
-  definition: JobDefinitionPath;
+  /** Where the jobs came from: a JobDefinitionPath, or the Actions workflow files that ran. */
+  definition: JobDefinitionPath | (string & {});
   /** A newer pipeline of the same branch cancels older running ones (`cancel-superseded`). */
   cancelSuperseded: boolean;
   jobs: PlannedJob[];

@@ -16,4 +16,10 @@ export const JOB_SCRIPT_PATH = `${JOB_DEFINITION_DIR}/job.sh` as const;
 /** In the order they are looked for: a workflow file wins over job.sh. */
 export const JOB_DEFINITION_PATHS = [WORKFLOW_FILE_PATH, JOB_SCRIPT_PATH] as const;
 
+/**
+ * Without `.solstice/workflow.kdl`: Forgejo / Gitea / GitHub Actions workflows, in the order
+ * Forgejo looks for them (the first folder that has workflow files is the one read).
+ */
+export const ACTIONS_WORKFLOW_DIRS = ['.forgejo/workflows', '.gitea/workflows', '.github/workflows'] as const;
+
 export type JobDefinitionPath = (typeof JOB_DEFINITION_PATHS)[number];

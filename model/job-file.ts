@@ -19,6 +19,25 @@ import { ConfigError } from '../platform/errors';
 /** Where the machine's job file is (under $SOLSTICE_ROOT for the local provider). */
 export const JOB_FILE_PATH = '/etc/solstice/job.yaml';
 
+/**
+ * What a step from an Actions workflow (docs/actions.md) adds: the runner evaluates its `${{ }}`
+ * expressions, its `if`, and the file commands ($GITHUB_ENV, $GITHUB_OUTPUT, ...).
+ */
+export const actionsStepSchema = z.object({
+  id: z.optional(z.string()),
+  /** Raw condition; absent: success(). */
+  if: z.optional(z.string()),
+  /** An expression for continue-on-error (a plain true/false is the step's continueOnError). */
+  continueOnError: z.optional(z.string()),
+  shell: z.string(),
+  /** In file order: a later one may use an earlier one's value. */
+  env: z.array(z.tuple([z.string(), z.string()])),
+  timeoutMs: z.optional(z.number()),
+  /** Written by the planner (actions/checkout): its script has no expressions to evaluate. */
+  builtIn: z.optional(z.boolean()),
+});
+export type ActionsStep = z.infer<typeof actionsStepSchema>;
+
 /** One step of a job, the same from the workflow file to the runner. */
 export const jobStepSchema = z.object({
   name: z.string(),
@@ -28,6 +47,8 @@ export const jobStepSchema = z.object({
   workingDirectory: z.optional(z.string()),
   /** A failing step is reported but does not fail the job. */
   continueOnError: z.boolean(),
+  /** Set for steps of an Actions workflow. */
+  actions: z.optional(actionsStepSchema),
 });
 export type JobStep = z.infer<typeof jobStepSchema>;
 
@@ -42,6 +63,13 @@ export const jobDefinitionSchema = z.object({
   timeoutMs: z.optional(z.number()),
   /** Paths or globs relative to the checkout, uploaded after the steps. */
   artifacts: z.optional(z.array(z.string())),
+  /**
+   * Set for a job of an Actions workflow: its expression contexts, env and outputs as JSON
+   * (workflow-file/actions/plan.ts `ActionsJobContext`), read by the runner.
+   */
+  actions: z.optional(z.string()),
+  /** Outputs of the jobs an Actions job needs, by their planned name (`ci/build`). */
+  needsOutputs: z.optional(z.record(z.string(), z.record(z.string(), z.string()))),
 });
 export type JobDefinition = z.infer<typeof jobDefinitionSchema>;
 
@@ -110,6 +138,8 @@ const wireStepSchema = z.strictObject(
     continue_on_error: z.optional(
       z.enum(['true', 'false'], { error: 'continue_on_error must be true or false' }),
     ),
+    // JSON: the failsafe YAML schema keeps every scalar a string.
+    actions: z.optional(z.string({ error: 'actions must be a JSON string' })),
   },
   { error: unknownKeys('a mapping') },
 );
@@ -132,6 +162,9 @@ const wireJobFileSchema = z.strictObject(
     secrets: z.optional(stringMap),
     artifacts: z.optional(z.array(text, { error: 'must be a list of paths' })),
     steps: z.optional(z.array(wireStepSchema, { error: 'must be a list' })),
+    actions: z.optional(text),
+    // JSON, like actions: the failsafe schema has no nested typed values to check.
+    needs_outputs: z.optional(text),
   },
   { error: unknownKeys('a YAML mapping of keys to values') },
 );
@@ -159,7 +192,11 @@ export function renderJobFile(f: JobFile): string {
       run: s.run,
       working_directory: s.workingDirectory || undefined,
       continue_on_error: s.continueOnError ? 'true' : 'false',
+      actions: s.actions ? JSON.stringify(s.actions) : undefined,
     })),
+    actions: f.actions || undefined,
+    needs_outputs:
+      f.needsOutputs && Object.keys(f.needsOutputs).length > 0 ? JSON.stringify(f.needsOutputs) : undefined,
     secrets: nonEmpty(f.secrets),
   };
   // yaml leaves out keys whose value is undefined.
@@ -181,6 +218,38 @@ function describeIssue(file: string, issue: z.core.$ZodIssue): string {
   if (top === 'steps' && typeof index === 'number')
     return `job file ${file}: ${pathText(issue.path)}: step ${index + 1} ${issue.message}`;
   return `job file ${file}: ${pathText(issue.path)} ${issue.message}`;
+}
+
+function parseNeedsOutputs(json: string, file: string): Record<string, Record<string, string>> {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new JobFileError(`job file ${file}: needs_outputs is not JSON`);
+  }
+  const r = jobDefinitionSchema.shape.needsOutputs.safeParse(v);
+  if (!r.success || r.data === undefined)
+    throw new JobFileError(
+      `job file ${file}: needs_outputs must map job names to mappings of names to strings`,
+    );
+  return r.data;
+}
+
+function parseStepActions(json: string, file: string, index: number): ActionsStep {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new JobFileError(
+      `job file ${file}: steps[${index}].actions: step ${index + 1} actions is not JSON`,
+    );
+  }
+  const r = actionsStepSchema.safeParse(v);
+  if (!r.success)
+    throw new JobFileError(
+      `job file ${file}: steps[${index}].actions: step ${index + 1} ${r.error.issues.map((i) => `${pathText(i.path)} ${i.message}`).join('; ')}`,
+    );
+  return r.data;
 }
 
 /**
@@ -228,6 +297,9 @@ export function parseJobFile(content: string, file: string): JobFile {
       run: s.run,
       ...(s.working_directory ? { workingDirectory: s.working_directory } : {}),
       continueOnError: s.continue_on_error === 'true',
+      ...(s.actions ? { actions: parseStepActions(s.actions, file, i) } : {}),
     })),
+    ...(w.actions ? { actions: w.actions } : {}),
+    ...(w.needs_outputs ? { needsOutputs: parseNeedsOutputs(w.needs_outputs, file) } : {}),
   };
 }

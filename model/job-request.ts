@@ -24,6 +24,8 @@ export const jobRequestV1Schema = z.object({
   workflow_path: z.string().min(1).max(1024).optional(),
   workflow_job_id: z.string().min(1).max(256).optional(),
   runs_on: z.string().min(1).max(256).optional(),
+  /** With workflow_path: run that Actions workflow as workflow_dispatch with these inputs. */
+  inputs: z.record(z.string().max(256), z.string().max(65536)).optional(),
   delivery_id: z.string().min(1).max(256).optional(),
   submitted_at: z.iso.datetime({ offset: true }),
 });
@@ -59,6 +61,7 @@ export interface NewJobRequest {
   runsOn?: string;
   workflowPath?: string;
   workflowJobId?: string;
+  inputs?: Record<string, string>;
 }
 
 /** Builds a valid JobRequest v1 (throws if the fields are not). */
@@ -73,6 +76,7 @@ export function newJobRequest(r: NewJobRequest, now: Date = new Date()): JobRequ
     workflow_path: r.workflowPath,
     workflow_job_id: r.workflowJobId,
     runs_on: r.runsOn,
+    inputs: r.inputs,
     delivery_id: r.deliveryId,
     submitted_at: now.toISOString(),
   });

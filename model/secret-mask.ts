@@ -55,7 +55,7 @@ export class SecretMasker {
   /** Names of secrets too short to mask, in the order given, without repeats. */
   readonly tooShort: string[] = [];
   /** Single-line strings to mask wherever they appear in a line. */
-  private readonly fragments: string[];
+  private fragments: string[];
   /** Multi-line values, as their lines, longest first. */
   private readonly multiLine: string[][];
 
@@ -74,6 +74,16 @@ export class SecretMasker {
     }
     this.fragments = [...fragments].sort((a, b) => b.length - a.length);
     this.multiLine = [...multi.values()].sort((a, b) => b.join('\n').length - a.join('\n').length);
+  }
+
+  /**
+   * Masks one more value from now on (an Actions step's `::add-mask::`). Only its lines long
+   * enough to mask are added; lines already emitted stay as they were.
+   */
+  add(value: string, minLength: number = MIN_SECRET_LENGTH): void {
+    const lines = valueLines(value).filter((l) => l.length >= minLength && !this.fragments.includes(l));
+    if (lines.length === 0) return;
+    this.fragments = [...this.fragments, ...lines].sort((a, b) => b.length - a.length);
   }
 
   get isEmpty(): boolean {

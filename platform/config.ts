@@ -141,6 +141,26 @@ const labelLimits = settingType(
       .map(([label, n]) => `${label}=${n}`)
       .join(','),
 );
+/** `debian-12=ubuntu-latest+linux,local=docker`: the Actions runs-on labels each machine label provides. */
+const runsOnMap = settingType(
+  (raw) => {
+    const out: Record<string, string[]> = {};
+    for (const part of raw.split(',').map((p) => p.trim())) {
+      if (part === '') continue;
+      const m = /^([^=\s]+)=([^=\s]*)$/.exec(part);
+      if (!m)
+        throw new BadSettingValue(
+          `must be <label>=<runs-on label>[+...][,...] (e.g. debian-12=ubuntu-latest+linux), got "${part}"`,
+        );
+      out[m[1]] = m[2].split('+').filter((l) => l !== '');
+    }
+    return out;
+  },
+  (map) =>
+    Object.entries(map)
+      .map(([label, provides]) => `${label}=${provides.join('+')}`)
+      .join(','),
+);
 const list = settingType(
   (raw) =>
     raw
@@ -441,6 +461,15 @@ const DECLARED = {
     description:
       'Most machines of a label at once over all hosts, e.g. debian-12=2,local=1 (give every worker the same); none: no per-label limit',
     default: {},
+  }),
+  actionsRunsOn: setting({
+    env: 'SOLSTICE_ACTIONS_RUNS_ON',
+    type: runsOnMap,
+    description:
+      'Actions workflows: the runs-on labels each machine label provides, e.g. debian-12=ubuntu-latest+ubuntu-24.04+linux; a job runs on the first label that provides all of its runs-on (docs/actions.md)',
+    default: {
+      local: ['ubuntu-latest', 'ubuntu-24.04', 'ubuntu-22.04', 'linux', 'x64', 'self-hosted', 'docker'],
+    },
   }),
   hostTtlMs: setting({
     env: 'SOLSTICE_HOST_TTL',

@@ -422,6 +422,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           exitCode: req.exitCode,
           message: req.message,
           durationMs: req.durationMs,
+          ...(Object.keys(req.outputs ?? {}).length > 0 ? { outputs: req.outputs } : {}),
         });
         log.info({ jobId: job.id, reason, exitCode: req.exitCode }, 'runner finished');
         return {};

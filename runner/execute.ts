@@ -46,6 +46,10 @@ export interface RunScriptOptions {
   idleGraceMs?: number;
   /** Masks the job's secrets in every line before it enters the buffer. */
   secrets?: SecretMasker;
+  /** The program the script is given to; default /bin/sh. */
+  shell?: string;
+  /** Sees every line before it is masked (workflow commands such as `::add-mask::`) and may rewrite it. */
+  onLine?: (text: string) => string;
 }
 
 /**
@@ -87,7 +91,7 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
 export function runJobScript(opts: RunScriptOptions): RunningScript {
   const { buffer } = opts;
   const label = opts.label ?? 'job.sh';
-  const child = spawn('/bin/sh', [...(opts.shellArgs ?? []), opts.scriptPath], {
+  const child = spawn(opts.shell ?? '/bin/sh', [...(opts.shellArgs ?? []), opts.scriptPath], {
     cwd: opts.cwd,
     env: opts.env,
     // No stdin: a CI script must not wait for input nobody gives.
@@ -111,7 +115,9 @@ export function runJobScript(opts: RunScriptOptions): RunningScript {
     // stream, so a multi-line secret's lines are not interleaved with the other pipe's.
     const emit = (text: string): void => void buffer.append(kind, text);
     const masker = opts.secrets?.lineMasker(emit);
-    const splitter = new LineSplitter(masker ? (text) => masker.push(text) : emit);
+    const masked = masker ? (text: string) => masker.push(text) : emit;
+    const onLine = opts.onLine;
+    const splitter = new LineSplitter(onLine ? (text) => masked(onLine(text)) : masked);
     stream.on('data', (chunk: Buffer) => {
       lastDataAt = performance.now();
       splitter.push(chunk);

@@ -45,6 +45,10 @@ export interface JobContext {
   heartbeatIntervalMs: number;
   /** Paths or globs relative to the checkout, uploaded after the steps (the job file's `artifacts`). */
   artifacts: string[];
+  /** Set for a job of an Actions workflow: its contexts and env as JSON (runner/actions.ts). */
+  actions?: string;
+  /** Outputs of the jobs an Actions job needs, by planned job name. */
+  needsOutputs?: Record<string, Record<string, string>>;
   /** W3C traceparent of the span that provisioned this machine; the runner's spans continue it. */
   traceparent?: string;
   /** OTLP/gRPC endpoint for the runner's spans; unset: spans are not exported. */
@@ -108,6 +112,8 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     timeoutMs: file.content.timeoutMs ?? 0,
     heartbeatIntervalMs: file.content.heartbeatIntervalMs || DEFAULT_HEARTBEAT_INTERVAL_MS,
     artifacts: file.content.artifacts ?? [],
+    ...(file.content.actions ? { actions: file.content.actions } : {}),
+    ...(file.content.needsOutputs ? { needsOutputs: file.content.needsOutputs } : {}),
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),
   };

@@ -26,6 +26,7 @@ import type { JobContext } from './job-context';
 import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
 import type { JobStep } from '../model/job-file';
 import { findJobDefinition } from './job-definition';
+import { ActionsJob, type PreparedStep } from './actions';
 import { LogBuffer } from './log/buffer';
 import { DEFAULT_BATCH, LogShipper } from './log/shipper';
 import { describeGrpcError, RunnerRpc, runnerCredentials } from './rpc';
@@ -39,6 +40,8 @@ interface Outcome {
   message: string;
   /** The runner's exit code when it is not the script's (see EXIT). */
   runnerExit?: number;
+  /** An Actions job's outputs. */
+  outputs?: Record<string, string>;
 }
 
 /** Signals the runner passes on to the job script (a VM shutting down, Ctrl-C in development). */
@@ -259,6 +262,7 @@ async function runStarted(
     lastSeq: buffer.lastSeq,
     durationMs: Date.now() - startedAt,
     steps: control.results,
+    ...(outcome.outputs ? { outputs: outcome.outputs } : {}),
   };
   // A progress report still in flight must not land after FinishJob recorded the steps.
   await progress.settled();
@@ -345,15 +349,43 @@ async function runSteps(
   const scriptDir = plan.some((p) => p.run !== undefined)
     ? await mkdtemp(path.join(path.dirname(ctx.workdir), '.solstice-steps-'))
     : undefined;
+  // An Actions workflow's job: its steps decide with their `if` whether they run after a failure.
+  const actions = ctx.actions
+    ? new ActionsJob(ctx.actions, ctx.secrets, ctx.workdir, secrets, log, ctx.needsOutputs)
+    : undefined;
   try {
     let failedExit: number | undefined;
     for (const [i, step] of plan.entries()) {
       const index = i + 1;
       const title = `step ${index}/${plan.length} "${step.name}"`;
-      if (failedExit !== undefined || control.stopping()) {
-        log(
-          `${title} skipped: ${failedExit !== undefined ? 'an earlier step failed' : 'the job is stopping'}`,
-        );
+      let prepared: PreparedStep | undefined;
+      let skipWhy: string | undefined;
+      if (actions && step.run !== undefined) {
+        if (control.stopping()) actions.cancel();
+        try {
+          prepared = await actions.prepare({ ...step, run: step.run }, index, scriptDir as string);
+          skipWhy = prepared.skip;
+        } catch (err) {
+          // A broken expression fails its step, as on GitHub; later steps' `if` still decide.
+          log(`${title} failed: ${describeError(err)}`);
+          const failed: StepResult = {
+            index,
+            name: step.name,
+            outcome: 'STEP_OUTCOME_FAILURE',
+            exitCode: 1,
+            continueOnError: step.continueOnError,
+          };
+          control.results.push(failed);
+          control.report(failed, plan.length);
+          await actions.finish({ ...step, run: step.run }, undefined, 'failure');
+          failedExit ??= 1;
+          continue;
+        }
+      } else if (failedExit !== undefined || control.stopping()) {
+        skipWhy = failedExit !== undefined ? 'an earlier step failed' : 'the job is stopping';
+      }
+      if (skipWhy !== undefined) {
+        log(`${title} skipped: ${skipWhy}`);
         const skipped: StepResult = {
           index,
           name: step.name,
@@ -362,16 +394,23 @@ async function runSteps(
         };
         control.results.push(skipped);
         control.report(skipped, plan.length);
+        if (actions && step.run !== undefined)
+          await actions.finish({ ...step, run: step.run }, prepared, 'skipped');
         continue;
       }
       signal.throwIfAborted();
-      const cwd = step.workingDirectory ? path.resolve(ctx.workdir, step.workingDirectory) : ctx.workdir;
+      const workingDirectory = prepared ? prepared.workingDirectory : step.workingDirectory;
+      const cwd = workingDirectory ? path.resolve(ctx.workdir, workingDirectory) : ctx.workdir;
+      if (path.relative(ctx.workdir, cwd).split(path.sep).includes('..'))
+        throw new Error(
+          `step "${step.name}": working directory "${workingDirectory}" is outside the checkout`,
+        );
       let scriptPath = step.file;
       if (scriptPath === undefined) {
         scriptPath = path.join(scriptDir as string, `step-${index}.sh`);
-        await writeFile(scriptPath, step.run ?? '', { mode: 0o700 });
+        await writeFile(scriptPath, prepared ? prepared.script : (step.run ?? ''), { mode: 0o700 });
       }
-      log(`${title} started${step.workingDirectory ? ` in ${step.workingDirectory}` : ''}`);
+      log(`${title} started${workingDirectory ? ` in ${workingDirectory}` : ''}`);
       if (step.file !== undefined) log(`$ /bin/sh ${JOB_SCRIPT_PATH}`);
       const firstSeq = buffer.lastSeq;
       const startedAt = Date.now();
@@ -382,15 +421,24 @@ async function runSteps(
       const script = runJobScript({
         scriptPath,
         cwd,
-        env: jobScriptEnv(process.env, ctx),
+        env: prepared
+          ? { ...jobScriptEnv(process.env, ctx), ...prepared.env }
+          : jobScriptEnv(process.env, ctx),
         buffer,
         log,
-        shellArgs: step.file === undefined ? ['-e'] : [],
+        shellArgs: prepared ? prepared.shellArgs : step.file === undefined ? ['-e'] : [],
+        ...(prepared ? { shell: prepared.shell, onLine: actions?.onLine } : {}),
         label: step.file === undefined ? `step "${step.name}"` : JOB_SCRIPT_PATH,
         secrets,
       });
       control.onScript(script);
-      const result = await script.done;
+      const stepTimeout = prepared?.timeoutMs
+        ? setTimeout(() => {
+            log(`${title} ran longer than its timeout-minutes; stopping it`);
+            script.kill('SIGTERM');
+          }, prepared.timeoutMs)
+        : undefined;
+      const result = await script.done.finally(() => clearTimeout(stepTimeout));
       const durationMs = Date.now() - startedAt;
       const ok = result.exitCode === 0;
       // The signal that ended the step may have reached the runner too (a machine being destroyed
@@ -425,9 +473,24 @@ async function runSteps(
       };
       control.results.push(ended);
       control.report(ended, plan.length);
-      if (!ok && !step.continueOnError) failedExit = result.exitCode;
+      const continueOnError = prepared ? prepared.continueOnError : step.continueOnError;
+      if (actions && step.run !== undefined) {
+        await actions.finish({ ...step, run: step.run }, prepared, ok ? 'success' : 'failure');
+        const summary = actions.summaries.length;
+        if (summary > 0 && prepared) {
+          for (const line of (actions.summaries[summary - 1] ?? '').trimEnd().split('\n'))
+            log(`step summary: ${line}`);
+          actions.summaries.length = 0;
+        }
+      }
+      if (!ok && !continueOnError) failedExit ??= result.exitCode;
     }
-    return { reason: 'FINISH_REASON_EXITED', exitCode: failedExit ?? 0, message: '' };
+    return {
+      reason: 'FINISH_REASON_EXITED',
+      exitCode: failedExit ?? 0,
+      message: '',
+      ...(actions ? { outputs: actions.outputs() } : {}),
+    };
   } finally {
     if (scriptDir) await rm(scriptDir, { recursive: true, force: true });
   }

@@ -147,6 +147,7 @@ export async function startOrchestratorWorker(
     secrets: SecretStore.load(cfg.secretsFile),
     runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
     machineLivenessMs: cfg.machineLivenessMs,
+    actionsRunsOn: cfg.actionsRunsOn,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

@@ -85,7 +85,11 @@ export function outcomeOf(f: RunnerFinished): JobOutcome {
       return { state: 'error', message: f.message };
     case 'EXITED':
       return f.exitCode === 0
-        ? { state: 'success', exitCode: 0 }
+        ? {
+            state: 'success',
+            exitCode: 0,
+            ...(f.outputs && Object.keys(f.outputs).length > 0 ? { outputs: f.outputs } : {}),
+          }
         : { state: 'failure', exitCode: f.exitCode, message: `job script exited with code ${f.exitCode}` };
     case 'CHECKOUT_FAILED':
     case 'NO_JOB_DEFINITION':
@@ -282,6 +286,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
               secrets: input.secrets,
               artifacts: input.artifacts,
               timeoutMs: input.timeoutMs,
+              ...(input.actions ? { actions: input.actions } : {}),
+              ...(input.needsOutputs ? { needsOutputs: input.needsOutputs } : {}),
             },
             tokenValidForMs: input.bootTimeoutMs + input.timeoutMs,
           },

@@ -130,6 +130,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       ref: input.ref,
       event: input.event,
       label: input.label ?? 'local',
+      ...(input.dispatch ? { dispatch: input.dispatch } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) {
@@ -187,6 +188,8 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     showPipeline(status);
   };
 
+  /** Outputs of the Actions jobs that succeeded, for the jobs that need them. */
+  const outputsOf = new Map<string, Record<string, string>>();
   const runJob = async (job: PlannedJob): Promise<void> => {
     const jobId = uuid4();
     await setState(job.name, 'running', { jobId });
@@ -204,11 +207,15 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       env: job.env,
       ...(job.secrets?.length ? { secrets: job.secrets } : {}),
       ...(job.artifacts ? { artifacts: job.artifacts } : {}),
+      ...(job.actions ? { actions: job.actions } : {}),
+      ...(job.actions && job.needs.length > 0
+        ? { needsOutputs: Object.fromEntries(job.needs.map((n) => [n, outputsOf.get(n) ?? {}])) }
+        : {}),
       pipelineId: input.pipelineId,
       workflowJobId: job.name,
     };
     try {
-      await executeChild(JobWorkflow, {
+      const outcome = await executeChild(JobWorkflow, {
         workflowId: pipelineJobWorkflowId(workflowId, job.name),
         args: [jobInput],
         // Wait until a cancelled job destroyed its machine; never leave a job behind the pipeline.
@@ -216,6 +223,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         ...childWebUi(input, jobInput),
       });
+      if (outcome.outputs) outputsOf.set(job.name, outcome.outputs);
       await setState(job.name, 'success');
     } catch (err) {
       const s = jobStateOf(err);

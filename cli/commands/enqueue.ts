@@ -23,6 +23,9 @@ export interface EnqueueArgs {
   direct?: boolean;
   /** --job-timeout was given: a JobRequest cannot carry it, so say it does not apply. */
   explicitTimeout?: boolean;
+  /** `--workflow F`: run Actions workflow F as workflow_dispatch, with `--input k=v` inputs. */
+  workflow?: string;
+  inputs?: Record<string, string>;
 }
 
 /**
@@ -82,6 +85,13 @@ export async function enqueue(
   if (isLocalRepo(args.repo)) {
     const resolved = await resolveLocalCommit(args.repo, args.commit);
     ({ repoUrl, commitSha, ref } = resolved);
+    if (args.workflow && !(Array.isArray(resolved.definition) && resolved.definition.includes(args.workflow)))
+      throw new InputError(
+        `commit ${commitSha.slice(0, 12)} runs no Actions workflow ${args.workflow}`,
+        Array.isArray(resolved.definition)
+          ? `its workflows: ${resolved.definition.join(', ')}`
+          : `it runs ${resolved.definition}, which wins over Actions workflows`,
+      );
     if (resolved.dirty)
       out.write(
         `note: ${repoUrl} has uncommitted changes; the job runs commit ${commitSha.slice(0, 12)} without them\n`,
@@ -101,12 +111,24 @@ export async function enqueue(
     commitSha,
     ref: ref ?? commitSha,
     runsOn: args.label,
+    ...(args.workflow ? { workflowPath: args.workflow, inputs: args.inputs ?? {} } : {}),
     deliveryId: `enqueue-${randomUUID()}`,
   });
   const started = args.direct ? undefined : await enqueueViaAmqp(cfg, r, out, args.explicitTimeout);
   // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
   if (!started) return enqueuePipeline(cfg, store, r, args.follow, out);
   return showPipeline(cfg, store, started, args.follow, out);
+}
+
+/** `--input k=v` flags → inputs; a flag without `=` is refused. */
+export function parseInputs(flags: readonly string[]): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const f of flags) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw new InputError(`--input must be name=value, got "${f}"`);
+    Object.defineProperty(inputs, f.slice(0, eq), { value: f.slice(eq + 1), enumerable: true });
+  }
+  return inputs;
 }
 
 export class EnqueueCommand extends ConnectedCommand {
@@ -121,8 +143,9 @@ export class EnqueueCommand extends ConnectedCommand {
     description: 'Run a CI job for a commit',
     details: `
       Starts a job for a commit of a repository (by default: HEAD of the repository you are in).
-      Before anything starts, the commit must exist and contain .solstice/job.sh or
-      .solstice/workflow.kdl; otherwise nothing is recorded and the command exits 2.
+      Before anything starts, the commit must exist and contain .solstice/workflow.kdl,
+      .solstice/job.sh or Actions workflows (.forgejo/workflows, .gitea/workflows, .github/workflows;
+      see docs/actions.md); otherwise nothing is recorded and the command exits 2.
 
       By default the request goes through RabbitMQ (AMQP_URL) as a JobRequest v1, and the bridge
       (\`solstice bridge\`, part of \`solstice up\`) starts it. When RabbitMQ is unreachable or no bridge
@@ -138,6 +161,10 @@ export class EnqueueCommand extends ConnectedCommand {
     examples: [
       ['This repository at HEAD, following the log', 'solstice enqueue --follow'],
       ['Another repository and commit', 'solstice enqueue --repo ../app --commit 3f2a9c1'],
+      [
+        'An Actions workflow_dispatch workflow with an input',
+        'solstice enqueue --workflow .forgejo/workflows/deploy.yml --input target=staging',
+      ],
     ],
   });
 
@@ -156,8 +183,16 @@ export class EnqueueCommand extends ConnectedCommand {
   direct = Option.Boolean('--direct', false, {
     description: 'Start the workflow directly instead of queueing the request through RabbitMQ',
   });
+  workflow = Option.String('--workflow', {
+    description: 'Run this Actions workflow file (e.g. .forgejo/workflows/deploy.yml) as workflow_dispatch',
+  });
+  input = Option.Array('--input', [], {
+    description: 'A workflow_dispatch input, name=value (repeatable; with --workflow)',
+  });
 
   async execute(): Promise<number> {
+    if (this.input.length > 0 && !this.workflow)
+      throw new InputError('--input needs --workflow: inputs belong to one workflow_dispatch workflow');
     const cfg = this.config();
     const store = await openStore(cfg);
     try {
@@ -171,6 +206,7 @@ export class EnqueueCommand extends ConnectedCommand {
           follow: this.follow,
           direct: this.direct,
           explicitTimeout: this.flag('jobTimeoutMs') !== undefined,
+          ...(this.workflow ? { workflow: this.workflow, inputs: parseInputs(this.input) } : {}),
         },
         this.context.stdout,
       );

@@ -6,7 +6,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'clipanion';
-import { JOB_SCRIPT_PATH } from '../../model/job-definition-paths';
+import { ACTIONS_WORKFLOW_DIRS, JOB_SCRIPT_PATH } from '../../model/job-definition-paths';
+import { loadConfig } from '../../platform/config';
+import { pickWorkflowFiles, planActions, type ActionsPlan } from '../../workflow-file/actions';
+import type { Diagnostic } from '../../workflow-file';
 import { readSetting, SETTINGS } from '../../platform/config';
 import { InputError } from '../../platform/errors';
 import {
@@ -40,6 +43,75 @@ abstract class WorkflowFileCommand extends Command {
     const fromEnv = readSetting('workflowLabels');
     if (fromEnv && fromEnv.length > 0) return fromEnv;
     return [DEFAULT_RUNS_ON];
+  }
+
+  /**
+   * The Actions workflow files to read instead of KDL: the one given (a .yml/.yaml path), or, with
+   * no path and no KDL file, the repository's (docs/actions.md). Undefined: this is about KDL.
+   */
+  protected actionsFiles(): { root: string; files: string[] } | undefined {
+    if (this.file) {
+      if (!/\.ya?ml$/.test(this.file)) return undefined;
+      return { root: process.cwd(), files: [this.file] };
+    }
+    const root = repoRoot(process.cwd());
+    if (fs.existsSync(path.join(root, WORKFLOW_FILE_PATH)) || fs.existsSync(path.join(root, JOB_SCRIPT_PATH)))
+      return undefined;
+    const listed = ACTIONS_WORKFLOW_DIRS.flatMap((d) => {
+      try {
+        return fs.readdirSync(path.join(root, d)).map((n) => `${d}/${n}`);
+      } catch {
+        return [];
+      }
+    });
+    const files = pickWorkflowFiles(listed);
+    return files.length > 0 ? { root, files } : undefined;
+  }
+
+  /** Every Actions workflow planned as if it ran (jobs' `if` unapplied), with each file's errors. */
+  protected async loadActions(found: { root: string; files: string[] }): Promise<{
+    plan: ActionsPlan;
+    sources: Map<string, string>;
+  }> {
+    const sources = new Map<string, string>();
+    for (const f of found.files) {
+      try {
+        sources.set(f, fs.readFileSync(path.resolve(found.root, f), 'utf8'));
+      } catch (err) {
+        throw new InputError(`cannot read ${f}: ${(err as Error).message}`);
+      }
+    }
+    const plan = await planActions(
+      [...sources].map(([p, text]) => ({ path: p, text })),
+      { event: 'push', sha: 'HEAD' },
+      { runsOn: loadConfig({}).actionsRunsOn, evenWithErrors: true, anyEvent: true },
+    );
+    return { plan, sources };
+  }
+
+  protected actionsReport(plan: ActionsPlan, files: string[]): string {
+    const byFile = new Map<string, Diagnostic[]>(files.map((f) => [f, []]));
+    for (const e of plan.errors) byFile.get(e.path)?.push(...e.diagnostics);
+    const errors = plan.errors.reduce((n, e) => n + e.diagnostics.length, 0);
+    return `${JSON.stringify({
+      files: [...byFile].map(([file, diagnostics]) => ({ file, ok: diagnostics.length === 0, diagnostics })),
+      ok: errors === 0,
+      errors,
+      jobs: plan.jobs,
+    })}\n`;
+  }
+
+  protected printActionsDiagnostics(
+    plan: ActionsPlan,
+    sources: Map<string, string>,
+    to: NodeJS.WritableStream,
+  ): number {
+    let errors = 0;
+    for (const e of plan.errors) {
+      errors += e.diagnostics.length;
+      to.write(formatDiagnostics(e.path, e.diagnostics, { source: sources.get(e.path) ?? '' }));
+    }
+    return errors;
   }
 
   /** Reads and parses the file; a missing file is an InputError (nothing to validate). */
@@ -94,7 +166,10 @@ export class WorkflowValidateCommand extends WorkflowFileCommand {
       Each problem prints as \`file:line:col: error: message\` with the line and a hint. Exits 0 when
       the file is valid (warnings allowed), 1 when it has errors, 2 when there is no file to read.
 
-      Without a path, validates \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository.
+      Without a path, validates \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository,
+      or, when the repository has no .solstice files, its Actions workflows (the first of
+      ${ACTIONS_WORKFLOW_DIRS.join(', ')} that has any; docs/actions.md). A .yml/.yaml path is read as
+      an Actions workflow: errors (with what Solstice does not run yet) have file, line and column.
     `,
     examples: [
       ['Validate the current repository', 'solstice workflow validate'],
@@ -104,6 +179,24 @@ export class WorkflowValidateCommand extends WorkflowFileCommand {
   });
 
   async execute(): Promise<number> {
+    const actions = this.actionsFiles();
+    if (actions) {
+      const { plan, sources } = await this.loadActions(actions);
+      if (this.json) {
+        this.context.stdout.write(this.actionsReport(plan, actions.files));
+        return plan.errors.length === 0 ? 0 : 1;
+      }
+      const errors = this.printActionsDiagnostics(plan, sources, this.context.stdout);
+      for (const f of actions.files) {
+        const mine = plan.errors.find((e) => e.path === f)?.diagnostics ?? [];
+        this.context.stdout.write(
+          mine.length === 0
+            ? `${f}: valid, ${plural(plan.jobs.filter((j) => j.name.startsWith(`${workflowStemOf(f)}/`)).length, 'job')}\n`
+            : `${f}: ${summarise(mine)}\n`,
+        );
+      }
+      return errors === 0 ? 0 : 1;
+    }
     const { display, source, result } = this.load();
     if (this.json) {
       this.context.stdout.write(this.jsonReport(display, result));
@@ -128,7 +221,9 @@ export class WorkflowShowCommand extends WorkflowFileCommand {
       order jobs run in: stage by stage, where the jobs of one stage can run in parallel.
       A file with errors prints them as \`workflow validate\` does and exits 1.
 
-      Without a path, shows \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository.
+      Without a path, shows \`${WORKFLOW_FILE_PATH}\` at the root of the current git repository, or
+      its Actions workflows as validate finds them: every job expanded (matrix instances, the
+      machine label its runs-on maps to) with its steps.
     `,
     examples: [
       ['Show the current repository', 'solstice workflow show'],
@@ -137,6 +232,17 @@ export class WorkflowShowCommand extends WorkflowFileCommand {
   });
 
   async execute(): Promise<number> {
+    const actions = this.actionsFiles();
+    if (actions) {
+      const { plan, sources } = await this.loadActions(actions);
+      if (this.json) {
+        this.context.stdout.write(this.actionsReport(plan, actions.files));
+        return plan.errors.length === 0 ? 0 : 1;
+      }
+      const errors = this.printActionsDiagnostics(plan, sources, this.context.stderr);
+      this.context.stdout.write(formatActionsPlan(plan));
+      return errors === 0 ? 0 : 1;
+    }
     const { display, source, result } = this.load();
     if (this.json) {
       this.context.stdout.write(this.jsonReport(display, result));
@@ -201,6 +307,38 @@ function describeJob(job: Job): string[] {
   });
   if (job.artifacts.length > 0) row('artifacts', job.artifacts.join(', '));
   return lines;
+}
+
+function workflowStemOf(file: string): string {
+  return (file.split('/').pop() ?? file).replace(/\.ya?ml$/, '');
+}
+
+/** What `workflow show` prints for Actions workflows: every expanded job with its steps. */
+export function formatActionsPlan(plan: ActionsPlan): string {
+  const out: string[] = [
+    `${plural(plan.jobs.length, 'job')} from ${plan.workflows.join(', ') || 'no workflow'}`,
+  ];
+  for (const job of plan.jobs) {
+    out.push(
+      '',
+      `job ${job.name} (runs-on ${job.runsOn}${job.timeoutMs ? `, timeout ${formatDuration(job.timeoutMs)}` : ''})`,
+    );
+    if (job.needs.length > 0) out.push(`  needs     ${job.needs.join(', ')}`);
+    if (job.skipReason) out.push(`  skipped   ${job.skipReason}`);
+    out.push('  steps');
+    (job.steps ?? []).forEach((s, i) => {
+      const script = s.run.trim().split('\n');
+      const notes = [
+        s.actions?.if ? `if ${s.actions.if}` : '',
+        s.workingDirectory ? `in ${s.workingDirectory}` : '',
+        s.continueOnError ? 'continue on error' : '',
+        script.length > 1 ? `+${plural(script.length - 1, 'line')}` : '',
+      ].filter(Boolean);
+      out.push(`    ${i + 1}. ${s.name}${notes.length ? `  [${notes.join(', ')}]` : ''}`);
+    });
+    if (job.artifacts?.length) out.push(`  artifacts ${job.artifacts.join(', ')}`);
+  }
+  return `${out.join('\n')}\n`;
 }
 
 function splitLabels(raw: string): string[] {

@@ -7,6 +7,7 @@
 import type { ArtifactRecord } from '../../storage/artifact-store';
 import { formatSize } from '../../platform/config';
 import type { JobRecord, JobStepRecord, LogLineRecord, StepOutcome } from '../../storage/job-store';
+import { annotationOf, groupMarker, type Annotation } from './workflow-commands';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -87,6 +88,8 @@ table{border-collapse:collapse;margin:8px 0}caption{text-align:left;font-weight:
 .ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;color:#666;text-decoration:none;user-select:none}
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
 .step{margin-top:10px;padding-top:4px;border-top:1px solid #444;font-weight:bold}
+details.group>summary{list-style:none;cursor:pointer}details.group>summary .t::before{content:'▸ '}details.group[open]>summary .t::before{content:'▾ '}
+.ann-error a{color:#cf222e}.ann-warning a{color:#9a6700}
 .more{padding:4px 10px;color:#aaa}.more a{color:#8ab4f8}
 :target{background:#333}
 `;
@@ -204,7 +207,38 @@ export function renderJobPage(v: JobPageView): string {
       `<div class="more">${first - 1} earlier lines not shown: <a href="${base}?before=${first}" id="earlier">load ${Math.min(v.window, first - 1)} earlier</a> or the <a href="${base}/log.txt">raw log</a></div>`,
     );
   }
-  for (const l of v.lines) parts.push(lineHtml(l));
+  const annotations: Annotation[] = [];
+  let open = 0;
+  for (const l of v.lines) {
+    const marker = groupMarker(l);
+    const note = annotationOf(l);
+    if (note) annotations.push(note);
+    if (marker === null && open > 0) {
+      parts.push(lineHtml(l), '</details>');
+      open--;
+    } else if (typeof marker === 'string') {
+      // Folded until opened, as on the forges; the group's own line is its summary.
+      parts.push(`<details class="group"><summary>${lineHtml(l)}</summary>`);
+      open++;
+    } else parts.push(lineHtml(l));
+  }
+  // A group still open (the job runs, or the step never closed it) ends with the window.
+  parts.push('</details>'.repeat(open));
+  if (annotations.length > 0) {
+    const logAt = parts.findIndex((p) => p.startsWith('<div id="log"'));
+    parts.splice(
+      logAt - 1,
+      0,
+      '<h2>Annotations</h2><ul id="annotations">' +
+        annotations
+          .map(
+            (a) =>
+              `<li class="ann-${a.level}"><a href="#L${a.seq}">${a.level}</a>${a.file ? ` ${escapeHtml(a.file)}${a.line ? `:${a.line}` : ''}` : ''}: ${escapeHtml(a.message)}</li>`,
+          )
+          .join('') +
+        '</ul>',
+    );
+  }
   if (!v.live && shownLast < v.lastSeq) {
     parts.push(
       `<div class="more">${v.lastSeq - shownLast} later lines: <a href="${base}?before=${Math.min(shownLast + v.window + 1, v.lastSeq + 1)}">next ${Math.min(v.window, v.lastSeq - shownLast)}</a> or the <a href="${base}">end</a></div>`,

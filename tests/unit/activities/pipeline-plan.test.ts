@@ -5,6 +5,7 @@ import {
   CommitUnreadableError,
   loadPipelinePlan,
   planFromWorkflowFile,
+  type PlanRequest,
 } from '../../../activities/pipeline-plan';
 import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../../model/job-definition-paths';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
@@ -189,5 +190,61 @@ describe('pipeline helpers', () => {
       bootTimeoutMs: 5_000,
       maxMachineAttempts: 2,
     });
+  });
+});
+
+describe('loadPipelinePlan: Actions workflows when there is no .solstice file', () => {
+  const repos: TestRepo[] = [];
+  const repo = (files: Record<string, string>): TestRepo => {
+    const r = makeRepo(files);
+    repos.push(r);
+    return r;
+  };
+  afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
+  const plan = (r: { dir: string; sha: string }, extra: Partial<PlanRequest> = {}) =>
+    loadPipelinePlan(
+      { repoUrl: r.dir, commitSha: r.sha, ref: 'refs/heads/main', event: 'push', label: 'local', ...extra },
+      { actionsRunsOn: { local: ['ubuntu-latest'] } },
+    );
+  const wf = (name: string) =>
+    `on: push\njobs:\n  ${name}:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n`;
+
+  test('the first Actions folder with workflows is read; .solstice files win over it', async () => {
+    expect(await plan(repo({ '.github/workflows/ci.yml': wf('gh') }))).toMatchObject({
+      definition: '.github/workflows/ci.yml',
+      cancelSuperseded: false,
+      jobs: [{ name: 'ci/gh', runsOn: 'local' }],
+    });
+    const both = repo({ '.forgejo/workflows/ci.yml': wf('fj'), '.github/workflows/ci.yml': wf('gh') });
+    expect((await plan(both)).jobs.map((j) => j.name)).toEqual(['ci/fj']);
+    const withSh = repo({ '.forgejo/workflows/ci.yml': wf('fj'), [JOB_SCRIPT_PATH]: 'true\n' });
+    expect(await plan(withSh)).toMatchObject({ definition: JOB_SCRIPT_PATH });
+  });
+
+  test('a workflow that would run and has an error fails the plan with file:line:col', async () => {
+    const bad = repo({
+      '.forgejo/workflows/ci.yml':
+        'on: push\njobs:\n  a:\n    runs-on: docker\n    steps:\n      - uses: actions/cache@v4\n',
+    });
+    await expect(plan(bad)).rejects.toThrow(
+      '.forgejo/workflows/ci.yml:6:15: error: uses: actions/cache@v4 is not supported',
+    );
+  });
+
+  test('--workflow runs only that file, as workflow_dispatch; an unknown file is refused', async () => {
+    const r = repo({
+      '.forgejo/workflows/ci.yml': wf('a'),
+      '.forgejo/workflows/deploy.yml':
+        'on:\n  workflow_dispatch:\n    inputs: {target: {default: dev}}\njobs:\n  d:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n',
+    });
+    const p = await plan(r, {
+      event: 'manual',
+      dispatch: { workflow: '.forgejo/workflows/deploy.yml', inputs: { target: 'prod' } },
+    });
+    expect(p.jobs.map((j) => j.name)).toEqual(['deploy/d']);
+    expect(JSON.parse(p.jobs[0].actions as string).contexts.inputs).toEqual({ target: 'prod' });
+    await expect(
+      plan(r, { event: 'manual', dispatch: { workflow: '.forgejo/workflows/nope.yml', inputs: {} } }),
+    ).rejects.toThrow(/there is no workflow \.forgejo\/workflows\/nope\.yml/);
   });
 });

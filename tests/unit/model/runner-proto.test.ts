@@ -47,8 +47,8 @@ describe('runner proto', () => {
     };
     const bytes = svc.FinishJob.requestSerialize(req);
     expect(bytes.equals(fileSvc.FinishJob.requestSerialize(req))).toBe(true);
-    // A FinishJob from a runner older than steps decodes with an empty step list.
-    expect(fileSvc.FinishJob.requestDeserialize(bytes)).toEqual({ ...req, steps: [] });
+    // A FinishJob from a runner older than steps (or outputs) decodes with an empty step list (and no outputs).
+    expect(fileSvc.FinishJob.requestDeserialize(bytes)).toEqual({ ...req, steps: [], outputs: {} });
     const step = {
       index: 1,
       name: 'build',
@@ -61,7 +61,7 @@ describe('runner proto', () => {
       lastSeq: 9,
     };
     const withSteps = svc.FinishJob.requestSerialize({ ...req, steps: [step] });
-    expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step] });
+    expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step], outputs: {} });
   });
 
   test('the service definition has the six methods', () => {

@@ -110,3 +110,37 @@ describe('renderJobFile and parseJobFile are one mapping', () => {
     ]);
   });
 });
+
+describe('Actions fields', () => {
+  test('step actions, the job context and the needed jobs outputs survive the job file', () => {
+    const text = renderJobFile({
+      jobId: 'j',
+      steps: [
+        {
+          name: 's',
+          run: 'echo ${{ matrix.x }}',
+          continueOnError: false,
+          actions: { id: 'v', if: 'failure()', shell: 'bash', env: [['A', '1']], timeoutMs: 60_000 },
+        },
+      ],
+      actions: '{"contexts":{}}',
+      needsOutputs: { 'ci/build': { version: '1.2.3' } },
+    });
+    const back = parseJobFile(text, 'job.yaml');
+    expect(back.steps?.[0].actions).toEqual({
+      id: 'v',
+      if: 'failure()',
+      shell: 'bash',
+      env: [['A', '1']],
+      timeoutMs: 60_000,
+    });
+    expect(back.actions).toBe('{"contexts":{}}');
+    expect(back.needsOutputs).toEqual({ 'ci/build': { version: '1.2.3' } });
+  });
+
+  test('a broken needs_outputs names the field', () => {
+    expect(() => parseJobFile('needs_outputs: "[1]"\n', 'job.yaml')).toThrow(
+      /needs_outputs must map job names/,
+    );
+  });
+});
