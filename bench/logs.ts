@@ -1,6 +1,6 @@
 /**
  * Log path benchmark: one job prints a large log (1 GiB by default) through the real stack
- * (runner → gRPC → log service → PostgreSQL), while a `solstice logs -f` style follower
+ * (runner → gRPC → log service → PostgreSQL chunks → gzip + index in the blob store), while a `solstice logs -f` style follower
  * (storage/log-follow.ts, the same code and poll interval) reads it.
  *
  *   npm run bench:logs -- [--mb 1024] [--line-bytes 200] [--mark-ms 50] [--poll-ms 200] [--rate 0]
@@ -173,8 +173,8 @@ async function main(): Promise<void> {
   process.once('exit', () => logService.kill('SIGKILL'));
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   const db = createDb(cfg);
-  const jobs = new JobStore(db);
   const blobs = new FsBlobStore(cfg.blobFsRoot);
+  const jobs = new JobStore(db, blobs);
   const worker = await startOrchestratorWorker({ ...cfg, runnerUrl: runnerServer.url }, { jobs, blobs, log });
   const temporal = await connectClient(cfg);
 
@@ -202,10 +202,10 @@ async function main(): Promise<void> {
     peakRss = Math.max(peakRss, procStatus(pid).rss);
     if (sampling) return;
     sampling = true;
-    db.logLine
-      .aggregate({ where: { jobId }, _max: { seq: true } })
+    jobs
+      .lastLogSeq(jobId)
       .then(
-        (r) => stored.push({ at: Date.now(), seq: r._max.seq ?? 0 }),
+        (seq) => stored.push({ at: Date.now(), seq }),
         (err: unknown) => console.error(`  storage sample skipped: ${String(err)}`),
       )
       .finally(() => (sampling = false));
