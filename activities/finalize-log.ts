@@ -8,6 +8,10 @@ import { LogStore } from '../storage/log-store';
 
 export { logBlobKey, logIndexKey, LOG_BLOB_CONTENT_TYPE } from '../storage/log-store';
 
-export async function finalizeLog(jobs: Pick<JobStore, 'db'>, blobs: BlobStore, jobId: string): Promise<string> {
+export async function finalizeLog(
+  jobs: Pick<JobStore, 'db'>,
+  blobs: BlobStore,
+  jobId: string,
+): Promise<string> {
   return new LogStore(jobs.db, blobs).archive(jobId);
 }

@@ -40,9 +40,16 @@ async function main(): Promise<void> {
   const lineBytes = Number(values['line-bytes']);
   const rounds = Number(values.rounds);
   const mib = (total * lineBytes) / 2 ** 20;
-  const database = await freshDatabase(process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres');
+  const database = await freshDatabase(
+    process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+  );
   await migrate({ databaseUrl: database.url });
-  const db = createDb({ databaseUrl: database.url, embeddedPgPort: 0, dbPoolMaxSize: 2, dbPoolTimeoutMs: 60_000 });
+  const db = createDb({
+    databaseUrl: database.url,
+    embeddedPgPort: 0,
+    dbPoolMaxSize: 2,
+    dbPoolTimeoutMs: 60_000,
+  });
   const pool = pgPool(db);
   const blobRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-blobs-'));
   const blobs = new FsBlobStore(blobRoot);
@@ -54,7 +61,16 @@ async function main(): Promise<void> {
   const newJob = async (): Promise<string> => {
     const jobId = randomUUID();
     await jobs.recordJob(
-      { jobId, source: 'manual', repoUrl: 'bench', commitSha: '0'.repeat(40), label: 'bench', timeoutMs: 0, bootTimeoutMs: 0, maxMachineAttempts: 1 },
+      {
+        jobId,
+        source: 'manual',
+        repoUrl: 'bench',
+        commitSha: '0'.repeat(40),
+        label: 'bench',
+        timeoutMs: 0,
+        bootTimeoutMs: 0,
+        maxMachineAttempts: 1,
+      },
       `bench/${jobId}`,
     );
     return jobId;
@@ -62,7 +78,8 @@ async function main(): Promise<void> {
   const batches = function* (batch: number): Generator<LogLineRecord[]> {
     for (let seq = 1; seq <= total; seq += batch) {
       const lines: LogLineRecord[] = [];
-      for (let s = seq; s < seq + batch && s <= total; s++) lines.push({ seq: s, stream: 'stdout', text, time: new Date() });
+      for (let s = seq; s < seq + batch && s <= total; s++)
+        lines.push({ seq: s, stream: 'stdout', text, time: new Date() });
       yield lines;
     }
   };
@@ -72,7 +89,13 @@ async function main(): Promise<void> {
        SELECT $1::uuid, u.seq, u.stream, u.text, to_timestamp(u.ms / 1000.0)
        FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[]) AS u(seq, stream, text, ms)
        ON CONFLICT (job_id, seq) DO NOTHING`,
-      [jobId, lines.map((l) => l.seq), lines.map((l) => l.stream), lines.map((l) => l.text), lines.map((l) => l.time.getTime())],
+      [
+        jobId,
+        lines.map((l) => l.seq),
+        lines.map((l) => l.stream),
+        lines.map((l) => l.text),
+        lines.map((l) => l.time.getTime()),
+      ],
     );
 
   const archivedJobs: string[] = [];
@@ -81,7 +104,11 @@ async function main(): Promise<void> {
       name: 'dd (bs=1M, conv=fdatasync)',
       run: async () => {
         const file = path.join(blobRoot, 'dd.bin');
-        execFileSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${Math.ceil(mib)}`, 'conv=fdatasync'], { stdio: 'ignore' });
+        execFileSync(
+          'dd',
+          ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${Math.ceil(mib)}`, 'conv=fdatasync'],
+          { stdio: 'ignore' },
+        );
         fs.rmSync(file);
       },
     },

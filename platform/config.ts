@@ -111,7 +111,9 @@ const retention = settingType(
     }
     const r = readDuration(raw, RETENTION_DURATION);
     if (!r.ok || r.ms <= 0)
-      throw new BadSettingValue(`must be an age like 30d, 12h or 90s, or last:<N> (the newest N per repository and branch), got "${raw}"`);
+      throw new BadSettingValue(
+        `must be an age like 30d, 12h or 90s, or last:<N> (the newest N per repository and branch), got "${raw}"`,
+      );
     return { maxAgeMs: r.ms };
   },
   (r) => ('keepLast' in r ? `last:${r.keepLast}` : formatDuration(r.maxAgeMs)),

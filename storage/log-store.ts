@@ -128,7 +128,7 @@ function encodeLines(lines: LogLineRecord[], base = 0) {
 
 function runsOf(codes: string): string {
   let out = '';
-  for (let i = 0; i < codes.length; ) {
+  for (let i = 0; i < codes.length;) {
     let j = i;
     while (j < codes.length && codes[j] === codes[i]) j += 1;
     out += `${j - i}${codes[i]}`;
@@ -315,7 +315,8 @@ export class LogStore {
         'The blob store lost jobs/<id>/log.idx.json; the gzip log beside it may still be there.',
       );
     const idx = JSON.parse(raw.toString('utf8')) as LogIndex;
-    if (this.indexes.size >= INDEX_CACHE_SIZE) this.indexes.delete(this.indexes.keys().next().value as string);
+    if (this.indexes.size >= INDEX_CACHE_SIZE)
+      this.indexes.delete(this.indexes.keys().next().value as string);
     this.indexes.set(jobId, idx);
     return idx;
   }
@@ -336,7 +337,8 @@ export class LogStore {
     const start = members[lo][1];
     const end = members[last][1] + members[last][2];
     const bytes = await this.blobStore().getRange(logBlobKey(jobId), start, end);
-    if (!bytes) throw new NotFoundError(`the log of job ${jobId} is missing from ${this.blobStore().describe()}`);
+    if (!bytes)
+      throw new NotFoundError(`the log of job ${jobId} is missing from ${this.blobStore().describe()}`);
     const text = (await gunzip(bytes)).toString('utf8').split('\n');
     const out: LogLineRecord[] = [];
     let t = 0;
@@ -346,7 +348,12 @@ export class LogStore {
       for (let i = 0; i < streams.length; i += 1, t += 1) {
         const seq = first + i;
         if (seq <= afterSeq || out.length >= limit) continue;
-        out.push({ seq, stream: CODE_STREAMS[streams[i]] ?? 'stdout', text: text[t], time: new Date(timeMs) });
+        out.push({
+          seq,
+          stream: CODE_STREAMS[streams[i]] ?? 'stdout',
+          text: text[t],
+          time: new Date(timeMs),
+        });
       }
     }
     return out;
@@ -358,7 +365,8 @@ export class LogStore {
     if (place.kind === 'expired') throw new LogExpiredError(jobId, place.expiredAt);
     if (place.kind === 'archived') {
       const body = await this.blobStore().getStream(logBlobKey(jobId));
-      if (!body) throw new NotFoundError(`the log of job ${jobId} is missing from ${this.blobStore().describe()}`);
+      if (!body)
+        throw new NotFoundError(`the log of job ${jobId} is missing from ${this.blobStore().describe()}`);
       return body.pipe(createGunzip());
     }
     const pool = this.pool;
@@ -397,7 +405,13 @@ export class LogStore {
         const flush = async (): Promise<Buffer> => {
           const enc = encodeLines(pending.lines);
           const z = await gzip(enc.data);
-          idx.members.push([pending.lines[0].seq, offset, z.length, pending.lines[0].time.getTime(), runsOf(enc.streams)]);
+          idx.members.push([
+            pending.lines[0].seq,
+            offset,
+            z.length,
+            pending.lines[0].time.getTime(),
+            runsOf(enc.streams),
+          ]);
           offset += z.length;
           idx.lines = pending.lines[pending.lines.length - 1].seq;
           pending = { lines: [], bytes: 0 };
@@ -414,7 +428,8 @@ export class LogStore {
             for (const l of linesOfChunk(row, after)) {
               pending.lines.push(l);
               pending.bytes += l.text.length + 1;
-              if (pending.lines.length >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES) yield await flush();
+              if (pending.lines.length >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES)
+                yield await flush();
             }
             after = row.last_seq;
           }
@@ -428,7 +443,9 @@ export class LogStore {
       const client = await this.pool.connect();
       try {
         await client.query('BEGIN');
-        await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('solstice-log:' || $1, 0))`, [jobId]);
+        await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('solstice-log:' || $1, 0))`, [
+          jobId,
+        ]);
         const { rows } = await client.query<{ last: number | null }>(
           'SELECT max(last_seq) AS last FROM log_chunks WHERE job_id = $1::uuid',
           [jobId],
@@ -464,9 +481,10 @@ export class LogStore {
       await client.query('BEGIN');
       await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('solstice-log:' || $1, 0))`, [jobId]);
       await client.query('DELETE FROM log_chunks WHERE job_id = $1::uuid', [jobId]);
-      await client.query('UPDATE jobs SET log_expired_at = now() WHERE id = $1::uuid AND log_expired_at IS NULL', [
-        jobId,
-      ]);
+      await client.query(
+        'UPDATE jobs SET log_expired_at = now() WHERE id = $1::uuid AND log_expired_at IS NULL',
+        [jobId],
+      );
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

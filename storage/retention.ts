@@ -122,7 +122,10 @@ export async function applyGc(db: Db, blobs: BlobStore, plan: GcPlan): Promise<G
   }
   for (const { jobId } of plan.artifacts) {
     if (pipelineJobs.has(jobId)) continue;
-    const { rows } = await pool.query<{ path: string }>('SELECT path FROM artifacts WHERE job_id = $1::uuid', [jobId]);
+    const { rows } = await pool.query<{ path: string }>(
+      'SELECT path FROM artifacts WHERE job_id = $1::uuid',
+      [jobId],
+    );
     for (const r of rows) await blobs.delete(artifactBlobKey(jobId, r.path));
     result.blobs += rows.length;
     // One statement: the rows and the mark go together.
@@ -157,7 +160,8 @@ export function describePlan(plan: GcPlan): string[] {
   const day = (d: Date) => d.toISOString().slice(0, 19).replace('T', ' ');
   return [
     ...plan.pipelines.map(
-      (p) => `pipeline ${p.pipelineId} (finished ${day(p.finishedAt)}) with ${p.jobIds.length} job(s): rows and blobs`,
+      (p) =>
+        `pipeline ${p.pipelineId} (finished ${day(p.finishedAt)}) with ${p.jobIds.length} job(s): rows and blobs`,
     ),
     ...plan.logs.map((l) => `log of job ${l.jobId} (finished ${day(l.finishedAt)})`),
     ...plan.artifacts.map((a) => `${a.files} artifact(s) of job ${a.jobId} (finished ${day(a.finishedAt)})`),

@@ -68,5 +68,8 @@ export async function ensureNamespaceRetention(client: Client, cfg: Config, log:
     namespace: cfg.temporalNamespace,
     config: { workflowExecutionRetentionTtl: msToTs(seconds * 1000) },
   });
-  log.info({ namespace: cfg.temporalNamespace, retentionSeconds: seconds }, 'Temporal namespace retention set');
+  log.info(
+    { namespace: cfg.temporalNamespace, retentionSeconds: seconds },
+    'Temporal namespace retention set',
+  );
 }

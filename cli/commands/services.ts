@@ -101,11 +101,7 @@ export class LogServiceCommand extends ServiceCommand {
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
-    return svc.serve([
-      () => server.close(),
-      () => temporal.close(),
-      () => store.close(),
-    ]);
+    return svc.serve([() => server.close(), () => temporal.close(), () => store.close()]);
   }
 }
 

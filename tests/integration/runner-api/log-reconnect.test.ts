@@ -167,7 +167,8 @@ test('the log service killed with SIGKILL mid-stream and started again: the stor
     );
     const kills: number[] = [];
     for (const threshold of [4000, 12000]) {
-      while (!finished && (await h.jobs.countLogLines(jobId)) < threshold) await new Promise((r) => setTimeout(r, 20));
+      while (!finished && (await h.jobs.countLogLines(jobId)) < threshold)
+        await new Promise((r) => setTimeout(r, 20));
       if (finished) break;
       const victim = children[children.length - 1];
       const exited = new Promise((r) => victim.once('exit', r));

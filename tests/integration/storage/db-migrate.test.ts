@@ -327,7 +327,16 @@ describe('migrate', () => {
           repoUrl: 'https://example.invalid/repo.git',
           commitSha: 'a'.repeat(40),
           logChunks: {
-            create: [{ firstSeq: 1, lastSeq: 1, data: Buffer.from('hello\n'), offsets: [0], streams: 'o', times: [1n] }],
+            create: [
+              {
+                firstSeq: 1,
+                lastSeq: 1,
+                data: Buffer.from('hello\n'),
+                offsets: [0],
+                streams: 'o',
+                times: [1n],
+              },
+            ],
           },
           vms: {
             create: [{ id: `vm-${id}`, provider: 'local', host: 'test', attempt: 0, handle: { pid: 1 } }],

@@ -9,7 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { finalizeLog, LOG_BLOB_CONTENT_TYPE, logBlobKey, logIndexKey } from '../../../activities/finalize-log';
+import {
+  finalizeLog,
+  LOG_BLOB_CONTENT_TYPE,
+  logBlobKey,
+  logIndexKey,
+} from '../../../activities/finalize-log';
 import { FsBlobStore, type BlobStore } from '../../../storage/blob-store';
 import { loadConfig } from '../../../platform/config';
 import { createDb, type Db } from '../../../storage/db';

@@ -37,12 +37,26 @@ test('1,000 finished jobs × 1,000 lines: no log rows after finalize', async () 
     const jobId = randomUUID();
     ids.push(jobId);
     await jobs.recordJob(
-      { jobId, source: 'manual', repoUrl: '/r', commitSha: 'a'.repeat(40), label: 'local', timeoutMs: 1, bootTimeoutMs: 1, maxMachineAttempts: 1 },
+      {
+        jobId,
+        source: 'manual',
+        repoUrl: '/r',
+        commitSha: 'a'.repeat(40),
+        label: 'local',
+        timeoutMs: 1,
+        bootTimeoutMs: 1,
+        maxMachineAttempts: 1,
+      },
       `size/${jobId}`,
     );
     await jobs.appendLogLines(
       jobId,
-      Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, stream: 'stdout', text: `job ${j} line ${i + 1} ${'x'.repeat(40)}`, time: new Date() })),
+      Array.from({ length: 1000 }, (_, i) => ({
+        seq: i + 1,
+        stream: 'stdout',
+        text: `job ${j} line ${i + 1} ${'x'.repeat(40)}`,
+        time: new Date(),
+      })),
     );
   }
   const size = async () =>
@@ -60,5 +74,8 @@ test('1,000 finished jobs × 1,000 lines: no log rows after finalize', async () 
   expect(after).toBeLessThan(running / 50);
   // Every log is still whole, from the blob store.
   const sample = await jobs.logLinesAfter(ids[777], 998, 10);
-  expect(sample.map((l) => l.text)).toEqual([`job 777 line 999 ${'x'.repeat(40)}`, `job 777 line 1000 ${'x'.repeat(40)}`]);
+  expect(sample.map((l) => l.text)).toEqual([
+    `job 777 line 999 ${'x'.repeat(40)}`,
+    `job 777 line 1000 ${'x'.repeat(40)}`,
+  ]);
 }, 600_000);

@@ -114,7 +114,15 @@ test('log text does not stay in Prisma debug history (a Prisma insert would)', a
   await jobs.appendLogLines(jobId, lines([viaPool]));
   // The control: the same kind of insert through Prisma is remembered, so the check can fail.
   await db.logChunk.create({
-    data: { jobId, firstSeq: 2, lastSeq: 2, data: Buffer.from('x\n'), offsets: [0], streams: viaPrisma, times: [1n] },
+    data: {
+      jobId,
+      firstSeq: 2,
+      lastSeq: 2,
+      data: Buffer.from('x\n'),
+      offsets: [0],
+      streams: viaPrisma,
+      times: [1n],
+    },
   });
   const history = getLogs(Number.MAX_SAFE_INTEGER);
   expect(history).toContain(viaPrisma);
@@ -154,7 +162,8 @@ test('two streams of one job racing with overlapping runs store every line once'
   const all = lines(texts);
   // Each "stream" sends batches from where it thinks the log is; they overlap all the time.
   const stream = async (step: number) => {
-    for (let from = 0; from < all.length; from += step) await jobs.appendLogLines(jobId, all.slice(from, from + step * 2));
+    for (let from = 0; from < all.length; from += step)
+      await jobs.appendLogLines(jobId, all.slice(from, from + step * 2));
   };
   await Promise.all([stream(70), stream(110), stream(230)]);
   const back = await jobs.logLinesAfter(jobId, 0, 5000);
@@ -169,7 +178,9 @@ test('lines that would leave a gap are refused', async () => {
 });
 
 describe('a finished log in the blob store', () => {
-  const texts = Array.from({ length: 7_777 }, (_, i) => (i % 1000 === 5 ? '' : `line ${i + 1} ünï ${'x'.repeat(i % 300)}`));
+  const texts = Array.from({ length: 7_777 }, (_, i) =>
+    i % 1000 === 5 ? '' : `line ${i + 1} ünï ${'x'.repeat(i % 300)}`,
+  );
   let jobId: string;
 
   beforeAll(async () => {

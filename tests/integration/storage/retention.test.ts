@@ -100,7 +100,12 @@ async function finishedPipeline(w: World, agoMs: number, state: 'success' | 'run
   );
   await w.jobs.appendLogLines(
     jobId,
-    Array.from({ length: 1500 }, (_, i) => ({ seq: i + 1, stream: 'stdout', text: `line ${i + 1}`, time: new Date() })),
+    Array.from({ length: 1500 }, (_, i) => ({
+      seq: i + 1,
+      stream: 'stdout',
+      text: `line ${i + 1}`,
+      time: new Date(),
+    })),
   );
   await w.blobs.put(artifactBlobKey(jobId, 'dist/app.tgz'), 'bytes');
   await w.db.artifact.create({ data: { jobId, path: 'dist/app.tgz', size: 5, sha256: '0'.repeat(64) } });

@@ -136,7 +136,9 @@ test('an expired log and expired artifacts say so on the page, and log.txt is 41
   const res = await fetch(`${page.url}/jobs/${jobId}`);
   expect(res.status).toBe(200);
   const html = await res.text();
-  expect(html).toMatch(/id="log-expired">log expired on <time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/);
+  expect(html).toMatch(
+    /id="log-expired">log expired on <time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/,
+  );
   expect(html).toContain('id="artifacts-expired">artifacts expired on');
   expect(html).not.toContain('id="L1"');
   const raw = await fetch(`${page.url}/jobs/${jobId}/log.txt`);
