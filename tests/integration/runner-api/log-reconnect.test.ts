@@ -188,4 +188,4 @@ test('the log service killed with SIGKILL mid-stream and started again: the stor
     targetPort = undefined;
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
-});
+}, 600_000);
