@@ -127,12 +127,26 @@ async function pageTimes(
 ): Promise<{ big: number; small: number }> {
   const small = randomUUID();
   await jobs.recordJob(
-    { jobId: small, source: 'manual', repoUrl: 'bench', commitSha: '0'.repeat(40), label: 'local', timeoutMs: 0, bootTimeoutMs: 0, maxMachineAttempts: 1 },
+    {
+      jobId: small,
+      source: 'manual',
+      repoUrl: 'bench',
+      commitSha: '0'.repeat(40),
+      label: 'local',
+      timeoutMs: 0,
+      bootTimeoutMs: 0,
+      maxMachineAttempts: 1,
+    },
     `bench/${small}`,
   );
   await jobs.appendLogLines(
     small,
-    Array.from({ length: 10 }, (_, i) => ({ seq: i + 1, stream: 'stdout', text: `line ${i + 1}`, time: new Date() })),
+    Array.from({ length: 10 }, (_, i) => ({
+      seq: i + 1,
+      stream: 'stdout',
+      text: `line ${i + 1}`,
+      time: new Date(),
+    })),
   );
   await jobs.finalize(small, { state: 'success', exitCode: 0 });
   await jobs.logs.archive(small);
