@@ -20,6 +20,7 @@ import type { JobDefinition } from '../model/job-file';
 import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
+import { createRetentionActivities } from './retention';
 
 /**
  * Added to a token's boot and run timeouts: the machine is created after the token is minted
@@ -86,6 +87,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createPipelineActivities(deps),
     ...createCapacityActivities(deps),
+    ...createRetentionActivities(deps),
 
     async recordJob(input: JobInput, workflowId: string): Promise<void> {
       await deps.jobs.recordJob(input, workflowId);

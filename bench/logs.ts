@@ -1,6 +1,6 @@
 /**
  * Log path benchmark: one job prints a large log (1 GiB by default) through the real stack
- * (runner → gRPC → log service → PostgreSQL), while a `solstice logs -f` style follower
+ * (runner → gRPC → log service → PostgreSQL chunks → gzip + index in the blob store), while a `solstice logs -f` style follower
  * (storage/log-follow.ts, the same code and poll interval) reads it.
  *
  *   npm run bench:logs -- [--mb 1024] [--line-bytes 200] [--mark-ms 50] [--poll-ms 200] [--rate 0]
@@ -22,6 +22,7 @@
  * Uses DATABASE_URL (default the local server) to create a throwaway database next to it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,7 @@ import { createDb } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
 import { readLog } from '../storage/log-follow';
+import { startJobPage } from '../web/job-page/server';
 import { createLogger } from '../platform/logger';
 import { migrate } from '../storage/migrate';
 import { freePort } from '../platform/net';
@@ -110,6 +112,64 @@ function startLogServiceProcess(
   });
 }
 
+const PAGE_RUNS = 7;
+
+/**
+ * The job page of the finished log (its last 1000 lines, read from the blob store through the
+ * line index) against that of a 10-line finished log: the first fetch of each (no cached index)
+ * is in the runs too.
+ */
+async function pageTimes(
+  jobs: JobStore,
+  blobs: FsBlobStore,
+  jobId: string,
+  log: ReturnType<typeof createLogger>,
+): Promise<{ big: number; small: number }> {
+  const small = randomUUID();
+  await jobs.recordJob(
+    {
+      jobId: small,
+      source: 'manual',
+      repoUrl: 'bench',
+      commitSha: '0'.repeat(40),
+      label: 'local',
+      timeoutMs: 0,
+      bootTimeoutMs: 0,
+      maxMachineAttempts: 1,
+    },
+    `bench/${small}`,
+  );
+  await jobs.appendLogLines(
+    small,
+    Array.from({ length: 10 }, (_, i) => ({
+      seq: i + 1,
+      stream: 'stdout',
+      text: `line ${i + 1}`,
+      time: new Date(),
+    })),
+  );
+  await jobs.finalize(small, { state: 'success', exitCode: 0 });
+  await jobs.logs.archive(small);
+  const server = await startJobPage({ addr: '127.0.0.1:0', jobs: new JobStore(jobs.db, blobs), blobs, log });
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const time = async (id: string): Promise<number> => {
+    const runs: number[] = [];
+    for (let i = 0; i < PAGE_RUNS; i++) {
+      const began = performance.now();
+      const res = await fetch(`${server.url}/jobs/${id}`);
+      if (res.status !== 200) throw new Error(`job page answered ${res.status}`);
+      await res.text();
+      runs.push(performance.now() - began);
+    }
+    return median(runs);
+  };
+  try {
+    return { big: await time(jobId), small: await time(small) };
+  } finally {
+    await server.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -173,8 +233,8 @@ async function main(): Promise<void> {
   process.once('exit', () => logService.kill('SIGKILL'));
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
   const db = createDb(cfg);
-  const jobs = new JobStore(db);
   const blobs = new FsBlobStore(cfg.blobFsRoot);
+  const jobs = new JobStore(db, blobs);
   const worker = await startOrchestratorWorker({ ...cfg, runnerUrl: runnerServer.url }, { jobs, blobs, log });
   const temporal = await connectClient(cfg);
 
@@ -202,10 +262,10 @@ async function main(): Promise<void> {
     peakRss = Math.max(peakRss, procStatus(pid).rss);
     if (sampling) return;
     sampling = true;
-    db.logLine
-      .aggregate({ where: { jobId }, _max: { seq: true } })
+    jobs
+      .lastLogSeq(jobId)
       .then(
-        (r) => stored.push({ at: Date.now(), seq: r._max.seq ?? 0 }),
+        (seq) => stored.push({ at: Date.now(), seq }),
         (err: unknown) => console.error(`  storage sample skipped: ${String(err)}`),
       )
       .finally(() => (sampling = false));
@@ -234,6 +294,7 @@ async function main(): Promise<void> {
   const finishedAt = Date.now();
   clearInterval(sampler);
   const hwm = procStatus(pid).hwm;
+  const page = await pageTimes(jobs, blobs, jobId, log);
 
   logService.kill('SIGTERM');
   const drainCode = await new Promise<number | null>((resolve) => logService.once('exit', resolve));
@@ -270,6 +331,10 @@ async function main(): Promise<void> {
     ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
     ['log service live heap, max after full GC', `${liveHeapMiB().toFixed(0)} MiB`],
     ['log service exit on SIGTERM', String(drainCode)],
+    [
+      'job page, last 1000 lines: this log / a 10-line log',
+      `${page.big.toFixed(1)} / ${page.small.toFixed(1)} ms (median of ${PAGE_RUNS}, from the blob store)`,
+    ],
   ];
   console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
   console.log(`| ${'metric'.padEnd(44)} | value`);

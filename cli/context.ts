@@ -2,17 +2,30 @@
 import { effectiveDatabaseUrl, type Config } from '../platform/config';
 import { checkDatabase, createDb, type Db } from '../storage/db';
 import { JobStore } from '../storage/job-store';
+import type { BlobStore } from '../storage/blob-store';
+import { createBlobStore } from '../storage/create-blob-store';
 
 export interface Store {
   db: Db;
   jobs: JobStore;
+  /** Finished jobs' logs and artifacts; opened without I/O, so commands that never read it pay nothing. */
+  blobs: BlobStore;
   close(): Promise<void>;
 }
 
 export async function openStore(cfg: Config): Promise<Store> {
   await checkDatabase(effectiveDatabaseUrl(cfg), { embedded: cfg.databaseUrl === undefined });
   const db = createDb(cfg);
-  return { db, jobs: new JobStore(db), close: () => db.$disconnect() };
+  const blobs = createBlobStore(cfg);
+  return {
+    db,
+    blobs,
+    jobs: new JobStore(db, blobs),
+    close: async () => {
+      await blobs.close();
+      await db.$disconnect();
+    },
+  };
 }
 
 /** Runs `use` with the store open and closes the store after, whatever happens. */

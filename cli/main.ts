@@ -12,6 +12,7 @@ import { EnqueueCommand } from './commands/enqueue';
 import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
+import { GcCommand } from './commands/gc';
 import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
 import {
   JobPageCommand,
@@ -51,6 +52,7 @@ export function buildCli(): Cli {
     CancelCommand,
     RerunCommand,
     DbMigrateCommand,
+    GcCommand,
     DoctorCommand,
     WorkerCommand,
     LogServiceCommand,

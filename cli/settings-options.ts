@@ -119,6 +119,11 @@ const SERVICE: readonly SettingKey[] = [
   'imageMap',
   'qemuAccel',
   'sweepIntervalMs',
+  'retainLogs',
+  'retainArtifacts',
+  'retainPipelines',
+  'gcIntervalMs',
+  'temporalRetentionMs',
   'jobTimeoutMs',
   'bootTimeoutMs',
   'machineLivenessMs',
@@ -135,6 +140,11 @@ export abstract class ConnectedCommand extends SettingsCommand {
 
 export abstract class BlobCommand extends ConnectedCommand {
   static override settings = ConnectedCommand.withSettings(...BLOBS);
+}
+
+/** `solstice gc`: the blob store and the retention settings. */
+export abstract class GcCommandBase extends BlobCommand {
+  static override settings = BlobCommand.withSettings('retainLogs', 'retainArtifacts', 'retainPipelines');
 }
 
 export abstract class ServiceCommand extends BlobCommand {

@@ -80,7 +80,6 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
 
     const db = createDb(cfg);
     stops.push(() => db.$disconnect());
-    const jobs = new JobStore(db);
 
     const runnerServer = await startRunnerServer({
       addr: cfg.runnerServeAddr,
@@ -93,6 +92,7 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     const blobs = createBlobStore(cfg);
     await blobs.check();
     stops.push(() => blobs.close());
+    const jobs = new JobStore(db, blobs);
     urls['blob store'] = blobs.describe();
 
     const client = await connectClient(cfg);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
-import { formatDuration } from './duration';
+import { formatDuration, readDuration } from './duration';
 import { ConfigError } from './errors';
 import { readHostPort } from './net';
 import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';
@@ -94,6 +94,38 @@ const duration: SettingType<number> = {
 const size: SettingType<number> = {
   ...settingType(readSize, formatSizeExact),
   keySuffix: { key: 'Bytes', flag: 'Size' },
+};
+
+/**
+ * How long something that grows is kept: an age (`30d`, `12h`, `1s`), or `last:N`, the newest N
+ * per repository and branch. Read by storage/retention.ts.
+ */
+export type Retention = { maxAgeMs: number } | { keepLast: number };
+const RETENTION_DURATION = { units: ['d', 'h', 'm', 's'], ordered: false } as const;
+const retention = settingType(
+  (raw): Retention => {
+    const last = /^last:(\d+)$/.exec(raw.trim());
+    if (last) {
+      if (Number(last[1]) < 1) throw new BadSettingValue(`must keep at least last:1, got "${raw}"`);
+      return { keepLast: Number(last[1]) };
+    }
+    const r = readDuration(raw, RETENTION_DURATION);
+    if (!r.ok || r.ms <= 0)
+      throw new BadSettingValue(
+        `must be an age like 30d, 12h or 90s, or last:<N> (the newest N per repository and branch), got "${raw}"`,
+      );
+    return { maxAgeMs: r.ms };
+  },
+  (r) => ('keepLast' in r ? `last:${r.keepLast}` : formatDuration(r.maxAgeMs)),
+);
+/** Temporal's namespace retention: whole seconds, days allowed (Temporal's own minimum is a day). */
+const longDuration: SettingType<number> = {
+  ...settingType((raw) => {
+    const r = readDuration(raw, RETENTION_DURATION);
+    if (!r.ok || r.ms <= 0) throw new BadSettingValue(`must be a duration like 7d or 36h, got "${raw}"`);
+    return r.ms;
+  }, formatDuration),
+  keySuffix: { key: 'Ms', flag: '' },
 };
 
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
@@ -504,6 +536,40 @@ const DECLARED = {
     description:
       'How often a worker removes machines (VMs, processes, work folders) of this host whose job no longer runs; also at start',
     default: 5 * 60_000,
+  }),
+  retainLogs: optional({
+    env: 'SOLSTICE_RETAIN_LOGS',
+    type: retention,
+    description:
+      "How long finished jobs' logs are kept: an age (30d, 12h) or last:N (the newest N jobs per repository and branch); `solstice gc` and the worker's scheduled sweep remove the rest",
+    unset: 'unset: kept forever',
+  }),
+  retainArtifacts: optional({
+    env: 'SOLSTICE_RETAIN_ARTIFACTS',
+    type: retention,
+    description: "How long finished jobs' artifacts are kept (an age or last:N, as SOLSTICE_RETAIN_LOGS)",
+    unset: 'unset: kept forever',
+  }),
+  retainPipelines: optional({
+    env: 'SOLSTICE_RETAIN_PIPELINES',
+    type: retention,
+    description:
+      'How long finished pipelines are kept, with their jobs, logs and artifacts (an age or last:N, as SOLSTICE_RETAIN_LOGS)',
+    unset: 'unset: kept forever',
+  }),
+  gcIntervalMs: setting({
+    env: 'SOLSTICE_GC_INTERVAL',
+    type: duration,
+    description:
+      'How often the scheduled sweep applies the SOLSTICE_RETAIN_* settings (a Temporal Schedule the worker sets up when any is set)',
+    default: 60 * 60_000,
+  }),
+  temporalRetentionMs: optional({
+    env: 'SOLSTICE_TEMPORAL_RETENTION',
+    type: longDuration,
+    description:
+      "How long Temporal keeps closed workflows' histories in TEMPORAL_NAMESPACE (e.g. 7d); the worker sets it at start",
+    unset: "unset: the namespace's own",
   }),
   jobTimeoutMs: setting({
     env: 'SOLSTICE_JOB_TIMEOUT',

@@ -31,6 +31,8 @@ export interface BlobStore {
   get(key: string): Promise<Buffer | undefined>;
   /** The blob as a stream (large logs, artifact downloads), or undefined when there is no such key. */
   getStream(key: string): Promise<Readable | undefined>;
+  /** Bytes start..end-1 of the blob (a window of a finished log), or undefined when there is no such key. */
+  getRange(key: string, start: number, end: number): Promise<Buffer | undefined>;
   /**
    * Every blob under a folder (`jobs/42/artifacts`, trailing slash optional; '' for all), at any
    * depth, sorted by key.
@@ -102,6 +104,23 @@ export class FsBlobStore implements BlobStore {
     // Open first, so a missing key is known before the caller gets a stream.
     const file = await fs.open(this.pathOf(key), 'r').catch(undefinedIfMissing);
     return file?.createReadStream();
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Buffer | undefined> {
+    const file = await fs.open(this.pathOf(key), 'r').catch(undefinedIfMissing);
+    if (!file) return undefined;
+    try {
+      const buf = Buffer.alloc(Math.max(0, end - start));
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await file.read(buf, got, buf.length - got, start + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      await file.close();
+    }
   }
 
   async list(prefix: string): Promise<BlobInfo[]> {

@@ -2,17 +2,14 @@
  * Queries about jobs and their logs, in one place, shared by activities, the log service and
  * the CLI. Every write that may be repeated (Temporal retries, runner reconnects) is idempotent.
  */
-import { pgPool, type Db } from './db';
+import type { Db } from './db';
+import type { BlobStore } from './blob-store';
+import { LogStore, type LogLineRecord } from './log-store';
 import { NotFoundError, InputError } from '../platform/errors';
 import type { JobInput, JobOutcome, JobState } from '../model/domain';
 import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
 
-export interface LogLineRecord {
-  seq: number;
-  stream: string;
-  text: string;
-  time: Date;
-}
+export type { LogLineRecord } from './log-store';
 
 /**
  * 'running': reported started, not yet ended (only while the job runs). 'interrupted': stopped
@@ -47,6 +44,9 @@ export interface JobRecord {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** When retention removed the job's log / its artifacts (the job page says so). */
+  logExpiredAt: Date | null;
+  artifactsExpiredAt: Date | null;
 }
 
 const JOB_FIELDS = {
@@ -64,10 +64,20 @@ const JOB_FIELDS = {
   createdAt: true,
   startedAt: true,
   finishedAt: true,
+  logExpiredAt: true,
+  artifactsExpiredAt: true,
 } as const;
 
 export class JobStore {
-  constructor(readonly db: Db) {}
+  /** The job's log (storage/log-store.ts); reading a finished job's log needs the blob store. */
+  readonly logs: LogStore;
+
+  constructor(
+    readonly db: Db,
+    blobs?: BlobStore,
+  ) {
+    this.logs = new LogStore(db, blobs);
+  }
 
   async recordJob(input: JobInput, workflowId: string): Promise<void> {
     await this.db.job.upsert({
@@ -211,30 +221,9 @@ export class JobStore {
     await this.db.vm.updateMany({ where: { id: machineId }, data: { destroyedAt: new Date() } });
   }
 
-  /**
-   * Stores lines; lines already stored (same seq) are left as they are. Returns how many were new.
-   *
-   * One statement per batch whatever its size: the columns go as four arrays that PostgreSQL
-   * unnests into rows. Prisma's createMany sends a multi-row VALUES list instead, five
-   * parameters a line, and was the log path's bottleneck (bench/log-store.ts measures both).
-   * The statement goes to the pool directly, past Prisma (see pgPool for why).
-   */
+  /** Stores lines that continue the log (see LogStore.append); returns how many were new. */
   async appendLogLines(jobId: string, lines: LogLineRecord[]): Promise<number> {
-    if (lines.length === 0) return 0;
-    const res = await pgPool(this.db).query(
-      `INSERT INTO log_lines (job_id, seq, stream, text, time)
-       SELECT $1::uuid, u.seq, u.stream, u.text, to_timestamp(u.ms / 1000.0)
-       FROM unnest($2::int[], $3::text[], $4::text[], $5::float8[]) AS u(seq, stream, text, ms)
-       ON CONFLICT (job_id, seq) DO NOTHING`,
-      [
-        jobId,
-        lines.map((l) => l.seq),
-        lines.map((l) => l.stream),
-        lines.map((l) => l.text),
-        lines.map((l) => l.time.getTime()),
-      ],
-    );
-    return res.rowCount ?? 0;
+    return this.logs.append(jobId, lines);
   }
 
   /** Replaces the job's steps with what its runner reported (a repeated FinishJob stores the same). */
@@ -279,21 +268,16 @@ export class JobStore {
   }
 
   async lastLogSeq(jobId: string): Promise<number> {
-    const agg = await this.db.logLine.aggregate({ where: { jobId }, _max: { seq: true } });
-    return agg._max.seq ?? 0;
+    return this.logs.lastSeq(jobId);
   }
 
   async logLinesAfter(jobId: string, afterSeq: number, limit: number): Promise<LogLineRecord[]> {
-    return this.db.logLine.findMany({
-      where: { jobId, seq: { gt: afterSeq } },
-      orderBy: { seq: 'asc' },
-      take: limit,
-      select: { seq: true, stream: true, text: true, time: true },
-    });
+    return this.logs.linesAfter(jobId, afterSeq, limit);
   }
 
+  /** Lines are dense from 1: the count is the last sequence number. */
   async countLogLines(jobId: string): Promise<number> {
-    return this.db.logLine.count({ where: { jobId } });
+    return this.logs.lastSeq(jobId);
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {

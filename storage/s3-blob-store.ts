@@ -158,10 +158,21 @@ export class S3BlobStore implements BlobStore {
     return body as Readable | undefined;
   }
 
-  private async open(key: string) {
+  async getRange(key: string, start: number, end: number): Promise<Buffer | undefined> {
+    if (end <= start) return Buffer.alloc(0);
+    const body = await this.open(key, `bytes=${start}-${end - 1}`);
+    if (!body) return undefined;
+    try {
+      return Buffer.from(await body.transformToByteArray());
+    } catch (err) {
+      throw this.translate(err, 'download', key);
+    }
+  }
+
+  private async open(key: string, Range?: string) {
     const Key = this.objectKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }));
       if (!res.Body) throw new BlobStoreError(`S3 returned no body for "${key}" in ${this.describe()}`);
       return res.Body;
     } catch (err) {

@@ -14,6 +14,7 @@ import type { Config } from '../platform/config';
 import { ConfigError } from '../platform/errors';
 import { SecretStore } from '../storage/secret-store';
 import type { JobStore } from '../storage/job-store';
+import { ensureGcSchedule, ensureNamespaceRetention } from './gc-schedule';
 import type { Logger } from '../platform/logger';
 import { ensureSearchAttributes } from '../ingress/search-attributes';
 import { temporalWorkerTracing } from '../platform/telemetry';
@@ -197,6 +198,13 @@ export async function startOrchestratorWorker(
     await temporal.close();
     await connection.close();
     throw err;
+  }
+  try {
+    await ensureNamespaceRetention(temporal.client, cfg, deps.log);
+    await ensureGcSchedule(temporal.client, cfg, deps.log);
+  } catch (err) {
+    // Retention is housekeeping: a server that refuses it (Temporal Cloud's namespace API) must not stop jobs.
+    deps.log.warn({ err }, 'could not set up retention in Temporal');
   }
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
   const stopSweeper = startSweeper(cfg, deps, [...new Set(providers.values())]);

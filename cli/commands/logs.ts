@@ -1,10 +1,10 @@
 import { Command, Option } from 'clipanion';
 import { readLog } from '../../storage/log-follow';
-import { ConnectedCommand } from '../settings-options';
+import { BlobCommand } from '../settings-options';
 import { withStore } from '../context';
 import { formatLogLine } from '../output';
 
-export class LogsCommand extends ConnectedCommand {
+export class LogsCommand extends BlobCommand {
   static override paths = [['logs']];
   static override usage = Command.Usage({
     description: "Print a job's log",

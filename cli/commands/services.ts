@@ -1,6 +1,5 @@
 import { Command } from 'clipanion';
 import { effectiveDatabaseUrl, type Config } from '../../platform/config';
-import { createBlobStore } from '../../storage/create-blob-store';
 import type { Logger } from '../../platform/logger';
 import type { BlobStore } from '../../storage/blob-store';
 import { migrate } from '../../storage/migrate';
@@ -27,10 +26,15 @@ async function openStorage(
   opts: { migrate: boolean; log?: Logger },
 ): Promise<{ blobs: BlobStore; store: Store }> {
   if (opts.migrate) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
-  const blobs = createBlobStore(cfg);
-  await blobs.check();
-  opts.log?.info({ blobs: blobs.describe() }, 'blob store');
-  return { blobs, store: await openStore(cfg) };
+  const store = await openStore(cfg);
+  try {
+    await store.blobs.check();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  opts.log?.info({ blobs: store.blobs.describe() }, 'blob store');
+  return { blobs: store.blobs, store };
 }
 
 export class UpCommand extends ServiceCommand {
@@ -71,7 +75,7 @@ export class WorkerCommand extends ServiceCommand {
     const svc = new ServiceProcess('solstice-worker', { cfg });
     const { blobs, store } = await openStorage(cfg, { migrate: cfg.migrateOnBoot, log: svc.log });
     const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log: svc.log });
-    return svc.serve([() => worker.shutdown(), () => blobs.close(), () => store.close()], worker.done);
+    return svc.serve([() => worker.shutdown(), () => store.close()], worker.done);
   }
 }
 
@@ -97,12 +101,7 @@ export class LogServiceCommand extends ServiceCommand {
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
-    return svc.serve([
-      () => server.close(),
-      () => blobs.close(),
-      () => temporal.close(),
-      () => store.close(),
-    ]);
+    return svc.serve([() => server.close(), () => temporal.close(), () => store.close()]);
   }
 }
 
@@ -121,7 +120,7 @@ export class JobPageCommand extends ServiceCommand {
     const { blobs, store } = await openStorage(cfg, { migrate: false });
     const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log });
     this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return svc.serve([() => server.close(), () => blobs.close(), () => store.close()]);
+    return svc.serve([() => server.close(), () => store.close()]);
   }
 }
 

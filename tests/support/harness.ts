@@ -98,9 +98,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
   log.level = 'warn';
   let cfg = loadConfig(base, {});
   const db = createDb(cfg);
-  const jobs = new JobStore(db);
-  const temporal = await connectClient(cfg);
   const blobs = new FsBlobStore(cfg.blobFsRoot);
+  const jobs = new JobStore(db, blobs);
+  const temporal = await connectClient(cfg);
   const logService = await startLogService(cfg.grpcAddr, {
     jobs,
     temporal: temporal.client,

@@ -50,6 +50,7 @@ type WorkflowActivities = Pick<
   | 'loadPipelinePlan'
   | 'recordPipelineJobs'
   | 'updatePipelineJob'
+  | 'collectGarbage'
   | 'finalizePipeline'
   | 'supersededPipelines'
 >;
@@ -200,6 +201,10 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     },
     async finalizePipeline(_pipelineId, state) {
       log(`finalizePipeline ${state}`);
+    },
+    async collectGarbage() {
+      log('collectGarbage');
+      return { logs: 1, artifacts: 0, pipelines: 0, jobs: 0, blobs: 2 };
     },
     async supersededPipelines(pipelineId) {
       log('supersededPipelines');
@@ -463,4 +468,16 @@ export const scenarios = {
       },
     );
   },
+
+  /** One scheduled retention sweep: its single activity with the policy the schedule carries. */
+  'retention-sweep': (env: WorldEnv) =>
+    inWorld(env, {}, async (_world, queue) => {
+      const handle = await env.client.workflow.start('RetentionWorkflow', {
+        taskQueue: queue,
+        workflowId: `solstice-gc/${randomUUID()}`,
+        args: [{ logs: { maxAgeMs: 30 * 86_400_000 } }],
+      });
+      const histories: Recorded = { '': handle.workflowId };
+      return { histories, workflowId: handle.workflowId, end: await ended(handle) };
+    }),
 };

@@ -74,6 +74,12 @@ export interface JobPageView {
   live: boolean;
 }
 
+/** `log expired on 2026-12-01 12:00 UTC`: what retention left of a log or the artifacts. */
+function expiredNote(id: string, what: string, at: Date): string {
+  const when = `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return `<p class="expired" id="${id}">${what} expired on <time datetime="${at.toISOString()}">${when}</time></p>`;
+}
+
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
 header{padding:12px 20px;background:#fff;border-bottom:1px solid #ddd}
@@ -185,7 +191,9 @@ export function renderJobPage(v: JobPageView): string {
     parts.push('</tbody></table>');
   }
 
-  if (v.artifacts.length > 0) {
+  if (job.artifactsExpiredAt) {
+    parts.push('<h2>Artifacts</h2>', expiredNote('artifacts-expired', 'artifacts', job.artifactsExpiredAt));
+  } else if (v.artifacts.length > 0) {
     parts.push('<h2>Artifacts</h2><table id="artifacts"><tr><th>file</th><th>size</th><th>sha256</th></tr>');
     for (const a of v.artifacts) {
       const href = `${base}/artifacts/${a.path.split('/').map(encodeURIComponent).join('/')}`;
@@ -196,6 +204,10 @@ export function renderJobPage(v: JobPageView): string {
     parts.push('</table>');
   }
 
+  if (job.logExpiredAt) {
+    parts.push('<h2>Log</h2>', expiredNote('log-expired', 'log', job.logExpiredAt), '</main></body></html>');
+    return parts.join('');
+  }
   const first = v.lines[0]?.seq ?? v.lastSeq + 1;
   const shownLast = v.lines[v.lines.length - 1]?.seq ?? v.lastSeq;
   parts.push(

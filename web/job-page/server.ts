@@ -2,17 +2,18 @@
  * The job page: what a forge's status links to (SOLSTICE_PUBLIC_URL/jobs/<job id>).
  *   GET /jobs/:id                 status, steps, artifacts and a window of the log (HTML)
  *   GET /jobs/:id/events?after=N  new log lines and step changes as server-sent events until the job ends
- *   GET /jobs/:id/log.txt         the whole log as text, streamed page by page from the database
+ *   GET /jobs/:id/log.txt         the whole log as text, streamed from the chunks or the blob store
  *   GET /jobs/:id/artifacts/<p>   one artifact, streamed from the blob store
  * Everything streams or is bounded: no request holds a whole log or artifact in memory.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
 import type { BlobStore } from '../../storage/blob-store';
 import { InputError, NotFoundError } from '../../platform/errors';
 import type { JobRecord, JobStore } from '../../storage/job-store';
 import { readLogPages } from '../../storage/log-follow';
+import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
 import { FINAL_STATES } from '../../model/domain';
@@ -33,8 +34,6 @@ export interface RunningJobPage {
   url: string;
   close(): Promise<void>;
 }
-
-const RAW_PAGE = 5000;
 
 export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
   const { jobs, blobs } = opts;
@@ -57,7 +56,8 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
 
   app.get<{ Params: { id: string }; Querystring: { before?: string } }>('/jobs/:id', async (req, reply) => {
     const job = await jobOf(req.params.id);
-    const lastSeq = await jobs.lastLogSeq(job.id);
+    // An expired log has no lines: lastSeq is 0 and the page says when it expired.
+    const lastSeq = job.logExpiredAt ? 0 : await jobs.lastLogSeq(job.id);
     const before = req.query.before !== undefined ? Number(req.query.before) : undefined;
     if (before !== undefined && (!Number.isInteger(before) || before < 1))
       throw new InputError(`?before= must be a line number, got "${req.query.before}"`);
@@ -67,7 +67,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     const [steps, arts, lines] = await Promise.all([
       jobs.listSteps(job.id),
       artifacts.list(job.id),
-      jobs.logLinesAfter(job.id, from, end - 1 - from),
+      job.logExpiredAt ? [] : jobs.logLinesAfter(job.id, from, end - 1 - from),
     ]);
     const live = before === undefined && !FINAL_STATES.includes(job.state);
     return reply
@@ -78,19 +78,14 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
 
   app.get<{ Params: { id: string } }>('/jobs/:id/log.txt', async (req, reply) => {
     const job = await jobOf(req.params.id);
-    async function* text() {
-      let after = 0;
-      for (;;) {
-        const page = await jobs.logLinesAfter(job.id, after, RAW_PAGE);
-        if (page.length === 0) return;
-        yield page.map((l) => `${l.text}\n`).join('');
-        after = page[page.length - 1].seq;
-      }
+    let body: Readable;
+    try {
+      body = await jobs.logs.textStream(job.id);
+    } catch (err) {
+      if (!(err instanceof LogExpiredError)) throw err;
+      return reply.code(410).type('text/plain; charset=utf-8').send(`${err.message}\n`);
     }
-    return reply
-      .type('text/plain; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .send(Readable.from(text()));
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
   });
 
   app.get<{ Params: { id: string }; Querystring: { after?: string } }>(

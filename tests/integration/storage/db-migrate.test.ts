@@ -104,7 +104,7 @@ describe('migrate', () => {
       'job_steps',
       'jobs',
       'leases',
-      'log_lines',
+      'log_chunks',
       'pipeline_jobs',
       'pipelines',
       'vms',
@@ -326,13 +326,24 @@ describe('migrate', () => {
           workflowId: `pipeline/test/${id}`,
           repoUrl: 'https://example.invalid/repo.git',
           commitSha: 'a'.repeat(40),
-          logLines: { create: [{ seq: 0, stream: 'stdout', text: 'hello', time: new Date() }] },
+          logChunks: {
+            create: [
+              {
+                firstSeq: 1,
+                lastSeq: 1,
+                data: Buffer.from('hello\n'),
+                offsets: [0],
+                streams: 'o',
+                times: [1n],
+              },
+            ],
+          },
           vms: {
             create: [{ id: `vm-${id}`, provider: 'local', host: 'test', attempt: 0, handle: { pid: 1 } }],
           },
         },
       });
-      const job = await db2.job.findUniqueOrThrow({ where: { id }, include: { logLines: true, vms: true } });
+      const job = await db2.job.findUniqueOrThrow({ where: { id }, include: { logChunks: true, vms: true } });
       expect(job).toMatchObject({
         state: 'queued',
         source: 'manual',
@@ -341,7 +352,7 @@ describe('migrate', () => {
         exitCode: null,
       });
       expect(job.createdAt).toBeInstanceOf(Date);
-      expect(job.logLines.map((l) => l.text)).toEqual(['hello']);
+      expect(job.logChunks.map((c) => Buffer.from(c.data).toString())).toEqual(['hello\n']);
       expect(job.vms[0].handle).toEqual({ pid: 1 });
       await db2.job.update({
         where: { id },
@@ -350,9 +361,9 @@ describe('migrate', () => {
       expect((await db2.job.findUniqueOrThrow({ where: { workflowId: `pipeline/test/${id}` } })).state).toBe(
         'success',
       );
-      // ON DELETE CASCADE takes the log lines and machines with the job.
+      // ON DELETE CASCADE takes the log chunks and machines with the job.
       await db2.job.delete({ where: { id } });
-      expect(await db2.logLine.count({ where: { jobId: id } })).toBe(0);
+      expect(await db2.logChunk.count({ where: { jobId: id } })).toBe(0);
       expect(await db2.vm.count({ where: { jobId: id } })).toBe(0);
     } finally {
       await db2.$disconnect();

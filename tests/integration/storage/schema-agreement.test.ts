@@ -461,15 +461,15 @@ describe('schema.prisma and prisma/migrations', () => {
       default: 'CURRENT_TIMESTAMP',
     });
     expect(actual.tables.jobs.columns.state.default).toBe("'queued'::job_state");
-    expect(actual.tables.log_lines.primaryKey).toEqual({
-      name: 'log_lines_pkey',
-      columns: ['job_id', 'seq'],
+    expect(actual.tables.log_chunks.primaryKey).toEqual({
+      name: 'log_chunks_pkey',
+      columns: ['job_id', 'first_seq'],
     });
     expect(actual.tables.jobs.indexes.jobs_workflow_id_key).toEqual({
       columns: ['workflow_id'],
       unique: true,
     });
-    expect(actual.tables.log_lines.foreignKeys.log_lines_job_id_fkey).toEqual({
+    expect(actual.tables.log_chunks.foreignKeys.log_chunks_job_id_fkey).toEqual({
       columns: ['job_id'],
       references: 'jobs',
       referencedColumns: ['id'],
@@ -495,14 +495,14 @@ describe('schema.prisma and prisma/migrations', () => {
       const changed = [
         (s: string) => s.replace('@@index([createdAt])', '@@index([createdAt])\n  @@index([state])'),
         (s: string) => s.replace('@default("manual")', '@default("webhook")'),
-        (s: string) => s.replace(/(\n\s*stream\s+)String/, '$1String @db.VarChar(16)'),
+        (s: string) => s.replace(/(\n\s*streams\s+)String/, '$1String @db.VarChar(16)'),
         (s: string) => s.replace(/(\n\s*host\s+)String/, '$1String?'),
         (s: string) => s.replace(/(model Vm \{[\s\S]*?onDelete: )Cascade/, '$1Restrict'),
       ].reduce((s, f) => f(s), schemaText);
       expect(diffSchemas(expectedFromPrisma(changed), actual)).toEqual([
         `table jobs column source: schema.prisma says {"type":"text","nullable":false,"default":"'webhook'::text"}, the migrations made {"type":"text","nullable":false,"default":"'manual'::text"}`,
         'table jobs index jobs_state_idx: in schema.prisma, missing from the migrations',
-        'table log_lines column stream: schema.prisma says {"type":"character varying(16)","nullable":false,"default":null}, the migrations made {"type":"text","nullable":false,"default":null}',
+        'table log_chunks column streams: schema.prisma says {"type":"character varying(16)","nullable":false,"default":null}, the migrations made {"type":"text","nullable":false,"default":null}',
         'table vms column host: schema.prisma says {"type":"text","nullable":true,"default":null}, the migrations made {"type":"text","nullable":false,"default":null}',
         'table vms foreign key vms_job_id_fkey: schema.prisma says {"columns":["job_id"],"references":"jobs","referencedColumns":["id"],"onDelete":"Restrict","onUpdate":"Cascade"}, the migrations made {"columns":["job_id"],"references":"jobs","referencedColumns":["id"],"onDelete":"Cascade","onUpdate":"Cascade"}',
       ]);

@@ -41,6 +41,8 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+const lineText = (n: number) => `line ${n} ${'x'.repeat(190)}`;
+
 /** A job that exists in the database only, with `lines` log lines of about 200 bytes. */
 async function jobWithLog(lines: number, state: 'success' | 'running'): Promise<string> {
   const jobId = randomUUID();
@@ -57,23 +59,38 @@ async function jobWithLog(lines: number, state: 'success' | 'running'): Promise<
     },
     `test-page/${jobId}`,
   );
-  await h.db.$executeRaw`
-    INSERT INTO log_lines (job_id, seq, stream, text, time)
-    SELECT ${jobId}::uuid, g, 'stdout', 'line ' || g || ' ' || repeat('x', 190), now()
-    FROM generate_series(1, ${lines}::int) AS g`;
-  if (state === 'success') await h.jobs.finalize(jobId, { state: 'success', exitCode: 0 });
-  else await h.jobs.markRunning(jobId);
+  for (let from = 1; from <= lines; from += 5000) {
+    const batch = [];
+    for (let seq = from; seq < from + 5000 && seq <= lines; seq++)
+      batch.push({ seq, stream: 'stdout', text: lineText(seq), time: new Date() });
+    await h.jobs.appendLogLines(jobId, batch);
+  }
+  if (state === 'success') {
+    await h.jobs.finalize(jobId, { state: 'success', exitCode: 0 });
+    // As finalizeJob does: the log moves to the blob store and its chunks leave PostgreSQL.
+    await h.jobs.logs.archive(jobId);
+  } else await h.jobs.markRunning(jobId);
   return jobId;
 }
 
-const lineText = (n: number) => `line ${n} ${'x'.repeat(190)}`;
-
-describe('a 20 MB log', () => {
+describe('a 20 MB log, finished: served from the blob store', () => {
   const LINES = 100_000;
   let jobId: string;
 
   beforeAll(async () => {
     jobId = await jobWithLog(LINES, 'success');
+    expect(await h.db.logChunk.count({ where: { jobId } })).toBe(0);
+  });
+
+  test('?before= works at any line, the first and the last included', async () => {
+    for (const before of [2, 1001, 33_333, 99_999, 100_001]) {
+      const html = await (await fetch(`${page.url}/jobs/${jobId}?before=${before}`)).text();
+      expect(html).toContain(`id="L${before - 1}"`);
+      expect(html).toContain(lineText(before - 1));
+      expect(html).toContain(`id="L${Math.max(1, before - 1000)}"`);
+      expect(html).not.toContain(`id="L${before}"`);
+      if (before > 1001) expect(html).not.toContain(`id="L${before - 1001}"`);
+    }
   });
 
   test('the page shows the tail with a way to earlier lines, in bounded HTML', async () => {
@@ -112,8 +129,28 @@ describe('a 20 MB log', () => {
   });
 });
 
+test('an expired log and expired artifacts say so on the page, and log.txt is 410, never a 500', async () => {
+  const jobId = await jobWithLog(10, 'success');
+  await h.jobs.logs.expire(jobId);
+  await h.db.job.update({ where: { id: jobId }, data: { artifactsExpiredAt: new Date() } });
+  const res = await fetch(`${page.url}/jobs/${jobId}`);
+  expect(res.status).toBe(200);
+  const html = await res.text();
+  expect(html).toMatch(
+    /id="log-expired">log expired on <time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC<\/time>/,
+  );
+  expect(html).toContain('id="artifacts-expired">artifacts expired on');
+  expect(html).not.toContain('id="L1"');
+  const raw = await fetch(`${page.url}/jobs/${jobId}/log.txt`);
+  expect(raw.status).toBe(410);
+  expect(await raw.text()).toMatch(/expired on/);
+  const events = await fetch(`${page.url}/jobs/${jobId}/events`);
+  expect(events.status).toBe(200);
+  await events.text();
+});
+
 test('log text and names are escaped, never markup', async () => {
-  const jobId = await jobWithLog(0, 'success');
+  const jobId = await jobWithLog(0, 'running');
   await h.jobs.appendLogLines(jobId, [
     { seq: 1, stream: 'stdout', text: '<script>alert(1)</script> & "quotes"', time: new Date() },
     { seq: 2, stream: 'system', text: 'step 1/1 "<b>x</b>" started', time: new Date() },

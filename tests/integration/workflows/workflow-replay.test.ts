@@ -24,7 +24,11 @@ const DIR = path.resolve(__dirname, '../../fixtures/histories');
 const RECORD = process.env.SOLSTICE_RECORD_HISTORIES === '1';
 
 /** Every workflow type the worker registers must have histories here (a new one fails the compile). */
-const TYPES: Record<WorkflowType, true> = { JobWorkflow: true, PipelineWorkflow: true };
+const TYPES: Record<WorkflowType, true> = {
+  JobWorkflow: true,
+  PipelineWorkflow: true,
+  RetentionWorkflow: true,
+};
 
 function historyFiles(): string[] {
   return fs
