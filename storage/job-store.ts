@@ -151,10 +151,11 @@ export class JobStore {
       data: { outcome: 'interrupted' },
     });
     // A repeat (activity retry) must not say it twice.
-    const last = await this.db.logLine.findFirst({ where: { jobId }, orderBy: { seq: 'desc' } });
+    const lastSeq = await this.logs.lastSeq(jobId);
+    const [last] = lastSeq > 0 ? await this.logs.linesAfter(jobId, lastSeq - 1, 1) : [];
     if (last?.text === message) return;
     await this.appendLogLines(jobId, [
-      { seq: (last?.seq ?? 0) + 1, stream: 'system', text: message, time: new Date() },
+      { seq: lastSeq + 1, stream: 'system', text: message, time: new Date() },
     ]);
   }
 

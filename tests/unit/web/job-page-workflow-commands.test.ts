@@ -17,6 +17,8 @@ const job: JobRecord = {
   createdAt: new Date(0),
   startedAt: null,
   finishedAt: null,
+  logExpiredAt: null,
+  artifactsExpiredAt: null,
 };
 
 function page(texts: [string, string][]): string {
