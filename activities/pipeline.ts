@@ -2,7 +2,7 @@
 import { PipelineStore } from '../storage/pipeline-store';
 import type { JobStore } from '../storage/job-store';
 import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../model/domain';
-import { loadPipelinePlan, type PlanRequest } from './pipeline-plan';
+import { loadPipelinePlan, type PlanRequest } from './commit-plan';
 
 export function createPipelineActivities(deps: { jobs: JobStore; pipelines?: PipelineStore }) {
   const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);

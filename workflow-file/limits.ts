@@ -40,9 +40,14 @@ export function checkTextLimits(text: string, out: Diagnostics): boolean {
   if (bytes > L.bytes) {
     // Where the limit is crossed, roughly (characters, not bytes): the author can see how much to cut.
     const at = positionOfOffset(text, Math.min(text.length, L.bytes));
-    out.error('too-large', `the file is ${bytes} bytes, more than the ${L.bytes} allowed`, { start: at, end: at }, {
-      hint: 'split long scripts into files in the repository and run them from a step',
-    });
+    out.error(
+      'too-large',
+      `the file is ${bytes} bytes, more than the ${L.bytes} allowed`,
+      { start: at, end: at },
+      {
+        hint: 'split long scripts into files in the repository and run them from a step',
+      },
+    );
     return false;
   }
   let lines = 1;
@@ -58,9 +63,14 @@ export function checkTextLimits(text: string, out: Diagnostics): boolean {
   while (word.exec(text)) {
     if (++words > L.words) {
       const at = positionOfOffset(text, word.lastIndex - 1);
-      out.error('too-many-words', `the file has more than ${L.words} words`, { start: at, end: at }, {
-        hint: 'move long scripts into files in the repository and run them from a step',
-      });
+      out.error(
+        'too-many-words',
+        `the file has more than ${L.words} words`,
+        { start: at, end: at },
+        {
+          hint: 'move long scripts into files in the repository and run them from a step',
+        },
+      );
       return false;
     }
   }
@@ -87,8 +97,7 @@ export function checkDocumentLimits(doc: Document, out: Diagnostics): boolean {
         return over(n, 'too-many-steps', `the file has more than ${L.stepsPerFile} steps`);
       const children = n.children?.nodes ?? [];
       if (children.length > 0) {
-        if (depth + 1 >= L.depth)
-          return over(n, 'too-deep', `blocks are nested more than ${L.depth} deep`);
+        if (depth + 1 >= L.depth) return over(n, 'too-deep', `blocks are nested more than ${L.depth} deep`);
         if (!visit(children, depth + 1)) return false;
       }
     }

@@ -1,11 +1,8 @@
 /** What a pipeline runs, from a workflow file and a trigger; and the ids a JobRequest gets as a pipeline. */
 import { rmSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  CommitUnreadableError,
-  loadPipelinePlan,
-  planFromWorkflowFile,
-} from '../../../activities/pipeline-plan';
+import { CommitUnreadableError, loadPipelinePlan, planInProcess } from '../../../activities/commit-plan';
+import { planFromWorkflowFile } from '../../../activities/pipeline-plan';
 import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../../model/job-definition-paths';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
 import { newJobRequest } from '../../../model/job-request';
@@ -106,7 +103,10 @@ describe("loadPipelinePlan: only a missing file is the user's error", () => {
   };
   afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
   const plan = (r: { dir: string; sha: string }) =>
-    loadPipelinePlan({ repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local' });
+    loadPipelinePlan(
+      { repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local', gitProtocols: ['file'] },
+      { plan: planInProcess },
+    );
 
   test('a commit with a workflow file or job.sh is planned from it', async () => {
     const kdl = repo({
@@ -185,9 +185,22 @@ describe('pipeline helpers', () => {
       event: 'manual',
       repoUrl: '/r',
       commitSha: 'b'.repeat(40),
+      gitProtocols: ['https', 'ssh', 'file'],
       timeoutMs: 60_000,
       bootTimeoutMs: 5_000,
       maxMachineAttempts: 2,
     });
+  });
+
+  test("git may fetch a local path for an operator's enqueue, never for a forge's delivery", () => {
+    const cfg = { taskQueue: 'q', jobTimeoutMs: 60_000, bootTimeoutMs: 5_000 };
+    const forge = pipelineInput(cfg, { source: 'forgejo', repoUrl: '/r', commitSha: 'b'.repeat(40) }, 'id');
+    expect(forge.gitProtocols).toEqual(['https', 'ssh']);
+    const local = pipelineInput(
+      { ...cfg, webhookLocalRepos: true },
+      { source: 'github', repoUrl: '/r', commitSha: 'b'.repeat(40) },
+      'id',
+    );
+    expect(local.gitProtocols).toContain('file');
   });
 });
