@@ -6,12 +6,22 @@
  *
  * This file is also the thread's entry point (it runs itself, from dist/).
  */
+import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ApplicationFailure } from '@temporalio/common';
 import type { PipelinePlan } from '../model/domain';
 import { planDefinitions, type PlanTrigger } from './plan-definitions';
 
 export const PLAN_THREAD_LIMITS = { heapMb: 256, timeoutMs: 20_000 } as const;
+
+/**
+ * The compiled copy of this file. A worker thread runs JavaScript only: under ts-jest (an
+ * orchestrator worker started inside a test) this module is the .ts source, and the thread
+ * runs the build of it that the integration tests always have.
+ */
+const ENTRY = __filename.endsWith('.ts')
+  ? path.resolve(__dirname, '../dist/activities/plan-thread.js')
+  : __filename;
 
 interface Job {
   files: Record<string, string>;
@@ -52,7 +62,7 @@ export function planOffThread(
       'InvalidWorkflowFile',
     );
   return new Promise((resolve, reject) => {
-    const worker = new Worker(__filename, {
+    const worker = new Worker(ENTRY, {
       workerData: { solsticePlanThread: true },
       resourceLimits: { maxOldGenerationSizeMb: limits.heapMb, maxYoungGenerationSizeMb: 32 },
     });
