@@ -35,7 +35,7 @@ describe('workflow file limits', () => {
 
   test.each([
     ['bytes', 'x'.repeat(WORKFLOW_FILE_LIMITS.bytes + 1), 'too-large'],
-    ['words', 'a 1 2 3 4 5 6 7 8 9\n'.repeat(4_001), 'too-many-words'],
+    ['words', 'a 1 2 3 4 5 6 7 8 9\n'.repeat(2_001), 'too-many-words'],
     [
       'jobs',
       Array.from(
