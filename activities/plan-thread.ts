@@ -32,7 +32,7 @@ type Reply =
   | { ok: false; message: string; type?: string; nonRetryable: boolean };
 
 if (!isMainThread && (workerData as { solsticePlanThread?: boolean } | null)?.solsticePlanThread) {
-  parentPort?.once('message', (job: Job) => {
+  parentPort?.on('message', (job: Job) => {
     let reply: Reply;
     try {
       reply = { ok: true, plan: planDefinitions(job.files, job.trigger) };
@@ -49,6 +49,53 @@ if (!isMainThread && (workerData as { solsticePlanThread?: boolean } | null)?.so
   });
 }
 
+/**
+ * One idle thread is kept, its modules loaded: starting a thread and loading the parser is
+ * most of the time a small file takes. A thread that timed out, ran out of memory or was
+ * cancelled is terminated, never reused.
+ */
+let idle: { worker: Worker; heapMb: number } | undefined;
+
+function newThread(heapMb: number): Worker {
+  return new Worker(ENTRY, {
+    workerData: { solsticePlanThread: true },
+    resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 32 },
+  });
+}
+
+function takeThread(heapMb: number): Worker {
+  const t = idle;
+  idle = undefined;
+  if (t && t.heapMb === heapMb) {
+    t.worker.removeAllListeners();
+    t.worker.ref();
+    return t.worker;
+  }
+  if (t) void t.worker.terminate();
+  return newThread(heapMb);
+}
+
+function giveBack(worker: Worker, heapMb: number): void {
+  if (idle) {
+    void worker.terminate();
+    return;
+  }
+  // An idle thread must not keep a process alive that is otherwise done.
+  worker.unref();
+  const entry = { worker, heapMb };
+  idle = entry;
+  const forget = () => {
+    if (idle === entry) idle = undefined;
+  };
+  worker.once('exit', forget);
+  worker.once('error', forget);
+}
+
+/** Starts the idle thread ahead of the first plan (a worker calls this when it starts). */
+export function warmPlanThread(heapMb: number = PLAN_THREAD_LIMITS.heapMb): void {
+  if (!idle) giveBack(newThread(heapMb), heapMb);
+}
+
 export function planOffThread(
   files: Record<string, string>,
   trigger: PlanTrigger,
@@ -62,34 +109,37 @@ export function planOffThread(
       'InvalidWorkflowFile',
     );
   return new Promise((resolve, reject) => {
-    const worker = new Worker(ENTRY, {
-      workerData: { solsticePlanThread: true },
-      resourceLimits: { maxOldGenerationSizeMb: limits.heapMb, maxYoungGenerationSizeMb: 32 },
-    });
+    const worker = takeThread(limits.heapMb);
     let settled = false;
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
+      worker.removeAllListeners();
       fn();
     };
+    const kill = (fn: () => void) =>
+      settle(() => {
+        void worker.terminate();
+        fn();
+      });
     const timer = setTimeout(
-      () => settle(() => reject(tooBig(`took longer than ${limits.timeoutMs / 1000} s and was stopped`))),
+      () => kill(() => reject(tooBig(`took longer than ${limits.timeoutMs / 1000} s and was stopped`))),
       limits.timeoutMs,
     );
-    const onAbort = () => settle(() => reject(new Error('planning cancelled')));
+    const onAbort = () => kill(() => reject(new Error('planning cancelled')));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     worker.once('message', (r: Reply) =>
       settle(() => {
+        giveBack(worker, limits.heapMb);
         if (r.ok) resolve(r.plan);
         else if (r.nonRetryable) reject(ApplicationFailure.nonRetryable(r.message, r.type));
         else reject(new Error(r.message));
       }),
     );
     worker.once('error', (err: Error & { code?: string }) =>
-      settle(() =>
+      kill(() =>
         reject(
           err.code === 'ERR_WORKER_OUT_OF_MEMORY'
             ? tooBig(`needed more than ${limits.heapMb} MB of memory and was stopped`)
@@ -97,7 +147,7 @@ export function planOffThread(
         ),
       ),
     );
-    worker.once('exit', (code) => settle(() => reject(new Error(`the planning thread exited with ${code}`))));
+    worker.once('exit', (code) => kill(() => reject(new Error(`the planning thread exited with ${code}`))));
     worker.postMessage({ files, trigger } satisfies Job);
   });
 }
