@@ -10,9 +10,9 @@ import { nodeSpan, type Diagnostics, type Position } from './diagnostics';
 export const WORKFLOW_FILE_LIMITS = {
   /** Bytes of UTF-8, as GitHub allows for a workflow file. */
   bytes: 500 * 1024,
-  lines: 5_000,
+  lines: 2_500,
   /** Runs of non-space characters: a cheap upper bound of the parser's tokens. */
-  words: 20_000,
+  words: 10_000,
   /** KDL nodes in the whole file. */
   nodes: 20_000,
   jobs: 256,
