@@ -451,6 +451,9 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           throw new StatusError(grpc.status.INVALID_ARGUMENT, `step indexes are 1 to ${MAX_STEPS}`);
         finished.set(job.id, req.lastSeq);
         await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+        // An enum value this service does not know arrives as a number: the runner's mistake.
+        if (typeof req.reason !== 'string')
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, `unknown finish reason ${String(req.reason)}`);
         const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
         await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
           attempt: job.attempt,
