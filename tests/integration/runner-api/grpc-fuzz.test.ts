@@ -152,7 +152,9 @@ test('1,000 mutated runner messages: every answer is a proper status without int
   };
   const started = Date.now();
   await Promise.all(Array.from({ length: 16 }, worker));
-  process.stdout.write(`grpc fuzz: 1000 cases in ${Date.now() - started} ms: ${JSON.stringify([...codes])}\n`);
+  process.stdout.write(
+    `grpc fuzz: 1000 cases in ${Date.now() - started} ms: ${JSON.stringify([...codes])}\n`,
+  );
   expect([...codes.values()].reduce((a, b) => a + b, 0)).toBe(1000);
   // Still serving: a valid step report of a fresh job.
   const fresh = await h.jobWithToken('fuzz-after');
