@@ -2,7 +2,8 @@
 import { PipelineStore } from '../storage/pipeline-store';
 import type { JobStore } from '../storage/job-store';
 import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../model/domain';
-import { loadPipelinePlan, type PlanRequest } from './pipeline-plan';
+import { loadPipelinePlan, type PlanRequest } from './commit-plan';
+import { warmPlanThread } from './plan-thread';
 
 export function createPipelineActivities(deps: {
   jobs: JobStore;
@@ -10,6 +11,8 @@ export function createPipelineActivities(deps: {
   actionsRunsOn?: Record<string, string[]>;
 }) {
   const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);
+  // The first plan should not pay for starting the parsing thread.
+  warmPlanThread();
   return {
     async recordPipeline(input: PipelineInput, workflowId: string): Promise<void> {
       await pipelines.recordPipeline(input, workflowId);

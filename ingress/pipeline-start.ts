@@ -30,7 +30,16 @@ export interface PipelineRequest {
 }
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
-  Partial<Pick<Config, 'publicUrl'>>;
+  Partial<Pick<Config, 'publicUrl' | 'webhookLocalRepos'>>;
+
+/**
+ * What git may use to fetch the repository. A forge's repository is fetched over the
+ * network; a local path only when an operator enqueued it, or configured webhooks to allow
+ * local repositories (tests, experiments). `fd`, `ext` and the rest never.
+ */
+export function gitProtocolsFor(cfg: StartConfig, source: JobSource): string[] {
+  return source === 'manual' || cfg.webhookLocalRepos === true ? ['https', 'ssh', 'file'] : ['https', 'ssh'];
+}
 
 /** `pipeline/<repo>/<sha>/<pipeline id>`: readable in the Temporal Web UI, unique per event. */
 export function pipelineWorkflowId(
@@ -49,6 +58,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     commitSha: req.commitSha,
     ...(req.ref ? { ref: req.ref } : {}),
     ...(req.label ? { label: req.label } : {}),
+    gitProtocols: gitProtocolsFor(cfg, req.source),
     timeoutMs: req.timeoutMs ?? cfg.jobTimeoutMs,
     bootTimeoutMs: cfg.bootTimeoutMs,
     maxMachineAttempts: 2,

@@ -20,6 +20,7 @@ import { ATTR, repoAttribute } from '../model/span-attributes';
 import { tracer } from '../platform/telemetry';
 import { pipelineIdsForRequest } from './pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1 } from '../model/job-request';
+import { webhookRepoProblem, type RepoHosts } from './webhook-repo';
 import type { Logger } from '../platform/logger';
 import { listenHttp } from '../platform/net';
 import type { Config } from '../platform/config';
@@ -35,13 +36,29 @@ export interface WebhookOptions {
   log: Logger;
   /** Tells /healthz whether the broker is connected. */
   brokerUp?: () => boolean;
+  /** Which repositories a forge's deliveries may name (webhook-repo.ts). */
+  repoHosts?: RepoHosts;
+}
+
+/** What an endpoint accepts, for the banner of `solstice webhook`: the rule handle() applies. */
+export function endpointPolicy(opts: Pick<WebhookOptions, 'secrets' | 'insecure'>, forge: Forge): string {
+  if (opts.secrets[forge]) return 'signed deliveries only';
+  if (opts.insecure) return 'UNSIGNED deliveries accepted (insecure)';
+  return 'refuses every delivery: no secret is configured';
 }
 
 /** The options `solstice webhook` and `solstice up` start the server with, from the settings. */
 export function configuredWebhookOptions(
   cfg: Pick<
     Config,
-    'webhookAddr' | 'webhookBodyLimit' | 'forgejoWebhookSecret' | 'githubWebhookSecret' | 'webhookInsecure'
+    | 'webhookAddr'
+    | 'webhookBodyLimit'
+    | 'forgejoWebhookSecret'
+    | 'githubWebhookSecret'
+    | 'webhookInsecure'
+    | 'webhookLocalRepos'
+    | 'forgejoApiUrl'
+    | 'githubApiUrl'
   >,
   deps: Pick<WebhookOptions, 'publisher' | 'log' | 'brokerUp'>,
 ): WebhookOptions {
@@ -50,6 +67,11 @@ export function configuredWebhookOptions(
     bodyLimit: cfg.webhookBodyLimit,
     secrets: { forgejo: cfg.forgejoWebhookSecret, github: cfg.githubWebhookSecret },
     insecure: cfg.webhookInsecure,
+    repoHosts: {
+      forgejoApiUrl: cfg.forgejoApiUrl,
+      githubApiUrl: cfg.githubApiUrl,
+      localRepos: cfg.webhookLocalRepos,
+    },
     ...deps,
   };
 }
@@ -142,6 +164,10 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
       outcome = interpret(forge, meta, payload);
     } catch (err) {
       outcome = { kind: 'invalid' as const, reason: describeError(err) };
+    }
+    if (outcome.kind === 'enqueue') {
+      const problem = webhookRepoProblem(forge, outcome.request.repo_url, opts.repoHosts ?? {});
+      if (problem) outcome = { kind: 'invalid' as const, reason: problem };
     }
     switch (outcome.kind) {
       case 'invalid':

@@ -120,6 +120,12 @@ export interface PipelineInput {
   ref?: string;
   /** Label for a job.sh pipeline's one job (workflow files name their own `runs-on`). */
   label?: string;
+  /**
+   * Git transports planning and checkout may use for repoUrl (GIT_ALLOW_PROTOCOL), decided
+   * at ingress: `https` and `ssh` for a forge's repository, `file` too for an operator's
+   * `solstice enqueue`. Unset: `https` and `ssh`.
+   */
+  gitProtocols?: string[];
   /** A job's timeout when its workflow file gives none. */
   timeoutMs: number;
   bootTimeoutMs: number;

@@ -665,6 +665,13 @@ const DECLARED = {
     description: 'Secret of GitHub webhooks (HMAC-SHA256); `file:<path>` reads it from a file',
     unset: 'unset: /webhooks/github refuses every delivery',
   }),
+  webhookLocalRepos: setting({
+    env: 'SOLSTICE_WEBHOOK_LOCAL_REPOS',
+    type: bool,
+    description:
+      "Accept a webhook whose repository is a path on this host, and fetch it with git's file transport. Tests and local experiments only",
+    default: false,
+  }),
   webhookInsecure: setting({
     env: 'SOLSTICE_WEBHOOK_INSECURE',
     type: bool,

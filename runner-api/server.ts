@@ -11,6 +11,7 @@
  * Artifact uploads are handled in artifacts.ts.
  * Every call is a server span continuing the runner's trace (traceparent in the call metadata).
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
@@ -118,6 +119,22 @@ export interface RunningLogService {
   close(): Promise<void>;
 }
 
+/** A step index or total the runner may send: far above any real job, well inside int32. */
+const MAX_STEPS = 100_000;
+
+/** A Map that forgets its oldest entries past `max`. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(key: K, value: V): this {
+    super.delete(key);
+    super.set(key, value);
+    if (this.size > this.max) super.delete(this.keys().next().value as K);
+    return this;
+  }
+}
+
 class StatusError extends Error {
   constructor(
     readonly code: grpc.status,
@@ -127,7 +144,11 @@ class StatusError extends Error {
   }
 }
 
-function toStatus(err: unknown): grpc.StatusObject & { message: string } {
+/**
+ * Internals (a database error names server files and tables) go to the server log under a
+ * correlation id; the client gets the id, never the text.
+ */
+function toStatus(err: unknown, log?: Logger): grpc.StatusObject & { message: string } {
   const base = { metadata: new grpc.Metadata() };
   if (err instanceof StatusError || err instanceof ArtifactRefusedError)
     return { ...base, code: err.code, details: err.message, message: err.message };
@@ -136,7 +157,9 @@ function toStatus(err: unknown): grpc.StatusObject & { message: string } {
   if (err instanceof AuthError)
     return { ...base, code: grpc.status.UNAUTHENTICATED, details: err.message, message: err.message };
   // Database or Temporal trouble: the runner should retry, not give up.
-  const message = `log service could not complete the call: ${err instanceof Error ? err.message : String(err)}`;
+  const ref = randomUUID();
+  log?.error({ err, ref }, 'runner call failed');
+  const message = `log service could not complete the call (ref ${ref}); it is logged there`;
   return { ...base, code: grpc.status.UNAVAILABLE, details: message, message };
 }
 
@@ -227,6 +250,13 @@ function endSpan(span: Span, err?: unknown): void {
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
+  /**
+   * Jobs whose runner called FinishJob → the last line it declared. The token lives on until
+   * the workflow revokes it, seconds later; lines streamed in between are refused. Kept in
+   * this process: a log service that restarts in that window is the runner's resend case,
+   * where the lines are already stored.
+   */
+  const finished = new BoundedMap<string, number>(10_000);
 
   /** Progress for the Web UI only: a failed signal is logged, never fails the call. */
   const signalStep = async (
@@ -268,7 +298,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         },
         (err: unknown) => {
           endSpan(span, err);
-          callback(toStatus(err));
+          callback(toStatus(err, log));
         },
       );
   }
@@ -330,6 +360,14 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
             timeUnixMs: l.timeUnixMs,
           })),
         );
+        // The log ends where the runner said it ends: what comes after FinishJob would be in
+        // the database but not in the blob written from it when the job is finalized.
+        const end = finished.get(job.id);
+        if (end !== undefined && lines.some((l) => l.seq > end))
+          throw new StatusError(
+            grpc.status.FAILED_PRECONDITION,
+            `the job finished at line ${end}; no lines are stored after it`,
+          );
         const through = await ingest.accept(lines);
         const ack: LogAck = { persistedThroughSeq: through };
         call.write(ack);
@@ -361,8 +399,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         chain = chain.then(flush).catch((err: unknown) => {
           failed = true;
           endSpan(span, err);
-          const status = toStatus(err);
-          if (status.code === grpc.status.UNAVAILABLE) log.warn({ err }, 'log stream failed');
+          const status = toStatus(err, log);
           call.emit('error', status);
         });
       });
@@ -391,6 +428,12 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         const st = req.step;
         if (!st || st.index < 1)
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'ReportStep needs a step');
+        // Bounded before the database sees them: its columns are 32-bit.
+        if (st.index > MAX_STEPS || req.total > MAX_STEPS || st.name.length > 1024)
+          throw new StatusError(
+            grpc.status.INVALID_ARGUMENT,
+            `a step index and total are at most ${MAX_STEPS}, a step name at most 1024 characters`,
+          );
         const started = st.outcome === 'STEP_OUTCOME_UNSPECIFIED';
         await jobs.recordStepProgress(
           job.id,
@@ -414,7 +457,13 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           );
         }
         throwIfCancelled(call);
+        if (req.steps.some((x) => x.index < 1 || x.index > MAX_STEPS))
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, `step indexes are 1 to ${MAX_STEPS}`);
+        finished.set(job.id, req.lastSeq);
         await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+        // An enum value this service does not know arrives as a number: the runner's mistake.
+        if (typeof req.reason !== 'string')
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, `unknown finish reason ${String(req.reason)}`);
         const reason = (req.reason.replace(/^FINISH_REASON_/, '') || 'RUNNER_ERROR') as FinishReason;
         await temporal.workflow.getHandle(job.workflowId).signal(runnerFinishedSignal, {
           attempt: job.attempt,

@@ -64,7 +64,16 @@ export async function uploadArtifacts(o: ArtifactUploadOptions): Promise<void> {
       continue;
     }
     const st = await stat(real);
-    if (!st.isFile()) continue;
+    if (!st.isFile()) {
+      o.log(`artifact ${rel} skipped: it is not a regular file`);
+      continue;
+    }
+    // A second name of a file elsewhere (a hard link to a host file, on the local provider)
+    // would upload what the job was never given: only files with one link are artifacts.
+    if (st.nlink > 1) {
+      o.log(`artifact ${rel} skipped: it is a hard link (${st.nlink} links); copy the file instead`);
+      continue;
+    }
     const result = await uploadWithRetry(o, rel, real, st.size);
     if (result.ok) {
       uploaded += 1;

@@ -54,13 +54,19 @@ export class ArtifactStore {
     });
   }
 
-  async list(jobId: string): Promise<ArtifactRecord[]> {
+  /** In path order; `limit` bounds what a page reads for a job with very many artifacts. */
+  async list(jobId: string, limit?: number): Promise<ArtifactRecord[]> {
     const rows = await this.db.artifact.findMany({
       where: { jobId },
+      ...(limit !== undefined ? { take: limit } : {}),
       orderBy: { path: 'asc' },
       select: { path: true, size: true, sha256: true, createdAt: true },
     });
     return rows.map((r) => ({ ...r, size: Number(r.size) }));
+  }
+
+  async count(jobId: string): Promise<number> {
+    return this.db.artifact.count({ where: { jobId } });
   }
 
   async get(jobId: string, artifactPath: string): Promise<ArtifactRecord | undefined> {

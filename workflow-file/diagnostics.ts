@@ -42,8 +42,14 @@ export class Diagnostics {
   readonly list: Diagnostic[] = [];
   private readonly lines: string[];
 
-  /** `text` keeps every reported place inside the file, whatever the parser reports. */
-  constructor(text: string) {
+  /**
+   * `text` keeps every reported place inside the file, whatever the parser reports; `keep`
+   * bounds how many are listed.
+   */
+  constructor(
+    text: string,
+    private readonly keep = Infinity,
+  ) {
     this.lines = sourceLines(text);
   }
 
@@ -55,16 +61,37 @@ export class Diagnostics {
     this.add('warning', code, message, at, extra);
   }
 
+  private errors = 0;
+
+  /** Enough is listed: walking on would only count more. */
+  get full(): boolean {
+    return this.list.length >= this.keep;
+  }
+
   get hasErrors(): boolean {
-    return this.list.some((d) => d.severity === 'error');
+    return this.errors > 0;
   }
 
   /** In file order; for one place, in the order found. */
   sorted(): Diagnostic[] {
-    return this.list
+    const list = this.list
       .map((d, i) => ({ d, i }))
       .sort((a, b) => a.d.line - b.d.line || a.d.column - b.d.column || a.i - b.i)
       .map(({ d }) => d);
+    if (this.full) {
+      const last = list[list.length - 1];
+      list.push({
+        severity: 'error',
+        code: 'too-many-problems',
+        message: `the file has more than ${list.length} problems; only the first ${list.length} are listed`,
+        line: last.line,
+        column: last.column,
+        endLine: last.line,
+        endColumn: last.column,
+        hint: 'fix the ones listed first',
+      });
+    }
+    return list;
   }
 
   private add(
@@ -88,7 +115,9 @@ export class Diagnostics {
     };
     if (extra.hint) d.hint = extra.hint;
     if (extra.suggestion) d.suggestion = extra.suggestion;
-    this.list.push(d);
+    if (severity === 'error') this.errors++;
+    // Past the limit problems are not kept, so a file of mistakes stays cheap to report.
+    if (this.list.length < this.keep) this.list.push(d);
   }
 
   private clamp(p: Position): Position {

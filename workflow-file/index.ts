@@ -13,6 +13,7 @@ export {
   type JobInstance,
 } from './matrix';
 export { whenMatches } from './when';
+export { WORKFLOW_FILE_LIMITS } from './limits';
 export { parseWorkflowDuration, formatDuration, MAX_TIMEOUT_MS } from './duration';
 export { formatDiagnostic, formatDiagnostics, summarise } from './format';
 export { didYouMean, editDistance } from './suggest';

@@ -18,6 +18,7 @@ import {
 } from './model';
 import { didYouMean } from './suggest';
 import { parseKdl } from './syntax';
+import { checkDocumentLimits, checkTextLimits, WORKFLOW_FILE_LIMITS } from './limits';
 import { validateWorkflow, type JobSource, type WorkflowSource } from './validate';
 
 const TOP_NODES = ['name', 'env', 'job', 'cancel-superseded'];
@@ -76,11 +77,12 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const AXIS_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 export function parseWorkflowFile(text: string, options: ParseOptions = {}): ParseResult {
-  const out = new Diagnostics(text);
+  const out = new Diagnostics(text, WORKFLOW_FILE_LIMITS.diagnostics);
+  if (!checkTextLimits(text, out)) return { diagnostics: out.sorted(), ok: false };
   const doc = parseKdl(text, out);
-  if (doc) {
+  if (doc && checkDocumentLimits(doc, out)) {
     const source = new Walker(out).workflow(doc);
-    validateWorkflow(source, out, options.knownLabels ?? [DEFAULT_RUNS_ON]);
+    if (!out.full) validateWorkflow(source, out, options.knownLabels ?? [DEFAULT_RUNS_ON]);
     if (!out.hasErrors) return { workflow: source.workflow, diagnostics: out.sorted(), ok: true };
   }
   return { diagnostics: out.sorted(), ok: false };
@@ -103,6 +105,7 @@ class Walker {
     const env = new EnvScope();
     const seen = new Map<string, Span>();
     for (const node of doc.nodes) {
+      if (this.out.full) break;
       const name = this.checkName(node, TOP_NODES, 'at the top level');
       if (name === 'name') {
         if (!this.once(node, seen)) continue;

@@ -36,15 +36,18 @@ export function didYouMean(
   const n = normalise(input);
   const alias = aliases[n];
   if (alias && candidates.includes(alias)) return alias;
+  const allowed = Math.max(1, Math.floor(Math.max(n.length, 2) / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
+    // The distance is at least the difference in length: a far longer name (an author's
+    // 500 KB identifier) is no typo, and the quadratic distance is not worth computing.
+    if (Math.abs(c.length - n.length) > allowed) continue;
     const distance = editDistance(n, normalise(c));
     if (distance < bestDistance) {
       best = c;
       bestDistance = distance;
     }
   }
-  const allowed = Math.max(1, Math.floor(Math.max(n.length, 2) / 3));
   return best !== undefined && bestDistance <= allowed && bestDistance < n.length ? best : undefined;
 }

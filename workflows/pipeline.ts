@@ -47,6 +47,9 @@ import { runDetails, runSummary, searchAttributesFor } from './web-ui';
 
 const planning = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
+  // Planning beats while git and the parsing thread work: a stuck worker is noticed, and a
+  // cancellation reaches the activity (and kills its git).
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
 });
 
@@ -131,6 +134,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       event: input.event,
       label: input.label ?? 'local',
       ...(input.dispatch ? { dispatch: input.dispatch } : {}),
+      ...(input.gitProtocols ? { gitProtocols: input.gitProtocols } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) {

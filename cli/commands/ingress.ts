@@ -5,7 +5,7 @@ import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
-import { configuredWebhookOptions, startWebhookServer } from '../../ingress/webhook-server';
+import { configuredWebhookOptions, endpointPolicy, startWebhookServer } from '../../ingress/webhook-server';
 import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
@@ -89,7 +89,7 @@ export class WebhookServeCommand extends SettingsCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const secrets = webhookSecrets(cfg);
+    webhookSecrets(cfg); // refuses to start when no endpoint could verify a delivery
     const svc = new ServiceProcess('solstice-webhook', { cfg });
     const { log } = svc;
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.
@@ -98,14 +98,11 @@ export class WebhookServeCommand extends SettingsCommand {
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();
-    const server = await startWebhookServer(
-      configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected }),
-    );
+    const options = configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected });
+    const server = await startWebhookServer(options);
     this.context.stdout.write(`webhook ingress listening on ${server.url}\n`);
     for (const forge of ['forgejo', 'github'] as const)
-      this.context.stdout.write(
-        `  ${server.url}/webhooks/${forge}  ${secrets[forge] ? 'signed deliveries only' : 'UNSIGNED deliveries accepted (insecure)'}\n`,
-      );
+      this.context.stdout.write(`  ${server.url}/webhooks/${forge}  ${endpointPolicy(options, forge)}\n`);
     return svc.serve([() => server.close(), () => publisher.close(), () => amqp.close()]);
   }
 }

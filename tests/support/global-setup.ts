@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { RUN_MARKER_ENV } from './leak-check';
 import { freePort } from '../../platform/net';
 import { startDevServer } from '../../devstack/temporal-dev-server';
 
@@ -23,6 +25,13 @@ export default async function globalSetup(): Promise<void> {
   const uiPort = await freePort();
   const logFile = path.join(os.tmpdir(), `solstice-test-temporal-${port}.log`);
   const server = await startDevServer({ port, uiPort, logFile });
+  // Everything the run starts carries its marker, and every temporary folder of the run is
+  // under its own TMPDIR, so the teardown can tell what this run left behind (leak-check.ts).
+  const id = randomUUID();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-test-run-'));
+  process.env[RUN_MARKER_ENV] = id;
+  process.env.TMPDIR = tmp;
+  (globalThis as { __solsticeRun?: { id: string; tmp: string } }).__solsticeRun = { id, tmp };
   process.env.SOLSTICE_TEST_TEMPORAL_ADDRESS = server.address;
   process.env.SOLSTICE_TEST_TEMPORAL_UI = server.uiUrl;
   (globalThis as { __solsticeTemporal?: typeof server }).__solsticeTemporal = server;

@@ -92,6 +92,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     runnerServeAddr: '127.0.0.1:0',
     jobTimeoutMs: '2m',
     bootTimeoutMs: '60s',
+    // The harness's repositories are folders of this host, whatever source a test gives its
+    // pipeline (a forge's push, to test superseding): git may fetch them over `file`.
+    webhookLocalRepos: 'true',
     ...overrides,
   };
   const log = createLogger('test');

@@ -65,6 +65,8 @@ export interface JobPageView {
   job: JobRecord;
   steps: JobStepRecord[];
   artifacts: ArtifactRecord[];
+  /** All of the job's artifacts, when more exist than `artifacts` holds. */
+  artifactCount?: number;
   lines: LogLineRecord[];
   /** Highest stored seq when the page was rendered. */
   lastSeq: number;
@@ -202,6 +204,8 @@ export function renderJobPage(v: JobPageView): string {
       );
     }
     parts.push('</table>');
+    const more = (v.artifactCount ?? v.artifacts.length) - v.artifacts.length;
+    if (more > 0) parts.push(`<p class="more">and ${more} more artifacts, not listed</p>`);
   }
 
   if (job.logExpiredAt) {

@@ -35,6 +35,9 @@ export interface RunningJobPage {
   close(): Promise<void>;
 }
 
+/** Rows of the artifacts table; the rest are counted. */
+const ARTIFACTS_SHOWN = 200;
+
 export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
   const { jobs, blobs } = opts;
   const artifacts = new ArtifactStore(jobs.db);
@@ -64,16 +67,17 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     // Sequence numbers are dense from 1, so a window is one index range scan, whatever the log's size.
     const end = Math.min(before ?? lastSeq + 1, lastSeq + 1);
     const from = Math.max(0, end - 1 - window);
-    const [steps, arts, lines] = await Promise.all([
+    const [steps, arts, artifactCount, lines] = await Promise.all([
       jobs.listSteps(job.id),
-      artifacts.list(job.id),
+      artifacts.list(job.id, ARTIFACTS_SHOWN),
+      artifacts.count(job.id),
       job.logExpiredAt ? [] : jobs.logLinesAfter(job.id, from, end - 1 - from),
     ]);
     const live = before === undefined && !FINAL_STATES.includes(job.state);
     return reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
-      .send(renderJobPage({ job, steps, artifacts: arts, lines, lastSeq, window, live }));
+      .send(renderJobPage({ job, steps, artifacts: arts, artifactCount, lines, lastSeq, window, live }));
   });
 
   app.get<{ Params: { id: string } }>('/jobs/:id/log.txt', async (req, reply) => {
@@ -155,6 +159,9 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
   app.get<{ Params: { id: string; '*': string } }>('/jobs/:id/artifacts/*', async (req, reply) => {
     const job = await jobOf(req.params.id);
     const artifactPath = req.params['*'];
+    // No stored path has a NUL or is that long: answer as for any other unknown path.
+    if (artifactPath.includes('\0') || artifactPath.length > 4096)
+      throw new InputError('an artifact path has no NUL character and at most 4096 characters');
     const artifact = await artifacts.get(job.id, artifactPath);
     const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
     if (!artifact || !body) throw new NotFoundError(`job ${job.id} has no artifact ${artifactPath}`);

@@ -50,6 +50,8 @@ beforeAll(async () => {
       jobPageAddr: `127.0.0.1:${await freePort()}`,
       amqpUrl: vhost.url,
       forgejoWebhookSecret: SECRET,
+      // The pushed repository is a folder of this host (issue 21: refused unless allowed).
+      webhookLocalRepos: 'true',
       jobTimeoutMs: '2m',
       bootTimeoutMs: '60s',
     },

@@ -68,6 +68,8 @@ beforeAll(async () => {
       SOLSTICE_RUNNER_SERVE_ADDR: `127.0.0.1:${await freePort()}`,
       SOLSTICE_WEBHOOK_ADDR: webhookAddr,
       SOLSTICE_FORGEJO_WEBHOOK_SECRET: SECRET,
+      // The pushed repository is a folder of this host (issue 21: refused unless allowed).
+      SOLSTICE_WEBHOOK_LOCAL_REPOS: 'true',
       AMQP_URL: vhost.url,
       OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
       SOLSTICE_METRICS_ADDR: metricsAddr,

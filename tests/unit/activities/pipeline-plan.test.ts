@@ -4,9 +4,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   CommitUnreadableError,
   loadPipelinePlan,
-  planFromWorkflowFile,
+  planInProcess,
   type PlanRequest,
-} from '../../../activities/pipeline-plan';
+} from '../../../activities/commit-plan';
+import { planFromWorkflowFile } from '../../../activities/pipeline-plan';
 import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../../model/job-definition-paths';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
 import { newJobRequest } from '../../../model/job-request';
@@ -107,7 +108,10 @@ describe("loadPipelinePlan: only a missing file is the user's error", () => {
   };
   afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
   const plan = (r: { dir: string; sha: string }) =>
-    loadPipelinePlan({ repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local' });
+    loadPipelinePlan(
+      { repoUrl: r.dir, commitSha: r.sha, event: 'push', label: 'local', gitProtocols: ['file'] },
+      { plan: planInProcess },
+    );
 
   test('a commit with a workflow file or job.sh is planned from it', async () => {
     const kdl = repo({
@@ -186,10 +190,23 @@ describe('pipeline helpers', () => {
       event: 'manual',
       repoUrl: '/r',
       commitSha: 'b'.repeat(40),
+      gitProtocols: ['https', 'ssh', 'file'],
       timeoutMs: 60_000,
       bootTimeoutMs: 5_000,
       maxMachineAttempts: 2,
     });
+  });
+
+  test("git may fetch a local path for an operator's enqueue, never for a forge's delivery", () => {
+    const cfg = { taskQueue: 'q', jobTimeoutMs: 60_000, bootTimeoutMs: 5_000 };
+    const forge = pipelineInput(cfg, { source: 'forgejo', repoUrl: '/r', commitSha: 'b'.repeat(40) }, 'id');
+    expect(forge.gitProtocols).toEqual(['https', 'ssh']);
+    const local = pipelineInput(
+      { ...cfg, webhookLocalRepos: true },
+      { source: 'github', repoUrl: '/r', commitSha: 'b'.repeat(40) },
+      'id',
+    );
+    expect(local.gitProtocols).toContain('file');
   });
 });
 
@@ -203,8 +220,16 @@ describe('loadPipelinePlan: Actions workflows when there is no .solstice file', 
   afterAll(() => repos.forEach((r) => rmSync(r.dir, { recursive: true, force: true })));
   const plan = (r: { dir: string; sha: string }, extra: Partial<PlanRequest> = {}) =>
     loadPipelinePlan(
-      { repoUrl: r.dir, commitSha: r.sha, ref: 'refs/heads/main', event: 'push', label: 'local', ...extra },
-      { actionsRunsOn: { local: ['ubuntu-latest'] } },
+      {
+        repoUrl: r.dir,
+        commitSha: r.sha,
+        ref: 'refs/heads/main',
+        event: 'push',
+        label: 'local',
+        gitProtocols: ['file'],
+        ...extra,
+      },
+      { plan: planInProcess, actionsRunsOn: { local: ['ubuntu-latest'] } },
     );
   const wf = (name: string) =>
     `on: push\njobs:\n  ${name}:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n`;

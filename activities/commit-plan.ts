@@ -1,0 +1,194 @@
+/**
+ * Reads what a pipeline runs at its commit: fetches the commit into a temporary folder with
+ * the system git (remote repositories as local paths, never a worker's own files), reads the
+ * definition files plan-definitions.ts knows, and plans them in a worker thread. Every git
+ * has a timeout, runs in its own process group and dies with the activity; the activity
+ * heartbeats while it waits, so a cancellation reaches it; the folder goes on every path.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { PipelineEvent, PipelinePlan } from '../model/domain';
+import { SolsticeError } from '../platform/errors';
+import { ChildProcessError, runBounded } from '../platform/child-process';
+import { redactUrlsInText } from '../model/redact-url';
+import { WORKFLOW_FILE_LIMITS } from '../workflow-file';
+import { choosePlanner, DEFINITION_PATHS, planDefinitions, type PlanTrigger } from './plan-definitions';
+import { planOffThread } from './plan-thread';
+
+/**
+ * Git could not read the fetched commit (it is not there, or git itself failed). Not the user's
+ * error, unlike a commit without a job definition: a plain Error, so the activity is retried.
+ */
+export class CommitUnreadableError extends SolsticeError {}
+
+/** Transports git may use for a repository of a forge; `file` only when an operator asked. */
+export const FORGE_GIT_PROTOCOLS = ['https', 'ssh'] as const;
+
+export const GIT_TIMEOUT_MS = { fetch: 120_000, read: 30_000 } as const;
+
+export interface PlanRequest {
+  repoUrl: string;
+  commitSha: string;
+  ref?: string;
+  event: PipelineEvent;
+  /** runs-on of a job.sh pipeline's one job. */
+  label: string;
+  /** GIT_ALLOW_PROTOCOL for this repository; unset: FORGE_GIT_PROTOCOLS. */
+  gitProtocols?: string[];
+  /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
+  dispatch?: { workflow: string; inputs: Record<string, string> };
+}
+
+export interface PlanDeps {
+  /** How the definition files become a plan: off the event loop unless a test says otherwise. */
+  plan?: (
+    files: Record<string, string>,
+    trigger: PlanTrigger,
+    signal: AbortSignal,
+  ) => Promise<PipelinePlan | undefined>;
+  /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
+  actionsRunsOn?: Record<string, string[]>;
+}
+
+function firstLine(err: unknown): string {
+  const e = err as { stderr?: string; message?: string };
+  return (e.stderr?.trim() || e.message || String(err)).split('\n')[0];
+}
+
+/** The activity's context when there is one (unit tests call this directly). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): Promise<PipelinePlan> {
+  const ctx = activityContext();
+  const abort = new AbortController();
+  // Cancellation reaches an activity through its heartbeat: beat while git and the thread work.
+  const beat = ctx ? setInterval(() => ctx.heartbeat(), 2_000) : undefined;
+  ctx?.cancelled.catch(() => abort.abort());
+  const signal = abort.signal;
+  const protocols = req.gitProtocols ?? [...FORGE_GIT_PROTOCOLS];
+  const env = {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ALLOW_PROTOCOL: protocols.join(':'),
+    // A worker's own git configuration must not widen what a repository URL can do.
+    GIT_CONFIG_NOSYSTEM: '1',
+  };
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
+  const git = (args: string[], timeoutMs: number, maxOutputBytes?: number) =>
+    runBounded('git', args, { cwd: dir, env, timeoutMs, signal, maxOutputBytes });
+  try {
+    await git(['init', '-q'], GIT_TIMEOUT_MS.read);
+    try {
+      await git(
+        ['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha],
+        GIT_TIMEOUT_MS.fetch,
+      );
+    } catch (first) {
+      if (first instanceof ChildProcessError && first.reason !== 'exit') throw fetchError(req, first);
+      // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
+      try {
+        await git(
+          ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*'],
+          GIT_TIMEOUT_MS.fetch,
+        );
+      } catch (err) {
+        throw fetchError(req, err);
+      }
+    }
+    const files = await readDefinitions(git, req.commitSha);
+    const trigger: PlanTrigger = {
+      ref: req.ref,
+      event: req.event,
+      label: req.label,
+      sha: req.commitSha,
+      repoUrl: req.repoUrl,
+      ...(req.dispatch ? { dispatch: req.dispatch } : {}),
+      ...(deps.actionsRunsOn ? { actionsRunsOn: deps.actionsRunsOn } : {}),
+    };
+    const plan = await (deps.plan ?? ((f, t, s) => planOffThread(f, t, { signal: s })))(
+      files,
+      trigger,
+      signal,
+    );
+    if (plan) return plan;
+    throw ApplicationFailure.nonRetryable(
+      `commit ${req.commitSha.slice(0, 12)} has none of ${DEFINITION_PATHS.join(', ')}`,
+      'NoJobDefinition',
+    );
+  } finally {
+    if (beat) clearInterval(beat);
+    abort.abort();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** In-process planning, for tests and tools that plan text they already trust to be small. */
+export const planInProcess: NonNullable<PlanDeps['plan']> = (files, trigger) =>
+  planDefinitions(files, trigger);
+
+function fetchError(req: PlanRequest, err: unknown): Error {
+  // git's message quotes the URL, which may carry a token: it would reach the UI and the DB.
+  const why = redactUrlsInText(firstLine(err));
+  return new Error(`cannot fetch ${redactUrlsInText(req.repoUrl)}: ${why}`, { cause: err });
+}
+
+type Git = (args: string[], timeoutMs: number, maxOutputBytes?: number) => Promise<string>;
+
+/**
+ * The definition files the commit has, by path. `ls-tree -l` lists only the paths that exist,
+ * with their sizes, so a missing file is no error and a file over the limit is refused before
+ * it is read.
+ */
+async function readDefinitions(git: Git, sha: string): Promise<Record<string, string>> {
+  let listed: string;
+  try {
+    listed = await git(['ls-tree', '-l', `${sha}^{commit}`, '--', ...DEFINITION_PATHS], GIT_TIMEOUT_MS.read);
+  } catch (err) {
+    // The message is what the pipeline shows: say what to check, not only what git said.
+    throw new CommitUnreadableError(
+      `cannot read commit ${sha.slice(0, 12)} in the fetched repository (${firstLine(err)}); ` +
+        'check that the commit is still in the repository (a force-push may have removed it)',
+      undefined,
+      { cause: err },
+    );
+  }
+  // <mode> SP <type> SP <object> SP+ <size> TAB <path>
+  const sizes = new Map<string, number>();
+  for (const line of listed.split('\n')) {
+    const m = /^\d+ blob [0-9a-f]+ +(\d+)\t(.+)$/.exec(line);
+    if (m) sizes.set(m[2], Number(m[1]));
+  }
+  // Only the files of the planner that will plan this commit are read.
+  const files: Record<string, string> = {};
+  for (const file of choosePlanner([...sizes.keys()])?.files ?? []) {
+    const size = sizes.get(file) ?? 0;
+    if (size > WORKFLOW_FILE_LIMITS.bytes)
+      throw ApplicationFailure.nonRetryable(
+        `${file}:1:1: error: the file is ${size} bytes, more than the ${WORKFLOW_FILE_LIMITS.bytes} allowed`,
+        'InvalidWorkflowFile',
+      );
+    try {
+      files[file] = await git(
+        ['show', `${sha}:${file}`],
+        GIT_TIMEOUT_MS.read,
+        WORKFLOW_FILE_LIMITS.bytes + 1,
+      );
+    } catch (err) {
+      throw new CommitUnreadableError(
+        `git listed ${file} at commit ${sha.slice(0, 12)} but cannot read it: ${firstLine(err)}`,
+        undefined,
+        { cause: err },
+      );
+    }
+  }
+  return files;
+}

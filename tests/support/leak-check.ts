@@ -1,0 +1,54 @@
+/**
+ * What a test run must not leave behind (issue 21): git, qemu or runner processes, and the
+ * engine's temporary folders. A run is told apart from other runs on the same machine by a
+ * marker in the environment its processes inherit, and by its own TMPDIR, which every
+ * folder and machine workspace of the run lives under.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const RUN_MARKER_ENV = 'SOLSTICE_TEST_RUN';
+
+const WATCHED = /(^|\/)(git|git-remote-\S+|qemu-system-\S+|qemu-img|runner\.js)(\s|$)|\bremote-(fd|ext)\b/;
+
+export interface Leftover {
+  pid: number;
+  cmdline: string;
+}
+
+/** Processes of this run (marker in their environment, or a cwd under its TMPDIR) that are git, qemu or the runner. */
+export function leakedProcesses(runId: string, runTmp: string): Leftover[] {
+  const needle = Buffer.from(`${RUN_MARKER_ENV}=${runId}\0`);
+  const out: Leftover[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = fs.readFileSync(`/proc/${e}/cmdline`).toString().split('\0').join(' ').trim();
+    } catch {
+      continue;
+    }
+    if (!WATCHED.test(cmdline)) continue;
+    let ours = false;
+    try {
+      ours = fs.readFileSync(`/proc/${e}/environ`).includes(needle);
+    } catch {
+      // Not readable: not ours (another user's).
+    }
+    if (!ours) {
+      try {
+        ours = fs.readlinkSync(`/proc/${e}/cwd`).startsWith(runTmp + path.sep);
+      } catch {
+        // Gone, or not ours.
+      }
+    }
+    if (ours) out.push({ pid: Number(e), cmdline: cmdline.slice(0, 200) });
+  }
+  return out;
+}
+
+/** Folders the engine itself makes in TMPDIR and must always remove (planning's fetches). */
+export function engineTempLeftovers(runTmp: string): string[] {
+  if (!fs.existsSync(runTmp)) return [];
+  return fs.readdirSync(runTmp).filter((n) => n.startsWith('solstice-plan-'));
+}
