@@ -72,6 +72,14 @@ test('stores each line once, in order, skipping resends and refusing gaps; a hal
   expect(await h.jobs.countLogLines(jobId)).toBe(10);
 });
 
+test('NUL bytes from a runner that did not replace them are stored as U+FFFD, not refused', async () => {
+  const jobId = await h.jobWithToken('tok-nul');
+  const batch = lines(1, 2).map((l, i) => ({ ...l, text: i === 0 ? 'a\0b' : '\0' }));
+  const r = await stream(jobId, 'tok-nul', [batch]);
+  expect(r).toEqual({ acks: [2], status: grpc.status.OK });
+  expect((await h.jobs.logLinesAfter(jobId, 0, 10)).map((l) => l.text)).toEqual(['a\uFFFDb', '\uFFFD']);
+});
+
 test("a stream with another job's token is refused and stores nothing", async () => {
   await h.jobWithToken('tok-b');
   const other = await h.jobWithToken('tok-c');
