@@ -176,9 +176,8 @@ test('a line the database refuses for good is replaced by a notice in the log an
     const repo = jobRepo('echo before\necho "refuse me"\necho after');
     const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
     const job = await h.result(workflowId, jobId);
-    const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);
-    console.log('DEBUG', job, texts);
     expect(job.state).toBe('success');
+    const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);
     const at = texts.indexOf('before');
     expect(texts[at + 1]).toMatch(/^\[solstice: the log service refused this line for good .*line refused by the test/);
     expect(texts[at + 2]).toBe('after');
