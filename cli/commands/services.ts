@@ -41,9 +41,15 @@ export class UpCommand extends ServiceCommand {
       Starts, in order: PostgreSQL (DATABASE_URL, or an embedded server in the state dir when unset),
       database migrations, Temporal (TEMPORAL_ADDRESS; on a loopback address the Temporal CLI dev server
       with its Web UI is started unless one already listens), the runner download server, the log service,
-      the job page and the orchestrator worker. Prints their addresses, then runs until Ctrl-C.
+      the job page and the orchestrator worker, and, when RabbitMQ answers at AMQP_URL (by default
+      amqp://guest:guest@127.0.0.1:5672/%2f, the local broker's guest account), the bridge and
+      webhooks on this installation's queues (solstice.<installation id>.jobs.v1, or
+      SOLSTICE_AMQP_PREFIX); AMQP_URL=none runs without a broker. Prints their addresses, then runs
+      until Ctrl-C.
     `,
   });
+
+  static override settings = ServiceCommand.withSettings('amqpUrl', 'amqpPrefix');
 
   async execute(): Promise<number> {
     const cfg = this.config();
