@@ -1,5 +1,5 @@
 import { Command } from 'clipanion';
-import { effectiveDatabaseUrl, type Config } from '../../platform/config';
+import { AMQP_OFF, effectiveDatabaseUrl, type Config } from '../../platform/config';
 import { createBlobStore } from '../../storage/create-blob-store';
 import type { Logger } from '../../platform/logger';
 import type { BlobStore } from '../../storage/blob-store';
@@ -98,8 +98,10 @@ export class LogServiceCommand extends ServiceCommand {
       log: svc.log,
       blobs,
       artifactLimits: artifactLimits(cfg),
-      // RabbitMQ is checked when this process was given one to use.
-      ...logServiceOptions(cfg, temporal.client, { checkAmqp: this.given('amqpUrl') }),
+      // RabbitMQ is checked when this process was given one to use (AMQP_URL=none: none).
+      ...logServiceOptions(cfg, temporal.client, {
+        checkAmqp: this.given('amqpUrl') && cfg.amqpUrl !== AMQP_OFF,
+      }),
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);
