@@ -10,6 +10,8 @@ import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../../model/runner-proto';
 import { formatSteps } from '../../../cli/output';
+import { machineFolderName } from '../../../provisioning/machine-name';
+import { readInstallationId } from '../../../storage/installation';
 import { jobRepo, makeRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';
@@ -157,7 +159,9 @@ test('a job printing NUL bytes, invalid UTF-8 and 1 MB of /dev/urandom ends succ
   expect(printed[1]).toBe('bad \uFFFD\uFFFD utf8 \uFFFD');
   expect(rows.filter((r) => r.stream === 'stdout').map((r) => r.text)).toEqual(printed);
   expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
-  const blob = gunzipSync(fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt.gz'))).toString();
+  const blob = gunzipSync(
+    fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt.gz')),
+  ).toString();
   expect(blob).toBe(rows.map((r) => `${r.text}\n`).join(''));
 }, 180_000);
 
@@ -179,7 +183,9 @@ test('a line the database refuses for good is replaced by a notice in the log an
     expect(job.state).toBe('success');
     const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);
     const at = texts.indexOf('before');
-    expect(texts[at + 1]).toMatch(/^\[solstice: the log service refused this line for good .*line refused by the test/);
+    expect(texts[at + 1]).toMatch(
+      /^\[solstice: the log service refused this line for good .*line refused by the test/,
+    );
     expect(texts[at + 2]).toBe('after');
   } finally {
     await h.db.$executeRawUnsafe('DROP TRIGGER refuse_marked_line ON log_lines');
@@ -196,7 +202,12 @@ test("a runner presenting another job's token is rejected, and a finished job's 
       (await h.jobs.getJob(a.jobId))?.state === 'running' &&
       (await h.jobs.getJob(b.jobId))?.state === 'running',
   );
-  const jobFile = path.join(h.workspaceRoot, `job-${a.jobId}-1`, 'root/etc/solstice/job.yaml');
+  const owner = { installationId: await readInstallationId(h.db), hostId: h.cfg.hostId };
+  const jobFile = path.join(
+    h.workspaceRoot,
+    machineFolderName(owner, `job-${a.jobId}-1`),
+    'root/etc/solstice/job.yaml',
+  );
   const tokenA = (YAML.parse(fs.readFileSync(jobFile, 'utf8')) as { token: string }).token;
   const client = createRunnerServiceClient(h.logService.address);
   const startAs = (jobId: string, token: string) =>
