@@ -127,9 +127,19 @@ async function main(): Promise<void> {
     cleanups.push(temporal.close);
     // Its own names: a bench run never mixes with an installation on the same broker.
     const topology = topologyFor(`solstice.bench-${randomBytes(4).toString('hex')}`);
-    const bridgeAmqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'bench bridge', topology });
+    const bridgeAmqp = await AmqpConnection.connect({
+      url: cfg.amqpUrl,
+      log,
+      name: 'bench bridge',
+      topology,
+    });
     cleanups.push(() => bridgeAmqp.close());
-    const ingressAmqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'bench ingress', topology });
+    const ingressAmqp = await AmqpConnection.connect({
+      url: cfg.amqpUrl,
+      log,
+      name: 'bench ingress',
+      topology,
+    });
     cleanups.push(() => ingressAmqp.close());
     const publisher = ingressAmqp.publisher();
 

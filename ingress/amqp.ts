@@ -75,7 +75,8 @@ export function redactAmqpUrl(raw: string): string {
 export async function connectIfReachable(
   opts: Pick<AmqpOptions, 'url' | 'log' | 'name' | 'topology'>,
 ): Promise<AmqpConnection | { unreachable: string }> {
-  if (opts.url === AMQP_OFF) return { unreachable: `the broker is off (${SETTINGS.amqpUrl.env}=${AMQP_OFF})` };
+  if (opts.url === AMQP_OFF)
+    return { unreachable: `the broker is off (${SETTINGS.amqpUrl.env}=${AMQP_OFF})` };
   try {
     return await AmqpConnection.connect({ ...opts, connectTimeoutMs: 3000 });
   } catch (err) {

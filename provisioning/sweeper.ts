@@ -94,7 +94,12 @@ export async function sweepOrphans(deps: SweepDeps): Promise<SweepResult> {
     if (!reason) continue;
     const provider = deps.providers.find((p) => p.name === (dir?.provider ?? 'local')) ?? deps.providers[0];
     if (!provider) continue;
-    const handle: MachineHandle = { machineId, provider: provider.name, hostId: deps.owner.hostId, details: {} };
+    const handle: MachineHandle = {
+      machineId,
+      provider: provider.name,
+      hostId: deps.owner.hostId,
+      details: {},
+    };
     await provider.destroy(handle);
     await deps.jobs.machineDestroyed(machineId);
     swept.push({ machineId, reason });

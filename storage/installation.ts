@@ -20,7 +20,7 @@ export async function readInstallationId(db: Db): Promise<string> {
   if (!row)
     throw new InstallationUnknownError(
       'the database has no installation id: its installation row was deleted',
-      'restore the row of the `installation` table (its id names this installation\'s machines and queues); a new id leaves the old machines to be removed by hand',
+      "restore the row of the `installation` table (its id names this installation's machines and queues); a new id leaves the old machines to be removed by hand",
     );
   return row.id;
 }

@@ -61,7 +61,9 @@ type ProviderSettings = Pick<
 export function providersFor(cfg: ProviderSettings, installationId: string): Map<string, Provider> {
   const owner: MachineOwner = { installationId, hostId: cfg.hostId };
   if (cfg.provider === 'local')
-    return new Map<string, Provider>([['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, owner })]]);
+    return new Map<string, Provider>([
+      ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, owner })],
+    ]);
   if (!cfg.imageMap)
     throw new ConfigError(
       'SOLSTICE_PROVIDER=qemu needs an image map',

@@ -203,7 +203,14 @@ export class QemuProvider implements Provider {
     }
 
     await fs.writeFile(files.relay, RELAY_SOURCE);
-    const args = qemuArgs({ name: vmName(this.opts.owner, machineId), image, accel, files, forwards, node: process.execPath });
+    const args = qemuArgs({
+      name: vmName(this.opts.owner, machineId),
+      image,
+      accel,
+      files,
+      forwards,
+      node: process.execPath,
+    });
     const pid = await this.spawnTagged(
       machineId,
       this.opts.qemuBinary ?? 'qemu-system-x86_64',

@@ -63,7 +63,10 @@ export function qemuProcessesOf(hostId: string): number[] {
     try {
       const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8');
       const env = fs.readFileSync(`/proc/${e}/environ`, 'utf8');
-      const tag = env.split('\0').find((kv) => kv.startsWith(prefix))?.slice(prefix.length);
+      const tag = env
+        .split('\0')
+        .find((kv) => kv.startsWith(prefix))
+        ?.slice(prefix.length);
       const owner = tag ? parseMachineTag(tag)?.owner : undefined;
       if (cmd.includes('qemu-system') && owner?.hostId === hostId) pids.push(Number(e));
     } catch {

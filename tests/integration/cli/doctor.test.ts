@@ -63,7 +63,7 @@ test('against the real services every dependency is ok and it exits 0', async ()
 test('AMQP_URL=none turns the broker off: a skip, not a failure', async () => {
   const r = await runCli(['doctor'], { ...env, AMQP_URL: 'none' });
   expect(r.code).toBe(0);
-  expect(line(r, 'RabbitMQ')).toMatch(/^skip  RabbitMQ    off \(AMQP_URL=none\)/);
+  expect(line(r, 'RabbitMQ')).toMatch(/^skip {2}RabbitMQ {4}off \(AMQP_URL=none\)/);
 });
 
 test('PostgreSQL on a closed port: FAIL with how to start it, exit 69', async () => {

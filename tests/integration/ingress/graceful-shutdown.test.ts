@@ -135,7 +135,12 @@ describe('bridge', () => {
       }),
     );
     const expected = requests.map((r) => pipelineIdsForRequest(r).workflowId).sort();
-    const producer = await AmqpConnection.connect({ topology: TOPOLOGY, url: vhost.url, log, name: 'producer' });
+    const producer = await AmqpConnection.connect({
+      topology: TOPOLOGY,
+      url: vhost.url,
+      log,
+      name: 'producer',
+    });
     const publisher = producer.publisher();
     // Every request is queued before the first bridge starts, and it is stopped once it took 40
     // off the queue. The queue's depth says so at once; the run list (visibility) lags by

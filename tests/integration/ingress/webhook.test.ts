@@ -302,7 +302,10 @@ test('an endpoint without a secret refuses deliveries unless the insecure flag i
 
 test('broker unreachable → 503 with Retry-After, so the forge delivers again', async () => {
   const deadUrl = `amqp://guest:guest@127.0.0.1:${await freePort()}/`;
-  const down = await AmqpConnection.connect({ topology: TOPOLOGY, url: deadUrl, log, name: 'down' }, { waitForFirst: false });
+  const down = await AmqpConnection.connect(
+    { topology: TOPOLOGY, url: deadUrl, log, name: 'down' },
+    { waitForFirst: false },
+  );
   const publisher = down.publisher();
   const s = await startWebhookServer({
     addr: `127.0.0.1:${await freePort()}`,

@@ -93,14 +93,25 @@ test('destroys machines of ended jobs and older attempts, keeps the running one'
   const provider = new LocalProvider({ workspaceRoot: h.workspaceRoot, owner, killGraceMs: 1000 });
   const folder = (m: string, of = owner) => machineFolderName(of, m);
   try {
-    const first = await sweepOrphans({ jobs: h.jobs, providers: [provider], owner, workspaceRoot: h.workspaceRoot });
+    const first = await sweepOrphans({
+      jobs: h.jobs,
+      providers: [provider],
+      owner,
+      workspaceRoot: h.workspaceRoot,
+    });
     expect(Object.fromEntries(first.swept.map((s) => [s.machineId, s.reason]))).toEqual({
       [endedMachine]: 'its job ended (success)',
       [oldAttempt]: 'its job moved on to attempt 2',
     });
     expect(first.foreign).toBe(2);
     expect(fs.readdirSync(h.workspaceRoot).sort()).toEqual(
-      [folder(current), folder(live), folder(foreign, other), folder(foreignFolderOnly, other), 'notes'].sort(),
+      [
+        folder(current),
+        folder(live),
+        folder(foreign, other),
+        folder(foreignFolderOnly, other),
+        'notes',
+      ].sort(),
     );
     expect(await taggedPids(machineTag(owner, endedMachine))).toEqual([]);
     expect((await taggedPids(machineTag(owner, live))).length).toBe(1);

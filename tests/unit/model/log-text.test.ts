@@ -6,7 +6,11 @@ test('NUL and lone surrogates become U+FFFD; everything else is kept', () => {
   expect(storableLogText('x\uD800y\uDC00')).toBe('x\uFFFDy\uFFFD');
   expect(storableLogText('ok 😀 \t é')).toBe('ok 😀 \t é');
   // Repeated calls do not depend on each other (no regex state carried over).
-  expect([storableLogText('\0'), storableLogText('\0'), storableLogText('ok')]).toEqual(['\uFFFD', '\uFFFD', 'ok']);
+  expect([storableLogText('\0'), storableLogText('\0'), storableLogText('ok')]).toEqual([
+    '\uFFFD',
+    '\uFFFD',
+    'ok',
+  ]);
 });
 
 test("the runner's lines never carry NUL or invalid UTF-8", () => {
