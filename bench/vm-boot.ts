@@ -64,7 +64,7 @@ async function plainBoot(imageMapFile: string, accel: Accel, scratch: string): P
       files.overlay,
     ]);
     const args = qemuArgs({
-      machineId: 'bench-plain',
+      name: 'solstice-bench-plain',
       image,
       accel: resolveAccel(image.options.accel ?? accel),
       files,

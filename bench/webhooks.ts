@@ -20,7 +20,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { AmqpConnection } from '../ingress/amqp';
+import { AmqpConnection, topologyFor } from '../ingress/amqp';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { freePort, isListening, splitHostPort } from '../platform/net';
@@ -125,9 +125,21 @@ async function main(): Promise<void> {
     });
     const temporal = await connectClient(cfg);
     cleanups.push(temporal.close);
-    const bridgeAmqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'bench bridge' });
+    // Its own names: a bench run never mixes with an installation on the same broker.
+    const topology = topologyFor(`solstice.bench-${randomBytes(4).toString('hex')}`);
+    const bridgeAmqp = await AmqpConnection.connect({
+      url: cfg.amqpUrl,
+      log,
+      name: 'bench bridge',
+      topology,
+    });
     cleanups.push(() => bridgeAmqp.close());
-    const ingressAmqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'bench ingress' });
+    const ingressAmqp = await AmqpConnection.connect({
+      url: cfg.amqpUrl,
+      log,
+      name: 'bench ingress',
+      topology,
+    });
     cleanups.push(() => ingressAmqp.close());
     const publisher = ingressAmqp.publisher();
 

@@ -4,6 +4,8 @@ import { checkDatabase, createDb, type Db } from '../storage/db';
 import { JobStore } from '../storage/job-store';
 import type { BlobStore } from '../storage/blob-store';
 import { createBlobStore } from '../storage/create-blob-store';
+import { readInstallationId } from '../storage/installation';
+import { installationTopology, type Topology } from '../ingress/amqp';
 
 export interface Store {
   db: Db;
@@ -36,4 +38,14 @@ export async function withStore<T>(cfg: Config, use: (store: Store) => Promise<T
   } finally {
     await store.close();
   }
+}
+
+/** This installation's id, from its database. */
+export function installationIdOf(cfg: Config): Promise<string> {
+  return withStore(cfg, (store) => readInstallationId(store.db));
+}
+
+/** This installation's exchanges and queues: SOLSTICE_AMQP_PREFIX, else named after its id. */
+export function brokerTopology(cfg: Config): Promise<Topology> {
+  return installationTopology(cfg, () => installationIdOf(cfg));
 }

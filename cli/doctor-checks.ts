@@ -11,8 +11,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import amqp from 'amqplib';
-import { amqpUnavailable, redactAmqpUrl, TOPOLOGY } from '../ingress/amqp';
-import { effectiveDatabaseUrl, SETTINGS, type Config } from '../platform/config';
+import { amqpUnavailable, installationTopology, redactAmqpUrl, type Topology } from '../ingress/amqp';
+import { AMQP_OFF, effectiveDatabaseUrl, SETTINGS, type Config } from '../platform/config';
+import { InstallationUnknownError } from '../storage/installation';
+import { installationIdOf } from './context';
 import { createBlobStore } from '../storage/create-blob-store';
 import { checkDatabase, describeDatabaseAddress } from '../storage/db-connection';
 import { describeError, SolsticeError } from '../platform/errors';
@@ -108,8 +110,29 @@ async function checkPostgres(cfg: Config): Promise<CheckResult> {
   }
 }
 
-async function checkRabbitMq(cfg: Config, opts: CheckOptions): Promise<CheckResult> {
+/** The installation's id, which names its machines and (by default) its broker queues. */
+async function checkInstallation(cfg: Config, id: Promise<string>): Promise<CheckResult> {
+  const name = 'installation';
+  try {
+    const installationId = await id;
+    const names = cfg.amqpPrefix
+      ? `broker names ${cfg.amqpPrefix}.* (${SETTINGS.amqpPrefix.env})`
+      : `broker names solstice.${installationId}.*`;
+    return { name, status: 'ok', detail: `id ${installationId}; machines are tagged with it, ${names}` };
+  } catch (err) {
+    if (err instanceof InstallationUnknownError) return failure(name, err);
+    return { name, status: 'skip', detail: 'the database cannot be read (see PostgreSQL)' };
+  }
+}
+
+async function checkRabbitMq(cfg: Config, opts: CheckOptions, id: Promise<string>): Promise<CheckResult> {
   const name = 'RabbitMQ';
+  if (cfg.amqpUrl === AMQP_OFF)
+    return {
+      name,
+      status: 'skip',
+      detail: `off (${SETTINGS.amqpUrl.env}=${AMQP_OFF}): no bridge or webhooks; \`solstice enqueue\` starts runs directly`,
+    };
   const where = redactAmqpUrl(cfg.amqpUrl);
   let model: amqp.ChannelModel;
   try {
@@ -129,10 +152,13 @@ async function checkRabbitMq(cfg: Config, opts: CheckOptions): Promise<CheckResu
     // Passive: a queue that does not exist yet is declared by the first bridge or webhook server.
     const ch = await model.createChannel();
     ch.on('error', () => undefined);
-    const depth = await ch.checkQueue(TOPOLOGY.queue).then(
-      (q) => `${q.messageCount} waiting in ${TOPOLOGY.queue}`,
-      () => `${TOPOLOGY.queue} not declared yet (the bridge declares it)`,
-    );
+    const topology: Topology | undefined = await installationTopology(cfg, () => id).catch(() => undefined);
+    const depth = !topology
+      ? 'queue names unknown (the installation id cannot be read)'
+      : await ch.checkQueue(topology.queue).then(
+          (q) => `${q.messageCount} waiting in ${topology.queue}`,
+          () => `${topology.queue} not declared yet (the bridge declares it)`,
+        );
     return { name, status: 'ok', detail: `${where}, ${depth}` };
   } catch (err) {
     return failure(name, err);
@@ -297,10 +323,13 @@ async function checkImages(cfg: Config): Promise<CheckResult> {
 
 /** Runs every check at once and returns the results in a fixed order. */
 export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Promise<CheckResult[]> {
+  const installationId = installationIdOf(cfg);
+  installationId.catch(() => undefined); // each check reports it in its own way
   return Promise.all([
     checkTemporal(cfg),
     checkPostgres(cfg),
-    checkRabbitMq(cfg, opts),
+    checkInstallation(cfg, installationId),
+    checkRabbitMq(cfg, opts, installationId),
     checkBlobStore(cfg),
     checkQemu(cfg, opts),
     checkImages(cfg),

@@ -8,7 +8,8 @@
  * Used by `solstice up` and `solstice ci-local`.
  */
 import path from 'node:path';
-import { AmqpConnection, connectIfReachable } from '../ingress/amqp';
+import { AmqpConnection, connectIfReachable, installationTopology } from '../ingress/amqp';
+import { readInstallationId } from '../storage/installation';
 import { connectClient } from '../platform/temporal';
 import { createBlobStore } from '../storage/create-blob-store';
 import type { Config } from '../platform/config';
@@ -118,7 +119,8 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(worker.shutdown);
     urls['orchestrator worker'] = `task queue ${cfg.taskQueue}`;
 
-    const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice up' });
+    const topology = await installationTopology(cfg, () => readInstallationId(jobs.db));
+    const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice up', topology });
     if (!(amqp instanceof AmqpConnection)) {
       urls.rabbitmq = `${amqp.unreachable}: no bridge or webhooks; enqueue starts jobs directly`;
     } else {
@@ -127,7 +129,7 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       urls.rabbitmq = amqp.url;
       const bridge = startBridge(cfg, { amqp, temporal: client.client, log });
       stops.push(bridge.close);
-      urls.bridge = `consuming solstice.jobs.v1 (prefetch ${cfg.amqpPrefetch})`;
+      urls.bridge = `consuming ${topology.queue} (prefetch ${cfg.amqpPrefetch})`;
       const secrets = { forgejo: cfg.forgejoWebhookSecret, github: cfg.githubWebhookSecret };
       if (secrets.forgejo || secrets.github || cfg.webhookInsecure) {
         const publisher = amqp.publisher();

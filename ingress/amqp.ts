@@ -4,9 +4,13 @@
  * (re)connect, publisher confirms + `mandatory` + persistent messages, and reconnection with
  * exponential backoff and full jitter after the connection or a channel is lost.
  *
- *   exchange solstice.jobs (direct, durable) ──jobrequest.v1──▶ queue solstice.jobs.v1
- *                                                (x-dead-letter-exchange: solstice.dlx)
- *   exchange solstice.dlx (fanout, durable) ─────────────────▶ queue solstice.jobs.v1.dlq
+ *   exchange <p>.jobs (direct, durable) ──jobrequest.v1──▶ queue <p>.jobs.v1
+ *                                              (x-dead-letter-exchange: <p>.dlx)
+ *   exchange <p>.dlx (fanout, durable) ─────────────────▶ queue <p>.jobs.v1.dlq
+ *
+ * `<p>` is the installation's prefix: SOLSTICE_AMQP_PREFIX, or `solstice.<installation id>`,
+ * so two installations on one broker and vhost never consume each other's requests (one
+ * `solstice up` used to take another's runs off a shared `solstice.jobs.v1`).
  *
  * Every published message carries the W3C trace context (traceparent, tracestate headers) of
  * its publish span, and every delivery is handled inside a consumer span that continues it,
@@ -19,14 +23,38 @@ import type { Logger } from '../platform/logger';
 import { DependencyUnavailableError, describeError } from '../platform/errors';
 import { extractTraceContext, injectTraceContext, tracer } from '../platform/telemetry';
 import { redactUrlPassword } from '../model/redact-url';
+import { AMQP_OFF, SETTINGS } from '../platform/config';
 
-export const TOPOLOGY = {
-  exchange: 'solstice.jobs',
-  queue: 'solstice.jobs.v1',
-  routingKey: 'jobrequest.v1',
-  dlx: 'solstice.dlx',
-  dlq: 'solstice.jobs.v1.dlq',
-} as const;
+export interface Topology {
+  prefix: string;
+  exchange: string;
+  queue: string;
+  routingKey: string;
+  dlx: string;
+  dlq: string;
+}
+
+export function topologyFor(prefix: string): Topology {
+  return {
+    prefix,
+    exchange: `${prefix}.jobs`,
+    queue: `${prefix}.jobs.v1`,
+    routingKey: 'jobrequest.v1',
+    dlx: `${prefix}.dlx`,
+    dlq: `${prefix}.jobs.v1.dlq`,
+  };
+}
+
+/**
+ * The installation's names on the broker: the explicit prefix, else one from the installation
+ * id (read from the database only when needed: a webhook server given the prefix needs none).
+ */
+export async function installationTopology(
+  cfg: { amqpPrefix?: string },
+  installationId: () => Promise<string>,
+): Promise<Topology> {
+  return topologyFor(cfg.amqpPrefix ?? `solstice.${await installationId()}`);
+}
 
 /** Header carrying why a message was dead-lettered by a Solstice consumer. */
 export const REASON_HEADER = 'x-solstice-reason';
@@ -45,8 +73,10 @@ export function redactAmqpUrl(raw: string): string {
  * (`solstice enqueue`, `solstice up`): the connection, or the reason there is none.
  */
 export async function connectIfReachable(
-  opts: Pick<AmqpOptions, 'url' | 'log' | 'name'>,
+  opts: Pick<AmqpOptions, 'url' | 'log' | 'name' | 'topology'>,
 ): Promise<AmqpConnection | { unreachable: string }> {
+  if (opts.url === AMQP_OFF)
+    return { unreachable: `the broker is off (${SETTINGS.amqpUrl.env}=${AMQP_OFF})` };
   try {
     return await AmqpConnection.connect({ ...opts, connectTimeoutMs: 3000 });
   } catch (err) {
@@ -59,16 +89,16 @@ export function amqpUnavailable(url: string, cause?: unknown): DependencyUnavail
 }
 
 /** Declares the exchanges, queues and bindings; safe to repeat (and done on every connect). */
-export async function declareTopology(ch: Channel): Promise<void> {
-  await ch.assertExchange(TOPOLOGY.exchange, 'direct', { durable: true });
-  await ch.assertExchange(TOPOLOGY.dlx, 'fanout', { durable: true });
-  await ch.assertQueue(TOPOLOGY.queue, {
+export async function declareTopology(ch: Channel, t: Topology): Promise<void> {
+  await ch.assertExchange(t.exchange, 'direct', { durable: true });
+  await ch.assertExchange(t.dlx, 'fanout', { durable: true });
+  await ch.assertQueue(t.queue, {
     durable: true,
-    arguments: { 'x-dead-letter-exchange': TOPOLOGY.dlx },
+    arguments: { 'x-dead-letter-exchange': t.dlx },
   });
-  await ch.bindQueue(TOPOLOGY.queue, TOPOLOGY.exchange, TOPOLOGY.routingKey);
-  await ch.assertQueue(TOPOLOGY.dlq, { durable: true });
-  await ch.bindQueue(TOPOLOGY.dlq, TOPOLOGY.dlx, '');
+  await ch.bindQueue(t.queue, t.exchange, t.routingKey);
+  await ch.assertQueue(t.dlq, { durable: true });
+  await ch.bindQueue(t.dlq, t.dlx, '');
 }
 
 /** Exponential backoff with full jitter: a random delay in [base/2, base], base doubling up to `maxMs`. */
@@ -87,6 +117,8 @@ export interface AmqpOptions {
   log: Logger;
   /** Shown in the RabbitMQ management UI as the connection name. */
   name: string;
+  /** This installation's exchanges and queues (installationTopology). */
+  topology: Topology;
   /** First reconnect delay; doubles per failed attempt up to maxReconnectDelayMs. */
   reconnectDelayMs?: number;
   maxReconnectDelayMs?: number;
@@ -193,6 +225,10 @@ export class AmqpConnection {
     return redactAmqpUrl(this.opts.url);
   }
 
+  get topology(): Topology {
+    return this.opts.topology;
+  }
+
   /** Called with true after every (re)connect and false after every loss. */
   onStateChange(listener: (up: boolean) => void): () => void {
     this.listeners.add(listener);
@@ -214,7 +250,7 @@ export class AmqpConnection {
     });
     try {
       const ch = await model.createChannel();
-      await declareTopology(ch);
+      await declareTopology(ch, this.opts.topology);
       await ch.close();
     } catch (err) {
       await model.close().catch(() => undefined);
@@ -347,8 +383,8 @@ export class AmqpConnection {
         pending.set(key, settle);
         try {
           c.publish(
-            opts.exchange ?? TOPOLOGY.exchange,
-            opts.routingKey ?? TOPOLOGY.routingKey,
+            opts.exchange ?? this.opts.topology.exchange,
+            opts.routingKey ?? this.opts.topology.routingKey,
             body,
             {
               persistent: true,
@@ -375,7 +411,7 @@ export class AmqpConnection {
     this.attach(attachment);
     return {
       publish: (body, opts = {}) => {
-        const exchange = opts.exchange ?? TOPOLOGY.exchange;
+        const exchange = opts.exchange ?? this.opts.topology.exchange;
         return tracer().startActiveSpan(
           `publish ${exchange}`,
           {
@@ -384,7 +420,7 @@ export class AmqpConnection {
               'messaging.system': 'rabbitmq',
               'messaging.operation.type': 'send',
               'messaging.destination.name': exchange,
-              'messaging.rabbitmq.destination.routing_key': opts.routingKey ?? TOPOLOGY.routingKey,
+              'messaging.rabbitmq.destination.routing_key': opts.routingKey ?? this.opts.topology.routingKey,
             },
           },
           (span) => endWith(span, publishOne(body, opts)),

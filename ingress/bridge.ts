@@ -20,7 +20,6 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import {
   backoffDelay,
   REASON_HEADER,
-  TOPOLOGY,
   type AmqpConnection,
   type Consumer,
   type Delivery,
@@ -89,13 +88,13 @@ export function startBridge(
     log.warn({ reason, messageId: m.properties.messageId }, 'invalid job request: dead-lettered');
     try {
       await dlq.publish(m.content, {
-        exchange: TOPOLOGY.dlx,
-        routingKey: TOPOLOGY.queue,
+        exchange: deps.amqp.topology.dlx,
+        routingKey: deps.amqp.topology.queue,
         messageId: m.properties.messageId ? String(m.properties.messageId) : undefined,
         headers: {
           ...(m.properties.headers ?? {}),
           [REASON_HEADER]: reason.slice(0, 1000),
-          'x-solstice-original-queue': TOPOLOGY.queue,
+          'x-solstice-original-queue': deps.amqp.topology.queue,
         },
       });
       d.ack();
@@ -154,13 +153,13 @@ export function startBridge(
     }
   }
 
-  const consumer: Consumer = deps.amqp.consume(TOPOLOGY.queue, cfg.amqpPrefetch, (d) => {
+  const consumer: Consumer = deps.amqp.consume(deps.amqp.topology.queue, cfg.amqpPrefetch, (d) => {
     const p = handle(d).finally(() => inFlight.delete(p));
     inFlight.add(p);
     return p;
   });
   log.info(
-    { queue: TOPOLOGY.queue, prefetch: cfg.amqpPrefetch, taskQueue: cfg.taskQueue },
+    { queue: deps.amqp.topology.queue, prefetch: cfg.amqpPrefetch, taskQueue: cfg.taskQueue },
     'bridge consuming',
   );
 

@@ -142,16 +142,26 @@ const secret = settingType((raw) => {
     );
   }
 }, String);
+/** AMQP_URL=none: no broker at all (no bridge, no webhooks; enqueue starts runs directly). */
+export const AMQP_OFF = 'none';
 /** The URL is left out of errors: it may carry the broker password. */
 const amqpUrl = settingType((raw) => {
+  if (raw === AMQP_OFF) return raw;
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw new BadSettingValue('must be an amqp:// or amqps:// URL');
+    throw new BadSettingValue(`must be an amqp:// or amqps:// URL, or ${AMQP_OFF}`);
   }
   if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:')
     throw new BadSettingValue(`must be an amqp:// or amqps:// URL, got a ${u.protocol} URL`);
+  return raw;
+}, String);
+
+/** A dotted AMQP name part: letters, digits, `.`, `_`, `-` (what the broker UI and policies read well). */
+const amqpPrefix = settingType((raw) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(raw))
+    throw new BadSettingValue(`must be letters, digits, '.', '_' or '-' (e.g. solstice.prod), got "${raw}"`);
   return raw;
 }, String);
 
@@ -632,8 +642,16 @@ const DECLARED = {
   amqpUrl: setting({
     env: 'AMQP_URL',
     type: amqpUrl,
-    description: 'RabbitMQ URL (job requests travel through it from webhooks and enqueue to the bridge)',
+    description:
+      'RabbitMQ URL (job requests travel through it from webhooks and enqueue to the bridge); by default the local broker with its guest account; none: no broker (enqueue starts runs directly)',
     default: 'amqp://guest:guest@127.0.0.1:5672/%2f',
+  }),
+  amqpPrefix: optional({
+    env: 'SOLSTICE_AMQP_PREFIX',
+    type: amqpPrefix,
+    description:
+      "Prefix of this installation's exchanges and queues (<prefix>.jobs, <prefix>.jobs.v1, ...), so installations sharing a broker and vhost never see each other's requests; give every process of the installation the same",
+    unset: 'solstice.<installation id> (the id `solstice doctor` shows, from the database)',
   }),
   amqpPrefetch: setting({
     env: 'AMQP_PREFETCH',

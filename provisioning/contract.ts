@@ -47,6 +47,8 @@ export interface Provider {
   consoleTail(handle: MachineHandle, maxBytes: number): Promise<string>;
 }
 
+export const MACHINE_ID_PATTERN = /^job-[0-9a-f-]{36}-\d+$/;
+
 export function machineIdFor(jobId: string, attempt: number): string {
   return `job-${jobId}-${attempt}`;
 }

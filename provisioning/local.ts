@@ -15,6 +15,7 @@ import type { MachineHandle } from '../model/domain';
 import { machineIdFor, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
+import { machineFolderName, machineTag, type MachineOwner } from './machine-name';
 
 interface UserData {
   write_files?: { path: string; content: string; permissions?: string }[];
@@ -27,14 +28,14 @@ const PASSED_ENV = ['HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME']
 export class LocalProvider implements Provider {
   readonly name = 'local';
 
-  constructor(private readonly opts: { workspaceRoot: string; hostId: string; killGraceMs?: number }) {}
+  constructor(private readonly opts: { workspaceRoot: string; owner: MachineOwner; killGraceMs?: number }) {}
 
   private dirOf(machineId: string): string {
-    return path.join(this.opts.workspaceRoot, machineId);
+    return path.join(this.opts.workspaceRoot, machineFolderName(this.opts.owner, machineId));
   }
 
   private tagOf(machineId: string): string {
-    return `${this.opts.hostId}/${machineId}`;
+    return machineTag(this.opts.owner, machineId);
   }
 
   async create(req: MachineRequest): Promise<MachineHandle> {
@@ -42,7 +43,7 @@ export class LocalProvider implements Provider {
     const handle: MachineHandle = {
       machineId,
       provider: this.name,
-      hostId: this.opts.hostId,
+      hostId: this.opts.owner.hostId,
       details: { dir: this.dirOf(machineId) },
     };
     // A retried create (the previous worker died half-way) starts from nothing.

@@ -41,7 +41,8 @@ import { SecretStore } from '../storage/secret-store';
 import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from './artifacts';
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
-import { LogIngest } from './ingest';
+import { LogBatchRefusedError, LogIngest } from './ingest';
+import { formatSeqRange, REFUSED_SEQS_TRAILER } from '../model/log-text';
 import { joinHostPort, splitHostPort } from '../platform/net';
 
 export interface LogServiceDeps {
@@ -152,6 +153,12 @@ function toStatus(err: unknown, log?: Logger): grpc.StatusObject & { message: st
   const base = { metadata: new grpc.Metadata() };
   if (err instanceof StatusError || err instanceof ArtifactRefusedError)
     return { ...base, code: err.code, details: err.message, message: err.message };
+  if (err instanceof LogBatchRefusedError) {
+    // Not retryable: the runner replaces the named lines with a notice and resends.
+    const metadata = new grpc.Metadata();
+    metadata.set(REFUSED_SEQS_TRAILER, formatSeqRange(err.firstSeq, err.lastSeq));
+    return { metadata, code: grpc.status.INVALID_ARGUMENT, details: err.message, message: err.message };
+  }
   if (err instanceof ForbiddenError)
     return { ...base, code: grpc.status.PERMISSION_DENIED, details: err.message, message: err.message };
   if (err instanceof AuthError)

@@ -23,6 +23,8 @@ import { LocalProvider } from '../provisioning/local';
 import { QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { sweepOrphans } from '../provisioning/sweeper';
+import type { MachineOwner } from '../provisioning/machine-name';
+import { readInstallationId } from '../storage/installation';
 import type { Provider } from '../provisioning/contract';
 import { hostTaskQueue } from '../model/domain';
 import { keepHostRegistered, type HostKeeper } from '../capacity/host-registration';
@@ -57,10 +59,11 @@ type ProviderSettings = Pick<
  * Providers by runs-on label. With `qemu`, every label and alias of the image map is a VM
  * image, and `local` (what a job gets when it names no label) is the map's default_label.
  */
-export function providersFor(cfg: ProviderSettings): Map<string, Provider> {
+export function providersFor(cfg: ProviderSettings, installationId: string): Map<string, Provider> {
+  const owner: MachineOwner = { installationId, hostId: cfg.hostId };
   if (cfg.provider === 'local')
     return new Map<string, Provider>([
-      ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, hostId: cfg.hostId })],
+      ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, owner })],
     ]);
   if (!cfg.imageMap)
     throw new ConfigError(
@@ -69,7 +72,7 @@ export function providersFor(cfg: ProviderSettings): Map<string, Provider> {
     );
   const qemu = new QemuProvider({
     workspaceRoot: cfg.workspaceRoot,
-    hostId: cfg.hostId,
+    owner,
     imageMap: loadImageMap(cfg.imageMap),
     accel: cfg.qemuAccel,
     runnerUrl: cfg.runnerUrl,
@@ -84,17 +87,23 @@ function startSweeper(
   cfg: Config,
   deps: { jobs: JobStore; log: Logger },
   providers: Provider[],
+  owner: MachineOwner,
 ): () => Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const sweep = () => {
     running = sweepOrphans({
       jobs: deps.jobs,
       providers,
-      hostId: cfg.hostId,
+      owner,
       workspaceRoot: cfg.workspaceRoot,
     }).then(
-      (swept) => {
+      ({ swept, foreign }) => {
         for (const s of swept) deps.log.info(s, 'swept an orphaned machine');
+        if (swept.length > 0 || foreign > 0)
+          deps.log.info(
+            { swept: swept.length, foreign, installationId: owner.installationId, hostId: owner.hostId },
+            `sweep done: removed ${swept.length}, left ${foreign} foreign machine(s) of other installations or hosts alone`,
+          );
       },
       (err: unknown) => deps.log.warn({ err }, 'sweeping orphaned machines failed'),
     );
@@ -129,7 +138,9 @@ export async function startOrchestratorWorker(
   // Before the first run starts, so runs are findable in the Web UI by repo, commit, state...
   await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
   const hostQueue = hostTaskQueue(cfg.taskQueue, cfg.hostId);
-  const providers = providersFor(cfg);
+  // Machines are named after the installation, so another one on this host is never ours.
+  const owner: MachineOwner = { installationId: await readInstallationId(deps.jobs.db), hostId: cfg.hostId };
+  const providers = providersFor(cfg, owner.installationId);
   for (const provider of new Set(providers.values()))
     for (const warning of provider.setupWarnings ?? []) deps.log.warn({ provider: provider.name }, warning);
   const capacity = new CapacityStore(deps.jobs.db);
@@ -207,7 +218,7 @@ export async function startOrchestratorWorker(
     deps.log.warn({ err }, 'could not set up retention in Temporal');
   }
   deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
-  const stopSweeper = startSweeper(cfg, deps, [...new Set(providers.values())]);
+  const stopSweeper = startSweeper(cfg, deps, [...new Set(providers.values())], owner);
   const closeAll = async () => {
     await keeper.stop().catch((err: unknown) => deps.log.warn({ err }, 'marking the host stopped failed'));
     await temporal.close();

@@ -123,7 +123,9 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     showPipeline(status);
   };
 
-  await db.recordPipeline(input, workflowId);
+  // Recorded even when a cancel is already pending, so there is a row to finalize.
+  await record(() => db.recordPipeline(input, workflowId));
+  const cancelled = () => CancellationScope.current().consideredCancelled;
 
   let plan: PipelinePlan;
   try {
@@ -149,8 +151,10 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   }
 
   // A newer push to the branch makes older runs of it pointless, unless the workflow opts out.
-  if (plan.cancelSuperseded && input.event === 'push' && input.ref) {
-    for (const older of await db.supersededPipelines(input.pipelineId)) {
+  // A pipeline cancelled itself supersedes nothing: the newer one that cancelled it does that.
+  if (plan.cancelSuperseded && input.event === 'push' && input.ref && !cancelled()) {
+    for (const older of await record(() => db.supersededPipelines(input.pipelineId))) {
+      if (cancelled()) break;
       try {
         await getExternalWorkflowHandle(older).cancel();
         log.info('cancelled superseded pipeline', { older });
@@ -178,7 +182,9 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       ...(j.skipReason ? { message: j.skipReason } : {}),
     };
   });
-  await db.recordPipelineJobs(input.pipelineId, initial);
+  // Non-cancellable like every write below: a cancel landing between planning and the first
+  // job must still leave each job and the pipeline in a final state (schedule() sees it).
+  await record(() => db.recordPipelineJobs(input.pipelineId, initial));
   showPipeline(status);
 
   const setState = async (
@@ -236,7 +242,6 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   };
 
   const running = new Map<string, Promise<void>>();
-  const cancelled = () => CancellationScope.current().consideredCancelled;
   /** Skips what can no longer run and starts what is ready; repeats until nothing changes. */
   const schedule = async (): Promise<void> => {
     for (let changed = true; changed;) {

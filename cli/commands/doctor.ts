@@ -19,12 +19,14 @@ export class DoctorCommand extends ServiceCommand {
     details: `
       Uses the same settings (environment and flags) as the services, so run it with their
       environment. Prints one line per check: ok, warn (works, but worse than it could), FAIL (what
-      is wrong and how to fix it) or skip (not configured). RabbitMQ is required only when AMQP_URL
-      is set; QEMU only when SOLSTICE_IMAGE_MAP is. Exits 69 when any check FAILs, else 0.
+      is wrong and how to fix it) or skip (not configured). It shows the installation id (from the
+      database), which names this installation's machines and broker queues. RabbitMQ is required
+      only when AMQP_URL is set, and AMQP_URL=none turns it off (skip, not FAIL); QEMU is checked
+      only when SOLSTICE_IMAGE_MAP is set. Exits 69 when any check FAILs, else 0.
     `,
   });
 
-  static override settings = ServiceCommand.withSettings('amqpUrl');
+  static override settings = ServiceCommand.withSettings('amqpUrl', 'amqpPrefix');
 
   async execute(): Promise<number> {
     let results: CheckResult[];

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'clipanion';
-import { AmqpConnection, connectIfReachable, TOPOLOGY } from '../../ingress/amqp';
+import { AmqpConnection, connectIfReachable, installationTopology } from '../../ingress/amqp';
+import { readInstallationId } from '../../storage/installation';
 import type { Config } from '../../platform/config';
 import { resolveLocalCommit } from '../../ingress/local-commit';
 import { isLocalRepo } from '../../model/repo-url';
@@ -35,21 +36,23 @@ export interface EnqueueArgs {
  */
 async function enqueueViaAmqp(
   cfg: Config,
+  store: Store,
   r: JobRequestV1,
   out: NodeJS.WritableStream,
   explicitTimeout = false,
 ): Promise<{ pipelineId: string; workflowId: string } | undefined> {
   const log = createLogger('solstice-enqueue');
   log.level = 'error';
-  const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice enqueue' });
+  const topology = await installationTopology(cfg, () => readInstallationId(store.db));
+  const amqp = await connectIfReachable({ url: cfg.amqpUrl, log, name: 'solstice enqueue', topology });
   if (!(amqp instanceof AmqpConnection)) {
     out.write(`note: ${amqp.unreachable}; starting the job directly\n`);
     return undefined;
   }
   try {
-    const { consumerCount } = await amqp.withChannel((ch) => ch.checkQueue(TOPOLOGY.queue));
+    const { consumerCount } = await amqp.withChannel((ch) => ch.checkQueue(topology.queue));
     if (consumerCount === 0) {
-      out.write(`note: no bridge consumes ${TOPOLOGY.queue} at ${amqp.url}; starting the job directly\n`);
+      out.write(`note: no bridge consumes ${topology.queue} at ${amqp.url}; starting the job directly\n`);
       return undefined;
     }
     const publisher = amqp.publisher();
@@ -114,7 +117,7 @@ export async function enqueue(
     ...(args.workflow ? { workflowPath: args.workflow, inputs: args.inputs ?? {} } : {}),
     deliveryId: `enqueue-${randomUUID()}`,
   });
-  const started = args.direct ? undefined : await enqueueViaAmqp(cfg, r, out, args.explicitTimeout);
+  const started = args.direct ? undefined : await enqueueViaAmqp(cfg, store, r, out, args.explicitTimeout);
   // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
   if (!started) return enqueuePipeline(cfg, store, r, args.follow, out);
   return showPipeline(cfg, store, started, args.follow, out);
@@ -137,6 +140,7 @@ export class EnqueueCommand extends ConnectedCommand {
     'bootTimeoutMs',
     'temporalUiPort',
     'amqpUrl',
+    'amqpPrefix',
   );
   static override paths = [['enqueue']];
   static override usage = Command.Usage({

@@ -1,6 +1,8 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
 import { Command } from 'clipanion';
 import { AmqpConnection } from '../../ingress/amqp';
+import { AMQP_OFF } from '../../platform/config';
+import { brokerTopology } from '../context';
 import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
 import { connectClient } from '../../platform/temporal';
@@ -12,6 +14,7 @@ import { ConnectedCommand, SettingsCommand } from '../settings-options';
 export class BridgeCommand extends ConnectedCommand {
   static override settings = ConnectedCommand.withSettings(
     'amqpUrl',
+    'amqpPrefix',
     'amqpPrefetch',
     'otlpEndpoint',
     'metricsAddr',
@@ -22,32 +25,43 @@ export class BridgeCommand extends ConnectedCommand {
   static override usage = Command.Usage({
     description: 'Start a run for every job request queued in RabbitMQ',
     details: `
-      Consumes JobRequest v1 messages from the queue solstice.jobs.v1 (AMQP_URL; AMQP_PREFETCH at once)
-      and starts a JobWorkflow for each on the task queue, with a workflow id derived from the request,
+      Consumes JobRequest v1 messages from the queue <prefix>.jobs.v1 (AMQP_URL; AMQP_PREFETCH at once;
+      the prefix is SOLSTICE_AMQP_PREFIX, by default solstice.<installation id>) and starts a JobWorkflow for each on the task queue, with a workflow id derived from the request,
       so a message delivered twice starts one run. A message is acknowledged only once Temporal has the
-      start; an invalid one goes to solstice.jobs.v1.dlq with the reason in its x-solstice-reason header.
+      start; an invalid one goes to <prefix>.jobs.v1.dlq with the reason in its x-solstice-reason header.
       If RabbitMQ is unreachable at start the command exits 69; later connection losses are retried.
     `,
   });
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    brokerRequired(cfg, 'the bridge');
     const svc = new ServiceProcess('solstice-bridge', { cfg });
     const { log } = svc;
+    const topology = await brokerTopology(cfg);
     const temporal = await connectClient(cfg);
     let amqp: AmqpConnection;
     try {
-      amqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'solstice bridge' });
+      amqp = await AmqpConnection.connect({ url: cfg.amqpUrl, log, name: 'solstice bridge', topology });
     } catch (err) {
       await temporal.close();
       throw err;
     }
     const bridge = startBridge(cfg, { amqp, temporal: temporal.client, log });
     this.context.stdout.write(
-      `bridge consuming from ${amqp.url}, starting runs on task queue ${cfg.taskQueue}\n`,
+      `bridge consuming ${topology.queue} from ${amqp.url}, starting runs on task queue ${cfg.taskQueue}\n`,
     );
     return svc.serve([() => bridge.close(), () => amqp.close(), () => temporal.close()]);
   }
+}
+
+/** Services that exist only to use the broker refuse AMQP_URL=none with what to do instead. */
+function brokerRequired(cfg: Config, what: string): void {
+  if (cfg.amqpUrl === AMQP_OFF)
+    throw new ConfigError(
+      `${SETTINGS.amqpUrl.env}=${AMQP_OFF} turns the broker off, and ${what} needs one`,
+      `set ${SETTINGS.amqpUrl.env} to your RabbitMQ (amqp://user:password@host:5672/vhost), or start runs with \`solstice enqueue\``,
+    );
 }
 
 /** Refuses a webhook server that could verify nothing, unless the operator insists. */
@@ -71,6 +85,7 @@ export class WebhookServeCommand extends SettingsCommand {
     'githubWebhookSecret',
     'webhookInsecure',
     'amqpUrl',
+    'amqpPrefix',
     'otlpEndpoint',
     'metricsAddr',
   ];
@@ -90,11 +105,14 @@ export class WebhookServeCommand extends SettingsCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     webhookSecrets(cfg); // refuses to start when no endpoint could verify a delivery
+    brokerRequired(cfg, 'the webhook server');
     const svc = new ServiceProcess('solstice-webhook', { cfg });
     const { log } = svc;
+    // Without SOLSTICE_AMQP_PREFIX the names come from the installation id in the database.
+    const topology = await brokerTopology(cfg);
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.
     const amqp = await AmqpConnection.connect(
-      { url: cfg.amqpUrl, log, name: 'solstice webhook' },
+      { url: cfg.amqpUrl, log, name: 'solstice webhook', topology },
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();

@@ -1,5 +1,5 @@
 import { Command } from 'clipanion';
-import { effectiveDatabaseUrl, type Config } from '../../platform/config';
+import { AMQP_OFF, effectiveDatabaseUrl, type Config } from '../../platform/config';
 import type { Logger } from '../../platform/logger';
 import type { BlobStore } from '../../storage/blob-store';
 import { migrate } from '../../storage/migrate';
@@ -45,9 +45,15 @@ export class UpCommand extends ServiceCommand {
       Starts, in order: PostgreSQL (DATABASE_URL, or an embedded server in the state dir when unset),
       database migrations, Temporal (TEMPORAL_ADDRESS; on a loopback address the Temporal CLI dev server
       with its Web UI is started unless one already listens), the runner download server, the log service,
-      the job page and the orchestrator worker. Prints their addresses, then runs until Ctrl-C.
+      the job page and the orchestrator worker, and, when RabbitMQ answers at AMQP_URL (by default
+      amqp://guest:guest@127.0.0.1:5672/%2f, the local broker's guest account), the bridge and
+      webhooks on this installation's queues (solstice.<installation id>.jobs.v1, or
+      SOLSTICE_AMQP_PREFIX); AMQP_URL=none runs without a broker. Prints their addresses, then runs
+      until Ctrl-C.
     `,
   });
+
+  static override settings = ServiceCommand.withSettings('amqpUrl', 'amqpPrefix');
 
   async execute(): Promise<number> {
     const cfg = this.config();
@@ -96,8 +102,10 @@ export class LogServiceCommand extends ServiceCommand {
       log: svc.log,
       blobs,
       artifactLimits: artifactLimits(cfg),
-      // RabbitMQ is checked when this process was given one to use.
-      ...logServiceOptions(cfg, temporal.client, { checkAmqp: this.given('amqpUrl') }),
+      // RabbitMQ is checked when this process was given one to use (AMQP_URL=none: none).
+      ...logServiceOptions(cfg, temporal.client, {
+        checkAmqp: this.given('amqpUrl') && cfg.amqpUrl !== AMQP_OFF,
+      }),
       shutdownGraceMs: cfg.shutdownGraceMs,
     });
     this.context.stdout.write(`log service listening on ${server.address}\n`);

@@ -91,7 +91,8 @@ function safePath(p: string): string {
 }
 
 export function qemuArgs(opts: {
-  machineId: string;
+  /** The VM's name (provisioning/machine-name.ts: it names installation, host and machine). */
+  name: string;
   image: ImageSpec;
   accel: 'kvm' | 'tcg';
   files: VmFiles;
@@ -115,7 +116,7 @@ export function qemuArgs(opts: {
   ].join(',');
   return [
     '-name',
-    `${opts.machineId},process=solstice-${opts.machineId}`,
+    `${opts.name},process=${opts.name}`,
     '-nodefaults',
     '-no-user-config',
     '-display',

@@ -29,6 +29,7 @@ import type { MachineHandle } from '../../model/domain';
 import { readTail } from '../file-tail';
 import { machineIdFor, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
 import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
+import { machineFolderName, machineTag, vmName, type MachineOwner } from '../machine-name';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
 import { QmpClient } from './qmp';
@@ -45,7 +46,7 @@ const GIT_PORT = 9418;
 
 export interface QemuProviderOptions {
   workspaceRoot: string;
-  hostId: string;
+  owner: MachineOwner;
   imageMap: ImageMap;
   /** Default for images whose options name no accel. */
   accel: Accel;
@@ -117,11 +118,11 @@ export class QemuProvider implements Provider {
   }
 
   private dirOf(machineId: string): string {
-    return path.join(this.opts.workspaceRoot, machineId);
+    return path.join(this.opts.workspaceRoot, machineFolderName(this.opts.owner, machineId));
   }
 
   private tagOf(machineId: string): string {
-    return `${this.opts.hostId}/${machineId}`;
+    return machineTag(this.opts.owner, machineId);
   }
 
   private imageFor(label: string): ImageSpec {
@@ -153,7 +154,7 @@ export class QemuProvider implements Provider {
     const handle: MachineHandle = {
       machineId,
       provider: this.name,
-      hostId: this.opts.hostId,
+      hostId: this.opts.owner.hostId,
       details: { dir, image: image.name, accel },
     };
     // A retried create (the previous worker died half-way) starts from nothing.
@@ -164,7 +165,7 @@ export class QemuProvider implements Provider {
     const record: MachineRecordFile = {
       provider: this.name,
       machineId,
-      hostId: this.opts.hostId,
+      hostId: this.opts.owner.hostId,
       jobId: req.jobId,
       attempt: req.attempt,
       image: image.name,
@@ -202,7 +203,14 @@ export class QemuProvider implements Provider {
     }
 
     await fs.writeFile(files.relay, RELAY_SOURCE);
-    const args = qemuArgs({ machineId, image, accel, files, forwards, node: process.execPath });
+    const args = qemuArgs({
+      name: vmName(this.opts.owner, machineId),
+      image,
+      accel,
+      files,
+      forwards,
+      node: process.execPath,
+    });
     const pid = await this.spawnTagged(
       machineId,
       this.opts.qemuBinary ?? 'qemu-system-x86_64',

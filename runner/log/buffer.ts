@@ -158,6 +158,24 @@ export class LogBuffer {
     return { clamped: seq > this.lastSeq };
   }
 
+  /**
+   * Replaces the text of the unacknowledged lines `first`..`last` (lines the log service refused
+   * for good), keeping their sequence numbers so the log stays dense. Their byte accounting is
+   * left as it was: the notice is shorter than most refused lines and accounting only steers
+   * back-pressure. Returns how many lines were replaced.
+   */
+  replaceText(first: number, last: number, text: string): number {
+    let replaced = 0;
+    for (let seq = Math.max(first, this.acked + 1); seq <= Math.min(last, this.lastSeq); seq++) {
+      const e = this.entryFor(seq);
+      if (!e) continue;
+      e.text = text;
+      replaced++;
+    }
+    this.changed.notify();
+    return replaced;
+  }
+
   /** Lines after `afterSeq` not yet sent, and their bytes. */
   pendingAfter(afterSeq: number): { lines: number; bytes: number; oldestAppendedAt?: number } {
     const first = this.entryFor(afterSeq + 1);

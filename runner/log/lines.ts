@@ -8,6 +8,8 @@
  * exhaust memory nor exceed the log service's message size. end() emits a final line that had
  * no newline.
  */
+import { storableLogText } from '../../model/log-text';
+
 export const MAX_LINE_BYTES = 64 * 1024;
 
 const LF = 0x0a;
@@ -78,8 +80,9 @@ export class LineSplitter {
   private emit(bytes: Buffer, lineEnd = true): void {
     const body =
       lineEnd && bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.subarray(0, -1) : bytes;
-    // Invalid UTF-8 (binary output) becomes U+FFFD: the log line must be a valid proto string.
-    this.onLine(body.toString('utf8'));
+    // Invalid UTF-8 (binary output) becomes U+FFFD: the log line must be a valid proto string;
+    // NUL, valid UTF-8 but not storable as PostgreSQL text, becomes U+FFFD as well.
+    this.onLine(storableLogText(body.toString('utf8')));
   }
 }
 

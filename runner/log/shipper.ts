@@ -10,7 +10,9 @@
  * the shipper reconnects with exponential backoff and jitter and resends from the last
  * acknowledged sequence number: unacknowledged lines are resent (the server drops the ones
  * it already had), acknowledged ones never are. It gives up, with LogServiceUnavailableError,
- * when the service keeps failing without a single acknowledgement for retryForMs.
+ * when the service keeps failing without a single acknowledgement for retryForMs. Lines the
+ * service refuses for good are replaced by a notice once (see model/log-text.ts), never resent
+ * as they were.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { LogAck__Output, RunnerServiceClient } from '../../model/runner-proto';
@@ -19,6 +21,7 @@ import { diag } from '../diag';
 import { LogServiceUnavailableError } from '../errors';
 import type { BatchLimits, LogBuffer } from './buffer';
 import { describeGrpcError, fatalRpcError, isServiceError } from '../rpc';
+import { parseSeqRange, REFUSED_SEQS_TRAILER } from '../../model/log-text';
 
 export interface ShipperSettings {
   address: string;
@@ -52,6 +55,8 @@ export class LogShipper {
   /** Set when a failure started and no acknowledgement arrived since; cleared on every ack. */
   private failingSince: number | undefined;
   private warnedClamp = false;
+  /** Last line already replaced by a refusal notice; a refusal at or before it is fatal. */
+  private replacedThrough = 0;
 
   constructor(
     private readonly client: RunnerServiceClient,
@@ -68,6 +73,10 @@ export class LogShipper {
       const result = await this.session();
       if (result.done) return;
       const err = result.error;
+      if (this.replaceRefused(err)) {
+        attempt = 0;
+        continue;
+      }
       if (isServiceError(err) && FATAL_STREAM_CODES.has(err.code))
         throw fatalRpcError('StreamLogs', err, this.s);
       if (this.buffer.ackedThrough > ackedBefore) attempt = 0;
@@ -86,6 +95,26 @@ export class LogShipper {
       );
       await sleep(delay);
     }
+  }
+
+  /**
+   * The service refused lines for good (INVALID_ARGUMENT naming them in a trailer): they become
+   * a notice in the log and the stream goes on. A range refused again, notice and all, is not
+   * retried: the error is then fatal like any other INVALID_ARGUMENT.
+   */
+  private replaceRefused(err: Error): boolean {
+    if (!isServiceError(err) || err.code !== grpc.status.INVALID_ARGUMENT) return false;
+    const raw = err.metadata?.get(REFUSED_SEQS_TRAILER)[0];
+    const range = typeof raw === 'string' ? parseSeqRange(raw) : undefined;
+    if (!range || range.first <= this.replacedThrough) return false;
+    const notice = `[solstice: the log service refused this line for good and it was not stored: ${err.details || err.message}]`;
+    const replaced = this.buffer.replaceText(range.first, range.last, notice);
+    if (replaced === 0) return false;
+    this.replacedThrough = range.last;
+    diag(
+      `the log service refused lines ${range.first}-${range.last} for good (${describeGrpcError(err)}); they are replaced by a notice and the job goes on`,
+    );
+    return true;
   }
 
   /** One StreamLogs call, until everything is acknowledged or the call breaks. */

@@ -27,6 +27,8 @@ import { startRunnerServer } from '../../runner-api/runner-download';
 import { startOrchestratorWorker, type RunningWorker } from '../../workers/orchestrator';
 import { createTestDatabase, type TestDatabase } from './database';
 import { taggedPids } from '../../provisioning/process-tree';
+import { machineTag } from '../../provisioning/machine-name';
+import { readInstallationId } from '../../storage/installation';
 import type { JobInput } from '../../model/domain';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -240,8 +242,9 @@ export async function startHarness(overrides: Partial<Record<string, string>> = 
     async leftovers() {
       const processes: number[] = [];
       const machines = fs.existsSync(workspaceRoot) ? fs.readdirSync(workspaceRoot) : [];
+      const owner = { installationId: await readInstallationId(db), hostId: cfg.hostId };
       for (const m of await db.vm.findMany({ select: { id: true } })) {
-        processes.push(...(await taggedPids(`${cfg.hostId}/${m.id}`)));
+        processes.push(...(await taggedPids(machineTag(owner, m.id))));
       }
       return { processes, workspaces: machines };
     },

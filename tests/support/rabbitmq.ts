@@ -1,6 +1,6 @@
 /**
  * A RabbitMQ virtual host of its own for a test file, on the machine's broker
- * (127.0.0.1:5672, guest/guest), so the fixed topology names of DESIGN.md never collide
+ * (127.0.0.1:5672, guest/guest), so the topology names (TOPOLOGY here) never collide
  * between test files or with a running `solstice up`. Made with `rabbitmqctl` (the
  * management HTTP API is not enabled on these machines); deleted afterwards.
  */
@@ -8,7 +8,13 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { declareTopology, TOPOLOGY } from '../../ingress/amqp';
+import { declareTopology, topologyFor } from '../../ingress/amqp';
+
+/**
+ * The names tests give their connections (SOLSTICE_AMQP_PREFIX for processes they spawn);
+ * services find their own from the installation id when no prefix is given.
+ */
+export const TOPOLOGY = topologyFor('solstice.test');
 
 const run = promisify(execFile);
 const BROKER = process.env.SOLSTICE_TEST_AMQP_BROKER ?? 'guest:guest@127.0.0.1:5672';
@@ -50,7 +56,7 @@ export async function createTestVhost(prefix = 'solstice_test'): Promise<TestVho
     }
   };
   // Declared up front so a test may inspect the queues before any service connected.
-  await withChannel(declareTopology);
+  await withChannel((ch) => declareTopology(ch, TOPOLOGY));
   return {
     name,
     url,
@@ -67,5 +73,3 @@ export async function createTestVhost(prefix = 'solstice_test'): Promise<TestVho
     drop: () => ctl('delete_vhost', name),
   };
 }
-
-export { TOPOLOGY };

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
+import { parseMachineTag } from '../../provisioning/machine-name';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -55,14 +56,19 @@ export function writeImageMap(image: Partial<VmImage> & { base: string }, label 
 
 /** qemu processes whose environment carries a tag of this host (what a test must not leave). */
 export function qemuProcessesOf(hostId: string): number[] {
-  const needle = `SOLSTICE_MACHINE_TAG=${hostId}/`;
+  const prefix = 'SOLSTICE_MACHINE_TAG=';
   const pids: number[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8');
       const env = fs.readFileSync(`/proc/${e}/environ`, 'utf8');
-      if (cmd.includes('qemu-system') && env.includes(needle)) pids.push(Number(e));
+      const tag = env
+        .split('\0')
+        .find((kv) => kv.startsWith(prefix))
+        ?.slice(prefix.length);
+      const owner = tag ? parseMachineTag(tag)?.owner : undefined;
+      if (cmd.includes('qemu-system') && owner?.hostId === hostId) pids.push(Number(e));
     } catch {
       // gone meanwhile
     }

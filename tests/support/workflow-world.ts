@@ -73,6 +73,8 @@ export interface WorldOptions {
   superseded?: (pipelineId: string) => string[];
   /** The machine slot is never granted (the job stays queued until cancelled). */
   leaseWaits?: boolean;
+  /** recordPipelineJobs (between planning and the first job) returns only once this settles. */
+  recordJobsGate?: Promise<void>;
 }
 
 export interface Call {
@@ -195,6 +197,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     },
     async recordPipelineJobs(_pipelineId, jobs) {
       log(`recordPipelineJobs ${jobs.map((j) => `${j.name}:${j.state}`).join(' ')}`);
+      await opts.recordJobsGate;
     },
     async updatePipelineJob(_pipelineId, name, change) {
       log(`updatePipelineJob ${name} ${change.state}`);
@@ -429,6 +432,29 @@ export const scenarios = {
         return { histories, workflowId: handle.workflowId, end };
       },
     ),
+
+  /**
+   * Cancelled between planning and its first job (while its jobs are being recorded): every
+   * job and the pipeline still end `cancelled` in the database.
+   */
+  'pipeline-cancelled-after-planning': (env: WorldEnv) => {
+    let release = (): void => undefined;
+    const recordJobsGate = new Promise<void>((r) => (release = r));
+    return inWorld(env, { recordJobsGate }, async (world, queue) => {
+      const handle = await startPipeline(env.client, queue, pipelineInput());
+      await until('the jobs are being recorded', () =>
+        world.sequence(handle.workflowId).some((s) => s.startsWith('recordPipelineJobs')),
+      );
+      await handle.cancel();
+      await until('the cancel reached the run', async () => {
+        const history = await handle.fetchHistory();
+        return (history.events ?? []).some((e) => e.workflowExecutionCancelRequestedEventAttributes);
+      });
+      release();
+      const end = await ended(handle);
+      return { histories: { '': handle.workflowId } as Recorded, workflowId: handle.workflowId, end };
+    });
+  },
 
   /** A newer push to the branch cancels the older pipeline, whose running job is cleaned up. */
   'pipeline-superseded': (env: WorldEnv) => {

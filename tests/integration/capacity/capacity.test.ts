@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { startJob } from '../../../ingress/job-start';
 import { taggedPids } from '../../../provisioning/process-tree';
+import { machineTag } from '../../../provisioning/machine-name';
+import { readInstallationId } from '../../../storage/installation';
 import { cliEnv, runCli } from '../../support/cli';
 import { jobRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
@@ -212,7 +214,8 @@ test('two hosts share the jobs within their limits, and each destroys its own ma
         expect(act).toMatchObject({ taskQueue: `${harness.cfg.taskQueue}@${host}` });
         expect(act?.identity.startsWith(`${pid}@`)).toBe(true);
       }
-      expect(await taggedPids(`${vm.host}/${vm.id}`)).toEqual([]);
+      const owner = { installationId: await readInstallationId(harness.db), hostId: vm.host };
+      expect(await taggedPids(machineTag(owner, vm.id))).toEqual([]);
     }
   } finally {
     for (const w of workers.values()) await stop(w);

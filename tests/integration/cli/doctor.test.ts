@@ -49,11 +49,21 @@ test('against the real services every dependency is ok and it exits 0', async ()
   for (const check of ['Temporal', 'PostgreSQL', 'RabbitMQ', 'blob store'])
     expect(line(r, check)).toMatch(/^ok {4}/);
   expect(line(r, 'PostgreSQL')).toContain('none pending');
+  // The id the migrations made once, which also names the broker queues.
+  const id = /^ok {4}installation id ([0-9a-f]{12});/.exec(line(r, 'installation'))?.[1];
+  expect(id).toBeDefined();
+  expect(line(r, 'RabbitMQ')).toContain(`solstice.${id}.jobs.v1`);
   // This machine may or may not have QEMU/KVM; without an image map it is never a FAIL.
   expect(line(r, 'QEMU')).toMatch(/^(ok|warn) /);
   expect(line(r, 'images')).toMatch(/^skip .*SOLSTICE_IMAGE_MAP is unset/);
   // The probe object is gone again.
   expect(fs.readdirSync(path.join(dir, 'blobs', 'doctor'))).toEqual([]);
+});
+
+test('AMQP_URL=none turns the broker off: a skip, not a failure', async () => {
+  const r = await runCli(['doctor'], { ...env, AMQP_URL: 'none' });
+  expect(r.code).toBe(0);
+  expect(line(r, 'RabbitMQ')).toMatch(/^skip {2}RabbitMQ {4}off \(AMQP_URL=none\)/);
 });
 
 test('PostgreSQL on a closed port: FAIL with how to start it, exit 69', async () => {

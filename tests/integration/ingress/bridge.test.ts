@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { AmqpConnection, REASON_HEADER, TOPOLOGY } from '../../../ingress/amqp';
+import { AmqpConnection, REASON_HEADER } from '../../../ingress/amqp';
 import { loadConfig, type Config } from '../../../platform/config';
 import { pipelineIdsForRequest } from '../../../ingress/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../../model/job-request';
@@ -14,7 +14,7 @@ import { freePort } from '../../../platform/net';
 import { connectClient } from '../../../platform/temporal';
 import { startBridge, type RunningBridge } from '../../../ingress/bridge';
 import { startWebhookServer } from '../../../ingress/webhook-server';
-import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
+import { createTestVhost, type TestVhost, TOPOLOGY } from '../../support/rabbitmq';
 import { waitFor } from '../../support/wait';
 import { forgejoPush, randomSha, send } from '../../support/webhooks';
 
@@ -74,6 +74,7 @@ async function expectRuns(taskQueue: string, expected: string[]): Promise<void> 
 
 async function connect(name: string): Promise<AmqpConnection> {
   return AmqpConnection.connect({
+    topology: TOPOLOGY,
     url: vhost.url,
     log,
     name,

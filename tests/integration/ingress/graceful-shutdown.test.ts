@@ -8,7 +8,7 @@ import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Client } from '@temporalio/client';
-import { AmqpConnection, TOPOLOGY } from '../../../ingress/amqp';
+import { AmqpConnection } from '../../../ingress/amqp';
 import { encodeJobRequest, JOB_REQUEST_V1, newJobRequest } from '../../../model/job-request';
 import { createLogger } from '../../../platform/logger';
 import { freePort } from '../../../platform/net';
@@ -17,7 +17,7 @@ import { connectClient } from '../../../platform/temporal';
 import { CLI } from '../../support/cli';
 import { jobRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
-import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
+import { createTestVhost, type TestVhost, TOPOLOGY } from '../../support/rabbitmq';
 import { gatePath, waitFor } from '../../support/wait';
 import { forgejoPush, randomSha } from '../../support/webhooks';
 
@@ -106,6 +106,7 @@ describe('bridge', () => {
         HOME: process.env.HOME,
         LOG_LEVEL: 'warn',
         AMQP_URL: vhost.url,
+        SOLSTICE_AMQP_PREFIX: TOPOLOGY.prefix,
         AMQP_PREFETCH: '16',
         TEMPORAL_ADDRESS: temporalAddress,
         SOLSTICE_TASK_QUEUE: taskQueue,
@@ -134,7 +135,12 @@ describe('bridge', () => {
       }),
     );
     const expected = requests.map((r) => pipelineIdsForRequest(r).workflowId).sort();
-    const producer = await AmqpConnection.connect({ url: vhost.url, log, name: 'producer' });
+    const producer = await AmqpConnection.connect({
+      topology: TOPOLOGY,
+      url: vhost.url,
+      log,
+      name: 'producer',
+    });
     const publisher = producer.publisher();
     // Every request is queued before the first bridge starts, and it is stopped once it took 40
     // off the queue. The queue's depth says so at once; the run list (visibility) lags by
@@ -194,6 +200,7 @@ describe('webhook serve', () => {
         HOME: process.env.HOME,
         LOG_LEVEL: 'warn',
         AMQP_URL: vhost.url,
+        SOLSTICE_AMQP_PREFIX: TOPOLOGY.prefix,
         SOLSTICE_WEBHOOK_ADDR: `127.0.0.1:${port}`,
         SOLSTICE_FORGEJO_WEBHOOK_SECRET: secret,
       },

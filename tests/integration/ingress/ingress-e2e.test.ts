@@ -20,6 +20,7 @@ import { jobRepo } from '../../support/git-repo';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 import { waitFor } from '../../support/wait';
 import { fixture, forgejoDelivery, send } from '../../support/webhooks';
+import { readInstallationId } from '../../../storage/installation';
 
 const SECRET = 'e2e-secret';
 const log = createLogger('test');
@@ -73,7 +74,9 @@ function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResul
 
 test('`solstice up` runs the bridge and the webhook ingress; a signed push runs its job', async () => {
   expect(stack.urls.rabbitmq).toContain('guest:***@127.0.0.1');
-  expect(stack.urls.bridge).toMatch(/consuming solstice\.jobs\.v1/);
+  // The installation's own queue: named after the id its database was given.
+  const installationId = await readInstallationId(stack.jobs.db);
+  expect(stack.urls.bridge).toContain(`consuming solstice.${installationId}.jobs.v1`);
   const webhooks = stack.urls.webhooks.replace(/\/webhooks\/.*$/, '');
   const repo = jobRepo('echo "from a webhook: $SOLSTICE_COMMIT_SHA"');
   const push = fixture('forgejo-push');
@@ -152,6 +155,8 @@ test('`solstice bridge` and `solstice webhook serve` run until SIGTERM and stop 
     HOME: process.env.HOME,
     TEMPORAL_ADDRESS: stack.cfg.temporalAddress,
     SOLSTICE_TASK_QUEUE: stack.cfg.taskQueue,
+    // The installation's database: without SOLSTICE_AMQP_PREFIX it names the queues.
+    DATABASE_URL: database.url,
     AMQP_URL: vhost.url,
     LOG_LEVEL: 'warn',
     SOLSTICE_GITHUB_WEBHOOK_SECRET: SECRET,

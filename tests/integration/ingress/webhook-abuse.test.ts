@@ -5,13 +5,13 @@
  * nor queues a repository the forge may not name.
  */
 import { randomUUID } from 'node:crypto';
-import { AmqpConnection, TOPOLOGY } from '../../../ingress/amqp';
+import { AmqpConnection } from '../../../ingress/amqp';
 import { freePort } from '../../../platform/net';
 import { createLogger } from '../../../platform/logger';
 import { parseJobRequest } from '../../../model/job-request';
 import { startWebhookServer, type RunningWebhookServer } from '../../../ingress/webhook-server';
 import { webhookRepoProblem, type RepoHosts } from '../../../ingress/webhook-repo';
-import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
+import { createTestVhost, TOPOLOGY, type TestVhost } from '../../support/rabbitmq';
 import {
   fixture,
   forgejoDelivery,
@@ -33,7 +33,12 @@ let server: RunningWebhookServer;
 
 beforeAll(async () => {
   vhost = await createTestVhost();
-  amqp = await AmqpConnection.connect({ url: vhost.url, log, name: 'webhook abuse test' });
+  amqp = await AmqpConnection.connect({
+    url: vhost.url,
+    log,
+    name: 'webhook abuse test',
+    topology: TOPOLOGY,
+  });
   server = await startWebhookServer({
     addr: `127.0.0.1:${await freePort()}`,
     bodyLimit: 256 * 1024,

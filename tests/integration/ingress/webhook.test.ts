@@ -3,12 +3,12 @@
  * here as the forge would, are queued as valid JobRequest v1 messages; every kind of bad
  * input gets its status code and queues nothing; a broker that is down answers 503.
  */
-import { AmqpConnection, TOPOLOGY } from '../../../ingress/amqp';
+import { AmqpConnection } from '../../../ingress/amqp';
 import { freePort } from '../../../platform/net';
 import { createLogger } from '../../../platform/logger';
 import { parseJobRequest } from '../../../model/job-request';
 import { startWebhookServer, type RunningWebhookServer } from '../../../ingress/webhook-server';
-import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
+import { createTestVhost, type TestVhost, TOPOLOGY } from '../../support/rabbitmq';
 import {
   fixture,
   forgejoDelivery,
@@ -32,7 +32,7 @@ let server: RunningWebhookServer;
 
 beforeAll(async () => {
   vhost = await createTestVhost();
-  amqp = await AmqpConnection.connect({ url: vhost.url, log, name: 'webhook test' });
+  amqp = await AmqpConnection.connect({ topology: TOPOLOGY, url: vhost.url, log, name: 'webhook test' });
   server = await startWebhookServer({
     addr: `127.0.0.1:${await freePort()}`,
     bodyLimit: BODY_LIMIT,
@@ -302,7 +302,10 @@ test('an endpoint without a secret refuses deliveries unless the insecure flag i
 
 test('broker unreachable → 503 with Retry-After, so the forge delivers again', async () => {
   const deadUrl = `amqp://guest:guest@127.0.0.1:${await freePort()}/`;
-  const down = await AmqpConnection.connect({ url: deadUrl, log, name: 'down' }, { waitForFirst: false });
+  const down = await AmqpConnection.connect(
+    { topology: TOPOLOGY, url: deadUrl, log, name: 'down' },
+    { waitForFirst: false },
+  );
   const publisher = down.publisher();
   const s = await startWebhookServer({
     addr: `127.0.0.1:${await freePort()}`,

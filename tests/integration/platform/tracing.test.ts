@@ -18,7 +18,7 @@ import { CLI } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { jobRepo } from '../../support/git-repo';
 import { startJaeger, tag, type Jaeger, type JaegerSpan, type JaegerTrace } from '../../support/jaeger';
-import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
+import { createTestVhost, TOPOLOGY, type TestVhost } from '../../support/rabbitmq';
 import { gatePath, waitFor } from '../../support/wait';
 import { fixture, forgejoDelivery, send } from '../../support/webhooks';
 
@@ -71,6 +71,7 @@ beforeAll(async () => {
       // The pushed repository is a folder of this host (issue 21: refused unless allowed).
       SOLSTICE_WEBHOOK_LOCAL_REPOS: 'true',
       AMQP_URL: vhost.url,
+      SOLSTICE_AMQP_PREFIX: TOPOLOGY.prefix,
       OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint,
       SOLSTICE_METRICS_ADDR: metricsAddr,
       SOLSTICE_JOB_TIMEOUT: '2m',
@@ -190,8 +191,8 @@ test('one trace leads from the webhook span through queue, bridge, workflows and
   expect(chain[chain.length - 1]).toBe('webhook forgejo');
   expect(chain).toEqual(
     expect.arrayContaining([
-      'publish solstice.jobs',
-      'process solstice.jobs.v1',
+      `publish ${TOPOLOGY.exchange}`,
+      `process ${TOPOLOGY.queue}`,
       'StartWorkflow:PipelineWorkflow',
       'RunWorkflow:PipelineWorkflow',
       'StartChildWorkflow:JobWorkflow',

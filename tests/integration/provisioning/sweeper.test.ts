@@ -1,6 +1,7 @@
 /**
- * The orphan sweeper: machines (processes and folders) of this host whose job has ended or
- * moved on to a newer attempt are destroyed; the machine of a job that still runs is kept.
+ * The orphan sweeper: machines (processes and folders) of this installation and host whose job
+ * has ended or moved on to a newer attempt are destroyed; the machine of a job that still runs
+ * is kept; machines of another installation on the same host id are never touched.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -11,11 +12,15 @@ import { LocalProvider } from '../../../provisioning/local';
 import { MACHINE_TAG_ENV, taggedPids, killTagged } from '../../../provisioning/process-tree';
 import { sweepOrphans } from '../../../provisioning/sweeper';
 import { machineIdFor } from '../../../provisioning/contract';
+import { machineFolderName, machineTag, type MachineOwner } from '../../../provisioning/machine-name';
+import { readInstallationId } from '../../../storage/installation';
 
 let h: Harness;
+let owner: MachineOwner;
 
 beforeAll(async () => {
   h = await startHarness();
+  owner = { installationId: await readInstallationId(h.db), hostId: h.cfg.hostId };
 });
 
 afterAll(async () => {
@@ -42,17 +47,21 @@ async function recordJob(attempt: number): Promise<string> {
 }
 
 /** A stand-in machine: a folder and a detached, tagged process, as a provider leaves them. */
-async function fakeMachine(machineId: string, withProcess = true): Promise<void> {
-  fs.mkdirSync(path.join(h.workspaceRoot, machineId), { recursive: true });
-  fs.writeFileSync(path.join(h.workspaceRoot, machineId, 'console.log'), 'booting\n');
+async function fakeMachine(machineId: string, withProcess = true, of: MachineOwner = owner): Promise<void> {
+  const dir = path.join(h.workspaceRoot, machineFolderName(of, machineId));
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'console.log'), 'booting\n');
+  // Old enough that the sweeper's grace for machines being created does not apply.
+  const old = new Date(Date.now() - 24 * 3600_000);
+  fs.utimesSync(dir, old, old);
   if (!withProcess) return;
   const child = spawn('sleep', ['600'], {
     detached: true,
     stdio: 'ignore',
-    env: { PATH: process.env.PATH, [MACHINE_TAG_ENV]: `${h.cfg.hostId}/${machineId}` },
+    env: { PATH: process.env.PATH, [MACHINE_TAG_ENV]: machineTag(of, machineId) },
   });
   child.unref();
-  for (let i = 0; i < 50 && (await taggedPids(`${h.cfg.hostId}/${machineId}`)).length === 0; i++)
+  for (let i = 0; i < 50 && (await taggedPids(machineTag(of, machineId))).length === 0; i++)
     await new Promise((r) => setTimeout(r, 100));
 }
 
@@ -73,37 +82,49 @@ test('destroys machines of ended jobs and older attempts, keeps the running one'
   // Not a machine: the sweeper must not touch it.
   fs.mkdirSync(path.join(h.workspaceRoot, 'notes'));
 
-  const provider = new LocalProvider({
-    workspaceRoot: h.workspaceRoot,
-    hostId: h.cfg.hostId,
-    killGraceMs: 1000,
-  });
+  // Another installation on this host, with the same host id: its jobs are not in our
+  // database, so "its job is unknown" would be true of them, and wrong.
+  const other: MachineOwner = { installationId: 'a0a0a0a0a0a0', hostId: h.cfg.hostId };
+  const foreign = machineIdFor(randomUUID(), 1);
+  const foreignFolderOnly = machineIdFor(randomUUID(), 1);
+  await fakeMachine(foreign, true, other);
+  await fakeMachine(foreignFolderOnly, false, other);
+
+  const provider = new LocalProvider({ workspaceRoot: h.workspaceRoot, owner, killGraceMs: 1000 });
+  const folder = (m: string, of = owner) => machineFolderName(of, m);
   try {
-    const swept = await sweepOrphans({
+    const first = await sweepOrphans({
       jobs: h.jobs,
       providers: [provider],
-      hostId: h.cfg.hostId,
+      owner,
       workspaceRoot: h.workspaceRoot,
     });
-    expect(Object.fromEntries(swept.map((s) => [s.machineId, s.reason]))).toEqual({
+    expect(Object.fromEntries(first.swept.map((s) => [s.machineId, s.reason]))).toEqual({
       [endedMachine]: 'its job ended (success)',
       [oldAttempt]: 'its job moved on to attempt 2',
     });
-    expect(fs.readdirSync(h.workspaceRoot).sort()).toEqual([current, live, 'notes'].sort());
-    expect(await taggedPids(`${h.cfg.hostId}/${endedMachine}`)).toEqual([]);
-    expect((await taggedPids(`${h.cfg.hostId}/${live}`)).length).toBe(1);
+    expect(first.foreign).toBe(2);
+    expect(fs.readdirSync(h.workspaceRoot).sort()).toEqual(
+      [
+        folder(current),
+        folder(live),
+        folder(foreign, other),
+        folder(foreignFolderOnly, other),
+        'notes',
+      ].sort(),
+    );
+    expect(await taggedPids(machineTag(owner, endedMachine))).toEqual([]);
+    expect((await taggedPids(machineTag(owner, live))).length).toBe(1);
+    expect((await taggedPids(machineTag(other, foreign))).length).toBe(1);
 
-    // A second sweep finds nothing more to do.
+    // A second sweep finds nothing more to do, and still leaves the foreign machines alone.
     expect(
-      await sweepOrphans({
-        jobs: h.jobs,
-        providers: [provider],
-        hostId: h.cfg.hostId,
-        workspaceRoot: h.workspaceRoot,
-      }),
-    ).toEqual([]);
+      await sweepOrphans({ jobs: h.jobs, providers: [provider], owner, workspaceRoot: h.workspaceRoot }),
+    ).toEqual({ swept: [], foreign: 2 });
+    expect((await taggedPids(machineTag(other, foreign))).length).toBe(1);
   } finally {
-    for (const m of [current, live]) await killTagged(`${h.cfg.hostId}/${m}`, 1000);
+    for (const m of [current, live]) await killTagged(machineTag(owner, m), 1000);
+    await killTagged(machineTag(other, foreign), 1000);
     fs.rmSync(path.join(h.workspaceRoot, 'notes'), { recursive: true, force: true });
   }
 });

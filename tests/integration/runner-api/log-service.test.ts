@@ -72,6 +72,45 @@ test('stores each line once, in order, skipping resends and refusing gaps; a hal
   expect(await h.jobs.countLogLines(jobId)).toBe(10);
 });
 
+test('NUL bytes from a runner that did not replace them are stored as U+FFFD, not refused', async () => {
+  const jobId = await h.jobWithToken('tok-nul');
+  const batch = lines(1, 2).map((l, i) => ({ ...l, text: i === 0 ? 'a\0b' : '\0' }));
+  const r = await stream(jobId, 'tok-nul', [batch]);
+  expect(r).toEqual({ acks: [2], status: grpc.status.OK });
+  expect((await h.jobs.logLinesAfter(jobId, 0, 10)).map((l) => l.text)).toEqual(['a\uFFFDb', '\uFFFD']);
+});
+
+test('a line the database refuses for good ends the stream with INVALID_ARGUMENT naming it, after storing the lines before it', async () => {
+  await h.db.$executeRawUnsafe(`
+    CREATE OR REPLACE FUNCTION refuse_marked_line() RETURNS trigger AS $$
+    BEGIN
+      IF NEW.text = 'refuse me' THEN RAISE EXCEPTION 'line refused by the test' USING ERRCODE = '22023'; END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql`);
+  await h.db.$executeRawUnsafe(
+    'CREATE TRIGGER refuse_marked_line BEFORE INSERT ON log_lines FOR EACH ROW EXECUTE FUNCTION refuse_marked_line()',
+  );
+  try {
+    const jobId = await h.jobWithToken('tok-refused');
+    const client = createRunnerServiceClient(h.logService.address);
+    const call = client.StreamLogs(bearerMetadata('tok-refused'));
+    call.on('data', () => undefined);
+    const status = new Promise<grpc.StatusObject>((resolve) => {
+      call.on('status', resolve);
+      call.on('error', () => undefined);
+    });
+    const batch = lines(1, 3).map((l, i) => ({ ...l, text: i === 1 ? 'refuse me' : l.text }));
+    call.write({ jobId, lines: batch });
+    const s = await status;
+    client.close();
+    expect(s.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(s.metadata.get('solstice-refused-seqs')).toEqual(['2-2']);
+    expect((await h.jobs.logLinesAfter(jobId, 0, 10)).map((l) => l.seq)).toEqual([1]);
+  } finally {
+    await h.db.$executeRawUnsafe('DROP TRIGGER refuse_marked_line ON log_lines');
+  }
+});
+
 test("a stream with another job's token is refused and stores nothing", async () => {
   await h.jobWithToken('tok-b');
   const other = await h.jobWithToken('tok-c');

@@ -3,12 +3,15 @@
  * the real runner bundle downloaded over HTTP, and real processes (the local provider).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../../model/runner-proto';
 import { formatSteps } from '../../../cli/output';
+import { machineFolderName } from '../../../provisioning/machine-name';
+import { readInstallationId } from '../../../storage/installation';
 import { jobRepo, makeRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';
@@ -128,6 +131,69 @@ test('10,000 interleaved stdout/stderr lines are stored once each, in order', as
   expect(err).toEqual(Array.from({ length: 5000 }, (_, i) => `err ${i + 1}`));
 });
 
+/** The log lines a byte stream must become: invalid UTF-8 and NUL visibly replaced (U+FFFD). */
+function expectedLines(bytes: Buffer): string[] {
+  const decoder = new TextDecoder('utf-8');
+  const out: string[] = [];
+  let start = 0;
+  for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, start)) {
+    const end = nl > start && bytes[nl - 1] === 0x0d ? nl - 1 : nl;
+    out.push(decoder.decode(bytes.subarray(start, end)).replaceAll('\0', '\uFFFD'));
+    start = nl + 1;
+  }
+  return out;
+}
+
+test('a job printing NUL bytes, invalid UTF-8 and 1 MB of /dev/urandom ends success with its whole log stored', async () => {
+  const dump = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bytes-')), 'printed.bin');
+  const repo = jobRepo(
+    [
+      `{ printf 'a\\000b\\n'; printf 'bad \\377\\376 utf8 \\300\\n'; head -c 1048576 /dev/urandom; printf '\\nend\\n'; } > ${dump}`,
+      `cat ${dump}`,
+    ].join('\n'),
+  );
+  const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
+  const job = await h.result(workflowId, jobId);
+  expect(job.state).toBe('success');
+  const rows = await h.jobs.logLinesAfter(jobId, 0, 1_000_000);
+  const printed = expectedLines(fs.readFileSync(dump));
+  expect(printed[0]).toBe('a\uFFFDb');
+  expect(printed[1]).toBe('bad \uFFFD\uFFFD utf8 \uFFFD');
+  expect(rows.filter((r) => r.stream === 'stdout').map((r) => r.text)).toEqual(printed);
+  expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+  const blob = gunzipSync(
+    fs.readFileSync(path.join(h.cfg.blobFsRoot, 'jobs', jobId, 'log.txt.gz')),
+  ).toString();
+  expect(blob).toBe(rows.map((r) => `${r.text}\n`).join(''));
+}, 180_000);
+
+test('a line the database refuses for good is replaced by a notice in the log and the job goes on', async () => {
+  // A real data exception from PostgreSQL (SQLSTATE 22023) for one marked line.
+  await h.db.$executeRawUnsafe(`
+    CREATE OR REPLACE FUNCTION refuse_marked_line() RETURNS trigger AS $$
+    BEGIN
+      IF NEW.text = 'refuse me' THEN RAISE EXCEPTION 'line refused by the test' USING ERRCODE = '22023'; END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql`);
+  await h.db.$executeRawUnsafe(`
+    CREATE TRIGGER refuse_marked_line BEFORE INSERT ON log_lines
+    FOR EACH ROW EXECUTE FUNCTION refuse_marked_line()`);
+  try {
+    const repo = jobRepo('echo before\necho "refuse me"\necho after');
+    const { jobId, workflowId } = await h.enqueue(repo.dir, repo.sha);
+    const job = await h.result(workflowId, jobId);
+    expect(job.state).toBe('success');
+    const texts = (await h.jobs.logLinesAfter(jobId, 0, 1000)).map((l) => l.text);
+    const at = texts.indexOf('before');
+    expect(texts[at + 1]).toMatch(
+      /^\[solstice: the log service refused this line for good .*line refused by the test/,
+    );
+    expect(texts[at + 2]).toBe('after');
+  } finally {
+    await h.db.$executeRawUnsafe('DROP TRIGGER refuse_marked_line ON log_lines');
+  }
+}, 180_000);
+
 test("a runner presenting another job's token is rejected, and a finished job's token is revoked", async () => {
   const gate = gatePath();
   const repo = jobRepo(`echo waiting\nwhile [ ! -e ${gate} ]; do sleep 0.1; done\necho released`);
@@ -138,7 +204,12 @@ test("a runner presenting another job's token is rejected, and a finished job's 
       (await h.jobs.getJob(a.jobId))?.state === 'running' &&
       (await h.jobs.getJob(b.jobId))?.state === 'running',
   );
-  const jobFile = path.join(h.workspaceRoot, `job-${a.jobId}-1`, 'root/etc/solstice/job.yaml');
+  const owner = { installationId: await readInstallationId(h.db), hostId: h.cfg.hostId };
+  const jobFile = path.join(
+    h.workspaceRoot,
+    machineFolderName(owner, `job-${a.jobId}-1`),
+    'root/etc/solstice/job.yaml',
+  );
   const tokenA = (YAML.parse(fs.readFileSync(jobFile, 'utf8')) as { token: string }).token;
   const client = createRunnerServiceClient(h.logService.address);
   const startAs = (jobId: string, token: string) =>

@@ -231,6 +231,32 @@ test('a new push to the same branch cancels the older pipeline; cancel-supersede
   expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
 });
 
+test('20 pushes to one branch in 5 s: every superseded pipeline ends cancelled in the database', async () => {
+  // Pushes 250 ms apart land while older pipelines plan, between planning and their first job,
+  // and while their jobs run: each of those moments must still reach a final state.
+  const repo = workflowRepo(`job "build" { step "build" run="sleep 2; echo built" }`);
+  const push = { source: 'forgejo' as const, event: 'push' as const, ref: 'refs/heads/busy' };
+  const runs: { pipelineId: string; workflowId: string }[] = [];
+  for (let i = 0; i < 20; i++) {
+    const sha = i === 0 ? repo.sha : commitTo(repo.dir, `push-${i}.txt`);
+    runs.push(await h.startPipeline(repo.dir, sha, push));
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const ended = [];
+  for (const r of runs) ended.push(await h.pipelineResult(r.workflowId, r.pipelineId));
+  const last = ended.pop()!;
+  expect(last.state).toBe('success');
+  const superseded = ended.filter((p) => p.message?.startsWith('superseded by'));
+  expect(superseded.length).toBeGreaterThan(10);
+  expect(superseded.map((p) => p.state)).toEqual(superseded.map(() => 'cancelled'));
+  for (const p of ended) {
+    expect(['cancelled', 'success']).toContain(p.state);
+    expect(p.finishedAt).not.toBeNull();
+    for (const j of Object.values(await jobsOf(p.id))) expect(['cancelled', 'success']).toContain(j.state);
+  }
+  expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+}, 240_000);
+
 test('rerun --failed runs only the failed job and its dependents', async () => {
   const fixed = gatePath();
   const repo = workflowRepo(`

@@ -182,3 +182,15 @@ test('a newer push cancels the superseded pipeline, whose running job destroys i
   );
   expect(r.world.sequence(pipelineJobWorkflowId(r.workflowId, 'build'))).toEqual(CANCELLED_WITH_MACHINE);
 });
+
+test('a pipeline cancelled between planning and its first job records every job and itself cancelled', async () => {
+  const { world, workflowId, end } = await scenarios['pipeline-cancelled-after-planning'](env);
+  expect(failure(end)).toBeInstanceOf(CancelledFailure);
+  expect(world.sequence(workflowId)).toEqual([
+    'recordPipeline',
+    'loadPipelinePlan',
+    'recordPipelineJobs build:waiting',
+    'updatePipelineJob build cancelled',
+    'finalizePipeline cancelled',
+  ]);
+});

@@ -20,7 +20,7 @@ function optionValues(args: string[], option: string): string[] {
 
 test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () => {
   const args = qemuArgs({
-    machineId: 'job-1-1',
+    name: 'solstice-i-h-job-1-1',
     image,
     accel: 'tcg',
     files,
@@ -77,7 +77,7 @@ test('the relay joins a guest connection to 127.0.0.1 only', async () => {
 
 test('disks, seed CD-ROM, kernel, size, console, QMP and accel', () => {
   const args = qemuArgs({
-    machineId: 'job-1-1',
+    name: 'solstice-i-h-job-1-1',
     image,
     accel: 'tcg',
     files,
@@ -97,7 +97,7 @@ test('disks, seed CD-ROM, kernel, size, console, QMP and accel', () => {
   expect(optionValues(args, '-accel')).toEqual(['tcg']);
   expect(args).not.toContain('-enable-kvm');
   const kvm = qemuArgs({
-    machineId: 'job-1-1',
+    name: 'solstice-i-h-job-1-1',
     image,
     accel: 'kvm',
     files,
@@ -122,7 +122,7 @@ test('accel auto picks kvm only with a usable /dev/kvm and vmx or svm', () => {
 const qemuProvider = (extra: Partial<ConstructorParameters<typeof QemuProvider>[0]> = {}) =>
   new QemuProvider({
     workspaceRoot: '/ws',
-    hostId: 'h',
+    owner: { installationId: 'i', hostId: 'h' },
     imageMap: map,
     accel: 'tcg',
     runnerUrl: 'http://127.0.0.1:8088/runner.js',

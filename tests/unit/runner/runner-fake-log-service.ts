@@ -13,6 +13,7 @@ import {
   type RunnerServiceHandlers,
   type StartJobRequest__Output,
 } from '../../../model/runner-proto';
+import { REFUSED_SEQS_TRAILER } from '../../../model/log-text';
 
 export interface FakeLogServiceOptions {
   token: string;
@@ -22,6 +23,11 @@ export interface FakeLogServiceOptions {
   dropFirstStreamAfterBatches?: number;
   /** Never acknowledge anything on the first StreamLogs call (a stuck server). */
   silentFirstStream?: boolean;
+  /**
+   * Refuse lines for good whose text matches, as the real service does when its database
+   * refuses them: lines before are stored, then the stream ends INVALID_ARGUMENT naming it.
+   */
+  refuse?: RegExp;
   /** Answer ReportStep with UNIMPLEMENTED, as a log service older than the call would. */
   noStepReports?: boolean;
 }
@@ -156,6 +162,13 @@ export class FakeLogService {
             if (line.seq !== this.persisted + 1) {
               this.gaps.push(line.seq);
               continue;
+            }
+            if (this.opts.refuse?.test(line.text)) {
+              dropped = true;
+              const metadata = new grpc.Metadata();
+              metadata.set(REFUSED_SEQS_TRAILER, `${line.seq}-${line.seq}`);
+              call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'refused (test)', metadata });
+              return;
             }
             this.stored.set(line.seq, line);
             this.persisted = line.seq;

@@ -82,6 +82,27 @@ describe('LogShipper', () => {
     expect(buffer.lastSeq).toBe(0);
   });
 
+  test('a line the service refuses for good becomes a notice and the log goes on', async () => {
+    const { svc, buffer, shipper } = await setup({ refuse: /^refuse me$/ });
+    for (const t of ['before', 'refuse me', 'after']) buffer.append('LOG_STREAM_STDOUT', t);
+    buffer.close();
+    await shipper.run();
+    expect(svc.texts()).toEqual([
+      'before',
+      '[solstice: the log service refused this line for good and it was not stored: refused (test)]',
+      'after',
+    ]);
+    expect(svc.streamCalls).toBe(2);
+  });
+
+  test('a refused notice is not retried: the stream ends with the error', async () => {
+    const { svc, buffer, shipper } = await setup({ refuse: /refuse/ });
+    buffer.append('LOG_STREAM_STDOUT', 'refuse me');
+    buffer.close();
+    await expect(shipper.run()).rejects.toThrow(/INVALID_ARGUMENT/);
+    expect(svc.streamCalls).toBe(2);
+  });
+
   test('a rejected token on the stream is fatal', async () => {
     const { buffer, shipper } = await setup({}, {}, 'wrong');
     buffer.append('LOG_STREAM_STDOUT', 'x');
