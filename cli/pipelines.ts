@@ -6,9 +6,7 @@ import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
 import { NotFoundError } from '../platform/errors';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
-import { rerunPipeline, startPipelineForRequest } from '../ingress/pipeline-start';
 import type { JobRequestV1 } from '../model/job-request';
-import { connectClient } from '../platform/temporal';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import type { Store } from './context';
 import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } from './output';
@@ -121,6 +119,8 @@ export async function rerun(
   failedOnly: boolean,
 ): Promise<{ pipelineId: string; workflowId: string; reused: string[] }> {
   const jobs = await new PipelineStore(store.db).listJobs(p.id);
+  // Loaded here: `status` and `logs` use this module and need no Temporal client.
+  const { rerunPipeline } = await import('../ingress/pipeline-start');
   return rerunPipeline(client, cfg, p, jobs, { failedOnly });
 }
 
@@ -191,6 +191,10 @@ export async function enqueuePipeline(
   follow: boolean,
   out: NodeJS.WritableStream,
 ): Promise<number> {
+  const [{ connectClient }, { startPipelineForRequest }] = await Promise.all([
+    import('../platform/temporal'),
+    import('../ingress/pipeline-start'),
+  ]);
   const temporal = await connectClient(cfg);
   let started: { pipelineId: string; workflowId: string };
   try {

@@ -9,7 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { formatDuration } from './duration';
 import { ConfigError } from './errors';
 import { readHostPort } from './net';
@@ -29,18 +29,44 @@ export interface SettingType<T> {
   keySuffix?: { key: string; flag: string };
 }
 
+/**
+ * zod, loaded on the first setting read rather than with this module: every CLI command imports
+ * the table for its flags and --help, and loading zod costs more than `solstice --version` may.
+ */
+let zod: typeof z | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- deferred on purpose (above)
+const loadZod = (): typeof z => (zod ??= (require('zod') as typeof import('zod')).z);
+
+/** A schema built when first used (see loadZod). */
+function lazySchema<T>(build: (zz: typeof z) => z.ZodType<T, string>): {
+  readonly schema: z.ZodType<T, string>;
+} {
+  let schema: z.ZodType<T, string> | undefined;
+  return {
+    get schema() {
+      return (schema ??= build(loadZod()));
+    },
+  };
+}
+
 /** A type from a reader that throws BadSettingValue; the zod schema turns that into an issue. */
-function settingType<T>(read: (raw: string) => T, format: (value: T) => string): SettingType<T> {
-  const schema = z.string().transform((raw, ctx): T => {
-    try {
-      return read(raw);
-    } catch (err) {
-      if (!(err instanceof BadSettingValue)) throw err;
-      ctx.issues.push({ code: 'custom', message: err.message, input: raw });
-      return z.NEVER;
-    }
-  });
-  return { schema, format };
+function settingType<T>(
+  read: (raw: string) => T,
+  format: (value: T) => string,
+  keySuffix?: SettingType<T>['keySuffix'],
+): SettingType<T> {
+  const type = lazySchema((zz) =>
+    zz.string().transform((raw, ctx): T => {
+      try {
+        return read(raw);
+      } catch (err) {
+        if (!(err instanceof BadSettingValue)) throw err;
+        ctx.issues.push({ code: 'custom', message: err.message, input: raw });
+        return zz.NEVER;
+      }
+    }),
+  );
+  return Object.assign(type, { format, ...(keySuffix ? { keySuffix } : {}) });
 }
 
 const str = settingType((raw) => raw, String);
@@ -79,22 +105,17 @@ const url = settingType((raw) => {
   return raw;
 }, String);
 function oneOf<const T extends readonly [string, ...string[]]>(...values: T): SettingType<T[number]> {
-  return {
-    schema: z.enum(values, {
-      error: (issue) => `must be one of ${values.join(', ')}, got "${String(issue.input)}"`,
-    }) as unknown as z.ZodType<T[number], string>,
-    format: String,
-  };
+  const type = lazySchema(
+    (zz) =>
+      zz.enum(values, {
+        error: (issue) => `must be one of ${values.join(', ')}, got "${String(issue.input)}"`,
+      }) as unknown as z.ZodType<T[number], string>,
+  );
+  return Object.assign(type, { format: String });
 }
 
-const duration: SettingType<number> = {
-  ...settingType(readSettingDuration, formatDuration),
-  keySuffix: { key: 'Ms', flag: '' },
-};
-const size: SettingType<number> = {
-  ...settingType(readSize, formatSizeExact),
-  keySuffix: { key: 'Bytes', flag: 'Size' },
-};
+const duration = settingType(readSettingDuration, formatDuration, { key: 'Ms', flag: '' });
+const size = settingType(readSize, formatSizeExact, { key: 'Bytes', flag: 'Size' });
 
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
 const secret = settingType((raw) => {

@@ -1,12 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'clipanion';
-import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
 import { formatSize } from '../../platform/config';
-import { createBlobStore } from '../../storage/create-blob-store';
 import { NotFoundError } from '../../platform/errors';
 import { BlobCommand } from '../settings-options';
-import { withStore } from '../context';
 
 export class ArtifactsListCommand extends BlobCommand {
   static override paths = [['artifacts', 'list']];
@@ -23,6 +20,10 @@ export class ArtifactsListCommand extends BlobCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { ArtifactStore }] = await Promise.all([
+      import('../context'),
+      import('../../storage/artifact-store'),
+    ]);
     return withStore(this.config(), async (store) => {
       const job = await store.jobs.resolveJob(this.job);
       const artifacts = await new ArtifactStore(store.db).list(job.id);
@@ -57,6 +58,11 @@ export class ArtifactsGetCommand extends BlobCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [{ withStore }, { ArtifactStore, artifactBlobKey }, { createBlobStore }] = await Promise.all([
+      import('../context'),
+      import('../../storage/artifact-store'),
+      import('../../storage/create-blob-store'),
+    ]);
     return withStore(cfg, async (store) => {
       const blobs = createBlobStore(cfg);
       try {

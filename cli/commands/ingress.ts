@@ -1,12 +1,8 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
 import { Command } from 'clipanion';
-import { AmqpConnection } from '../../ingress/amqp';
+import type { AmqpConnection } from '../../ingress/amqp';
 import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
-import { connectClient } from '../../platform/temporal';
-import { startBridge } from '../../ingress/bridge';
-import { configuredWebhookOptions, startWebhookServer } from '../../ingress/webhook-server';
-import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
@@ -32,6 +28,13 @@ export class BridgeCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    // Loaded when the service runs, so other commands do not pay for its SDKs.
+    const [{ ServiceProcess }, { connectClient }, { AmqpConnection }, { startBridge }] = await Promise.all([
+      import('../service-process'),
+      import('../../platform/temporal'),
+      import('../../ingress/amqp'),
+      import('../../ingress/bridge'),
+    ]);
     const svc = new ServiceProcess('solstice-bridge', { cfg });
     const { log } = svc;
     const temporal = await connectClient(cfg);
@@ -90,6 +93,12 @@ export class WebhookServeCommand extends SettingsCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const secrets = webhookSecrets(cfg);
+    const [{ ServiceProcess }, { AmqpConnection }, { configuredWebhookOptions, startWebhookServer }] =
+      await Promise.all([
+        import('../service-process'),
+        import('../../ingress/amqp'),
+        import('../../ingress/webhook-server'),
+      ]);
     const svc = new ServiceProcess('solstice-webhook', { cfg });
     const { log } = svc;
     // The server starts even while RabbitMQ is down: deliveries answer 503 until it is back.

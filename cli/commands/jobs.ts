@@ -1,8 +1,5 @@
 import { Command, Option } from 'clipanion';
 import { ConnectedCommand } from '../settings-options';
-import { withStore } from '../context';
-import { formatJobRow } from '../output';
-import { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget } from '../pipelines';
 
 export class JobsCommand extends ConnectedCommand {
   static override paths = [['jobs']];
@@ -18,6 +15,7 @@ export class JobsCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { formatJobRow }] = await Promise.all([import('../context'), import('../output')]);
     return withStore(this.config(), async (store) => {
       const jobs = await store.jobs.listJobs(Math.max(1, Number(this.limit) || 20));
       for (const job of jobs)
@@ -44,6 +42,8 @@ export class StatusCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget }] =
+      await Promise.all([import('../context'), import('../pipelines')]);
     return withStore(this.config(), async (store) => {
       const target = await resolveTarget(store, this.job);
       if (target.kind === 'pipeline') {

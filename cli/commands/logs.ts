@@ -1,8 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { readLog } from '../../storage/log-follow';
 import { ConnectedCommand } from '../settings-options';
-import { withStore } from '../context';
-import { formatLogLine } from '../output';
 
 export class LogsCommand extends ConnectedCommand {
   static override paths = [['logs']];
@@ -17,6 +14,11 @@ export class LogsCommand extends ConnectedCommand {
   follow = Option.Boolean('-f,--follow', false, { description: 'Keep printing lines until the job ends' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { readLog }, { formatLogLine }] = await Promise.all([
+      import('../context'),
+      import('../../storage/log-follow'),
+      import('../output'),
+    ]);
     return withStore(this.config(), async (store) => {
       const job = await store.jobs.resolveJob(this.job);
       for await (const line of readLog(store.jobs, job.id, { follow: this.follow })) {

@@ -1,12 +1,17 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
-import { PipelineStore } from '../../storage/pipeline-store';
-import { repoAtCommit } from '../../model/repo-url';
-import { connectClient } from '../../platform/temporal';
-import { withStore } from '../context';
-import { exitCodeForState, stateLabel } from '../output';
-import { cancelTarget, followPipeline, rerun, resolveTarget } from '../pipelines';
 import { ConnectedCommand } from '../settings-options';
+
+// What the commands run is loaded when they run, so `--help` and the others stay fast.
+const load = () =>
+  Promise.all([
+    import('../context'),
+    import('../output'),
+    import('../pipelines'),
+    import('../../storage/pipeline-store'),
+    import('../../platform/temporal'),
+    import('../../model/repo-url'),
+  ]);
 
 export class PipelinesCommand extends ConnectedCommand {
   static override paths = [['pipelines']];
@@ -19,6 +24,7 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { stateLabel }, , { PipelineStore }, , { repoAtCommit }] = await load();
     return withStore(this.config(), async (store) => {
       const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
       for (const p of list) {
@@ -56,6 +62,13 @@ export class CancelCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [
+      { withStore },
+      { exitCodeForState, stateLabel },
+      { cancelTarget, resolveTarget },
+      { PipelineStore },
+      { connectClient },
+    ] = await load();
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.target);
       const temporal = await connectClient(cfg);
@@ -106,6 +119,13 @@ export class RerunCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [
+      { withStore },
+      { exitCodeForState, stateLabel },
+      { followPipeline, rerun, resolveTarget },
+      ,
+      { connectClient },
+    ] = await load();
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.pipeline);
       if (target.kind !== 'pipeline')
