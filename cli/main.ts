@@ -99,11 +99,35 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once stdout and stderr have written everything: on a pipe, writes are asynchronous and
+ * process.exit() would drop what is still queued (`solstice logs <job> | wc -c` got part of the
+ * log). A write's callback runs after every write queued before it.
+ */
+function exitAfterDrain(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+/**
+ * A reader that stopped reading (`solstice logs <job> | head -2`) closes the pipe: the CLI stops
+ * quietly, as a Unix tool killed by SIGPIPE would, instead of printing an EPIPE stack.
+ */
+function stopOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export function run(): void {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => process.exit(printError(err, true)),
-  );
+  stopOnClosedPipe(process.stdout);
+  stopOnClosedPipe(process.stderr);
+  main(process.argv.slice(2)).then(exitAfterDrain, (err: unknown) => exitAfterDrain(printError(err, true)));
 }
 
 if (require.main === module) run();

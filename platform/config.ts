@@ -70,6 +70,8 @@ function settingType<T>(
 }
 
 const str = settingType((raw) => raw, String);
+/** A folder, made absolute once when read, so every later use means the same place. */
+const absolutePath = settingType((raw) => path.resolve(raw), String);
 function readInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0)
@@ -224,9 +226,12 @@ const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${p
 const DECLARED = {
   stateDir: setting({
     env: 'SOLSTICE_STATE_DIR',
-    type: str,
-    description: 'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs)',
-    default: derived('./.state', () => path.resolve('.state')),
+    type: absolutePath,
+    description:
+      'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs); a relative path is taken from the current directory',
+    // Anchored at the installation, not the current directory: `artifacts get` from another
+    // folder must find the blobs `up` stored, and `doctor` in /tmp must not create /tmp/.state.
+    default: derived('<solstice install dir>/.state', () => path.join(REPO_ROOT, '.state')),
   }),
   databaseUrl: optional({
     env: 'DATABASE_URL',
@@ -358,7 +363,7 @@ const DECLARED = {
   }),
   blobFsRoot: setting({
     env: 'BLOB_FS_ROOT',
-    type: str,
+    type: absolutePath,
     description: 'Root folder of the filesystem blob store (logs, artifacts)',
     default: derived('<SOLSTICE_STATE_DIR>/blobs', (c) => path.join(c.stateDir as string, 'blobs')),
   }),

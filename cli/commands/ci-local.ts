@@ -3,7 +3,6 @@ import { SETTINGS } from '../../platform/config';
 import { ServiceCommand } from '../settings-options';
 
 export class CiLocalCommand extends ServiceCommand {
-  static override settings = ServiceCommand.withSettings('temporalUiPort');
   static override paths = [['ci-local']];
   static override usage = Command.Usage({
     description: "Run this repository's CI job end to end on this machine",
