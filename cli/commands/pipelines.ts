@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
 import { ConnectedCommand } from '../settings-options';
+import { readLimit } from './jobs';
 
 // What the commands run is loaded when they run, so `--help` and the others stay fast.
 const load = () =>
@@ -24,14 +25,14 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const [{ withStore }, { stateLabel }, , { PipelineStore }, , { repoAtCommit }] = await load();
+    const [{ withStore }, { ago, stateLabel }, , { PipelineStore }, , { repoAtCommit }] = await load();
     return withStore(this.config(), async (store) => {
-      const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
+      const list = await new PipelineStore(store.db).listPipelines(readLimit(this.limit));
       for (const p of list) {
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(p)}\n`
-            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
+            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${ago(p.createdAt)}\n`,
         );
       }
       if (list.length === 0 && !this.json)
@@ -71,10 +72,16 @@ export class CancelCommand extends ConnectedCommand {
     ] = await load();
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.target);
+      const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
+      const current = target.kind === 'pipeline' ? target.pipeline.state : target.job.state;
+      if (!['queued', 'provisioning', 'running'].includes(current))
+        throw new InputError(
+          `${what} already ended ${current}; there is nothing to cancel`,
+          '`solstice status` shows how it ended',
+        );
       const temporal = await connectClient(cfg);
       try {
         const workflowId = await cancelTarget(temporal.client, target);
-        const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
         this.context.stdout.write(`cancel requested: ${what} (${workflowId})\n`);
         if (!this.wait) return 0;
         await temporal.client.workflow
