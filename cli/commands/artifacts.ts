@@ -72,6 +72,7 @@ export class ArtifactsGetCommand extends BlobCommand {
       try {
         const job = await resolveJobReference(store, this.job);
         const artifact = await new ArtifactStore(store.db).get(job.id, this.artifactPath);
+        if (artifact && this.output && this.output !== '-') await assertWritableFolder(this.output);
         const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
         if (!body) {
           throw new NotFoundError(
@@ -91,7 +92,21 @@ export class ArtifactsGetCommand extends BlobCommand {
   }
 }
 
-/** The -o file, opened before anything is downloaded; a path that cannot be written is bad input. */
+/** The -o file's folder must exist and be writable, checked before the blob store is asked. */
+async function assertWritableFolder(file: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    await fs.promises.access(dir, fs.constants.W_OK);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new InputError(
+      `cannot write ${file}: ${missing ? `folder ${dir} does not exist` : `folder ${dir} is not writable`}`,
+      missing ? `create it first (mkdir -p ${dir}) or give another -o path` : 'give another -o path',
+    );
+  }
+}
+
+/** The -o file; a path that cannot be written is bad input. */
 async function openOutput(file: string): Promise<fs.WriteStream> {
   try {
     return (await fs.promises.open(file, 'w')).createWriteStream();

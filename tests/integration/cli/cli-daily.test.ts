@@ -92,7 +92,7 @@ test('enqueue -f interleaves the lines of parallel jobs, each prefixed with its 
   // Both started before either ended: the two jobs' lines interleave.
   expect(Math.max(...starts)).toBeLessThan(Math.min(...ends));
   expect(followed.stdout).toMatch(/^broken +\| about to fail$/m);
-  expect(followed.stdout).toMatch(/^broken +\| failure \(exit code 7\)$/m);
+  expect(followed.stdout).toMatch(/^broken +\| failure \(exit code 7\): job script exited with code 7$/m);
   expect(followed.stdout).toMatch(/^JOB +STATE +EXIT +DURATION +ID$/m);
   expect(followed.stdout).toMatch(/^test\[node=18\] +success +0 /m);
   expect(followed.stdout).toMatch(/^broken +failure +7 /m);
