@@ -157,7 +157,7 @@ export class PipelineStore {
   }
 
   /** The pipeline a job run belongs to (the latest, for a job reused by a rerun). */
-/** The name (with matrix values: `test[node=20]`) each of these job runs has in its pipeline. */
+  /** The name (with matrix values: `test[node=20]`) each of these job runs has in its pipeline. */
   async jobNames(jobIds: string[]): Promise<Map<string, string>> {
     const rows = await this.db.pipelineJob.findMany({
       where: { jobId: { in: jobIds } },
