@@ -46,8 +46,9 @@ let lintJob: string;
 let bigJob: string;
 
 beforeAll(async () => {
-  // The two matrix instances each wait until both have started, so their lines can only come
-  // out interleaved if the follower prints jobs side by side, not one after another.
+  // The two matrix instances each wait until both have started (and then long enough for the
+  // runner to ship the start lines), so their lines can only come out interleaved if the
+  // follower prints jobs side by side, not one after another.
   const meet = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-meet-'));
   const repo = makeRepo({
     '.solstice/workflow.kdl': `
@@ -58,7 +59,7 @@ beforeAll(async () => {
       }
       job "test" {
         matrix { node "18" "20" }
-        step "meet" run="echo start $MATRIX_NODE; touch ${meet}/$MATRIX_NODE; while [ ! -e ${meet}/18 ] || [ ! -e ${meet}/20 ]; do sleep 0.1; done; echo end $MATRIX_NODE"
+        step "meet" run="echo start $MATRIX_NODE; touch ${meet}/$MATRIX_NODE; while [ ! -e ${meet}/18 ] || [ ! -e ${meet}/20 ]; do sleep 0.1; done; sleep 3; echo end $MATRIX_NODE"
       }
       job "broken" {
         needs "lint"
