@@ -66,7 +66,8 @@ test('enqueue --follow runs the workflow file as a pipeline; status shows pipeli
   expect(again.stdout).not.toContain('hello from a');
   expect(again.stdout).toContain('c | after b\n');
   expect(again.stdout).toMatch(/^pipeline [0-9a-f-]{36} success$/m);
-});
+  // Two pipelines of three jobs each: at load 25 this took just over jest's default 120 s.
+}, 300_000);
 
 test('solstice cancel <pipeline> --wait stops its jobs and leaves no process or workspace', async () => {
   const repo = makeRepo({
