@@ -18,19 +18,41 @@ export function stateLabel(state: string): string {
   return color ? paint(color, state) : state;
 }
 
-function ago(d: Date | null): string {
-  return d
-    ? d
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d+Z$/, 'Z')
-    : '-';
+/** One way to write a duration for people: `850ms`, `12.3s`, `4m 05s`, `2h 03m`. */
+export function formatElapsed(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.floor(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-function duration(job: JobRecord): string {
+/** One way to write a point in time for people: how long ago (`3m 05s ago`), `-` when unset. */
+export function ago(d: Date | null, now = new Date()): string {
+  return d ? `${formatElapsed(Math.max(0, now.getTime() - d.getTime()))} ago` : '-';
+}
+
+/** A job's run time so far (running) or in all (finished); `-` before it started. */
+export function formatJobDuration(job: Pick<JobRecord, 'startedAt' | 'finishedAt'>): string {
   if (!job.startedAt) return '-';
-  const ms = (job.finishedAt ?? new Date()).getTime() - job.startedAt.getTime();
-  return `${(ms / 1000).toFixed(1)}s`;
+  return formatElapsed((job.finishedAt ?? new Date()).getTime() - job.startedAt.getTime());
+}
+
+/** Rows as aligned columns, the first row the header; colours are added after padding. */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r, ri) =>
+      r
+        .map((cell, i) => {
+          const padded = i === r.length - 1 ? cell : cell.padEnd(widths[i]);
+          return ri > 0 && i === 1 ? padded.replace(cell, stateLabel(cell)) : padded;
+        })
+        .join('  ')
+        .trimEnd(),
+    )
+    .map((line) => `${line}\n`)
+    .join('');
 }
 
 export function formatJob(job: JobRecord, extra: Record<string, string> = {}): string {
@@ -46,7 +68,7 @@ export function formatJob(job: JobRecord, extra: Record<string, string> = {}): s
     ['created', ago(job.createdAt)],
     ['started', ago(job.startedAt)],
     ['finished', ago(job.finishedAt)],
-    ['duration', duration(job)],
+    ['duration', formatJobDuration(job)],
     ['workflow', job.workflowId],
     ...Object.entries(extra),
   ];
@@ -54,13 +76,20 @@ export function formatJob(job: JobRecord, extra: Record<string, string> = {}): s
   return rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n');
 }
 
-export function formatJobRow(job: JobRecord): string {
-  return [
-    job.id,
-    stateLabel(job.state).padEnd(useColor ? 21 : 12),
-    repoAtCommit(job.repoUrl, job.commitSha),
-    ago(job.createdAt),
-  ].join('  ');
+/** `solstice jobs`: one row per job, its name (with matrix values) from its pipeline. */
+export function formatJobRows(jobs: JobRecord[], names: Map<string, string>): string {
+  const rows = [['ID', 'STATE', 'JOB', 'REPO@COMMIT', 'REF', 'CREATED', 'DURATION']];
+  for (const job of jobs)
+    rows.push([
+      job.id,
+      job.state,
+      names.get(job.id) ?? '-',
+      repoAtCommit(job.repoUrl, job.commitSha),
+      job.ref ?? '-',
+      ago(job.createdAt),
+      formatJobDuration(job),
+    ]);
+  return formatTable(rows);
 }
 
 export function printError(err: unknown, verbose: boolean): number {
@@ -90,7 +119,7 @@ export function formatSteps(steps: JobStepRecord[], indent = ''): string {
   const width = Math.max(...steps.map((s) => s.name.length));
   const rows = steps.map((s) => {
     const exit = s.exitCode === null ? '' : ` exit ${s.exitCode}`;
-    const took = s.durationMs === null ? '' : ` ${(s.durationMs / 1000).toFixed(1)}s`;
+    const took = s.durationMs === null ? '' : ` ${formatElapsed(s.durationMs)}`;
     const coe = s.continueOnError && s.outcome === 'failure' ? ' (continue-on-error)' : '';
     return `${indent}  ${String(s.index).padStart(2)}. ${s.name.padEnd(width)}  ${stateLabel(s.outcome)}${exit}${took}${coe}`;
   });

@@ -3,15 +3,23 @@ import type { Client } from '@temporalio/client';
 import { CapacityStore } from '../capacity/store';
 import { SETTINGS, type Config } from '../platform/config';
 import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
-import { NotFoundError } from '../platform/errors';
+import { InputError, NotFoundError } from '../platform/errors';
+import { ID_PREFIX } from '../storage/run-rows';
+import { didYouMean } from '../workflow-file/suggest';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
-import { rerunPipeline, startPipelineForRequest } from '../ingress/pipeline-start';
 import type { JobRequestV1 } from '../model/job-request';
-import { connectClient } from '../platform/temporal';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import type { Store } from './context';
-import { exitCodeForState, formatJob, formatLogLine, formatSteps, stateLabel } from './output';
+import {
+  exitCodeForState,
+  formatJob,
+  formatJobDuration,
+  formatLogLine,
+  formatSteps,
+  formatTable,
+  stateLabel,
+} from './output';
 
 /** The run in the dev server's Web UI; only a local Temporal has a UI we know the port of. */
 export function workflowUiUrl(cfg: Config, workflowId: string): string | undefined {
@@ -20,23 +28,85 @@ export function workflowUiUrl(cfg: Config, workflowId: string): string | undefin
   return `http://${joinHostPort(host, cfg.temporalUiPort)}/namespaces/${cfg.temporalNamespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
-export type Target = { kind: 'pipeline'; pipeline: PipelineRecord } | { kind: 'job'; job: JobRecord };
+export type Target =
+  { kind: 'pipeline'; pipeline: PipelineRecord } | { kind: 'job'; job: JobRecord; name?: string };
 
-/** A pipeline or a job, by full id or unique prefix; pipelines first. */
-export async function resolveTarget(store: Store, idOrPrefix: string): Promise<Target> {
+const REFERENCE_HINT =
+  'Give a pipeline or job id (in full or a unique prefix of at least 4 characters) or <pipeline>/<job name>; `solstice pipelines` and `solstice jobs` list recent ones.';
+
+/**
+ * A pipeline or a job: by full id or unique prefix (pipelines first), or a job as
+ * `<pipeline>/<job name>`. Whatever names nothing is bad input (exit 2), malformed or not.
+ */
+export async function resolveTarget(store: Store, reference: string): Promise<Target> {
   const pipelines = new PipelineStore(store.db);
-  const pipeline = await pipelines.findPipeline(idOrPrefix);
+  const slash = reference.indexOf('/');
+  if (slash > 0) {
+    const pipeline = await pipelines.findPipeline(reference.slice(0, slash));
+    if (!pipeline)
+      throw new InputError(`no pipeline id starts with "${reference.slice(0, slash)}"`, REFERENCE_HINT);
+    return pipelineJob(store, pipeline, reference.slice(slash + 1));
+  }
+  if (!ID_PREFIX.test(reference.trim().toLowerCase()))
+    throw new InputError(`"${reference}" is not a pipeline or job reference`, REFERENCE_HINT);
+  const pipeline = await pipelines.findPipeline(reference);
   if (pipeline) return { kind: 'pipeline', pipeline };
   try {
-    return { kind: 'job', job: await store.jobs.resolveJob(idOrPrefix) };
+    const job = await store.jobs.resolveJob(reference);
+    return { kind: 'job', job, name: (await pipelines.jobNames([job.id])).get(job.id) };
   } catch (err) {
     if (err instanceof NotFoundError)
-      throw new NotFoundError(
-        `no pipeline or job ${idOrPrefix}`,
-        '`solstice pipelines` and `solstice jobs` list recent ones.',
-      );
+      throw new InputError(`no pipeline or job id starts with "${reference}"`, REFERENCE_HINT);
     throw err;
   }
+}
+
+/** A job reference (id, prefix or <pipeline>/<job name>); a pipeline is refused with its jobs. */
+export async function resolveJobReference(store: Store, reference: string): Promise<JobRecord> {
+  const target = await resolveTarget(store, reference);
+  if (target.kind === 'job') return target.job;
+  const jobs = await new PipelineStore(store.db).listJobs(target.pipeline.id);
+  throw new InputError(
+    `${reference} is a pipeline; name one of its jobs`,
+    `e.g. ${target.pipeline.id.slice(0, 8)}/${jobs[0]?.name ?? '<job name>'}; its jobs: ${jobs.map((j) => j.name).join(', ')}`,
+  );
+}
+
+/**
+ * A pipeline's job by its name: exact (`test[node=20]`), or a job's id in the workflow file when
+ * that is one run (`lint`); a matrix job's id with several instances lists them.
+ */
+export async function pipelineJob(
+  store: Store,
+  pipeline: PipelineRecord,
+  name: string,
+): Promise<Target & { kind: 'job' }> {
+  const jobs = await new PipelineStore(store.db).listJobs(pipeline.id);
+  const exact = jobs.find((j) => j.name === name);
+  const instances = jobs.filter((j) => j.name.startsWith(`${name}[`));
+  const found = exact ?? (instances.length === 1 ? instances[0] : undefined);
+  if (!found) {
+    if (instances.length > 1)
+      throw new InputError(
+        `pipeline ${pipeline.id} has ${instances.length} jobs named ${name}[...]`,
+        `name one: ${instances.map((j) => j.name).join(', ')}`,
+      );
+    const nearest = didYouMean(
+      name,
+      jobs.map((j) => j.name),
+    );
+    throw new InputError(
+      `pipeline ${pipeline.id} has no job "${name}"`,
+      `${nearest ? `did you mean ${nearest}? ` : ''}its jobs: ${jobs.map((j) => j.name).join(', ')}`,
+    );
+  }
+  if (!found.jobId)
+    throw new InputError(
+      `job ${found.name} of pipeline ${pipeline.id} did not run: ${found.state}${found.message ? ` (${found.message})` : ''}`,
+    );
+  const job = await store.jobs.getJob(found.jobId);
+  if (!job) throw new NotFoundError(`job ${found.jobId} (${found.name}) is not recorded yet`);
+  return { kind: 'job', job, name: found.name };
 }
 
 function formatPipelineHead(p: PipelineRecord): string {
@@ -95,10 +165,11 @@ async function queueNote(store: Store, jobId: string): Promise<string> {
 }
 
 /** `solstice status <job>`: the job, its steps, and the pipeline it belongs to. */
-export async function formatJobStatus(store: Store, job: JobRecord): Promise<string> {
+export async function formatJobStatus(store: Store, job: JobRecord, name?: string): Promise<string> {
   const lines = await store.jobs.countLogLines(job.id);
   const pipeline = await new PipelineStore(store.db).pipelineOfJob(job.id);
   const extra: Record<string, string> = { 'log lines': String(lines) };
+  if (name) extra.name = name;
   const position = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
   if (position !== undefined)
     extra.queue = `position ${position} among jobs waiting for a "${job.label}" machine`;
@@ -121,6 +192,8 @@ export async function rerun(
   failedOnly: boolean,
 ): Promise<{ pipelineId: string; workflowId: string; reused: string[] }> {
   const jobs = await new PipelineStore(store.db).listJobs(p.id);
+  // Loaded here: `status` and `logs` use this module and need no Temporal client.
+  const { rerunPipeline } = await import('../ingress/pipeline-start');
   return rerunPipeline(client, cfg, p, jobs, { failedOnly });
 }
 
@@ -132,9 +205,22 @@ const FINAL_JOB: readonly PipelineJobRecord['state'][] = [
   'skipped',
 ];
 
+/** `name | ` before each line of a job, names padded alike, as `docker compose logs` does. */
+export function linePrefix(name: string, width: number): string {
+  return width === 0 ? '' : `${name.padEnd(width)} | `;
+}
+
+/** How one job ended, after its log: `failure (exit code 1): message`. */
+function outcomeText(job: JobRecord): string {
+  const exit = job.exitCode === null ? '' : ` (exit code ${job.exitCode})`;
+  return `${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}`;
+}
+
 /**
- * Prints each job's live log as the pipeline runs, job after job in file order, and returns
- * the pipeline's final record. Jobs that never ran are named with why.
+ * Prints the jobs' live logs as the pipeline runs: the lines of jobs that run at once
+ * interleave as they arrive, each prefixed with its job's name when the pipeline has more than
+ * one job. Jobs that never ran are named with why. Ends with a table of every job's outcome and
+ * returns the pipeline's final record.
  */
 export async function followPipeline(
   store: Store,
@@ -144,39 +230,60 @@ export async function followPipeline(
 ): Promise<PipelineRecord> {
   const pipelines = new PipelineStore(store.db);
   const shown = new Set<string>();
+  const following: Promise<void>[] = [];
   for (;;) {
     const p = await pipelines.getPipeline(pipelineId);
     const jobs = await pipelines.listJobs(pipelineId);
-    const next = jobs.find((j) => !shown.has(j.name));
-    if (!next) {
-      if (p && p.state !== 'running') return p;
-      await new Promise((r) => setTimeout(r, pollMs));
-      continue;
-    }
-    if (!next.jobId) {
-      if (!FINAL_JOB.includes(next.state)) {
-        await new Promise((r) => setTimeout(r, pollMs));
+    const width = jobs.length > 1 ? Math.max(...jobs.map((j) => j.name.length)) : 0;
+    for (const j of jobs.filter((j) => !shown.has(j.name))) {
+      const prefix = linePrefix(j.name, width);
+      const who = width === 0 ? `job ${j.jobId} ` : prefix;
+      if (!j.jobId) {
+        if (!FINAL_JOB.includes(j.state)) continue;
+        shown.add(j.name);
+        out.write(
+          `${width === 0 ? `job ${j.name} ` : prefix}${stateLabel(j.state)}${j.message ? `: ${j.message}` : ''}\n`,
+        );
         continue;
       }
-      shown.add(next.name);
-      out.write(`job ${next.name} ${stateLabel(next.state)}${next.message ? `: ${next.message}` : ''}\n`);
-      continue;
+      shown.add(j.name);
+      if (j.message && j.state === 'success' && p?.rerunOf) {
+        out.write(`${width === 0 ? `job ${j.name} ` : prefix}${stateLabel('success')}: ${j.message}\n`);
+        continue;
+      }
+      const jobId = j.jobId;
+      out.write(`${prefix}job ${jobId}\n`);
+      following.push(
+        (async () => {
+          for await (const line of readLog(store.jobs, jobId, { follow: true, pollMs }))
+            out.write(`${prefix}${formatLogLine(line)}\n`);
+          out.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
+        })(),
+      );
     }
-    shown.add(next.name);
-    if (next.message && next.state === 'success' && p?.rerunOf) {
-      out.write(`job ${next.name} ${stateLabel('success')}: ${next.message}\n`);
-      continue;
+    if (p && p.state !== 'running' && jobs.every((j) => shown.has(j.name))) {
+      await Promise.all(following);
+      if (jobs.length > 1) out.write(await formatSummary(store, jobs));
+      return p;
     }
-    if (jobs.length > 1) out.write(`== job ${next.name}\n`);
-    out.write(`job ${next.jobId}\n`);
-    for await (const line of readLog(store.jobs, next.jobId, { follow: true }))
-      out.write(`${formatLogLine(line)}\n`);
-    const job = await waitForFinalState(store.jobs, next.jobId);
-    const exit = job.exitCode === null ? '' : ` (exit code ${job.exitCode})`;
-    out.write(
-      `job ${job.id} ${stateLabel(job.state)}${exit}${job.message && job.state !== 'success' ? `: ${job.message}` : ''}\n`,
-    );
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** The table after a followed pipeline: every job's state, exit code, duration and id. */
+export async function formatSummary(store: Store, jobs: PipelineJobRecord[]): Promise<string> {
+  const rows = [['JOB', 'STATE', 'EXIT', 'DURATION', 'ID']];
+  for (const j of jobs) {
+    const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
+    rows.push([
+      j.name,
+      j.state,
+      job?.exitCode === null || job?.exitCode === undefined ? '-' : String(job.exitCode),
+      job ? formatJobDuration(job) : '-',
+      j.jobId ?? '-',
+    ]);
+  }
+  return formatTable(rows);
 }
 
 /**
@@ -191,6 +298,10 @@ export async function enqueuePipeline(
   follow: boolean,
   out: NodeJS.WritableStream,
 ): Promise<number> {
+  const [{ connectClient }, { startPipelineForRequest }] = await Promise.all([
+    import('../platform/temporal'),
+    import('../ingress/pipeline-start'),
+  ]);
   const temporal = await connectClient(cfg);
   let started: { pipelineId: string; workflowId: string };
   try {

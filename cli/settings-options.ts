@@ -24,6 +24,9 @@ export function settingOption(key: SettingKey): string | boolean | undefined {
     : Option.String(s.flag, { description });
 }
 
+/** Marks a command prototype that holds its settings' options already. */
+const SETTINGS_DEFINED = Symbol.for('solstice.settingsDefined') as unknown as string;
+
 /** A command whose flags include settings from the table. */
 export abstract class SettingsCommand extends Command {
   /** Keys of the settings this command takes as flags; a subclass extends its parent's (withSettings). */
@@ -34,17 +37,32 @@ export abstract class SettingsCommand extends Command {
     return [...this.settings, ...keys];
   }
 
-  verbose = Option.Boolean('--verbose', false, {
-    description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
-  });
+  declare verbose: boolean;
 
   constructor() {
     super();
-    // Clipanion finds options among the instance's own properties (and writes the parsed value
-    // back there), so each listed setting becomes one, named by its key.
-    const self = this as unknown as Record<SettingKey, unknown>;
+    // Clipanion finds options with `for...in` (and writes the parsed value back onto the
+    // instance), which visits own properties before inherited ones. The settings go on the
+    // command's prototype, so --help lists the command's own options first and the settings,
+    // the same for every command, after them.
+    const proto = Object.getPrototypeOf(this) as Record<string, unknown>;
+    if (Object.prototype.hasOwnProperty.call(proto, SETTINGS_DEFINED)) return;
+    const define = (key: string, option: unknown) =>
+      Object.defineProperty(proto, key, {
+        value: option,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    define(SETTINGS_DEFINED, undefined);
+    define(
+      'verbose',
+      Option.Boolean('--verbose', false, {
+        description: `Print stack traces of errors [env: ${SETTINGS.debug.env}]`,
+      }),
+    );
     for (const key of new Set((this.constructor as typeof SettingsCommand).settings)) {
-      self[key] = settingOption(key);
+      define(key, settingOption(key));
     }
   }
 
@@ -132,6 +150,21 @@ const SERVICE: readonly SettingKey[] = [
   'shutdownGraceMs',
   'metricsAddr',
   'runnerOtlpEndpoint',
+  'temporalUiPort',
+  'grpcKeepaliveTimeMs',
+  'grpcKeepaliveTimeoutMs',
+  'grpcMaxMessageBytes',
+  'grpcTlsCert',
+  'grpcTlsKey',
+  'grpcTlsCa',
+  'secretsFile',
+  'tracesExporter',
+  'serviceName',
+  'forgejoToken',
+  'forgejoApiUrl',
+  'githubAppId',
+  'githubAppPrivateKey',
+  'githubApiUrl',
 ];
 
 export abstract class ConnectedCommand extends SettingsCommand {

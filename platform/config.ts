@@ -9,7 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { formatDuration, readDuration } from './duration';
 import { ConfigError } from './errors';
 import { readHostPort } from './net';
@@ -29,21 +29,49 @@ export interface SettingType<T> {
   keySuffix?: { key: string; flag: string };
 }
 
+/**
+ * zod, loaded on the first setting read rather than with this module: every CLI command imports
+ * the table for its flags and --help, and loading zod costs more than `solstice --version` may.
+ */
+let zod: typeof z | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- deferred on purpose (above)
+const loadZod = (): typeof z => (zod ??= (require('zod') as typeof import('zod')).z);
+
+/** A schema built when first used (see loadZod). */
+function lazySchema<T>(build: (zz: typeof z) => z.ZodType<T, string>): {
+  readonly schema: z.ZodType<T, string>;
+} {
+  let schema: z.ZodType<T, string> | undefined;
+  return {
+    get schema() {
+      return (schema ??= build(loadZod()));
+    },
+  };
+}
+
 /** A type from a reader that throws BadSettingValue; the zod schema turns that into an issue. */
-function settingType<T>(read: (raw: string) => T, format: (value: T) => string): SettingType<T> {
-  const schema = z.string().transform((raw, ctx): T => {
-    try {
-      return read(raw);
-    } catch (err) {
-      if (!(err instanceof BadSettingValue)) throw err;
-      ctx.issues.push({ code: 'custom', message: err.message, input: raw });
-      return z.NEVER;
-    }
-  });
-  return { schema, format };
+function settingType<T>(
+  read: (raw: string) => T,
+  format: (value: T) => string,
+  keySuffix?: SettingType<T>['keySuffix'],
+): SettingType<T> {
+  const type = lazySchema((zz) =>
+    zz.string().transform((raw, ctx): T => {
+      try {
+        return read(raw);
+      } catch (err) {
+        if (!(err instanceof BadSettingValue)) throw err;
+        ctx.issues.push({ code: 'custom', message: err.message, input: raw });
+        return zz.NEVER;
+      }
+    }),
+  );
+  return Object.assign(type, { format, ...(keySuffix ? { keySuffix } : {}) });
 }
 
 const str = settingType((raw) => raw, String);
+/** A folder, made absolute once when read, so every later use means the same place. */
+const absolutePath = settingType((raw) => path.resolve(raw), String);
 function readInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0)
@@ -79,22 +107,17 @@ const url = settingType((raw) => {
   return raw;
 }, String);
 function oneOf<const T extends readonly [string, ...string[]]>(...values: T): SettingType<T[number]> {
-  return {
-    schema: z.enum(values, {
-      error: (issue) => `must be one of ${values.join(', ')}, got "${String(issue.input)}"`,
-    }) as unknown as z.ZodType<T[number], string>,
-    format: String,
-  };
+  const type = lazySchema(
+    (zz) =>
+      zz.enum(values, {
+        error: (issue) => `must be one of ${values.join(', ')}, got "${String(issue.input)}"`,
+      }) as unknown as z.ZodType<T[number], string>,
+  );
+  return Object.assign(type, { format: String });
 }
 
-const duration: SettingType<number> = {
-  ...settingType(readSettingDuration, formatDuration),
-  keySuffix: { key: 'Ms', flag: '' },
-};
-const size: SettingType<number> = {
-  ...settingType(readSize, formatSizeExact),
-  keySuffix: { key: 'Bytes', flag: 'Size' },
-};
+const duration = settingType(readSettingDuration, formatDuration, { key: 'Ms', flag: '' });
+const size = settingType(readSize, formatSizeExact, { key: 'Bytes', flag: 'Size' });
 
 /**
  * How long something that grows is kept: an age (`30d`, `12h`, `1s`), or `last:N`, the newest N
@@ -119,14 +142,15 @@ const retention = settingType(
   (r) => ('keepLast' in r ? `last:${r.keepLast}` : formatDuration(r.maxAgeMs)),
 );
 /** Temporal's namespace retention: whole seconds, days allowed (Temporal's own minimum is a day). */
-const longDuration: SettingType<number> = {
-  ...settingType((raw) => {
+const longDuration = settingType(
+  (raw) => {
     const r = readDuration(raw, RETENTION_DURATION);
     if (!r.ok || r.ms <= 0) throw new BadSettingValue(`must be a duration like 7d or 36h, got "${raw}"`);
     return r.ms;
-  }, formatDuration),
-  keySuffix: { key: 'Ms', flag: '' },
-};
+  },
+  formatDuration,
+  { key: 'Ms', flag: '' },
+);
 
 /** A credential given inline, or as `file:<path>` to read it from a file (e.g. a mounted secret). */
 const secret = settingType((raw) => {
@@ -265,9 +289,12 @@ const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${p
 const DECLARED = {
   stateDir: setting({
     env: 'SOLSTICE_STATE_DIR',
-    type: str,
-    description: 'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs)',
-    default: derived('./.state', () => path.resolve('.state')),
+    type: absolutePath,
+    description:
+      'Where local state lives (embedded PostgreSQL, Temporal dev server DB, blobs); a relative path is taken from the current directory',
+    // Anchored at the installation, not the current directory: `artifacts get` from another
+    // folder must find the blobs `up` stored, and `doctor` in /tmp must not create /tmp/.state.
+    default: derived('<solstice install dir>/.state', () => path.join(REPO_ROOT, '.state')),
   }),
   databaseUrl: optional({
     env: 'DATABASE_URL',
@@ -399,7 +426,7 @@ const DECLARED = {
   }),
   blobFsRoot: setting({
     env: 'BLOB_FS_ROOT',
-    type: str,
+    type: absolutePath,
     description: 'Root folder of the filesystem blob store (logs, artifacts)',
     default: derived('<SOLSTICE_STATE_DIR>/blobs', (c) => path.join(c.stateDir as string, 'blobs')),
   }),

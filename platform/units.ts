@@ -10,13 +10,13 @@ import { ConfigError } from './errors';
 export class BadSettingValue extends Error {}
 
 /**
- * Settings read durations with the shared grammar, leniently: a bare number is seconds and units
- * may come in any order; days are not a settings unit.
+ * Settings read durations with the shared grammar and all its units (d, h, m, s, ms, as workflow
+ * files do), leniently: a bare number is seconds and units may come in any order.
  */
-const SETTING_DURATION = { units: ['h', 'm', 's', 'ms'], bareNumberUnit: 's', ordered: false } as const;
+const SETTING_DURATION = { units: ['d', 'h', 'm', 's', 'ms'], bareNumberUnit: 's', ordered: false } as const;
 export function readSettingDuration(raw: string): number {
   const r = readDuration(raw, SETTING_DURATION);
-  if (!r.ok) throw new BadSettingValue(`must be a duration like 90s, 15m or 1h30m, got "${raw}"`);
+  if (!r.ok) throw new BadSettingValue(`must be a duration like 90s, 15m, 1h30m or 7d, got "${raw}"`);
   return r.ms;
 }
 /** Parses durations such as `90s`, `15m`, `1h30m`, or a bare number of seconds. Returns milliseconds. */

@@ -308,8 +308,23 @@ export class JobStore {
     return (await this.getJob(matches[0])) as JobRecord;
   }
 
-  async listJobs(limit: number): Promise<JobRecord[]> {
-    const jobs = await this.db.job.findMany({ ...newestFirst(limit), select: JOB_FIELDS });
+  /**
+   * The newest jobs; `repo` matches part of the repository URL, `branch` the ref (`main` or
+   * `refs/heads/main`).
+   */
+  async listJobs(
+    limit: number,
+    filter: { repo?: string; branch?: string; state?: JobState } = {},
+  ): Promise<JobRecord[]> {
+    const jobs = await this.db.job.findMany({
+      ...newestFirst(limit),
+      where: {
+        ...(filter.repo ? { repoUrl: { contains: filter.repo } } : {}),
+        ...(filter.branch ? { ref: { in: [filter.branch, `refs/heads/${filter.branch}`] } } : {}),
+        ...(filter.state ? { state: filter.state } : {}),
+      },
+      select: JOB_FIELDS,
+    });
     return jobs as JobRecord[];
   }
 }

@@ -157,6 +157,15 @@ export class PipelineStore {
   }
 
   /** The pipeline a job run belongs to (the latest, for a job reused by a rerun). */
+  /** The name (with matrix values: `test[node=20]`) each of these job runs has in its pipeline. */
+  async jobNames(jobIds: string[]): Promise<Map<string, string>> {
+    const rows = await this.db.pipelineJob.findMany({
+      where: { jobId: { in: jobIds } },
+      select: { jobId: true, name: true },
+    });
+    return new Map(rows.map((r) => [r.jobId as string, r.name]));
+  }
+
   async pipelineOfJob(jobId: string): Promise<PipelineRecord | undefined> {
     const row = await this.db.pipelineJob.findFirst({
       where: { jobId },

@@ -1,18 +1,16 @@
-import { createWriteStream } from 'node:fs';
+import fs from 'node:fs';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'clipanion';
-import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
 import { formatSize } from '../../platform/config';
-import { createBlobStore } from '../../storage/create-blob-store';
-import { NotFoundError } from '../../platform/errors';
+import { InputError, NotFoundError } from '../../platform/errors';
 import { BlobCommand } from '../settings-options';
-import { withStore } from '../context';
 
 export class ArtifactsListCommand extends BlobCommand {
   static override paths = [['artifacts', 'list']];
   static override usage = Command.Usage({
     description: "List a job's artifacts: path, size and SHA-256",
-    details: 'Give a job id, in full or a unique prefix (at least 4 characters).',
+    details: 'Give a job id (in full or a unique prefix of at least 4 characters) or <pipeline>/<job name>.',
     examples: [
       ['The artifacts of a job', 'solstice artifacts list 3f2a9c'],
       ['As JSON lines', 'solstice artifacts list 3f2a9c --json'],
@@ -23,8 +21,13 @@ export class ArtifactsListCommand extends BlobCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { ArtifactStore }, { resolveJobReference }] = await Promise.all([
+      import('../context'),
+      import('../../storage/artifact-store'),
+      import('../pipelines'),
+    ]);
     return withStore(this.config(), async (store) => {
-      const job = await store.jobs.resolveJob(this.job);
+      const job = await resolveJobReference(store, this.job);
       const artifacts = await new ArtifactStore(store.db).list(job.id);
       const width = Math.max(4, ...artifacts.map((a) => a.path.length));
       for (const a of artifacts) {
@@ -57,11 +60,19 @@ export class ArtifactsGetCommand extends BlobCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [{ withStore }, { ArtifactStore, artifactBlobKey }, { createBlobStore }, { resolveJobReference }] =
+      await Promise.all([
+        import('../context'),
+        import('../../storage/artifact-store'),
+        import('../../storage/create-blob-store'),
+        import('../pipelines'),
+      ]);
     return withStore(cfg, async (store) => {
       const blobs = createBlobStore(cfg);
       try {
-        const job = await store.jobs.resolveJob(this.job);
+        const job = await resolveJobReference(store, this.job);
         const artifact = await new ArtifactStore(store.db).get(job.id, this.artifactPath);
+        if (artifact && this.output && this.output !== '-') await assertWritableFolder(this.output);
         const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
         if (!body) {
           throw new NotFoundError(
@@ -71,12 +82,40 @@ export class ArtifactsGetCommand extends BlobCommand {
               : `\`solstice artifacts list ${job.id}\` shows what it has`,
           );
         }
-        if (this.output && this.output !== '-') await pipeline(body, createWriteStream(this.output));
+        if (this.output && this.output !== '-') await pipeline(body, await openOutput(this.output));
         else await pipeline(body, this.context.stdout, { end: false });
         return 0;
       } finally {
         await blobs.close();
       }
     });
+  }
+}
+
+/** The -o file's folder must exist and be writable, checked before the blob store is asked. */
+async function assertWritableFolder(file: string): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    await fs.promises.access(dir, fs.constants.W_OK);
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new InputError(
+      `cannot write ${file}: ${missing ? `folder ${dir} does not exist` : `folder ${dir} is not writable`}`,
+      missing ? `create it first (mkdir -p ${dir}) or give another -o path` : 'give another -o path',
+    );
+  }
+}
+
+/** The -o file; a path that cannot be written is bad input. */
+async function openOutput(file: string): Promise<fs.WriteStream> {
+  try {
+    return (await fs.promises.open(file, 'w')).createWriteStream();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const dir = path.dirname(path.resolve(file));
+    throw new InputError(
+      `cannot write ${file}: ${code === 'ENOENT' ? `folder ${dir} does not exist` : (err as Error).message}`,
+      code === 'ENOENT' ? `create it first (mkdir -p ${dir}) or give another -o path` : undefined,
+    );
   }
 }

@@ -1,16 +1,8 @@
 import { Command, Option } from 'clipanion';
 import { SETTINGS } from '../../platform/config';
-import { createLogger } from '../../platform/logger';
-import { serveUntilSignal } from '../../platform/shutdown';
-import { initTelemetry } from '../../platform/telemetry';
-import { startStack } from '../../devstack/stack';
-import { openStore } from '../context';
-import { enqueue } from './enqueue';
-import { formatStackUrls } from '../output';
 import { ServiceCommand } from '../settings-options';
 
 export class CiLocalCommand extends ServiceCommand {
-  static override settings = ServiceCommand.withSettings('temporalUiPort');
   static override paths = [['ci-local']];
   static override usage = Command.Usage({
     description: "Run this repository's CI job end to end on this machine",
@@ -33,6 +25,24 @@ export class CiLocalCommand extends ServiceCommand {
     // Quieter services by default here; an explicit LOG_LEVEL still wins.
     process.env[SETTINGS.logLevel.env] ??= 'warn';
     const cfg = this.config();
+    // Loaded here, not at the top: every command would otherwise pay for the stack's SDKs.
+    const [
+      { createLogger },
+      { serveUntilSignal },
+      { initTelemetry },
+      { startStack },
+      { openStore },
+      { enqueue },
+      { formatStackUrls },
+    ] = await Promise.all([
+      import('../../platform/logger'),
+      import('../../platform/shutdown'),
+      import('../../platform/telemetry'),
+      import('../../devstack/stack'),
+      import('../context'),
+      import('../enqueue'),
+      import('../output'),
+    ]);
     const log = createLogger('solstice-ci-local');
     const telemetry = initTelemetry('solstice', cfg);
     const out = this.context.stdout;

@@ -1,7 +1,5 @@
 import { Command } from 'clipanion';
 import { effectiveDatabaseUrl } from '../../platform/config';
-import { checkDatabase } from '../../storage/db';
-import { createDatabaseIfMissing, migrate } from '../../storage/migrate';
 import { ConnectedCommand } from '../settings-options';
 
 export class DbMigrateCommand extends ConnectedCommand {
@@ -18,6 +16,10 @@ export class DbMigrateCommand extends ConnectedCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     const url = effectiveDatabaseUrl(cfg);
+    const [{ checkDatabase }, { createDatabaseIfMissing, migrate }] = await Promise.all([
+      import('../../storage/db'),
+      import('../../storage/migrate'),
+    ]);
     await createDatabaseIfMissing(url);
     await checkDatabase(url, { embedded: cfg.databaseUrl === undefined });
     const res = await migrate({ databaseUrl: url });

@@ -1,6 +1,6 @@
 /** `solstice doctor`: is everything Solstice depends on there and usable, and if not, what to do. */
 import { Command } from 'clipanion';
-import { runDependencyChecks, type CheckResult } from '../doctor-checks';
+import type { CheckResult } from '../doctor-checks';
 import { ConfigError } from '../../platform/errors';
 import { ServiceCommand } from '../settings-options';
 
@@ -32,6 +32,7 @@ export class DoctorCommand extends ServiceCommand {
     let results: CheckResult[];
     try {
       const cfg = this.config();
+      const { runDependencyChecks } = await import('../doctor-checks');
       results = await runDependencyChecks(cfg, {
         amqpConfigured: this.given('amqpUrl'),
       });

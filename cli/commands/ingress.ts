@@ -1,14 +1,8 @@
 /** `solstice bridge` and `solstice webhook serve`: the two halves of forge → RabbitMQ → Temporal. */
 import { Command } from 'clipanion';
-import { AmqpConnection } from '../../ingress/amqp';
-import { AMQP_OFF } from '../../platform/config';
-import { brokerTopology } from '../context';
-import { SETTINGS, type Config, type SettingKey } from '../../platform/config';
+import type { AmqpConnection } from '../../ingress/amqp';
+import { AMQP_OFF, SETTINGS, type Config, type SettingKey } from '../../platform/config';
 import { ConfigError } from '../../platform/errors';
-import { connectClient } from '../../platform/temporal';
-import { startBridge } from '../../ingress/bridge';
-import { configuredWebhookOptions, endpointPolicy, startWebhookServer } from '../../ingress/webhook-server';
-import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
 export class BridgeCommand extends ConnectedCommand {
@@ -36,6 +30,15 @@ export class BridgeCommand extends ConnectedCommand {
   async execute(): Promise<number> {
     const cfg = this.config();
     brokerRequired(cfg, 'the bridge');
+    // Loaded when the service runs, so other commands do not pay for its SDKs.
+    const [{ ServiceProcess }, { connectClient }, { AmqpConnection }, { startBridge }, { brokerTopology }] =
+      await Promise.all([
+        import('../service-process'),
+        import('../../platform/temporal'),
+        import('../../ingress/amqp'),
+        import('../../ingress/bridge'),
+        import('../context'),
+      ]);
     const svc = new ServiceProcess('solstice-bridge', { cfg });
     const { log } = svc;
     const topology = await brokerTopology(cfg);
@@ -106,6 +109,17 @@ export class WebhookServeCommand extends SettingsCommand {
     const cfg = this.config();
     webhookSecrets(cfg); // refuses to start when no endpoint could verify a delivery
     brokerRequired(cfg, 'the webhook server');
+    const [
+      { ServiceProcess },
+      { AmqpConnection },
+      { configuredWebhookOptions, endpointPolicy, startWebhookServer },
+      { brokerTopology },
+    ] = await Promise.all([
+      import('../service-process'),
+      import('../../ingress/amqp'),
+      import('../../ingress/webhook-server'),
+      import('../context'),
+    ]);
     const svc = new ServiceProcess('solstice-webhook', { cfg });
     const { log } = svc;
     // Without SOLSTICE_AMQP_PREFIX the names come from the installation id in the database.

@@ -1,12 +1,18 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
-import { PipelineStore } from '../../storage/pipeline-store';
-import { repoAtCommit } from '../../model/repo-url';
-import { connectClient } from '../../platform/temporal';
-import { withStore } from '../context';
-import { exitCodeForState, stateLabel } from '../output';
-import { cancelTarget, followPipeline, rerun, resolveTarget } from '../pipelines';
 import { ConnectedCommand } from '../settings-options';
+import { readLimit } from './jobs';
+
+// What the commands run is loaded when they run, so `--help` and the others stay fast.
+const load = () =>
+  Promise.all([
+    import('../context'),
+    import('../output'),
+    import('../pipelines'),
+    import('../../storage/pipeline-store'),
+    import('../../platform/temporal'),
+    import('../../model/repo-url'),
+  ]);
 
 export class PipelinesCommand extends ConnectedCommand {
   static override paths = [['pipelines']];
@@ -19,13 +25,14 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
+    const [{ withStore }, { ago, stateLabel }, , { PipelineStore }, , { repoAtCommit }] = await load();
     return withStore(this.config(), async (store) => {
-      const list = await new PipelineStore(store.db).listPipelines(Math.max(1, Number(this.limit) || 20));
+      const list = await new PipelineStore(store.db).listPipelines(readLimit(this.limit));
       for (const p of list) {
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(p)}\n`
-            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${p.createdAt.toISOString()}\n`,
+            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${ago(p.createdAt)}\n`,
         );
       }
       if (list.length === 0 && !this.json)
@@ -56,12 +63,25 @@ export class CancelCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [
+      { withStore },
+      { exitCodeForState, stateLabel },
+      { cancelTarget, resolveTarget },
+      { PipelineStore },
+      { connectClient },
+    ] = await load();
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.target);
+      const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
+      const current = target.kind === 'pipeline' ? target.pipeline.state : target.job.state;
+      if (!['queued', 'provisioning', 'running'].includes(current))
+        throw new InputError(
+          `${what} already ended ${current}; there is nothing to cancel`,
+          '`solstice status` shows how it ended',
+        );
       const temporal = await connectClient(cfg);
       try {
         const workflowId = await cancelTarget(temporal.client, target);
-        const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
         this.context.stdout.write(`cancel requested: ${what} (${workflowId})\n`);
         if (!this.wait) return 0;
         await temporal.client.workflow
@@ -106,6 +126,13 @@ export class RerunCommand extends ConnectedCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [
+      { withStore },
+      { exitCodeForState, stateLabel },
+      { followPipeline, rerun, resolveTarget },
+      ,
+      { connectClient },
+    ] = await load();
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.pipeline);
       if (target.kind !== 'pipeline')

@@ -1,20 +1,15 @@
+/**
+ * The services one by one. Each command loads its service's modules when it runs (import()), so
+ * that `--help` and every other command do not pay for the Temporal worker and OpenTelemetry SDKs.
+ */
 import { Command } from 'clipanion';
 import { AMQP_OFF, effectiveDatabaseUrl, type Config } from '../../platform/config';
 import type { Logger } from '../../platform/logger';
 import type { BlobStore } from '../../storage/blob-store';
-import { migrate } from '../../storage/migrate';
-import { connectClient } from '../../platform/temporal';
-import { artifactLimits } from '../../runner-api/artifacts';
-import { startJobPage } from '../../web/job-page/server';
-import { logServiceOptions, startLogService } from '../../runner-api/server';
-import { runnerBundlePath } from '../../runner-api/runner-bundle';
-import { startRunnerServer } from '../../runner-api/runner-download';
-import { startStack } from '../../devstack/stack';
-import { startOrchestratorWorker } from '../../workers/orchestrator';
-import { openStore, type Store } from '../context';
-import { formatStackUrls } from '../output';
-import { ServiceProcess } from '../service-process';
+import type { Store } from '../context';
 import { ServiceCommand } from '../settings-options';
+
+const serviceProcess = async () => (await import('../service-process')).ServiceProcess;
 
 /**
  * The storage a service opens first: migrations when asked (SOLSTICE_MIGRATE_ON_BOOT), the blob
@@ -25,6 +20,10 @@ async function openStorage(
   cfg: Config,
   opts: { migrate: boolean; log?: Logger },
 ): Promise<{ blobs: BlobStore; store: Store }> {
+  const [{ migrate }, { openStore }] = await Promise.all([
+    import('../../storage/migrate'),
+    import('../context'),
+  ]);
   if (opts.migrate) await migrate({ databaseUrl: effectiveDatabaseUrl(cfg) });
   const store = await openStore(cfg);
   try {
@@ -57,6 +56,11 @@ export class UpCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [ServiceProcess, { startStack }, { formatStackUrls }] = await Promise.all([
+      serviceProcess(),
+      import('../../devstack/stack'),
+      import('../output'),
+    ]);
     const svc = new ServiceProcess('solstice-up', { cfg, name: 'solstice' });
     const stack = await startStack(cfg, svc.log);
     if (svc.telemetry?.metricsUrl) stack.urls.metrics = svc.telemetry.metricsUrl;
@@ -78,6 +82,10 @@ export class WorkerCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [ServiceProcess, { startOrchestratorWorker }] = await Promise.all([
+      serviceProcess(),
+      import('../../workers/orchestrator'),
+    ]);
     const svc = new ServiceProcess('solstice-worker', { cfg });
     const { blobs, store } = await openStorage(cfg, { migrate: cfg.migrateOnBoot, log: svc.log });
     const worker = await startOrchestratorWorker(cfg, { jobs: store.jobs, blobs, log: svc.log });
@@ -93,6 +101,13 @@ export class LogServiceCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [ServiceProcess, { connectClient }, { artifactLimits }, { logServiceOptions, startLogService }] =
+      await Promise.all([
+        serviceProcess(),
+        import('../../platform/temporal'),
+        import('../../runner-api/artifacts'),
+        import('../../runner-api/server'),
+      ]);
     const svc = new ServiceProcess('solstice-log-service', { cfg });
     const { blobs, store } = await openStorage(cfg, { migrate: cfg.migrateOnBoot });
     const temporal = await connectClient(cfg);
@@ -123,6 +138,10 @@ export class JobPageCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [ServiceProcess, { startJobPage }] = await Promise.all([
+      serviceProcess(),
+      import('../../web/job-page/server'),
+    ]);
     const svc = new ServiceProcess('solstice-job-page');
     // The job page only reads: it leaves migrations to the services that write.
     const { blobs, store } = await openStorage(cfg, { migrate: false });
@@ -140,6 +159,11 @@ export class RunnerServeCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    const [ServiceProcess, { runnerBundlePath }, { startRunnerServer }] = await Promise.all([
+      serviceProcess(),
+      import('../../runner-api/runner-bundle'),
+      import('../../runner-api/runner-download'),
+    ]);
     const server = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
     this.context.stdout.write(`serving the runner at ${server.url}\n`);
     return new ServiceProcess('solstice-runner-serve').serve([() => server.close()]);

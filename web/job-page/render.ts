@@ -93,7 +93,7 @@ main{padding:12px 20px}
 table{border-collapse:collapse;margin:8px 0}caption{text-align:left;font-weight:bold;font-size:1.17em;padding:8px 0}
 .step-running td{background:#fff8c5}.step-failure td{color:#cf222e}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
 #log{font:12px/1.45 ui-monospace,monospace;background:#111;color:#ddd;padding:8px 0;white-space:pre-wrap;word-break:break-all}
-.ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;color:#666;text-decoration:none;user-select:none}
+.ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;text-indent:0;color:#666;text-decoration:none;user-select:none}
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
 .step{margin-top:10px;padding-top:4px;border-top:1px solid #444;font-weight:bold}
 details.group>summary{list-style:none;cursor:pointer}details.group>summary .t::before{content:'▸ '}details.group[open]>summary .t::before{content:'▾ '}
@@ -113,6 +113,8 @@ const SCRIPT = `
   const max = Number(log.dataset.window) * 5;
   const es = new EventSource(location.pathname.replace(/\\/$/, '') + '/events?after=' + log.dataset.after);
   const stepRe = ${STEP_START.toString()};
+  // A running job's page opens at its tail, where new lines arrive, unless a line was linked.
+  if (!location.hash) window.scrollTo(0, document.body.scrollHeight);
   es.addEventListener('lines', (e) => {
     const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
     for (const l of JSON.parse(e.data)) {

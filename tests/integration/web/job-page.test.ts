@@ -205,6 +205,8 @@ describe('in a browser', () => {
           {
             name: 'slow',
             run: [
+              // More lines than a window holds, so following the tail means scrolling.
+              'seq 1 150',
               'echo "first line"',
               `while [ ! -e ${gate1} ]; do sleep 0.1; done`,
               'echo "after gate one"',
@@ -237,11 +239,27 @@ describe('in a browser', () => {
       expect(await tab.locator('#state').textContent()).toBe('running');
       await tab.locator('#log .t', { hasText: 'first line' }).waitFor();
       expect(await tab.locator('#log .t', { hasText: 'after gate one' }).count()).toBe(0);
+      // Line numbers are inside the viewport (an inherited text-indent once put them off-screen).
+      const inViewport = async (selector: string) => {
+        const box = await tab.locator(selector).last().boundingBox();
+        const view = tab.viewportSize();
+        return (
+          box !== null &&
+          view !== null &&
+          box.x >= 0 &&
+          box.x + box.width <= view.width &&
+          box.y >= 0 &&
+          box.y + box.height <= view.height
+        );
+      };
+      expect(await inViewport('#log .ln .n')).toBe(true);
       // The step table shows the step that runs, before the job ends.
       await tab.locator('#steps tr.step-running', { hasText: 'slow' }).waitFor({ timeout: 30_000 });
 
       fs.writeFileSync(gate1, '');
       await tab.locator('#log .t', { hasText: 'after gate one' }).waitFor({ timeout: 60_000 });
+      // The page follows the tail: the new line is on screen without scrolling by hand.
+      await waitFor(() => inViewport('#log .t >> text=after gate one'), 10_000, 'the new line in view');
       // The job still waits on the second gate: the line reached the open page live.
       expect((await h.jobs.getJob(jobId))?.state).toBe('running');
       await expect(tab.locator('#log .step').first().textContent()).resolves.toContain(

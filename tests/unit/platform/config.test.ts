@@ -46,7 +46,13 @@ test('durations', () => {
   expect(parseDuration('1h30m')).toBe(5_400_000);
   expect(parseDuration('250ms')).toBe(250);
   expect(() => parseDuration('')).toThrow(ConfigError);
-  expect(() => parseDuration('5d')).toThrow(ConfigError);
+  expect(() => parseDuration('5w')).toThrow(ConfigError);
+});
+
+test('settings read the one duration grammar, days included (as workflow files do)', () => {
+  expect(parseDuration('7d')).toBe(7 * 86_400_000);
+  expect(parseDuration('1d12h')).toBe(36 * 3_600_000);
+  expect(loadConfig({ sweepIntervalMs: '7d' }).sweepIntervalMs).toBe(7 * 86_400_000);
 });
 
 test('sizes: artifact limits read binary units and print them back', () => {

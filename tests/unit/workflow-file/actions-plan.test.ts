@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Cli } from 'clipanion';
 import { WorkflowShowCommand, WorkflowValidateCommand } from '../../../cli/commands/workflow';
-import { parseInputs } from '../../../cli/commands/enqueue';
+import { parseInputs } from '../../../cli/enqueue';
 import {
   expandMatrix,
   filterPattern,

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatWorkflow } from '../../../cli/commands/workflow';
+import { formatWorkflow } from '../../../cli/workflow-report';
 import { formatDiagnostics, parseWorkflowFile } from '../../../workflow-file';
 
 interface Block {
