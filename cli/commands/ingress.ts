@@ -6,6 +6,8 @@ import { ConfigError } from '../../platform/errors';
 import { connectClient } from '../../platform/temporal';
 import { startBridge } from '../../ingress/bridge';
 import { configuredWebhookOptions, startWebhookServer } from '../../ingress/webhook-server';
+import { createOutbox } from '../../ingress/outbox';
+import { createDb } from '../../storage/db';
 import { ServiceProcess } from '../service-process';
 import { ConnectedCommand, SettingsCommand } from '../settings-options';
 
@@ -71,6 +73,7 @@ export class WebhookServeCommand extends SettingsCommand {
     'githubWebhookSecret',
     'webhookInsecure',
     'amqpUrl',
+    'databaseUrl',
     'otlpEndpoint',
     'metricsAddr',
   ];
@@ -83,7 +86,9 @@ export class WebhookServeCommand extends SettingsCommand {
       X-Gitea-Signature; X-Hub-Signature-256). push and pull_request (opened, synchronize, reopened)
       queue a JobRequest v1 in RabbitMQ and answer 202 once the broker confirmed it; ping answers pong;
       branch deletions and other events answer 200 with the reason they are ignored. While RabbitMQ is
-      unavailable deliveries answer 503, so the forge delivers them again. GET /healthz reports the broker.
+      unavailable, deliveries are kept in the PostgreSQL outbox (DATABASE_URL) and answered 202; they are
+      published in order once the broker is back. Forges do not deliver a failed webhook again, so only
+      when neither RabbitMQ nor the database takes it is the answer 503. GET /healthz reports the broker.
     `,
   });
 
@@ -98,14 +103,27 @@ export class WebhookServeCommand extends SettingsCommand {
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();
+    const db = cfg.databaseUrl ? createDb(cfg) : undefined;
+    const outbox = db ? createOutbox(db, publisher, log) : undefined;
     const server = await startWebhookServer(
-      configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected }),
+      configuredWebhookOptions(cfg, { publisher, outbox, log, brokerUp: () => amqp.connected }),
     );
     this.context.stdout.write(`webhook ingress listening on ${server.url}\n`);
+    this.context.stdout.write(
+      outbox
+        ? '  outbox: deliveries wait in PostgreSQL while RabbitMQ is down\n'
+        : '  outbox: off (no DATABASE_URL): deliveries answer 503 while RabbitMQ is down, and are lost\n',
+    );
     for (const forge of ['forgejo', 'github'] as const)
       this.context.stdout.write(
         `  ${server.url}/webhooks/${forge}  ${secrets[forge] ? 'signed deliveries only' : 'UNSIGNED deliveries accepted (insecure)'}\n`,
       );
-    return svc.serve([() => server.close(), () => publisher.close(), () => amqp.close()]);
+    return svc.serve([
+      () => server.close(),
+      async () => outbox?.close(),
+      () => publisher.close(),
+      () => amqp.close(),
+      async () => db?.$disconnect(),
+    ]);
   }
 }

@@ -97,7 +97,9 @@ function giteaVersion(): string {
 /** Builds Gitea on first use (a no-op when it is built), then finds the binary and its templates. */
 function ensureGitea(): { binary: string; staticRoot: string } {
   if (!process.env[GITEA.envVar]) {
-    execFileSync('bash', [path.join(ROOT, 'infra/bootstrap.sh'), 'gitea'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [path.join(ROOT, 'infra/bootstrap.sh'), 'gitea'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const binary = findTool(GITEA);
   const staticRoot =
@@ -216,7 +218,9 @@ export async function startGitea(): Promise<Gitea> {
     USER: 'root',
   };
   const cli = (...args: string[]) =>
-    run(binary, ['--config', config, '--work-path', dir, ...args], { env, cwd: dir }).then((r) => r.stdout.trim());
+    run(binary, ['--config', config, '--work-path', dir, ...args], { env, cwd: dir }).then((r) =>
+      r.stdout.trim(),
+    );
 
   const url = `http://127.0.0.1:${port}`;
   const logFile = path.join(dir, 'gitea-stdout.log');
@@ -242,10 +246,31 @@ export async function startGitea(): Promise<Gitea> {
   try {
     // The CLI migrates the fresh database; the server then starts on it.
     const password = 'admin-password-1';
-    await cli('admin', 'user', 'create', '--admin', '--username', 'solstice-admin', '--password', password,
-      '--email', 'admin@example.invalid', '--must-change-password=false');
-    const token = await cli('admin', 'user', 'generate-access-token', '--username', 'solstice-admin',
-      '--token-name', 'tests', '--scopes', 'all', '--raw');
+    await cli(
+      'admin',
+      'user',
+      'create',
+      '--admin',
+      '--username',
+      'solstice-admin',
+      '--password',
+      password,
+      '--email',
+      'admin@example.invalid',
+      '--must-change-password=false',
+    );
+    const token = await cli(
+      'admin',
+      'user',
+      'generate-access-token',
+      '--username',
+      'solstice-admin',
+      '--token-name',
+      'tests',
+      '--scopes',
+      'all',
+      '--raw',
+    );
     admin = { name: 'solstice-admin', password, token };
     await start();
   } catch (err) {
@@ -314,7 +339,8 @@ export async function startGitea(): Promise<Gitea> {
         email: `${name}@example.invalid`,
         must_change_password: false,
       });
-      if (opts.admin) await api('PATCH', `/admin/users/${name}`, { admin: true, login_name: name, source_id: 0 });
+      if (opts.admin)
+        await api('PATCH', `/admin/users/${name}`, { admin: true, login_name: name, source_id: 0 });
       const user = { name, password, token: '' };
       user.token = await createToken(user, opts.scopes ?? ['all']);
       return user;
@@ -365,9 +391,12 @@ export async function startGitea(): Promise<Gitea> {
       const sha = await git(wt, ['rev-parse', 'HEAD']);
       const refs = [`HEAD:refs/heads/${branch}`];
       if (opts.tag) {
-        await git(wt, opts.tag.annotated
-          ? ['tag', '-a', opts.tag.name, '-m', `tag ${opts.tag.name}`]
-          : ['tag', opts.tag.name]);
+        await git(
+          wt,
+          opts.tag.annotated
+            ? ['tag', '-a', opts.tag.name, '-m', `tag ${opts.tag.name}`]
+            : ['tag', opts.tag.name],
+        );
         refs.push(`refs/tags/${opts.tag.name}`);
       }
       await git(wt, ['push', '-q', 'origin', ...refs], pushEnv());
