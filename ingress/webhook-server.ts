@@ -39,6 +39,8 @@ export interface WebhookOptions {
   /** Where deliveries wait while the broker is down; without it such deliveries answer 503. */
   outbox?: Outbox;
   log: Logger;
+  /** The dedupe window the bridge uses, so the ids in the answer are the run's. */
+  dedupeWindowMs?: number;
   /** Tells /healthz whether the broker is connected. */
   brokerUp?: () => boolean;
 }
@@ -47,7 +49,12 @@ export interface WebhookOptions {
 export function configuredWebhookOptions(
   cfg: Pick<
     Config,
-    'webhookAddr' | 'webhookBodyLimit' | 'forgejoWebhookSecret' | 'githubWebhookSecret' | 'webhookInsecure'
+    | 'webhookAddr'
+    | 'webhookBodyLimit'
+    | 'forgejoWebhookSecret'
+    | 'githubWebhookSecret'
+    | 'webhookInsecure'
+    | 'webhookDedupeWindowMs'
   >,
   deps: Pick<WebhookOptions, 'publisher' | 'log' | 'brokerUp' | 'outbox'>,
 ): WebhookOptions {
@@ -56,6 +63,7 @@ export function configuredWebhookOptions(
     bodyLimit: cfg.webhookBodyLimit,
     secrets: { forgejo: cfg.forgejoWebhookSecret, github: cfg.githubWebhookSecret },
     insecure: cfg.webhookInsecure,
+    dedupeWindowMs: cfg.webhookDedupeWindowMs,
     ...deps,
   };
 }
@@ -212,7 +220,7 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
               error: `job queue unavailable, and the forge will not deliver this again by itself: ${describeError(err)}`,
             });
         }
-        const ids = pipelineIdsForRequest(r);
+        const ids = pipelineIdsForRequest(r, opts.dedupeWindowMs);
         note('enqueued');
         span.setAttribute(ATTR.pipelineId, ids.pipelineId);
         return reply.code(202).send({

@@ -570,6 +570,13 @@ const DECLARED = {
     default: false,
     flag: '--insecure-no-webhook-secret',
   }),
+  webhookDedupeWindowMs: setting({
+    env: 'SOLSTICE_WEBHOOK_DEDUPE_WINDOW',
+    type: duration,
+    description:
+      'A forge event (repository, event, ref, head commit, pull request, action) delivered again within this time starts no new run (Replay sends a new delivery id)',
+    default: 60 * 60_000,
+  }),
   forgejoToken: optional({
     env: 'SOLSTICE_FORGEJO_TOKEN',
     type: secret,

@@ -15,6 +15,7 @@ export class BridgeCommand extends ConnectedCommand {
   static override settings = ConnectedCommand.withSettings(
     'amqpUrl',
     'amqpPrefetch',
+    'webhookDedupeWindowMs',
     'otlpEndpoint',
     'metricsAddr',
     'jobTimeoutMs',
@@ -72,6 +73,7 @@ export class WebhookServeCommand extends SettingsCommand {
     'forgejoWebhookSecret',
     'githubWebhookSecret',
     'webhookInsecure',
+    'webhookDedupeWindowMs',
     'amqpUrl',
     'databaseUrl',
     'otlpEndpoint',
