@@ -244,7 +244,8 @@ export async function startGitea(): Promise<Gitea> {
 
   let admin: GiteaUser;
   try {
-    // The CLI migrates the fresh database; the server then starts on it.
+    // A fresh database: create Gitea's tables, then the admin, before the server starts.
+    await cli('migrate');
     const password = 'admin-password-1';
     await cli(
       'admin',
