@@ -35,7 +35,7 @@ export interface PipelineRequest {
 }
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
-  Partial<Pick<Config, 'publicUrl' | 'webhookDedupeWindowMs'>>;
+  Partial<Pick<Config, 'publicUrl' | 'webhookDedupeWindowMs' | 'forgeStatusDeadlineMs'>>;
 
 /** `pipeline/<repo>/<sha>/<pipeline id>`: readable in the Temporal Web UI, unique per event. */
 export function pipelineWorkflowId(
@@ -60,6 +60,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     ...(req.rerunOf ? { rerunOf: req.rerunOf } : {}),
     ...(req.reuse ? { reuse: req.reuse } : {}),
     ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
+    ...(cfg.forgeStatusDeadlineMs ? { forgeStatusDeadlineMs: cfg.forgeStatusDeadlineMs } : {}),
   };
 }
 

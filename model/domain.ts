@@ -125,6 +125,8 @@ export interface PipelineInput {
   reuse?: Record<string, string>;
   /** SOLSTICE_PUBLIC_URL at start: the jobs' Web UI details link to their job pages. */
   publicUrl?: string;
+  /** SOLSTICE_FORGE_STATUS_DEADLINE at start: how long one commit status is retried. */
+  forgeStatusDeadlineMs?: number;
 }
 
 /**

@@ -584,6 +584,13 @@ const DECLARED = {
       'Forgejo/Gitea API token for commit statuses (scope: repository write); `file:<path>` reads it from a file',
     unset: 'unset: no statuses on Forgejo/Gitea',
   }),
+  forgeStatusDeadlineMs: setting({
+    env: 'SOLSTICE_FORGE_STATUS_DEADLINE',
+    type: duration,
+    description:
+      'How long a commit status is retried (with backoff) while the forge is unreachable, before it is given up',
+    default: 6 * 60 * 60_000,
+  }),
   forgejoApiUrl: optional({
     env: 'SOLSTICE_FORGEJO_API_URL',
     type: url,
