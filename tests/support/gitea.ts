@@ -412,7 +412,12 @@ export async function startGitea(): Promise<Gitea> {
       return r.number;
     },
     async statuses(repo, sha) {
-      return api<CommitStatus[]>('GET', `/repos/${repo.fullName}/statuses/${sha}?limit=200&sort=newest`);
+      // Gitea names the state `status` in what it returns (and `state` in what it takes).
+      const raw = await api<(CommitStatus & { status?: string })[]>(
+        'GET',
+        `/repos/${repo.fullName}/statuses/${sha}?limit=200&sort=newest`,
+      );
+      return raw.map((s) => ({ ...s, state: s.state ?? s.status ?? '' }));
     },
     async latestStatuses(repo, sha) {
       const latest = new Map<string, CommitStatus>();
