@@ -34,6 +34,23 @@ async function openStorage(
 }
 
 export class UpCommand extends ServiceCommand {
+  // `up` runs the bridge and the webhook ingress too: each of their settings is a flag here.
+  static override settings = ServiceCommand.withSettings(
+    'amqpUrl',
+    'amqpPrefetch',
+    'webhookAddr',
+    'webhookBodyLimit',
+    'forgejoWebhookSecret',
+    'githubWebhookSecret',
+    'webhookInsecure',
+    'webhookDedupeWindowMs',
+    'forgejoToken',
+    'forgejoApiUrl',
+    'forgeStatusDeadlineMs',
+    'githubAppId',
+    'githubAppPrivateKey',
+    'githubApiUrl',
+  );
   static override paths = [['up']];
   static override usage = Command.Usage({
     description: 'Run all of Solstice on this machine',
@@ -41,7 +58,10 @@ export class UpCommand extends ServiceCommand {
       Starts, in order: PostgreSQL (DATABASE_URL, or an embedded server in the state dir when unset),
       database migrations, Temporal (TEMPORAL_ADDRESS; on a loopback address the Temporal CLI dev server
       with its Web UI is started unless one already listens), the runner download server, the log service,
-      the job page and the orchestrator worker. Prints their addresses, then runs until Ctrl-C.
+      the job page and the orchestrator worker; with RabbitMQ (AMQP_URL) reachable, the bridge, and with a
+      webhook secret, the webhook ingress on SOLSTICE_WEBHOOK_ADDR (127.0.0.1:8090):
+      POST /webhooks/forgejo (also /webhooks/gitea) and /webhooks/github. Prints their addresses, then
+      runs until Ctrl-C.
     `,
   });
 
