@@ -230,7 +230,7 @@ test('RabbitMQ down while 20 pushes arrive: once it is back, all 20 run once, in
   await gitea.push(repo, { '.solstice/job.sh': '#!/bin/sh\necho "$SOLSTICE_REF"\n' });
   broker.block();
   const shas: string[] = [];
-  let accepted: string[] = [];
+  let accepted: string[];
   try {
     for (let i = 0; i < 20; i++) {
       shas.push(await gitea.push(repo, { n: String(i) }, { branch: `b${String(i).padStart(2, '0')}` }));
