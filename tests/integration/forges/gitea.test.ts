@@ -256,7 +256,20 @@ test('RabbitMQ down while 20 pushes arrive: once it is back, all 20 run once, in
     orderBy: { createdAt: 'asc' },
   });
   expect(runs).toHaveLength(20);
-  expect(runs.map((p) => p.commitSha)).toEqual(accepted);
+  // Started in that order (by Temporal's start times; the rows are written by the runs
+  // themselves, concurrently, so their own timestamps do not tell the start order).
+  const temporal = await connectClient(stack.cfg);
+  try {
+    const started = await Promise.all(
+      runs.map(async (p) => ({
+        sha: p.commitSha,
+        at: (await temporal.client.workflow.getHandle(p.workflowId).describe()).startTime.getTime(),
+      })),
+    );
+    expect(started.sort((a, b) => a.at - b.at).map((r) => r.sha)).toEqual(accepted);
+  } finally {
+    await temporal.close();
+  }
   expect(runs.every((p) => p.state === 'success')).toBe(true);
 });
 
