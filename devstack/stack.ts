@@ -26,6 +26,7 @@ import { artifactLimits } from '../runner-api/artifacts';
 import { startJobPage } from '../web/job-page/server';
 import { logServiceOptions, startLogService } from '../runner-api/server';
 import { configuredWebhookOptions, startWebhookServer } from '../ingress/webhook-server';
+import { createOutbox } from '../ingress/outbox';
 import { runnerBundlePath } from '../runner-api/runner-bundle';
 import { startRunnerServer } from '../runner-api/runner-download';
 
@@ -134,8 +135,10 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
       if (secrets.forgejo || secrets.github || cfg.webhookInsecure) {
         const publisher = amqp.publisher();
         stops.push(publisher.close);
+        const outbox = createOutbox(db, publisher, log);
+        stops.push(outbox.close);
         const webhooks = await startWebhookServer(
-          configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => conn.connected }),
+          configuredWebhookOptions(cfg, { publisher, outbox, log, brokerUp: () => conn.connected }),
         );
         stops.push(webhooks.close);
         urls.webhooks = `${webhooks.url}/webhooks/{forgejo,github}`;

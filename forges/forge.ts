@@ -4,17 +4,23 @@
  * and carry whether a retry can help).
  */
 import { forgeRepoOf, repoUrlWithoutCredentials, type ForgeRepo } from '../model/repo-url';
+import type { PipelineEvent } from '../model/domain';
 
 export type Forge = 'forgejo' | 'github';
-export type ReportedState = 'pending' | 'success' | 'failure' | 'error' | 'cancelled';
+export type ReportedState = 'pending' | 'success' | 'failure' | 'error' | 'cancelled' | 'skipped';
 
 export interface StatusUpdate {
   forge: Forge;
   repoUrl: string;
   commitSha: string;
-  /** Job name, shown as `solstice/<job>`. */
-  job: string;
-  jobId: string;
+  /** Job name, shown as `solstice/<job>`; absent for the pipeline's own status (`solstice`). */
+  job?: string;
+  /** The job's run, linked from the status; absent before the job started. */
+  jobId?: string;
+  /** The pipeline, so a pipeline-level check run has an identity of its own on GitHub. */
+  pipelineId?: string;
+  /** Pull request runs report under contexts of their own (see statusContext). */
+  event?: PipelineEvent;
   state: ReportedState;
   description: string;
   /** Longer text for GitHub's check run summary (markdown). */
@@ -69,9 +75,19 @@ export function parseRepoUrl(raw: string): ForgeRepo {
 
 export type Fetch = typeof fetch;
 
-/** The job page a forge links to, when a public URL is configured. */
-export function jobTargetUrl(cfg: ForgeStatusConfig, jobId: string): string | undefined {
-  return cfg.publicUrl ? `${cfg.publicUrl.replace(/\/$/, '')}/jobs/${jobId}` : undefined;
+/** The job page a forge links to, when a public URL is configured and the job has started. */
+export function jobTargetUrl(cfg: ForgeStatusConfig, jobId: string | undefined): string | undefined {
+  return cfg.publicUrl && jobId ? `${cfg.publicUrl.replace(/\/$/, '')}/jobs/${jobId}` : undefined;
+}
+
+/**
+ * The status context: `solstice/<job>` for pushes (and tags, manual runs), `solstice/pr/<job>`
+ * for pull request runs, so a commit pushed and then opened as a PR shows both runs instead
+ * of whichever finished last; `solstice` and `solstice/pr` for the pipeline's own status.
+ */
+export function statusContext(u: Pick<StatusUpdate, 'job' | 'event'>): string {
+  const base = u.event === 'pull_request' ? 'solstice/pr' : 'solstice';
+  return u.job ? `${base}/${u.job}` : base;
 }
 
 /** One JSON call to a forge's API; failures become ForgeApiError with `retryable` set. */

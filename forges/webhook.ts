@@ -99,6 +99,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
           commitSha: after,
           ref,
           deliveryId: meta.deliveryId,
+          event: 'push',
         }),
       };
     }
@@ -111,7 +112,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
         };
       const p = pullRequestSchema.safeParse(payload);
       if (!p.success) return { kind: 'invalid', reason: `pull_request payload: ${describeIssues(p.error)}` };
-      const { number, pull_request: pr, repository: repo } = p.data;
+      const { number, action: prAction, pull_request: pr, repository: repo } = p.data;
       // The base repository serves the head commit as refs/pull/<n>/head, forks included,
       // and it is where the commit status belongs.
       return {
@@ -122,6 +123,9 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
           commitSha: pr.head.sha,
           ref: `refs/pull/${number}/head`,
           deliveryId: meta.deliveryId,
+          event: 'pull_request',
+          action: prAction,
+          prNumber: number,
         }),
       };
     }

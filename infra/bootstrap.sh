@@ -6,9 +6,11 @@
 # store the tracing tests query. Builds from the Go module proxy, pinned, cached
 # in .tools/bin; a second run is a no-op.
 #
-# Usage: bootstrap.sh [TOOL ...]   TOOL: temporal, versitygw, jaeger (default: all of them).
-# Each command asks for only what it runs: `npm run ci:local` needs the Temporal CLI alone,
-# so a newcomer's first run does not wait for the test-only tools.
+# Usage: bootstrap.sh [TOOL ...]   TOOL: temporal, versitygw, jaeger, gitea
+# (default: temporal, versitygw, jaeger). Each command asks for only what it runs: `npm run
+# ci:local` needs the Temporal CLI alone, so a newcomer's first run does not wait for the
+# test-only tools. Gitea (a real forge for the forge tests) is the slowest build by far, so
+# only the tests that need it ask for it (tests/support/gitea.ts).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,14 +82,41 @@ build_wrapped_tool() {
     env -C "$module_dir" GOFLAGS="${GOFLAGS:-} -trimpath" go build -v -o "$bin_dir/$name" "$pkg"
 }
 
-all_tools=(temporal versitygw jaeger)
+# build_gitea VERSION
+# Gitea's go.mod declares `module gitea.dev` and has `replace` lines, so neither `go install`
+# nor a wrapper module works; we build inside a writable copy of the downloaded module.
+# The copy stays in the tools dir: the server renders its pages from the templates and
+# options in it (STATIC_ROOT_PATH), since we skip the frontend build.
+build_gitea() {
+  local version="$1"
+  local src_dir="$bin_dir/../gitea-src/$version"
+  if cached gitea "$version" && [[ -d "$src_dir/templates" ]]; then return; fi
+  need_go gitea
+  say "gitea $version: downloading the module source..."
+  local dir
+  dir="$(go mod download -json "code.gitea.io/gitea@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -n "$dir" && -d "$dir" ]] || die "go mod download code.gitea.io/gitea@$version gave no module directory"
+  rm -rf "$src_dir.tmp"
+  mkdir -p "$(dirname "$src_dir")"
+  cp -r "$dir" "$src_dir.tmp"
+  chmod -R u+w "$src_dir.tmp"
+  rm -rf "$src_dir"
+  mv "$src_dir.tmp" "$src_dir"
+  build gitea "$version" "code.gitea.io/gitea@$version" \
+    env -C "$src_dir" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath" \
+    go build -v -tags 'sqlite sqlite_unlock_notify' -o "$bin_dir/gitea" .
+}
+
+default_tools=(temporal versitygw jaeger)
+all_tools=("${default_tools[@]}" gitea)
 wanted=("$@")
-((${#wanted[@]})) || wanted=("${all_tools[@]}")
+((${#wanted[@]})) || wanted=("${default_tools[@]}")
 for tool in "${wanted[@]}"; do
   case "$tool" in
     temporal) build_tool temporal "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" "$TEMPORAL_CLI_VERSION" ;;
     versitygw) build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION" ;;
     jaeger) build_wrapped_tool jaeger "github.com/jaegertracing/jaeger/cmd/jaeger" "$JAEGER_VERSION" ;;
+    gitea) build_gitea "$GITEA_VERSION" ;;
     *) die "unknown tool '$tool' (known: ${all_tools[*]})" ;;
   esac
 done

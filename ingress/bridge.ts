@@ -74,7 +74,8 @@ function isPermanent(err: unknown): boolean {
 }
 
 export function startBridge(
-  cfg: Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs' | 'amqpPrefetch'>,
+  cfg: Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs' | 'amqpPrefetch'> &
+    Partial<Pick<Config, 'webhookDedupeWindowMs'>>,
   deps: BridgeDeps,
 ): RunningBridge {
   const { log } = deps;

@@ -3,10 +3,17 @@
  * starts a bare JobWorkflow, for tests and benchmarks).
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from '../platform/config';
-import { jobIdFor, readableWorkflowId, workflowIdFor, type JobRequestV1 } from '../model/job-request';
+import {
+  DEFAULT_DEDUPE_WINDOW_MS,
+  eventKeyOf,
+  jobIdFor,
+  readableWorkflowId,
+  workflowIdFor,
+  type JobRequestV1,
+} from '../model/job-request';
 import type { PipelineJobRecord, PipelineRecord } from '../storage/pipeline-store';
 import { startWithSearchAttributes } from './search-attributes';
 import type { JobSource, PipelineEvent, PipelineInput } from '../model/domain';
@@ -30,7 +37,9 @@ export interface PipelineRequest {
 }
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
-  Partial<Pick<Config, 'publicUrl' | 'webhookLocalRepos'>>;
+  Partial<
+    Pick<Config, 'publicUrl' | 'webhookLocalRepos' | 'webhookDedupeWindowMs' | 'forgeStatusDeadlineMs'>
+  >;
 
 /**
  * What git may use to fetch the repository. A forge's repository is fetched over the
@@ -66,6 +75,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     ...(req.reuse ? { reuse: req.reuse } : {}),
     ...(req.dispatch ? { dispatch: req.dispatch } : {}),
     ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
+    ...(cfg.forgeStatusDeadlineMs ? { forgeStatusDeadlineMs: cfg.forgeStatusDeadlineMs } : {}),
   };
 }
 
@@ -137,22 +147,51 @@ export function eventOfRequest(r: Pick<JobRequestV1, 'source' | 'ref'>): Pipelin
 }
 
 /** The ids a JobRequest v1 gets as a pipeline: `pipeline/<repo>/<sha12>/…`, and a uuid from it. */
-export function pipelineIdsForRequest(r: JobRequestV1): { workflowId: string; pipelineId: string } {
-  const workflowId = workflowIdFor(r, 'pipeline');
+export function pipelineIdsForRequest(
+  r: JobRequestV1,
+  dedupeWindowMs: number = DEFAULT_DEDUPE_WINDOW_MS,
+  windowsBack = 0,
+): { workflowId: string; pipelineId: string } {
+  const workflowId = workflowIdFor(r, 'pipeline', dedupeWindowMs, windowsBack);
   return { workflowId, pipelineId: jobIdFor(workflowId) };
+}
+
+/**
+ * The run of the same forge event started in the previous dedupe window, if it started less
+ * than one window before this request was submitted (a Replay just after a window's edge).
+ */
+async function sameEventEarlier(
+  client: Client,
+  r: JobRequestV1,
+  windowMs: number,
+): Promise<{ workflowId: string; pipelineId: string } | undefined> {
+  if (!eventKeyOf(r)) return undefined;
+  const earlier = pipelineIdsForRequest(r, windowMs, 1);
+  try {
+    const d = await client.workflow.getHandle(earlier.workflowId).describe();
+    return Date.parse(r.submitted_at) - d.startTime.getTime() < windowMs ? earlier : undefined;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /**
  * Starts the pipeline a JobRequest v1 asks for, at most once: a second start of the same
  * request, even after the first run finished, is refused by Temporal (REJECT_DUPLICATE) and
- * reported as `started: false`. For the AMQP bridge.
+ * reported as `started: false`; so is another delivery of the same forge event within the
+ * dedupe window (see workflowIdFor). For the AMQP bridge. `solstice rerun` starts a new
+ * pipeline id of its own (rerunPipeline) and is never deduped.
  */
 export async function startPipelineForRequest(
   client: Client,
   cfg: StartConfig,
   r: JobRequestV1,
 ): Promise<{ pipelineId: string; workflowId: string; started: boolean }> {
-  const { workflowId, pipelineId } = pipelineIdsForRequest(r);
+  const windowMs = cfg.webhookDedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+  const earlier = await sameEventEarlier(client, r, windowMs);
+  if (earlier) return { ...earlier, started: false };
+  const { workflowId, pipelineId } = pipelineIdsForRequest(r, windowMs);
   const input = pipelineInput(
     cfg,
     {

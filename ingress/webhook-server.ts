@@ -5,8 +5,11 @@
  *   content type (415) → body size (413) → signature over the raw body (401) → JSON (400)
  *   → event: push / pull_request (opened, synchronize, reopened) enqueue; ping answers pong;
  *     branch deletions and other events are answered 200 and ignored with a reason.
- * An enqueue answers 202 only after RabbitMQ confirmed the message; when the broker is
- * unavailable the answer is 503 (with Retry-After) so the forge delivers again.
+ * An enqueue answers 202 only once the request is durable: RabbitMQ confirmed the message, or,
+ * while the broker cannot take it (or older deliveries still wait), it is in the PostgreSQL
+ * outbox (./outbox.ts), drained in order once the broker is back. Forges do not deliver a
+ * failed webhook again, so only when neither the broker nor the database takes it is the answer
+ * 503 (with Retry-After, for a person pressing Replay).
  *
  * Each delivery is a server span (the root of the job's trace) and counts once in
  * solstice.webhook.deliveries by forge and outcome.
@@ -14,12 +17,13 @@
 import { SpanKind, type Span } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Publisher } from './amqp';
+import type { Outbox } from './outbox';
 import { describeError } from '../platform/errors';
 import { instruments, type WebhookOutcome } from '../platform/metrics';
 import { ATTR, repoAttribute } from '../model/span-attributes';
 import { tracer } from '../platform/telemetry';
 import { pipelineIdsForRequest } from './pipeline-start';
-import { encodeJobRequest, JOB_REQUEST_V1 } from '../model/job-request';
+import { encodeJobRequest, JOB_REQUEST_V1, type JobRequestV1 } from '../model/job-request';
 import { webhookRepoProblem, type RepoHosts } from './webhook-repo';
 import type { Logger } from '../platform/logger';
 import { listenHttp } from '../platform/net';
@@ -33,7 +37,11 @@ export interface WebhookOptions {
   /** Accept unsigned deliveries on endpoints without a secret (local use only). */
   insecure: boolean;
   publisher: Publisher;
+  /** Where deliveries wait while the broker is down; without it such deliveries answer 503. */
+  outbox?: Outbox;
   log: Logger;
+  /** The dedupe window the bridge uses, so the ids in the answer are the run's. */
+  dedupeWindowMs?: number;
   /** Tells /healthz whether the broker is connected. */
   brokerUp?: () => boolean;
   /** Which repositories a forge's deliveries may name (webhook-repo.ts). */
@@ -59,8 +67,9 @@ export function configuredWebhookOptions(
     | 'webhookLocalRepos'
     | 'forgejoApiUrl'
     | 'githubApiUrl'
+    | 'webhookDedupeWindowMs'
   >,
-  deps: Pick<WebhookOptions, 'publisher' | 'log' | 'brokerUp'>,
+  deps: Pick<WebhookOptions, 'publisher' | 'log' | 'brokerUp' | 'outbox'>,
 ): WebhookOptions {
   return {
     addr: cfg.webhookAddr,
@@ -72,6 +81,7 @@ export function configuredWebhookOptions(
       githubApiUrl: cfg.githubApiUrl,
       localRepos: cfg.webhookLocalRepos,
     },
+    dedupeWindowMs: cfg.webhookDedupeWindowMs,
     ...deps,
   };
 }
@@ -109,6 +119,36 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
     const up = opts.brokerUp?.() ?? true;
     return reply.code(up ? 200 : 503).send({ status: up ? 'ok' : 'broker unavailable' });
   });
+
+  /** Durably queues one request: in the broker, or in the outbox behind older waiting ones. */
+  const enqueue = async (r: JobRequestV1): Promise<'broker' | 'outbox'> => {
+    const outbox = opts.outbox;
+    const toOutbox = async (brokerErr?: unknown): Promise<'outbox'> => {
+      try {
+        await outbox!.add(r);
+      } catch (dbErr) {
+        throw new Error(
+          `${brokerErr ? `${describeError(brokerErr)}; ` : ''}the webhook outbox (PostgreSQL) failed too: ${describeError(dbErr)}`,
+          { cause: dbErr },
+        );
+      }
+      outbox!.kick();
+      return 'outbox';
+    };
+    // Deliveries still waiting go first: a new push must not overtake them.
+    if (outbox && (await outbox.hasPending().catch(() => false))) return toOutbox();
+    try {
+      await opts.publisher.publish(encodeJobRequest(r), {
+        headers: { schema_version: JOB_REQUEST_V1 },
+        messageId: r.request_id,
+      });
+      return 'broker';
+    } catch (err) {
+      if (!outbox) throw err;
+      opts.log.warn({ err: describeError(err) }, 'broker unavailable; delivery kept in the webhook outbox');
+      return toOutbox(err);
+    }
+  };
 
   const handler = (forge: Forge) => (req: FastifyRequest, reply: FastifyReply) =>
     tracer().startActiveSpan(
@@ -186,11 +226,9 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
           [ATTR.commit]: r.commit_sha,
           [ATTR.requestId]: r.request_id,
         });
+        let queuedIn: 'broker' | 'outbox';
         try {
-          await opts.publisher.publish(encodeJobRequest(r), {
-            headers: { schema_version: JOB_REQUEST_V1 },
-            messageId: r.request_id,
-          });
+          queuedIn = await enqueue(r);
         } catch (err) {
           opts.log.warn(
             { forge, delivery: meta.deliveryId, err: describeError(err) },
@@ -200,13 +238,16 @@ export function buildWebhookApp(opts: WebhookOptions): FastifyInstance {
           return reply
             .code(503)
             .header('retry-after', String(RETRY_AFTER_S))
-            .send({ error: `job queue unavailable, deliver again later: ${describeError(err)}` });
+            .send({
+              error: `job queue unavailable, and the forge will not deliver this again by itself: ${describeError(err)}`,
+            });
         }
-        const ids = pipelineIdsForRequest(r);
+        const ids = pipelineIdsForRequest(r, opts.dedupeWindowMs);
         note('enqueued');
         span.setAttribute(ATTR.pipelineId, ids.pipelineId);
         return reply.code(202).send({
           status: 'accepted',
+          queued: queuedIn,
           request_id: r.request_id,
           workflow_id: ids.workflowId,
           pipeline_id: ids.pipelineId,

@@ -27,6 +27,10 @@ export const jobRequestV1Schema = z.object({
   /** With workflow_path: run that Actions workflow as workflow_dispatch with these inputs. */
   inputs: z.record(z.string().max(256), z.string().max(65536)).optional(),
   delivery_id: z.string().min(1).max(256).optional(),
+  // What the forge event was; with these the run's identity is the event, not the delivery.
+  event: z.enum(['push', 'pull_request']).optional(),
+  action: z.string().min(1).max(64).optional(),
+  pr_number: z.number().int().positive().optional(),
   submitted_at: z.iso.datetime({ offset: true }),
 });
 // Unknown fields are dropped rather than refused, so producers may add optional fields
@@ -58,6 +62,9 @@ export interface NewJobRequest {
   commitSha: string;
   ref: string;
   deliveryId?: string;
+  event?: 'push' | 'pull_request';
+  action?: string;
+  prNumber?: number;
   runsOn?: string;
   workflowPath?: string;
   workflowJobId?: string;
@@ -78,6 +85,9 @@ export function newJobRequest(r: NewJobRequest, now: Date = new Date()): JobRequ
     runs_on: r.runsOn,
     inputs: r.inputs,
     delivery_id: r.deliveryId,
+    event: r.event,
+    action: r.action,
+    pr_number: r.prNumber,
     submitted_at: now.toISOString(),
   });
 }
@@ -105,14 +115,53 @@ export function readableWorkflowId(
   return `${kind}/${repoIdSegment(req.repoUrl)}/${req.commitSha.slice(0, 12)}/${id}`;
 }
 
+/** How long a forge event is remembered for dedupe when no setting says (webhookDedupeWindowMs). */
+export const DEFAULT_DEDUPE_WINDOW_MS = 60 * 60_000;
+
 /**
- * Deterministic workflow id. With a delivery id (one per forge event, kept by the forge on
- * redelivery): `<kind>/<repo>/<sha12>/<source>-<delivery>`. Without one, the event itself:
- * repository, commit, ref and workflow job, hashed. Readable in the Temporal Web UI.
+ * What a forge event is, whatever delivery carried it: Gitea's Replay and GitHub's redeliver
+ * send the same event under a new delivery id. Undefined for requests without event fields.
  */
-export function workflowIdFor(r: JobRequestV1, kind: WorkflowKind = 'job'): string {
+export function eventKeyOf(r: JobRequestV1): string | undefined {
+  if (!r.event) return undefined;
+  return shortHash(
+    [
+      r.source,
+      normalizeRepoUrl(r.repo_url),
+      r.event,
+      r.ref,
+      r.commit_sha,
+      r.pr_number ?? '',
+      r.action ?? '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Deterministic workflow id.
+ *
+ * A forge event (push, pull_request): `<kind>/<repo>/<sha12>/<source>-<event key>-w<window>`,
+ * where the window is the request's submission time divided by the dedupe window: one id for
+ * every delivery of one event within a window (`windowsBack` names an earlier window, which the
+ * bridge checks too, so deliveries on either side of a window's edge are still one run).
+ *
+ * Otherwise, with a delivery id (one per forge event, kept by the forge on redelivery):
+ * `<kind>/<repo>/<sha12>/<source>-<delivery>`. Without one, the event itself: repository,
+ * commit, ref and workflow job, hashed. Readable in the Temporal Web UI.
+ */
+export function workflowIdFor(
+  r: JobRequestV1,
+  kind: WorkflowKind = 'job',
+  dedupeWindowMs: number = DEFAULT_DEDUPE_WINDOW_MS,
+  windowsBack = 0,
+): string {
   const id = (suffix: string): string =>
     readableWorkflowId(kind, { repoUrl: r.repo_url, commitSha: r.commit_sha }, suffix);
+  const eventKey = eventKeyOf(r);
+  if (eventKey) {
+    const window = Math.floor(Date.parse(r.submitted_at) / Math.max(1, dedupeWindowMs)) - windowsBack;
+    return id(`${r.source}-${eventKey}-w${window}`);
+  }
   if (r.delivery_id) {
     const d = r.delivery_id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 128);
     // The readable part may be lossy; the hash keeps distinct deliveries distinct.

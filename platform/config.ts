@@ -724,12 +724,26 @@ const DECLARED = {
     default: false,
     flag: '--insecure-no-webhook-secret',
   }),
+  webhookDedupeWindowMs: setting({
+    env: 'SOLSTICE_WEBHOOK_DEDUPE_WINDOW',
+    type: duration,
+    description:
+      'A forge event (repository, event, ref, head commit, pull request, action) delivered again within this time starts no new run (Replay sends a new delivery id)',
+    default: 60 * 60_000,
+  }),
   forgejoToken: optional({
     env: 'SOLSTICE_FORGEJO_TOKEN',
     type: secret,
     description:
       'Forgejo/Gitea API token for commit statuses (scope: repository write); `file:<path>` reads it from a file',
     unset: 'unset: no statuses on Forgejo/Gitea',
+  }),
+  forgeStatusDeadlineMs: setting({
+    env: 'SOLSTICE_FORGE_STATUS_DEADLINE',
+    type: duration,
+    description:
+      'How long a commit status is retried (with backoff) while the forge is unreachable, before it is given up',
+    default: 6 * 60 * 60_000,
   }),
   forgejoApiUrl: optional({
     env: 'SOLSTICE_FORGEJO_API_URL',

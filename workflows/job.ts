@@ -119,7 +119,8 @@ async function reportStatus(
   description: string,
   checkRunId?: number,
 ): Promise<number | undefined> {
-  if (input.source === 'manual') return checkRunId;
+  // A pipeline's jobs are reported by the pipeline, in order with the rest of its statuses.
+  if (input.source === 'manual' || input.pipelineId) return checkRunId;
   try {
     const r = await forge.reportForgeStatus.executeWithOptions(
       { summary: `report ${state} to ${input.source}` },

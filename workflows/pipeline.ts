@@ -5,6 +5,13 @@
  *   pipelines of the branch → a child JobWorkflow per job, each started as soon as every job
  *   it needs succeeded (independent jobs run in parallel) → aggregate state
  *
+ * Commit statuses: the pipeline reports every planned job's state to the forge, `pending` for
+ * each as soon as the plan is known (so the commit never looks green while jobs are left),
+ * `skipped` for jobs that will not run, and one pipeline-level status when no job could be
+ * planned. Updates go out one after another in the order they happened (one chain per
+ * pipeline), each retried with backoff until SOLSTICE_FORGE_STATUS_DEADLINE, so a forge that
+ * comes back gets the final states, in order, and a late `pending` never overwrites a result.
+ *
  * A job whose needs did not all succeed ends `skipped` without running. Cancelling the
  * pipeline cancels its running jobs (each destroys its machine) and waits for them, so a
  * cancelled pipeline leaves nothing behind; jobs not started yet end `cancelled`.
@@ -29,6 +36,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { db, type Activities } from './bookkeeping';
+import type { createForgeStatusActivities } from '../activities/forge-status';
+import type { ReportedState } from '../forges/forge';
 import { JobWorkflow } from './job';
 import { pipelineStatusQuery } from './signals';
 import {
@@ -111,12 +120,68 @@ function childWebUi(input: PipelineInput, job: JobInput) {
   };
 }
 
+const DEFAULT_FORGE_STATUS_DEADLINE_MS = 6 * 60 * 60_000;
+
+/** What a job's state looks like on the forge, and the words next to it. */
+function reportedState(s: PipelineJobState): ReportedState {
+  if (s === 'waiting' || s === 'running') return 'pending';
+  return s;
+}
+
 export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOutcome> {
   const workflowId = workflowInfo().workflowId;
   const status: PipelineStatus = { state: 'running', jobs: {} };
   setHandler(pipelineStatusQuery, () => status);
   // Bookkeeping must happen even while the pipeline is being cancelled.
   const record = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
+
+  // Forge statuses: one chain, so updates of this commit reach the forge in order; each is
+  // retried until the deadline, then recorded and given up without changing the result.
+  const forge = proxyActivities<ReturnType<typeof createForgeStatusActivities>>({
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: input.forgeStatusDeadlineMs ?? DEFAULT_FORGE_STATUS_DEADLINE_MS,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2 minutes' },
+  });
+  let statuses: Promise<void> = Promise.resolve();
+  const checkRuns = new Map<string, number>();
+  const report = (
+    job: string | undefined,
+    state: ReportedState,
+    description: string,
+    jobId?: string,
+  ): void => {
+    if (input.source === 'manual') return;
+    statuses = statuses.then(() =>
+      record(async () => {
+        try {
+          const r = await forge.reportForgeStatus.executeWithOptions(
+            { summary: `report ${job ?? 'pipeline'} ${state} to ${input.source}` },
+            [
+              {
+                forge: input.source as 'forgejo' | 'github',
+                repoUrl: input.repoUrl,
+                commitSha: input.commitSha,
+                ...(job ? { job } : {}),
+                ...(jobId ? { jobId } : {}),
+                pipelineId: input.pipelineId,
+                event: input.event,
+                state,
+                description,
+                ...(job && checkRuns.has(job) ? { checkRunId: checkRuns.get(job) } : {}),
+              },
+            ],
+          );
+          if (job && r.checkRunId !== undefined) checkRuns.set(job, r.checkRunId);
+        } catch (err) {
+          log.warn('reporting a status to the forge failed; the result stands', {
+            job: job ?? '(pipeline)',
+            state,
+            error: messageOf(err),
+          });
+        }
+      }),
+    );
+  };
   const finish = async (state: Exclude<PipelineState, 'running'>, message?: string): Promise<void> => {
     await record(() => db.finalizePipeline(input.pipelineId, state, message));
     status.state = state;
@@ -146,6 +211,9 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     const cause = err instanceof ActivityFailure ? err.cause : err;
     const user = cause instanceof ApplicationFailure && USER_ERRORS.has(cause.type ?? '');
     const message = messageOf(err);
+    // No job to show it on: one status for the pipeline, so the commit does not stay blank.
+    report(undefined, 'error', message.split('\n')[0]);
+    await statuses;
     await finish(user ? 'failure' : 'error', message);
     throw ApplicationFailure.nonRetryable(message, user ? 'PipelineFailed' : 'PipelineErrored');
   }
@@ -186,6 +254,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   // job must still leave each job and the pipeline in a final state (schedule() sees it).
   await record(() => db.recordPipelineJobs(input.pipelineId, initial));
   showPipeline(status);
+  for (const j of initial) report(j.name, reportedState(j.state), j.message ?? 'waiting', j.jobId);
 
   const setState = async (
     name: string,
@@ -196,6 +265,12 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     status.jobs[name] = { ...status.jobs[name], state: s, ...(extra.jobId ? { jobId: extra.jobId } : {}) };
     await record(() => db.updatePipelineJob(input.pipelineId, name, { state: s, ...extra }));
     showPipeline(status);
+    report(
+      name,
+      reportedState(s),
+      s === 'running' ? 'running' : s === 'success' ? 'passed' : (extra.message ?? s),
+      status.jobs[name].jobId,
+    );
   };
 
   /** Outputs of the Actions jobs that succeeded, for the jobs that need them. */
@@ -285,6 +360,8 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   };
   const failed = [...state].filter(([, s]) => s === 'failure' || s === 'error').map(([n]) => n);
   if (failed.length > 0) outcome.message = `failed: ${failed.join(', ')}`;
+  // The pipeline ends once the forge has every job's final state (or gave up on it).
+  await statuses;
   await finish(outcome.state, outcome.message);
 
   // A CancelledFailure makes Temporal record the run as Canceled rather than Failed.

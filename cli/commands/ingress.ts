@@ -10,6 +10,7 @@ export class BridgeCommand extends ConnectedCommand {
     'amqpUrl',
     'amqpPrefix',
     'amqpPrefetch',
+    'webhookDedupeWindowMs',
     'otlpEndpoint',
     'metricsAddr',
     'jobTimeoutMs',
@@ -87,8 +88,10 @@ export class WebhookServeCommand extends SettingsCommand {
     'forgejoWebhookSecret',
     'githubWebhookSecret',
     'webhookInsecure',
+    'webhookDedupeWindowMs',
     'amqpUrl',
     'amqpPrefix',
+    'databaseUrl',
     'otlpEndpoint',
     'metricsAddr',
   ];
@@ -101,7 +104,9 @@ export class WebhookServeCommand extends SettingsCommand {
       X-Gitea-Signature; X-Hub-Signature-256). push and pull_request (opened, synchronize, reopened)
       queue a JobRequest v1 in RabbitMQ and answer 202 once the broker confirmed it; ping answers pong;
       branch deletions and other events answer 200 with the reason they are ignored. While RabbitMQ is
-      unavailable deliveries answer 503, so the forge delivers them again. GET /healthz reports the broker.
+      unavailable, deliveries are kept in the PostgreSQL outbox (DATABASE_URL) and answered 202; they are
+      published in order once the broker is back. Forges do not deliver a failed webhook again, so only
+      when neither RabbitMQ nor the database takes it is the answer 503. GET /healthz reports the broker.
     `,
   });
 
@@ -114,11 +119,15 @@ export class WebhookServeCommand extends SettingsCommand {
       { AmqpConnection },
       { configuredWebhookOptions, endpointPolicy, startWebhookServer },
       { brokerTopology },
+      { createOutbox },
+      { createDb },
     ] = await Promise.all([
       import('../service-process'),
       import('../../ingress/amqp'),
       import('../../ingress/webhook-server'),
       import('../context'),
+      import('../../ingress/outbox'),
+      import('../../storage/db'),
     ]);
     const svc = new ServiceProcess('solstice-webhook', { cfg });
     const { log } = svc;
@@ -130,11 +139,24 @@ export class WebhookServeCommand extends SettingsCommand {
       { waitForFirst: false },
     );
     const publisher = amqp.publisher();
-    const options = configuredWebhookOptions(cfg, { publisher, log, brokerUp: () => amqp.connected });
+    const db = cfg.databaseUrl ? createDb(cfg) : undefined;
+    const outbox = db ? createOutbox(db, publisher, log) : undefined;
+    const options = configuredWebhookOptions(cfg, { publisher, outbox, log, brokerUp: () => amqp.connected });
     const server = await startWebhookServer(options);
     this.context.stdout.write(`webhook ingress listening on ${server.url}\n`);
+    this.context.stdout.write(
+      outbox
+        ? '  outbox: deliveries wait in PostgreSQL while RabbitMQ is down\n'
+        : '  outbox: off (no DATABASE_URL): deliveries answer 503 while RabbitMQ is down, and are lost\n',
+    );
     for (const forge of ['forgejo', 'github'] as const)
       this.context.stdout.write(`  ${server.url}/webhooks/${forge}  ${endpointPolicy(options, forge)}\n`);
-    return svc.serve([() => server.close(), () => publisher.close(), () => amqp.close()]);
+    return svc.serve([
+      () => server.close(),
+      async () => outbox?.close(),
+      () => publisher.close(),
+      () => amqp.close(),
+      async () => db?.$disconnect(),
+    ]);
   }
 }

@@ -37,6 +37,24 @@ async function openStorage(
 }
 
 export class UpCommand extends ServiceCommand {
+  // `up` runs the bridge and the webhook ingress too: each of their settings is a flag here.
+  static override settings = ServiceCommand.withSettings(
+    'amqpUrl',
+    'amqpPrefix',
+    'amqpPrefetch',
+    'webhookAddr',
+    'webhookBodyLimit',
+    'forgejoWebhookSecret',
+    'githubWebhookSecret',
+    'webhookInsecure',
+    'webhookDedupeWindowMs',
+    'forgejoToken',
+    'forgejoApiUrl',
+    'forgeStatusDeadlineMs',
+    'githubAppId',
+    'githubAppPrivateKey',
+    'githubApiUrl',
+  );
   static override paths = [['up']];
   static override usage = Command.Usage({
     description: 'Run all of Solstice on this machine',
@@ -47,12 +65,11 @@ export class UpCommand extends ServiceCommand {
       the job page and the orchestrator worker, and, when RabbitMQ answers at AMQP_URL (by default
       amqp://guest:guest@127.0.0.1:5672/%2f, the local broker's guest account), the bridge and
       webhooks on this installation's queues (solstice.<installation id>.jobs.v1, or
-      SOLSTICE_AMQP_PREFIX); AMQP_URL=none runs without a broker. Prints their addresses, then runs
-      until Ctrl-C.
+      SOLSTICE_AMQP_PREFIX); AMQP_URL=none runs without a broker. With a webhook secret, the webhook
+      ingress listens on SOLSTICE_WEBHOOK_ADDR (127.0.0.1:8090): POST /webhooks/forgejo (also
+      /webhooks/gitea) and /webhooks/github. Prints their addresses, then runs until Ctrl-C.
     `,
   });
-
-  static override settings = ServiceCommand.withSettings('amqpUrl', 'amqpPrefix');
 
   async execute(): Promise<number> {
     const cfg = this.config();

@@ -4,7 +4,7 @@
  * created at pending and completed at the end with a summary.
  */
 import { createSign } from 'node:crypto';
-import { forgeCall, jobTargetUrl, parseRepoUrl } from '../forge';
+import { forgeCall, jobTargetUrl, parseRepoUrl, statusContext } from '../forge';
 import type { Fetch, ForgeStatusConfig, ReportedState, ReportResult, StatusUpdate } from '../forge';
 
 const GITHUB_JSON = 'application/vnd.github+json';
@@ -76,6 +76,7 @@ const GITHUB_CONCLUSION: Record<Exclude<ReportedState, 'pending'>, string> = {
   // Checks have no "error": the run did not produce a verdict, which GitHub calls failure.
   error: 'failure',
   cancelled: 'cancelled',
+  skipped: 'skipped',
 };
 
 /** Reports through check runs; `auth` is undefined when no GitHub App is configured. */
@@ -87,7 +88,9 @@ export async function reportGithubCheck(
 ): Promise<ReportResult> {
   const { owner, repo } = parseRepoUrl(u.repoUrl);
   if (!auth) return { skipped: 'no GitHub App configured' };
-  const context = `solstice/${u.job}`;
+  const context = statusContext(u);
+  // The run's identity on GitHub: the job, or the pipeline for its own check run.
+  const externalId = u.jobId ?? `pipeline-${u.pipelineId ?? ''}`;
   const token = await auth.tokenFor(owner, repo);
   const api = cfg.githubApiUrl.replace(/\/$/, '');
   const call = (method: string, path: string, body?: unknown) =>
@@ -109,13 +112,13 @@ export async function reportGithubCheck(
     const list = (await call('GET', `/commits/${u.commitSha}/check-runs?${q}`)) as {
       check_runs?: { id: number; external_id?: string | null }[];
     };
-    return list.check_runs?.find((r) => r.external_id === u.jobId)?.id;
+    return list.check_runs?.find((r) => r.external_id === externalId)?.id;
   };
   const create = async (fields: Record<string, unknown>): Promise<number> => {
     const run = (await call('POST', '/check-runs', {
       name: context,
       head_sha: u.commitSha,
-      external_id: u.jobId,
+      external_id: externalId,
       details_url: jobTargetUrl(cfg, u.jobId),
       ...fields,
     })) as { id: number };

@@ -12,6 +12,9 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Destroys every open connection; returns how many there were. */
   killAll(): number;
+  /** Kills every connection and refuses new ones (a service that went down) until `unblock`. */
+  block(): void;
+  unblock(): void;
   close(): Promise<void>;
 }
 
@@ -19,7 +22,9 @@ export interface TcpProxy {
 export async function startTcpProxy(target: () => { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<{ client: net.Socket; upstream: net.Socket }>();
   let accepted = 0;
+  let blocked = false;
   const server = net.createServer((client) => {
+    if (blocked) return void client.resetAndDestroy();
     accepted++;
     const { host, port } = target();
     const upstream = net.connect(port, host);
@@ -37,7 +42,7 @@ export async function startTcpProxy(target: () => { host: string; port: number }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
-  return {
+  const proxy: TcpProxy = {
     address: `127.0.0.1:${port}`,
     get accepted() {
       return accepted;
@@ -52,6 +57,13 @@ export async function startTcpProxy(target: () => { host: string; port: number }
       open.clear();
       return n;
     },
+    block() {
+      blocked = true;
+      proxy.killAll();
+    },
+    unblock() {
+      blocked = false;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const { client, upstream } of open) {
@@ -61,4 +73,5 @@ export async function startTcpProxy(target: () => { host: string; port: number }
         server.close(() => resolve());
       }),
   };
+  return proxy;
 }

@@ -168,6 +168,51 @@ test('1,000 webhooks with 10% duplicate deliveries start exactly the 900 unique 
   }
 });
 
+test('one captured signed delivery resent under 20 fresh delivery ids (Replay) starts exactly one pipeline', async () => {
+  const cfg = config();
+  const ingressAmqp = await connect('webhook');
+  const publisher = ingressAmqp.publisher();
+  const server = await startWebhookServer({
+    addr: `127.0.0.1:${await freePort()}`,
+    bodyLimit: 1024 * 1024,
+    secrets: { forgejo: SECRET },
+    insecure: false,
+    publisher,
+    log,
+  });
+  try {
+    await withBridge(cfg, async (bridge) => {
+      const captured = forgejoPush(SECRET);
+      // Replay resends the same signed body under a new delivery id.
+      const resends = Array.from({ length: 20 }, () => {
+        const headers = {
+          ...captured.headers,
+          'x-forgejo-delivery': randomUUID(),
+          'x-gitea-delivery': randomUUID(),
+        };
+        return { ...captured, headers };
+      });
+      const workflowIds = new Set<string>();
+      for (const d of resends) {
+        const r = await send(server.url, d);
+        expect(r.status).toBe(202);
+        workflowIds.add(String(r.body.workflow_id));
+      }
+      expect(workflowIds.size).toBe(1);
+      await waitFor(
+        () => bridge.stats.started + bridge.stats.duplicates >= 20,
+        60_000,
+        'the bridge to handle 20 messages',
+      );
+      await expectRuns(cfg.taskQueue, [...workflowIds]);
+    });
+  } finally {
+    await server.close();
+    await publisher.close();
+    await ingressAmqp.close();
+  }
+});
+
 test("losing the bridge's connection mid-stream, then restarting the bridge, loses and duplicates nothing", async () => {
   const cfg = config(16);
   const requests = Array.from({ length: 400 }, () => request());

@@ -71,9 +71,11 @@ test('Forgejo push → 202 after the broker confirmed, and a valid JobRequest v1
   const d = forgejoPush(SECRET, { sha, deliveryId: 'f6266f16-1bf3-46a5-9ea4-602e06ead473' });
   const r = await send(server.url, d);
   expect(r.status).toBe(202);
-  expect(r.body.workflow_id).toBe(
-    `pipeline/app/${sha.slice(0, 12)}/forgejo-f6266f16-1bf3-46a5-9ea4-602e06ead473`,
+  // The run is named by the event (repo, event, ref, commit), not by the delivery.
+  expect(r.body.workflow_id).toMatch(
+    new RegExp(`^pipeline/app/${sha.slice(0, 12)}/forgejo-[0-9a-f]{20}-w\\d+$`),
   );
+  expect(r.body.queued).toBe('broker');
   expect(r.body.pipeline_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   const [req, ...rest] = await queued();
   expect(rest).toEqual([]);
@@ -83,6 +85,7 @@ test('Forgejo push → 202 after the broker confirmed, and a valid JobRequest v1
     commit_sha: sha,
     ref: 'refs/heads/main',
     delivery_id: 'f6266f16-1bf3-46a5-9ea4-602e06ead473',
+    event: 'push',
   });
 });
 
@@ -97,6 +100,9 @@ test('Gitea pull_request "synchronized" (Gitea headers only) queues the head com
     repo_url: 'http://gitea.example/solstice/app.git',
     commit_sha: '9f3b5a0c2d1e4f6a8b7c9d0e1f2a3b4c5d6e7f80',
     ref: 'refs/pull/4/head',
+    event: 'pull_request',
+    action: 'synchronized',
+    pr_number: 4,
   });
 });
 
@@ -300,7 +306,7 @@ test('an endpoint without a secret refuses deliveries unless the insecure flag i
   }
 });
 
-test('broker unreachable → 503 with Retry-After, so the forge delivers again', async () => {
+test('broker unreachable and no outbox → 503 with Retry-After', async () => {
   const deadUrl = `amqp://guest:guest@127.0.0.1:${await freePort()}/`;
   const down = await AmqpConnection.connect(
     { topology: TOPOLOGY, url: deadUrl, log, name: 'down' },

@@ -47,6 +47,29 @@ test('delivery ids with odd characters stay distinct and safe in the id', () => 
   expect(workflowIdFor(a)).not.toBe(workflowIdFor(b));
 });
 
+test('a forge event is its content: a new delivery id of the same event is the same run, within the window', () => {
+  const at = new Date('2026-12-01T10:10:00Z');
+  const push = { ...base, event: 'push' as const, action: undefined };
+  const a = newJobRequest({ ...push, deliveryId: 'd-1' }, at);
+  const replay = newJobRequest({ ...push, deliveryId: 'd-2' }, new Date('2026-12-01T10:40:00Z'));
+  expect(workflowIdFor(replay)).toBe(workflowIdFor(a));
+  expect(workflowIdFor(a)).toMatch(/^job\/hello-world\/0d1a26e67d8f\/github-[0-9a-f]{20}-w\d+$/);
+  // Anything that makes it another event makes it another run.
+  const pr = { ...base, event: 'pull_request' as const, ref: 'refs/pull/3/head', prNumber: 3 };
+  const opened = newJobRequest({ ...pr, action: 'opened' }, at);
+  const reopened = newJobRequest({ ...pr, action: 'reopened' }, at);
+  const otherPr = newJobRequest({ ...pr, action: 'opened', prNumber: 4, ref: 'refs/pull/4/head' }, at);
+  const otherSha = newJobRequest({ ...push, commitSha: 'f'.repeat(40) }, at);
+  const ids = [a, opened, reopened, otherPr, otherSha].map((r) => workflowIdFor(r));
+  expect(new Set(ids).size).toBe(5);
+  // Outside the window it is a new run; the window before names where a replay just after
+  // the window's edge finds the first run (the bridge checks it).
+  const later = newJobRequest({ ...push, deliveryId: 'd-3' }, new Date('2026-12-01T11:20:00Z'));
+  expect(workflowIdFor(later)).not.toBe(workflowIdFor(a));
+  expect(workflowIdFor(later, 'job', 60 * 60_000, 1)).toBe(workflowIdFor(a));
+  expect(workflowIdFor(replay, 'job', 10 * 60_000)).not.toBe(workflowIdFor(a, 'job', 10 * 60_000));
+});
+
 test('parseJobRequest accepts v1, drops unknown fields, and says what is wrong otherwise', () => {
   const r = newJobRequest(base);
   const ok = parseJobRequest(JSON.stringify({ ...r, future_field: 1 }), { schema_version: 'jobrequest.v1' });

@@ -155,3 +155,16 @@ test('reading one setting ignores a bad value in another', () => {
   expect(readSetting('noColor', { NO_COLOR: '1' })).toBe(true);
   expect(readSetting('noColor', {})).toBe(false);
 });
+
+test('`up` takes every setting of the ingress it runs (bridge and webhook serve) as a flag', () => {
+  const defs = buildCli().definitions();
+  const options = (path: string) =>
+    new Set((defs.find((d) => d.path === path)?.options ?? []).map((o) => o.definition.split(/[ ,]/)[0]));
+  const up = options('solstice up');
+  const ingress = [...options('solstice webhook serve'), ...options('solstice bridge')].filter((f) =>
+    f.startsWith('--'),
+  );
+  expect(ingress).toEqual(expect.arrayContaining(['--insecure-no-webhook-secret', '--webhook-addr']));
+  expect(ingress.filter((f) => !up.has(f))).toEqual([]);
+  expect(up.has('--forgejo-token')).toBe(true);
+});
