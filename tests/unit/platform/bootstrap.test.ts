@@ -66,6 +66,6 @@ test('without arguments the bootstrap wants every tool, and says what it cannot 
 
 test('an unknown tool name is refused with the known ones', () => {
   const r = bootstrap(toolsWithTemporal(), ['minio']);
-  expect(r.stderr).toContain("unknown tool 'minio' (known: temporal versitygw jaeger)");
+  expect(r.stderr).toContain("unknown tool 'minio' (known: temporal versitygw jaeger gitea)");
   expect(r.status).not.toBe(0);
 });
