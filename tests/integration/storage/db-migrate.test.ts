@@ -101,6 +101,7 @@ describe('migrate', () => {
       '_prisma_migrations',
       'artifacts',
       'hosts',
+      'installation',
       'job_steps',
       'jobs',
       'leases',
@@ -108,6 +109,7 @@ describe('migrate', () => {
       'pipeline_jobs',
       'pipelines',
       'vms',
+      'webhook_outbox',
     ]);
   });
 
