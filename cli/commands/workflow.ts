@@ -6,8 +6,10 @@ import { Command, Option } from 'clipanion';
 import { ACTIONS_WORKFLOW_DIRS, WORKFLOW_FILE_PATH } from '../../model/job-definition-paths';
 import { readSetting, SETTINGS } from '../../platform/config';
 import { DEFAULT_RUNS_ON } from '../../workflow-file/model';
+import type { ActionsPlan } from '../workflow-report';
 
 const report = () => import('../workflow-report');
+type Report = Awaited<ReturnType<typeof report>>;
 
 const LABELS_ENV = SETTINGS.workflowLabels.env;
 
@@ -33,11 +35,26 @@ abstract class WorkflowFileCommand extends Command {
     return { r, ...r.loadWorkflowFile(this.file, this.knownLabels()) };
   }
 
-  /** The Actions workflows to read instead of KDL (a .yml path, or a repository without .solstice files). */
-  protected async loadActions() {
+  /**
+   * Validate's and show's path for Actions workflows (a .yml path, or a repository without
+   * .solstice files): --json, or each file's diagnostics on `diagnostics` and then `print`.
+   * Undefined: this is about KDL.
+   */
+  protected async runActions(
+    diagnostics: NodeJS.WritableStream,
+    print: (r: Report, plan: ActionsPlan, files: string[]) => string,
+  ): Promise<number | undefined> {
     const r = await report();
     const found = r.findActionsFiles(this.file);
-    return found ? { r, files: found.files, ...(await r.loadActions(found)) } : undefined;
+    if (!found) return undefined;
+    const { plan, sources } = await r.loadActions(found);
+    if (this.json) {
+      this.context.stdout.write(r.actionsReport(plan, found.files));
+      return plan.errors.length === 0 ? 0 : 1;
+    }
+    const errors = r.printActionsDiagnostics(plan, sources, diagnostics);
+    this.context.stdout.write(print(r, plan, found.files));
+    return errors === 0 ? 0 : 1;
   }
 }
 
@@ -66,17 +83,10 @@ export class WorkflowValidateCommand extends WorkflowFileCommand {
   });
 
   async execute(): Promise<number> {
-    const actions = await this.loadActions();
-    if (actions) {
-      const { r, plan, sources, files } = actions;
-      if (this.json) {
-        this.context.stdout.write(r.actionsReport(plan, files));
-        return plan.errors.length === 0 ? 0 : 1;
-      }
-      const errors = r.printActionsDiagnostics(plan, sources, this.context.stdout);
-      for (const f of files) this.context.stdout.write(r.actionsFileSummary(plan, f));
-      return errors === 0 ? 0 : 1;
-    }
+    const actions = await this.runActions(this.context.stdout, (r, plan, files) =>
+      files.map((f) => r.actionsFileSummary(plan, f)).join(''),
+    );
+    if (actions !== undefined) return actions;
     const { r, display, source, result } = await this.load();
     const { formatDiagnostics, plural, summarise } = r;
     if (this.json) {
@@ -113,17 +123,8 @@ export class WorkflowShowCommand extends WorkflowFileCommand {
   });
 
   async execute(): Promise<number> {
-    const actions = await this.loadActions();
-    if (actions) {
-      const { r, plan, sources, files } = actions;
-      if (this.json) {
-        this.context.stdout.write(r.actionsReport(plan, files));
-        return plan.errors.length === 0 ? 0 : 1;
-      }
-      const errors = r.printActionsDiagnostics(plan, sources, this.context.stderr);
-      this.context.stdout.write(r.formatActionsPlan(plan));
-      return errors === 0 ? 0 : 1;
-    }
+    const actions = await this.runActions(this.context.stderr, (r, plan) => r.formatActionsPlan(plan));
+    if (actions !== undefined) return actions;
     const { r, display, source, result } = await this.load();
     const { formatDiagnostics, summarise } = r;
     if (this.json) {
