@@ -51,3 +51,29 @@ export async function dropDatabase(name: string): Promise<void> {
     c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`),
   );
 }
+
+/**
+ * Makes PostgreSQL refuse, with a real data exception (SQLSTATE 22023, 'line refused by the
+ * test'), any log chunk holding `text`: how a line the database cannot store looks to the log
+ * service. Returns the function that removes the trigger again.
+ */
+export async function refuseLogText(
+  db: { $executeRawUnsafe(sql: string): Promise<unknown> },
+  text: string,
+): Promise<() => Promise<void>> {
+  const literal = `'${text.replace(/'/g, "''")}'`;
+  await db.$executeRawUnsafe(`
+    CREATE OR REPLACE FUNCTION refuse_marked_line() RETURNS trigger AS $$
+    BEGIN
+      IF position(convert_to(${literal}, 'UTF8') in NEW.data) > 0 THEN
+        RAISE EXCEPTION 'line refused by the test' USING ERRCODE = '22023';
+      END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql`);
+  await db.$executeRawUnsafe(
+    'CREATE TRIGGER refuse_marked_line BEFORE INSERT OR UPDATE ON log_chunks FOR EACH ROW EXECUTE FUNCTION refuse_marked_line()',
+  );
+  return async () => {
+    await db.$executeRawUnsafe('DROP TRIGGER refuse_marked_line ON log_chunks');
+  };
+}

@@ -8,6 +8,7 @@ import {
   type StepResult,
 } from '../../../model/runner-proto';
 import { startHarness, type Harness } from '../../support/harness';
+import { refuseLogText } from '../../support/database';
 
 let h: Harness;
 
@@ -81,15 +82,7 @@ test('NUL bytes from a runner that did not replace them are stored as U+FFFD, no
 });
 
 test('a line the database refuses for good ends the stream with INVALID_ARGUMENT naming it, after storing the lines before it', async () => {
-  await h.db.$executeRawUnsafe(`
-    CREATE OR REPLACE FUNCTION refuse_marked_line() RETURNS trigger AS $$
-    BEGIN
-      IF NEW.text = 'refuse me' THEN RAISE EXCEPTION 'line refused by the test' USING ERRCODE = '22023'; END IF;
-      RETURN NEW;
-    END $$ LANGUAGE plpgsql`);
-  await h.db.$executeRawUnsafe(
-    'CREATE TRIGGER refuse_marked_line BEFORE INSERT ON log_lines FOR EACH ROW EXECUTE FUNCTION refuse_marked_line()',
-  );
+  const allowAgain = await refuseLogText(h.db, 'refuse me');
   try {
     const jobId = await h.jobWithToken('tok-refused');
     const client = createRunnerServiceClient(h.logService.address);
@@ -107,7 +100,7 @@ test('a line the database refuses for good ends the stream with INVALID_ARGUMENT
     expect(s.metadata.get('solstice-refused-seqs')).toEqual(['2-2']);
     expect((await h.jobs.logLinesAfter(jobId, 0, 10)).map((l) => l.seq)).toEqual([1]);
   } finally {
-    await h.db.$executeRawUnsafe('DROP TRIGGER refuse_marked_line ON log_lines');
+    await allowAgain();
   }
 });
 
