@@ -1,5 +1,5 @@
 /**
- * Running a program the engine depends on (git, tar, qemu-img) with bounds: a timeout, an
+ * Running a program the engine depends on (git, qemu-img, cloud-localds) with bounds: a timeout, an
  * AbortSignal (an activity's cancellation), a cap on captured output. The program runs in
  * its own process group, and the whole group is killed: git's transport helpers (`git
  * remote-https`, `git remote-fd`) are children of the git we started, and must not outlive it.
