@@ -19,13 +19,20 @@ export type CheckoutResult = { ok: true } | { ok: false; message: string };
 export type SystemLog = (text: string) => void;
 
 /**
- * Transports git may use for the job's repository, the same rule as planning's
- * (activities/commit-plan.ts): `https` and `ssh`, and `file` only when the repository is a
- * local path, which planning fetched already and so an operator allowed. `ext`, `fd` and the
- * rest never: a crafted URL must not make git run a command or read a descriptor.
+ * Transports git may use for the job's repository. Which hosts a job may fetch from is decided
+ * before the runner (the webhook's host allow-list, planning's GIT_ALLOW_PROTOCOL); the runner
+ * only refuses what is not a fetch from a server: `ext` runs a command, `fd` reads a
+ * descriptor (and waits for ever), `file` reads the machine's own files, which only a
+ * local-path repository (one planning was allowed to read) needs. `git` is there because the
+ * qemu provider serves a local repository to its VM over git://; `http` because a forge may
+ * serve plain http (the webhook accepts it).
  */
+const NETWORK_GIT_PROTOCOLS = ['https', 'ssh', 'http', 'git'] as const;
+
 export function checkoutGitProtocols(repoUrl: string): string[] {
-  return localRepoPath(repoUrl) !== undefined ? ['https', 'ssh', 'file'] : ['https', 'ssh'];
+  return localRepoPath(repoUrl) !== undefined
+    ? [...NETWORK_GIT_PROTOCOLS, 'file']
+    : [...NETWORK_GIT_PROTOCOLS];
 }
 
 /** How long one git may take: a fetch moves the repository; the rest is local work. */
