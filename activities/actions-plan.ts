@@ -9,7 +9,7 @@ import { redactUrlsInText } from '../model/redact-url';
 import { loadConfig } from '../platform/config';
 import { formatDiagnostics } from '../workflow-file';
 import { planActions, type ActionsTrigger } from '../workflow-file/actions';
-import type { PlanTrigger } from './plan-definitions';
+import type { PlanTrigger } from './plan-trigger';
 
 /** The Actions workflows of a commit → its pipeline; errors of workflows that would run fail it. */
 export async function planFromActionsWorkflows(

@@ -5,25 +5,14 @@
  * crafted to be slow costs that thread, never the worker's event loop.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { PipelineEvent, PipelinePlan } from '../model/domain';
+import type { PipelinePlan } from '../model/domain';
 import { ACTIONS_WORKFLOW_DIRS, JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../model/job-definition-paths';
 import { pickWorkflowFiles } from '../workflow-file/actions';
 import { planFromActionsWorkflows } from './actions-plan';
 import { planFromWorkflowFile } from './pipeline-plan';
+import type { PlanTrigger } from './plan-trigger';
 
-export interface PlanTrigger {
-  ref?: string;
-  event: PipelineEvent;
-  /** runs-on of a job.sh pipeline's one job. */
-  label: string;
-  /** The commit (Actions expressions see it as github.sha). */
-  sha: string;
-  repoUrl?: string;
-  /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
-  dispatch?: { workflow: string; inputs: Record<string, string> };
-  /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
-  actionsRunsOn?: Record<string, string[]>;
-}
+export type { PlanTrigger } from './plan-trigger';
 
 export interface DefinitionPlanner {
   /** What `git ls-tree` is asked for: files, or folders ending in `/`. */

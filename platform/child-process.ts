@@ -1,5 +1,5 @@
 /**
- * Running a program the engine depends on (git, tar, qemu-img) with bounds: a timeout, an
+ * Running a program the engine depends on (git, qemu-img, cloud-localds) with bounds: a timeout, an
  * AbortSignal (an activity's cancellation), a cap on captured output. The program runs in
  * its own process group, and the whole group is killed: git's transport helpers (`git
  * remote-https`, `git remote-fd`) are children of the git we started, and must not outlive it.
@@ -25,6 +25,8 @@ export interface BoundedRun {
   signal?: AbortSignal;
   /** Bytes of stdout kept; more fails the run (reason 'output'). */
   maxOutputBytes?: number;
+  /** Every chunk of stdout and stderr as it arrives (the runner shows git's output in the job log). */
+  onData?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
 }
 
 /** Live process groups we started, so a test (or shutdown) can tell none is left. */
@@ -62,11 +64,13 @@ export function runBounded(cmd: string, args: readonly string[], opts: BoundedRu
     const onAbort = () => killGroup('aborted');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout.on('data', (b: Buffer) => {
+      opts.onData?.(b, 'stdout');
       outBytes += b.length;
       if (outBytes > max) killGroup('output');
       else out.push(b);
     });
     child.stderr.on('data', (b: Buffer) => {
+      opts.onData?.(b, 'stderr');
       if (err.length < 64 * 1024) err += b.toString('utf8');
     });
     const done = () => {

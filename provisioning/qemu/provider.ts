@@ -15,15 +15,15 @@
  * needs (qemu, git daemon) carries the machine's tag in its environment, so destroy and the
  * sweeper find them from any process on this host.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, createReadStream, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { ConfigError, MissingToolError, ProvisioningError } from '../../platform/errors';
+import { ChildProcessError, runBounded } from '../../platform/child-process';
 import { freePort, isLoopbackHost, splitHostPort } from '../../platform/net';
 import type { MachineHandle } from '../../model/domain';
 import { readTail } from '../file-tail';
@@ -34,8 +34,6 @@ import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
 import { QmpClient } from './qmp';
 import { localRepoPath } from '../../model/repo-url';
-
-const run = promisify(execFile);
 
 /** Where the guest sees the host's services (inside QEMU's 10.0.2.0/24 user network). */
 export const GUEST_RUNNER_ADDR = '10.0.2.100';
@@ -174,7 +172,7 @@ export class QemuProvider implements Provider {
     await fs.writeFile(path.join(dir, 'machine.json'), JSON.stringify(record, null, 2));
     await fs.writeFile(path.join(dir, 'seed', 'user-data'), req.seed.userData, { mode: 0o600 });
     await fs.writeFile(path.join(dir, 'seed', 'meta-data'), req.seed.metaData);
-    await tool(
+    await runTool(
       'cloud-localds',
       [files.seedIso, path.join(dir, 'seed', 'user-data'), path.join(dir, 'seed', 'meta-data')],
       'cloud-image-utils',
@@ -184,7 +182,7 @@ export class QemuProvider implements Provider {
     // The backing path is resolved so a rebuilt image (the name's symlink moves) never
     // changes the disk under a running VM.
     const base = await fs.realpath(image.base);
-    await tool(
+    await runTool(
       'qemu-img',
       ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', files.overlay],
       'qemu-utils',
@@ -371,14 +369,27 @@ async function qemuPids(tag: string): Promise<number[]> {
   return out;
 }
 
-async function tool(cmd: string, args: string[], pkg: string): Promise<void> {
+/**
+ * How long a disk or seed tool may take: both write a few KiB (an overlay, a tiny ISO); one
+ * that hangs (a stuck mount, a locked image) must fail the attempt, not hold the activity.
+ */
+export const TOOL_TIMEOUT_MS = 60_000;
+
+/** Runs a host tool the VM needs, in its own process group, killed with it at the timeout. */
+export async function runTool(
+  cmd: string,
+  args: string[],
+  pkg: string,
+  timeoutMs = TOOL_TIMEOUT_MS,
+): Promise<void> {
   try {
-    await run(cmd, args, { maxBuffer: 1024 * 1024 });
+    await runBounded(cmd, args, { timeoutMs, maxOutputBytes: 1024 * 1024 });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT')
+    if (!(err instanceof ChildProcessError)) throw err;
+    if (err.reason === 'spawn' && /ENOENT/.test(err.message))
       throw new MissingToolError(`${cmd} is not installed`, `Debian: apt-get install ${pkg}`);
-    throw new ProvisioningError(`${cmd} failed: ${(e.stderr ?? e.message).trim()}`);
+    const why = err.reason === 'exit' ? err.stderr.trim() || err.message : err.message;
+    throw new ProvisioningError(`${cmd} failed: ${why}`);
   }
 }
 

@@ -1,0 +1,107 @@
+/**
+ * Issue 21: the runner's checkout lets git use only the transports planning allows, so a
+ * crafted repository URL (`ext::` runs a command, `fd::` waits on a descriptor for ever) fails
+ * the checkout at once instead of running something or hanging the job.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkout, checkoutGitProtocols } from '../../../runner/checkout';
+import type { JobContext } from '../../../runner/job-context';
+import { liveChildGroups } from '../../../platform/child-process';
+import { freePort, waitForPort } from '../../../platform/net';
+import { makeRepo, type TestRepo } from '../../support/git-repo';
+
+let dir: string;
+let repo: TestRepo;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'solstice-checkout-'));
+  repo = makeRepo({ '.solstice/job.sh': 'true\n' });
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(repo.dir, { recursive: true, force: true });
+});
+
+const context = (repoUrl: string, commitSha: string, name: string): JobContext => ({
+  jobId: 'j',
+  token: 't',
+  contactAddr: '127.0.0.1:1',
+  repoUrl,
+  commitSha,
+  workdir: path.join(dir, name),
+  heartbeatIntervalMs: 15_000,
+  retryForMs: 1000,
+  env: {},
+  secrets: {},
+  artifacts: [],
+  timeoutMs: 0,
+});
+
+describe('checkout transports', () => {
+  test('fetches from servers; file only for a local repository; never ext or fd', () => {
+    const network = ['https', 'ssh', 'http', 'git'];
+    expect(checkoutGitProtocols('https://forge.example/o/r.git')).toEqual(network);
+    expect(checkoutGitProtocols('git@forge.example:o/r.git')).toEqual(network);
+    // How the qemu provider's VM sees a local repository.
+    expect(checkoutGitProtocols('git://10.0.2.102:9418/')).toEqual(network);
+    expect(checkoutGitProtocols('/srv/git/r')).toEqual([...network, 'file']);
+    expect(checkoutGitProtocols('file:///srv/git/r')).toEqual([...network, 'file']);
+    expect(checkoutGitProtocols('ext::sh -c true')).toEqual(network);
+    expect(checkoutGitProtocols('fd::3')).toEqual(network);
+  });
+
+  test('a local repository is checked out', async () => {
+    const lines: string[] = [];
+    const r = await checkout(context(repo.dir, repo.sha, 'local'), (l) => lines.push(l));
+    expect(r).toEqual({ ok: true });
+    expect(existsSync(path.join(dir, 'local', '.solstice/job.sh'))).toBe(true);
+    expect(lines.join('\n')).toContain(`HEAD is now ${repo.sha}`);
+  });
+
+  test('a local repository served over git://, as the qemu provider serves it to its VM', async () => {
+    const port = await freePort();
+    // The provider's daemon, with the same arguments (provisioning/qemu/provider.ts).
+    const daemon = spawn(
+      'git',
+      [
+        'daemon',
+        '--listen=127.0.0.1',
+        `--port=${port}`,
+        '--reuseaddr',
+        '--export-all',
+        `--base-path=${repo.dir}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      await waitForPort('127.0.0.1', port, {
+        timeoutMs: 30_000,
+        isAlive: () => daemon.exitCode === null,
+        what: 'git daemon',
+      });
+      const r = await checkout(context(`git://127.0.0.1:${port}/`, repo.sha, 'daemon'), () => {});
+      expect(r).toEqual({ ok: true });
+      expect(existsSync(path.join(dir, 'daemon', '.solstice/job.sh'))).toBe(true);
+    } finally {
+      const exited = new Promise((resolve) => daemon.once('exit', resolve));
+      daemon.kill();
+      await exited;
+    }
+  });
+
+  test.each([
+    ['ext', (marker: string) => `ext::sh -c touch% ${marker}`],
+    ['fd', () => 'fd::3'],
+  ])('an %s:: URL is refused without running anything or hanging', async (name, url) => {
+    const marker = path.join(dir, `${name}-ran`);
+    const lines: string[] = [];
+    const r = await checkout(context(url(marker), 'f'.repeat(40), name), (l) => lines.push(l));
+    expect(r.ok).toBe(false);
+    expect(r.ok ? '' : r.message).toMatch(/could not fetch repository/);
+    expect(lines.join('\n')).toMatch(new RegExp(`transport '${name}' not allowed`));
+    expect(existsSync(marker)).toBe(false);
+    expect(liveChildGroups()).toEqual([]);
+  });
+});
