@@ -43,11 +43,14 @@ type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> 
 
 /**
  * What git may use to fetch the repository. A forge's repository is fetched over the
- * network; a local path only when an operator enqueued it, or configured webhooks to allow
- * local repositories (tests, experiments). `fd`, `ext` and the rest never.
+ * network: https and ssh, and plain http when its clone URL is one (a forge served over http;
+ * the webhook has already checked the URL is on the forge's host). A local path only when an
+ * operator enqueued it, or configured webhooks to allow local repositories (tests,
+ * experiments). `fd`, `ext` and the rest never.
  */
-export function gitProtocolsFor(cfg: StartConfig, source: JobSource): string[] {
-  return source === 'manual' || cfg.webhookLocalRepos === true ? ['https', 'ssh', 'file'] : ['https', 'ssh'];
+export function gitProtocolsFor(cfg: StartConfig, source: JobSource, repoUrl = ''): string[] {
+  const network = repoUrl.startsWith('http://') ? ['https', 'ssh', 'http'] : ['https', 'ssh'];
+  return source === 'manual' || cfg.webhookLocalRepos === true ? [...network, 'file'] : network;
 }
 
 /** `pipeline/<repo>/<sha>/<pipeline id>`: readable in the Temporal Web UI, unique per event. */
@@ -67,7 +70,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     commitSha: req.commitSha,
     ...(req.ref ? { ref: req.ref } : {}),
     ...(req.label ? { label: req.label } : {}),
-    gitProtocols: gitProtocolsFor(cfg, req.source),
+    gitProtocols: gitProtocolsFor(cfg, req.source, req.repoUrl),
     timeoutMs: req.timeoutMs ?? cfg.jobTimeoutMs,
     bootTimeoutMs: cfg.bootTimeoutMs,
     maxMachineAttempts: 2,

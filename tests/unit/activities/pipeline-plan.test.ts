@@ -208,6 +208,14 @@ describe('pipeline helpers', () => {
     );
     expect(local.gitProtocols).toContain('file');
   });
+
+  test('a forge served over plain http is fetched over http, and only then', () => {
+    const cfg = { taskQueue: 'q', jobTimeoutMs: 60_000, bootTimeoutMs: 5_000 };
+    const input = (repoUrl: string) =>
+      pipelineInput(cfg, { source: 'forgejo', repoUrl, commitSha: 'b'.repeat(40) }, 'id').gitProtocols;
+    expect(input('http://forge.example/o/r.git')).toEqual(['https', 'ssh', 'http']);
+    expect(input('https://forge.example/o/r.git')).toEqual(['https', 'ssh']);
+  });
 });
 
 describe('loadPipelinePlan: Actions workflows when there is no .solstice file', () => {
