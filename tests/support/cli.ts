@@ -14,12 +14,14 @@ export interface CliResult {
 
 /** The environment that points the CLI at a test's database, Temporal and task queue. */
 export function cliEnv(
-  cfg: Pick<Config, 'databaseUrl' | 'temporalAddress' | 'taskQueue'>,
+  cfg: Pick<Config, 'databaseUrl' | 'temporalAddress' | 'taskQueue' | 'blobFsRoot'>,
 ): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     DATABASE_URL: cfg.databaseUrl,
+    // A finished job's log and its artifacts are read from the stack's blob store.
+    BLOB_FS_ROOT: cfg.blobFsRoot,
     TEMPORAL_ADDRESS: cfg.temporalAddress,
     SOLSTICE_TASK_QUEUE: cfg.taskQueue,
     NO_COLOR: '1',

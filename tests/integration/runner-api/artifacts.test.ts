@@ -36,7 +36,7 @@ afterAll(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const env = () => ({ ...cliEnv(h.cfg), BLOB_FS_ROOT: h.cfg.blobFsRoot });
+const env = () => cliEnv(h.cfg);
 
 async function runJob(steps: JobStep[], artifacts: string[], jobEnv: Record<string, string> = {}) {
   const repo = makeRepo({ 'README.md': 'artifacts test\n' });
