@@ -29,6 +29,9 @@ export default async function globalSetup(): Promise<void> {
   // under its own TMPDIR, so the teardown can tell what this run left behind (leak-check.ts).
   const id = randomUUID();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-test-run-'));
+  // mkdtemp makes it 0700; as /tmp itself, it must be enterable by the embedded PostgreSQL's
+  // own user (tests keep its data below it) and by the guest-image and machine processes.
+  fs.chmodSync(tmp, 0o755);
   process.env[RUN_MARKER_ENV] = id;
   process.env.TMPDIR = tmp;
   (globalThis as { __solsticeRun?: { id: string; tmp: string } }).__solsticeRun = { id, tmp };

@@ -103,7 +103,9 @@ test('destroys machines of ended jobs and older attempts, keeps the running one'
       [endedMachine]: 'its job ended (success)',
       [oldAttempt]: 'its job moved on to attempt 2',
     });
-    expect(first.foreign).toBe(2);
+    // At least our two: the machines of any other installation on this host (another test run,
+    // another stack) are foreign too, and are counted, never touched.
+    expect(first.foreign).toBeGreaterThanOrEqual(2);
     expect(fs.readdirSync(h.workspaceRoot).sort()).toEqual(
       [
         folder(current),
@@ -118,9 +120,14 @@ test('destroys machines of ended jobs and older attempts, keeps the running one'
     expect((await taggedPids(machineTag(other, foreign))).length).toBe(1);
 
     // A second sweep finds nothing more to do, and still leaves the foreign machines alone.
-    expect(
-      await sweepOrphans({ jobs: h.jobs, providers: [provider], owner, workspaceRoot: h.workspaceRoot }),
-    ).toEqual({ swept: [], foreign: 2 });
+    const second = await sweepOrphans({
+      jobs: h.jobs,
+      providers: [provider],
+      owner,
+      workspaceRoot: h.workspaceRoot,
+    });
+    expect(second.swept).toEqual([]);
+    expect(second.foreign).toBeGreaterThanOrEqual(2);
     expect((await taggedPids(machineTag(other, foreign))).length).toBe(1);
   } finally {
     for (const m of [current, live]) await killTagged(machineTag(owner, m), 1000);

@@ -9,7 +9,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { machineTag } from '../../../provisioning/machine-name';
 import { taggedPids } from '../../../provisioning/process-tree';
+import { readInstallationId } from '../../../storage/installation';
 import { jobRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
 import { waitFor } from '../../support/wait';
@@ -33,7 +35,9 @@ async function logText(jobId: string): Promise<string[]> {
 /** The processes of the job's machine of `attempt`, once it has some. */
 async function machinePids(jobId: string, attempt: number): Promise<number[]> {
   const vm = await h.db.vm.findFirst({ where: { jobId, attempt } });
-  return vm ? taggedPids(`${h.cfg.hostId}/${vm.id}`) : [];
+  if (!vm) return [];
+  const owner = { installationId: await readInstallationId(h.db), hostId: h.cfg.hostId };
+  return taggedPids(machineTag(owner, vm.id));
 }
 
 /** Kills every process of the attempt's machine at once: runner and script, as a crash does. */
