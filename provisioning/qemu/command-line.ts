@@ -7,6 +7,7 @@
  * `tcp:` character device, connects once when QEMU starts and carries only that one
  * connection, which an HTTP server times out long before a TCG guest has booted.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../../platform/errors';
@@ -23,6 +24,12 @@ export interface VmFiles {
   overlay: string;
   seedIso: string;
   console: string;
+  /**
+   * QMP's unix socket, in Linux's abstract namespace (a name starting with NUL, no file):
+   * a socket path is limited to 107 bytes, and a machine folder under a deep workspace root
+   * with its installation and host in its name passes that easily. Named after the folder,
+   * so it is as unique as the folder.
+   */
   qmpSocket: string;
   pidFile: string;
   relay: string;
@@ -51,7 +58,7 @@ export function vmFiles(dir: string): VmFiles {
     overlay: path.join(dir, 'overlay.qcow2'),
     seedIso: path.join(dir, 'seed.iso'),
     console: path.join(dir, 'console.log'),
-    qmpSocket: path.join(dir, 'qmp.sock'),
+    qmpSocket: `\0solstice-qmp-${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 32)}`,
     pidFile: path.join(dir, 'qemu.pid'),
     relay: path.join(dir, 'relay.js'),
   };
@@ -150,7 +157,8 @@ export function qemuArgs(opts: {
     '-serial',
     'chardev:console',
     '-qmp',
-    `unix:${safePath(files.qmpSocket)},server=on,wait=off`,
+    // tight=off: QEMU binds the whole sun_path, the address length Node connects with.
+    `unix:${safePath(files.qmpSocket.replace(/^\0/, ''))},server=on,wait=off,abstract=on,tight=off`,
     '-pidfile',
     safePath(files.pidFile),
     // A guest that reboots (or panics into a reboot) is finished: let the process end.

@@ -6,7 +6,7 @@
  *     overlay.qcow2  copy-on-write layer over the image's base.qcow2
  *     seed.iso       NoCloud seed (volume cidata: user-data, meta-data), an IDE CD-ROM
  *     console.log    the serial console (ttyS0)
- *     qmp.sock       QMP, for a graceful power-down
+ *   and QMP, for a graceful power-down, on an abstract unix socket named after the folder
  *
  * The guest reaches the host only through user-mode networking with `restrict=on` and one
  * forward per service: the runner server, the log service, the OTLP receiver for the runner's

@@ -93,7 +93,10 @@ test('disks, seed CD-ROM, kernel, size, console, QMP and accel', () => {
   expect(optionValues(args, '-smp')).toEqual(['2']);
   expect(optionValues(args, '-m')).toEqual(['2048']);
   expect(optionValues(args, '-chardev')).toEqual(['file,id=console,path=/ws/job-1-1/console.log']);
-  expect(optionValues(args, '-qmp')).toEqual(['unix:/ws/job-1-1/qmp.sock,server=on,wait=off']);
+  // QMP on an abstract socket named after the folder: no 107-byte path limit, no file to leave.
+  expect(optionValues(args, '-qmp')).toEqual([
+    expect.stringMatching(/^unix:solstice-qmp-[0-9a-f]{32},server=on,wait=off,abstract=on,tight=off$/),
+  ]);
   expect(optionValues(args, '-accel')).toEqual(['tcg']);
   expect(args).not.toContain('-enable-kvm');
   const kvm = qemuArgs({
@@ -182,4 +185,13 @@ test("the runner's OTLP endpoint is forwarded into the VM when it is on 127.0.0.
     ),
   ]);
   expect(qemuProvider({ otlpEndpoint: 'http://127.0.0.1:4317' }).setupWarnings).toEqual([]);
+});
+
+test('QMP sockets of two machine folders differ, however deep the workspace is', () => {
+  const deep = `/${'d'.repeat(200)}`;
+  const a = vmFiles(`${deep}/i.h.job-1-1`).qmpSocket;
+  const b = vmFiles(`${deep}/i.h.job-1-2`).qmpSocket;
+  expect(a).not.toBe(b);
+  expect(a.startsWith('\0')).toBe(true);
+  expect(Buffer.byteLength(a)).toBeLessThan(108);
 });
