@@ -21,6 +21,7 @@ import {
   send,
   type Delivery,
 } from '../../support/webhooks';
+import { seededRandom } from '../../support/seeded-random';
 
 const SECRET = 'webhook-abuse-secret';
 const HOSTS: RepoHosts = { forgejoApiUrl: 'http://forgejo.example/api/v1' };
@@ -96,18 +97,6 @@ test("a signed push of the forge's own repository is still queued", async () => 
   expect(await queuedRepoUrls()).toEqual(['http://forgejo.example/solstice/app.git']);
 });
 
-/** A small deterministic PRNG: a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const HOSTILE: unknown[] = [
   null,
   -1,
@@ -161,7 +150,7 @@ function mutate(payload: Record<string, unknown>, rnd: () => number): Record<str
 
 test('1,000 mutated deliveries: never a 5xx, nothing queued that the forge may not name', async () => {
   await vhost.drain(TOPOLOGY.queue);
-  const rnd = prng(21);
+  const rnd = seededRandom(21);
   const bases: [string, (p: unknown) => Delivery][] = [
     ['forgejo-push', (p) => forgejoDelivery('push', p, SECRET)],
     ['gitea-pull-request-synchronized', (p) => forgejoDelivery('pull_request', p, SECRET)],

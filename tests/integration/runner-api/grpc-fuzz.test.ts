@@ -11,6 +11,7 @@ import {
   type RunnerServiceClient,
 } from '../../../model/runner-proto';
 import { startHarness, type Harness } from '../../support/harness';
+import { seededRandom } from '../../support/seeded-random';
 
 let h: Harness;
 let client: RunnerServiceClient;
@@ -24,17 +25,6 @@ afterAll(async () => {
   client?.close();
   await h?.close();
 });
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NUMBERS = [0, 1, 2, -1, 4294967295, 2147483647, 2147483648, 65535, 100_001, Number.MAX_SAFE_INTEGER];
 const STRINGS = [
@@ -94,7 +84,7 @@ function stream(token: string, batch: unknown): Promise<{ code: number; details:
 }
 
 test('1,000 mutated runner messages: every answer is a proper status without internals', async () => {
-  const rnd = prng(21);
+  const rnd = seededRandom(21);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const tokens = ['fuzz-a', 'fuzz-b'];
   const jobs = [await h.jobWithToken(tokens[0]), await h.jobWithToken(tokens[1])];

@@ -7,21 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { planActions } from '../../../workflow-file/actions';
+import { seededRandom } from '../../support/seeded-random';
 
 const SEED = 0xac71_0e5;
 const CASES = 1_000;
-
-/** mulberry32: small, fast, good enough for choosing edits. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   ':',
@@ -82,7 +71,7 @@ function mutate(text: string, r: () => number): string {
 }
 
 test(`${CASES} mutations of the fixtures each end in a located error or a valid parse`, async () => {
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   let valid = 0;
   for (let n = 0; n < CASES; n++) {
     const text = mutate(FIXTURES[n % FIXTURES.length], r);

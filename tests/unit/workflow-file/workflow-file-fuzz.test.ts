@@ -7,21 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatDiagnostics, parseWorkflowFile, type ParseResult } from '../../../workflow-file';
+import { seededRandom } from '../../support/seeded-random';
 
 const SEED = 0x5015_71ce;
 const CASES = 10_000;
-
-/** mulberry32: small, fast, good enough for choosing edits. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PUNCTUATION = [
   '{',
@@ -142,7 +131,7 @@ function problems(text: string, result: ParseResult): string[] {
 }
 
 test(`${CASES} mutated example files never crash the parser and always locate their errors`, () => {
-  const random = rng(SEED);
+  const random = seededRandom(SEED);
   const sources = examples();
   expect(sources.length).toBeGreaterThanOrEqual(8);
   let valid = 0;
