@@ -159,64 +159,71 @@ export class QemuProvider implements Provider {
     await this.destroy(handle);
     await this.ensureImage(image);
 
-    await fs.mkdir(path.join(dir, 'seed'), { recursive: true });
-    const record: MachineRecordFile = {
-      provider: this.name,
-      machineId,
-      hostId: this.opts.owner.hostId,
-      jobId: req.jobId,
-      attempt: req.attempt,
-      image: image.name,
-      createdAt: new Date().toISOString(),
-    };
-    await fs.writeFile(path.join(dir, 'machine.json'), JSON.stringify(record, null, 2));
-    await fs.writeFile(path.join(dir, 'seed', 'user-data'), req.seed.userData, { mode: 0o600 });
-    await fs.writeFile(path.join(dir, 'seed', 'meta-data'), req.seed.metaData);
-    await runTool(
-      'cloud-localds',
-      [files.seedIso, path.join(dir, 'seed', 'user-data'), path.join(dir, 'seed', 'meta-data')],
-      'cloud-image-utils',
-    );
-    // The seed holds the job token: once on the ISO, the plain copies go.
-    await fs.rm(path.join(dir, 'seed'), { recursive: true, force: true });
-    // The backing path is resolved so a rebuilt image (the name's symlink moves) never
-    // changes the disk under a running VM.
-    const base = await fs.realpath(image.base);
-    await runTool(
-      'qemu-img',
-      ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', files.overlay],
-      'qemu-utils',
-    );
+    // A VM that cannot start leaves nothing: no QEMU, no git daemon, no folder. The error
+    // already carries what QEMU said.
+    try {
+      await fs.mkdir(path.join(dir, 'seed'), { recursive: true });
+      const record: MachineRecordFile = {
+        provider: this.name,
+        machineId,
+        hostId: this.opts.owner.hostId,
+        jobId: req.jobId,
+        attempt: req.attempt,
+        image: image.name,
+        createdAt: new Date().toISOString(),
+      };
+      await fs.writeFile(path.join(dir, 'machine.json'), JSON.stringify(record, null, 2));
+      await fs.writeFile(path.join(dir, 'seed', 'user-data'), req.seed.userData, { mode: 0o600 });
+      await fs.writeFile(path.join(dir, 'seed', 'meta-data'), req.seed.metaData);
+      await runTool(
+        'cloud-localds',
+        [files.seedIso, path.join(dir, 'seed', 'user-data'), path.join(dir, 'seed', 'meta-data')],
+        'cloud-image-utils',
+      );
+      // The seed holds the job token: once on the ISO, the plain copies go.
+      await fs.rm(path.join(dir, 'seed'), { recursive: true, force: true });
+      // The backing path is resolved so a rebuilt image (the name's symlink moves) never
+      // changes the disk under a running VM.
+      const base = await fs.realpath(image.base);
+      await runTool(
+        'qemu-img',
+        ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', files.overlay],
+        'qemu-utils',
+      );
 
-    const forwards: GuestForward[] = [
-      { guestAddr: GUEST_RUNNER_ADDR, guestPort: this.runnerPort, hostPort: this.runnerPort },
-      { guestAddr: GUEST_CONTACT_ADDR, guestPort: this.contactPort, hostPort: this.contactPort },
-    ];
-    if (this.otlp)
-      forwards.push({ guestAddr: GUEST_OTLP_ADDR, guestPort: this.otlp.port, hostPort: this.otlp.port });
-    const repo = localRepoPath(req.repoUrl);
-    if (repo) {
-      const port = await this.serveRepository(machineId, repo);
-      forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPort: port });
+      const forwards: GuestForward[] = [
+        { guestAddr: GUEST_RUNNER_ADDR, guestPort: this.runnerPort, hostPort: this.runnerPort },
+        { guestAddr: GUEST_CONTACT_ADDR, guestPort: this.contactPort, hostPort: this.contactPort },
+      ];
+      if (this.otlp)
+        forwards.push({ guestAddr: GUEST_OTLP_ADDR, guestPort: this.otlp.port, hostPort: this.otlp.port });
+      const repo = localRepoPath(req.repoUrl);
+      if (repo) {
+        const port = await this.serveRepository(machineId, repo);
+        forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPort: port });
+      }
+
+      await fs.writeFile(files.relay, RELAY_SOURCE);
+      const args = qemuArgs({
+        name: vmName(this.opts.owner, machineId),
+        image,
+        accel,
+        files,
+        forwards,
+        node: process.execPath,
+      });
+      const pid = await this.spawnTagged(
+        machineId,
+        this.opts.qemuBinary ?? 'qemu-system-x86_64',
+        args,
+        'qemu.log',
+      );
+      handle.details.pid = pid;
+      await this.waitStarted(machineId, files.qmpSocket);
+    } catch (err) {
+      await this.destroy(handle).catch(() => undefined);
+      throw err;
     }
-
-    await fs.writeFile(files.relay, RELAY_SOURCE);
-    const args = qemuArgs({
-      name: vmName(this.opts.owner, machineId),
-      image,
-      accel,
-      files,
-      forwards,
-      node: process.execPath,
-    });
-    const pid = await this.spawnTagged(
-      machineId,
-      this.opts.qemuBinary ?? 'qemu-system-x86_64',
-      args,
-      'qemu.log',
-    );
-    handle.details.pid = pid;
-    await this.waitStarted(machineId, files.qmpSocket);
     return handle;
   }
 
