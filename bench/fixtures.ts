@@ -100,3 +100,17 @@ export function commitRepo(files: Record<string, string>): { dir: string; sha: s
     execFileSync('git', args, { cwd: dir, env });
   return { dir, sha: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir }).toString().trim() };
 }
+
+/**
+ * A bench stack's own state folder (enterable by the embedded PostgreSQL's user; mkdtemp makes
+ * it 0700) and, when DATABASE_URL is set, a fresh database there instead of the embedded one.
+ */
+export async function benchStorage(): Promise<{
+  stateDir: string;
+  database: { url: string; drop(): Promise<void> } | undefined;
+}> {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
+  fs.chmodSync(stateDir, 0o755);
+  const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  return { stateDir, database };
+}

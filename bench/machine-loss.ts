@@ -21,7 +21,7 @@ import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
 import { taggedPids } from '../provisioning/process-tree';
 import { waitForFinalState } from '../storage/log-follow';
-import { commitRepo, freeStackAddresses, freshDatabase, percentile } from './fixtures';
+import { benchStorage, commitRepo, freeStackAddresses, percentile } from './fixtures';
 
 async function until<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 300_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -41,10 +41,7 @@ async function main(): Promise<void> {
     },
   });
   const kills = Number(values.kills);
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
-  // The embedded PostgreSQL runs as its own user, which must enter the folder (mkdtemp: 0700).
-  fs.chmodSync(stateDir, 0o755);
-  const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  const { stateDir, database } = await benchStorage();
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,

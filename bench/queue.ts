@@ -17,15 +17,12 @@ import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
 import { waitForFinalState } from '../storage/log-follow';
-import { commitRepo, freeStackAddresses, freshDatabase, percentile } from './fixtures';
+import { benchStorage, commitRepo, freeStackAddresses, percentile } from './fixtures';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { jobs: { type: 'string', default: '300' } } });
   const total = Number(values.jobs);
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
-  // The embedded PostgreSQL runs as its own user, which must enter the folder (mkdtemp: 0700).
-  fs.chmodSync(stateDir, 0o755);
-  const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  const { stateDir, database } = await benchStorage();
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,
