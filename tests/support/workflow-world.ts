@@ -75,6 +75,8 @@ export interface WorldOptions {
   leaseWaits?: boolean;
   /** recordPipelineJobs (between planning and the first job) returns only once this settles. */
   recordJobsGate?: Promise<void>;
+  /** provisionMachine returns only once its workflow has been asked to cancel (a slow boot). */
+  bootsUntilCancelled?: boolean;
 }
 
 export interface Call {
@@ -148,6 +150,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     async provisionMachine(req) {
       log(`provisionMachine #${req.attempt}`);
       const workflowId = callerId();
+      if (opts.bootsUntilCancelled) await cancelRequested(client.workflow.getHandle(workflowId));
       const behaviour = (opts.runner ?? (() => ({ exitCode: 0 })))({ workflowId, attempt: req.attempt });
       // As runner-api would: the signals carry the attempt their machine was made for.
       if (behaviour !== 'silent') {
@@ -327,6 +330,14 @@ async function until(what: string, ok: () => Promise<boolean> | boolean, timeout
   }
 }
 
+/** Until the run's history records a cancel request (what a boot that outlasts it sees). */
+async function cancelRequested(handle: WorkflowHandle): Promise<void> {
+  await until('the cancel request', async () => {
+    const history = await handle.fetchHistory();
+    return (history.events ?? []).some((e) => e.workflowExecutionCancelRequestedEventAttributes);
+  });
+}
+
 /** The job waits for its runner: the boot timer is started, so the machine is recorded in the run. */
 async function booting(handle: WorkflowHandle): Promise<boolean> {
   const history = await handle.fetchHistory();
@@ -402,6 +413,16 @@ export const scenarios = {
   /** Cancelled while its machine boots: the machine is destroyed and the slot released. */
   'job-cancelled-booting': (env: WorldEnv) =>
     jobScenario(env, { runner: () => 'silent' }, jobInput(), { what: 'the machine boots', ready: booting }),
+
+  /**
+   * Cancelled while provisionMachine itself runs (the boot outlasts the cancel): the machine it
+   * returns afterwards is still destroyed.
+   */
+  'job-cancelled-provisioning': (env: WorldEnv) =>
+    jobScenario(env, { runner: () => 'silent', bootsUntilCancelled: true }, jobInput(), {
+      what: 'the machine is being provisioned',
+      ready: (handle, world) => world.sequence(handle.workflowId).includes('provisionMachine #1'),
+    }),
 
   /** Cancelled while its runner runs the steps: the machine is destroyed and the slot released. */
   'job-cancelled-running': (env: WorldEnv) =>

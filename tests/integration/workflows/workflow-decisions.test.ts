@@ -140,6 +140,7 @@ test('a job cancelled while queued gives up its slot wait and ends cancelled', a
 });
 
 test.each([
+  ['while its machine is being provisioned', 'job-cancelled-provisioning'],
   ['while its machine boots', 'job-cancelled-booting'],
   ['while running', 'job-cancelled-running'],
 ] as const)('a job cancelled %s destroys the machine and releases the slot', async (_when, scenario) => {
