@@ -138,6 +138,8 @@ export interface PipelineInput {
   publicUrl?: string;
   /** `solstice enqueue --workflow F --input k=v`: Actions workflow F runs as workflow_dispatch. */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /** A push: the commit its branch pointed at before, so Actions `paths` filters see what changed. */
+  beforeSha?: string;
   /** SOLSTICE_FORGE_STATUS_DEADLINE at start: how long one commit status is retried. */
   forgeStatusDeadlineMs?: number;
 }

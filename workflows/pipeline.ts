@@ -206,6 +206,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       label: input.label ?? 'local',
       ...(input.dispatch ? { dispatch: input.dispatch } : {}),
       ...(input.gitProtocols ? { gitProtocols: input.gitProtocols } : {}),
+      ...(input.beforeSha ? { beforeSha: input.beforeSha } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) {
