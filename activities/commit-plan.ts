@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { PipelineEvent, PipelinePlan } from '../model/domain';
+import { ACTIONS_WORKFLOW_DIRS } from '../model/job-definition-paths';
 import { SolsticeError } from '../platform/errors';
 import { ChildProcessError, runBounded } from '../platform/child-process';
 import { redactUrlsInText } from '../model/redact-url';
@@ -40,6 +41,8 @@ export interface PlanRequest {
   gitProtocols?: string[];
   /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /** A push: what its branch pointed at before (Actions `paths` filters diff against it). */
+  beforeSha?: string;
 }
 
 export interface PlanDeps {
@@ -105,6 +108,9 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
       }
     }
     const files = await readDefinitions(git, req.commitSha);
+    const changedFiles = needsChangedFiles(req, files)
+      ? await pushChangedFiles(git, req.repoUrl, req.beforeSha, req.commitSha, signal)
+      : undefined;
     const trigger: PlanTrigger = {
       ref: req.ref,
       event: req.event,
@@ -112,6 +118,7 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
       sha: req.commitSha,
       repoUrl: req.repoUrl,
       ...(req.dispatch ? { dispatch: req.dispatch } : {}),
+      ...(changedFiles ? { changedFiles } : {}),
       ...(deps.actionsRunsOn ? { actionsRunsOn: deps.actionsRunsOn } : {}),
     };
     const plan = await (deps.plan ?? ((f, t, s) => planOffThread(f, t, { signal: s })))(
@@ -142,6 +149,59 @@ function fetchError(req: PlanRequest, err: unknown): Error {
 }
 
 type Git = (args: string[], timeoutMs: number, maxOutputBytes?: number) => Promise<string>;
+
+/** A push's diff longer than this is not listed: its `paths` filters match, as for an unknown one. */
+const MAX_DIFF_BYTES = 1024 * 1024;
+
+/**
+ * Whether the push's changed files are worth a second fetch: only Actions workflows filter on
+ * paths, only for a push of a branch (GitHub ignores them for tags), and only with a known
+ * before (a new branch has none: every filter matches).
+ */
+function needsChangedFiles(
+  req: PlanRequest,
+  files: Record<string, string>,
+): req is PlanRequest & { beforeSha: string } {
+  if (req.event !== 'push' || !req.ref?.startsWith('refs/heads/') || !req.beforeSha) return false;
+  if (/^0+$/.test(req.beforeSha) || req.beforeSha === req.commitSha) return false;
+  return Object.entries(files).some(
+    ([p, text]) =>
+      ACTIONS_WORKFLOW_DIRS.some((d) => p.startsWith(`${d}/`)) && /\bpaths(-ignore)?\s*:/.test(text),
+  );
+}
+
+/**
+ * The files between the push's before and after commits (`git diff-tree`, renames as a deletion
+ * and an addition, so either path matches), fetching before next to the after the plan already
+ * has. Undefined when that cannot be known (before is gone after a force-push, the diff is too
+ * long): the filters then match, which runs too much rather than silently too little.
+ */
+async function pushChangedFiles(
+  git: Git,
+  repoUrl: string,
+  before: string | undefined,
+  after: string,
+  signal: AbortSignal,
+): Promise<string[] | undefined> {
+  if (!before) return undefined;
+  try {
+    await git(['fetch', '-q', '--depth=1', '--no-tags', '--', repoUrl, before], GIT_TIMEOUT_MS.fetch);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    // The fallback fetch of every ref may already have it; the diff below tells.
+  }
+  try {
+    const out = await git(
+      ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after],
+      GIT_TIMEOUT_MS.read,
+      MAX_DIFF_BYTES,
+    );
+    return out.split('\0').filter((p) => p.length > 0);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return undefined;
+  }
+}
 
 /**
  * The definition files the commit has, by path. `ls-tree -l` lists only the paths that exist,
