@@ -54,6 +54,8 @@ export interface PlanDeps {
   ) => Promise<PipelinePlan | undefined>;
   /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
   actionsRunsOn?: Record<string, string[]>;
+  /** Bounds of each git; absent: GIT_TIMEOUT_MS (a test shortens them to see one crossed). */
+  gitTimeoutMs?: { fetch: number; read: number };
 }
 
 function firstLine(err: unknown): string {
@@ -86,30 +88,28 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
     GIT_CONFIG_NOSYSTEM: '1',
   };
   const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
+  const timeouts = deps.gitTimeoutMs ?? GIT_TIMEOUT_MS;
   const git = (args: string[], timeoutMs: number, maxOutputBytes?: number) =>
     runBounded('git', args, { cwd: dir, env, timeoutMs, signal, maxOutputBytes });
   try {
-    await git(['init', '-q'], GIT_TIMEOUT_MS.read);
+    await git(['init', '-q'], timeouts.read);
     try {
-      await git(
-        ['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha],
-        GIT_TIMEOUT_MS.fetch,
-      );
+      await git(['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha], timeouts.fetch);
     } catch (first) {
       if (first instanceof ChildProcessError && first.reason !== 'exit') throw fetchError(req, first);
       // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
       try {
         await git(
           ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*'],
-          GIT_TIMEOUT_MS.fetch,
+          timeouts.fetch,
         );
       } catch (err) {
         throw fetchError(req, err);
       }
     }
-    const files = await readDefinitions(git, req.commitSha);
+    const files = await readDefinitions(git, req.commitSha, timeouts.read);
     const changedFiles = needsChangedFiles(req, files)
-      ? await pushChangedFiles(git, req.repoUrl, req.beforeSha, req.commitSha, signal)
+      ? await pushChangedFiles(git, req.repoUrl, req.beforeSha, req.commitSha, signal, timeouts)
       : undefined;
     const trigger: PlanTrigger = {
       ref: req.ref,
@@ -182,10 +182,11 @@ async function pushChangedFiles(
   before: string | undefined,
   after: string,
   signal: AbortSignal,
+  timeouts: { fetch: number; read: number },
 ): Promise<string[] | undefined> {
   if (!before) return undefined;
   try {
-    await git(['fetch', '-q', '--depth=1', '--no-tags', '--', repoUrl, before], GIT_TIMEOUT_MS.fetch);
+    await git(['fetch', '-q', '--depth=1', '--no-tags', '--', repoUrl, before], timeouts.fetch);
   } catch (err) {
     if (signal.aborted) throw err;
     // The fallback fetch of every ref may already have it; the diff below tells.
@@ -193,7 +194,7 @@ async function pushChangedFiles(
   try {
     const out = await git(
       ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after],
-      GIT_TIMEOUT_MS.read,
+      timeouts.read,
       MAX_DIFF_BYTES,
     );
     return out.split('\0').filter((p) => p.length > 0);
@@ -208,10 +209,10 @@ async function pushChangedFiles(
  * with their sizes, so a missing file is no error and a file over the limit is refused before
  * it is read.
  */
-async function readDefinitions(git: Git, sha: string): Promise<Record<string, string>> {
+async function readDefinitions(git: Git, sha: string, timeoutMs: number): Promise<Record<string, string>> {
   let listed: string;
   try {
-    listed = await git(['ls-tree', '-l', `${sha}^{commit}`, '--', ...DEFINITION_PATHS], GIT_TIMEOUT_MS.read);
+    listed = await git(['ls-tree', '-l', `${sha}^{commit}`, '--', ...DEFINITION_PATHS], timeoutMs);
   } catch (err) {
     // The message is what the pipeline shows: say what to check, not only what git said.
     throw new CommitUnreadableError(
@@ -237,11 +238,7 @@ async function readDefinitions(git: Git, sha: string): Promise<Record<string, st
         'InvalidWorkflowFile',
       );
     try {
-      files[file] = await git(
-        ['show', `${sha}:${file}`],
-        GIT_TIMEOUT_MS.read,
-        WORKFLOW_FILE_LIMITS.bytes + 1,
-      );
+      files[file] = await git(['show', `${sha}:${file}`], timeoutMs, WORKFLOW_FILE_LIMITS.bytes + 1);
     } catch (err) {
       throw new CommitUnreadableError(
         `git listed ${file} at commit ${sha.slice(0, 12)} but cannot read it: ${firstLine(err)}`,
