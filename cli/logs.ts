@@ -1,7 +1,7 @@
 /** `solstice logs`: what it prints for a job or a pipeline; lines come from storage/log-follow. */
 import type { Config } from '../platform/config';
 import { InputError } from '../platform/errors';
-import type { JobRecord, JobStepRecord, LogLineRecord } from '../storage/job-store';
+import { attemptsOf, type JobRecord, type JobStepRecord, type StepTable } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import { PipelineStore, type PipelineJobRecord } from '../storage/pipeline-store';
 import { withStore, type Store } from './context';
@@ -19,28 +19,56 @@ export interface LogsOptions {
 
 const FAILED = ['failure', 'error', 'cancelled'];
 
-/** The step `--step` names, by its number or its name. */
-function findStep(steps: JobStepRecord[], step: string, job: JobRecord): JobStepRecord {
+/** The step `--step` names, by its number or its name: one per attempt that ran it. */
+function findSteps(steps: JobStepRecord[], step: string, job: JobRecord): JobStepRecord[] {
   const found = /^\d+$/.test(step)
-    ? steps.find((s) => s.index === Number(step))
-    : steps.find((s) => s.name === step);
-  if (!found)
+    ? steps.filter((s) => s.index === Number(step))
+    : steps.filter((s) => s.name === step);
+  if (found.length === 0) {
+    const names = [...new Map(steps.map((s) => [s.index, `${s.index}. ${s.name}`])).values()];
     throw new InputError(
       `job ${job.id} has no step "${step}"`,
-      steps.length > 0
-        ? `its steps: ${steps.map((s) => `${s.index}. ${s.name}`).join(', ')}`
-        : 'it reported no steps yet',
+      names.length > 0 ? `its steps: ${names.join(', ')}` : 'it reported no steps yet',
     );
+  }
   return found;
 }
 
-function inStep(line: LogLineRecord, step: JobStepRecord | undefined): boolean {
-  if (!step) return true;
+/**
+ * The lines `--step` prints: each attempt's run of the step, and the line that says why that
+ * attempt's machine was given up (which is why the step ran again).
+ */
+interface StepSection {
+  step: JobStepRecord;
+  lostSeq?: number;
+}
+
+function sectionsOf(table: StepTable, picked: JobStepRecord[]): StepSection[] {
+  return picked.map((step) => {
+    const lost = table.lost.find((l) => l.attempt === step.attempt);
+    return lost ? { step, lostSeq: lost.logSeq } : { step };
+  });
+}
+
+function sectionEnd(sec: StepSection): number {
+  const last = sec.step.lastSeq ?? Infinity;
+  return sec.lostSeq === undefined ? last : Math.max(last, sec.lostSeq);
+}
+
+function inSection(seq: number, sec: StepSection): boolean {
+  const { firstSeq, lastSeq } = sec.step;
   return (
-    (step.firstSeq === null || line.seq >= step.firstSeq) &&
-    (step.lastSeq === null || line.seq <= step.lastSeq)
+    seq === sec.lostSeq || ((firstSeq === null || seq >= firstSeq) && (lastSeq === null || seq <= lastSeq))
   );
 }
+
+const attemptLabel = (attempt: number, step?: JobStepRecord): string =>
+  formatLogLine({
+    seq: 0,
+    stream: 'system',
+    time: new Date(0),
+    text: `── attempt ${attempt}${step ? `: step ${step.index} "${step.name}"` : ''} ──`,
+  });
 
 async function printJob(
   store: Store,
@@ -49,10 +77,40 @@ async function printJob(
   opts: LogsOptions,
   out: NodeJS.WritableStream,
 ): Promise<JobRecord> {
-  const step = opts.step ? findStep(await store.jobs.listSteps(job.id), opts.step, job) : undefined;
-  for await (const line of readLog(store.jobs, job.id, { follow: opts.follow })) {
-    if (step && step.lastSeq !== null && line.seq > step.lastSeq) break;
-    if (inStep(line, step)) out.write(`${prefix}${formatLogLine(line)}\n`);
+  let table = await store.jobs.stepTable(job.id);
+  const write = (text: string): boolean => out.write(`${prefix}${text}\n`);
+  if (opts.step) {
+    const sections = sectionsOf(table, findSteps(table.steps, opts.step, job));
+    // Which attempt a run of the step belongs to matters only when there was more than one.
+    const labelled = attemptsOf(table).length > 1;
+    let at = 0;
+    let shown = -1;
+    for await (const line of readLog(store.jobs, job.id, { follow: opts.follow })) {
+      while (at < sections.length && line.seq > sectionEnd(sections[at])) at++;
+      if (at >= sections.length) break;
+      const sec = sections[at];
+      if (!inSection(line.seq, sec)) continue;
+      if (labelled && shown !== at) write(attemptLabel(sec.step.attempt, sec.step));
+      shown = at;
+      write(formatLogLine(line));
+    }
+  } else {
+    // A job retried on a fresh machine: each attempt's lines under a heading, the line that
+    // says why the machine before was given up just before the next heading.
+    const starts = (): Map<number, number> =>
+      new Map(table.lost.map((l) => [l.logSeq + 1, l.attempt + 1] as const));
+    let next = starts();
+    for await (const line of readLog(store.jobs, job.id, { follow: opts.follow })) {
+      if (line.seq === 1 && table.lost.length > 0) write(attemptLabel(1));
+      const attempt = next.get(line.seq);
+      if (attempt !== undefined) write(attemptLabel(attempt));
+      write(formatLogLine(line));
+      // Machines are lost while a followed log is read; the system line saying so is the cue.
+      if (opts.follow && line.stream === 'system') {
+        table = { ...table, lost: await store.jobs.listLostAttempts(job.id) };
+        next = starts();
+      }
+    }
   }
   return opts.follow || opts.exitStatus ? waitForFinalState(store.jobs, job.id) : job;
 }

@@ -1,5 +1,11 @@
 /** How the CLI shows things to people: log lines, job summaries, errors. */
-import type { JobRecord, JobStepRecord, LogLineRecord } from '../storage/job-store';
+import {
+  attemptsOf,
+  type JobRecord,
+  type JobStepRecord,
+  type LogLineRecord,
+  type StepTable,
+} from '../storage/job-store';
 import { readSetting } from '../platform/config';
 import { SolsticeError } from '../platform/errors';
 import { repoAtCommit } from '../model/repo-url';
@@ -113,17 +119,30 @@ export function exitCodeForState(state: string): number {
   return { success: 0, failure: 1, error: 3, cancelled: 4 }[state] ?? 3;
 }
 
-/** The steps block of `solstice status`: one line per step, empty when none were reported yet. */
-export function formatSteps(steps: JobStepRecord[], indent = ''): string {
-  if (steps.length === 0) return '';
-  const width = Math.max(...steps.map((s) => s.name.length));
-  const rows = steps.map((s) => {
+/**
+ * The steps block of `solstice status`: one line per step, empty when none were reported yet. A
+ * job that ran on more than one machine shows each attempt's steps under its own heading, with
+ * why the machine before was given up between them.
+ */
+export function formatSteps(table: StepTable, indent = ''): string {
+  const attempts = attemptsOf(table);
+  if (attempts.length === 0) return '';
+  const width = Math.max(0, ...table.steps.map((s) => s.name.length));
+  const row = (s: JobStepRecord, pad: string): string => {
     const exit = s.exitCode === null ? '' : ` exit ${s.exitCode}`;
     const took = s.durationMs === null ? '' : ` ${formatElapsed(s.durationMs)}`;
     const coe = s.continueOnError && s.outcome === 'failure' ? ' (continue-on-error)' : '';
-    return `${indent}  ${String(s.index).padStart(2)}. ${s.name.padEnd(width)}  ${stateLabel(s.outcome)}${exit}${took}${coe}`;
-  });
-  return `${indent}steps\n${rows.join('\n')}\n`;
+    return `${pad}${String(s.index).padStart(2)}. ${s.name.padEnd(width)}  ${stateLabel(s.outcome)}${exit}${took}${coe}`;
+  };
+  if (attempts.length === 1 && !attempts[0].lost)
+    return `${indent}steps\n${attempts[0].steps.map((s) => row(s, `${indent}  `)).join('\n')}\n`;
+  const lines = [`${indent}steps`];
+  for (const a of attempts) {
+    lines.push(`${indent}  attempt ${a.attempt}${a.steps.length === 0 ? ' (no steps reported)' : ''}`);
+    lines.push(...a.steps.map((s) => row(s, `${indent}    `)));
+    if (a.lost) lines.push(`${indent}  ${paint(35, a.lost.message)}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** The services `up` and `ci-local` started, one `name  address` line each. */

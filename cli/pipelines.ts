@@ -6,7 +6,7 @@ import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
 import { InputError, NotFoundError } from '../platform/errors';
 import { ID_PREFIX } from '../storage/run-rows';
 import { didYouMean } from '../workflow-file/suggest';
-import type { JobRecord } from '../storage/job-store';
+import type { JobRecord, JobStepRecord, LostAttemptRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import type { JobRequestV1 } from '../model/job-request';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
@@ -136,7 +136,7 @@ export async function formatPipeline(store: Store, p: PipelineRecord): Promise<s
       `  ${j.name}  ${stateLabel(j.state)}${queued}${id}${needs}${j.message ? `\n    ${j.message}` : ''}`,
     );
     if (j.jobId) {
-      const steps = formatSteps(await store.jobs.listSteps(j.jobId), '    ');
+      const steps = formatSteps(await store.jobs.stepTable(j.jobId), '    ');
       if (steps) out.push(steps.trimEnd());
     }
   }
@@ -147,10 +147,18 @@ export async function pipelineJson(store: Store, p: PipelineRecord): Promise<obj
   const jobs = await new PipelineStore(store.db).listJobs(p.id);
   return {
     ...p,
-    jobs: await Promise.all(
-      jobs.map(async (j) => ({ ...j, steps: j.jobId ? await store.jobs.listSteps(j.jobId) : [] })),
-    ),
+    jobs: await Promise.all(jobs.map(async (j) => ({ ...j, ...(await stepsJson(store, j.jobId)) }))),
   };
+}
+
+/** A job's steps for `--json`: every attempt's (each step says its attempt), and the lost ones. */
+export async function stepsJson(
+  store: Store,
+  jobId: string | null,
+): Promise<{ steps: JobStepRecord[]; lostAttempts: LostAttemptRecord[] }> {
+  if (!jobId) return { steps: [], lostAttempts: [] };
+  const { steps, lost } = await store.jobs.stepTable(jobId);
+  return { steps, lostAttempts: lost };
 }
 
 /** A job waiting for a machine slot: its place among the waiting jobs of its label. */
@@ -174,7 +182,7 @@ export async function formatJobStatus(store: Store, job: JobRecord, name?: strin
   if (position !== undefined)
     extra.queue = `position ${position} among jobs waiting for a "${job.label}" machine`;
   if (pipeline) extra.pipeline = `${pipeline.id} (${pipeline.state})`;
-  return `${formatJob(job, extra)}\n${formatSteps(await store.jobs.listSteps(job.id))}`;
+  return `${formatJob(job, extra)}\n${formatSteps(await store.jobs.stepTable(job.id))}`;
 }
 
 /** Cancels a pipeline (all its running jobs) or one job; returns what was cancelled. */

@@ -20,7 +20,7 @@ import { ArtifactStore } from '../storage/artifact-store';
 import type { BlobStore } from '../storage/blob-store';
 import { effectiveDatabaseUrl, type Config } from '../platform/config';
 import { AuthError, ConfigError, ForbiddenError } from '../platform/errors';
-import type { JobStepRecord, JobStore, StepOutcome } from '../storage/job-store';
+import type { JobStore, StepOutcome, StepReport } from '../storage/job-store';
 import type { Logger } from '../platform/logger';
 import { instruments } from '../platform/metrics';
 import { ATTR } from '../model/span-attributes';
@@ -190,7 +190,7 @@ const STEP_OUTCOMES: Record<string, StepOutcome> = {
   STEP_OUTCOME_INTERRUPTED: 'interrupted',
 };
 
-function stepRecord(st: StepResult__Output): JobStepRecord {
+function stepRecord(st: StepResult__Output): StepReport {
   const outcome = STEP_OUTCOMES[st.outcome] ?? 'failure';
   const ran = outcome !== 'skipped';
   return {
@@ -444,6 +444,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         const started = st.outcome === 'STEP_OUTCOME_UNSPECIFIED';
         await jobs.recordStepProgress(
           job.id,
+          job.attempt,
           started
             ? { ...stepRecord(st), outcome: 'running', exitCode: null, durationMs: null, lastSeq: null }
             : stepRecord(st),
@@ -467,7 +468,7 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         if (req.steps.some((x) => x.index < 1 || x.index > MAX_STEPS))
           throw new StatusError(grpc.status.INVALID_ARGUMENT, `step indexes are 1 to ${MAX_STEPS}`);
         finished.set(job.id, req.lastSeq);
-        await jobs.recordSteps(job.id, req.steps.map(stepRecord));
+        await jobs.recordSteps(job.id, job.attempt, req.steps.map(stepRecord));
         // An enum value this service does not know arrives as a number: the runner's mistake.
         if (typeof req.reason !== 'string')
           throw new StatusError(grpc.status.INVALID_ARGUMENT, `unknown finish reason ${String(req.reason)}`);

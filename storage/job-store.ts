@@ -18,6 +18,8 @@ export type { LogLineRecord } from './log-store';
 export type StepOutcome = 'running' | 'success' | 'failure' | 'skipped' | 'interrupted';
 
 export interface JobStepRecord {
+  /** The machine attempt that ran it (jobs.attempt): a retried job has the steps of each. */
+  attempt: number;
   index: number;
   name: string;
   outcome: StepOutcome;
@@ -27,6 +29,24 @@ export interface JobStepRecord {
   durationMs: number | null;
   firstSeq: number | null;
   lastSeq: number | null;
+}
+
+/** A step as one attempt's runner reports it; the attempt is the token's. */
+export type StepReport = Omit<JobStepRecord, 'attempt'>;
+
+/** A machine attempt whose machine was lost, why (as its log line says), and that line. */
+export interface LostAttemptRecord {
+  attempt: number;
+  message: string;
+  logSeq: number;
+}
+
+/** What a step table shows: every attempt's steps, and why each lost attempt ended. */
+export interface StepTable {
+  /** By attempt, then index. */
+  steps: JobStepRecord[];
+  /** By attempt. */
+  lost: LostAttemptRecord[];
 }
 
 export interface JobRecord {
@@ -47,6 +67,22 @@ export interface JobRecord {
   /** When retention removed the job's log / its artifacts (the job page says so). */
   logExpiredAt: Date | null;
   artifactsExpiredAt: Date | null;
+}
+
+export interface AttemptSteps {
+  attempt: number;
+  steps: JobStepRecord[];
+  /** Set when the attempt's machine was lost, which is why another attempt followed. */
+  lost?: LostAttemptRecord;
+}
+
+/** A step table by attempt, oldest first: every attempt that has steps or lost its machine. */
+export function attemptsOf(table: StepTable): AttemptSteps[] {
+  const numbers = [...new Set([...table.steps, ...table.lost].map((x) => x.attempt))].sort((a, b) => a - b);
+  return numbers.map((attempt) => {
+    const lost = table.lost.find((l) => l.attempt === attempt);
+    return { attempt, steps: table.steps.filter((st) => st.attempt === attempt), ...(lost ? { lost } : {}) };
+  });
 }
 
 const JOB_FIELDS = {
@@ -140,23 +176,38 @@ export class JobStore {
 
   /**
    * The attempt's machine is lost: its token is revoked (a runner only cut off cannot write
-   * more), its running steps become interrupted, and `message` is appended to the log.
+   * more), `message` is appended to the log and recorded as why the attempt ended, and the
+   * attempt's running steps become interrupted, their log ending before that line.
    */
   async machineLost(jobId: string, attempt: number, message: string): Promise<void> {
     await this.db.$executeRaw`
       UPDATE jobs SET token_hash = NULL, token_expires_at = NULL
       WHERE id = ${jobId}::uuid AND attempt = ${attempt}`;
-    await this.db.jobStep.updateMany({
-      where: { jobId, outcome: 'running' },
-      data: { outcome: 'interrupted' },
+    const recorded = await this.db.lostAttempt.findUnique({
+      where: { jobId_attempt: { jobId, attempt } },
+      select: { logSeq: true },
     });
-    // A repeat (activity retry) must not say it twice.
-    const lastSeq = await this.logs.lastSeq(jobId);
-    const [last] = lastSeq > 0 ? await this.logs.linesAfter(jobId, lastSeq - 1, 1) : [];
-    if (last?.text === message) return;
-    await this.appendLogLines(jobId, [
-      { seq: lastSeq + 1, stream: 'system', text: message, time: new Date() },
-    ]);
+    let logSeq = recorded?.logSeq;
+    if (logSeq === undefined) {
+      // A repeat (activity retry) must not say it twice.
+      const lastSeq = await this.logs.lastSeq(jobId);
+      const [last] = lastSeq > 0 ? await this.logs.linesAfter(jobId, lastSeq - 1, 1) : [];
+      logSeq = lastSeq;
+      if (last?.text !== message) {
+        logSeq = lastSeq + 1;
+        await this.appendLogLines(jobId, [
+          { seq: logSeq, stream: 'system', text: message, time: new Date() },
+        ]);
+      }
+      await this.db.lostAttempt.createMany({
+        data: [{ jobId, attempt, message, logSeq }],
+        skipDuplicates: true,
+      });
+    }
+    await this.db.jobStep.updateMany({
+      where: { jobId, attempt, outcome: 'running' },
+      data: { outcome: 'interrupted', lastSeq: logSeq - 1 },
+    });
   }
 
   /** True when this call moved the job to running (false for a repeated StartJob). */
@@ -227,33 +278,39 @@ export class JobStore {
     return this.logs.append(jobId, lines);
   }
 
-  /** Replaces the job's steps with what its runner reported (a repeated FinishJob stores the same). */
-  async recordSteps(jobId: string, steps: JobStepRecord[]): Promise<void> {
+  /**
+   * Replaces the attempt's steps with what its runner reported (a repeated FinishJob stores the
+   * same); other attempts' steps stay.
+   */
+  async recordSteps(jobId: string, attempt: number, steps: StepReport[]): Promise<void> {
     await this.db.$transaction([
-      this.db.jobStep.deleteMany({ where: { jobId } }),
-      this.db.jobStep.createMany({ data: steps.map((st) => ({ jobId, ...st })) }),
+      this.db.jobStep.deleteMany({ where: { jobId, attempt } }),
+      this.db.jobStep.createMany({ data: steps.map((st) => ({ jobId, attempt, ...st })) }),
     ]);
   }
 
   /**
-   * A step's progress while the job runs (ReportStep). A step that already ended is never set
-   * back to running; FinishJob's recordSteps replaces all of it with the runner's final list.
+   * A step's progress while the attempt runs (ReportStep). A step that already ended is never
+   * set back to running; FinishJob's recordSteps replaces the attempt's steps with the runner's
+   * final list.
    */
-  async recordStepProgress(jobId: string, st: JobStepRecord): Promise<void> {
+  async recordStepProgress(jobId: string, attempt: number, st: StepReport): Promise<void> {
     const { index, ...fields } = st;
     const { count } = await this.db.jobStep.updateMany({
-      // An interrupted step is run again by the next machine attempt.
-      where: { jobId, index, outcome: { in: ['running', 'interrupted'] } },
+      where: { jobId, attempt, index, outcome: 'running' },
       data: fields,
     });
-    if (count === 0) await this.db.jobStep.createMany({ data: [{ jobId, ...st }], skipDuplicates: true });
+    if (count === 0)
+      await this.db.jobStep.createMany({ data: [{ jobId, attempt, ...st }], skipDuplicates: true });
   }
 
+  /** Every attempt's steps, by attempt and then index. */
   async listSteps(jobId: string): Promise<JobStepRecord[]> {
     const rows = await this.db.jobStep.findMany({
       where: { jobId },
-      orderBy: { index: 'asc' },
+      orderBy: [{ attempt: 'asc' }, { index: 'asc' }],
       select: {
+        attempt: true,
         index: true,
         name: true,
         outcome: true,
@@ -266,6 +323,20 @@ export class JobStore {
       },
     });
     return rows as JobStepRecord[];
+  }
+
+  /** The job's attempts whose machine was lost, by attempt. */
+  async listLostAttempts(jobId: string): Promise<LostAttemptRecord[]> {
+    return this.db.lostAttempt.findMany({
+      where: { jobId },
+      orderBy: { attempt: 'asc' },
+      select: { attempt: true, message: true, logSeq: true },
+    });
+  }
+
+  async stepTable(jobId: string): Promise<StepTable> {
+    const [steps, lost] = await Promise.all([this.listSteps(jobId), this.listLostAttempts(jobId)]);
+    return { steps, lost };
   }
 
   async lastLogSeq(jobId: string): Promise<number> {

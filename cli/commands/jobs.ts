@@ -79,8 +79,10 @@ export class StatusCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   async execute(): Promise<number> {
-    const [{ withStore }, { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget }] =
-      await Promise.all([import('../context'), import('../pipelines')]);
+    const [
+      { withStore },
+      { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget, stepsJson },
+    ] = await Promise.all([import('../context'), import('../pipelines')]);
     return withStore(this.config(), async (store) => {
       const target = await resolveTarget(store, this.job);
       if (target.kind === 'pipeline') {
@@ -94,10 +96,10 @@ export class StatusCommand extends ConnectedCommand {
       const { job, name } = target;
       if (this.json) {
         const lines = await store.jobs.countLogLines(job.id);
-        const steps = await store.jobs.listSteps(job.id);
+        const steps = await stepsJson(store, job.id);
         const queuePosition = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
         this.context.stdout.write(
-          `${JSON.stringify({ ...job, name: name ?? null, logLines: lines, steps, queuePosition })}\n`,
+          `${JSON.stringify({ ...job, name: name ?? null, logLines: lines, ...steps, queuePosition })}\n`,
         );
       } else this.context.stdout.write(await formatJobStatus(store, job, name));
       return 0;

@@ -6,7 +6,14 @@
  */
 import type { ArtifactRecord } from '../../storage/artifact-store';
 import { formatSize } from '../../platform/config';
-import type { JobRecord, JobStepRecord, LogLineRecord, StepOutcome } from '../../storage/job-store';
+import {
+  attemptsOf,
+  type JobRecord,
+  type JobStepRecord,
+  type LogLineRecord,
+  type StepOutcome,
+  type StepTable,
+} from '../../storage/job-store';
 import { annotationOf, groupMarker, type Annotation } from './workflow-commands';
 
 export function escapeHtml(s: string): string {
@@ -36,6 +43,7 @@ function duration(ms: number | null): string {
 
 /** A step as a table row shows it: plain text (the server escapes it, the page uses textContent). */
 export interface StepRow {
+  kind: 'step';
   index: number;
   name: string;
   /** The outcome as stored (the row's class), and as shown. */
@@ -47,23 +55,45 @@ export interface StepRow {
   href?: string;
 }
 
-export function stepRows(jobId: string, steps: JobStepRecord[], window: number): StepRow[] {
-  return steps.map((st) => ({
+/**
+ * A row of the step table: a step, or (for a job that ran on more than one machine) an attempt's
+ * heading, or why that attempt's machine was given up, linked to the log line that says so.
+ */
+export type StepTableRow = StepRow | { kind: 'attempt' | 'lost'; text: string; href?: string };
+
+/** Where line `seq` is shown, in the window that starts with it. */
+const lineHref = (jobId: string, seq: number, window: number): string =>
+  `/jobs/${jobId}?before=${seq + window}#L${seq}`;
+
+function stepRow(jobId: string, st: JobStepRecord, window: number): StepRow {
+  return {
+    kind: 'step',
     index: st.index,
     name: st.name,
     state: st.outcome,
     outcome: `${st.outcome}${st.continueOnError && st.outcome === 'failure' ? ' (continue-on-error)' : ''}`,
     exitCode: st.exitCode === null ? '' : String(st.exitCode),
     duration: duration(st.durationMs),
-    ...(st.firstSeq !== null
-      ? { href: `/jobs/${jobId}?before=${st.firstSeq + window}#L${st.firstSeq}` }
-      : {}),
-  }));
+    ...(st.firstSeq !== null ? { href: lineHref(jobId, st.firstSeq, window) } : {}),
+  };
+}
+
+export function stepRows(jobId: string, table: StepTable, window: number): StepTableRow[] {
+  const attempts = attemptsOf(table);
+  if (attempts.length === 1 && !attempts[0].lost)
+    return attempts[0].steps.map((st) => stepRow(jobId, st, window));
+  return attempts.flatMap((a): StepTableRow[] => [
+    { kind: 'attempt', text: `attempt ${a.attempt}${a.steps.length === 0 ? ' (no steps reported)' : ''}` },
+    ...a.steps.map((st) => stepRow(jobId, st, window)),
+    ...(a.lost
+      ? [{ kind: 'lost' as const, text: a.lost.message, href: lineHref(jobId, a.lost.logSeq, window) }]
+      : []),
+  ]);
 }
 
 export interface JobPageView {
   job: JobRecord;
-  steps: JobStepRecord[];
+  steps: StepTable;
   artifacts: ArtifactRecord[];
   /** All of the job's artifacts, when more exist than `artifacts` holds. */
   artifactCount?: number;
@@ -91,7 +121,7 @@ main{padding:12px 20px}
 .state-success{background:#1a7f37}.state-failure,.state-error{background:#cf222e}
 .state-running,.state-provisioning,.state-queued{background:#9a6700}
 table{border-collapse:collapse;margin:8px 0}caption{text-align:left;font-weight:bold;font-size:1.17em;padding:8px 0}
-.step-running td{background:#fff8c5}.step-failure td{color:#cf222e}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
+.step-running td{background:#fff8c5}.step-failure td{color:#cf222e}.step-interrupted td{color:#8250df}tr.attempt td{font-weight:bold;padding-top:8px}tr.lost td,tr.lost a{color:#8250df}td,th{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}
 #log{font:12px/1.45 ui-monospace,monospace;background:#111;color:#ddd;padding:8px 0;white-space:pre-wrap;word-break:break-all}
 .ln{padding:0 10px 0 calc(10px + 6em);text-indent:-6em}.ln .n{display:inline-block;width:6em;text-indent:0;color:#666;text-decoration:none;user-select:none}
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
@@ -143,6 +173,16 @@ const SCRIPT = `
     body.replaceChildren();
     for (const s of JSON.parse(e.data)) {
       const tr = body.insertRow();
+      if (s.kind !== 'step') {
+        tr.className = s.kind;
+        const td = tr.insertCell();
+        td.colSpan = 5;
+        const a = document.createElement(s.href ? 'a' : 'span');
+        if (s.href) a.href = s.href;
+        a.textContent = s.text;
+        td.append(a);
+        continue;
+      }
       tr.className = 'step-' + s.state;
       tr.insertCell().textContent = String(s.index);
       const name = tr.insertCell();
@@ -179,12 +219,20 @@ export function renderJobPage(v: JobPageView): string {
   );
 
   // A live page has the table even before the first step, for the events to fill.
-  if (v.steps.length > 0 || v.live) {
+  const rows = stepRows(job.id, v.steps, v.window);
+  if (rows.length > 0 || v.live) {
     parts.push(
-      `<table id="steps"${v.steps.length === 0 ? ' hidden' : ''}><caption>Steps</caption>`,
+      `<table id="steps"${rows.length === 0 ? ' hidden' : ''}><caption>Steps</caption>`,
       '<thead><tr><th>#</th><th>step</th><th>outcome</th><th>exit code</th><th>duration</th></tr></thead><tbody>',
     );
-    for (const st of stepRows(job.id, v.steps, v.window)) {
+    for (const st of rows) {
+      if (st.kind !== 'step') {
+        const text = escapeHtml(st.text);
+        parts.push(
+          `<tr class="${st.kind}"><td colspan="5">${st.href ? `<a href="${escapeHtml(st.href)}">${text}</a>` : text}</td></tr>`,
+        );
+        continue;
+      }
       const name = escapeHtml(st.name);
       parts.push(
         `<tr class="step-${escapeHtml(st.state)}"><td>${st.index}</td>`,

@@ -68,7 +68,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     const end = Math.min(before ?? lastSeq + 1, lastSeq + 1);
     const from = Math.max(0, end - 1 - window);
     const [steps, arts, artifactCount, lines] = await Promise.all([
-      jobs.listSteps(job.id),
+      jobs.stepTable(job.id),
       artifacts.list(job.id, ARTIFACTS_SHOWN),
       artifacts.count(job.id),
       job.logExpiredAt ? [] : jobs.logLinesAfter(job.id, from, end - 1 - from),
@@ -124,7 +124,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
       if (checking || stop.signal.aborted) return;
       checking = true;
       jobs
-        .listSteps(jobId)
+        .stepTable(jobId)
         .then(async (steps) => {
           const json = JSON.stringify(stepRows(jobId, steps, window));
           if (json === stepsSent || stop.signal.aborted || reply.raw.writableEnded) return;

@@ -106,6 +106,7 @@ describe('migrate', () => {
       'jobs',
       'leases',
       'log_chunks',
+      'lost_attempts',
       'pipeline_jobs',
       'pipelines',
       'vms',

@@ -87,7 +87,7 @@ test("a job's steps run on the machine; the log service stores each step's resul
   ]);
   expect(texts[(steps[0].firstSeq as number) - 1]).toBe('step 1/3 "hello" started');
   expect(steps[0].startedAt).toBeInstanceOf(Date);
-  const shown = formatSteps(steps);
+  const shown = formatSteps({ steps, lost: [] });
   expect(shown).toMatch(/ 1\. hello +success exit 0 \d+(\.\d+)?m?s/);
   expect(shown).toMatch(/ 3\. flaky +failure exit 4 \d+(\.\d+)?m?s \(continue-on-error\)/);
   expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });

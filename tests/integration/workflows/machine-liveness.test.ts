@@ -12,6 +12,10 @@ import path from 'node:path';
 import { machineTag } from '../../../provisioning/machine-name';
 import { taggedPids } from '../../../provisioning/process-tree';
 import { readInstallationId } from '../../../storage/installation';
+import { FsBlobStore } from '../../../storage/blob-store';
+import { createLogger } from '../../../platform/logger';
+import { startJobPage } from '../../../web/job-page/server';
+import { cliEnv, runCli } from '../../support/cli';
 import { jobRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
 import { waitFor } from '../../support/wait';
@@ -73,16 +77,94 @@ test('SIGKILLed runner and script: the job goes on on a fresh machine (attempt 2
   const job = await h.result(workflowId, jobId);
   expect(job).toMatchObject({ state: 'success', attempt: 2 });
   const log = await logText(jobId);
-  const lost = log.indexOf(
-    `machine lost: no runner contact for ${LIVENESS_S} s; retrying on a fresh machine, attempt 2/2`,
-  );
+  const reason = `machine lost: no runner contact for ${LIVENESS_S} s; retrying on a fresh machine, attempt 2/2`;
+  const lost = log.indexOf(reason);
   expect(lost).toBeGreaterThan(log.indexOf('first run'));
   expect(lost).toBeLessThan(log.indexOf('second run'));
   // Both attempts' runners introduced themselves in the one log.
   expect(log.filter((l) => l.startsWith('solstice-runner '))).toHaveLength(2);
   expect(await h.db.vm.count({ where: { jobId, destroyedAt: null } })).toBe(0);
   expect(await h.leftovers()).toEqual({ processes: [], workspaces: [] });
+
+  // The step table keeps both attempts: the first's step interrupted (its log ends before the
+  // reason), the second's a success, and why the first machine was given up.
+  const table = await h.jobs.stepTable(jobId);
+  expect(table).toEqual({
+    steps: [
+      expect.objectContaining({ attempt: 1, index: 1, outcome: 'interrupted', lastSeq: lost }),
+      expect.objectContaining({ attempt: 2, index: 1, outcome: 'success', exitCode: 0 }),
+    ],
+    lost: [{ attempt: 1, message: reason, logSeq: lost + 1 }],
+  });
+  await expectReadersShowBothAttempts(jobId, reason);
 });
+
+/** `status`, `logs`, `logs --step` and the job page each show both attempts and the reason. */
+async function expectReadersShowBothAttempts(jobId: string, reason: string): Promise<void> {
+  const env = cliEnv(h.cfg);
+  const status = await runCli(['status', jobId], env);
+  expect(status.code).toBe(0);
+  const steps = status.stdout
+    .slice(status.stdout.indexOf('\nsteps\n') + 1)
+    .trimEnd()
+    .split('\n');
+  expect(steps.map((l) => l.trim().replace(/ +/g, ' '))).toEqual([
+    'steps',
+    'attempt 1',
+    expect.stringMatching(/^1\. \.solstice\/job\.sh interrupted/),
+    reason,
+    'attempt 2',
+    expect.stringMatching(/^1\. \.solstice\/job\.sh success exit 0/),
+  ]);
+
+  const whole = (await runCli(['logs', jobId], env)).stdout.split('\n');
+  expect(whole[0]).toBe('── attempt 1 ──');
+  expect(whole.indexOf('── attempt 2 ──')).toBe(whole.indexOf(reason) + 1);
+  expect(whole.indexOf('second run')).toBeGreaterThan(whole.indexOf('── attempt 2 ──'));
+
+  const step = await runCli(['logs', jobId, '--step', '1'], env);
+  expect(step.code).toBe(0);
+  const out = step.stdout.split('\n');
+  const order = [
+    '── attempt 1: step 1 ".solstice/job.sh" ──',
+    'first run',
+    reason,
+    '── attempt 2: step 1 ".solstice/job.sh" ──',
+    'second run',
+  ].map((l) => out.indexOf(l));
+  expect(order[0]).toBe(0);
+  expect(order).toEqual([...order].sort((a, b) => a - b));
+  expect(out.filter((l) => l.startsWith('solstice-runner '))).toEqual([]);
+
+  const log = createLogger('test');
+  log.level = 'warn';
+  const page = await startJobPage({
+    addr: '127.0.0.1:0',
+    jobs: h.jobs,
+    blobs: new FsBlobStore(h.cfg.blobFsRoot),
+    log,
+  });
+  try {
+    const html = await (await fetch(`${page.url}/jobs/${jobId}`)).text();
+    const table = html.slice(html.indexOf('<table id="steps"'), html.indexOf('</table>'));
+    const rows = [...table.matchAll(/<tr class="([^"]+)">(.*?)<\/tr>/g)].map(([, cls, cells]) => [
+      cls,
+      cells
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim(),
+    ]);
+    expect(rows).toEqual([
+      ['attempt', 'attempt 1'],
+      ['step-interrupted', expect.stringMatching(/^1 \.solstice\/job\.sh interrupted/)],
+      ['lost', reason],
+      ['attempt', 'attempt 2'],
+      ['step-success', expect.stringMatching(/^1 \.solstice\/job\.sh success 0/)],
+    ]);
+  } finally {
+    await page.close();
+  }
+}
 
 test('a machine lost on every attempt: the job ends error, never failure, its step interrupted', async () => {
   const repo = jobRepo('echo "run started"; for i in $(seq 300); do echo tick; sleep 1; done');
@@ -103,7 +185,8 @@ test('a machine lost on every attempt: the job ends error, never failure, its st
     message: `machine lost: no runner contact for ${LIVENESS_S} s; giving up after 2/2 attempts`,
   });
   expect(await h.jobs.listSteps(jobId)).toEqual([
-    expect.objectContaining({ index: 1, outcome: 'interrupted' }),
+    expect.objectContaining({ attempt: 1, index: 1, outcome: 'interrupted' }),
+    expect.objectContaining({ attempt: 2, index: 1, outcome: 'interrupted' }),
   ]);
   const log = await logText(jobId);
   expect(log).toContain(

@@ -30,7 +30,7 @@ function page(texts: [string, string][]): string {
   }));
   return renderJobPage({
     job,
-    steps: [],
+    steps: { steps: [], lost: [] },
     artifacts: [],
     lines,
     lastSeq: lines.length,
