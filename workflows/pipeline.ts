@@ -195,6 +195,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   let plan: PipelinePlan;
   try {
     plan = await planning.loadPipelinePlan({
+      source: input.source,
       repoUrl: input.repoUrl,
       commitSha: input.commitSha,
       ref: input.ref,
