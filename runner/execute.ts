@@ -70,10 +70,6 @@ export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.P
   };
 }
 
-/**
- * What the job's log must not show: the job's secrets, every secret-named variable of the script's
- * environment (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`) and the runner's own job token.
- */
 /** `Authorization: token abc`: the whole value and its last word (the token itself). */
 function checkoutCredentialValues(header: string): { name: string; value: string }[] {
   const value = header.replace(/^[^:]*:\s*/, '');
@@ -84,6 +80,11 @@ function checkoutCredentialValues(header: string): { name: string; value: string
   ];
 }
 
+/**
+ * What the job's log must not show: the job's secrets, every secret-named variable of the script's
+ * environment (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`), the runner's own job token and
+ * the checkout credential.
+ */
 export function jobSecretMasker(scriptEnv: NodeJS.ProcessEnv, ctx: JobContext): SecretMasker {
   return new SecretMasker([
     { name: 'SOLSTICE_JOB_TOKEN', value: ctx.token },
