@@ -80,15 +80,20 @@ interface GitResult {
 /** A git that ran longer than its bound; checkout fails with this message. */
 class GitTimeout extends Error {}
 
-/**
- * git's messages of a fetch that may work if tried again: the server or the network failing,
- * not the server saying no (401/403/404, `repository not found`, a refused transport).
- */
-const PASSING_FETCH_FAILURE =
-  /could not resolve host|failed to connect|couldn't connect|connection refused|connection reset|connection timed out|operation timed out|timed out after|empty reply from server|recv failure|the requested url returned error: (5\d\d|408|429)|remote end hung up unexpectedly|early eof|rpc failed|unable to look up|network is unreachable|no route to host|temporary failure in name resolution/i;
+/** git's messages of a server it could not talk to at all (or that answered 5xx/429). */
+const UNREACHABLE =
+  /could not resolve host|failed to connect|couldn't connect|connection refused|connection timed out|operation timed out|timed out after|unable to look up|temporary failure in name resolution|network is unreachable|no route to host|the requested url returned error: (5\d\d|408|429)/i;
 
+/** git's messages of a transfer cut off half-way (also what some servers say when they refuse). */
+const CUT_OFF =
+  /connection reset|empty reply from server|recv failure|remote end hung up unexpectedly|early eof|rpc failed/i;
+
+/**
+ * A fetch that may work if tried again: the server or the network failing, not the server
+ * saying no (401/403/404, `repository not found`, a refused transport).
+ */
 export function isPassingFetchFailure(gitOutput: string[]): boolean {
-  return gitOutput.some((l) => PASSING_FETCH_FAILURE.test(l));
+  return gitOutput.some((l) => UNREACHABLE.test(l) || CUT_OFF.test(l));
 }
 
 const defaultRetryDelay = (attempt: number): number => Math.min(1000 * 2 ** (attempt - 1), 15_000);
@@ -191,7 +196,8 @@ export async function checkout(
       fetchTimeout,
       opts.authHeader,
     );
-    if (r.code === 0) return r;
+    // A server that cannot be reached will not serve the refs either.
+    if (r.code === 0 || r.tail.some((l) => UNREACHABLE.test(l))) return r;
     log('The server did not serve the commit by id; fetching all refs instead');
     const fetchAll = ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/*'];
     const all = await git(
@@ -200,8 +206,8 @@ export async function checkout(
       fetchTimeout,
       opts.authHeader,
     );
-    // Both attempts' words: the first may say why (unreachable) when the second only repeats it.
-    return all.code === 0 ? all : { code: all.code, tail: [...r.tail, ...all.tail].slice(-5) };
+    // The second attempt says why it failed: the first one's refusal may read like a cut-off.
+    return all;
   };
 
   try {
