@@ -56,10 +56,19 @@ export async function runJob(ctx: JobContext): Promise<number> {
     return code;
   } finally {
     client.close();
-    await tracing.finish({
-      ok: code === 0,
-      message: code === undefined ? 'runner error' : `exit code ${code}`,
-    });
+    // The machine is destroyed as soon as FinishJob is in, which sends this process SIGTERM:
+    // the job's spans still go out (within finish's bound) before the runner exits.
+    const hold = (signal: NodeJS.Signals): void =>
+      diag(`received ${signal}; exiting once the spans are sent`);
+    for (const s of FORWARDED_SIGNALS) process.on(s, hold);
+    try {
+      await tracing.finish({
+        ok: code === 0,
+        message: code === undefined ? 'runner error' : `exit code ${code}`,
+      });
+    } finally {
+      for (const s of FORWARDED_SIGNALS) process.off(s, hold);
+    }
   }
 }
 
