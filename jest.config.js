@@ -15,7 +15,13 @@ const base = {
 module.exports = {
   testTimeout: 120_000,
   projects: [
-    { ...base, displayName: 'unit', testMatch: ['<rootDir>/tests/unit/**/*.test.ts'] },
+    {
+      ...base,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/tests/unit/**/*.test.ts'],
+      globalSetup: '<rootDir>/tests/support/unit-global-setup.ts',
+      globalTeardown: '<rootDir>/tests/support/global-teardown.ts',
+    },
     {
       ...base,
       displayName: 'integration',

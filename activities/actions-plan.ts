@@ -23,6 +23,7 @@ export async function planFromActionsWorkflows(
     sha: trigger.sha,
     ...(trigger.repoUrl ? { repoUrl: redactUrlsInText(trigger.repoUrl) } : {}),
     ...(trigger.dispatch ? { dispatch: trigger.dispatch } : {}),
+    ...(trigger.changedFiles ? { changedFiles: trigger.changedFiles } : {}),
   };
   const dispatch = trigger.dispatch;
   if (dispatch && !paths.includes(dispatch.workflow))

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { JobSource, PipelineEvent, PipelinePlan } from '../model/domain';
+import { ACTIONS_WORKFLOW_DIRS } from '../model/job-definition-paths';
 import { SolsticeError } from '../platform/errors';
 import { ChildProcessError, runBounded } from '../platform/child-process';
 import { redactUrlsInText } from '../model/redact-url';
@@ -43,6 +44,8 @@ export interface PlanRequest {
   gitProtocols?: string[];
   /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /** A push: what its branch pointed at before (Actions `paths` filters diff against it). */
+  beforeSha?: string;
 }
 
 export interface PlanDeps {
@@ -56,6 +59,8 @@ export interface PlanDeps {
   actionsRunsOn?: Record<string, string[]>;
   /** HTTP header for fetching the repository (its forge's token); absent: anonymous. */
   authHeader?: string;
+  /** Bounds of each git; absent: GIT_TIMEOUT_MS (a test shortens them to see one crossed). */
+  gitTimeoutMs?: { fetch: number; read: number };
 }
 
 function firstLine(err: unknown): string {
@@ -91,28 +96,29 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
   // argument that an error message, a span or the history could show.
   const env = deps.authHeader ? gitAuthEnv(base, req.repoUrl, deps.authHeader) : base;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
+  const timeouts = deps.gitTimeoutMs ?? GIT_TIMEOUT_MS;
   const git = (args: string[], timeoutMs: number, maxOutputBytes?: number) =>
     runBounded('git', args, { cwd: dir, env, timeoutMs, signal, maxOutputBytes });
   try {
-    await git(['init', '-q'], GIT_TIMEOUT_MS.read);
+    await git(['init', '-q'], timeouts.read);
     try {
-      await git(
-        ['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha],
-        GIT_TIMEOUT_MS.fetch,
-      );
+      await git(['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha], timeouts.fetch);
     } catch (first) {
       if (first instanceof ChildProcessError && first.reason !== 'exit') throw fetchError(req, first);
       // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
       try {
         await git(
           ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*'],
-          GIT_TIMEOUT_MS.fetch,
+          timeouts.fetch,
         );
       } catch (err) {
         throw fetchError(req, err);
       }
     }
-    const files = await readDefinitions(git, req.commitSha);
+    const files = await readDefinitions(git, req.commitSha, timeouts.read);
+    const changedFiles = needsChangedFiles(req, files)
+      ? await pushChangedFiles(git, req.repoUrl, req.beforeSha, req.commitSha, signal, timeouts)
+      : undefined;
     const trigger: PlanTrigger = {
       ref: req.ref,
       event: req.event,
@@ -120,6 +126,7 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
       sha: req.commitSha,
       repoUrl: req.repoUrl,
       ...(req.dispatch ? { dispatch: req.dispatch } : {}),
+      ...(changedFiles ? { changedFiles } : {}),
       ...(deps.actionsRunsOn ? { actionsRunsOn: deps.actionsRunsOn } : {}),
     };
     const plan = await (deps.plan ?? ((f, t, s) => planOffThread(f, t, { signal: s })))(
@@ -151,15 +158,69 @@ function fetchError(req: PlanRequest, err: unknown): Error {
 
 type Git = (args: string[], timeoutMs: number, maxOutputBytes?: number) => Promise<string>;
 
+/** A push's diff longer than this is not listed: its `paths` filters match, as for an unknown one. */
+const MAX_DIFF_BYTES = 1024 * 1024;
+
+/**
+ * Whether the push's changed files are worth a second fetch: only Actions workflows filter on
+ * paths, only for a push of a branch (GitHub ignores them for tags), and only with a known
+ * before (a new branch has none: every filter matches).
+ */
+function needsChangedFiles(
+  req: PlanRequest,
+  files: Record<string, string>,
+): req is PlanRequest & { beforeSha: string } {
+  if (req.event !== 'push' || !req.ref?.startsWith('refs/heads/') || !req.beforeSha) return false;
+  if (/^0+$/.test(req.beforeSha) || req.beforeSha === req.commitSha) return false;
+  return Object.entries(files).some(
+    ([p, text]) =>
+      ACTIONS_WORKFLOW_DIRS.some((d) => p.startsWith(`${d}/`)) && /\bpaths(-ignore)?\s*:/.test(text),
+  );
+}
+
+/**
+ * The files between the push's before and after commits (`git diff-tree`, renames as a deletion
+ * and an addition, so either path matches), fetching before next to the after the plan already
+ * has. Undefined when that cannot be known (before is gone after a force-push, the diff is too
+ * long): the filters then match, which runs too much rather than silently too little.
+ */
+async function pushChangedFiles(
+  git: Git,
+  repoUrl: string,
+  before: string | undefined,
+  after: string,
+  signal: AbortSignal,
+  timeouts: { fetch: number; read: number },
+): Promise<string[] | undefined> {
+  if (!before) return undefined;
+  try {
+    await git(['fetch', '-q', '--depth=1', '--no-tags', '--', repoUrl, before], timeouts.fetch);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    // The fallback fetch of every ref may already have it; the diff below tells.
+  }
+  try {
+    const out = await git(
+      ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after],
+      timeouts.read,
+      MAX_DIFF_BYTES,
+    );
+    return out.split('\0').filter((p) => p.length > 0);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return undefined;
+  }
+}
+
 /**
  * The definition files the commit has, by path. `ls-tree -l` lists only the paths that exist,
  * with their sizes, so a missing file is no error and a file over the limit is refused before
  * it is read.
  */
-async function readDefinitions(git: Git, sha: string): Promise<Record<string, string>> {
+async function readDefinitions(git: Git, sha: string, timeoutMs: number): Promise<Record<string, string>> {
   let listed: string;
   try {
-    listed = await git(['ls-tree', '-l', `${sha}^{commit}`, '--', ...DEFINITION_PATHS], GIT_TIMEOUT_MS.read);
+    listed = await git(['ls-tree', '-l', `${sha}^{commit}`, '--', ...DEFINITION_PATHS], timeoutMs);
   } catch (err) {
     // The message is what the pipeline shows: say what to check, not only what git said.
     throw new CommitUnreadableError(
@@ -185,11 +246,7 @@ async function readDefinitions(git: Git, sha: string): Promise<Record<string, st
         'InvalidWorkflowFile',
       );
     try {
-      files[file] = await git(
-        ['show', `${sha}:${file}`],
-        GIT_TIMEOUT_MS.read,
-        WORKFLOW_FILE_LIMITS.bytes + 1,
-      );
+      files[file] = await git(['show', `${sha}:${file}`], timeoutMs, WORKFLOW_FILE_LIMITS.bytes + 1);
     } catch (err) {
       throw new CommitUnreadableError(
         `git listed ${file} at commit ${sha.slice(0, 12)} but cannot read it: ${firstLine(err)}`,

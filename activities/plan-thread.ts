@@ -10,6 +10,7 @@ import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ApplicationFailure } from '@temporalio/common';
 import type { PipelinePlan } from '../model/domain';
+import { warmUpActionsParser } from '../workflow-file/actions/warm-up';
 import { planDefinitions, type PlanTrigger } from './plan-definitions';
 
 export const PLAN_THREAD_LIMITS = { heapMb: 256, timeoutMs: 20_000 } as const;
@@ -32,7 +33,9 @@ type Reply =
   | { ok: false; message: string; type?: string; nonRetryable: boolean };
 
 if (!isMainThread && (workerData as { solsticePlanThread?: boolean } | null)?.solsticePlanThread) {
+  let busy = false;
   parentPort?.on('message', async (job: Job) => {
+    busy = true;
     let reply: Reply;
     try {
       reply = { ok: true, plan: await planDefinitions(job.files, job.trigger) };
@@ -47,6 +50,10 @@ if (!isMainThread && (workerData as { solsticePlanThread?: boolean } | null)?.so
     }
     parentPort?.postMessage(reply);
   });
+  // A fresh thread's first large workflow costs twice the CPU of later ones (warm-up.ts); the
+  // thread usually waits idle for its first plan, so it spends that waiting on the warm-up.
+  if ((workerData as { warmUp?: boolean }).warmUp !== false)
+    void warmUpActionsParser(30, () => busy).catch(() => undefined);
 }
 
 /**
@@ -56,9 +63,9 @@ if (!isMainThread && (workerData as { solsticePlanThread?: boolean } | null)?.so
  */
 let idle: { worker: Worker; heapMb: number } | undefined;
 
-function newThread(heapMb: number): Worker {
+function newThread(heapMb: number, warmUp = true): Worker {
   return new Worker(ENTRY, {
-    workerData: { solsticePlanThread: true },
+    workerData: { solsticePlanThread: true, warmUp },
     resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 32 },
   });
 }

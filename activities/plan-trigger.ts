@@ -15,6 +15,11 @@ export interface PlanTrigger {
   repoUrl?: string;
   /** `solstice enqueue --workflow F --input k=v`: run Actions workflow F as workflow_dispatch. */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /**
+   * A push's changed files (its before..after diff), for Actions `paths` filters; absent:
+   * unknown (a new branch, a pull request, a diff that could not be made), and they match.
+   */
+  changedFiles?: string[];
   /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
   actionsRunsOn?: Record<string, string[]>;
 }

@@ -51,6 +51,8 @@ const repository = z.object({ clone_url: z.string().min(1), full_name: z.string(
 const pushSchema = z.object({
   ref: z.string().min(1),
   after: z.string().regex(/^[0-9a-fA-F]+$/, 'must be a hex commit sha'),
+  // What the branch pointed at before the push: `paths` filters look at the files between.
+  before: z.string().optional(),
   deleted: z.boolean().optional(),
   // The commit the push leads to; for an annotated tag, the commit the tag points to.
   head_commit: z.object({ id: z.string() }).nullish(),
@@ -98,7 +100,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
     case 'push': {
       const p = pushSchema.safeParse(payload);
       if (!p.success) return { kind: 'invalid', reason: `push payload: ${describeIssues(p.error)}` };
-      const { ref, after, deleted, head_commit: head, repository: repo } = p.data;
+      const { ref, after, before, deleted, head_commit: head, repository: repo } = p.data;
       if (deleted === true || ZERO_SHA.test(after))
         return { kind: 'ignore', reason: `push deletes ${ref}; nothing to build` };
       if (!sha.safeParse(after).success)
@@ -112,6 +114,10 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
           ref,
           deliveryId: meta.deliveryId,
           event: 'push',
+          // Unknown (a new branch: all zeros) is left out: every `paths` filter then matches.
+          ...(before && sha.safeParse(before).success && !ZERO_SHA.test(before)
+            ? { beforeSha: before.toLowerCase() }
+            : {}),
         }),
       };
     }

@@ -34,6 +34,8 @@ export interface PipelineRequest {
   reuse?: Record<string, string>;
   /** Run one Actions workflow as workflow_dispatch (`solstice enqueue --workflow`). */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /** A push: what its branch pointed at before (Actions `paths` filters). */
+  beforeSha?: string;
 }
 
 type StartConfig = Pick<Config, 'taskQueue' | 'jobTimeoutMs' | 'bootTimeoutMs'> &
@@ -77,6 +79,7 @@ export function pipelineInput(cfg: StartConfig, req: PipelineRequest, pipelineId
     ...(req.rerunOf ? { rerunOf: req.rerunOf } : {}),
     ...(req.reuse ? { reuse: req.reuse } : {}),
     ...(req.dispatch ? { dispatch: req.dispatch } : {}),
+    ...(req.beforeSha ? { beforeSha: req.beforeSha } : {}),
     ...(cfg.publicUrl ? { publicUrl: cfg.publicUrl } : {}),
     ...(cfg.forgeStatusDeadlineMs ? { forgeStatusDeadlineMs: cfg.forgeStatusDeadlineMs } : {}),
   };
@@ -204,6 +207,7 @@ export async function startPipelineForRequest(
       commitSha: r.commit_sha,
       ref: r.ref,
       ...(r.runs_on ? { label: r.runs_on } : {}),
+      ...(r.before_sha ? { beforeSha: r.before_sha } : {}),
       ...(r.source === 'manual' && r.workflow_path
         ? { dispatch: { workflow: r.workflow_path, inputs: r.inputs ?? {} } }
         : {}),

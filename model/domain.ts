@@ -143,6 +143,8 @@ export interface PipelineInput {
   publicUrl?: string;
   /** `solstice enqueue --workflow F --input k=v`: Actions workflow F runs as workflow_dispatch. */
   dispatch?: { workflow: string; inputs: Record<string, string> };
+  /** A push: the commit its branch pointed at before, so Actions `paths` filters see what changed. */
+  beforeSha?: string;
   /** SOLSTICE_FORGE_STATUS_DEADLINE at start: how long one commit status is retried. */
   forgeStatusDeadlineMs?: number;
 }
@@ -159,6 +161,22 @@ export interface PlannedJob extends JobDefinition {
   env: Record<string, string>;
   /** Set when the job's `when` does not match the trigger: it is recorded as skipped. */
   skipReason?: string;
+  /**
+   * Actions `continue-on-error: true` on the job: when it fails, the jobs that need it still run
+   * and the pipeline does not fail because of it (GitHub's "allow the run to pass").
+   */
+  continueOnError?: boolean;
+  /** An instance of an Actions matrix job: its `strategy`, shared by the instances of `group`. */
+  matrix?: MatrixStrategy;
+}
+
+export interface MatrixStrategy {
+  /** What the instances share: `<workflow stem>/<job id>`. */
+  group: string;
+  /** An instance that fails cancels the running and waiting instances of the group. */
+  failFast: boolean;
+  /** At most this many instances of the group run at once. */
+  maxParallel?: number;
 }
 
 export interface PipelinePlan {

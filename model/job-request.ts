@@ -31,6 +31,8 @@ export const jobRequestV1Schema = z.object({
   event: z.enum(['push', 'pull_request']).optional(),
   action: z.string().min(1).max(64).optional(),
   pr_number: z.number().int().positive().optional(),
+  /** A push: the commit the ref pointed at before it (for Actions `paths` filters). */
+  before_sha: z.string().regex(SHA, 'must be a full lowercase hex commit sha').optional(),
   submitted_at: z.iso.datetime({ offset: true }),
 });
 // Unknown fields are dropped rather than refused, so producers may add optional fields
@@ -65,6 +67,7 @@ export interface NewJobRequest {
   event?: 'push' | 'pull_request';
   action?: string;
   prNumber?: number;
+  beforeSha?: string;
   runsOn?: string;
   workflowPath?: string;
   workflowJobId?: string;
@@ -88,6 +91,7 @@ export function newJobRequest(r: NewJobRequest, now: Date = new Date()): JobRequ
     event: r.event,
     action: r.action,
     pr_number: r.prNumber,
+    before_sha: r.beforeSha?.toLowerCase(),
     submitted_at: now.toISOString(),
   });
 }

@@ -279,9 +279,11 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
       status.state = 'provisioning';
       status.step = undefined;
       showState(status, `booting a \`${input.label}\` machine`);
-      machine = await provisionOn(lease).provisionMachine.executeWithOptions(
-        { summary: `boot VM ${input.label}` },
-        [
+      // Not cancellable: a cancel that lands while the machine boots would drop the activity's
+      // result and leave its machine behind. Once booted, the next wait sees the cancel and the
+      // cleanup below destroys it.
+      machine = await CancellationScope.nonCancellable(() =>
+        provisionOn(lease).provisionMachine.executeWithOptions({ summary: `boot VM ${input.label}` }, [
           {
             jobId: input.jobId,
             attempt: status.attempt,
@@ -297,7 +299,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
             },
             tokenValidForMs: input.bootTimeoutMs + input.timeoutMs,
           },
-        ],
+        ]),
       );
       if (!(await condition(() => started === status.attempt, input.bootTimeoutMs))) {
         const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;

@@ -12,7 +12,11 @@
  * pipeline), each retried with backoff until SOLSTICE_FORGE_STATUS_DEADLINE, so a forge that
  * comes back gets the final states, in order, and a late `pending` never overwrites a result.
  *
- * A job whose needs did not all succeed ends `skipped` without running. Cancelling the
+ * A job whose needs did not all succeed ends `skipped` without running; a failed Actions job with
+ * `continue-on-error: true` counts as passed for its needs and for the pipeline's result. The
+ * instances of an Actions matrix job share its strategy: at most `max-parallel` of them run at
+ * once, and with `fail-fast` one that fails cancels the others (running or waiting). Plans
+ * without these fields (every plan before them) schedule exactly as before. Cancelling the
  * pipeline cancels its running jobs (each destroys its machine) and waits for them, so a
  * cancelled pipeline leaves nothing behind; jobs not started yet end `cancelled`.
  */
@@ -204,6 +208,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       label: input.label ?? 'local',
       ...(input.dispatch ? { dispatch: input.dispatch } : {}),
       ...(input.gitProtocols ? { gitProtocols: input.gitProtocols } : {}),
+      ...(input.beforeSha ? { beforeSha: input.beforeSha } : {}),
     });
   } catch (err) {
     if (isCancellation(err)) {
@@ -258,6 +263,8 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   showPipeline(status);
   for (const j of initial) report(j.name, reportedState(j.state), j.message ?? 'waiting', j.jobId);
 
+  /** Failed jobs with `continue-on-error`: passed, for what needs them and for the result. */
+  const tolerated = new Set<string>();
   const setState = async (
     name: string,
     s: PipelineJobState,
@@ -269,10 +276,31 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     showPipeline(status);
     report(
       name,
-      reportedState(s),
+      // As on GitHub, a tolerated failure does not make the commit red; its description says it failed.
+      tolerated.has(name) ? 'success' : reportedState(s),
       s === 'running' ? 'running' : s === 'success' ? 'passed' : (extra.message ?? s),
       status.jobs[name].jobId,
     );
+  };
+
+  const passed = (name: string): boolean => state.get(name) === 'success' || tolerated.has(name);
+  /** Each running job's scope, so fail-fast can cancel one instance without the pipeline. */
+  const scopes = new Map<string, CancellationScope>();
+  /** Instances cancelled by fail-fast → the instance whose failure did it. */
+  const failedFast = new Map<string, string>();
+
+  /** fail-fast: the other instances of the failed one's matrix stop (running) or never start. */
+  const cancelSiblings = async (failed: PlannedJob): Promise<void> => {
+    const group = failed.matrix?.group;
+    for (const [name, sibling] of jobs) {
+      if (name === failed.name || sibling.matrix?.group !== group) continue;
+      if (state.get(name) === 'waiting') {
+        await setState(name, 'cancelled', { message: `fail-fast: ${failed.name} failed` });
+      } else if (state.get(name) === 'running' && !failedFast.has(name)) {
+        failedFast.set(name, failed.name);
+        scopes.get(name)?.cancel();
+      }
+    }
   };
 
   /** Outputs of the Actions jobs that succeeded, for the jobs that need them. */
@@ -314,7 +342,20 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
       await setState(job.name, 'success');
     } catch (err) {
       const s = jobStateOf(err);
-      await setState(job.name, s, { message: messageOf(err) });
+      const by = failedFast.get(job.name);
+      if (s === 'cancelled' && by !== undefined) {
+        await setState(job.name, s, { message: `fail-fast: ${by} failed` });
+        return;
+      }
+      // Only the job's own failure is tolerated; an error (no machine, ...) is Solstice's.
+      if (s === 'failure' && job.continueOnError) tolerated.add(job.name);
+      await setState(job.name, s, {
+        message: tolerated.has(job.name)
+          ? `${messageOf(err)}; continue-on-error: the pipeline goes on`
+          : messageOf(err),
+      });
+      if ((s === 'failure' || s === 'error') && !tolerated.has(job.name) && job.matrix?.failFast)
+        await cancelSiblings(job);
     }
   };
 
@@ -332,16 +373,29 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
           changed = true;
           continue;
         }
-        const blocked = job.needs.find((n) => state.get(n) !== 'success' && DONE.includes(state.get(n)!));
+        const blocked = job.needs.find((n) => !passed(n) && DONE.includes(state.get(n)!));
         if (blocked) {
           await setState(name, 'skipped', { message: `needs ${blocked}, which ended ${state.get(blocked)}` });
           changed = true;
           continue;
         }
-        if (job.needs.every((n) => state.get(n) === 'success')) {
+        const max = job.matrix?.maxParallel;
+        if (
+          max !== undefined &&
+          [...running.keys()].filter((n) => jobs.get(n)?.matrix?.group === job.matrix?.group).length >= max
+        )
+          continue; // started when an instance of its matrix ends
+        if (job.needs.every(passed)) {
+          const scope = new CancellationScope();
+          scopes.set(name, scope);
           running.set(
             name,
-            runJob(job).finally(() => running.delete(name)),
+            scope
+              .run(() => runJob(job))
+              .finally(() => {
+                running.delete(name);
+                scopes.delete(name);
+              }),
           );
           changed = true;
         }
@@ -355,12 +409,14 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
     await schedule();
   }
 
-  const states = [...state.values()];
+  const states = [...state].filter(([n]) => !tolerated.has(n)).map(([, s]) => s);
   const outcome: PipelineOutcome = {
     state: aggregateState(states, cancelled()),
     jobs: Object.fromEntries(state),
   };
-  const failed = [...state].filter(([, s]) => s === 'failure' || s === 'error').map(([n]) => n);
+  const failed = [...state]
+    .filter(([n, s]) => (s === 'failure' || s === 'error') && !tolerated.has(n))
+    .map(([n]) => n);
   if (failed.length > 0) outcome.message = `failed: ${failed.join(', ')}`;
   // The pipeline ends once the forge has every job's final state (or gave up on it).
   await statuses;

@@ -9,29 +9,36 @@ export interface TestRepo {
   sha: string;
 }
 
+function gitIn(dir: string, ...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd: dir,
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@example.invalid',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@example.invalid',
+    },
+  })
+    .toString()
+    .trim();
+}
+
 export function makeRepo(files: Record<string, string>): TestRepo {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-repo-'));
-  const git = (...args: string[]) =>
-    execFileSync('git', args, {
-      cwd: dir,
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 't',
-        GIT_AUTHOR_EMAIL: 't@example.invalid',
-        GIT_COMMITTER_NAME: 't',
-        GIT_COMMITTER_EMAIL: 't@example.invalid',
-      },
-    })
-      .toString()
-      .trim();
-  git('init', '-q', '-b', 'main');
+  gitIn(dir, 'init', '-q', '-b', 'main');
+  return { dir, sha: commitFiles(dir, files) };
+}
+
+/** Writes `files` into the repository and commits them on its branch; returns the new commit. */
+export function commitFiles(dir: string, files: Record<string, string>): string {
   for (const [name, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), content, { mode: name.endsWith('.sh') ? 0o755 : 0o644 });
   }
-  git('add', '-A');
-  git('commit', '-q', '--allow-empty', '-m', 'test');
-  return { dir, sha: git('rev-parse', 'HEAD') };
+  gitIn(dir, 'add', '-A');
+  gitIn(dir, 'commit', '-q', '--allow-empty', '-m', 'test');
+  return gitIn(dir, 'rev-parse', 'HEAD');
 }
 
 export function jobRepo(script: string): TestRepo {

@@ -4,10 +4,33 @@
  * marker in the environment its processes inherit, and by its own TMPDIR, which every
  * folder and machine workspace of the run lives under.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export const RUN_MARKER_ENV = 'SOLSTICE_TEST_RUN';
+
+/**
+ * Marks this jest run (a global setup calls it): everything it starts carries the marker, and
+ * every temporary folder of the run is under its own TMPDIR, so the teardown
+ * (global-teardown.ts) can tell what this run left behind.
+ */
+export function markRun(): { id: string; tmp: string } {
+  // One jest run of both projects calls each project's setup: they share one mark.
+  const marked = (globalThis as { __solsticeRun?: { id: string; tmp: string } }).__solsticeRun;
+  if (marked) return marked;
+  const id = randomUUID();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-test-run-'));
+  // mkdtemp makes it 0700; as /tmp itself, it must be enterable by the embedded PostgreSQL's
+  // own user (tests keep its data below it) and by the guest-image and machine processes.
+  fs.chmodSync(tmp, 0o755);
+  process.env[RUN_MARKER_ENV] = id;
+  process.env.TMPDIR = tmp;
+  const run = { id, tmp };
+  (globalThis as { __solsticeRun?: typeof run }).__solsticeRun = run;
+  return run;
+}
 
 const WATCHED = /(^|\/)(git|git-remote-\S+|qemu-system-\S+|qemu-img|runner\.js)(\s|$)|\bremote-(fd|ext)\b/;
 

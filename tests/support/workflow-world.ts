@@ -75,6 +75,8 @@ export interface WorldOptions {
   leaseWaits?: boolean;
   /** recordPipelineJobs (between planning and the first job) returns only once this settles. */
   recordJobsGate?: Promise<void>;
+  /** provisionMachine returns only once its workflow has been asked to cancel (a slow boot). */
+  bootsUntilCancelled?: boolean;
 }
 
 export interface Call {
@@ -93,14 +95,32 @@ export interface World {
 /** One step that passes; what the runner would run does not matter to the workflows. */
 const STEPS: JobStep[] = [{ name: 'test', run: 'true', continueOnError: false }];
 
-function plannedJob(name: string, needs: string[] = []): PlannedJob {
+function plannedJob(name: string, needs: string[] = [], more: Partial<PlannedJob> = {}): PlannedJob {
   return {
     name,
     needs,
     runsOn: 'local',
     steps: STEPS,
     env: {},
+    ...more,
   };
+}
+
+/** A pipeline of `jobs` whose runners behave as `runner(job name)` says. */
+function pipelineScenario(env: WorldEnv, jobs: PlannedJob[], runner: (job: string) => RunnerBehaviour) {
+  return inWorld(
+    env,
+    {
+      plan: () => ({ definition: '.forgejo/workflows/ci.yml', cancelSuperseded: false, jobs }),
+      runner: ({ workflowId }) => runner(workflowId.slice(workflowId.lastIndexOf('/job/') + 5)),
+    },
+    async (_w, queue) => {
+      const handle = await startPipeline(env.client, queue, pipelineInput());
+      const end = await ended(handle);
+      const histories: Recorded = { '': handle.workflowId };
+      return { histories, workflowId: handle.workflowId, end };
+    },
+  );
 }
 
 const onePlan: PipelinePlan = {
@@ -148,6 +168,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     async provisionMachine(req) {
       log(`provisionMachine #${req.attempt}`);
       const workflowId = callerId();
+      if (opts.bootsUntilCancelled) await cancelRequested(client.workflow.getHandle(workflowId));
       const behaviour = (opts.runner ?? (() => ({ exitCode: 0 })))({ workflowId, attempt: req.attempt });
       // As runner-api would: the signals carry the attempt their machine was made for.
       if (behaviour !== 'silent') {
@@ -327,6 +348,14 @@ async function until(what: string, ok: () => Promise<boolean> | boolean, timeout
   }
 }
 
+/** Until the run's history records a cancel request (what a boot that outlasts it sees). */
+async function cancelRequested(handle: WorkflowHandle): Promise<void> {
+  await until('the cancel request', async () => {
+    const history = await handle.fetchHistory();
+    return (history.events ?? []).some((e) => e.workflowExecutionCancelRequestedEventAttributes);
+  });
+}
+
 /** The job waits for its runner: the boot timer is started, so the machine is recorded in the run. */
 async function booting(handle: WorkflowHandle): Promise<boolean> {
   const history = await handle.fetchHistory();
@@ -402,6 +431,16 @@ export const scenarios = {
   /** Cancelled while its machine boots: the machine is destroyed and the slot released. */
   'job-cancelled-booting': (env: WorldEnv) =>
     jobScenario(env, { runner: () => 'silent' }, jobInput(), { what: 'the machine boots', ready: booting }),
+
+  /**
+   * Cancelled while provisionMachine itself runs (the boot outlasts the cancel): the machine it
+   * returns afterwards is still destroyed.
+   */
+  'job-cancelled-provisioning': (env: WorldEnv) =>
+    jobScenario(env, { runner: () => 'silent', bootsUntilCancelled: true }, jobInput(), {
+      what: 'the machine is being provisioned',
+      ready: (handle, world) => world.sequence(handle.workflowId).includes('provisionMachine #1'),
+    }),
 
   /** Cancelled while its runner runs the steps: the machine is destroyed and the slot released. */
   'job-cancelled-running': (env: WorldEnv) =>
@@ -494,6 +533,49 @@ export const scenarios = {
       },
     );
   },
+
+  /**
+   * An Actions matrix of three instances, `max-parallel: 2`, fail-fast: `test-1` fails while
+   * `test-2` runs and `test-3` waits for a slot; `test-2` is cancelled (its machine destroyed),
+   * `test-3` never starts, and `report`, which needs the matrix, is skipped.
+   */
+  'pipeline-matrix-fail-fast': (env: WorldEnv) => {
+    const matrix = { group: 'ci/test', failFast: true, maxParallel: 2 };
+    return pipelineScenario(
+      env,
+      [
+        plannedJob('test-1', [], { matrix }),
+        plannedJob('test-2', [], { matrix }),
+        plannedJob('test-3', [], { matrix }),
+        plannedJob('report', ['test-1', 'test-2', 'test-3']),
+      ],
+      (job) => (job === 'test-1' ? { exitCode: 1 } : 'hangs'),
+    );
+  },
+
+  /**
+   * `max-parallel: 1` without fail-fast: the instances run one after another, and the failure of
+   * the first does not stop the others.
+   */
+  'pipeline-matrix-max-parallel': (env: WorldEnv) => {
+    const matrix = { group: 'ci/test', failFast: false, maxParallel: 1 };
+    return pipelineScenario(
+      env,
+      ['a', 'b', 'c'].map((i) => plannedJob(`test-${i}`, [], { matrix })),
+      (job) => (job === 'test-a' ? { exitCode: 1 } : { exitCode: 0 }),
+    );
+  },
+
+  /**
+   * A job with `continue-on-error: true` fails: `deploy`, which needs it, still runs, and the
+   * pipeline succeeds.
+   */
+  'pipeline-continue-on-error': (env: WorldEnv) =>
+    pipelineScenario(
+      env,
+      [plannedJob('flaky', [], { continueOnError: true }), plannedJob('deploy', ['flaky'])],
+      (job) => (job === 'flaky' ? { exitCode: 1 } : { exitCode: 0 }),
+    ),
 
   /** One scheduled retention sweep: its single activity with the policy the schedule carries. */
   'retention-sweep': (env: WorldEnv) =>

@@ -317,6 +317,13 @@ function planWorkflow(
           job.line,
         ),
       );
+    // The same for every matrix instance: scanned once per job, not once per instance.
+    const secrets = secretNames([
+      ...Object.values(wf.env),
+      ...Object.values(job.env),
+      ...job.steps.flatMap((s) => [s.run, s.if ?? '', ...Object.values(s.env)]),
+      ...Object.values(job.outputs),
+    ]);
     for (const combo of combos) {
       const contexts = {
         ...base,
@@ -381,12 +388,6 @@ function planWorkflow(
           job.needs.flatMap((n) => (instances.get(n) ?? []).map((name) => [name, n])),
         ),
       };
-      const texts = [
-        ...actions.env.map(([, v]) => v),
-        ...job.steps.flatMap((s) => [s.run, s.if ?? '', ...Object.values(s.env)]),
-        ...Object.values(job.outputs),
-      ];
-      const secrets = secretNames(texts);
       let displayName: string | undefined;
       try {
         displayName = job.name ? interpolate(job.name, contexts, ok) : undefined;
@@ -402,6 +403,16 @@ function planWorkflow(
         ...(secrets.length > 0 ? { secrets } : {}),
         ...(job.timeoutMinutes ? { timeoutMs: job.timeoutMinutes * 60_000 } : {}),
         ...(job.artifacts.length > 0 ? { artifacts: job.artifacts } : {}),
+        ...(job.continueOnError ? { continueOnError: true } : {}),
+        ...(job.strategy
+          ? {
+              matrix: {
+                group: `${stem}/${job.id}`,
+                failFast: job.strategy.failFast,
+                ...(job.strategy.maxParallel !== undefined ? { maxParallel: job.strategy.maxParallel } : {}),
+              },
+            }
+          : {}),
         actions: JSON.stringify({ ...actions, ...(displayName ? { displayName } : {}) }),
         ...(label === undefined
           ? {

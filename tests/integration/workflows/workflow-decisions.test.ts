@@ -15,7 +15,13 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { pipelineJobWorkflowId } from '../../../model/domain';
 import { createLogger } from '../../../platform/logger';
 import { installTemporalRuntime } from '../../../platform/temporal';
-import { bundleWorkflows, scenarios, type Ended, type WorldEnv } from '../../support/workflow-world';
+import {
+  bundleWorkflows,
+  scenarios,
+  type Ended,
+  type World,
+  type WorldEnv,
+} from '../../support/workflow-world';
 
 let testEnv: TestWorkflowEnvironment;
 let env: WorldEnv;
@@ -140,6 +146,7 @@ test('a job cancelled while queued gives up its slot wait and ends cancelled', a
 });
 
 test.each([
+  ['while its machine is being provisioned', 'job-cancelled-provisioning'],
   ['while its machine boots', 'job-cancelled-booting'],
   ['while running', 'job-cancelled-running'],
 ] as const)('a job cancelled %s destroys the machine and releases the slot', async (_when, scenario) => {
@@ -193,4 +200,59 @@ test('a pipeline cancelled between planning and its first job records every job 
     'updatePipelineJob build cancelled',
     'finalizePipeline cancelled',
   ]);
+});
+
+/** The job workflows of `pipeline` in the order they got their (first) machine. */
+function provisionOrder(world: World, pipeline: string): string[] {
+  return world.calls
+    .filter((c) => c.workflowId.startsWith(`${pipeline}/job/`) && c.what === 'provisionMachine #1')
+    .map((c) => c.workflowId.slice(pipeline.length + '/job/'.length));
+}
+
+test('fail-fast: a failed matrix instance cancels the running one and the one waiting for max-parallel', async () => {
+  const { world, workflowId, end } = await scenarios['pipeline-matrix-fail-fast'](env);
+  const f = applicationFailure(end);
+  expect(f.type).toBe('PipelineFailed');
+  expect(f.details?.[0]).toEqual({
+    state: 'failure',
+    message: 'failed: test-1',
+    jobs: { 'test-1': 'failure', 'test-2': 'cancelled', 'test-3': 'cancelled', report: 'skipped' },
+  });
+  // max-parallel 2: the third instance never got a machine; the second's was destroyed.
+  expect(provisionOrder(world, workflowId).sort()).toEqual(['test-1', 'test-2']);
+  expect(world.sequence(pipelineJobWorkflowId(workflowId, 'test-2'))).toEqual(CANCELLED_WITH_MACHINE);
+  const sequence = world.sequence(workflowId);
+  expect(sequence).not.toContain('updatePipelineJob test-3 running');
+  expect(sequence).toEqual(
+    expect.arrayContaining(['updatePipelineJob test-3 cancelled', 'updatePipelineJob report skipped']),
+  );
+});
+
+test('max-parallel 1 runs the instances one at a time; without fail-fast a failure stops none', async () => {
+  const { world, workflowId, end } = await scenarios['pipeline-matrix-max-parallel'](env);
+  expect(applicationFailure(end).details?.[0]).toEqual({
+    state: 'failure',
+    message: 'failed: test-a',
+    jobs: { 'test-a': 'failure', 'test-b': 'success', 'test-c': 'success' },
+  });
+  // Each instance starts only after the one before it ended.
+  const sequence = world
+    .sequence(workflowId)
+    .filter((s) => /^updatePipelineJob .* (running|success|failure)$/.test(s));
+  expect(sequence).toEqual([
+    'updatePipelineJob test-a running',
+    'updatePipelineJob test-a failure',
+    'updatePipelineJob test-b running',
+    'updatePipelineJob test-b success',
+    'updatePipelineJob test-c running',
+    'updatePipelineJob test-c success',
+  ]);
+});
+
+test('continue-on-error: the failed job does not block what needs it, and the pipeline succeeds', async () => {
+  const { world, workflowId, end } = await scenarios['pipeline-continue-on-error'](env);
+  expect(end).toEqual({ ok: { state: 'success', jobs: { flaky: 'failure', deploy: 'success' } } });
+  expect(world.sequence(workflowId)).toEqual(
+    expect.arrayContaining(['updatePipelineJob deploy running', 'finalizePipeline success']),
+  );
 });

@@ -9,7 +9,7 @@ import {
 } from '../../../activities/commit-plan';
 import { planFromWorkflowFile } from '../../../activities/pipeline-plan';
 import { JOB_SCRIPT_PATH, WORKFLOW_FILE_PATH } from '../../../model/job-definition-paths';
-import { makeRepo, type TestRepo } from '../../support/git-repo';
+import { commitFiles, makeRepo, type TestRepo } from '../../support/git-repo';
 import { newJobRequest } from '../../../model/job-request';
 import { eventOfRequest, pipelineIdsForRequest, pipelineInput } from '../../../ingress/pipeline-start';
 import { aggregateState } from '../../../workflows/pipeline';
@@ -262,6 +262,38 @@ describe('loadPipelinePlan: Actions workflows when there is no .solstice file', 
     await expect(plan(bad)).rejects.toThrow(
       '.forgejo/workflows/ci.yml:6:15: error: uses: actions/cache@v4 is not supported',
     );
+  });
+
+  test('paths and paths-ignore filter on the files of the push (before..after)', async () => {
+    const job = `jobs:\n  j:\n    runs-on: ubuntu-latest\n    steps: [{run: echo}]\n`;
+    const r = repo({
+      '.forgejo/workflows/src.yml': `on:\n  push:\n    paths: ['src/**', '!src/**/*.md']\n${job}`,
+      '.forgejo/workflows/not-docs.yml': `on:\n  push:\n    paths-ignore: ['docs/**']\n${job}`,
+      '.forgejo/workflows/always.yml': `on: push\n${job}`,
+      'src/a.ts': '1',
+      'docs/index.md': '1',
+    });
+    const names = async (beforeSha: string, sha: string) =>
+      (await plan({ dir: r.dir, sha }, { beforeSha })).jobs.map((j) => j.name).sort();
+    // src/notes/x.md is excluded by src.yml's `!` pattern, and is not under docs/.
+    const notes = commitFiles(r.dir, { 'docs/index.md': '2', 'src/notes/x.md': '2' });
+    expect(await names(r.sha, notes)).toEqual(['always/j', 'not-docs/j']);
+    const docs = commitFiles(r.dir, { 'docs/index.md': '3' });
+    expect(await names(notes, docs)).toEqual(['always/j']);
+    const code = commitFiles(r.dir, { 'src/a.ts': '2' });
+    expect(await names(docs, code)).toEqual(['always/j', 'not-docs/j', 'src/j']);
+    // Several commits in one push: every file between before and after counts.
+    expect(await names(r.sha, code)).toEqual(['always/j', 'not-docs/j', 'src/j']);
+    // A new branch (before all zeros) or a before the repository no longer has: every filter matches.
+    const all = ['always/j', 'not-docs/j', 'src/j'];
+    expect(await names('0'.repeat(40), docs)).toEqual(all);
+    expect(await names('1'.repeat(40), docs)).toEqual(all);
+    // Tags do not look at paths (GitHub's rule).
+    expect(
+      (await plan({ dir: r.dir, sha: docs }, { beforeSha: r.sha, ref: 'refs/tags/v1' })).jobs.map(
+        (j) => j.name,
+      ),
+    ).toHaveLength(3);
   });
 
   test('--workflow runs only that file, as workflow_dispatch; an unknown file is refused', async () => {
