@@ -10,11 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { PipelineEvent, PipelinePlan } from '../model/domain';
+import type { JobSource, PipelineEvent, PipelinePlan } from '../model/domain';
 import { ACTIONS_WORKFLOW_DIRS } from '../model/job-definition-paths';
 import { SolsticeError } from '../platform/errors';
 import { ChildProcessError, runBounded } from '../platform/child-process';
 import { redactUrlsInText } from '../model/redact-url';
+import { gitAuthEnv } from '../model/git-auth-env';
 import { WORKFLOW_FILE_LIMITS } from '../workflow-file';
 import { choosePlanner, DEFINITION_PATHS, planDefinitions, type PlanTrigger } from './plan-definitions';
 import { planOffThread } from './plan-thread';
@@ -31,6 +32,8 @@ export const FORGE_GIT_PROTOCOLS = ['https', 'ssh'] as const;
 export const GIT_TIMEOUT_MS = { fetch: 120_000, read: 30_000 } as const;
 
 export interface PlanRequest {
+  /** Where the run came from: a forge's repository is fetched with that forge's token. */
+  source?: JobSource;
   repoUrl: string;
   commitSha: string;
   ref?: string;
@@ -54,6 +57,8 @@ export interface PlanDeps {
   ) => Promise<PipelinePlan | undefined>;
   /** SOLSTICE_ACTIONS_RUNS_ON; absent: its default. */
   actionsRunsOn?: Record<string, string[]>;
+  /** HTTP header for fetching the repository (its forge's token); absent: anonymous. */
+  authHeader?: string;
   /** Bounds of each git; absent: GIT_TIMEOUT_MS (a test shortens them to see one crossed). */
   gitTimeoutMs?: { fetch: number; read: number };
 }
@@ -80,13 +85,16 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
   ctx?.cancelled.catch(() => abort.abort());
   const signal = abort.signal;
   const protocols = req.gitProtocols ?? [...FORGE_GIT_PROTOCOLS];
-  const env = {
+  const base = {
     ...process.env,
     GIT_TERMINAL_PROMPT: '0',
     GIT_ALLOW_PROTOCOL: protocols.join(':'),
     // A worker's own git configuration must not widen what a repository URL can do.
     GIT_CONFIG_NOSYSTEM: '1',
   };
+  // Through the environment, sent to the repository's own origin only: never in a URL or an
+  // argument that an error message, a span or the history could show.
+  const env = deps.authHeader ? gitAuthEnv(base, req.repoUrl, deps.authHeader) : base;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
   const timeouts = deps.gitTimeoutMs ?? GIT_TIMEOUT_MS;
   const git = (args: string[], timeoutMs: number, maxOutputBytes?: number) =>

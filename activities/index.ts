@@ -20,6 +20,7 @@ import type { JobDefinition } from '../model/job-file';
 import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
+import type { GitCredentialConfig } from '../forges/git-credential';
 import { createRetentionActivities } from './retention';
 
 /**
@@ -48,6 +49,8 @@ export interface ActivityDeps extends CapacityDeps {
   machineLivenessMs: number;
   /** SOLSTICE_ACTIONS_RUNS_ON: which machine label runs an Actions job's runs-on. */
   actionsRunsOn?: Record<string, string[]>;
+  /** The forge token planning fetches private repositories with (forges/git-credential.ts). */
+  gitCredentials?: GitCredentialConfig;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;

@@ -4,11 +4,13 @@ import type { JobStore } from '../storage/job-store';
 import type { PipelineInput, PipelineJobState, PipelinePlan, PipelineState } from '../model/domain';
 import { loadPipelinePlan, type PlanRequest } from './commit-plan';
 import { warmPlanThread } from './plan-thread';
+import { gitAuthHeader, type GitCredentialConfig } from '../forges/git-credential';
 
 export function createPipelineActivities(deps: {
   jobs: JobStore;
   pipelines?: PipelineStore;
   actionsRunsOn?: Record<string, string[]>;
+  gitCredentials?: GitCredentialConfig;
 }) {
   const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);
   // The first plan should not pay for starting the parsing thread.
@@ -19,7 +21,14 @@ export function createPipelineActivities(deps: {
     },
 
     async loadPipelinePlan(req: PlanRequest): Promise<PipelinePlan> {
-      return loadPipelinePlan(req, { actionsRunsOn: deps.actionsRunsOn });
+      // Looked up here, not passed in: the token must not enter the workflow's history.
+      const authHeader = deps.gitCredentials
+        ? gitAuthHeader(deps.gitCredentials, { source: req.source ?? 'manual', repoUrl: req.repoUrl })
+        : undefined;
+      return loadPipelinePlan(req, {
+        actionsRunsOn: deps.actionsRunsOn,
+        ...(authHeader ? { authHeader } : {}),
+      });
     },
 
     async recordPipelineJobs(

@@ -21,6 +21,7 @@ import { describeError, SolsticeError } from '../platform/errors';
 import { migrationStatus } from '../storage/migrate';
 import { connectClient } from '../platform/temporal';
 import { loadImageMap } from '../provisioning/qemu/image-map';
+import { checkForgejoToken } from '../forges/forgejo/token-check';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -321,6 +322,35 @@ async function checkImages(cfg: Config): Promise<CheckResult> {
   return { name, status: 'ok', detail: `${images.length} image(s) present (${names})` };
 }
 
+/**
+ * The Forgejo/Gitea token, by asking the forge what it may do: a read-only token would pass
+ * every other check and then get 403 on every commit status.
+ */
+async function checkForgeToken(cfg: Config): Promise<CheckResult> {
+  const name = 'forge token';
+  if (!cfg.forgejoToken)
+    return {
+      name,
+      status: 'skip',
+      detail: `${SETTINGS.forgejoToken.env} is unset: no statuses on Forgejo/Gitea`,
+    };
+  if (!cfg.forgejoApiUrl)
+    return {
+      name,
+      status: 'skip',
+      detail: `${SETTINGS.forgejoApiUrl.env} is unset, so doctor does not know which forge to ask about the token`,
+      hint: `set ${SETTINGS.forgejoApiUrl.env}=https://<forge>/api/v1 to have the token checked`,
+    };
+  try {
+    const v = await checkForgejoToken(cfg.forgejoApiUrl, cfg.forgejoToken);
+    return v.ok
+      ? { name, status: 'ok', detail: v.detail }
+      : { name, status: 'fail', detail: v.detail, hint: v.hint };
+  } catch (err) {
+    return failure(name, err);
+  }
+}
+
 /** Runs every check at once and returns the results in a fixed order. */
 export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Promise<CheckResult[]> {
   const installationId = installationIdOf(cfg);
@@ -333,5 +363,6 @@ export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Prom
     checkBlobStore(cfg),
     checkQemu(cfg, opts),
     checkImages(cfg),
+    checkForgeToken(cfg),
   ]);
 }

@@ -54,8 +54,20 @@ const pushSchema = z.object({
   // What the branch pointed at before the push: `paths` filters look at the files between.
   before: z.string().optional(),
   deleted: z.boolean().optional(),
+  // The commit the push leads to; for an annotated tag, the commit the tag points to.
+  head_commit: z.object({ id: z.string() }).nullish(),
   repository,
 });
+
+/**
+ * The commit a push runs. For an annotated tag, `after` is the tag object's id (Gitea, Forgejo
+ * and GitHub alike), which is no commit: statuses on it show nowhere and the run would record
+ * the wrong sha. Its `head_commit` is the commit the tag points to (the forge peeled it).
+ */
+function pushedCommit(ref: string, after: string, headCommit: string | undefined): string {
+  if (ref.startsWith('refs/tags/') && headCommit && sha.safeParse(headCommit).success) return headCommit;
+  return after;
+}
 
 const pullRequestSchema = z.object({
   action: z.string().min(1),
@@ -88,7 +100,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
     case 'push': {
       const p = pushSchema.safeParse(payload);
       if (!p.success) return { kind: 'invalid', reason: `push payload: ${describeIssues(p.error)}` };
-      const { ref, after, before, deleted, repository: repo } = p.data;
+      const { ref, after, before, deleted, head_commit: head, repository: repo } = p.data;
       if (deleted === true || ZERO_SHA.test(after))
         return { kind: 'ignore', reason: `push deletes ${ref}; nothing to build` };
       if (!sha.safeParse(after).success)
@@ -98,7 +110,7 @@ export function interpret(forge: Forge, meta: DeliveryMeta, payload: unknown): O
         request: newJobRequest({
           source,
           repoUrl: repo.clone_url,
-          commitSha: after,
+          commitSha: pushedCommit(ref, after, head?.id),
           ref,
           deliveryId: meta.deliveryId,
           event: 'push',

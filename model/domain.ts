@@ -33,7 +33,12 @@ export interface JobInput extends Omit<JobDefinition, 'timeoutMs'> {
 
 /** Why the runner ended; mirrors runner.v1.FinishReason. */
 export type FinishReason =
-  'EXITED' | 'CHECKOUT_FAILED' | 'NO_JOB_DEFINITION' | 'RUNNER_ERROR' | 'INTERRUPTED';
+  | 'EXITED'
+  | 'CHECKOUT_FAILED'
+  | 'CHECKOUT_UNAVAILABLE'
+  | 'NO_JOB_DEFINITION'
+  | 'RUNNER_ERROR'
+  | 'INTERRUPTED';
 
 export interface RunnerStarted {
   attempt: number;

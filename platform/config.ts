@@ -627,6 +627,13 @@ const DECLARED = {
       'A running job whose runner has not been heard from for this long has lost its machine: it is destroyed and the job retried on a fresh one (runners heartbeat every quarter of it, whatever the job prints)',
     default: 60_000,
   }),
+  checkoutRetryForMs: setting({
+    env: 'SOLSTICE_CHECKOUT_RETRY_FOR',
+    type: duration,
+    description:
+      "How long a job's checkout retries a repository it cannot reach (the forge down, a network failure) before the job ends `error`",
+    default: 5 * 60_000,
+  }),
   otlpEndpoint: optional({
     env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
     type: url,

@@ -38,6 +38,7 @@ import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../
 import type { FinishReason } from '../model/domain';
 import { SecretMasker } from '../model/secret-mask';
 import { SecretStore } from '../storage/secret-store';
+import { gitAuthHeader } from '../forges/git-credential';
 import { ArtifactRefusedError, uploadArtifactHandler, type ArtifactLimits } from './artifacts';
 import { authenticate, TokenCache, TOKEN_CACHE_MS, type AuthenticatedJob } from './auth';
 import { amqpCheck, databaseCheck, HealthReporter, temporalCheck, type ReadinessCheck } from './health';
@@ -62,6 +63,13 @@ export interface LogServiceDeps {
   /** Where uploaded artifacts go, and how large they may be. */
   blobs: BlobStore;
   artifactLimits: ArtifactLimits;
+  /**
+   * The header a job's runner fetches its repository with (forges/git-credential.ts), sent in
+   * StartJob's answer; none: anonymous fetches.
+   */
+  checkoutAuth?: (job: { source: string; repoUrl: string }) => string | undefined;
+  /** How long a runner's checkout retries an unreachable repository; unset: the runner's default. */
+  checkoutRetryForMs?: number;
 }
 
 export interface GrpcServerSettings {
@@ -215,11 +223,18 @@ export function logServiceOptions(
   cfg: Config,
   temporal: Client,
   opts: { checkAmqp: boolean },
-): Pick<LogServiceDeps, 'server' | 'readiness' | 'secrets'> {
-  const secrets = SecretStore.load(cfg.secretsFile).all();
+): Pick<LogServiceDeps, 'server' | 'readiness' | 'secrets' | 'checkoutAuth' | 'checkoutRetryForMs'> {
+  // The forge token is masked at ingest too, should a runner ever print it.
+  const secrets = [
+    ...SecretStore.load(cfg.secretsFile).all(),
+    ...(cfg.forgejoToken ? [{ name: 'SOLSTICE_FORGEJO_TOKEN', value: cfg.forgejoToken }] : []),
+  ];
+  const credentials = { forgejoToken: cfg.forgejoToken, forgejoApiUrl: cfg.forgejoApiUrl };
   return {
     server: grpcServerSettings(cfg),
     ...(secrets.length > 0 ? { secrets: new SecretMasker(secrets) } : {}),
+    checkoutAuth: (job) => gitAuthHeader(credentials, job),
+    checkoutRetryForMs: cfg.checkoutRetryForMs,
     readiness: [
       databaseCheck(effectiveDatabaseUrl(cfg)),
       temporalCheck(temporal),
@@ -310,6 +325,15 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       );
   }
 
+  const checkoutAuthOf = async (jobId: string): Promise<string | undefined> => {
+    if (!deps.checkoutAuth) return undefined;
+    const row = await jobs.db.job.findUnique({
+      where: { id: jobId },
+      select: { source: true, repoUrl: true },
+    });
+    return row ? deps.checkoutAuth(row) : undefined;
+  };
+
   return {
     UploadArtifact: uploadArtifactHandler(
       { tokens, artifacts: new ArtifactStore(jobs.db), blobs: deps.blobs, limits: deps.artifactLimits, log },
@@ -331,7 +355,12 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           .getHandle(job.workflowId)
           .signal(runnerStartedSignal, { attempt: job.attempt, hostname: call.request.hostname });
         log.info({ jobId: job.id, attempt: job.attempt, hostname: call.request.hostname }, 'runner started');
-        return { persistedThroughSeq: await jobs.lastLogSeq(job.id) };
+        const checkoutAuthHeader = await checkoutAuthOf(job.id);
+        return {
+          persistedThroughSeq: await jobs.lastLogSeq(job.id),
+          ...(checkoutAuthHeader ? { checkoutAuthHeader } : {}),
+          ...(deps.checkoutRetryForMs ? { checkoutRetryForMs: deps.checkoutRetryForMs } : {}),
+        };
       });
     },
 

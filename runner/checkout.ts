@@ -11,9 +11,30 @@ import type { JobContext } from './job-context';
 import { LineSplitter } from './log/lines';
 import { redactUrlsInText } from '../model/redact-url';
 import { localRepoPath } from '../model/repo-url';
+import { gitAuthEnv } from '../model/git-auth-env';
 import { ChildProcessError, runBounded } from '../platform/child-process';
 
-export type CheckoutResult = { ok: true } | { ok: false; message: string };
+/**
+ * `missing-commit`: the repository was fetched and the commit is not in it (the user's
+ * repository, so the job fails). `unavailable`: the repository could not be fetched or checked
+ * out (host unreachable, credentials refused, the forge failing, git timing out): an
+ * infrastructure error, never the script's failure.
+ */
+export type CheckoutResult =
+  { ok: true } | { ok: false; kind: 'missing-commit' | 'unavailable'; message: string };
+
+export interface CheckoutOptions {
+  /**
+   * An HTTP header (`Authorization: token …`) for fetches of the repository from its own
+   * origin, from StartJob: given to git through its environment, never on a command line, in
+   * a file or in the log.
+   */
+  authHeader?: string;
+  /** How long a fetch that failed for a passing reason (the forge down) is retried; default 0. */
+  retryForMs?: number;
+  /** Waits between fetch attempts; default 1 s, doubling up to 15 s. */
+  retryDelayMs?: (attempt: number) => number;
+}
 
 /** Writes one SYSTEM line to the job log. */
 export type SystemLog = (text: string) => void;
@@ -59,6 +80,39 @@ interface GitResult {
 /** A git that ran longer than its bound; checkout fails with this message. */
 class GitTimeout extends Error {}
 
+/** git's messages of a server it could not talk to at all (or that answered 5xx/429). */
+const UNREACHABLE =
+  /could not resolve host|failed to connect|couldn't connect|connection refused|connection timed out|operation timed out|timed out after|unable to look up|temporary failure in name resolution|network is unreachable|no route to host|the requested url returned error: (5\d\d|408|429)/i;
+
+/** git's messages of a transfer cut off half-way (also what some servers say when they refuse). */
+const CUT_OFF =
+  /connection reset|empty reply from server|recv failure|remote end hung up unexpectedly|early eof|rpc failed/i;
+
+/**
+ * A fetch that may work if tried again: the server or the network failing, not the server
+ * saying no (401/403/404, `repository not found`, a refused transport).
+ */
+export function isPassingFetchFailure(gitOutput: string[]): boolean {
+  return gitOutput.some((l) => UNREACHABLE.test(l) || CUT_OFF.test(l));
+}
+
+const defaultRetryDelay = (attempt: number): number => Math.min(1000 * 2 ** (attempt - 1), 15_000);
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /**
  * One git, in its own process group (its transport helpers die with it), with a timeout; the
  * signal (the runner stopping) kills the group too and rejects.
@@ -71,6 +125,7 @@ async function runGit(
   timeoutMs: number,
   signal?: AbortSignal,
   quiet = false,
+  authHeader?: string,
 ): Promise<GitResult> {
   const tail: string[] = [];
   const onLine = (raw: string): void => {
@@ -86,9 +141,10 @@ async function runGit(
     err.end();
   };
   try {
+    const env = gitEnv(process.env, repoUrl);
     await runBounded('git', args, {
       cwd,
-      env: gitEnv(process.env, repoUrl),
+      env: authHeader ? gitAuthEnv(env, repoUrl, authHeader) : env,
       timeoutMs,
       signal,
       onData: (chunk, stream) => (stream === 'stdout' ? out : err).push(chunk),
@@ -108,6 +164,7 @@ export async function checkout(
   ctx: JobContext,
   log: SystemLog,
   signal?: AbortSignal,
+  opts: CheckoutOptions = {},
 ): Promise<CheckoutResult> {
   const repo = redactUrlsInText(ctx.repoUrl);
   const sha = ctx.commitSha;
@@ -116,60 +173,85 @@ export async function checkout(
     args: string[],
     show: string[] = args,
     timeoutMs: number = CHECKOUT_GIT_TIMEOUT_MS.local,
+    authHeader?: string,
   ): Promise<GitResult> => {
     log(`$ git ${show.join(' ')}`);
-    return runGit(args, ctx.workdir, ctx.repoUrl, log, timeoutMs, signal);
+    return runGit(args, ctx.workdir, ctx.repoUrl, log, timeoutMs, signal, false, authHeader);
   };
   /** A check whose output only matters for the error message. */
   const gitQuiet = (args: string[]): Promise<GitResult> =>
     runGit(args, ctx.workdir, ctx.repoUrl, log, CHECKOUT_GIT_TIMEOUT_MS.local, signal, true);
   const fetchTimeout = CHECKOUT_GIT_TIMEOUT_MS.fetch;
+  const unavailable = (message: string): CheckoutResult => ({ ok: false, kind: 'unavailable', message });
+  const retryUntil = Date.now() + (opts.retryForMs ?? 0);
+  const retryDelay = opts.retryDelayMs ?? defaultRetryDelay;
+
+  /** The commit by id, else every ref (servers that refuse an unadvertised object). */
+  const fetchOnce = async (): Promise<GitResult> => {
+    // "--" ends the options: the URL is data even if it looks like one (validated anyway).
+    const fetchShallow = ['fetch', '--depth=1', '--no-tags', '--', ctx.repoUrl, sha];
+    const r = await git(
+      fetchShallow,
+      ['fetch', '--depth=1', '--no-tags', '--', repo, sha],
+      fetchTimeout,
+      opts.authHeader,
+    );
+    // A server that cannot be reached will not serve the refs either.
+    if (r.code === 0 || r.tail.some((l) => UNREACHABLE.test(l))) return r;
+    log('The server did not serve the commit by id; fetching all refs instead');
+    const fetchAll = ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/*'];
+    const all = await git(
+      fetchAll,
+      ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/*'],
+      fetchTimeout,
+      opts.authHeader,
+    );
+    // The second attempt says why it failed: the first one's refusal may read like a cut-off.
+    return all;
+  };
 
   try {
     await mkdir(ctx.workdir, { recursive: true });
     log(`Checking out ${repo} at ${sha} into ${ctx.workdir}`);
     // Re-running in a used workdir (a restarted runner) is fine: `git init` is idempotent.
     let r = await git(['init', '-q']);
-    if (r.code !== 0)
-      return { ok: false, message: `git init failed in ${ctx.workdir}: ${r.tail.join(' / ')}` };
+    if (r.code !== 0) return unavailable(`git init failed in ${ctx.workdir}: ${r.tail.join(' / ')}`);
 
-    // "--" ends the options: the URL is data even if it looks like one (validated anyway).
-    const fetchShallow = ['fetch', '--depth=1', '--no-tags', '--', ctx.repoUrl, sha];
-    r = await git(fetchShallow, ['fetch', '--depth=1', '--no-tags', '--', repo, sha], fetchTimeout);
-    if (r.code !== 0) {
-      log('The server did not serve the commit by id; fetching all refs instead');
-      const fetchAll = ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/*'];
-      r = await git(fetchAll, ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/*'], fetchTimeout);
-      if (r.code !== 0) {
-        return {
-          ok: false,
-          message: `could not fetch repository ${repo}: ${r.tail.join(' / ') || `git exited with ${r.code}`}`,
-        };
-      }
+    // A forge that is down (restarting, a network blip) is waited for, within the runner's
+    // retry window; a forge that says no (credentials, no such repository) is not asked again.
+    for (let attempt = 1; ; attempt++) {
+      r = await fetchOnce();
+      if (r.code === 0) break;
+      const why = r.tail.join(' / ') || `git exited with ${r.code}`;
+      const wait = retryDelay(attempt);
+      if (!isPassingFetchFailure(r.tail) || Date.now() + wait > retryUntil)
+        return unavailable(`could not fetch repository ${repo}: ${why}`);
+      log(`The repository is unreachable (${why}); trying again in ${Math.round(wait / 1000)} s`);
+      await sleep(wait, signal);
     }
 
     r = await gitQuiet(['cat-file', '-e', `${sha}^{commit}`]);
-    if (r.code !== 0) return { ok: false, message: `commit ${sha} was not found in repository ${repo}` };
+    if (r.code !== 0)
+      return {
+        ok: false,
+        kind: 'missing-commit',
+        message: `commit ${sha} was not found in repository ${repo}`,
+      };
 
     r = await git(['-c', 'advice.detachedHead=false', 'checkout', '-q', '--force', '--detach', sha]);
-    if (r.code !== 0) {
-      return { ok: false, message: `could not check out commit ${sha} of ${repo}: ${r.tail.join(' / ')}` };
-    }
+    if (r.code !== 0)
+      return unavailable(`could not check out commit ${sha} of ${repo}: ${r.tail.join(' / ')}`);
     r = await gitQuiet(['log', '-1', '--format=HEAD is now %H %s']);
     if (r.code === 0 && r.tail.length > 0) log(r.tail[r.tail.length - 1]);
     return { ok: true };
   } catch (err) {
-    if (err instanceof GitTimeout)
-      return { ok: false, message: `checkout of ${repo} at ${sha}: ${err.message}` };
+    if (err instanceof GitTimeout) return unavailable(`checkout of ${repo} at ${sha}: ${err.message}`);
     if (err instanceof ChildProcessError && err.reason === 'spawn' && /ENOENT/.test(err.message)) {
-      return {
-        ok: false,
-        message: 'git is not installed on this machine; the base image must provide git and /bin/sh',
-      };
+      return unavailable('git is not installed on this machine; the base image must provide git and /bin/sh');
     }
     if (err instanceof ChildProcessError && err.reason === 'aborted') throw err;
     const e = err as Error;
-    if (e.name === 'AbortError') throw err;
-    return { ok: false, message: `checkout of ${repo} at ${sha} failed: ${e.message}` };
+    if (e.name === 'AbortError' || signal?.aborted) throw err;
+    return unavailable(`checkout of ${repo} at ${sha} failed: ${e.message}`);
   }
 }

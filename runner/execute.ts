@@ -70,13 +70,26 @@ export function jobScriptEnv(base: NodeJS.ProcessEnv, ctx: JobContext): NodeJS.P
   };
 }
 
+/** `Authorization: token abc`: the whole value and its last word (the token itself). */
+function checkoutCredentialValues(header: string): { name: string; value: string }[] {
+  const value = header.replace(/^[^:]*:\s*/, '');
+  const token = value.split(/\s+/).pop() ?? value;
+  return [
+    { name: 'checkout credential', value },
+    { name: 'checkout credential', value: token },
+  ];
+}
+
 /**
  * What the job's log must not show: the job's secrets, every secret-named variable of the script's
- * environment (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`) and the runner's own job token.
+ * environment (`*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`), the runner's own job token and
+ * the checkout credential.
  */
 export function jobSecretMasker(scriptEnv: NodeJS.ProcessEnv, ctx: JobContext): SecretMasker {
   return new SecretMasker([
     { name: 'SOLSTICE_JOB_TOKEN', value: ctx.token },
+    // The header and the token in it, should git ever print either.
+    ...(ctx.checkoutAuthHeader ? checkoutCredentialValues(ctx.checkoutAuthHeader) : []),
     ...Object.entries(ctx.secrets).map(([name, value]) => ({ name, value })),
     ...secretsFromEnv(scriptEnv),
   ]);

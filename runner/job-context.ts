@@ -53,6 +53,14 @@ export interface JobContext {
   traceparent?: string;
   /** OTLP/gRPC endpoint for the runner's spans; unset: spans are not exported. */
   otlpEndpoint?: string;
+  /**
+   * The header git sends to fetch the repository (the forge's token, for a private
+   * repository). From StartJob, never from the job file or the environment: it stays in the
+   * runner's memory, is given to git alone and is masked in the log.
+   */
+  checkoutAuthHeader?: string;
+  /** How long the checkout retries a repository it cannot reach; from StartJob, else 5 min. */
+  checkoutRetryForMs?: number;
 }
 
 type Field =

@@ -56,10 +56,19 @@ export async function runJob(ctx: JobContext): Promise<number> {
     return code;
   } finally {
     client.close();
-    await tracing.finish({
-      ok: code === 0,
-      message: code === undefined ? 'runner error' : `exit code ${code}`,
-    });
+    // The machine is destroyed as soon as FinishJob is in, which sends this process SIGTERM:
+    // the job's spans still go out (within finish's bound) before the runner exits.
+    const hold = (signal: NodeJS.Signals): void =>
+      diag(`received ${signal}; exiting once the spans are sent`);
+    for (const s of FORWARDED_SIGNALS) process.on(s, hold);
+    try {
+      await tracing.finish({
+        ok: code === 0,
+        message: code === undefined ? 'runner error' : `exit code ${code}`,
+      });
+    } finally {
+      for (const s of FORWARDED_SIGNALS) process.off(s, hold);
+    }
   }
 }
 
@@ -88,9 +97,16 @@ async function runWithClient(
     hostname: os.hostname(),
   });
   const resumeAfter = started.persistedThroughSeq;
+  const job: JobContext = {
+    ...ctx,
+    ...(started.checkoutAuthHeader ? { checkoutAuthHeader: started.checkoutAuthHeader } : {}),
+    ...(Number(started.checkoutRetryForMs) > 0
+      ? { checkoutRetryForMs: Number(started.checkoutRetryForMs) }
+      : {}),
+  };
   const stopHeartbeats = startHeartbeats(rpc, ctx);
   try {
-    return await runStarted(ctx, rpc, client, tracing, startedAt, resumeAfter);
+    return await runStarted(job, rpc, client, tracing, startedAt, resumeAfter);
   } finally {
     stopHeartbeats();
   }
@@ -291,6 +307,9 @@ interface PlannedStep extends Omit<JobStep, 'run'> {
   file?: string;
 }
 
+/** How long the checkout waits for an unreachable repository when StartJob did not say. */
+const DEFAULT_CHECKOUT_RETRY_FOR_MS = 5 * 60_000;
+
 /** How long a step that died of a signal waits for that signal to reach the runner as well. */
 const SIGNAL_SETTLE_MS = 300;
 
@@ -322,10 +341,18 @@ async function runSteps(
     );
   }
 
-  const co = await checkout(ctx, log, signal);
+  const co = await checkout(ctx, log, signal, {
+    authHeader: ctx.checkoutAuthHeader,
+    retryForMs: ctx.checkoutRetryForMs ?? DEFAULT_CHECKOUT_RETRY_FOR_MS,
+  });
   if (!co.ok) {
     log(co.message);
-    return { reason: 'FINISH_REASON_CHECKOUT_FAILED', exitCode: 0, message: co.message };
+    return {
+      reason:
+        co.kind === 'missing-commit' ? 'FINISH_REASON_CHECKOUT_FAILED' : 'FINISH_REASON_CHECKOUT_UNAVAILABLE',
+      exitCode: 0,
+      message: co.message,
+    };
   }
 
   let plan: PlannedStep[];

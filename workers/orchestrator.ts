@@ -160,6 +160,7 @@ export async function startOrchestratorWorker(
     runnerOtlpEndpoint: cfg.runnerOtlpEndpoint,
     machineLivenessMs: cfg.machineLivenessMs,
     actionsRunsOn: cfg.actionsRunsOn,
+    gitCredentials: { forgejoToken: cfg.forgejoToken, forgejoApiUrl: cfg.forgejoApiUrl },
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({

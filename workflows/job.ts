@@ -91,9 +91,14 @@ export function outcomeOf(f: RunnerFinished): JobOutcome {
             ...(f.outputs && Object.keys(f.outputs).length > 0 ? { outputs: f.outputs } : {}),
           }
         : { state: 'failure', exitCode: f.exitCode, message: `job script exited with code ${f.exitCode}` };
+    // What the repository holds is the user's: a commit that is not in it (force-pushed away),
+    // a commit without a job definition.
     case 'CHECKOUT_FAILED':
     case 'NO_JOB_DEFINITION':
       return { state: 'failure', message: f.message };
+    // A repository that could not be fetched (forge down, credentials refused, timeout) says
+    // nothing about the commit: the runner retried it for its retry window, then gave up.
+    case 'CHECKOUT_UNAVAILABLE':
     case 'RUNNER_ERROR':
       return { state: 'error', message: f.message };
   }

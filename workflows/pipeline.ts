@@ -140,11 +140,12 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   const record = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
 
   // Forge statuses: one chain, so updates of this commit reach the forge in order; each is
-  // retried until the deadline, then recorded and given up without changing the result.
+  // retried until the deadline, then recorded and given up without changing the result. At
+  // most 30 s apart: a forge that is back gets its statuses soon, and a retry adds no history.
   const forge = proxyActivities<ReturnType<typeof createForgeStatusActivities>>({
     startToCloseTimeout: '30 seconds',
     scheduleToCloseTimeout: input.forgeStatusDeadlineMs ?? DEFAULT_FORGE_STATUS_DEADLINE_MS,
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2 minutes' },
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30 seconds' },
   });
   let statuses: Promise<void> = Promise.resolve();
   const checkRuns = new Map<string, number>();
@@ -199,6 +200,7 @@ export async function PipelineWorkflow(input: PipelineInput): Promise<PipelineOu
   let plan: PipelinePlan;
   try {
     plan = await planning.loadPipelinePlan({
+      source: input.source,
       repoUrl: input.repoUrl,
       commitSha: input.commitSha,
       ref: input.ref,

@@ -1,6 +1,6 @@
 /**
  * `solstice doctor` as a user runs it, against the machine's real PostgreSQL and RabbitMQ and
- * the run's Temporal dev server, and against closed ports.
+ * the run's Temporal dev server, a real Gitea for the forge token, and against closed ports.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { freePort } from '../../../platform/net';
 import { runCli, type CliResult } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { startGitea } from '../../support/gitea';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 
 let database: TestDatabase;
@@ -128,4 +129,35 @@ test('an image map whose files are missing FAILs naming them; with the files pre
   for (const f of ['base.qcow2', 'vmlinuz', 'initrd']) fs.writeFileSync(path.join(images, f), '');
   const present = await runCli(['doctor', '--image-map', map], env);
   expect(line(present, 'images')).toMatch(/^ok {4}images {6}1 image\(s\) present \(debian-12\)/);
+});
+
+test('a read-only Forgejo/Gitea token FAILs with the scope to grant; a token that may write statuses is ok', async () => {
+  // Only this test needs a forge: it starts (and on a fresh machine builds) Gitea itself.
+  const gitea = await startGitea();
+  try {
+    const user = await gitea.createUser(`doctor-${Date.now()}`);
+    const readOnly = await gitea.createToken(user, ['read:repository', 'read:user']);
+    const forgeEnv = { ...env, SOLSTICE_FORGEJO_API_URL: `${gitea.url}/api/v1` };
+    const ro = await runCli(['doctor'], { ...forgeEnv, SOLSTICE_FORGEJO_TOKEN: readOnly });
+    expect(ro.code).toBe(69);
+    expect(line(ro, 'forge token')).toMatch(
+      /^FAIL .*the token may not write commit statuses.* -> fix: make a token with the write:repository scope/,
+    );
+    // The token itself is never printed.
+    expect(ro.stdout + ro.stderr).not.toContain(readOnly);
+
+    const writer = await gitea.createToken(user, ['write:repository']);
+    const ok = await runCli(['doctor'], { ...forgeEnv, SOLSTICE_FORGEJO_TOKEN: writer });
+    expect(line(ok, 'forge token')).toMatch(/^ok {4}forge token .*may write commit statuses/);
+    expect(ok.code).toBe(0);
+
+    const revoked = await runCli(['doctor'], { ...forgeEnv, SOLSTICE_FORGEJO_TOKEN: 'f'.repeat(40) });
+    expect(line(revoked, 'forge token')).toMatch(/^FAIL .*does not accept the token/);
+
+    // Without an API URL doctor does not guess a forge to send the token to.
+    const unknown = await runCli(['doctor'], { ...env, SOLSTICE_FORGEJO_TOKEN: writer });
+    expect(line(unknown, 'forge token')).toMatch(/^skip .*SOLSTICE_FORGEJO_API_URL is unset/);
+  } finally {
+    await gitea.stop();
+  }
 });

@@ -2,13 +2,16 @@
  * Solstice against a real Gitea (tests/support/gitea.ts): `solstice up`'s stack with Gitea's
  * webhooks, its token for commit statuses, and jobs on the local provider cloning from it.
  * Pushes, Replay, rerun, pull requests, statuses of planned, skipped and failed pipelines,
- * and outages of RabbitMQ and of Gitea itself.
+ * outages of RabbitMQ and of Gitea itself, private repositories (the token searched for in
+ * logs, job files, spans and histories, which go to a real Jaeger) and annotated tags.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../../platform/config';
+import { initTelemetry, type Telemetry } from '../../../platform/telemetry';
 import { createLogger } from '../../../platform/logger';
 import { freePort } from '../../../platform/net';
 import { connectClient } from '../../../platform/temporal';
@@ -17,6 +20,7 @@ import { createDb, type Db } from '../../../storage/db';
 import { cliEnv, runCli } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { startGitea, type Gitea, type GiteaRepo } from '../../support/gitea';
+import { startJaeger, type Jaeger } from '../../support/jaeger';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';
 import { gatePath, waitFor } from '../../support/wait';
@@ -35,10 +39,13 @@ let stack: Stack;
 let db: Db;
 let tmp: string;
 let hookUrl: string;
+let jaeger: Jaeger;
+let telemetry: Telemetry;
 
 beforeAll(async () => {
   // Gitea first: on a machine without it this builds it once (minutes).
   gitea = await startGitea();
+  jaeger = await startJaeger();
   vhost = await createTestVhost();
   database = await createTestDatabase();
   broker = await startTcpProxy(() => ({ host: '127.0.0.1', port: 5672 }));
@@ -67,9 +74,14 @@ beforeAll(async () => {
       publicUrl: PUBLIC,
       jobTimeoutMs: '5m',
       bootTimeoutMs: '2m',
+      // A checkout that cannot reach Gitea gives up soon, so that test is quick.
+      checkoutRetryForMs: '15s',
+      // Spans of the services (this process) and of the runners, to search them for the token.
+      otlpEndpoint: jaeger.otlpEndpoint,
     },
     {},
   );
+  telemetry = initTelemetry('solstice', cfg);
   stack = await startStack(cfg, log);
   db = createDb(cfg);
 });
@@ -77,6 +89,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.$disconnect();
   await stack?.stop();
+  await telemetry?.shutdown();
+  await jaeger?.stop();
   await broker?.close();
   await database?.drop();
   await vhost?.drop();
@@ -271,4 +285,219 @@ test('RabbitMQ down while 20 pushes arrive: once it is back, all 20 run once, in
     await temporal.close();
   }
   expect(runs.every((p) => p.state === 'success')).toBe(true);
+});
+
+/** A workflow's history as text with every payload decoded (their data are bytes or base64). */
+async function historyText(workflowId: string): Promise<string> {
+  const temporal = await connectClient(stack.cfg);
+  try {
+    const history = await temporal.client.workflow.getHandle(workflowId).fetchHistory();
+    return JSON.stringify(history, (k, v: unknown) => {
+      if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+      if (k === 'data' && typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+      return v;
+    });
+  } finally {
+    await temporal.close();
+  }
+}
+
+async function logOf(jobId: string): Promise<string> {
+  return (await stack.jobs.logLinesAfter(jobId, 0, 10_000)).map((l) => l.text).join('\n');
+}
+
+test('a private repository builds with the forge token, and the token is in no log, job file, span or history', async () => {
+  const { repo } = await repoWithHook('private', { private: true });
+  expect(repo.private).toBe(true);
+  const out = fs.mkdtempSync(path.join(tmp, 'private-out-'));
+  const sha = await gitea.push(repo, {
+    '.solstice/job.sh': [
+      '#!/bin/sh',
+      'set -e',
+      // What the script can read: the job file, its environment, the checkout's git config.
+      `cp "\${SOLSTICE_JOB_FILE:?}" ${out}/job.yaml`,
+      `env > ${out}/env.txt`,
+      `cat .git/config > ${out}/git-config`,
+      'echo "built $(git rev-parse HEAD)"',
+      '',
+    ].join('\n'),
+  });
+  // Without the token Gitea does not serve it: what the test builds is really private.
+  await expect(
+    new Promise((resolve, reject) =>
+      execFile(
+        'git',
+        ['ls-remote', repo.cloneUrl],
+        { env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      ),
+    ),
+  ).rejects.toThrow();
+
+  const [p] = await settled(sha);
+  expect(p.message).toBeNull();
+  expect(p.state).toBe('success');
+  const [job] = await db.pipelineJob.findMany({ where: { pipelineId: p.id } });
+  const jobRow = await db.job.findUniqueOrThrow({ where: { id: job.jobId! } });
+  const token = gitea.admin.token;
+  expect(token.length).toBeGreaterThanOrEqual(40);
+
+  const log = await logOf(jobRow.id);
+  expect(log).toContain(`built ${sha}`);
+  expect(log).not.toContain(token);
+  for (const file of ['job.yaml', 'env.txt', 'git-config']) {
+    const text = fs.readFileSync(path.join(out, file), 'utf8');
+    expect(text.length).toBeGreaterThan(0);
+    expect(text).not.toContain(token);
+  }
+  for (const workflowId of [p.workflowId, jobRow.workflowId]) {
+    const history = await historyText(workflowId);
+    expect(history).toContain(sha);
+    expect(history).not.toContain(token);
+  }
+  // The runner's spans arrive in batches: wait for its job span, then read every span there is.
+  let spans = '';
+  await waitFor(
+    async () => {
+      const runner = await jaeger.traces('solstice-runner', { 'solstice.job.id': jobRow.id });
+      if (!runner.some((t) => t.spans.some((sp) => sp.operationName === 'runner job'))) return false;
+      spans = JSON.stringify([runner, await jaeger.traces('solstice')]);
+      return true;
+    },
+    60_000,
+    "the runner's spans in Jaeger",
+  );
+  expect(spans).toContain(jobRow.id);
+  expect(spans).not.toContain(token);
+});
+
+test('an annotated tag push runs the commit the tag points to', async () => {
+  const { repo } = await repoWithHook('tag');
+  const sha = await gitea.push(
+    repo,
+    { '.solstice/job.sh': '#!/bin/sh\necho "at $(git rev-parse HEAD)"\n' },
+    { tag: { name: 'v1.0.0', annotated: true } },
+  );
+  // Gitea answers one ref as an object, several as a list.
+  type Ref = { ref: string; object: { sha: string; type: string } };
+  const refs = await gitea.api<Ref | Ref[]>('GET', `/repos/${repo.fullName}/git/refs/tags/v1.0.0`);
+  const tagRef = [refs].flat().find((r) => r.ref === 'refs/tags/v1.0.0')!;
+  expect(tagRef.object.type).toBe('tag');
+  expect(tagRef.object.sha).not.toBe(sha);
+
+  await waitFor(
+    async () =>
+      (
+        await db.pipeline.findMany({
+          where: { repoUrl: repo.cloneUrl, ref: 'refs/tags/v1.0.0', state: { not: 'running' } },
+        })
+      ).length > 0,
+    5 * 60_000,
+    'the tag pipeline to finish',
+  );
+  const [tagRun] = await db.pipeline.findMany({ where: { repoUrl: repo.cloneUrl, ref: 'refs/tags/v1.0.0' } });
+  expect(tagRun.commitSha).toBe(sha);
+  expect(tagRun.state).toBe('success');
+  const [job] = await db.pipelineJob.findMany({ where: { pipelineId: tagRun.id } });
+  expect(await logOf(job.jobId!)).toContain(`at ${sha}`);
+});
+
+test('a checkout that cannot reach Gitea ends `error` (not the script’s `failure`) and says why', async () => {
+  const { repo } = await repoWithHook('unreachable');
+  const gate = gatePath();
+  const started = `${gate}.started`;
+  const sha = await gitea.push(repo, {
+    '.solstice/workflow.kdl': [
+      'job "first" {',
+      '  runs-on "local"',
+      `  step "w" run="touch ${started}; while [ ! -e ${gate} ]; do sleep 0.2; done"`,
+      '}',
+      'job "second" {',
+      '  needs "first"',
+      '  runs-on "local"',
+      '  step "s" run="true"',
+      '}',
+      '',
+    ].join('\n'),
+  });
+  await waitFor(async () => fs.existsSync(started), 5 * 60_000, 'the first job to run');
+  await gitea.pause();
+  try {
+    // The second job starts while Gitea is down: its checkout retries for 15 s, then gives up.
+    fs.writeFileSync(gate, '');
+    await waitFor(
+      async () => {
+        const [p] = await pipelinesOf(sha);
+        const second = await db.pipelineJob.findUnique({
+          where: { pipelineId_name: { pipelineId: p.id, name: 'second' } },
+        });
+        return second !== null && !['waiting', 'running'].includes(second.state);
+      },
+      5 * 60_000,
+      'the second job to end',
+    );
+  } finally {
+    await gitea.start();
+  }
+  const [p] = await settled(sha);
+  const second = await db.pipelineJob.findUniqueOrThrow({
+    where: { pipelineId_name: { pipelineId: p.id, name: 'second' } },
+  });
+  expect(second.state).toBe('error');
+  expect(second.message).toMatch(/could not fetch repository http:\/\/127\.0\.0\.1:\d+\//);
+  expect(p.state).toBe('error');
+  expect(await logOf(second.jobId!)).toContain('The repository is unreachable');
+  await waitFor(
+    async () => (await gitea.latestStatuses(repo, sha)).get('solstice/second')?.state === 'error',
+    2 * 60_000,
+    'the error status once Gitea is back',
+  );
+});
+
+test('Gitea down for 2 minutes across a job’s end: once it is back, the final statuses arrive', async () => {
+  const { repo } = await repoWithHook('outage');
+  const gate = gatePath();
+  const started = `${gate}.started`;
+  const sha = await gitea.push(repo, {
+    '.solstice/workflow.kdl': `job "slow" {\n  runs-on "local"\n  step "w" run="touch ${started}; while [ ! -e ${gate} ]; do sleep 0.2; done"\n}\n`,
+  });
+  // Past its checkout (the step runs) and its `running` status is on the commit.
+  await waitFor(async () => fs.existsSync(started), 5 * 60_000, 'the job step to run');
+  await waitFor(
+    async () => (await gitea.latestStatuses(repo, sha)).get('solstice/slow')?.description === 'running',
+    60_000,
+    'the running status',
+  );
+  await gitea.pause();
+  const down = Date.now();
+  let back: number;
+  try {
+    fs.writeFileSync(gate, '');
+    const [p] = await pipelinesOf(sha);
+    await waitFor(
+      async () =>
+        (await db.pipelineJob.findUnique({ where: { pipelineId_name: { pipelineId: p.id, name: 'slow' } } }))
+          ?.state === 'success',
+      5 * 60_000,
+      'the job to succeed while Gitea is down',
+    );
+    // The pipeline waits for the forge to have the job's final state.
+    expect((await pipelinesOf(sha))[0].state).toBe('running');
+    await new Promise((r) => setTimeout(r, Math.max(0, 120_000 - (Date.now() - down))));
+  } finally {
+    await gitea.start();
+    back = Date.now();
+  }
+  await waitFor(
+    async () => (await gitea.latestStatuses(repo, sha)).get('solstice/slow')?.state === 'success',
+    3 * 60_000,
+    'the final status after the outage',
+  );
+  // Retries are at most 30 s apart: the status does not wait long for a forge that is back.
+  expect(Date.now() - back).toBeLessThan(60_000);
+  const [p] = await settled(sha);
+  expect(p.state).toBe('success');
+  // In order: nothing older came after the success.
+  const all = (await gitea.statuses(repo, sha)).filter((st) => st.context === 'solstice/slow');
+  expect(all.sort((a, b) => b.id - a.id)[0].state).toBe('success');
 });

@@ -34,3 +34,24 @@ test('a new branch (before all zeros) or a malformed before has none: every path
   expect(push('github', 'github-push', { before: 'nope' }).before_sha).toBeUndefined();
   expect(push('github', 'github-push', { before: undefined }).before_sha).toBeUndefined();
 });
+
+test('an annotated tag push runs the commit the tag points to (head_commit), not the tag object (after)', () => {
+  const tagObject = 'c'.repeat(40);
+  const commit = 'd'.repeat(40);
+  for (const forge of ['forgejo', 'github'] as const) {
+    const fixture = forge === 'forgejo' ? 'forgejo-push' : 'github-push';
+    const tag = push(forge, fixture, { ref: 'refs/tags/v1', after: tagObject, head_commit: { id: commit } });
+    expect(tag.commit_sha).toBe(commit);
+    // A branch's after is its commit, whatever head_commit says.
+    const branch = push(forge, fixture, {
+      ref: 'refs/heads/main',
+      after: tagObject,
+      head_commit: { id: commit },
+    });
+    expect(branch.commit_sha).toBe(tagObject);
+    // No usable head_commit: after, as before.
+    expect(
+      push(forge, fixture, { ref: 'refs/tags/v1', after: tagObject, head_commit: null }).commit_sha,
+    ).toBe(tagObject);
+  }
+});

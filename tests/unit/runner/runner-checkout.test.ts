@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkout, checkoutGitProtocols } from '../../../runner/checkout';
+import { checkout, checkoutGitProtocols, isPassingFetchFailure } from '../../../runner/checkout';
 import type { JobContext } from '../../../runner/job-context';
 import { liveChildGroups } from '../../../platform/child-process';
 import { freePort, waitForPort } from '../../../platform/net';
@@ -103,5 +103,24 @@ describe('checkout transports', () => {
     expect(lines.join('\n')).toMatch(new RegExp(`transport '${name}' not allowed`));
     expect(existsSync(marker)).toBe(false);
     expect(liveChildGroups()).toEqual([]);
+  });
+});
+
+describe('which fetch failures are retried', () => {
+  test.each([
+    [
+      "fatal: unable to access 'http://h/r.git/': Failed to connect to h port 3000 after 0 ms: Couldn't connect to server",
+      true,
+    ],
+    ["fatal: unable to access 'https://h/r.git/': Could not resolve host: h", true],
+    ["fatal: unable to access 'https://h/r.git/': The requested URL returned error: 502", true],
+    ['fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection refused', true],
+    ['fatal: the remote end hung up unexpectedly', true],
+    ["fatal: unable to access 'https://h/r.git/': The requested URL returned error: 403", false],
+    ["fatal: could not read Username for 'https://h': terminal prompts disabled", false],
+    ["fatal: repository 'https://h/o/r.git/' not found", false],
+    ["fatal: transport 'ext' not allowed", false],
+  ])('%s: %s', (line, passing) => {
+    expect(isPassingFetchFailure([line])).toBe(passing);
   });
 });

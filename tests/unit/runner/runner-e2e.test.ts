@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../../platform/net';
 import { FakeLogService, type FakeLogServiceOptions } from './runner-fake-log-service';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -417,6 +418,61 @@ describe('bundled runner against a real gRPC log service', () => {
     expect(finish.message).toContain(dir);
     expectCompleteLog(res.svc);
     expect(res.svc.texts('LOG_STREAM_SYSTEM')).toContain(finish.message);
+  });
+
+  test('an unreachable repository: retried for the window StartJob gave, then CHECKOUT_UNAVAILABLE (an error)', async () => {
+    const port = await freePort(); // nothing listens there
+    const url = `http://127.0.0.1:${port}/o/r.git`;
+    const started = Date.now();
+    const res = await runJob(url, 'ab'.repeat(20), { checkoutRetryForMs: 2500 });
+    expect(res.code).not.toBe(0);
+    const finish = res.svc.finishes[0];
+    expect(finish.reason).toBe('FINISH_REASON_CHECKOUT_UNAVAILABLE');
+    expect(finish.message).toMatch(/could not fetch repository http:\/\/127\.0\.0\.1:\d+\/o\/r\.git/);
+    const system = res.svc.texts('LOG_STREAM_SYSTEM');
+    expect(system.filter((l) => l.startsWith('The repository is unreachable')).length).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expectCompleteLog(res.svc);
+  });
+
+  test('a repository that comes back within the window is checked out', async () => {
+    const { dir, shas } = makeRepo({ '.solstice/job.sh': 'echo "came back"\n' });
+    const port = await freePort();
+    let daemon: ChildProcess | undefined;
+    // The server starts only once the runner tried (and failed) at least once.
+    const later = setTimeout(() => {
+      daemon = spawn(
+        'git',
+        [
+          'daemon',
+          '--listen=127.0.0.1',
+          `--port=${port}`,
+          '--reuseaddr',
+          '--export-all',
+          `--base-path=${dir}`,
+        ],
+        { stdio: 'ignore' },
+      );
+    }, 2500);
+    try {
+      const res = await runJob(`git://127.0.0.1:${port}/`, shas[0], { checkoutRetryForMs: 60_000 });
+      expect(res.svc.finishes[0].reason).toBe('FINISH_REASON_EXITED');
+      expect(res.code).toBe(0);
+      expect(
+        res.svc.texts('LOG_STREAM_SYSTEM').some((l) => l.startsWith('The repository is unreachable')),
+      ).toBe(true);
+      expect(res.svc.texts('LOG_STREAM_STDOUT')).toEqual(['came back']);
+    } finally {
+      clearTimeout(later);
+      const d = daemon as ChildProcess | undefined;
+      if (d && d.exitCode === null) {
+        const exited = new Promise((resolve) => d.once('exit', resolve));
+        d.kill();
+        await exited;
+      }
+    }
   });
 
   test('a server that refuses fetching by commit id: falls back to fetching all refs', async () => {

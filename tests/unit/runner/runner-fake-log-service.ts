@@ -30,6 +30,9 @@ export interface FakeLogServiceOptions {
   refuse?: RegExp;
   /** Answer ReportStep with UNIMPLEMENTED, as a log service older than the call would. */
   noStepReports?: boolean;
+  /** What StartJob answers about the checkout: the fetch credential and the retry window. */
+  checkoutAuthHeader?: string;
+  checkoutRetryForMs?: number;
 }
 
 export interface ReceivedLine {
@@ -106,7 +109,11 @@ export class FakeLogService {
         const denied = this.authorize('StartJob', call.metadata);
         if (denied) return cb(denied);
         this.starts.push(call.request);
-        cb(null, { persistedThroughSeq: this.persisted });
+        cb(null, {
+          persistedThroughSeq: this.persisted,
+          checkoutAuthHeader: this.opts.checkoutAuthHeader ?? '',
+          checkoutRetryForMs: this.opts.checkoutRetryForMs ?? 0,
+        });
       },
       UploadArtifact: (call, cb) => {
         // The runner tests declare no artifacts; an upload here is a bug in the runner.
