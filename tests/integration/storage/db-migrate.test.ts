@@ -107,6 +107,7 @@ describe('migrate', () => {
       'leases',
       'log_chunks',
       'pipeline_jobs',
+      'pipeline_numbers',
       'pipelines',
       'vms',
       'webhook_outbox',
