@@ -8,12 +8,17 @@ import { SETTINGS, type Config } from '../platform/config';
 import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
 import { InputError, NotFoundError } from '../platform/errors';
 import { ID_PREFIX } from '../storage/run-rows';
-import { isLocalRepo, normalizeRepoUrl, repoDisplayName } from '../model/repo-url';
+import { isLocalRepo, normalizeRepoUrl } from '../model/repo-url';
 import { didYouMean } from '../workflow-file/suggest';
 import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import type { JobRequestV1 } from '../model/job-request';
-import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
+import {
+  pipelineLabel,
+  PipelineStore,
+  type PipelineJobRecord,
+  type PipelineRecord,
+} from '../storage/pipeline-store';
 import type { Store } from './context';
 import {
   exitCodeForState,
@@ -38,10 +43,7 @@ export type Target =
 const REFERENCE_HINT =
   'Give a pipeline or job id (in full or a unique prefix of at least 4 characters), a pipeline as <repo>#<number> (app#12), or a job as <pipeline>/<job name>; `solstice pipelines` and `solstice jobs` list recent ones.';
 
-/** `app#12`, how lists and status name a pipeline, and what `<repo>#<number>` takes back. */
-export function pipelineLabel(p: Pick<PipelineRecord, 'repoUrl' | 'number'>): string {
-  return `${repoDisplayName(p.repoUrl)}#${p.number}`;
-}
+export { pipelineLabel };
 
 /** `app#12`, `acme/app#12`, `../app#12` or `#12`, optionally followed by `/<job name>`. */
 const NUMBERED = /^([^#]*)#(\d+)(?:\/(.+))?$/;

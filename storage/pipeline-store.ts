@@ -6,6 +6,7 @@ import type { Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
 import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { repoDisplayName } from '../model/repo-url';
 
 export interface PipelineRecord {
   id: string;
@@ -31,6 +32,11 @@ export interface PipelineJobRecord {
   jobId: string | null;
   message: string | null;
   position: number;
+}
+
+/** `app#12`: how lists, status and the job page name a pipeline; `<repo>#<number>` takes it back. */
+export function pipelineLabel(p: Pick<PipelineRecord, 'repoUrl' | 'number'>): string {
+  return `${repoDisplayName(p.repoUrl)}#${p.number}`;
 }
 
 const PIPELINE_FIELDS = {
