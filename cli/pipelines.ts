@@ -20,6 +20,7 @@ import {
   type PipelineRecord,
 } from '../storage/pipeline-store';
 import type { Store } from './context';
+import { overviewLines, StatusBlock, type LineSink, type OverviewJob } from './live-overview';
 import {
   exitCodeForState,
   formatJob,
@@ -296,6 +297,10 @@ export async function followPipeline(
   pollMs = 250,
 ): Promise<PipelineRecord> {
   const pipelines = new PipelineStore(store.db);
+  // On a terminal, a jobs/steps overview stays under the lines; on a pipe, plain lines only.
+  const tty = Boolean((out as Partial<NodeJS.WriteStream>).isTTY) && process.env.TERM !== 'dumb';
+  const block = tty ? new StatusBlock(out) : undefined;
+  const sink: LineSink = block ?? out;
   const shown = new Set<string>();
   const following: Promise<void>[] = [];
   for (;;) {
@@ -308,33 +313,57 @@ export async function followPipeline(
       if (!j.jobId) {
         if (!FINAL_JOB.includes(j.state)) continue;
         shown.add(j.name);
-        out.write(
+        sink.write(
           `${width === 0 ? `job ${j.name} ` : prefix}${stateLabel(j.state)}${j.message ? `: ${j.message}` : ''}\n`,
         );
         continue;
       }
       shown.add(j.name);
       if (j.message && j.state === 'success' && p?.rerunOf) {
-        out.write(`${width === 0 ? `job ${j.name} ` : prefix}${stateLabel('success')}: ${j.message}\n`);
+        sink.write(`${width === 0 ? `job ${j.name} ` : prefix}${stateLabel('success')}: ${j.message}\n`);
         continue;
       }
       const jobId = j.jobId;
-      out.write(`${prefix}job ${jobId}\n`);
+      sink.write(`${prefix}job ${jobId}\n`);
       following.push(
         (async () => {
           for await (const line of readLog(store.jobs, jobId, { follow: true, pollMs }))
-            out.write(`${prefix}${formatLogLine(line)}\n`);
-          out.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
+            sink.write(`${prefix}${formatLogLine(line)}\n`);
+          sink.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
         })(),
       );
     }
+    if (block) block.update(await overview(store, jobs, columnsOf(out)));
     if (p && p.state !== 'running' && jobs.every((j) => shown.has(j.name))) {
       await Promise.all(following);
+      block?.close();
       if (jobs.length > 1) out.write(await formatSummary(store, jobs));
       return p;
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** The terminal's width; a pseudo-terminal without a size says 0. */
+function columnsOf(out: NodeJS.WritableStream): number {
+  return (out as Partial<NodeJS.WriteStream>).columns || Number(process.env.COLUMNS) || 80;
+}
+
+/** The overview's lines for the jobs as they are now: each running job's current step. */
+async function overview(store: Store, jobs: PipelineJobRecord[], columns: number): Promise<string[]> {
+  const rows: OverviewJob[] = await Promise.all(
+    jobs.map(async (j) => {
+      const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
+      const running = j.state === 'running' && j.jobId;
+      const step = running
+        ? (await store.jobs.listSteps(j.jobId!)).filter((st) => st.outcome === 'running').pop()
+        : undefined;
+      // A pipeline job runs from the pipeline's view while its machine is still made.
+      const state = running && job && job.state !== 'running' ? job.state : j.state;
+      return { name: j.name, state, step, startedAt: job?.startedAt, finishedAt: job?.finishedAt };
+    }),
+  );
+  return overviewLines(rows, new Date(), columns);
 }
 
 /** The table after a followed pipeline: every job's state, exit code, duration and id. */

@@ -33,6 +33,8 @@ export class EnqueueCommand extends ConnectedCommand {
       0 success, 1 failure (a script failed), 3 error (infrastructure), 4 cancelled.
       Other exit codes: 2 bad input, 69 a dependency (Temporal, PostgreSQL) is unreachable.
       When no worker polls the task queue, --follow says so within seconds and keeps waiting.
+      On a terminal, --follow keeps an overview of the jobs (state, current step, time) under
+      the log lines; on a pipe the output is the plain lines.
 
       --event and --branch run it as that event on that branch would run: \`when\` filters
       (events, branches) and SolsticeBranch see them, and a --event push pipeline cancels the

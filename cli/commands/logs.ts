@@ -11,6 +11,7 @@ export class LogsCommand extends BlobCommand {
       one of its jobs (\`solstice logs app#12 test[node=20]\`). A pipeline's jobs print one
       after another, each line prefixed with its job's name; with --follow, the lines of jobs that
       run at once interleave as they arrive, and a table of the jobs' outcomes ends the output.
+      On a terminal, an overview of the jobs (state, current step, time) stays under the lines.
 
       --failed keeps only jobs that failed, errored or were cancelled; --step only the lines of
       one step (its number or name). With --exit-status the command exits with the job's (or

@@ -4,13 +4,14 @@
  * cancels the branch's older push pipelines; pipelines are listed and named as `<repo>#<n>`;
  * `enqueue -f` says within seconds when no worker polls its task queue, and keeps waiting.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { CLI, cliEnv, runCli, type CliResult } from '../../support/cli';
 import { makeRepo } from '../../support/git-repo';
 import { harnessWithWorkerForFile, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';
-import fs from 'node:fs';
 
 let h: Harness;
 harnessWithWorkerForFile((harness) => (h = harness));
@@ -182,3 +183,35 @@ test('enqueue -f says within seconds that no worker polls the task queue, and ke
     if (workflowId) await h.client.workflow.getHandle(workflowId).terminate('test over');
   }
 }, 120_000);
+
+/** A command run on a pseudo-terminal (util-linux `script`), as someone at a terminal runs it. */
+async function onTerminal(args: string[]): Promise<CliResult> {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  try {
+    const { stdout, stderr } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], {
+      env: { ...cliEnv(h.cfg), TERM: 'xterm', COLUMNS: '100' },
+      timeout: 300_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    return err as CliResult;
+  }
+}
+
+test('enqueue -f on a terminal keeps a jobs overview under the lines, redrawn in place; on a pipe it prints none', async () => {
+  const r = await onTerminal(['enqueue', '--direct', '--repo', filtered.dir, '--follow']);
+  expect(r.code).toBe(0);
+  // Erased (cursor up, clear to the end) and drawn again as lines arrive.
+  // eslint-disable-next-line no-control-regex
+  expect(r.stdout).toMatch(/\u001b\[\d+F\u001b\[J/);
+  expect(r.stdout).toMatch(/── jobs ─+\r?\n/);
+  expect(r.stdout).toMatch(/✓ always +success /);
+  expect(r.stdout).toMatch(/- release-push +skipped/);
+  // The log lines and the summary table are there as on a pipe.
+  expect(r.stdout).toMatch(/always +\| always\r?\n/);
+  expect(r.stdout).toMatch(/JOB +STATE +EXIT +DURATION +ID/);
+  const piped = await solstice(['enqueue', '--direct', '--repo', filtered.dir, '--follow']);
+  expect(piped.stdout).not.toContain('\u001b[');
+  expect(piped.stdout).not.toContain('── jobs');
+}, 300_000);
