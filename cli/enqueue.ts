@@ -94,7 +94,9 @@ export async function enqueue(
   let ref: string | undefined;
   if (isLocalRepo(args.repo)) {
     const resolved = await resolveLocalCommit(args.repo, rev).catch((err: unknown) => {
-      if (args.commit !== undefined || !(err instanceof InputError)) throw err;
+      // Only "the commit does not exist": the branch's tip is what was missing.
+      const noTip = err instanceof InputError && err.message.startsWith(`commit "${rev}" does not exist`);
+      if (args.commit !== undefined || args.branch === undefined || !noTip) throw err;
       throw new InputError(
         `branch ${args.branch} does not exist in ${args.repo}`,
         `Give --commit to run another commit as if it were on ${args.branch}.`,
