@@ -295,12 +295,15 @@ export async function followPipeline(
   pipelineId: string,
   out: NodeJS.WritableStream,
   pollMs = 250,
+  /** Gets what the lines go through, for notes written beside them (under the overview). */
+  onSink?: (sink: LineSink) => void,
 ): Promise<PipelineRecord> {
   const pipelines = new PipelineStore(store.db);
   // On a terminal, a jobs/steps overview stays under the lines; on a pipe, plain lines only.
   const tty = Boolean((out as Partial<NodeJS.WriteStream>).isTTY) && process.env.TERM !== 'dumb';
   const block = tty ? new StatusBlock(out) : undefined;
   const sink: LineSink = block ?? out;
+  onSink?.(sink);
   const shown = new Set<string>();
   const following: Promise<void>[] = [];
   for (;;) {
@@ -428,10 +431,11 @@ export async function showPipeline(
   if (ui) out.write(`web ui ${ui}\n`);
   if (!follow) return 0;
   const watching = new AbortController();
-  const watcher = sayWhenNoWorker(cfg, out, watching.signal);
+  let notes: LineSink = out;
+  const watcher = sayWhenNoWorker(cfg, { write: (text) => notes.write(text) }, watching.signal);
   let p: PipelineRecord;
   try {
-    p = await followPipeline(store, started.pipelineId, out);
+    p = await followPipeline(store, started.pipelineId, out, undefined, (sink) => (notes = sink));
   } finally {
     watching.abort();
     await watcher;
@@ -448,7 +452,7 @@ const NO_WORKER_GRACE_MS = 2000;
  * pipeline would wait silently), and again when one does. Never fails the follow: a Temporal
  * that cannot be asked only means no note.
  */
-async function sayWhenNoWorker(cfg: Config, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+async function sayWhenNoWorker(cfg: Config, out: LineSink, signal: AbortSignal): Promise<void> {
   const { connectClient, workflowPollers } = await import('../platform/temporal');
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
