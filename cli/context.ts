@@ -5,7 +5,7 @@ import { JobStore } from '../storage/job-store';
 import type { BlobStore } from '../storage/blob-store';
 import { createBlobStore } from '../storage/create-blob-store';
 import { readInstallationId } from '../storage/installation';
-import { installationTopology, type Topology } from '../ingress/amqp';
+import type { Topology } from '../ingress/amqp';
 
 export interface Store {
   db: Db;
@@ -45,7 +45,12 @@ export function installationIdOf(cfg: Config): Promise<string> {
   return withStore(cfg, (store) => readInstallationId(store.db));
 }
 
-/** This installation's exchanges and queues: SOLSTICE_AMQP_PREFIX, else named after its id. */
-export function brokerTopology(cfg: Config): Promise<Topology> {
+/**
+ * This installation's exchanges and queues: SOLSTICE_AMQP_PREFIX, else named after its id.
+ * The AMQP module (and the OpenTelemetry SDK it traces with) loads here, not with the store:
+ * `jobs`, `status` and `logs` open the store and never talk to the broker.
+ */
+export async function brokerTopology(cfg: Config): Promise<Topology> {
+  const { installationTopology } = await import('../ingress/amqp');
   return installationTopology(cfg, () => installationIdOf(cfg));
 }

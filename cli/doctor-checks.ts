@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import amqp from 'amqplib';
 import { amqpUnavailable, installationTopology, redactAmqpUrl, type Topology } from '../ingress/amqp';
 import { AMQP_OFF, effectiveDatabaseUrl, SETTINGS, type Config } from '../platform/config';
@@ -19,7 +21,7 @@ import { createBlobStore } from '../storage/create-blob-store';
 import { checkDatabase, describeDatabaseAddress } from '../storage/db-connection';
 import { describeError, SolsticeError } from '../platform/errors';
 import { migrationStatus } from '../storage/migrate';
-import { connectClient } from '../platform/temporal';
+import { connectClient, workflowPollers } from '../platform/temporal';
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { checkForgejoToken } from '../forges/forgejo/token-check';
 
@@ -74,6 +76,91 @@ async function checkTemporal(cfg: Config): Promise<CheckResult> {
     return failure(name, err);
   } finally {
     await temporal.close();
+  }
+}
+
+/** A worker polls the task queue: without one, every pipeline waits and nothing says why. */
+async function checkWorker(cfg: Config): Promise<CheckResult> {
+  const name = 'worker';
+  let temporal: Awaited<ReturnType<typeof connectClient>>;
+  try {
+    temporal = await connectClient(cfg);
+  } catch {
+    return { name, status: 'skip', detail: 'Temporal is not reachable (see its line)' };
+  }
+  try {
+    const pollers = await workflowPollers(temporal.client, cfg.temporalNamespace, cfg.taskQueue);
+    if (pollers > 0)
+      return { name, status: 'ok', detail: `${pollers} worker(s) poll task queue "${cfg.taskQueue}"` };
+    return {
+      name,
+      status: 'fail',
+      detail: `no worker polls task queue "${cfg.taskQueue}" on ${cfg.temporalAddress}: pipelines would wait`,
+      hint: `start one with \`solstice worker\` (or all services with \`solstice up\`), with the same ${SETTINGS.taskQueue.env} and ${SETTINGS.temporalAddress.env}`,
+    };
+  } catch (err) {
+    return failure(name, err);
+  } finally {
+    await temporal.close();
+  }
+}
+
+/** What machines download the runner from answers (HEAD: the bundle itself is not needed). */
+async function checkRunnerUrl(cfg: Config): Promise<CheckResult> {
+  const name = 'runner URL';
+  const hint = `start the runner download server (\`solstice runner-serve\`, part of \`solstice up\`), or set ${SETTINGS.runnerUrl.env} to where machines can download runner.js`;
+  try {
+    const res = await fetch(cfg.runnerUrl, { method: 'HEAD', signal: AbortSignal.timeout(3000) });
+    if (res.ok) return { name, status: 'ok', detail: `${cfg.runnerUrl} answers ${res.status}` };
+    return { name, status: 'fail', detail: `${cfg.runnerUrl} answers ${res.status}`, hint };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? describeError(err);
+    return { name, status: 'fail', detail: `${cfg.runnerUrl} is not reachable (${cause})`, hint };
+  }
+}
+
+/** The log service, where runners send logs, answers grpc.health.v1 at the address runners use. */
+async function checkLogService(cfg: Config): Promise<CheckResult> {
+  const name = 'log service';
+  const address = cfg.contactAddr;
+  const hint = `start the log service (\`solstice log-service\`, part of \`solstice up\`) listening on ${SETTINGS.grpcAddr.env}, or set ${SETTINGS.contactAddr.env} to where runners reach it`;
+  const Health = grpc.makeGenericClientConstructor(
+    healthService as unknown as grpc.ServiceDefinition,
+    'Health',
+  );
+  const creds = cfg.grpcTlsCa
+    ? grpc.credentials.createSsl(fs.readFileSync(cfg.grpcTlsCa))
+    : grpc.credentials.createInsecure();
+  const client = new Health(address, creds) as unknown as grpc.Client & {
+    check(
+      req: { service: string },
+      options: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: { status: string | number }) => void,
+    ): void;
+  };
+  try {
+    const status = await new Promise<string>((resolve, reject) =>
+      client.check({ service: '' }, { deadline: Date.now() + 3000 }, (err, res) =>
+        err ? reject(err) : resolve(String(res?.status)),
+      ),
+    );
+    if (status === 'SERVING' || status === '1')
+      return { name, status: 'ok', detail: `${address} is serving` };
+    return {
+      name,
+      status: 'fail',
+      detail: `${address} answers ${status}: it cannot reach a dependency (PostgreSQL, Temporal)`,
+      hint: 'see the log service output, and the PostgreSQL and Temporal lines',
+    };
+  } catch (err) {
+    return {
+      name,
+      status: 'fail',
+      detail: `${address} is not reachable (${(err as grpc.ServiceError).details || describeError(err)})`,
+      hint,
+    };
+  } finally {
+    client.close();
   }
 }
 
@@ -357,10 +444,13 @@ export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Prom
   installationId.catch(() => undefined); // each check reports it in its own way
   return Promise.all([
     checkTemporal(cfg),
+    checkWorker(cfg),
     checkPostgres(cfg),
     checkInstallation(cfg, installationId),
     checkRabbitMq(cfg, opts, installationId),
     checkBlobStore(cfg),
+    checkLogService(cfg),
+    checkRunnerUrl(cfg),
     checkQemu(cfg, opts),
     checkImages(cfg),
     checkForgeToken(cfg),

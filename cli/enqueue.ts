@@ -1,5 +1,7 @@
 /** `solstice enqueue` (and `ci-local`): validating a commit, then starting its pipeline. */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { AmqpConnection, connectIfReachable, installationTopology } from '../ingress/amqp';
 import { readInstallationId } from '../storage/installation';
 import type { Config } from '../platform/config';
@@ -14,7 +16,12 @@ import { enqueuePipeline, showPipeline } from './pipelines';
 
 export interface EnqueueArgs {
   repo: string;
-  commit: string;
+  /** Default: HEAD, or the tip of `branch`. */
+  commit?: string;
+  /** Run as this event (default manual): `when` filters and cancel-superseded see it. */
+  event?: 'push' | 'pull_request' | 'manual';
+  /** Run as on this branch: the ref recorded is refs/heads/<branch>. */
+  branch?: string;
   label?: string;
   timeout?: string;
   follow: boolean;
@@ -80,11 +87,21 @@ export async function enqueue(
   args: EnqueueArgs,
   out: NodeJS.WritableStream,
 ): Promise<number> {
+  const branchRef = args.branch === undefined ? undefined : await branchRefOf(args.branch);
+  const rev = args.commit ?? branchRef ?? 'HEAD';
   let repoUrl = args.repo;
-  let commitSha = args.commit;
+  let commitSha = rev;
   let ref: string | undefined;
   if (isLocalRepo(args.repo)) {
-    const resolved = await resolveLocalCommit(args.repo, args.commit);
+    const resolved = await resolveLocalCommit(args.repo, rev).catch((err: unknown) => {
+      // Only "the commit does not exist": the branch's tip is what was missing.
+      const noTip = err instanceof InputError && err.message.startsWith(`commit "${rev}" does not exist`);
+      if (args.commit !== undefined || args.branch === undefined || !noTip) throw err;
+      throw new InputError(
+        `branch ${args.branch} does not exist in ${args.repo}`,
+        `Give --commit to run another commit as if it were on ${args.branch}.`,
+      );
+    });
     ({ repoUrl, commitSha, ref } = resolved);
     if (args.workflow && !(Array.isArray(resolved.definition) && resolved.definition.includes(args.workflow)))
       throw new InputError(
@@ -97,11 +114,12 @@ export async function enqueue(
       out.write(
         `note: ${repoUrl} has uncommitted changes; the job runs commit ${commitSha.slice(0, 12)} without them\n`,
       );
-  } else if (!/^[0-9a-f]{40}$/.test(args.commit)) {
+  } else if (!/^[0-9a-f]{40}$/.test(rev)) {
     throw new InputError(
-      `for a remote repository, --commit must be a full 40-character commit sha, got "${args.commit}"`,
+      `for a remote repository, --commit must be a full 40-character commit sha, got "${args.commit ?? rev}"`,
     );
   }
+  const event = args.event ?? 'manual';
 
   // One request whichever way it starts: the bridge and a direct start derive the same workflow
   // id from it. The delivery id makes this enqueue one event: it starts once even if the
@@ -110,7 +128,8 @@ export async function enqueue(
     source: 'manual',
     repoUrl,
     commitSha,
-    ref: ref ?? commitSha,
+    ref: branchRef ?? ref ?? commitSha,
+    ...(event !== 'manual' ? { event } : {}),
     runsOn: args.label,
     ...(args.workflow ? { workflowPath: args.workflow, inputs: args.inputs ?? {} } : {}),
     deliveryId: `enqueue-${randomUUID()}`,
@@ -119,6 +138,20 @@ export async function enqueue(
   // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
   if (!started) return enqueuePipeline(cfg, store, r, args.follow, out);
   return showPipeline(cfg, store, started, args.follow, out);
+}
+
+/** `--branch B` as the ref a push of it has, refs/heads/B; a name git would refuse is refused. */
+async function branchRefOf(branch: string): Promise<string> {
+  const ref = `refs/heads/${branch}`;
+  try {
+    await promisify(execFile)('git', ['check-ref-format', ref]);
+  } catch {
+    throw new InputError(
+      `--branch "${branch}" is not a valid branch name`,
+      'See `git help check-ref-format`.',
+    );
+  }
+  return ref;
 }
 
 /** `--input k=v` flags → inputs; a flag without `=` is refused. */

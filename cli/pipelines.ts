@@ -1,16 +1,26 @@
 /** Pipelines for the CLI: resolving `<pipeline|job>` ids, showing, following, cancelling, rerunning. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { CapacityStore } from '../capacity/store';
 import { SETTINGS, type Config } from '../platform/config';
 import { isLoopbackHost, joinHostPort, splitHostPort } from '../platform/net';
 import { InputError, NotFoundError } from '../platform/errors';
 import { ID_PREFIX } from '../storage/run-rows';
+import { isLocalRepo, normalizeRepoUrl } from '../model/repo-url';
 import { didYouMean } from '../workflow-file/suggest';
 import type { JobRecord, JobStepRecord, LostAttemptRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import type { JobRequestV1 } from '../model/job-request';
-import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
+import {
+  pipelineLabel,
+  PipelineStore,
+  type PipelineJobRecord,
+  type PipelineRecord,
+} from '../storage/pipeline-store';
 import type { Store } from './context';
+import { overviewLines, StatusBlock, type LineSink, type OverviewJob } from './live-overview';
 import {
   exitCodeForState,
   formatJob,
@@ -32,14 +42,72 @@ export type Target =
   { kind: 'pipeline'; pipeline: PipelineRecord } | { kind: 'job'; job: JobRecord; name?: string };
 
 const REFERENCE_HINT =
-  'Give a pipeline or job id (in full or a unique prefix of at least 4 characters) or <pipeline>/<job name>; `solstice pipelines` and `solstice jobs` list recent ones.';
+  'Give a pipeline or job id (in full or a unique prefix of at least 4 characters), a pipeline as <repo>#<number> (app#12), or a job as <pipeline>/<job name>; `solstice pipelines` and `solstice jobs` list recent ones.';
+
+export { pipelineLabel };
+
+/** `app#12`, `acme/app#12`, `../app#12` or `#12`, optionally followed by `/<job name>`. */
+const NUMBERED = /^([^#]*)#(\d+)(?:\/(.+))?$/;
+
+/** Whether `repo` (as typed after a `<repo>#`) names the repository at `repoUrl`. */
+function repoMatches(repo: string, repoUrl: string): boolean {
+  const typed = isLocalRepo(repo) && /^[./~]/.test(repo) ? path.resolve(repo) : repo;
+  const want = normalizeRepoUrl(typed).replace(/^\/+/, '');
+  const have = normalizeRepoUrl(repoUrl);
+  return have === want || have.endsWith(`/${want}`);
+}
+
+/** The repository the current directory is a checkout of, as `enqueue` records local ones. */
+async function currentRepo(): Promise<string | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)('git', ['rev-parse', '--show-toplevel']);
+    return stdout.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * A pipeline or a job: by full id or unique prefix (pipelines first), or a job as
- * `<pipeline>/<job name>`. Whatever names nothing is bad input (exit 2), malformed or not.
+ * Pipeline `#<number>` of a repository: the one `repo` names (its name, `owner/name`, a path
+ * or the end of its URL); without one, the only repository with that number, else the
+ * repository of the current directory.
+ */
+async function numberedPipeline(store: Store, repo: string, number: number): Promise<PipelineRecord> {
+  const all = await new PipelineStore(store.db).withNumber(number);
+  let found = repo ? all.filter((p) => repoMatches(repo, p.repoUrl)) : all;
+  if (found.length > 1 && !repo) {
+    const here = await currentRepo();
+    const mine = found.filter(
+      (p) => here !== undefined && normalizeRepoUrl(p.repoUrl) === normalizeRepoUrl(here),
+    );
+    if (mine.length === 1) found = mine;
+  }
+  if (found.length === 1) return found[0];
+  if (found.length === 0)
+    throw new InputError(
+      `no pipeline #${number}${repo ? ` of a repository "${repo}"` : ''}`,
+      all.length > 0
+        ? `#${number} exists as ${all.map(pipelineLabel).join(', ')}`
+        : '`solstice pipelines` lists recent ones with their numbers',
+    );
+  throw new InputError(
+    `${repo}#${number} names pipelines of ${found.length} repositories`,
+    `name the repository: ${found.map((p) => `${p.repoUrl}#${number}`).join(', ')}`,
+  );
+}
+
+/**
+ * A pipeline or a job: by full id or unique prefix (pipelines first), a pipeline as
+ * `<repo>#<number>`, or a job as `<pipeline>/<job name>`. Whatever names nothing is bad input
+ * (exit 2), malformed or not.
  */
 export async function resolveTarget(store: Store, reference: string): Promise<Target> {
   const pipelines = new PipelineStore(store.db);
+  const numbered = NUMBERED.exec(reference.trim());
+  if (numbered) {
+    const pipeline = await numberedPipeline(store, numbered[1], Number(numbered[2]));
+    return numbered[3] ? pipelineJob(store, pipeline, numbered[3]) : { kind: 'pipeline', pipeline };
+  }
   const slash = reference.indexOf('/');
   if (slash > 0) {
     const pipeline = await pipelines.findPipeline(reference.slice(0, slash));
@@ -68,7 +136,7 @@ export async function resolveJobReference(store: Store, reference: string): Prom
   const jobs = await new PipelineStore(store.db).listJobs(target.pipeline.id);
   throw new InputError(
     `${reference} is a pipeline; name one of its jobs`,
-    `e.g. ${target.pipeline.id.slice(0, 8)}/${jobs[0]?.name ?? '<job name>'}; its jobs: ${jobs.map((j) => j.name).join(', ')}`,
+    `e.g. ${pipelineLabel(target.pipeline)}/${jobs[0]?.name ?? '<job name>'}; its jobs: ${jobs.map((j) => j.name).join(', ')}`,
   );
 }
 
@@ -111,7 +179,7 @@ export async function pipelineJob(
 
 function formatPipelineHead(p: PipelineRecord): string {
   const rows: [string, string][] = [
-    ['pipeline', p.id],
+    ['pipeline', `${pipelineLabel(p)}  ${p.id}`],
     ['state', stateLabel(p.state)],
     ...(p.message ? ([['message', p.message]] as [string, string][]) : []),
     ['repo', p.repoUrl],
@@ -181,8 +249,9 @@ export async function formatJobStatus(store: Store, job: JobRecord, name?: strin
   const position = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
   if (position !== undefined)
     extra.queue = `position ${position} among jobs waiting for a "${job.label}" machine`;
-  if (pipeline) extra.pipeline = `${pipeline.id} (${pipeline.state})`;
-  return `${formatJob(job, extra)}\n${formatSteps(await store.jobs.stepTable(job.id))}`;
+  if (pipeline) extra.pipeline = `${pipelineLabel(pipeline)}  ${pipeline.id} (${pipeline.state})`;
+  return `${formatJob(job, extra)}
+${formatSteps(await store.jobs.stepTable(job.id))}`;
 }
 
 /** Cancels a pipeline (all its running jobs) or one job; returns what was cancelled. */
@@ -235,8 +304,15 @@ export async function followPipeline(
   pipelineId: string,
   out: NodeJS.WritableStream,
   pollMs = 250,
+  /** Gets what the lines go through, for notes written beside them (under the overview). */
+  onSink?: (sink: LineSink) => void,
 ): Promise<PipelineRecord> {
   const pipelines = new PipelineStore(store.db);
+  // On a terminal, a jobs/steps overview stays under the lines; on a pipe, plain lines only.
+  const tty = Boolean((out as Partial<NodeJS.WriteStream>).isTTY) && process.env.TERM !== 'dumb';
+  const block = tty ? new StatusBlock(out) : undefined;
+  const sink: LineSink = block ?? out;
+  onSink?.(sink);
   const shown = new Set<string>();
   const following: Promise<void>[] = [];
   for (;;) {
@@ -249,33 +325,57 @@ export async function followPipeline(
       if (!j.jobId) {
         if (!FINAL_JOB.includes(j.state)) continue;
         shown.add(j.name);
-        out.write(
+        sink.write(
           `${width === 0 ? `job ${j.name} ` : prefix}${stateLabel(j.state)}${j.message ? `: ${j.message}` : ''}\n`,
         );
         continue;
       }
       shown.add(j.name);
       if (j.message && j.state === 'success' && p?.rerunOf) {
-        out.write(`${width === 0 ? `job ${j.name} ` : prefix}${stateLabel('success')}: ${j.message}\n`);
+        sink.write(`${width === 0 ? `job ${j.name} ` : prefix}${stateLabel('success')}: ${j.message}\n`);
         continue;
       }
       const jobId = j.jobId;
-      out.write(`${prefix}job ${jobId}\n`);
+      sink.write(`${prefix}job ${jobId}\n`);
       following.push(
         (async () => {
           for await (const line of readLog(store.jobs, jobId, { follow: true, pollMs }))
-            out.write(`${prefix}${formatLogLine(line)}\n`);
-          out.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
+            sink.write(`${prefix}${formatLogLine(line)}\n`);
+          sink.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
         })(),
       );
     }
+    if (block) block.update(await overview(store, jobs, columnsOf(out)));
     if (p && p.state !== 'running' && jobs.every((j) => shown.has(j.name))) {
       await Promise.all(following);
+      block?.close();
       if (jobs.length > 1) out.write(await formatSummary(store, jobs));
       return p;
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** The terminal's width; a pseudo-terminal without a size says 0. */
+function columnsOf(out: NodeJS.WritableStream): number {
+  return (out as Partial<NodeJS.WriteStream>).columns || Number(process.env.COLUMNS) || 80;
+}
+
+/** The overview's lines for the jobs as they are now: each running job's current step. */
+async function overview(store: Store, jobs: PipelineJobRecord[], columns: number): Promise<string[]> {
+  const rows: OverviewJob[] = await Promise.all(
+    jobs.map(async (j) => {
+      const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
+      const running = j.state === 'running' && j.jobId;
+      const step = running
+        ? (await store.jobs.listSteps(j.jobId!)).filter((st) => st.outcome === 'running').pop()
+        : undefined;
+      // A pipeline job runs from the pipeline's view while its machine is still made.
+      const state = running && job && job.state !== 'running' ? job.state : j.state;
+      return { name: j.name, state, step, startedAt: job?.startedAt, finishedAt: job?.finishedAt };
+    }),
+  );
+  return overviewLines(rows, new Date(), columns);
 }
 
 /** The table after a followed pipeline: every job's state, exit code, duration and id. */
@@ -339,7 +439,56 @@ export async function showPipeline(
   const ui = workflowUiUrl(cfg, started.workflowId);
   if (ui) out.write(`web ui ${ui}\n`);
   if (!follow) return 0;
-  const p = await followPipeline(store, started.pipelineId, out);
+  const watching = new AbortController();
+  let notes: LineSink = out;
+  const watcher = sayWhenNoWorker(cfg, { write: (text) => notes.write(text) }, watching.signal);
+  let p: PipelineRecord;
+  try {
+    p = await followPipeline(store, started.pipelineId, out, undefined, (sink) => (notes = sink));
+  } finally {
+    watching.abort();
+    await watcher;
+  }
   out.write(`pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`);
   return exitCodeForState(p.state);
+}
+
+/** How long a worker that just started may take to show as a poller before we say none does. */
+const NO_WORKER_GRACE_MS = 2000;
+
+/**
+ * While a pipeline is followed: says within seconds when no worker polls the task queue (the
+ * pipeline would wait silently), and again when one does. Never fails the follow: a Temporal
+ * that cannot be asked only means no note.
+ */
+async function sayWhenNoWorker(cfg: Config, out: LineSink, signal: AbortSignal): Promise<void> {
+  const { connectClient, workflowPollers } = await import('../platform/temporal');
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  let temporal: Awaited<ReturnType<typeof connectClient>> | undefined;
+  try {
+    temporal = await connectClient(cfg);
+    const polled = () => workflowPollers(temporal!.client, cfg.temporalNamespace, cfg.taskQueue);
+    if ((await polled()) > 0) return;
+    await sleep(NO_WORKER_GRACE_MS);
+    if (signal.aborted || (await polled()) > 0) return;
+    out.write(
+      `note: no worker polls task queue "${cfg.taskQueue}" on ${cfg.temporalAddress}; the pipeline waits until one does. ` +
+        `Start one with \`solstice worker\` (or \`solstice up\`) and the same ${SETTINGS.taskQueue.env}; still waiting...\n`,
+    );
+    while (!signal.aborted) {
+      await sleep(2000);
+      if (!signal.aborted && (await polled()) > 0) {
+        out.write(`note: a worker polls task queue "${cfg.taskQueue}" now\n`);
+        return;
+      }
+    }
+  } catch {
+    // Only a note is lost; the follow itself reports what matters.
+  } finally {
+    await temporal?.close();
+  }
 }

@@ -76,12 +76,18 @@ export async function resolveLocalCommit(repo: string, rev: string): Promise<Res
       `Add ${JOB_SCRIPT_PATH} (a shell script that runs your build and tests), commit it, and enqueue again.`,
     );
   }
+  // HEAD: the branch checked out (none when detached); a branch or tag name: that ref, so
+  // `--commit main` runs as on main; a sha: no ref.
   let ref: string | undefined;
   try {
-    ref = await git(top, ['symbolic-ref', '--quiet', 'HEAD']);
+    ref =
+      rev === 'HEAD'
+        ? await git(top, ['symbolic-ref', '--quiet', 'HEAD'])
+        : await git(top, ['rev-parse', '--verify', '--quiet', '--symbolic-full-name', rev]);
   } catch {
-    ref = undefined; // detached HEAD
+    ref = undefined;
   }
+  if (ref !== undefined && !/^refs\/(heads|tags)\//.test(ref)) ref = undefined;
   const dirty = (await git(top, ['status', '--porcelain', '--untracked-files=no'])).length > 0;
-  return { repoUrl: top, commitSha: sha, ref: rev === 'HEAD' ? ref : undefined, definition, dirty };
+  return { repoUrl: top, commitSha: sha, ref, definition, dirty };
 }

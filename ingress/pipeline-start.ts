@@ -144,9 +144,10 @@ export async function rerunPipeline(
   return { pipelineId: started.pipelineId, workflowId: started.workflowId, reused: Object.keys(reuse) };
 }
 
-/** The event a JobRequest v1 stands for, from its source and ref. */
-export function eventOfRequest(r: Pick<JobRequestV1, 'source' | 'ref'>): PipelineEvent {
-  if (r.source === 'manual') return 'manual';
+/** The event a JobRequest v1 stands for, from its source and ref (and a manual one's event). */
+export function eventOfRequest(r: Pick<JobRequestV1, 'source' | 'ref' | 'event'>): PipelineEvent {
+  // `solstice enqueue --event push|pull_request` runs as that event; otherwise by hand.
+  if (r.source === 'manual') return r.event ?? 'manual';
   if (r.ref.startsWith('refs/tags/')) return 'tag';
   if (r.ref.startsWith('refs/pull/') || r.ref.startsWith('refs/merge-requests/')) return 'pull_request';
   return 'push';

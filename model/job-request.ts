@@ -28,6 +28,7 @@ export const jobRequestV1Schema = z.object({
   inputs: z.record(z.string().max(256), z.string().max(65536)).optional(),
   delivery_id: z.string().min(1).max(256).optional(),
   // What the forge event was; with these the run's identity is the event, not the delivery.
+  // For source manual (`solstice enqueue --event`), the event to run as.
   event: z.enum(['push', 'pull_request']).optional(),
   action: z.string().min(1).max(64).optional(),
   pr_number: z.number().int().positive().optional(),
@@ -127,7 +128,9 @@ export const DEFAULT_DEDUPE_WINDOW_MS = 60 * 60_000;
  * send the same event under a new delivery id. Undefined for requests without event fields.
  */
 export function eventKeyOf(r: JobRequestV1): string | undefined {
-  if (!r.event) return undefined;
+  // `solstice enqueue --event push` asks for a run of its own each time: its delivery id is
+  // its identity, not the event it pretends to be.
+  if (!r.event || r.source === 'manual') return undefined;
   return shortHash(
     [
       r.source,

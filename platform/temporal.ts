@@ -76,3 +76,17 @@ export function installTemporalRuntime(log: Logger): void {
     }),
   });
 }
+
+/**
+ * How many workers polled `taskQueue` for workflow tasks lately (the server remembers a poller
+ * for a few minutes). Zero means whatever is started there waits until a worker comes.
+ */
+export async function workflowPollers(client: Client, namespace: string, taskQueue: string): Promise<number> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    // TASK_QUEUE_TYPE_WORKFLOW: a pipeline needs a workflow task before anything else happens.
+    taskQueueType: 1,
+  });
+  return r.pollers?.length ?? 0;
+}

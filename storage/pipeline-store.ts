@@ -6,6 +6,7 @@ import type { Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
 import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { repoDisplayName } from '../model/repo-url';
 
 export interface PipelineRecord {
   id: string;
@@ -18,6 +19,8 @@ export interface PipelineRecord {
   state: PipelineState;
   message: string | null;
   rerunOf: string | null;
+  /** The repository's run number: `#12`, counted per repositoryUrl from 1. */
+  number: number;
   createdAt: Date;
   finishedAt: Date | null;
 }
@@ -31,6 +34,11 @@ export interface PipelineJobRecord {
   position: number;
 }
 
+/** `app#12`: how lists, status and the job page name a pipeline; `<repo>#<number>` takes it back. */
+export function pipelineLabel(p: Pick<PipelineRecord, 'repoUrl' | 'number'>): string {
+  return `${repoDisplayName(p.repoUrl)}#${p.number}`;
+}
+
 const PIPELINE_FIELDS = {
   id: true,
   workflowId: true,
@@ -42,6 +50,7 @@ const PIPELINE_FIELDS = {
   state: true,
   message: true,
   rerunOf: true,
+  number: true,
   createdAt: true,
   finishedAt: true,
 } as const;
@@ -58,6 +67,10 @@ const PIPELINE_JOB_FIELDS = {
 export class PipelineStore {
   constructor(private readonly db: Db) {}
 
+  /**
+   * The row takes its repository's next number on insert (a database trigger, so concurrent
+   * pipelines of one repository get distinct numbers); a repeated call keeps the first one.
+   */
   async recordPipeline(input: PipelineInput, workflowId: string): Promise<void> {
     await this.db.pipeline.upsert({
       where: { id: input.pipelineId },
@@ -190,6 +203,13 @@ export class PipelineStore {
     const p = await this.findPipeline(idOrPrefix);
     if (!p) throw new NotFoundError(`no pipeline ${idOrPrefix}`, '`solstice pipelines` lists recent ones.');
     return p;
+  }
+
+  /** Every repository's pipeline with this number (`#12`), at most one per repository. */
+  async withNumber(number: number): Promise<PipelineRecord[]> {
+    if (!Number.isSafeInteger(number) || number < 1 || number > 2 ** 31 - 1) return [];
+    const rows = await this.db.pipeline.findMany({ where: { number }, select: PIPELINE_FIELDS });
+    return rows as PipelineRecord[];
   }
 
   async listPipelines(limit: number): Promise<PipelineRecord[]> {

@@ -10,7 +10,8 @@ export class ArtifactsListCommand extends BlobCommand {
   static override paths = [['artifacts', 'list']];
   static override usage = Command.Usage({
     description: "List a job's artifacts: path, size and SHA-256",
-    details: 'Give a job id (in full or a unique prefix of at least 4 characters) or <pipeline>/<job name>.',
+    details:
+      'Give a job id (in full or a unique prefix of at least 4 characters) or <pipeline>/<job name>, the pipeline by id or as <repo>#<number> (app#12/lint).',
     examples: [
       ['The artifacts of a job', 'solstice artifacts list 3f2a9c'],
       ['As JSON lines', 'solstice artifacts list 3f2a9c --json'],

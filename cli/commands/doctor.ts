@@ -16,15 +16,18 @@ export class DoctorCommand extends ServiceCommand {
   static override paths = [['doctor']];
   static override usage = Command.Usage({
     description:
-      'Check every dependency (Temporal, PostgreSQL, RabbitMQ, blob store, QEMU, images, forge token)',
+      'Check every dependency (Temporal and a worker polling it, PostgreSQL, RabbitMQ, blob store, log service, runner URL, QEMU, images, forge token)',
     details: `
       Uses the same settings (environment and flags) as the services, so run it with their
       environment. Prints one line per check: ok, warn (works, but worse than it could), FAIL (what
       is wrong and how to fix it) or skip (not configured). It shows the installation id (from the
       database), which names this installation's machines and broker queues. RabbitMQ is required
       only when AMQP_URL is set, and AMQP_URL=none turns it off (skip, not FAIL); QEMU is checked
-      only when SOLSTICE_IMAGE_MAP is set. The Forgejo/Gitea token is checked by asking the forge
-      at SOLSTICE_FORGEJO_API_URL whether it may write commit statuses (a read-only token FAILs).
+      only when SOLSTICE_IMAGE_MAP is set. The worker check asks Temporal whether a worker polls
+      SOLSTICE_TASK_QUEUE (without one, pipelines wait); the log service is asked for its gRPC
+      health at ORCH_CONTACT_ADDR, and SOLSTICE_RUNNER_URL must answer, both as machines reach
+      them. The Forgejo/Gitea token is checked by asking the forge at
+      SOLSTICE_FORGEJO_API_URL whether it may write commit statuses (a read-only token FAILs).
       Exits 69 when any check FAILs, else 0.
     `,
   });

@@ -2,6 +2,9 @@ import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
 import { ConnectedCommand } from '../settings-options';
 
+const ENQUEUE_EVENTS = ['push', 'pull_request', 'manual'] as const;
+type EnqueueEvent = (typeof ENQUEUE_EVENTS)[number];
+
 export class EnqueueCommand extends ConnectedCommand {
   static override settings = ConnectedCommand.withSettings(
     'jobTimeoutMs',
@@ -29,10 +32,24 @@ export class EnqueueCommand extends ConnectedCommand {
       With --follow it then prints each job's live log and exits with the result:
       0 success, 1 failure (a script failed), 3 error (infrastructure), 4 cancelled.
       Other exit codes: 2 bad input, 69 a dependency (Temporal, PostgreSQL) is unreachable.
+      When no worker polls the task queue, --follow says so within seconds and keeps waiting.
+      On a terminal, --follow keeps an overview of the jobs (state, current step, time) under
+      the log lines; on a pipe the output is the plain lines.
+
+      --event and --branch run it as that event on that branch would run: \`when\` filters
+      (events, branches) and SolsticeBranch see them, and a --event push pipeline cancels the
+      still running push pipelines of its branch (cancel-superseded), as a forge push does. The
+      ref recorded is refs/heads/<branch>; without --commit, the commit is the branch's tip.
+      Without --branch, --commit <branch name> records that branch; HEAD records the branch you
+      are on.
     `,
     examples: [
       ['This repository at HEAD, following the log', 'solstice enqueue --follow'],
       ['Another repository and commit', 'solstice enqueue --repo ../app --commit 3f2a9c1'],
+      [
+        'As a push to branch main would run (when filters, cancel-superseded)',
+        'solstice enqueue --event push --branch main --follow',
+      ],
       [
         'An Actions workflow_dispatch workflow with an input',
         'solstice enqueue --workflow .forgejo/workflows/deploy.yml --input target=staging',
@@ -43,8 +60,14 @@ export class EnqueueCommand extends ConnectedCommand {
   repo = Option.String('--repo', '.', {
     description: 'Repository: a local path or a clone URL (default: the current directory)',
   });
-  commit = Option.String('--commit', 'HEAD', {
-    description: 'Commit to run: sha, branch or tag (default: HEAD)',
+  commit = Option.String('--commit', {
+    description: 'Commit to run: sha, branch or tag (default: HEAD, or the tip of --branch)',
+  });
+  event = Option.String('--event', 'manual', {
+    description: 'Run as this event: push, pull_request or manual (default: manual)',
+  });
+  branch = Option.String('--branch', {
+    description: 'Run as on this branch (records ref refs/heads/<branch>)',
   });
   label = Option.String('--label', {
     description: 'Which machine image/provider runs the job (default: local)',
@@ -63,6 +86,8 @@ export class EnqueueCommand extends ConnectedCommand {
   });
 
   async execute(): Promise<number> {
+    if (!ENQUEUE_EVENTS.includes(this.event as EnqueueEvent))
+      throw new InputError(`--event must be one of ${ENQUEUE_EVENTS.join(', ')}, got "${this.event}"`);
     if (this.input.length > 0 && !this.workflow)
       throw new InputError('--input needs --workflow: inputs belong to one workflow_dispatch workflow');
     const cfg = this.config();
@@ -78,6 +103,8 @@ export class EnqueueCommand extends ConnectedCommand {
         {
           repo: this.repo,
           commit: this.commit,
+          event: this.event as EnqueueEvent,
+          ...(this.branch !== undefined ? { branch: this.branch } : {}),
           label: this.label,
           follow: this.follow,
           direct: this.direct,

@@ -1,7 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { applyGc, describePlan, hasRetention, planGc, retentionPolicy } from '../../storage/retention';
 import { GcCommandBase } from '../settings-options';
-import { withStore } from '../context';
 
 export class GcCommand extends GcCommandBase {
   static override paths = [['gc']];
@@ -23,6 +21,9 @@ export class GcCommand extends GcCommandBase {
 
   async execute(): Promise<number> {
     const cfg = this.config();
+    // Loaded when it runs, as every command's work is, so the CLI starts fast.
+    const [{ applyGc, describePlan, hasRetention, planGc, retentionPolicy }, { withStore }] =
+      await Promise.all([import('../../storage/retention'), import('../context')]);
     const policy = retentionPolicy(cfg);
     if (!hasRetention(policy)) {
       this.context.stdout.write(

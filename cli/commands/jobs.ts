@@ -67,10 +67,16 @@ export class StatusCommand extends ConnectedCommand {
   static override paths = [['status']];
   static override usage = Command.Usage({
     description: 'Show a pipeline (its jobs and their steps) or a job (its state, timing and steps)',
-    details:
-      'Give a pipeline or job id, in full or a unique prefix (at least 4 characters), or a job as <pipeline>/<job name> (e.g. 3f2a9c/test[node=20]).',
+    details: `
+      Give a pipeline or job id, in full or a unique prefix (at least 4 characters); a pipeline
+      as <repo>#<number>, the repository's run number that \`solstice pipelines\` shows (app#12,
+      acme/app#12 or ../app#12; "#12" alone when only one repository has a #12, or for the
+      repository of the current directory; quote it, a shell drops a word that starts with #);
+      or a job as <pipeline>/<job name> (3f2a9c/test[node=20], app#12/lint).
+    `,
     examples: [
       ['A pipeline or job by id prefix', 'solstice status 3f2a9c'],
+      ['Pipeline 12 of repository app', 'solstice status app#12'],
       ['As JSON', 'solstice status 3f2a9c --json'],
     ],
   });

@@ -6,10 +6,12 @@ export class LogsCommand extends BlobCommand {
   static override usage = Command.Usage({
     description: "Print a job's log, or the logs of a pipeline's jobs",
     details: `
-      Give a job (id, unique id prefix, or <pipeline>/<job name>), or a pipeline and optionally the
-      name of one of its jobs (\`solstice logs 3f2a9c test[node=20]\`). A pipeline's jobs print one
+      Give a job (id, unique id prefix, or <pipeline>/<job name>), or a pipeline (id, prefix, or
+      <repo>#<number> as \`solstice pipelines\` shows it, e.g. app#12) and optionally the name of
+      one of its jobs (\`solstice logs app#12 test[node=20]\`). A pipeline's jobs print one
       after another, each line prefixed with its job's name; with --follow, the lines of jobs that
       run at once interleave as they arrive, and a table of the jobs' outcomes ends the output.
+      On a terminal, an overview of the jobs (state, current step, time) stays under the lines.
 
       --failed keeps only jobs that failed, errored or were cancelled; --step only the lines of
       one step (its number or name). With --exit-status the command exits with the job's (or

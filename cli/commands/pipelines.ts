@@ -18,6 +18,11 @@ export class PipelinesCommand extends ConnectedCommand {
   static override paths = [['pipelines']];
   static override usage = Command.Usage({
     description: 'List recent pipelines, newest first',
+    details: `
+      One row per pipeline: id, its number in its repository (\`app#12\`, which \`status\`,
+      \`logs\`, \`cancel\` and \`rerun\` accept as well as the id), state, repository and commit,
+      ref, and when it started.
+    `,
     examples: [['The last 20 pipelines', 'solstice pipelines']],
   });
 
@@ -25,14 +30,16 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const [{ withStore }, { ago, stateLabel }, , { PipelineStore }, , { repoAtCommit }] = await load();
+    const [{ withStore }, { ago, stateLabel }, { pipelineLabel }, { PipelineStore }, , { repoAtCommit }] =
+      await load();
     return withStore(this.config(), async (store) => {
       const list = await new PipelineStore(store.db).listPipelines(readLimit(this.limit));
+      const width = Math.max(0, ...list.map((p) => pipelineLabel(p).length));
       for (const p of list) {
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(p)}\n`
-            : `${p.id}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${ago(p.createdAt)}\n`,
+            : `${p.id}  ${pipelineLabel(p).padEnd(width)}  ${stateLabel(p.state).padEnd(12)}  ${repoAtCommit(p.repoUrl, p.commitSha)}  ${p.ref ?? '-'}  ${ago(p.createdAt)}\n`,
         );
       }
       if (list.length === 0 && !this.json)
@@ -48,7 +55,8 @@ export class CancelCommand extends ConnectedCommand {
     description: 'Cancel a pipeline (all its jobs) or one job',
     details: `
       Cancelled jobs always destroy their machine. Cancelling one job of a pipeline skips the
-      jobs that need it. The id may be a full id or a unique prefix (at least 4 characters).
+      jobs that need it. Give a full id or a unique prefix (at least 4 characters), a pipeline
+      as <repo>#<number> (app#12) or a job as <pipeline>/<job name>.
       With --wait, waits until everything stopped and exits 4 (cancelled) or with the state it
       reached first (0 success, 1 failure, 3 error).
     `,

@@ -14,6 +14,7 @@ import {
   type StepOutcome,
   type StepTable,
 } from '../../storage/job-store';
+import type { PipelineJobRecord, PipelineRecord } from '../../storage/pipeline-store';
 import { annotationOf, groupMarker, type Annotation } from './workflow-commands';
 
 export function escapeHtml(s: string): string {
@@ -104,6 +105,10 @@ export interface JobPageView {
   window: number;
   /** Whether the page follows new lines (the tail of a running job). */
   live: boolean;
+  /** The job's name in its pipeline (`test[node=20]`), when it belongs to one. */
+  name?: string;
+  /** The pipeline it belongs to: id, `app#12` and state. */
+  pipeline?: { id: string; label: string; state: string };
 }
 
 /** `log expired on 2026-12-01 12:00 UTC`: what retention left of a log or the artifacts. */
@@ -127,6 +132,9 @@ table{border-collapse:collapse;margin:8px 0}caption{text-align:left;font-weight:
 .s-stderr .t{color:#f0c674}.s-system .t,.s-console .t{color:#8ab4f8}
 .step{margin-top:10px;padding-top:4px;border-top:1px solid #444;font-weight:bold}
 details.group>summary{list-style:none;cursor:pointer}details.group>summary .t::before{content:'▸ '}details.group[open]>summary .t::before{content:'▾ '}
+details.fold>summary{list-style:none;cursor:pointer}details.fold>summary .t::before{content:'▸ '}details.fold[open]>summary .t::before{content:'▾ '}
+details.fold.failed>summary .t{color:#ff7b72}
+.sub{color:#555;font-size:13px}
 .ann-error a{color:#cf222e}.ann-warning a{color:#9a6700}
 .more{padding:4px 10px;color:#aaa}.more a{color:#8ab4f8}
 :target{background:#333}
@@ -145,6 +153,8 @@ const SCRIPT = `
   const stepRe = ${STEP_START.toString()};
   // A running job's page opens at its tail, where new lines arrive, unless a line was linked.
   if (!location.hash) window.scrollTo(0, document.body.scrollHeight);
+  // Lines go into the step they belong to: the fold the page ends with, or a new one.
+  let current = log.lastElementChild && log.lastElementChild.matches('details.fold') ? log.lastElementChild : log;
   es.addEventListener('lines', (e) => {
     const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
     for (const l of JSON.parse(e.data)) {
@@ -160,7 +170,17 @@ const SCRIPT = `
       t.className = 't';
       t.textContent = l.text.replace(/\\u001b\\[[0-9;?]*[A-Za-z]/g, '');
       div.append(a, t);
-      log.appendChild(div);
+      if (m) {
+        const fold = document.createElement('details');
+        fold.className = 'fold';
+        fold.dataset.step = m[1];
+        fold.open = true;
+        const summary = document.createElement('summary');
+        summary.append(div);
+        fold.append(summary);
+        log.appendChild(fold);
+        current = fold;
+      } else current.appendChild(div);
     }
     // A chatty job must not grow the page without bound: the raw log has everything.
     while (log.querySelectorAll('.ln').length > max) log.querySelector('.ln').remove();
@@ -206,8 +226,11 @@ export function renderJobPage(v: JobPageView): string {
   const parts: string[] = [];
   parts.push(
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">`,
-    `<title>${escapeHtml(`${job.state} · job ${job.id.slice(0, 8)}`)}</title><style>${STYLE}</style></head><body>`,
-    `<header><h1>Job ${escapeHtml(job.id)} <span class="state state-${escapeHtml(job.state)}" id="state">${escapeHtml(job.state)}</span></h1>`,
+    `<title>${escapeHtml(`${job.state} · ${v.name ?? `job ${job.id.slice(0, 8)}`}${v.pipeline ? ` · ${v.pipeline.label}` : ''}`)}</title><style>${STYLE}</style></head><body>`,
+    `<header><h1>Job <span id="job-name">${escapeHtml(v.name ?? job.id)}</span> <span class="state state-${escapeHtml(job.state)}" id="state">${escapeHtml(job.state)}</span></h1>`,
+    v.pipeline
+      ? `<div class="sub">pipeline <a id="pipeline" href="/pipelines/${escapeHtml(v.pipeline.id)}">${escapeHtml(v.pipeline.label)}</a> (${escapeHtml(v.pipeline.state)})${v.name ? ` · job ${escapeHtml(job.id)}` : ''}</div>`
+      : '',
     `<div>${escapeHtml(job.repoUrl)} @ <code>${escapeHtml(job.commitSha.slice(0, 12))}</code>${job.ref ? ` (${escapeHtml(job.ref)})` : ''}`,
     job.exitCode !== null ? ` · exit code ${job.exitCode}` : '',
     job.startedAt && job.finishedAt
@@ -274,8 +297,32 @@ export function renderJobPage(v: JobPageView): string {
     );
   }
   const annotations: Annotation[] = [];
+  // A retried job's log holds each attempt's steps, split by the lost attempts' reason lines.
+  const outcomes = new Map(v.steps.steps.map((st) => [`${st.attempt}:${st.index}`, st.outcome]));
+  const lastAttempt = Math.max(
+    1,
+    ...v.steps.steps.map((st) => st.attempt),
+    ...v.steps.lost.map((l) => l.attempt + 1),
+  );
+  const attemptAt = (seq: number) => v.steps.lost.find((l) => seq <= l.logSeq)?.attempt ?? lastAttempt;
   let open = 0;
+  let inStep = false;
   for (const l of v.lines) {
+    const step = l.stream === 'system' ? STEP_START.exec(l.text) : null;
+    if (step) {
+      // Each step is a fold, its start line the summary: open while it runs and when it
+      // failed (or was interrupted), so a failed job's page shows what went wrong.
+      parts.push('</details>'.repeat(open + (inStep ? 1 : 0)));
+      open = 0;
+      inStep = true;
+      const outcome = outcomes.get(`${attemptAt(l.seq)}:${step[1]}`);
+      const failed = outcome === 'failure' || outcome === 'interrupted';
+      const unfold = failed || outcome === undefined || outcome === 'running';
+      parts.push(
+        `<details class="fold${failed ? ' failed' : ''}" data-step="${step[1]}"${unfold ? ' open' : ''}><summary>${lineHtml(l)}</summary>`,
+      );
+      continue;
+    }
     const marker = groupMarker(l);
     const note = annotationOf(l);
     if (note) annotations.push(note);
@@ -289,7 +336,7 @@ export function renderJobPage(v: JobPageView): string {
     } else parts.push(lineHtml(l));
   }
   // A group still open (the job runs, or the step never closed it) ends with the window.
-  parts.push('</details>'.repeat(open));
+  parts.push('</details>'.repeat(open + (inStep ? 1 : 0)));
   if (annotations.length > 0) {
     const logAt = parts.findIndex((p) => p.startsWith('<div id="log"'));
     parts.splice(
@@ -312,8 +359,39 @@ export function renderJobPage(v: JobPageView): string {
   }
   parts.push('</div>');
   if (v.live) parts.push(`<script>${SCRIPT}</script>`);
+  // A finished page with a failed step opens at it, unless a line was linked.
+  else if (parts.some((p) => p.startsWith('<details class="fold failed"')))
+    parts.push(
+      `<script>if(!location.hash){const f=document.querySelector('details.fold.failed');if(f)f.scrollIntoView();}</script>`,
+    );
   parts.push('</main></body></html>');
   return parts.join('');
+}
+
+export interface PipelinePageView {
+  pipeline: PipelineRecord;
+  label: string;
+  jobs: PipelineJobRecord[];
+}
+
+/** `/pipelines/<id>`: the pipeline's jobs, each linked to its job page; what a job page links to. */
+export function renderPipelinePage(v: PipelinePageView): string {
+  const p = v.pipeline;
+  const rows = v.jobs
+    .map((j) => {
+      const name = escapeHtml(j.name);
+      const link = j.jobId ? `<a href="/jobs/${escapeHtml(j.jobId)}">${name}</a>` : name;
+      return `<tr class="step-${escapeHtml(j.state)}"><td>${link}</td><td>${escapeHtml(j.state)}</td><td>${escapeHtml(j.message ?? '')}</td></tr>`;
+    })
+    .join('');
+  return [
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">`,
+    `<title>${escapeHtml(`${p.state} · ${v.label}`)}</title><style>${STYLE}</style></head><body>`,
+    `<header><h1>Pipeline ${escapeHtml(v.label)} <span class="state state-${escapeHtml(p.state)}" id="state">${escapeHtml(p.state)}</span></h1>`,
+    `<div>${escapeHtml(p.repoUrl)} @ <code>${escapeHtml(p.commitSha.slice(0, 12))}</code>${p.ref ? ` (${escapeHtml(p.ref)})` : ''} · ${escapeHtml(p.event)} · pipeline ${escapeHtml(p.id)}</div>`,
+    p.message ? `<div class="message">${escapeHtml(p.message)}</div>` : '',
+    `</header><main><table id="jobs"><thead><tr><th>job</th><th>state</th><th></th></tr></thead><tbody>${rows}</tbody></table></main></body></html>`,
+  ].join('');
 }
 
 export function renderNotFound(message: string): string {

@@ -4,6 +4,7 @@
  *   GET /jobs/:id/events?after=N  new log lines and step changes as server-sent events until the job ends
  *   GET /jobs/:id/log.txt         the whole log as text, streamed from the chunks or the blob store
  *   GET /jobs/:id/artifacts/<p>   one artifact, streamed from the blob store
+ *   GET /pipelines/:id            a pipeline's jobs, linked to their pages (what a job page links to)
  * Everything streams or is bounded: no request holds a whole log or artifact in memory.
  */
 import type { Readable } from 'node:stream';
@@ -17,7 +18,8 @@ import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
 import { FINAL_STATES } from '../../model/domain';
-import { renderJobPage, renderNotFound, stepRows } from './render';
+import { pipelineLabel, PipelineStore } from '../../storage/pipeline-store';
+import { renderJobPage, renderNotFound, renderPipelinePage, stepRows } from './render';
 
 export interface JobPageOptions {
   addr: string;
@@ -41,6 +43,7 @@ const ARTIFACTS_SHOWN = 200;
 export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
   const { jobs, blobs } = opts;
   const artifacts = new ArtifactStore(jobs.db);
+  const pipelines = new PipelineStore(jobs.db);
   const window = opts.window ?? 1000;
   const pollMs = opts.pollMs ?? 250;
   const app = Fastify({ logger: false, return503OnClosing: true });
@@ -67,17 +70,43 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
     // Sequence numbers are dense from 1, so a window is one index range scan, whatever the log's size.
     const end = Math.min(before ?? lastSeq + 1, lastSeq + 1);
     const from = Math.max(0, end - 1 - window);
-    const [steps, arts, artifactCount, lines] = await Promise.all([
+    const [steps, arts, artifactCount, lines, pipeline, names] = await Promise.all([
       jobs.stepTable(job.id),
       artifacts.list(job.id, ARTIFACTS_SHOWN),
       artifacts.count(job.id),
       job.logExpiredAt ? [] : jobs.logLinesAfter(job.id, from, end - 1 - from),
+      pipelines.pipelineOfJob(job.id),
+      pipelines.jobNames([job.id]),
     ]);
     const live = before === undefined && !FINAL_STATES.includes(job.state);
     return reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
-      .send(renderJobPage({ job, steps, artifacts: arts, artifactCount, lines, lastSeq, window, live }));
+      .send(
+        renderJobPage({
+          job,
+          steps,
+          artifacts: arts,
+          artifactCount,
+          lines,
+          lastSeq,
+          window,
+          live,
+          name: names.get(job.id),
+          ...(pipeline
+            ? { pipeline: { id: pipeline.id, label: pipelineLabel(pipeline), state: pipeline.state } }
+            : {}),
+        }),
+      );
+  });
+
+  app.get<{ Params: { id: string } }>('/pipelines/:id', async (req, reply) => {
+    const pipeline = await pipelines.resolvePipeline(req.params.id);
+    const list = await pipelines.listJobs(pipeline.id);
+    return reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(renderPipelinePage({ pipeline, label: pipelineLabel(pipeline), jobs: list }));
   });
 
   app.get<{ Params: { id: string } }>('/jobs/:id/log.txt', async (req, reply) => {

@@ -1,38 +1,42 @@
 /**
- * `solstice doctor` as a user runs it, against the machine's real PostgreSQL and RabbitMQ and
- * the run's Temporal dev server, a real Gitea for the forge token, and against closed ports.
+ * `solstice doctor` as a user runs it, against the machine's real PostgreSQL and RabbitMQ, the
+ * run's Temporal dev server and a harness's worker, log service and runner server, and against
+ * closed ports and a task queue nobody polls; a real Gitea for the forge token.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../../platform/net';
 import { runCli, type CliResult } from '../../support/cli';
-import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { startGitea } from '../../support/gitea';
+import { harnessWithWorkerForFile, type Harness } from '../../support/harness';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 
-let database: TestDatabase;
+let h: Harness;
+harnessWithWorkerForFile((harness) => (h = harness));
+
 let vhost: TestVhost;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
   vhost = await createTestVhost();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-doctor-'));
   env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     NO_COLOR: '1',
-    DATABASE_URL: database.url,
-    TEMPORAL_ADDRESS: process.env.SOLSTICE_TEST_TEMPORAL_ADDRESS,
+    DATABASE_URL: h.cfg.databaseUrl,
+    TEMPORAL_ADDRESS: h.cfg.temporalAddress,
+    SOLSTICE_TASK_QUEUE: h.cfg.taskQueue,
+    SOLSTICE_RUNNER_URL: h.cfg.runnerUrl,
+    ORCH_CONTACT_ADDR: h.cfg.contactAddr,
     AMQP_URL: vhost.url,
     BLOB_FS_ROOT: path.join(dir, 'blobs'),
   };
 });
 
 afterAll(async () => {
-  await database?.drop();
   await vhost?.drop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -47,8 +51,17 @@ function line(r: CliResult, check: string): string {
 test('against the real services every dependency is ok and it exits 0', async () => {
   const r = await runCli(['doctor'], env);
   expect(r.code).toBe(0);
-  for (const check of ['Temporal', 'PostgreSQL', 'RabbitMQ', 'blob store'])
+  for (const check of [
+    'Temporal',
+    'worker',
+    'PostgreSQL',
+    'RabbitMQ',
+    'blob store',
+    'log service',
+    'runner URL',
+  ])
     expect(line(r, check)).toMatch(/^ok {4}/);
+  expect(line(r, 'worker')).toContain(`poll task queue "${h.cfg.taskQueue}"`);
   expect(line(r, 'PostgreSQL')).toContain('none pending');
   // The id the migrations made once, which also names the broker queues.
   const id = /^ok {4}installation id ([0-9a-f]{12});/.exec(line(r, 'installation'))?.[1];
@@ -59,6 +72,31 @@ test('against the real services every dependency is ok and it exits 0', async ()
   expect(line(r, 'images')).toMatch(/^skip .*SOLSTICE_IMAGE_MAP is unset/);
   // The probe object is gone again.
   expect(fs.readdirSync(path.join(dir, 'blobs', 'doctor'))).toEqual([]);
+});
+
+test('no worker polling the task queue, a runner URL and a log service that do not answer: each FAILs with its fix', async () => {
+  const [runnerPort, grpcPort] = [await freePort(), await freePort()];
+  const r = await runCli(['doctor'], {
+    ...env,
+    SOLSTICE_TASK_QUEUE: 'nobody-polls-this',
+    SOLSTICE_RUNNER_URL: `http://127.0.0.1:${runnerPort}/runner.js`,
+    ORCH_CONTACT_ADDR: `127.0.0.1:${grpcPort}`,
+  });
+  expect(r.code).toBe(69);
+  expect(line(r, 'worker')).toMatch(
+    /^FAIL {2}worker {6}no worker polls task queue "nobody-polls-this" on .*: pipelines would wait -> fix: start one with `solstice worker` .*SOLSTICE_TASK_QUEUE/,
+  );
+  expect(line(r, 'runner URL')).toMatch(
+    new RegExp(
+      `^FAIL  runner URL  http://127.0.0.1:${runnerPort}/runner.js is not reachable \\(ECONNREFUSED\\) -> fix: start the runner download server .*SOLSTICE_RUNNER_URL`,
+    ),
+  );
+  expect(line(r, 'log service')).toMatch(
+    new RegExp(
+      `^FAIL  log service 127.0.0.1:${grpcPort} is not reachable .* -> fix: start the log service .*ORCH_CONTACT_ADDR`,
+    ),
+  );
+  expect(line(r, 'Temporal')).toMatch(/^ok /);
 });
 
 test('AMQP_URL=none turns the broker off: a skip, not a failure', async () => {
@@ -96,7 +134,7 @@ test('an unknown namespace, pending migrations and a closed RabbitMQ port each F
   const r = await runCli(['doctor', '--temporal-namespace', 'no-such-namespace'], {
     ...env,
     // A schema nothing was migrated into: every migration is pending.
-    DATABASE_URL: `${database.url}?schema=unmigrated`,
+    DATABASE_URL: `${h.cfg.databaseUrl}?schema=unmigrated`,
     AMQP_URL: `amqp://guest:guest@127.0.0.1:${amqpPort}/%2f`,
   });
   expect(r.code).toBe(69);

@@ -108,6 +108,7 @@ describe('migrate', () => {
       'log_chunks',
       'lost_attempts',
       'pipeline_jobs',
+      'pipeline_numbers',
       'pipelines',
       'vms',
       'webhook_outbox',

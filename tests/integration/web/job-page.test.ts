@@ -191,6 +191,56 @@ describe('in a browser', () => {
     await browser?.close();
   });
 
+  test('a failed job: named, linked to its pipeline, steps folded with the failed one open and in view', async () => {
+    const repo = makeRepo({
+      '.solstice/workflow.kdl': `
+        job "build" {
+          step "prepare" run="seq 1 120; echo prepared"
+          step "breaks" run="echo about to break; exit 3"
+        }
+      `,
+    });
+    const { pipelineId, workflowId } = await h.startPipeline(repo.dir, repo.sha);
+    expect((await h.pipelineResult(workflowId, pipelineId)).state).toBe('failure');
+    const [build] = await h.pipelines.listJobs(pipelineId);
+    const context = await browser.newContext();
+    try {
+      const tab = await context.newPage();
+      await tab.goto(`${page.url}/jobs/${build.jobId}`);
+      expect(await tab.locator('#job-name').textContent()).toBe('build');
+      expect(await tab.locator('#pipeline').textContent()).toBe(`${path.basename(repo.dir)}#1`);
+      // The step that passed is folded, the failed one open: its lines show, the other's do not.
+      const prepare = tab.locator('#log details.fold[data-step="1"]');
+      const breaks = tab.locator('#log details.fold.failed[data-step="2"]');
+      expect(await prepare.getAttribute('open')).toBeNull();
+      expect(await breaks.getAttribute('open')).toBe('');
+      expect(await tab.locator('#log .t', { hasText: 'prepared' }).isVisible()).toBe(false);
+      const failedLine = tab.locator('#log .ln', { hasText: 'about to break' });
+      expect(await failedLine.isVisible()).toBe(true);
+      // The page opens at the failed step: its line and line number are inside the viewport.
+      const view = tab.viewportSize()!;
+      for (const box of [await failedLine.boundingBox(), await failedLine.locator('.n').boundingBox()]) {
+        expect(box).not.toBeNull();
+        expect(box!.x).toBeGreaterThanOrEqual(0);
+        expect(box!.x + box!.width).toBeLessThanOrEqual(view.width);
+        expect(box!.y).toBeGreaterThanOrEqual(0);
+        expect(box!.y + box!.height).toBeLessThanOrEqual(view.height);
+      }
+      // Unfolding the passed step shows its lines.
+      await prepare.locator('summary').click();
+      expect(await tab.locator('#log .t', { hasText: 'prepared' }).isVisible()).toBe(true);
+      // The pipeline link leads to the pipeline's jobs, each linked back.
+      await tab.locator('#pipeline').click();
+      await tab.locator('#jobs a', { hasText: 'build' }).waitFor();
+      expect(await tab.locator('#state').textContent()).toBe('failure');
+      expect(await tab.locator('#jobs a', { hasText: 'build' }).getAttribute('href')).toBe(
+        `/jobs/${build.jobId}`,
+      );
+    } finally {
+      await context.close();
+    }
+  });
+
   test('a running job: lines and steps appear as it runs; then its artifact downloads byte for byte', async () => {
     const artifact = randomBytes(200_000);
     const fixture = path.join(tmp, 'report.bin');

@@ -180,6 +180,14 @@ describe('pipeline helpers', () => {
     expect(eventOfRequest({ ...r, ref: 'refs/tags/v1' })).toBe('tag');
     expect(eventOfRequest({ ...r, ref: 'refs/pull/3/head' })).toBe('pull_request');
     expect(eventOfRequest({ ...r, source: 'manual' })).toBe('manual');
+    // `solstice enqueue --event push`: runs as a push, but each enqueue is a run of its own
+    // (its delivery id is its identity; a forge event's key would dedupe a second enqueue).
+    const asPush = { ...r, source: 'manual' as const, event: 'push' as const, delivery_id: 'enqueue-1' };
+    expect(eventOfRequest(asPush)).toBe('push');
+    expect(pipelineIdsForRequest(asPush).workflowId).toMatch(/\/manual-enqueue-1$/);
+    expect(pipelineIdsForRequest({ ...asPush, delivery_id: 'enqueue-2' })).not.toEqual(
+      pipelineIdsForRequest(asPush),
+    );
   });
 
   test('pipelineInput fills defaults from the config', () => {
