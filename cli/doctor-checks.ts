@@ -9,7 +9,6 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { status as grpcStatus } from '@grpc/grpc-js';
 import amqp from 'amqplib';
 import { amqpUnavailable, installationTopology, redactAmqpUrl, type Topology } from '../ingress/amqp';
 import { AMQP_OFF, effectiveDatabaseUrl, SETTINGS, type Config } from '../platform/config';
@@ -19,7 +18,17 @@ import { createBlobStore } from '../storage/create-blob-store';
 import { checkDatabase, describeDatabaseAddress } from '../storage/db-connection';
 import { describeError, SolsticeError } from '../platform/errors';
 import { migrationStatus } from '../storage/migrate';
-import { connectClient } from '../platform/temporal';
+import { connectClient, temporalTlsOptions } from '../platform/temporal';
+import {
+  inspectNamespace,
+  SearchAttributeTypeError,
+  setupCommand,
+  type NamespaceState,
+} from '../ingress/temporal-namespace';
+import { SEARCH_ATTRIBUTE_NAMES } from '../ingress/search-attributes';
+
+/** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW. */
+const TASK_QUEUE_TYPE_WORKFLOW = 1;
 import { loadImageMap } from '../provisioning/qemu/image-map';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -49,28 +58,97 @@ function failure(name: string, err: unknown): CheckResult {
   return { name, status: 'fail', detail: describeError(err), hint };
 }
 
-async function checkTemporal(cfg: Config): Promise<CheckResult> {
+/** Pollers of one task queue, as the doctor lists them (identity and build id, if any). */
+function describePollers(
+  pollers: { identity?: string | null; workerVersionCapabilities?: { buildId?: string | null } | null }[],
+): string {
+  return pollers
+    .map((p) => {
+      const build = p.workerVersionCapabilities?.buildId;
+      return build ? `${p.identity ?? '?'} (build ${build})` : (p.identity ?? '?');
+    })
+    .join(', ');
+}
+
+/**
+ * Temporal itself, then what Solstice needs in its namespace: the namespace, the search
+ * attributes with their types, and whether any worker polls the task queue.
+ */
+async function checkTemporal(cfg: Config): Promise<CheckResult[]> {
   const name = 'Temporal';
+  const attrs = 'search attrs';
+  const workers = 'workers';
+  const skipped = (why: string): CheckResult[] => [
+    { name: attrs, status: 'skip', detail: why },
+    { name: workers, status: 'skip', detail: why },
+  ];
   let temporal: Awaited<ReturnType<typeof connectClient>>;
   try {
     temporal = await connectClient(cfg);
   } catch (err) {
-    return failure(name, err);
+    return [failure(name, err), ...skipped('Temporal is not reachable')];
   }
+  const ns = cfg.temporalNamespace;
+  const setup = setupCommand(ns);
   try {
-    await temporal.client.workflowService.describeNamespace({ namespace: cfg.temporalNamespace });
-    return { name, status: 'ok', detail: `${cfg.temporalAddress}, namespace "${cfg.temporalNamespace}"` };
-  } catch (err) {
-    if ((err as { code?: unknown }).code === grpcStatus.NOT_FOUND)
-      return {
-        name,
+    const services = temporal.client.connection;
+    let state: NamespaceState;
+    try {
+      state = await inspectNamespace(services, ns);
+    } catch (err) {
+      return [failure(name, err), ...skipped('Temporal did not answer')];
+    }
+    if (!state.exists)
+      return [
+        {
+          name,
+          status: 'fail',
+          detail: `namespace "${ns}" does not exist on ${cfg.temporalAddress}`,
+          hint: `run ${setup} (creates it and its search attributes), or set ${SETTINGS.temporalNamespace.env} to an existing one`,
+        },
+        ...skipped(`namespace "${ns}" does not exist`),
+      ];
+    const tls = temporalTlsOptions(cfg) ? (cfg.temporalTlsCertPath ? ', mTLS' : ', TLS') : '';
+    const results: CheckResult[] = [
+      { name, status: 'ok', detail: `${cfg.temporalAddress}${tls}, namespace "${ns}"` },
+    ];
+    const total = SEARCH_ATTRIBUTE_NAMES.length;
+    if (state.wrongType.length > 0) {
+      const e = new SearchAttributeTypeError(ns, state.wrongType);
+      results.push({ name: attrs, status: 'fail', detail: e.message, hint: e.hint });
+    } else if (state.missing.length > 0)
+      results.push({
+        name: attrs,
         status: 'fail',
-        detail: `namespace "${cfg.temporalNamespace}" does not exist on ${cfg.temporalAddress}`,
-        hint:
-          `create it (\`temporal operator namespace create --namespace ${cfg.temporalNamespace}\`) ` +
-          `or set ${SETTINGS.temporalNamespace.env} to an existing one`,
-      };
-    return failure(name, err);
+        detail: `namespace "${ns}" lacks ${state.missing.join(', ')} (${state.missing.length} of ${total})`,
+        hint: `run ${setup}; until then runs start without them and the Web UI cannot filter by them`,
+      });
+    else results.push({ name: attrs, status: 'ok', detail: `all ${total} registered as Keyword` });
+    try {
+      const q = await services.workflowService.describeTaskQueue({
+        namespace: ns,
+        taskQueue: { name: cfg.taskQueue },
+        taskQueueType: TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      const pollers = q.pollers ?? [];
+      results.push(
+        pollers.length > 0
+          ? {
+              name: workers,
+              status: 'ok',
+              detail: `${pollers.length} polling ${cfg.taskQueue}: ${describePollers(pollers)}`,
+            }
+          : {
+              name: workers,
+              status: 'warn',
+              detail: `no worker polled task queue ${cfg.taskQueue} lately`,
+              hint: `start \`solstice worker\` with the same TEMPORAL_* settings and ${SETTINGS.taskQueue.env}; runs wait until one does`,
+            },
+      );
+    } catch (err) {
+      results.push(failure(workers, err));
+    }
+    return results;
   } finally {
     await temporal.close();
   }
@@ -325,7 +403,7 @@ async function checkImages(cfg: Config): Promise<CheckResult> {
 export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Promise<CheckResult[]> {
   const installationId = installationIdOf(cfg);
   installationId.catch(() => undefined); // each check reports it in its own way
-  return Promise.all([
+  const results = await Promise.all([
     checkTemporal(cfg),
     checkPostgres(cfg),
     checkInstallation(cfg, installationId),
@@ -334,4 +412,5 @@ export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Prom
     checkQemu(cfg, opts),
     checkImages(cfg),
   ]);
+  return results.flat();
 }

@@ -21,6 +21,7 @@ import {
   UpCommand,
   WorkerCommand,
 } from './commands/services';
+import { TemporalSetupCommand } from './commands/temporal';
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 import { editDistance } from '../workflow-file/suggest';
@@ -53,6 +54,7 @@ export function buildCli(): Cli {
     CancelCommand,
     RerunCommand,
     DbMigrateCommand,
+    TemporalSetupCommand,
     GcCommand,
     DoctorCommand,
     WorkerCommand,
