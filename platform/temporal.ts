@@ -16,16 +16,15 @@ import { SETTINGS, type Config } from './config';
 import { ConfigError, DependencyUnavailableError, TlsSettingError } from './errors';
 import { temporalClientInterceptors } from './telemetry';
 
-const TLS_KEYS = [
-  'temporalTls',
-  'temporalTlsCaPath',
-  'temporalTlsCertPath',
-  'temporalTlsKeyPath',
-  'temporalTlsServerName',
-] as const;
+type TlsKey =
+  | 'temporalTls'
+  | 'temporalTlsCaPath'
+  | 'temporalTlsCertPath'
+  | 'temporalTlsKeyPath'
+  | 'temporalTlsServerName';
 /** Where and how to reach Temporal; the TLS settings are optional so tests can name just an address. */
 export type TemporalConfig = Pick<Config, 'temporalAddress' | 'temporalNamespace'> &
-  Partial<Pick<Config, (typeof TLS_KEYS)[number]>>;
+  Partial<Pick<Config, TlsKey>>;
 
 function readPem(
   key: 'temporalTlsCaPath' | 'temporalTlsCertPath' | 'temporalTlsKeyPath',
@@ -59,9 +58,7 @@ function readPem(
  * any TEMPORAL_TLS_* is set. Files are read here, once, so a wrong path fails the process at
  * start with the setting's name instead of as a handshake error on every call.
  */
-export function temporalTlsOptions(
-  cfg: Partial<Pick<Config, (typeof TLS_KEYS)[number]>>,
-): TLSConfig | undefined {
+export function temporalTlsOptions(cfg: Partial<Pick<Config, TlsKey>>): TLSConfig | undefined {
   const { temporalTlsCaPath: ca, temporalTlsCertPath: cert, temporalTlsKeyPath: key } = cfg;
   const serverName = cfg.temporalTlsServerName;
   const on = cfg.temporalTls === true || [ca, cert, key, serverName].some((v) => v !== undefined);
@@ -129,7 +126,8 @@ export function workerTuning(
 
 const START_HINT_PLAIN =
   'Start everything locally with `solstice up` (Temporal dev server + Web UI), or run ' +
-  '`.tools/bin/temporal server start-dev`, or set TEMPORAL_ADDRESS to your Temporal frontend.';
+  '`.tools/bin/temporal server start-dev`, or set TEMPORAL_ADDRESS to your Temporal frontend ' +
+  '(one that serves TLS also needs TEMPORAL_TLS=true, or TEMPORAL_TLS_CA_PATH for a private CA).';
 
 function unavailable(cfg: TemporalConfig, cause: unknown): DependencyUnavailableError {
   const hint = temporalTlsOptions(cfg)

@@ -90,6 +90,8 @@ test('the Temporal server and its SQL tool are built only when named, pinned and
 
 test('an unknown tool name is refused with the known ones', () => {
   const r = bootstrap(toolsWithTemporal(), ['minio']);
-  expect(r.stderr).toContain("unknown tool 'minio' (known: temporal versitygw jaeger gitea temporal-server temporal-sql-tool)");
+  expect(r.stderr).toContain(
+    "unknown tool 'minio' (known: temporal versitygw jaeger gitea temporal-server temporal-sql-tool)",
+  );
   expect(r.status).not.toBe(0);
 });
