@@ -26,9 +26,11 @@ import {
   type NamespaceState,
 } from '../ingress/temporal-namespace';
 import { SEARCH_ATTRIBUTE_NAMES } from '../ingress/search-attributes';
+import { solsticeVersion, versionOfIdentity } from '../platform/version';
 
-/** temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW. */
+/** temporal.api.enums.v1.TaskQueueType: TASK_QUEUE_TYPE_WORKFLOW, TASK_QUEUE_TYPE_ACTIVITY. */
 const TASK_QUEUE_TYPE_WORKFLOW = 1;
+const TASK_QUEUE_TYPE_ACTIVITY = 2;
 import { loadImageMap } from '../provisioning/qemu/image-map';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -58,16 +60,13 @@ function failure(name: string, err: unknown): CheckResult {
   return { name, status: 'fail', detail: describeError(err), hint };
 }
 
-/** Pollers of one task queue, as the doctor lists them (identity and build id, if any). */
-function describePollers(
-  pollers: { identity?: string | null; workerVersionCapabilities?: { buildId?: string | null } | null }[],
-): string {
-  return pollers
-    .map((p) => {
-      const build = p.workerVersionCapabilities?.buildId;
-      return build ? `${p.identity ?? '?'} (build ${build})` : (p.identity ?? '?');
-    })
-    .join(', ');
+/**
+ * Pollers as the doctor lists them: their identities, which carry the host id and Solstice
+ * version (platform/version.ts). Build ids are left out: Solstice uses no worker versioning,
+ * so they are only the SDK's default.
+ */
+function describePollers(pollers: { identity?: string | null }[]): string {
+  return pollers.map((p) => p.identity ?? '?').join(', ');
 }
 
 /**
@@ -125,26 +124,42 @@ async function checkTemporal(cfg: Config): Promise<CheckResult[]> {
       });
     else results.push({ name: attrs, status: 'ok', detail: `all ${total} registered as Keyword` });
     try {
-      const q = await services.workflowService.describeTaskQueue({
-        namespace: ns,
-        taskQueue: { name: cfg.taskQueue },
-        taskQueueType: TASK_QUEUE_TYPE_WORKFLOW,
-      });
-      const pollers = q.pollers ?? [];
-      results.push(
-        pollers.length > 0
-          ? {
-              name: workers,
-              status: 'ok',
-              detail: `${pollers.length} polling ${cfg.taskQueue}: ${describePollers(pollers)}`,
-            }
-          : {
-              name: workers,
-              status: 'warn',
-              detail: `no worker polled task queue ${cfg.taskQueue} lately`,
-              hint: `start \`solstice worker\` with the same TEMPORAL_* settings and ${SETTINGS.taskQueue.env}; runs wait until one does`,
-            },
+      // A worker polls both kinds of task; one that polls either is listed once.
+      const kinds = await Promise.all(
+        [TASK_QUEUE_TYPE_WORKFLOW, TASK_QUEUE_TYPE_ACTIVITY].map((taskQueueType) =>
+          services.workflowService.describeTaskQueue({
+            namespace: ns,
+            taskQueue: { name: cfg.taskQueue },
+            taskQueueType,
+          }),
+        ),
       );
+      const byIdentity = new Map(kinds.flatMap((q) => q.pollers ?? []).map((p) => [p.identity ?? '?', p]));
+      const pollers = [...byIdentity.values()];
+      const mine = solsticeVersion();
+      const others = [
+        ...new Set(
+          pollers
+            .map((p) => versionOfIdentity(p.identity ?? ''))
+            .filter((v) => v !== undefined && v !== mine),
+        ),
+      ];
+      const listed = `${pollers.length} polling ${cfg.taskQueue}: ${describePollers(pollers)}`;
+      if (pollers.length === 0)
+        results.push({
+          name: workers,
+          status: 'warn',
+          detail: `no worker polled task queue ${cfg.taskQueue} lately`,
+          hint: `start \`solstice worker\` with the same TEMPORAL_* settings and ${SETTINGS.taskQueue.env}; runs wait until one does`,
+        });
+      else if (others.length > 0)
+        results.push({
+          name: workers,
+          status: 'warn',
+          detail: `${listed}; versions ${others.join(', ')} differ from this one (${mine})`,
+          hint: 'finish the rolling upgrade: every worker should run the same Solstice',
+        });
+      else results.push({ name: workers, status: 'ok', detail: listed });
     } catch (err) {
       results.push(failure(workers, err));
     }

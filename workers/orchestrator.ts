@@ -19,6 +19,7 @@ import type { Logger } from '../platform/logger';
 import { ensureSearchAttributes } from '../ingress/search-attributes';
 import { temporalWorkerTracing } from '../platform/telemetry';
 import { connectClient, connectWorker, installTemporalRuntime, workerTuning } from '../platform/temporal';
+import { workerIdentity } from '../platform/version';
 import { LocalProvider } from '../provisioning/local';
 import { QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
@@ -178,6 +179,7 @@ export async function startOrchestratorWorker(
     namespace: cfg.temporalNamespace,
     activities: { ...activities, ...forgeStatus },
     maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivityTaskExecutions,
+    identity: workerIdentity(cfg.hostId),
     shutdownGraceTime: cfg.shutdownGraceMs,
     // An activity that ignores its cancellation must not keep the process alive for ever.
     shutdownForceTime: cfg.shutdownGraceMs + FORCE_AFTER_GRACE_MS,

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { msToTs } from '@temporalio/common/lib/time';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../../ingress/search-attributes';
 import { runCli, type CliResult } from '../../support/cli';
@@ -147,4 +148,62 @@ test('an attribute registered with another type: doctor and setup say how to fix
   expect(Object.keys(await attributes(namespace)).filter((n) => n.startsWith('Solstice'))).toEqual([
     'SolsticeRepo',
   ]);
+});
+
+test('doctor lists who polls the task queue, and warns when their Solstice versions differ', async () => {
+  const namespace = freshName();
+  expect((await setup(namespace)).code).toBe(0);
+  const version = (
+    JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+  const taskQueue = env.SOLSTICE_TASK_QUEUE!;
+  /** A worker polling the queue under a given identity (activities only: no workflow bundle to build). */
+  const poll = async (identity: string) => {
+    const native = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS! });
+    const worker = await Worker.create({
+      connection: native,
+      namespace,
+      taskQueue,
+      identity,
+      activities: { noop: async () => undefined },
+    });
+    const running = worker.run();
+    return async () => {
+      worker.shutdown();
+      await running;
+      await native.close();
+    };
+  };
+  const stopCurrent = await poll(`4242@vmhost-a solstice/${version}`);
+  try {
+    await waitFor(
+      async () => line(await doctor(namespace), 'workers').startsWith('ok '),
+      30_000,
+      'the poller to show',
+    );
+    expect(line(await doctor(namespace), 'workers')).toMatch(
+      new RegExp(
+        `^ok {4}workers {5}1 polling ${taskQueue}: 4242@vmhost-a solstice/${version.replace(/\./g, '\\.')}$`,
+      ),
+    );
+    const stopOld = await poll('4343@vmhost-b solstice/0.0.0-old');
+    try {
+      await waitFor(
+        async () => line(await doctor(namespace), 'workers').includes('0.0.0-old'),
+        30_000,
+        'the second poller to show',
+      );
+      const w = line(await doctor(namespace), 'workers');
+      expect(w).toMatch(/^warn {2}workers {5}2 polling /);
+      expect(w).toContain(
+        `versions 0.0.0-old differ from this one (${version}) -> fix: finish the rolling upgrade`,
+      );
+    } finally {
+      await stopOld();
+    }
+  } finally {
+    await stopCurrent();
+  }
 });
