@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { status as grpcStatus } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import amqp from 'amqplib';
 import { amqpUnavailable, installationTopology, redactAmqpUrl, type Topology } from '../ingress/amqp';
@@ -21,7 +20,19 @@ import { createBlobStore } from '../storage/create-blob-store';
 import { checkDatabase, describeDatabaseAddress } from '../storage/db-connection';
 import { describeError, SolsticeError } from '../platform/errors';
 import { migrationStatus } from '../storage/migrate';
-import { connectClient, workflowPollers } from '../platform/temporal';
+import { connectClient, temporalTlsOptions } from '../platform/temporal';
+import {
+  inspectNamespace,
+  SearchAttributeTypeError,
+  setupCommand,
+  type NamespaceState,
+} from '../ingress/temporal-namespace';
+import { SEARCH_ATTRIBUTE_NAMES } from '../ingress/search-attributes';
+import { solsticeVersion, versionOfIdentity } from '../platform/version';
+
+/** temporal.api.enums.v1.TaskQueueType: TASK_QUEUE_TYPE_WORKFLOW, TASK_QUEUE_TYPE_ACTIVITY. */
+const TASK_QUEUE_TYPE_WORKFLOW = 1;
+const TASK_QUEUE_TYPE_ACTIVITY = 2;
 import { loadImageMap } from '../provisioning/qemu/image-map';
 import { checkForgejoToken } from '../forges/forgejo/token-check';
 
@@ -52,54 +63,110 @@ function failure(name: string, err: unknown): CheckResult {
   return { name, status: 'fail', detail: describeError(err), hint };
 }
 
-async function checkTemporal(cfg: Config): Promise<CheckResult> {
-  const name = 'Temporal';
-  let temporal: Awaited<ReturnType<typeof connectClient>>;
-  try {
-    temporal = await connectClient(cfg);
-  } catch (err) {
-    return failure(name, err);
-  }
-  try {
-    await temporal.client.workflowService.describeNamespace({ namespace: cfg.temporalNamespace });
-    return { name, status: 'ok', detail: `${cfg.temporalAddress}, namespace "${cfg.temporalNamespace}"` };
-  } catch (err) {
-    if ((err as { code?: unknown }).code === grpcStatus.NOT_FOUND)
-      return {
-        name,
-        status: 'fail',
-        detail: `namespace "${cfg.temporalNamespace}" does not exist on ${cfg.temporalAddress}`,
-        hint:
-          `create it (\`temporal operator namespace create --namespace ${cfg.temporalNamespace}\`) ` +
-          `or set ${SETTINGS.temporalNamespace.env} to an existing one`,
-      };
-    return failure(name, err);
-  } finally {
-    await temporal.close();
-  }
+/**
+ * Pollers as the doctor lists them: their identities, which carry the host id and Solstice
+ * version (platform/version.ts). Build ids are left out: Solstice uses no worker versioning,
+ * so they are only the SDK's default.
+ */
+function describePollers(pollers: { identity?: string | null }[]): string {
+  return pollers.map((p) => p.identity ?? '?').join(', ');
 }
 
-/** A worker polls the task queue: without one, every pipeline waits and nothing says why. */
-async function checkWorker(cfg: Config): Promise<CheckResult> {
-  const name = 'worker';
+/**
+ * Temporal itself, then what Solstice needs in its namespace: the namespace, the search
+ * attributes with their types, and whether any worker polls the task queue.
+ */
+async function checkTemporal(cfg: Config): Promise<CheckResult[]> {
+  const name = 'Temporal';
+  const attrs = 'search attrs';
+  const workers = 'worker';
+  const skipped = (why: string): CheckResult[] => [
+    { name: attrs, status: 'skip', detail: why },
+    { name: workers, status: 'skip', detail: why },
+  ];
   let temporal: Awaited<ReturnType<typeof connectClient>>;
   try {
     temporal = await connectClient(cfg);
-  } catch {
-    return { name, status: 'skip', detail: 'Temporal is not reachable (see its line)' };
-  }
-  try {
-    const pollers = await workflowPollers(temporal.client, cfg.temporalNamespace, cfg.taskQueue);
-    if (pollers > 0)
-      return { name, status: 'ok', detail: `${pollers} worker(s) poll task queue "${cfg.taskQueue}"` };
-    return {
-      name,
-      status: 'fail',
-      detail: `no worker polls task queue "${cfg.taskQueue}" on ${cfg.temporalAddress}: pipelines would wait`,
-      hint: `start one with \`solstice worker\` (or all services with \`solstice up\`), with the same ${SETTINGS.taskQueue.env} and ${SETTINGS.temporalAddress.env}`,
-    };
   } catch (err) {
-    return failure(name, err);
+    return [failure(name, err), ...skipped('Temporal is not reachable')];
+  }
+  const ns = cfg.temporalNamespace;
+  const setup = setupCommand(ns);
+  try {
+    const services = temporal.client.connection;
+    let state: NamespaceState;
+    try {
+      state = await inspectNamespace(services, ns);
+    } catch (err) {
+      return [failure(name, err), ...skipped('Temporal did not answer')];
+    }
+    if (!state.exists)
+      return [
+        {
+          name,
+          status: 'fail',
+          detail: `namespace "${ns}" does not exist on ${cfg.temporalAddress}`,
+          hint: `run ${setup} (creates it and its search attributes), or set ${SETTINGS.temporalNamespace.env} to an existing one`,
+        },
+        ...skipped(`namespace "${ns}" does not exist`),
+      ];
+    const tls = temporalTlsOptions(cfg) ? (cfg.temporalTlsCertPath ? ', mTLS' : ', TLS') : '';
+    const results: CheckResult[] = [
+      { name, status: 'ok', detail: `${cfg.temporalAddress}${tls}, namespace "${ns}"` },
+    ];
+    const total = SEARCH_ATTRIBUTE_NAMES.length;
+    if (state.wrongType.length > 0) {
+      const e = new SearchAttributeTypeError(ns, state.wrongType);
+      results.push({ name: attrs, status: 'fail', detail: e.message, hint: e.hint });
+    } else if (state.missing.length > 0)
+      results.push({
+        name: attrs,
+        status: 'fail',
+        detail: `namespace "${ns}" lacks ${state.missing.join(', ')} (${state.missing.length} of ${total})`,
+        hint: `run ${setup}; until then runs start without them and the Web UI cannot filter by them`,
+      });
+    else results.push({ name: attrs, status: 'ok', detail: `all ${total} registered as Keyword` });
+    try {
+      // A worker polls both kinds of task; one that polls either is listed once.
+      const kinds = await Promise.all(
+        [TASK_QUEUE_TYPE_WORKFLOW, TASK_QUEUE_TYPE_ACTIVITY].map((taskQueueType) =>
+          services.workflowService.describeTaskQueue({
+            namespace: ns,
+            taskQueue: { name: cfg.taskQueue },
+            taskQueueType,
+          }),
+        ),
+      );
+      const byIdentity = new Map(kinds.flatMap((q) => q.pollers ?? []).map((p) => [p.identity ?? '?', p]));
+      const pollers = [...byIdentity.values()];
+      const mine = solsticeVersion();
+      const others = [
+        ...new Set(
+          pollers
+            .map((p) => versionOfIdentity(p.identity ?? ''))
+            .filter((v) => v !== undefined && v !== mine),
+        ),
+      ];
+      const listed = `${pollers.length} polling ${cfg.taskQueue}: ${describePollers(pollers)}`;
+      if (pollers.length === 0)
+        results.push({
+          name: workers,
+          status: 'fail',
+          detail: `no worker polls task queue "${cfg.taskQueue}" on ${cfg.temporalAddress}: pipelines would wait`,
+          hint: `start one with \`solstice worker\` (or all services with \`solstice up\`), with the same ${SETTINGS.taskQueue.env} and ${SETTINGS.temporalAddress.env}`,
+        });
+      else if (others.length > 0)
+        results.push({
+          name: workers,
+          status: 'warn',
+          detail: `${listed}; versions ${others.join(', ')} differ from this one (${mine})`,
+          hint: 'finish the rolling upgrade: every worker should run the same Solstice',
+        });
+      else results.push({ name: workers, status: 'ok', detail: listed });
+    } catch (err) {
+      results.push(failure(workers, err));
+    }
+    return results;
   } finally {
     await temporal.close();
   }
@@ -442,9 +509,8 @@ async function checkForgeToken(cfg: Config): Promise<CheckResult> {
 export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Promise<CheckResult[]> {
   const installationId = installationIdOf(cfg);
   installationId.catch(() => undefined); // each check reports it in its own way
-  return Promise.all([
+  const results = await Promise.all([
     checkTemporal(cfg),
-    checkWorker(cfg),
     checkPostgres(cfg),
     checkInstallation(cfg, installationId),
     checkRabbitMq(cfg, opts, installationId),
@@ -455,4 +521,5 @@ export async function runDependencyChecks(cfg: Config, opts: CheckOptions): Prom
     checkImages(cfg),
     checkForgeToken(cfg),
   ]);
+  return results.flat();
 }

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
-import fs from 'node:fs';
-import path from 'node:path';
 import { Builtins, Cli } from 'clipanion';
 import { readSetting } from '../platform/config';
 import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
@@ -21,23 +19,17 @@ import {
   UpCommand,
   WorkerCommand,
 } from './commands/services';
+import { TemporalSetupCommand } from './commands/temporal';
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
+import { solsticeVersion } from '../platform/version';
 import { editDistance } from '../workflow-file/suggest';
-
-/** package.json from dist/cli (built) or cli/ (sources, as tests load it). */
-function packageVersion(): string {
-  const file = ['../package.json', '../../package.json']
-    .map((p) => path.resolve(__dirname, p))
-    .find((p) => fs.existsSync(p));
-  return file ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
-}
 
 export function buildCli(): Cli {
   const cli = new Cli({
     binaryLabel: 'Solstice CI',
     binaryName: 'solstice',
-    binaryVersion: packageVersion(),
+    binaryVersion: solsticeVersion(),
     enableColors: Boolean(process.stdout.isTTY) && !readSetting('noColor'),
   });
   for (const c of [
@@ -53,6 +45,7 @@ export function buildCli(): Cli {
     CancelCommand,
     RerunCommand,
     DbMigrateCommand,
+    TemporalSetupCommand,
     GcCommand,
     DoctorCommand,
     WorkerCommand,
@@ -90,7 +83,7 @@ function formatCommandList(commands: { path: string[]; description: string }[]):
  */
 function overview(cli: Cli): string {
   return (
-    `Solstice CI ${packageVersion()}: each CI job a durable Temporal workflow on a fresh machine.\n\n` +
+    `Solstice CI ${solsticeVersion()}: each CI job a durable Temporal workflow on a fresh machine.\n\n` +
     `Commands:\n${formatCommandList(commandList(cli))}\n` +
     'Run `solstice <command> --help` for what a command does and its options.\n'
   );

@@ -93,14 +93,23 @@ export abstract class SettingsCommand extends Command {
   }
 }
 
+/** Where Temporal is and how to reach it: every command that talks to it. */
+export const TEMPORAL: readonly SettingKey[] = [
+  'temporalAddress',
+  'temporalNamespace',
+  'temporalTls',
+  'temporalTlsCaPath',
+  'temporalTlsCertPath',
+  'temporalTlsKeyPath',
+  'temporalTlsServerName',
+];
 /** Settings of every command that talks to PostgreSQL and Temporal. */
 const CONNECTED: readonly SettingKey[] = [
   'databaseUrl',
   'embeddedPgPort',
   'dbPoolMaxSize',
   'dbPoolTimeoutMs',
-  'temporalAddress',
-  'temporalNamespace',
+  ...TEMPORAL,
   'taskQueue',
   'stateDir',
 ];
@@ -142,6 +151,9 @@ const SERVICE: readonly SettingKey[] = [
   'retainPipelines',
   'gcIntervalMs',
   'temporalRetentionMs',
+  'temporalMaxConcurrentActivities',
+  'temporalMaxConcurrentWorkflowTasks',
+  'temporalStickyCacheSize',
   'jobTimeoutMs',
   'bootTimeoutMs',
   'machineLivenessMs',

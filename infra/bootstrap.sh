@@ -6,11 +6,14 @@
 # store the tracing tests query. Builds from the Go module proxy, pinned, cached
 # in .tools/bin; a second run is a no-op.
 #
-# Usage: bootstrap.sh [TOOL ...]   TOOL: temporal, versitygw, jaeger, gitea
+# Usage: bootstrap.sh [TOOL ...]
+#   TOOL: temporal, versitygw, jaeger, gitea, temporal-server, temporal-sql-tool
 # (default: temporal, versitygw, jaeger). Each command asks for only what it runs: `npm run
 # ci:local` needs the Temporal CLI alone, so a newcomer's first run does not wait for the
 # test-only tools. Gitea (a real forge for the forge tests) is the slowest build by far, so
-# only the tests that need it ask for it (tests/support/gitea.ts).
+# only the tests that need it ask for it (tests/support/gitea.ts). temporal-server and
+# temporal-sql-tool (a real Temporal cluster on PostgreSQL, docs/deploy.md) take ~20 min on two
+# cores, so they are never built by default either: `bootstrap.sh temporal-server temporal-sql-tool`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -107,8 +110,29 @@ build_gitea() {
     go build -v -tags 'sqlite sqlite_unlock_notify' -o "$bin_dir/gitea" .
 }
 
+# build_temporal_server NAME PACKAGE VERSION
+# The server module's Makefile builds with CGO off and without the optional gRPC modules
+# (-tags disable_grpc_modules). `go build pkg@version` is not allowed and `go install` names
+# the binaries `server` and `sql`, so we install into a scratch GOBIN and rename.
+build_temporal_server() {
+  local name="$1" pkg="$2" version="$3"
+  cached "$name" "$version" && return
+  build "$name" "$version" "$pkg@$version" install_renamed "$name" "$pkg@$version"
+}
+
+# install_renamed NAME PACKAGE@VERSION: go install into a scratch dir, move to $bin_dir/NAME.
+install_renamed() {
+  local name="$1" pkg="$2" work
+  work="$(mktemp -d)"
+  env GOBIN="$work" CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath" \
+    go install -v -tags disable_grpc_modules "$pkg" || { rm -rf "$work"; return 1; }
+  local built="${pkg%@*}"
+  mv "$work/${built##*/}" "$bin_dir/$name"
+  rm -rf "$work"
+}
+
 default_tools=(temporal versitygw jaeger)
-all_tools=("${default_tools[@]}" gitea)
+all_tools=("${default_tools[@]}" gitea temporal-server temporal-sql-tool)
 wanted=("$@")
 ((${#wanted[@]})) || wanted=("${default_tools[@]}")
 for tool in "${wanted[@]}"; do
@@ -117,6 +141,8 @@ for tool in "${wanted[@]}"; do
     versitygw) build_tool versitygw "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" "$VERSITYGW_VERSION" ;;
     jaeger) build_wrapped_tool jaeger "github.com/jaegertracing/jaeger/cmd/jaeger" "$JAEGER_VERSION" ;;
     gitea) build_gitea "$GITEA_VERSION" ;;
+    temporal-server) build_temporal_server temporal-server go.temporal.io/server/cmd/server "$TEMPORAL_SERVER_VERSION" ;;
+    temporal-sql-tool) build_temporal_server temporal-sql-tool go.temporal.io/server/cmd/tools/sql "$TEMPORAL_SERVER_VERSION" ;;
     *) die "unknown tool '$tool' (known: ${all_tools[*]})" ;;
   esac
 done

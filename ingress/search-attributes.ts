@@ -23,9 +23,9 @@ export function devServerSearchAttributeFlags(): string[] {
 }
 
 const HOW_TO_REGISTER =
-  'register them once with `temporal operator search-attribute create --namespace <ns> ' +
+  'register them once with `solstice temporal setup --temporal-namespace <ns>` (or `temporal operator search-attribute create --namespace <ns> ' +
   SEARCH_ATTRIBUTE_NAMES.map((n) => `--name ${n} --type Keyword`).join(' ') +
-  '` (Temporal Cloud: `tcld namespace search-attributes add`)';
+  '`; Temporal Cloud: `tcld namespace search-attributes add`)';
 
 /**
  * Adds whichever of our attributes the namespace lacks. Idempotent; another process adding them

@@ -340,6 +340,59 @@ const DECLARED = {
     description: 'Temporal namespace',
     default: 'default',
   }),
+  // Named as the Temporal CLI names them, so one environment serves `solstice` and `temporal`.
+  temporalTlsCaPath: optional({
+    env: 'TEMPORAL_TLS_CA_PATH',
+    type: absolutePath,
+    description: "PEM CA certificate(s) to verify the Temporal server's certificate with (a private CA)",
+    unset: 'unset: the system CAs (when TLS is on)',
+  }),
+  temporalTlsCertPath: optional({
+    env: 'TEMPORAL_TLS_CERT_PATH',
+    type: absolutePath,
+    description: 'PEM client certificate (chain) for mTLS to Temporal; set with TEMPORAL_TLS_KEY_PATH',
+    unset: 'unset: no client certificate',
+  }),
+  temporalTlsKeyPath: optional({
+    env: 'TEMPORAL_TLS_KEY_PATH',
+    type: absolutePath,
+    description: 'PEM private key of the Temporal client certificate',
+    unset: 'unset',
+  }),
+  temporalTlsServerName: optional({
+    env: 'TEMPORAL_TLS_SERVER_NAME',
+    type: str,
+    description:
+      "Name the Temporal server's certificate must carry, when it differs from TEMPORAL_ADDRESS's host (e.g. behind a load balancer)",
+    unset: "unset: TEMPORAL_ADDRESS's host",
+  }),
+  temporalTls: setting({
+    env: 'TEMPORAL_TLS',
+    type: bool,
+    description:
+      'Connect to Temporal over TLS, verifying the server with the system CAs unless TEMPORAL_TLS_CA_PATH names one (on by itself when any TEMPORAL_TLS_* is set)',
+    default: false,
+  }),
+  temporalMaxConcurrentActivities: setting({
+    env: 'SOLSTICE_TEMPORAL_MAX_ACTIVITIES',
+    type: positiveInt,
+    description:
+      'Activities a worker runs at once on each of its task queues (provisioning, job watching, statuses); most of them wait on I/O',
+    default: 100,
+  }),
+  temporalMaxConcurrentWorkflowTasks: setting({
+    env: 'SOLSTICE_TEMPORAL_MAX_WORKFLOW_TASKS',
+    type: positiveInt,
+    description: 'Workflow tasks a worker processes at once (CPU-bound; a few per core)',
+    default: 40,
+  }),
+  temporalStickyCacheSize: setting({
+    env: 'SOLSTICE_TEMPORAL_STICKY_CACHE',
+    type: int,
+    description:
+      'Workflow runs a worker keeps in memory between their tasks (sticky cache); a cached run needs no history replay. 0: none',
+    default: 1000,
+  }),
   temporalUiPort: setting({
     env: 'TEMPORAL_UI_PORT',
     type: int,

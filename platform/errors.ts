@@ -28,6 +28,19 @@ export class InputError extends SolsticeError {
 
 export class NotFoundError extends SolsticeError {}
 
+/** A certificate or key file a TLS setting names cannot be read, or the set of them is incomplete. */
+export class TlsSettingError extends ConfigError {
+  constructor(
+    readonly setting: string,
+    readonly file: string | undefined,
+    message: string,
+    hint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, hint, options);
+  }
+}
+
 /** A service we depend on (Temporal, PostgreSQL, RabbitMQ, ...) cannot be reached. */
 export class DependencyUnavailableError extends SolsticeError {
   override readonly exitCode = 69; // EX_UNAVAILABLE

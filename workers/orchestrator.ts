@@ -18,7 +18,8 @@ import { ensureGcSchedule, ensureNamespaceRetention } from './gc-schedule';
 import type { Logger } from '../platform/logger';
 import { ensureSearchAttributes } from '../ingress/search-attributes';
 import { temporalWorkerTracing } from '../platform/telemetry';
-import { connectClient, connectWorker, installTemporalRuntime } from '../platform/temporal';
+import { connectClient, connectWorker, installTemporalRuntime, workerTuning } from '../platform/temporal';
+import { workerIdentity } from '../platform/version';
 import { LocalProvider } from '../provisioning/local';
 import { QemuProvider } from '../provisioning/qemu/provider';
 import { loadImageMap } from '../provisioning/qemu/image-map';
@@ -134,6 +135,8 @@ export async function startOrchestratorWorker(
   deps: { jobs: JobStore; blobs: BlobStore; log: Logger },
 ): Promise<RunningWorker> {
   installTemporalRuntime(deps.log);
+  // Checked before connecting: a contradictory setting is the operator's to fix, not a retry.
+  const tuning = workerTuning(cfg);
   const connection = await connectWorker(cfg);
   // Before the first run starts, so runs are findable in the Web UI by repo, commit, state...
   await ensureSearchAttributes(connection.operatorService, cfg.temporalNamespace, deps.log);
@@ -176,6 +179,8 @@ export async function startOrchestratorWorker(
     connection,
     namespace: cfg.temporalNamespace,
     activities: { ...activities, ...forgeStatus },
+    maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivityTaskExecutions,
+    identity: workerIdentity(cfg.hostId),
     shutdownGraceTime: cfg.shutdownGraceMs,
     // An activity that ignores its cancellation must not keep the process alive for ever.
     shutdownForceTime: cfg.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
@@ -187,6 +192,8 @@ export async function startOrchestratorWorker(
       ...common,
       taskQueue: cfg.taskQueue,
       workflowsPath: require.resolve('../workflows'),
+      maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTaskExecutions,
+      maxCachedWorkflows: tuning.maxCachedWorkflows,
     }),
     await Worker.create({ ...common, taskQueue: hostQueue }),
   ];

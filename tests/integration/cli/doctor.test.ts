@@ -139,7 +139,7 @@ test('an unknown namespace, pending migrations and a closed RabbitMQ port each F
   });
   expect(r.code).toBe(69);
   expect(line(r, 'Temporal')).toMatch(
-    /^FAIL .*namespace "no-such-namespace" does not exist.* -> fix: create it/,
+    /^FAIL .*namespace "no-such-namespace" does not exist.* -> fix: run `solstice temporal setup --temporal-namespace no-such-namespace`/,
   );
   expect(line(r, 'PostgreSQL')).toMatch(
     /^FAIL .*migration\(s\) pending .* -> fix: run `solstice db migrate`/,

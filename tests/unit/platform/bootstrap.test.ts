@@ -64,8 +64,34 @@ test('without arguments the bootstrap wants every tool, and says what it cannot 
   expect(r.status).not.toBe(0);
 });
 
+test('the Temporal server and its SQL tool are built only when named, pinned and cached', () => {
+  const serverVersion = /^TEMPORAL_SERVER_VERSION=(\S+)/m.exec(
+    fs.readFileSync(path.join(ROOT, 'infra/versions.env'), 'utf8'),
+  )![1];
+  const script = fs.readFileSync(BOOTSTRAP, 'utf8');
+  expect(/^default_tools=\((.*)\)$/m.exec(script)![1]).not.toMatch(/temporal-server|temporal-sql-tool/);
+  const pkg = fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8');
+  expect(pkg).not.toMatch(/temporal-server|temporal-sql-tool/);
+
+  const tools = toolsWithTemporal();
+  const asked = bootstrap(tools, ['temporal-server']);
+  expect(asked.stderr).toMatch(/Go is not installed, and it is needed to build temporal-server/);
+  expect(asked.status).not.toBe(0);
+
+  for (const name of ['temporal-server', 'temporal-sql-tool']) {
+    fs.writeFileSync(path.join(tools, 'bin', name), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    fs.writeFileSync(path.join(tools, 'bin', `.${name}.version`), `${serverVersion}\n`);
+  }
+  const cached = bootstrap(tools, ['temporal-server', 'temporal-sql-tool']);
+  expect(cached.stderr).toContain(`temporal-server ${serverVersion}: cached`);
+  expect(cached.stderr).toContain(`temporal-sql-tool ${serverVersion}: cached`);
+  expect(cached.status).toBe(0);
+});
+
 test('an unknown tool name is refused with the known ones', () => {
   const r = bootstrap(toolsWithTemporal(), ['minio']);
-  expect(r.stderr).toContain("unknown tool 'minio' (known: temporal versitygw jaeger gitea)");
+  expect(r.stderr).toContain(
+    "unknown tool 'minio' (known: temporal versitygw jaeger gitea temporal-server temporal-sql-tool)",
+  );
   expect(r.status).not.toBe(0);
 });
