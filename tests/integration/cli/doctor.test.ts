@@ -61,7 +61,7 @@ test('against the real services every dependency is ok and it exits 0', async ()
     'runner URL',
   ])
     expect(line(r, check)).toMatch(/^ok {4}/);
-  expect(line(r, 'worker')).toContain(`poll task queue "${h.cfg.taskQueue}"`);
+  expect(line(r, 'worker')).toContain(`1 polling ${h.cfg.taskQueue}: `);
   expect(line(r, 'PostgreSQL')).toContain('none pending');
   // The id the migrations made once, which also names the broker queues.
   const id = /^ok {4}installation id ([0-9a-f]{12});/.exec(line(r, 'installation'))?.[1];
