@@ -3,7 +3,6 @@
  * CLI; the log service serves TLS (GRPC_TLS_CERT/KEY), the runner gets the CA through its job
  * file (GRPC_TLS_CA → tls_ca) and verifies the service with it. A whole job runs over it.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,75 +10,20 @@ import * as grpc from '@grpc/grpc-js';
 import { bearerMetadata, createRunnerServiceClient } from '../../../model/runner-proto';
 import { jobRepo } from '../../support/git-repo';
 import { startHarness, type Harness } from '../../support/harness';
+import { makeTestCa } from '../../support/test-ca';
 
 let h: Harness;
 let dir: string;
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A CA, and a certificate it signed for 127.0.0.1 and localhost. Returns the file paths. */
-function makeCertificates(name: string): { ca: string; cert: string; key: string } {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name} test CA`,
-    '-keyout',
-    `${name}-ca.key`,
-    '-out',
-    `${name}-ca.pem`,
-  );
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  );
-  fs.writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${name}-ca.pem`,
-    '-CAkey',
-    `${name}-ca.key`,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    `${name}.ext`,
-    '-out',
-    `${name}.pem`,
-  );
-  return {
-    ca: path.join(dir, `${name}-ca.pem`),
-    cert: path.join(dir, `${name}.pem`),
-    key: path.join(dir, `${name}.key`),
-  };
-}
 
 let other: { ca: string };
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-tls-'));
-  const mine = makeCertificates('service');
-  other = makeCertificates('other');
-  h = await startHarness({ grpcTlsCert: mine.cert, grpcTlsKey: mine.key, grpcTlsCa: mine.ca });
+  // A CA with a certificate it signed for 127.0.0.1 and localhost, and a second, unrelated CA.
+  const ca = makeTestCa(dir, 'service');
+  const mine = ca.server('service', ['127.0.0.1', 'localhost']);
+  other = { ca: makeTestCa(dir, 'other').ca };
+  h = await startHarness({ grpcTlsCert: mine.cert, grpcTlsKey: mine.key, grpcTlsCa: ca.ca });
   await h.startWorker();
 });
 
