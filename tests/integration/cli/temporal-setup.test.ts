@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { msToTs } from '@temporalio/common/lib/time';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../../ingress/search-attributes';
 import { runCli, type CliResult } from '../../support/cli';
+import { registerTestNamespace } from '../../support/temporal-namespace';
 import { waitFor } from '../../support/wait';
 
 const KEYWORD = 2;
@@ -65,19 +65,7 @@ async function attributes(namespace: string): Promise<Record<string, number>> {
 /** A namespace as an operator might have left it: made by hand, with the given attributes only. */
 async function handMadeNamespace(attrs: Record<string, number>): Promise<string> {
   const namespace = freshName();
-  await connection.workflowService.registerNamespace({
-    namespace,
-    workflowExecutionRetentionPeriod: msToTs('1 day'),
-  });
-  await waitFor(
-    () =>
-      connection.workflowService.describeNamespace({ namespace }).then(
-        () => true,
-        () => false,
-      ),
-    30_000,
-    `namespace ${namespace} to be usable`,
-  );
+  await registerTestNamespace(connection, namespace);
   if (Object.keys(attrs).length > 0)
     await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: attrs });
   return namespace;

@@ -5,12 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Connection, Client } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time';
 import { ensureSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../../../ingress/search-attributes';
 import { startJob } from '../../../ingress/job-start';
 import { createLogger } from '../../../platform/logger';
 import { SEARCH_ATTRIBUTES } from '../../../model/search-attributes';
-import { waitFor } from '../../support/wait';
+import { registerTestNamespace } from '../../support/temporal-namespace';
 
 let connection: Connection;
 const log = createLogger('test');
@@ -28,20 +27,7 @@ afterAll(async () => {
 
 async function freshNamespace(): Promise<string> {
   const namespace = `sa-${randomBytes(4).toString('hex')}`;
-  await connection.workflowService.registerNamespace({
-    namespace,
-    workflowExecutionRetentionPeriod: msToTs('1 day'),
-  });
-  // The frontend learns about new namespaces on its next refresh.
-  await waitFor(
-    () =>
-      connection.workflowService.describeNamespace({ namespace }).then(
-        () => true,
-        () => false,
-      ),
-    30_000,
-    `namespace ${namespace} to be usable`,
-  );
+  await registerTestNamespace(connection, namespace);
   return namespace;
 }
 
