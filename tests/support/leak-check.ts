@@ -75,3 +75,35 @@ export function engineTempLeftovers(runTmp: string): string[] {
   if (!fs.existsSync(runTmp)) return [];
   return fs.readdirSync(runTmp).filter((n) => n.startsWith('solstice-plan-'));
 }
+
+/**
+ * The check the global teardown makes at the end of a run: throws naming every process and
+ * planning folder the run left, after killing those processes and removing the run's TMPDIR,
+ * so one failed run does not poison the next.
+ */
+export async function failOnLeaks(run: { id: string; tmp: string }): Promise<void> {
+  // Give processes killed by the last test's cleanup a moment to be reaped.
+  let procs = leakedProcesses(run.id, run.tmp);
+  for (let i = 0; i < 50 && procs.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    procs = leakedProcesses(run.id, run.tmp);
+  }
+  const temps = engineTempLeftovers(run.tmp);
+  // What tests made and did not remove goes with the run's TMPDIR.
+  fs.rmSync(run.tmp, { recursive: true, force: true });
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  const problems = [
+    ...procs.map((p) => `process ${p.pid} still alive: ${p.cmdline}`),
+    ...temps.map((t) => `temporary folder left behind: ${t}`),
+  ];
+  if (problems.length > 0)
+    throw new Error(
+      `the test run leaked (issue 21: nothing survives the suite):\n  ${problems.join('\n  ')}`,
+    );
+}

@@ -8,8 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import globalTeardown from '../../support/global-teardown';
-import { engineTempLeftovers, leakedProcesses, RUN_MARKER_ENV } from '../../support/leak-check';
+import { engineTempLeftovers, failOnLeaks, leakedProcesses, RUN_MARKER_ENV } from '../../support/leak-check';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -63,12 +62,9 @@ test("a planning folder left in the run's TMPDIR is reported", () => {
   }
 });
 
+// failOnLeaks is what the global teardown runs; the teardown itself is only run by a jest run of
+// its own (the last test): in this process it would stop the whole run's Temporal server.
 describe('the global teardown', () => {
-  const g = globalThis as { __solsticeRun?: { id: string; tmp: string } };
-  afterEach(() => {
-    delete g.__solsticeRun;
-  });
-
   test('fails naming each git, qemu and runner process of the run left alive and each planning folder, and kills them', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-leak-check-'));
     const run = `run-${process.pid}-teardown`;
@@ -79,8 +75,7 @@ describe('the global teardown', () => {
     try {
       await until(() => leakedProcesses(run, tmp).length === leaked.length, 'the three processes to start');
       fs.mkdirSync(path.join(tmp, 'solstice-plan-left'));
-      g.__solsticeRun = { id: run, tmp };
-      const err = await globalTeardown().catch((e: unknown) => e);
+      const err = await failOnLeaks({ id: run, tmp }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       const message = (err as Error).message;
       expect(message).toMatch(/^the test run leaked \(issue 21: nothing survives the suite\):/);
@@ -100,8 +95,7 @@ describe('the global teardown', () => {
 
   test('passes when the run left nothing', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-leak-check-'));
-    g.__solsticeRun = { id: `run-${process.pid}-clean`, tmp };
-    await expect(globalTeardown()).resolves.toBeUndefined();
+    await expect(failOnLeaks({ id: `run-${process.pid}-clean`, tmp })).resolves.toBeUndefined();
     expect(fs.existsSync(tmp)).toBe(false);
   });
 
