@@ -1,7 +1,7 @@
 /**
  * JobWorkflow reports to the forge: a recording HTTP server stands in for the Forgejo API
- * (and for the repository, which it does not serve, so the checkout fails and the job ends
- * `failure`). Every status call is checked; a forge that keeps failing is retried, recorded,
+ * (and for the repository, which it does not serve, so the checkout cannot fetch it and the job
+ * ends `error`: an unreachable repository is an infrastructure fault, not the script's). Every status call is checked; a forge that keeps failing is retried, recorded,
  * and changes nothing about the job's result.
  */
 import { startJob } from '../../../ingress/job-start';
@@ -44,14 +44,14 @@ async function runForgejoJob(): Promise<string> {
     ref: 'refs/heads/main',
   });
   const job = await h.result(workflowId, jobId);
-  expect(job.state).toBe('failure'); // the checkout failed: the forge serves no repository
+  expect(job.state).toBe('error'); // the checkout could not fetch: the forge serves no repository
   return jobId;
 }
 
 test('a Forgejo job reports pending, then its result, as commit statuses', async () => {
   const jobId = await runForgejoJob();
   expect(calls).toEqual(
-    ['pending', 'failure'].map((state) => ({
+    ['pending', 'error'].map((state) => ({
       method: 'POST',
       path: `/api/v1/repos/solstice/app/statuses/${SHA}`,
       auth: 'token fj-test-token',
@@ -71,9 +71,9 @@ test('a forge that keeps failing is retried and recorded; the job result is unch
   const jobId = await runForgejoJob();
   // Four attempts for pending and four for the result, then given up.
   expect(calls.filter((c) => c.body?.state === 'pending')).toHaveLength(4);
-  expect(calls.filter((c) => c.body?.state === 'failure')).toHaveLength(4);
+  expect(calls.filter((c) => c.body?.state === 'error')).toHaveLength(4);
   const job = await h.jobs.getJob(jobId);
-  expect(job?.state).toBe('failure');
+  expect(job?.state).toBe('error');
 });
 
 test('manual jobs report nothing', async () => {
