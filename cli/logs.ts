@@ -1,7 +1,8 @@
 /** `solstice logs`: what it prints for a job or a pipeline; lines come from storage/log-follow. */
 import type { Config } from '../platform/config';
 import { InputError } from '../platform/errors';
-import { attemptsOf, type JobRecord, type JobStepRecord, type StepTable } from '../storage/job-store';
+import type { JobRecord, JobStepRecord, StepTable } from '../storage/job-store';
+import { attemptsOf } from '../storage/step-table';
 import { readLog, waitForFinalState } from '../storage/log-follow';
 import { PipelineStore, type PipelineJobRecord } from '../storage/pipeline-store';
 import { withStore, type Store } from './context';

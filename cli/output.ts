@@ -1,11 +1,6 @@
 /** How the CLI shows things to people: log lines, job summaries, errors. */
-import {
-  attemptsOf,
-  type JobRecord,
-  type JobStepRecord,
-  type LogLineRecord,
-  type StepTable,
-} from '../storage/job-store';
+import type { JobRecord, JobStepRecord, LogLineRecord, StepTable } from '../storage/job-store';
+import { attemptsOf } from '../storage/step-table';
 import { readSetting } from '../platform/config';
 import { SolsticeError } from '../platform/errors';
 import { repoAtCommit } from '../model/repo-url';

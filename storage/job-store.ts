@@ -69,22 +69,6 @@ export interface JobRecord {
   artifactsExpiredAt: Date | null;
 }
 
-export interface AttemptSteps {
-  attempt: number;
-  steps: JobStepRecord[];
-  /** Set when the attempt's machine was lost, which is why another attempt followed. */
-  lost?: LostAttemptRecord;
-}
-
-/** A step table by attempt, oldest first: every attempt that has steps or lost its machine. */
-export function attemptsOf(table: StepTable): AttemptSteps[] {
-  const numbers = [...new Set([...table.steps, ...table.lost].map((x) => x.attempt))].sort((a, b) => a - b);
-  return numbers.map((attempt) => {
-    const lost = table.lost.find((l) => l.attempt === attempt);
-    return { attempt, steps: table.steps.filter((st) => st.attempt === attempt), ...(lost ? { lost } : {}) };
-  });
-}
-
 const JOB_FIELDS = {
   id: true,
   workflowId: true,

@@ -6,14 +6,14 @@
  */
 import type { ArtifactRecord } from '../../storage/artifact-store';
 import { formatSize } from '../../platform/config';
-import {
-  attemptsOf,
-  type JobRecord,
-  type JobStepRecord,
-  type LogLineRecord,
-  type StepOutcome,
-  type StepTable,
+import type {
+  JobRecord,
+  JobStepRecord,
+  LogLineRecord,
+  StepOutcome,
+  StepTable,
 } from '../../storage/job-store';
+import { attemptsOf } from '../../storage/step-table';
 import type { PipelineJobRecord, PipelineRecord } from '../../storage/pipeline-store';
 import { annotationOf, groupMarker, type Annotation } from './workflow-commands';
 
