@@ -9,16 +9,18 @@ export interface TestRepo {
   sha: string;
 }
 
+/** The author and committer of every commit a test makes. */
+export const TEST_GIT_IDENTITY = {
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@example.invalid',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@example.invalid',
+} as const;
+
 function gitIn(dir: string, ...args: string[]): string {
   return execFileSync('git', args, {
     cwd: dir,
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@example.invalid',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@example.invalid',
-    },
+    env: { ...process.env, ...TEST_GIT_IDENTITY },
   })
     .toString()
     .trim();

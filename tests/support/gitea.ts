@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { freePort } from '../../platform/net';
 import { readSetting } from '../../platform/config';
 import { findTool, startToolProcess, type ToolProcess, type ToolSpec } from '../../devstack/tool-process';
+import { TEST_GIT_IDENTITY } from './git-repo';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -194,10 +195,7 @@ const git = (cwd: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
     cwd,
     env: {
       ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@example.invalid',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@example.invalid',
+      ...TEST_GIT_IDENTITY,
       GIT_TERMINAL_PROMPT: '0',
       ...extraEnv,
     },
