@@ -1,67 +1,77 @@
 #!/usr/bin/env node
 /** `solstice`: the command-line interface. Errors print as one line plus a hint; --verbose adds stacks. */
-import { Builtins, Cli } from 'clipanion';
+import { Builtins, Cli, type CommandClass } from 'clipanion';
 import { readSetting } from '../platform/config';
-import { ArtifactsGetCommand, ArtifactsListCommand } from './commands/artifacts';
-import { CiLocalCommand } from './commands/ci-local';
-import { DbMigrateCommand } from './commands/db';
-import { DoctorCommand } from './commands/doctor';
-import { EnqueueCommand } from './commands/enqueue';
-import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
-import { JobsCommand, StatusCommand } from './commands/jobs';
-import { LogsCommand } from './commands/logs';
-import { GcCommand } from './commands/gc';
-import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
-import {
-  JobPageCommand,
-  LogServiceCommand,
-  RunnerServeCommand,
-  UpCommand,
-  WorkerCommand,
-} from './commands/services';
-import { TemporalSetupCommand } from './commands/temporal';
-import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 import { solsticeVersion } from '../platform/version';
 import { editDistance } from '../workflow-file/suggest';
 
-export function buildCli(): Cli {
+/**
+ * Every command, in the order `solstice --help` lists them, with the words that run it and where
+ * its class lives. Loading a command module is cheap, but clipanion builds a parser state machine
+ * over every registered command's options (about 40 setting flags each), which cost ~75 ms of a
+ * 200 ms `--version`: a run registers only the command its words name, and every command only
+ * when it must list or suggest them. tests/unit/cli/command-index.test.ts keeps each `words` equal
+ * to its class's `paths`.
+ */
+export const COMMAND_INDEX: readonly { words: string; load: () => Promise<CommandClass> }[] = [
+  { words: 'up', load: async () => (await import('./commands/services')).UpCommand },
+  { words: 'ci-local', load: async () => (await import('./commands/ci-local')).CiLocalCommand },
+  { words: 'enqueue', load: async () => (await import('./commands/enqueue')).EnqueueCommand },
+  { words: 'logs', load: async () => (await import('./commands/logs')).LogsCommand },
+  { words: 'artifacts list', load: async () => (await import('./commands/artifacts')).ArtifactsListCommand },
+  { words: 'artifacts get', load: async () => (await import('./commands/artifacts')).ArtifactsGetCommand },
+  { words: 'status', load: async () => (await import('./commands/jobs')).StatusCommand },
+  { words: 'jobs', load: async () => (await import('./commands/jobs')).JobsCommand },
+  { words: 'pipelines', load: async () => (await import('./commands/pipelines')).PipelinesCommand },
+  { words: 'cancel', load: async () => (await import('./commands/pipelines')).CancelCommand },
+  { words: 'rerun', load: async () => (await import('./commands/pipelines')).RerunCommand },
+  { words: 'db migrate', load: async () => (await import('./commands/db')).DbMigrateCommand },
+  { words: 'temporal setup', load: async () => (await import('./commands/temporal')).TemporalSetupCommand },
+  { words: 'gc', load: async () => (await import('./commands/gc')).GcCommand },
+  { words: 'doctor', load: async () => (await import('./commands/doctor')).DoctorCommand },
+  { words: 'worker', load: async () => (await import('./commands/services')).WorkerCommand },
+  { words: 'log-service', load: async () => (await import('./commands/services')).LogServiceCommand },
+  { words: 'job-page', load: async () => (await import('./commands/services')).JobPageCommand },
+  { words: 'runner-serve', load: async () => (await import('./commands/services')).RunnerServeCommand },
+  { words: 'bridge', load: async () => (await import('./commands/ingress')).BridgeCommand },
+  { words: 'webhook serve', load: async () => (await import('./commands/ingress')).WebhookServeCommand },
+  {
+    words: 'workflow validate',
+    load: async () => (await import('./commands/workflow')).WorkflowValidateCommand,
+  },
+  { words: 'workflow show', load: async () => (await import('./commands/workflow')).WorkflowShowCommand },
+];
+
+function newCli(commands: CommandClass[]): Cli {
   const cli = new Cli({
     binaryLabel: 'Solstice CI',
     binaryName: 'solstice',
     binaryVersion: solsticeVersion(),
     enableColors: Boolean(process.stdout.isTTY) && !readSetting('noColor'),
   });
-  for (const c of [
-    UpCommand,
-    CiLocalCommand,
-    EnqueueCommand,
-    LogsCommand,
-    ArtifactsListCommand,
-    ArtifactsGetCommand,
-    StatusCommand,
-    JobsCommand,
-    PipelinesCommand,
-    CancelCommand,
-    RerunCommand,
-    DbMigrateCommand,
-    TemporalSetupCommand,
-    GcCommand,
-    DoctorCommand,
-    WorkerCommand,
-    LogServiceCommand,
-    JobPageCommand,
-    RunnerServeCommand,
-    BridgeCommand,
-    WebhookServeCommand,
-    WorkflowValidateCommand,
-    WorkflowShowCommand,
-    Builtins.HelpCommand,
-    Builtins.VersionCommand,
-  ]) {
-    cli.register(c);
-  }
+  for (const c of [...commands, Builtins.HelpCommand, Builtins.VersionCommand]) cli.register(c);
   return cli;
+}
+
+/** A CLI that knows every command: for help, suggestions and the settings' tests. */
+export async function buildCli(): Promise<Cli> {
+  return newCli(await Promise.all(COMMAND_INDEX.map((c) => c.load())));
+}
+
+/**
+ * The one command `argv` names (the longest `words` its leading words match), or none:
+ * `--version`, a group such as `artifacts` alone, a typo, or no words at all.
+ */
+function namedCommand(argv: string[]): (typeof COMMAND_INDEX)[number] | undefined {
+  const words = argv.slice(0, argv.findIndex((a) => a.startsWith('-')) >>> 0);
+  let best: (typeof COMMAND_INDEX)[number] | undefined;
+  for (const entry of COMMAND_INDEX) {
+    const path = entry.words.split(' ');
+    if (path.every((w, i) => words[i] === w) && path.length > (best?.words.split(' ').length ?? 0))
+      best = entry;
+  }
+  return best;
 }
 
 /** Every command's words (`['artifacts', 'get']`) and one-line description, in registration order. */
@@ -118,16 +128,29 @@ function unknownCommand(cli: Cli, words: string[], help: boolean): { text: strin
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const cli = buildCli();
   if (argv.length === 0 || (argv.length === 1 && ['-h', '--help', 'help'].includes(argv[0]))) {
-    process.stdout.write(overview(cli));
+    process.stdout.write(overview(await buildCli()));
     return argv.length === 0 ? 2 : 0;
   }
   let verbose = argv.includes('--verbose');
+  // A run with no words (`--version`) needs only clipanion's builtins.
+  const named = argv[0]?.startsWith('-') ? null : namedCommand(argv);
+  let cli: Cli | undefined;
   try {
     // In the try: a malformed SOLSTICE_DEBUG is reported like any other bad setting.
     verbose ||= readSetting('debug');
-    const command = cli.process(argv);
+    cli = named === undefined ? await buildCli() : newCli(named ? [await named.load()] : []);
+    let command;
+    try {
+      command = cli.process(argv);
+    } catch (err) {
+      // Words that name no command are answered from all of them (the group's list, the
+      // nearest names), exactly as if every command had been registered from the start.
+      if (named === undefined || !(err instanceof Error && err.constructor.name === 'UnknownSyntaxError'))
+        throw err;
+      cli = await buildCli();
+      command = cli.process(argv);
+    }
     // Run directly rather than through cli.run so our error printing replaces clipanion's stack dump.
     command.context = {
       ...Cli.defaultContext,
@@ -139,12 +162,24 @@ export async function main(argv: string[]): Promise<number> {
     command.cli = cli;
     return (await command.validateAndExecute()) as number;
   } catch (err) {
+    if (!cli) return printError(err, verbose);
     const words = argv.slice(0, argv.findIndex((a) => a.startsWith('-')) >>> 0);
-    const known = commandList(cli).some((c) => c.path.every((w, i) => words[i] === w));
+    const known = COMMAND_INDEX.some((c) => c.words.split(' ').every((w, i) => words[i] === w));
     if (err instanceof Error && err.constructor.name === 'UnknownSyntaxError' && !known && words.length > 0) {
-      const { text, code } = unknownCommand(cli, words, argv.includes('--help') || argv.includes('-h'));
+      const { text, code } = unknownCommand(
+        await buildCli(),
+        words,
+        argv.includes('--help') || argv.includes('-h'),
+      );
       (code === 0 ? process.stdout : process.stderr).write(text);
       return code;
+    }
+    if (err instanceof Error && err.constructor.name === 'UnknownSyntaxError' && words.length === 0) {
+      // `solstice --bogus`: clipanion would print every command's usage line as candidates.
+      process.stderr.write(
+        `error: unknown option "${argv[0]}"\nhint:  \`solstice --help\` lists the commands\n`,
+      );
+      return 2;
     }
     if (
       err instanceof Error &&

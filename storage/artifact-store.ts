@@ -3,7 +3,7 @@
  * bytes live in the blob store. The log service writes them; the CLI and the job page read them.
  */
 import { validateKey } from './blob-store';
-import type { Db } from './db';
+import { selectRows, type Db } from './db';
 import { InputError } from '../platform/errors';
 
 export interface ArtifactRecord {
@@ -12,6 +12,11 @@ export interface ArtifactRecord {
   sha256: string;
   createdAt: Date;
 }
+
+/** ArtifactRecord's fields as a select list (see selectRows for why reads are SQL); size is int8. */
+const ARTIFACT_COLUMNS = `path, size::text AS size, sha256, created_at AS "createdAt"`;
+type ArtifactRow = Omit<ArtifactRecord, 'size'> & { size: string };
+const artifactRecord = (r: ArtifactRow): ArtifactRecord => ({ ...r, size: Number(r.size) });
 
 export function artifactsPrefix(jobId: string): string {
   return `jobs/${jobId}/artifacts`;
@@ -56,25 +61,31 @@ export class ArtifactStore {
 
   /** In path order; `limit` bounds what a page reads for a job with very many artifacts. */
   async list(jobId: string, limit?: number): Promise<ArtifactRecord[]> {
-    const rows = await this.db.artifact.findMany({
-      where: { jobId },
-      ...(limit !== undefined ? { take: limit } : {}),
-      orderBy: { path: 'asc' },
-      select: { path: true, size: true, sha256: true, createdAt: true },
-    });
-    return rows.map((r) => ({ ...r, size: Number(r.size) }));
+    const rows = await selectRows<ArtifactRow>(
+      this.db,
+      `SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE job_id = $1::uuid ORDER BY path
+       ${limit !== undefined ? 'LIMIT $2' : ''}`,
+      limit !== undefined ? [jobId, limit] : [jobId],
+    );
+    return rows.map(artifactRecord);
   }
 
   async count(jobId: string): Promise<number> {
-    return this.db.artifact.count({ where: { jobId } });
+    const [{ n }] = await selectRows<{ n: number }>(
+      this.db,
+      'SELECT count(*)::int AS n FROM artifacts WHERE job_id = $1::uuid',
+      [jobId],
+    );
+    return n;
   }
 
   async get(jobId: string, artifactPath: string): Promise<ArtifactRecord | undefined> {
-    const r = await this.db.artifact.findUnique({
-      where: { jobId_path: { jobId, path: artifactPath } },
-      select: { path: true, size: true, sha256: true, createdAt: true },
-    });
-    return r ? { ...r, size: Number(r.size) } : undefined;
+    const [r] = await selectRows<ArtifactRow>(
+      this.db,
+      `SELECT ${ARTIFACT_COLUMNS} FROM artifacts WHERE job_id = $1::uuid AND path = $2`,
+      [jobId, artifactPath],
+    );
+    return r ? artifactRecord(r) : undefined;
   }
 
   /** Bytes the job's artifacts take, not counting `exceptPath` (which an upload would replace). */

@@ -2,12 +2,12 @@
  * Queries about jobs and their logs, in one place, shared by activities, the log service and
  * the CLI. Every write that may be repeated (Temporal retries, runner reconnects) is idempotent.
  */
-import type { Db } from './db';
+import { selectRows, type Db } from './db';
 import type { BlobStore } from './blob-store';
 import { LogStore, type LogLineRecord } from './log-store';
 import { NotFoundError, InputError } from '../platform/errors';
 import type { JobInput, JobOutcome, JobState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith } from './run-rows';
 
 export type { LogLineRecord } from './log-store';
 
@@ -69,24 +69,11 @@ export interface JobRecord {
   artifactsExpiredAt: Date | null;
 }
 
-const JOB_FIELDS = {
-  id: true,
-  workflowId: true,
-  source: true,
-  repoUrl: true,
-  commitSha: true,
-  ref: true,
-  label: true,
-  state: true,
-  exitCode: true,
-  message: true,
-  attempt: true,
-  createdAt: true,
-  startedAt: true,
-  finishedAt: true,
-  logExpiredAt: true,
-  artifactsExpiredAt: true,
-} as const;
+/** JobRecord's fields, as a select list (see selectRows for why reads are SQL). */
+const JOB_COLUMNS = `id::text AS id, workflow_id AS "workflowId", source, repo_url AS "repoUrl",
+  commit_sha AS "commitSha", ref, label, state::text AS state, exit_code AS "exitCode", message, attempt,
+  created_at AS "createdAt", started_at AS "startedAt", finished_at AS "finishedAt",
+  log_expired_at AS "logExpiredAt", artifacts_expired_at AS "artifactsExpiredAt"`;
 
 export class JobStore {
   /** The job's log (storage/log-store.ts); reading a finished job's log needs the blob store. */
@@ -290,32 +277,23 @@ export class JobStore {
 
   /** Every attempt's steps, by attempt and then index. */
   async listSteps(jobId: string): Promise<JobStepRecord[]> {
-    const rows = await this.db.jobStep.findMany({
-      where: { jobId },
-      orderBy: [{ attempt: 'asc' }, { index: 'asc' }],
-      select: {
-        attempt: true,
-        index: true,
-        name: true,
-        outcome: true,
-        exitCode: true,
-        continueOnError: true,
-        startedAt: true,
-        durationMs: true,
-        firstSeq: true,
-        lastSeq: true,
-      },
-    });
-    return rows as JobStepRecord[];
+    return selectRows<JobStepRecord>(
+      this.db,
+      `SELECT attempt, step_index AS index, name, outcome, exit_code AS "exitCode",
+         continue_on_error AS "continueOnError", started_at AS "startedAt", duration_ms AS "durationMs",
+         first_seq AS "firstSeq", last_seq AS "lastSeq"
+       FROM job_steps WHERE job_id = $1::uuid ORDER BY attempt, step_index`,
+      [jobId],
+    );
   }
 
   /** The job's attempts whose machine was lost, by attempt. */
   async listLostAttempts(jobId: string): Promise<LostAttemptRecord[]> {
-    return this.db.lostAttempt.findMany({
-      where: { jobId },
-      orderBy: { attempt: 'asc' },
-      select: { attempt: true, message: true, logSeq: true },
-    });
+    return selectRows<LostAttemptRecord>(
+      this.db,
+      `SELECT attempt, message, log_seq AS "logSeq" FROM lost_attempts WHERE job_id = $1::uuid ORDER BY attempt`,
+      [jobId],
+    );
   }
 
   async stepTable(jobId: string): Promise<StepTable> {
@@ -337,8 +315,12 @@ export class JobStore {
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
-    const job = await this.db.job.findUnique({ where: { id: jobId }, select: JOB_FIELDS });
-    return (job as JobRecord | null) ?? undefined;
+    const [job] = await selectRows<JobRecord>(
+      this.db,
+      `SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1::uuid`,
+      [jobId],
+    );
+    return job;
   }
 
   /** Accepts a full job id or a unique prefix of at least 4 characters, like git does for commits. */
@@ -371,15 +353,26 @@ export class JobStore {
     limit: number,
     filter: { repo?: string; branch?: string; state?: JobState } = {},
   ): Promise<JobRecord[]> {
-    const jobs = await this.db.job.findMany({
-      ...newestFirst(limit),
-      where: {
-        ...(filter.repo ? { repoUrl: { contains: filter.repo } } : {}),
-        ...(filter.branch ? { ref: { in: [filter.branch, `refs/heads/${filter.branch}`] } } : {}),
-        ...(filter.state ? { state: filter.state } : {}),
-      },
-      select: JOB_FIELDS,
-    });
-    return jobs as JobRecord[];
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (filter.repo) {
+      values.push(filter.repo);
+      where.push(`strpos(repo_url, $${values.length}) > 0`);
+    }
+    if (filter.branch) {
+      values.push([filter.branch, `refs/heads/${filter.branch}`]);
+      where.push(`ref = ANY($${values.length}::text[])`);
+    }
+    if (filter.state) {
+      values.push(filter.state);
+      where.push(`state = $${values.length}::job_state`);
+    }
+    values.push(limit);
+    return selectRows<JobRecord>(
+      this.db,
+      `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC LIMIT $${values.length}`,
+      values,
+    );
   }
 }

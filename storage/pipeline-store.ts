@@ -2,10 +2,10 @@
  * Queries about pipelines and their jobs, shared by activities and the CLI. Writes are
  * idempotent (Temporal retries activities).
  */
-import type { Db } from './db';
+import { selectRows, type Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith } from './run-rows';
 import { repoDisplayName } from '../model/repo-url';
 
 export interface PipelineRecord {
@@ -39,30 +39,11 @@ export function pipelineLabel(p: Pick<PipelineRecord, 'repoUrl' | 'number'>): st
   return `${repoDisplayName(p.repoUrl)}#${p.number}`;
 }
 
-const PIPELINE_FIELDS = {
-  id: true,
-  workflowId: true,
-  source: true,
-  event: true,
-  repoUrl: true,
-  commitSha: true,
-  ref: true,
-  state: true,
-  message: true,
-  rerunOf: true,
-  number: true,
-  createdAt: true,
-  finishedAt: true,
-} as const;
-
-const PIPELINE_JOB_FIELDS = {
-  name: true,
-  needs: true,
-  state: true,
-  jobId: true,
-  message: true,
-  position: true,
-} as const;
+/** PipelineRecord's and PipelineJobRecord's fields, as select lists (see selectRows for why reads are SQL). */
+const PIPELINE_COLUMNS = `id::text AS id, workflow_id AS "workflowId", source, event, repo_url AS "repoUrl",
+  commit_sha AS "commitSha", ref, state, message, rerun_of::text AS "rerunOf", number,
+  created_at AS "createdAt", finished_at AS "finishedAt"`;
+const PIPELINE_JOB_COLUMNS = `name, needs, state, job_id::text AS "jobId", message, position`;
 
 export class PipelineStore {
   constructor(private readonly db: Db) {}
@@ -156,36 +137,42 @@ export class PipelineStore {
   }
 
   async getPipeline(id: string): Promise<PipelineRecord | undefined> {
-    const p = await this.db.pipeline.findUnique({ where: { id }, select: PIPELINE_FIELDS });
-    return (p as PipelineRecord | null) ?? undefined;
+    const [p] = await selectRows<PipelineRecord>(
+      this.db,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE id = $1::uuid`,
+      [id],
+    );
+    return p;
   }
 
   async listJobs(pipelineId: string): Promise<PipelineJobRecord[]> {
-    const rows = await this.db.pipelineJob.findMany({
-      where: { pipelineId },
-      orderBy: { position: 'asc' },
-      select: PIPELINE_JOB_FIELDS,
-    });
-    return rows as PipelineJobRecord[];
+    return selectRows<PipelineJobRecord>(
+      this.db,
+      `SELECT ${PIPELINE_JOB_COLUMNS} FROM pipeline_jobs WHERE pipeline_id = $1::uuid ORDER BY position`,
+      [pipelineId],
+    );
   }
 
-  /** The pipeline a job run belongs to (the latest, for a job reused by a rerun). */
   /** The name (with matrix values: `test[node=20]`) each of these job runs has in its pipeline. */
   async jobNames(jobIds: string[]): Promise<Map<string, string>> {
-    const rows = await this.db.pipelineJob.findMany({
-      where: { jobId: { in: jobIds } },
-      select: { jobId: true, name: true },
-    });
-    return new Map(rows.map((r) => [r.jobId as string, r.name]));
+    const rows = await selectRows<{ jobId: string; name: string }>(
+      this.db,
+      `SELECT job_id::text AS "jobId", name FROM pipeline_jobs WHERE job_id = ANY($1::uuid[])`,
+      [jobIds],
+    );
+    return new Map(rows.map((r) => [r.jobId, r.name]));
   }
 
+  /** The pipeline a job run belongs to (the first, for a job reused by a rerun). */
   async pipelineOfJob(jobId: string): Promise<PipelineRecord | undefined> {
-    const row = await this.db.pipelineJob.findFirst({
-      where: { jobId },
-      orderBy: { pipeline: { createdAt: 'asc' } },
-      select: { pipelineId: true },
-    });
-    return row ? this.getPipeline(row.pipelineId) : undefined;
+    const [p] = await selectRows<PipelineRecord>(
+      this.db,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines
+       WHERE id = (SELECT pj.pipeline_id FROM pipeline_jobs pj JOIN pipelines p ON p.id = pj.pipeline_id
+                   WHERE pj.job_id = $1::uuid ORDER BY p.created_at LIMIT 1)`,
+      [jobId],
+    );
+    return p;
   }
 
   /** A pipeline by full id or unique prefix (at least 4 characters); undefined when none matches. */
@@ -208,12 +195,19 @@ export class PipelineStore {
   /** Every repository's pipeline with this number (`#12`), at most one per repository. */
   async withNumber(number: number): Promise<PipelineRecord[]> {
     if (!Number.isSafeInteger(number) || number < 1 || number > 2 ** 31 - 1) return [];
-    const rows = await this.db.pipeline.findMany({ where: { number }, select: PIPELINE_FIELDS });
-    return rows as PipelineRecord[];
+    return selectRows<PipelineRecord>(
+      this.db,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE number = $1`,
+      [number],
+    );
   }
 
+  /** The newest `limit` pipelines, newest first. */
   async listPipelines(limit: number): Promise<PipelineRecord[]> {
-    const rows = await this.db.pipeline.findMany({ ...newestFirst(limit), select: PIPELINE_FIELDS });
-    return rows as PipelineRecord[];
+    return selectRows<PipelineRecord>(
+      this.db,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY created_at DESC LIMIT $1`,
+      [limit],
+    );
   }
 }

@@ -2,7 +2,7 @@
  * What job rows and pipeline rows have in common: the commit a run is for, listing the newest,
  * and lookup by a unique id prefix (as git does for commits) for `solstice status <id>` and friends.
  */
-import type { Db } from './db';
+import { selectRows, type Db } from './db';
 
 /** A run's identity and which commit of which repository it is for, and who asked. */
 export function runColumns(
@@ -12,11 +12,6 @@ export function runColumns(
 ) {
   const { source, repoUrl, commitSha } = input;
   return { id, workflowId, source, repoUrl, commitSha, ref: input.ref ?? null };
-}
-
-/** The newest `limit` runs, newest first: how `solstice jobs` and `solstice pipelines` list them. */
-export function newestFirst(limit: number): { orderBy: { createdAt: 'desc' }; take: number } {
-  return { orderBy: { createdAt: 'desc' }, take: limit };
 }
 
 /** What an id prefix may look like: part of a UUID, at least 4 characters. */
@@ -31,11 +26,11 @@ export async function idsStartingWith(
   table: 'jobs' | 'pipelines',
   prefix: string,
 ): Promise<string[]> {
-  const like = `${prefix}%`;
-  const rows = (
-    table === 'jobs'
-      ? await db.$queryRaw`SELECT id::text AS id FROM jobs WHERE id::text LIKE ${like} LIMIT 2`
-      : await db.$queryRaw`SELECT id::text AS id FROM pipelines WHERE id::text LIKE ${like} LIMIT 2`
-  ) as { id: string }[];
+  // The table is one of two literals, never input.
+  const rows = await selectRows<{ id: string }>(
+    db,
+    `SELECT id::text AS id FROM ${table} WHERE id::text LIKE $1 LIMIT 2`,
+    [`${prefix}%`],
+  );
   return rows.map((r) => r.id);
 }

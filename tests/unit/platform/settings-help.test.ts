@@ -24,10 +24,10 @@ const isDerived = (key: SettingKey): boolean => {
 };
 
 /** `[env: X; default: Y]` of every setting flag of every command, as clipanion prints it. */
-function shownDefaults(): Array<{ command: string; key: SettingKey; shown: string }> {
+async function shownDefaults(): Promise<Array<{ command: string; key: SettingKey; shown: string }>> {
   const byFlag = new Map(KEYS.map((k) => [SETTINGS[k].flag, k]));
   const out: Array<{ command: string; key: SettingKey; shown: string }> = [];
-  for (const def of buildCli().definitions()) {
+  for (const def of (await buildCli()).definitions()) {
     for (const opt of def.options) {
       const key = byFlag.get(opt.definition.split(' ')[0] as `--${string}`);
       if (!key) continue;
@@ -43,8 +43,8 @@ function shownDefaults(): Array<{ command: string; key: SettingKey; shown: strin
   return out;
 }
 
-test('the default --help shows is the default value, for every setting flag of every command', () => {
-  const shown = shownDefaults();
+test('the default --help shows is the default value, for every setting flag of every command', async () => {
+  const shown = await shownDefaults();
   expect(new Set(shown.map((s) => s.key)).size).toBeGreaterThanOrEqual(50);
   for (const { command, key, shown: text } of shown) {
     const real = DEFAULTS[key];
@@ -156,8 +156,8 @@ test('reading one setting ignores a bad value in another', () => {
   expect(readSetting('noColor', {})).toBe(false);
 });
 
-test('`up` takes every setting of the ingress it runs (bridge and webhook serve) as a flag', () => {
-  const defs = buildCli().definitions();
+test('`up` takes every setting of the ingress it runs (bridge and webhook serve) as a flag', async () => {
+  const defs = (await buildCli()).definitions();
   const options = (path: string) =>
     new Set((defs.find((d) => d.path === path)?.options ?? []).map((o) => o.definition.split(/[ ,]/)[0]));
   const up = options('solstice up');
