@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { parseArgs, promisify } from 'node:util';
@@ -19,19 +20,34 @@ import { freshDatabase, percentile } from './fixtures';
 
 const CLI = path.resolve(__dirname, '../cli/main.js');
 
-async function timeRuns(
-  cli: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  runs: number,
-): Promise<number[]> {
-  const times: number[] = [];
+interface Runs {
+  /** Wall time of each run, ms, sorted. */
+  wall: number[];
+  /** User + system CPU time of each run, ms, sorted; empty without GNU time. */
+  cpu: number[];
+}
+
+/** GNU time reports a child's CPU time, which the machine's load changes far less than wall time. */
+const GNU_TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+
+async function timeRuns(cli: string, args: string[], env: NodeJS.ProcessEnv, runs: number): Promise<Runs> {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  const cpuFile = path.join(os.tmpdir(), `solstice-bench-cli-${process.pid}.time`);
   for (let i = 0; i < runs; i++) {
+    const [file, argv] = GNU_TIME
+      ? [GNU_TIME, ['-f', '%U %S', '-o', cpuFile, process.execPath, cli, ...args]]
+      : [process.execPath, [cli, ...args]];
     const began = process.hrtime.bigint();
-    await promisify(execFile)(process.execPath, [cli, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-    times.push(Number(process.hrtime.bigint() - began) / 1e6);
+    await promisify(execFile)(file, argv, { env, maxBuffer: 16 * 1024 * 1024 });
+    wall.push(Number(process.hrtime.bigint() - began) / 1e6);
+    if (GNU_TIME) {
+      const [user, sys] = fs.readFileSync(cpuFile, 'utf8').trim().split(/\s+/).map(Number);
+      cpu.push((user + sys) * 1000);
+    }
   }
-  return times.sort((a, b) => a - b);
+  fs.rmSync(cpuFile, { force: true });
+  return { wall: wall.sort((a, b) => a - b), cpu: cpu.sort((a, b) => a - b) };
 }
 
 async function main(): Promise<void> {
@@ -79,13 +95,17 @@ async function main(): Promise<void> {
     ];
     const builds: [string, string][] = [['this build', CLI]];
     if (values.baseline) builds.push(['baseline', path.resolve(values.baseline)]);
-    console.log(`| command | ${builds.map(([name]) => `${name} p50 / p95 (ms)`).join(' | ')} |`);
-    console.log(`| --- | ${builds.map(() => '---').join(' | ')} |`);
+    const cpuCols = GNU_TIME !== undefined;
+    console.log(
+      `| command | ${builds.map(([name]) => `${name} p50 / p95 (ms)${cpuCols ? ` | ${name} CPU p50 (ms)` : ''}`).join(' | ')} |`,
+    );
+    console.log(`| --- | ${builds.map(() => (cpuCols ? '--- | ---' : '---')).join(' | ')} |`);
     for (const [name, args] of commands) {
       const cells: string[] = [];
       for (const [, cli] of builds) {
         const t = await timeRuns(cli, args, env, runs);
-        cells.push(`${Math.round(percentile(t, 50))} / ${Math.round(percentile(t, 95))}`);
+        cells.push(`${Math.round(percentile(t.wall, 50))} / ${Math.round(percentile(t.wall, 95))}`);
+        if (cpuCols) cells.push(`${Math.round(percentile(t.cpu, 50))}`);
       }
       console.log(`| \`${name}\` | ${cells.join(' | ')} |`);
     }
