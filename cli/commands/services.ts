@@ -155,16 +155,28 @@ export class JobPageCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const [ServiceProcess, { startJobPage }] = await Promise.all([
-      serviceProcess(),
-      import('../../web/job-page/server'),
-    ]);
+    const [ServiceProcess, { startJobPage }, { webAccessFromConfig, pipelineActions }, { connectClient }] =
+      await Promise.all([
+        serviceProcess(),
+        import('../../web/job-page/server'),
+        import('../../web/job-page/from-config'),
+        import('../../platform/temporal'),
+      ]);
     const svc = new ServiceProcess('solstice-job-page');
-    // The job page only reads: it leaves migrations to the services that write.
+    // The pages write only sessions: they leave migrations to the other services.
     const { blobs, store } = await openStorage(cfg, { migrate: false });
-    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log });
+    const temporal = await connectClient(cfg);
+    const server = await startJobPage({
+      addr: cfg.jobPageAddr,
+      jobs: store.jobs,
+      blobs,
+      log: svc.log,
+      access: webAccessFromConfig(cfg, store.db, svc.log),
+      actions: pipelineActions(temporal.client, cfg, store.db),
+      trustProxy: cfg.trustProxy,
+    });
     this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return svc.serve([() => server.close(), () => store.close()]);
+    return svc.serve([() => server.close(), () => temporal.close(), () => store.close()]);
   }
 }
 
