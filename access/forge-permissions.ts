@@ -31,6 +31,8 @@ export interface ForgePermissionsOptions {
   fetch?: Fetch;
   /** Entries kept at most; the oldest go first. */
   maxEntries?: number;
+  /** The clock (tests move it). */
+  now?: () => number;
 }
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '').toLowerCase();
@@ -38,9 +40,11 @@ const trimSlash = (s: string) => s.replace(/\/+$/, '').toLowerCase();
 export class ForgeBackedPermissions implements ForgePermissions {
   private readonly cache = new Map<string, { value: string; until: number }>();
   private readonly fetchImpl: Fetch;
+  private readonly now: () => number;
 
   constructor(private readonly opts: ForgePermissionsOptions) {
     this.fetchImpl = opts.fetch ?? fetch;
+    this.now = opts.now ?? Date.now;
   }
 
   /** The configured forge that serves this repository, with its owner and name there. */
@@ -87,7 +91,7 @@ export class ForgeBackedPermissions implements ForgePermissions {
 
   private async cached<T extends string>(key: string, failed: T, ask: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
-    if (hit && hit.until > Date.now()) return hit.value as T;
+    if (hit && hit.until > this.now()) return hit.value as T;
     let value: T;
     try {
       value = await ask();
@@ -96,7 +100,7 @@ export class ForgeBackedPermissions implements ForgePermissions {
       return failed;
     }
     this.cache.delete(key);
-    this.cache.set(key, { value, until: Date.now() + this.opts.cacheMs });
+    this.cache.set(key, { value, until: this.now() + this.opts.cacheMs });
     const max = this.opts.maxEntries ?? 50_000;
     while (this.cache.size > max) this.cache.delete(this.cache.keys().next().value as string);
     return value;
