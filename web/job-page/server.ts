@@ -89,7 +89,7 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
     return503OnClosing: true,
     trustProxy: opts.trustProxy ?? false,
     // Ids, filters and artifact paths are short; anything longer is not ours.
-    maxParamLength: 4200,
+    routerOptions: { maxParamLength: 4200 },
   });
   /** Every route, as registered: the access tests walk them all rather than a sample. */
   const routes: { method: string; url: string }[] = [];

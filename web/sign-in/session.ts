@@ -174,7 +174,17 @@ export async function installSessions(
           'this sign-in did not start here or took longer than 10 minutes',
           'start again from /login',
         );
-      const user = await completeSignIn(p, callbackUrl(req, p), code, flow.verifier);
+      let user: { accessToken: string; login: string };
+      try {
+        user = await completeSignIn(p, callbackUrl(req, p), code, flow.verifier);
+      } catch (err) {
+        // The forge refused the code (reused, expired, wrong verifier) or could not be reached.
+        signIn.log.warn({ err, forge: p.forge }, 'sign-in failed at the forge');
+        throw new ForbiddenError(
+          `${p.title} did not complete the sign-in: ${(err as Error).message}`,
+          'start again from /login',
+        );
+      }
       const { token, session } = await signIn.sessions.create({
         forge: p.forge,
         forgeUrl: p.webUrl,
