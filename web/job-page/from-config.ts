@@ -37,15 +37,21 @@ export function webAccessFromConfig(cfg: Config, db: Db, log: Logger): WebAccess
   };
 }
 
-export function pipelineActions(client: Client, cfg: Config, db: Db): PipelineActions {
+/** `client` may connect on first use: the pages show runs while Temporal is down, only the buttons need it. */
+export function pipelineActions(
+  client: Client | (() => Promise<Client>),
+  cfg: Config,
+  db: Db,
+): PipelineActions {
   const pipelines = new PipelineStore(db);
+  const temporal = typeof client === 'function' ? client : () => Promise.resolve(client);
   return {
     async cancel(workflowId) {
-      await client.workflow.getHandle(workflowId).cancel();
+      await (await temporal()).workflow.getHandle(workflowId).cancel();
     },
     async rerun(p, failedOnly) {
       const { rerunPipeline } = await import('../../ingress/pipeline-start');
-      return rerunPipeline(client, cfg, p, await pipelines.listJobs(p.id), { failedOnly });
+      return rerunPipeline(await temporal(), cfg, p, await pipelines.listJobs(p.id), { failedOnly });
     },
   };
 }

@@ -101,6 +101,7 @@ async function startStandIn(): Promise<void> {
         return login === 'alice'
           ? json(200, fixture('github-repo-private-as-writer.json'))
           : json(404, fixture('github-not-found.json'));
+      if (url.pathname === '/repos/octocat/hello-world') return json(200, fixture('github-repo-public.json'));
       return json(404, fixture('github-not-found.json'));
     });
   });
@@ -272,6 +273,49 @@ test('an expired or revoked session signs nobody in', async () => {
   await db.webSession.update({ where: { id }, data: { expiresAt: new Date(Date.now() + 60_000) } });
   expect(await new SessionStore(db).revokeUser('github', 'alice')).toBeGreaterThan(0);
   expect((await fetch(`${page.url}/pipelines/${privatePipeline}`, { headers: { cookie } })).status).toBe(404);
+});
+
+test('a public repository is read anonymously, unless SOLSTICE_ANONYMOUS_READ=none', async () => {
+  const id = randomUUID();
+  await db.pipeline.create({
+    data: {
+      id,
+      workflowId: `test/${id}`,
+      repoUrl: 'https://github.com/octocat/hello-world',
+      commitSha: 'b'.repeat(40),
+      ref: 'refs/heads/main',
+      state: 'failure',
+    },
+  });
+  expect((await fetch(`${page.url}/pipelines/${id}`)).status).toBe(200);
+  const listed = await (await fetch(`${page.url}/pipelines`)).text();
+  expect(listed).toContain(id);
+  expect(listed).not.toContain(privatePipeline);
+  const badge = await fetch(`${page.url}/badge/octocat/hello-world.svg`);
+  expect(badge.headers.get('cache-control')).toBe('public, max-age=60');
+  expect(await badge.text()).toContain('>failure</text>');
+
+  const forge = new ForgeBackedPermissions({
+    sites: [{ forge: 'github', webUrl: 'https://github.com', apiUrl: githubUrl }],
+    userToken: () => Promise.resolve(undefined),
+    cacheMs: 60_000,
+    log,
+  });
+  const blobs = new FsBlobStore(tmp);
+  const closed = await startJobPage({
+    addr: '127.0.0.1:0',
+    jobs: new JobStore(db, blobs),
+    blobs,
+    log,
+    access: { sources: { forge, anonymousRead: 'none' } },
+  });
+  try {
+    expect((await fetch(`${closed.url}/pipelines/${id}`)).status).toBe(404);
+    expect((await fetch(`${closed.url}/badge/octocat/hello-world.svg`)).status).toBe(404);
+    expect(await (await fetch(`${closed.url}/pipelines`)).text()).not.toContain(id);
+  } finally {
+    await closed.close();
+  }
 });
 
 test('bad list filters are a 400 that says what is accepted, and a next= elsewhere goes home', async () => {
