@@ -5,12 +5,12 @@ const base = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }],
     // ESM-only dependencies: Node 20 requires them natively, jest needs them compiled to CommonJS.
-    '/node_modules/@bgotink/kdl/.+\\.js$': [
+    '/node_modules/(@bgotink/kdl|arctic|@oslojs/[^/]+)/.+\\.js$': [
       'ts-jest',
       { tsconfig: { allowJs: true, module: 'commonjs', target: 'ES2022' }, isolatedModules: true },
     ],
   },
-  transformIgnorePatterns: ['/node_modules/(?!@bgotink/kdl/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@bgotink/kdl|arctic|@oslojs/[^/]+)/)'],
 };
 module.exports = {
   testTimeout: 120_000,

@@ -24,6 +24,7 @@ import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from '../ingress/bridge';
 import { artifactLimits } from '../runner-api/artifacts';
 import { startJobPage } from '../web/job-page/server';
+import { pipelineActions, webAccessFromConfig } from '../web/job-page/from-config';
 import { logServiceOptions, startLogService } from '../runner-api/server';
 import { configuredWebhookOptions, startWebhookServer } from '../ingress/webhook-server';
 import { createOutbox } from '../ingress/outbox';
@@ -112,7 +113,18 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 
-    const jobPage = await startJobPage({ addr: cfg.jobPageAddr, jobs, blobs, log });
+    // On loopback the developer running the stack is its only visitor, the operator; anywhere
+    // else the pages ask the forges who may see what, as `solstice job-page` does.
+    const pageOpen = isLoopbackHost(splitHostPort(cfg.jobPageAddr).host);
+    const jobPage = await startJobPage({
+      addr: cfg.jobPageAddr,
+      jobs,
+      blobs,
+      log,
+      ...(pageOpen ? {} : { access: webAccessFromConfig(cfg, jobs.db, log) }),
+      actions: pipelineActions(client.client, cfg, jobs.db),
+      trustProxy: cfg.trustProxy,
+    });
     stops.push(jobPage.close);
     urls['job page'] = `${cfg.publicUrl ?? jobPage.url}/jobs/<job id>`;
 

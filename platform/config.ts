@@ -836,6 +836,72 @@ const DECLARED = {
       'Base URL people open for a job (forge statuses and the Temporal Web UI link <url>/jobs/<job id>)',
     unset: 'unset: statuses carry no link',
   }),
+  anonymousRead: setting({
+    env: 'SOLSTICE_ANONYMOUS_READ',
+    type: oneOf('public', 'none'),
+    description:
+      'Who reads without signing in: `public` the repositories a forge says are public, `none` nobody',
+    default: 'public',
+  }),
+  trustProxy: setting({
+    env: 'SOLSTICE_TRUST_PROXY',
+    type: bool,
+    description:
+      'Believe X-Forwarded-Proto/-For from the reverse proxy in front of the web pages (session cookies get Secure behind https)',
+    default: false,
+  }),
+  permissionCacheMs: setting({
+    env: 'SOLSTICE_PERMISSION_CACHE',
+    type: duration,
+    description:
+      "How long a forge's answer (repository visibility, a user's permission) is reused; a permission revoked on the forge takes effect within this time",
+    default: 60_000,
+  }),
+  sessionTtlMs: setting({
+    env: 'SOLSTICE_SESSION_TTL',
+    type: duration,
+    description: 'How long a web sign-in lasts before the user signs in through the forge again',
+    default: 7 * 24 * 60 * 60_000,
+  }),
+  oauthForgejoUrl: optional({
+    env: 'SOLSTICE_OAUTH_FORGEJO_URL',
+    type: url,
+    description:
+      'Forgejo/Gitea whose users sign in to the web pages (its web address); repositories under it get their visibility and permissions from it',
+    unset: 'unset: no sign-in through Forgejo/Gitea',
+  }),
+  oauthForgejoClientId: optional({
+    env: 'SOLSTICE_OAUTH_FORGEJO_CLIENT_ID',
+    type: str,
+    description:
+      'Client id of the OAuth2 application made on Forgejo/Gitea (redirect URI <public url>/login/forgejo/callback)',
+    unset: 'unset',
+  }),
+  oauthForgejoClientSecret: optional({
+    env: 'SOLSTICE_OAUTH_FORGEJO_CLIENT_SECRET',
+    type: secret,
+    description: "That application's client secret; `file:<path>` reads it from a file",
+    unset: 'unset',
+  }),
+  oauthGithubUrl: setting({
+    env: 'SOLSTICE_OAUTH_GITHUB_URL',
+    type: url,
+    description:
+      'GitHub web address users sign in at (GitHub Enterprise: https://<host>); its API is GITHUB_API_URL',
+    default: 'https://github.com',
+  }),
+  oauthGithubClientId: optional({
+    env: 'SOLSTICE_OAUTH_GITHUB_CLIENT_ID',
+    type: str,
+    description: 'Client id of the GitHub OAuth app (callback URL <public url>/login/github/callback)',
+    unset: 'unset: no sign-in through GitHub',
+  }),
+  oauthGithubClientSecret: optional({
+    env: 'SOLSTICE_OAUTH_GITHUB_CLIENT_SECRET',
+    type: secret,
+    description: "That OAuth app's client secret; `file:<path>` reads it from a file",
+    unset: 'unset',
+  }),
   logLevel: setting({
     env: 'LOG_LEVEL',
     type: oneOf(...LOG_LEVELS),

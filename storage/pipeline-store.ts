@@ -145,6 +145,43 @@ export class PipelineStore {
     return p;
   }
 
+  /**
+   * Pipelines newest first, filtered: `repoContains` part of the repository URL, `repoPath` the
+   * end of it (`/owner/name`, with or without `.git`), `branch` the ref (`main` or
+   * `refs/heads/main`), `before` created earlier than this (the next page's cursor).
+   */
+  async findPipelines(
+    f: { repoContains?: string; repoPath?: string; branch?: string; state?: string; before?: Date },
+    take: number,
+  ): Promise<PipelineRecord[]> {
+    const rows = await this.db.pipeline.findMany({
+      where: {
+        ...(f.repoContains ? { repoUrl: { contains: f.repoContains, mode: 'insensitive' as const } } : {}),
+        ...(f.repoPath
+          ? {
+              OR: [
+                { repoUrl: { endsWith: f.repoPath, mode: 'insensitive' as const } },
+                { repoUrl: { endsWith: `${f.repoPath}.git`, mode: 'insensitive' as const } },
+              ],
+            }
+          : {}),
+        ...(f.branch ? { ref: { in: [f.branch, `refs/heads/${f.branch}`] } } : {}),
+        ...(f.state ? { state: f.state } : {}),
+        ...(f.before ? { createdAt: { lt: f.before } } : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take,
+      select: PIPELINE_FIELDS,
+    });
+    return rows as PipelineRecord[];
+  }
+
+  /** The newest pipeline of a repository (`/owner/name`) on a branch: what its badge shows. */
+  async newestOnBranch(repoPath: string, branch: string): Promise<PipelineRecord | undefined> {
+    const [p] = await this.findPipelines({ repoPath, branch }, 1);
+    return p;
+  }
+
   async listJobs(pipelineId: string): Promise<PipelineJobRecord[]> {
     return selectRows<PipelineJobRecord>(
       this.db,

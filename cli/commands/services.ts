@@ -155,16 +155,44 @@ export class JobPageCommand extends ServiceCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const [ServiceProcess, { startJobPage }] = await Promise.all([
-      serviceProcess(),
-      import('../../web/job-page/server'),
-    ]);
+    const [ServiceProcess, { startJobPage }, { webAccessFromConfig, pipelineActions }, { connectClient }] =
+      await Promise.all([
+        serviceProcess(),
+        import('../../web/job-page/server'),
+        import('../../web/job-page/from-config'),
+        import('../../platform/temporal'),
+      ]);
     const svc = new ServiceProcess('solstice-job-page');
-    // The job page only reads: it leaves migrations to the services that write.
+    // The pages write only sessions: they leave migrations to the other services.
     const { blobs, store } = await openStorage(cfg, { migrate: false });
-    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log });
+    // Connected when a button is first pressed: the pages show runs while Temporal is down.
+    let temporal: ReturnType<typeof connectClient> | undefined;
+    const client = async () => {
+      // A failed attempt is forgotten, so the next press tries again.
+      temporal ??= connectClient(cfg).catch((err: unknown) => {
+        temporal = undefined;
+        throw err;
+      });
+      return (await temporal).client;
+    };
+    const server = await startJobPage({
+      addr: cfg.jobPageAddr,
+      jobs: store.jobs,
+      blobs,
+      log: svc.log,
+      access: webAccessFromConfig(cfg, store.db, svc.log),
+      actions: pipelineActions(client, cfg, store.db),
+      trustProxy: cfg.trustProxy,
+    });
     this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return svc.serve([() => server.close(), () => store.close()]);
+    return svc.serve([
+      () => server.close(),
+      async () => {
+        // A connection that failed has nothing to close.
+        await (await temporal?.catch(() => undefined))?.close();
+      },
+      () => store.close(),
+    ]);
   }
 }
 

@@ -14,7 +14,6 @@ import type {
   StepTable,
 } from '../../storage/job-store';
 import { attemptsOf } from '../../storage/step-table';
-import type { PipelineJobRecord, PipelineRecord } from '../../storage/pipeline-store';
 import { annotationOf, groupMarker, type Annotation } from './workflow-commands';
 
 export function escapeHtml(s: string): string {
@@ -368,30 +367,9 @@ export function renderJobPage(v: JobPageView): string {
   return parts.join('');
 }
 
-export interface PipelinePageView {
-  pipeline: PipelineRecord;
-  label: string;
-  jobs: PipelineJobRecord[];
-}
-
-/** `/pipelines/<id>`: the pipeline's jobs, each linked to its job page; what a job page links to. */
-export function renderPipelinePage(v: PipelinePageView): string {
-  const p = v.pipeline;
-  const rows = v.jobs
-    .map((j) => {
-      const name = escapeHtml(j.name);
-      const link = j.jobId ? `<a href="/jobs/${escapeHtml(j.jobId)}">${name}</a>` : name;
-      return `<tr class="step-${escapeHtml(j.state)}"><td>${link}</td><td>${escapeHtml(j.state)}</td><td>${escapeHtml(j.message ?? '')}</td></tr>`;
-    })
-    .join('');
-  return [
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">`,
-    `<title>${escapeHtml(`${p.state} · ${v.label}`)}</title><style>${STYLE}</style></head><body>`,
-    `<header><h1>Pipeline ${escapeHtml(v.label)} <span class="state state-${escapeHtml(p.state)}" id="state">${escapeHtml(p.state)}</span></h1>`,
-    `<div>${escapeHtml(p.repoUrl)} @ <code>${escapeHtml(p.commitSha.slice(0, 12))}</code>${p.ref ? ` (${escapeHtml(p.ref)})` : ''} · ${escapeHtml(p.event)} · pipeline ${escapeHtml(p.id)}</div>`,
-    p.message ? `<div class="message">${escapeHtml(p.message)}</div>` : '',
-    `</header><main><table id="jobs"><thead><tr><th>job</th><th>state</th><th></th></tr></thead><tbody>${rows}</tbody></table></main></body></html>`,
-  ].join('');
+/** A page in the job page's look: what the sign-in and pipeline pages are drawn in. */
+export function pageShell(title: string, body: string, head = ''): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${escapeHtml(title)}</title><style>${STYLE}</style>${head}</head><body>${body}</body></html>`;
 }
 
 export function renderNotFound(message: string): string {
