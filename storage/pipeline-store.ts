@@ -154,26 +154,29 @@ export class PipelineStore {
     f: { repoContains?: string; repoPath?: string; branch?: string; state?: string; before?: Date },
     take: number,
   ): Promise<PipelineRecord[]> {
-    const rows = await this.db.pipeline.findMany({
-      where: {
-        ...(f.repoContains ? { repoUrl: { contains: f.repoContains, mode: 'insensitive' as const } } : {}),
-        ...(f.repoPath
-          ? {
-              OR: [
-                { repoUrl: { endsWith: f.repoPath, mode: 'insensitive' as const } },
-                { repoUrl: { endsWith: `${f.repoPath}.git`, mode: 'insensitive' as const } },
-              ],
-            }
-          : {}),
-        ...(f.branch ? { ref: { in: [f.branch, `refs/heads/${f.branch}`] } } : {}),
-        ...(f.state ? { state: f.state } : {}),
-        ...(f.before ? { createdAt: { lt: f.before } } : {}),
-      },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take,
-      select: PIPELINE_FIELDS,
-    });
-    return rows as PipelineRecord[];
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const param = (v: unknown) => {
+      values.push(v);
+      return `$${values.length}`;
+    };
+    if (f.repoContains) where.push(`strpos(lower(repo_url), lower(${param(f.repoContains)}::text)) > 0`);
+    if (f.repoPath) {
+      const tail = `${param(f.repoPath.toLowerCase())}::text`;
+      const tailGit = `${param(`${f.repoPath.toLowerCase()}.git`)}::text`;
+      where.push(
+        `(right(lower(repo_url), length(${tail})) = ${tail} OR right(lower(repo_url), length(${tailGit})) = ${tailGit})`,
+      );
+    }
+    if (f.branch) where.push(`ref = ANY(${param([f.branch, `refs/heads/${f.branch}`])}::text[])`);
+    if (f.state) where.push(`state = ${param(f.state)}::text`);
+    if (f.before) where.push(`created_at < ${param(f.before)}::timestamptz`);
+    return selectRows<PipelineRecord>(
+      this.db,
+      `SELECT ${PIPELINE_COLUMNS} FROM pipelines ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT ${param(take)}`,
+      values,
+    );
   }
 
   /** The newest pipeline of a repository (`/owner/name`) on a branch: what its badge shows. */
