@@ -57,21 +57,34 @@ export function breakdown(spans: readonly CollectedSpan[], enqueuedAtMs: number)
   const start = spans.find((s) => s.name === 'StartWorkflow:JobWorkflow')?.startMs ?? enqueuedAtMs;
   const record = first('RunActivity:recordJob');
   const provision = last('RunActivity:provisionMachine');
-  const runner = first('runner job');
-  const processStart = Number(runner.attributes[ATTR.runnerProcessStart] ?? runner.startMs);
+  // The runner's own spans may not get out (a VM runner's export cut short by its poweroff): then
+  // its connect phase runs from the end of provisioning, and the script from the first step
+  // report to the last, as the log service saw them.
+  const runner = named('runner job')[0];
   const steps = spans.filter((s) => s.name.startsWith('runner step')).sort((a, b) => a.startMs - b.startMs);
-  if (steps.length === 0) throw new Error("the job's trace has no runner step span");
-  const scriptStart = steps[0].startMs;
-  const scriptEnd = Math.max(...steps.map((s) => s.endMs));
-  const reports = named('RunActivity:reportForgeStatus');
+  const reports = named('log-service ReportStep');
+  let scriptStart: number;
+  let scriptEnd: number;
+  if (steps.length > 0) {
+    scriptStart = steps[0].startMs;
+    scriptEnd = Math.max(...steps.map((s) => s.endMs));
+  } else if (reports.length >= 2) {
+    scriptStart = reports[0].startMs;
+    scriptEnd = reports[reports.length - 1].startMs;
+  } else throw new Error("the job's trace has neither runner step spans nor the log service's step reports");
+  const forge = named('RunActivity:reportForgeStatus');
 
   const milestones: [Phase, number][] = [
     ['workflow start', record.startMs],
     ['record', record.endMs],
     ['lease', last('RunActivity:requestLease', 'RunActivity:checkLease').endMs],
     ['provision', provision.endMs],
-    ['runner download', processStart],
-    ['runner start', runner.startMs],
+    ...(runner
+      ? ([
+          ['runner download', Number(runner.attributes[ATTR.runnerProcessStart] ?? runner.startMs)],
+          ['runner start', runner.startMs],
+        ] as [Phase, number][])
+      : []),
     ['runner connect', first('log-service StartJob').endMs],
     ['checkout', scriptStart],
     ['script', scriptEnd],
@@ -80,7 +93,7 @@ export function breakdown(spans: readonly CollectedSpan[], enqueuedAtMs: number)
     ['finalize', last('RunActivity:finalizeJob').endMs],
   ];
   // The final report, after finalize (the pending one runs beside the job).
-  const final = reports.filter((r) => r.startMs >= milestones[milestones.length - 1][1]).pop();
+  const final = forge.filter((r) => r.startMs >= milestones[milestones.length - 1][1]).pop();
   if (final) milestones.push(['forge report', final.endMs]);
 
   const phases: Partial<Record<Phase, number>> = {};
