@@ -24,10 +24,17 @@ export interface LeaseState {
 }
 
 export function createCapacityActivities(deps: CapacityDeps) {
-  /** Grants what fits and tells the workflows that got a slot (the caller's own included). */
-  const schedule = async (): Promise<void> => {
+  /**
+   * Grants what fits and tells the workflows that got a slot, except `asker`'s: the job asking
+   * learns its grant from the answer (a signal to it would cost its workflow one more task).
+   */
+  const schedule = async (asker?: string): Promise<void> => {
     const grants = await deps.capacity.schedule(deps.schedule);
-    await announceGrants(Context.current().client, grants, (m, a) => log.warn(m, a));
+    await announceGrants(
+      Context.current().client,
+      grants.filter((g) => g.jobId !== asker),
+      (m, a) => log.warn(m, a),
+    );
   };
 
   const leaseState = async (jobId: string): Promise<LeaseState> => {
@@ -59,7 +66,7 @@ export function createCapacityActivities(deps: CapacityDeps) {
         );
       }
       await deps.capacity.request(req.jobId, req.label);
-      await schedule();
+      await schedule(req.jobId);
       const state = await leaseState(req.jobId);
       if (state.grant) log.info('machine slot granted', { jobId: req.jobId, hostId: state.grant.hostId });
       else log.info('waiting for a machine slot', { jobId: req.jobId, position: state.position });

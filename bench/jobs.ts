@@ -1,104 +1,251 @@
 /**
- * Job throughput and overhead through the local provider, on the real stack (PostgreSQL,
- * Temporal dev server, log service, runner server, worker).
+ * Job throughput and overhead on the real stack (PostgreSQL, Temporal dev server, log service,
+ * runner server, worker), side by side with the floor: the same work with no engine.
  *
- *   npm run bench -- [--jobs 50] [--concurrency 10] [--script-ms 500]
+ *   npm run bench -- [--jobs 50] [--concurrency 1,4] [--script-ms 500] [--provider local|qemu]
  *
- * Each job runs a trivial script that prints its own start and end time, so the overhead is
- * measured as (enqueue → job finalized) minus the script's own run time.
+ * Each job runs a script that prints its own start and end time around a sleep, so the overhead
+ * is (enqueue → job finalized) minus the script's own run time. Every process of the stack
+ * exports its spans to a receiver in this process (bench/span-collector.ts), which gives each
+ * job's per-phase breakdown (bench/job-phases.ts). The floor, run before each concurrency level
+ * with the same jobs and lanes: a fresh folder, `git clone --depth 1` of the commit, the script,
+ * the folder removed.
  * Uses DATABASE_URL if set (a fresh database is created next to it), else embedded PostgreSQL.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
+import YAML from 'yaml';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
+import { initTelemetry } from '../platform/telemetry';
 import { connectClient } from '../platform/temporal';
 import { startStack } from '../devstack/stack';
 import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
+import { breakdown, PHASES, spansOfJob, type JobBreakdown } from './job-phases';
+import { startSpanCollector, type CollectedSpan } from './span-collector';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
   return commitRepo({ '.solstice/job.sh': script });
 }
 
+/** The script's own start and end, from its output. */
+function marks(lines: string[]): { start: number; end: number } | undefined {
+  const t = Object.fromEntries(
+    lines
+      .map((l) => /^bench-(start|end) (\d+)$/.exec(l.trim()))
+      .filter((m) => m !== null)
+      .map((m) => [m[1], Number(m[2])]),
+  );
+  return t.start && t.end ? { start: t.start, end: t.end } : undefined;
+}
+
+/** The floor: one job's work with no engine. Returns its overhead beyond the script. */
+async function floorJob(repo: { dir: string; sha: string }): Promise<number> {
+  const began = Date.now();
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'solstice-floor-'));
+  try {
+    await run('git', ['clone', '-q', '--depth', '1', `file://${repo.dir}`, dir]);
+    const { stdout } = await run(path.join(dir, '.solstice/job.sh'), [], { cwd: dir });
+    const m = marks(stdout.split('\n'));
+    if (!m) throw new Error(`floor job printed no marks: ${stdout}`);
+    return Date.now() - began - (m.end - m.start);
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function lanes(total: number, concurrency: number, job: () => Promise<void>): Promise<number> {
+  let next = 0;
+  const began = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next += 1;
+        await job();
+      }
+    }),
+  );
+  return (Date.now() - began) / 60_000;
+}
+
+/** The guest image's map, for --provider qemu (as bench/vm-boot.ts builds it). */
+function qemuSettings(scratch: string): Record<string, string> {
+  const imageDir = fs.realpathSync(path.join(ROOT, '.tools/images/debian-12'));
+  const imageMap = path.join(scratch, 'images.yaml');
+  fs.writeFileSync(
+    imageMap,
+    YAML.stringify({
+      images: {
+        'debian-12': {
+          base: path.join(imageDir, 'base.qcow2'),
+          kernel: path.join(imageDir, 'vmlinuz'),
+          initrd: path.join(imageDir, 'initrd'),
+          size: { cpu: 1, memory: 1024 },
+        },
+      },
+    }),
+  );
+  return { provider: 'qemu', imageMap, qemuAccel: 'tcg', bootTimeoutMs: '15m' };
+}
+
+/** Every span of the job with the median overhead, as offsets from its enqueue. */
+function showTrace(
+  all: readonly CollectedSpan[],
+  jobs: { jobId: string; enqueuedAt: number; overhead: number }[],
+): void {
+  const median = [...jobs].sort((a, b) => a.overhead - b.overhead)[Math.floor(jobs.length / 2)];
+  console.log(`\nspans of job ${median.jobId} (ms from enqueue):\n`);
+  for (const s of spansOfJob(all, median.jobId).sort((a, b) => a.startMs - b.startMs)) {
+    const from = Math.round(s.startMs - median.enqueuedAt);
+    const to = Math.round(s.endMs - median.enqueuedAt);
+    console.log(`  ${String(from).padStart(6)} → ${String(to).padStart(6)}  ${s.name}`);
+  }
+  console.log();
+}
+
+const fmt = (xs: number[], p: number) => String(Math.round(percentile(xs, p))).padStart(6);
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       jobs: { type: 'string', default: '50' },
-      concurrency: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '1,4' },
       'script-ms': { type: 'string', default: '500' },
+      provider: { type: 'string', default: 'local' },
+      // Prints every span of the median job, relative to its enqueue: what a phase is made of.
+      'show-trace': { type: 'boolean', default: false },
     },
   });
   const total = Number(values.jobs);
-  const concurrency = Number(values.concurrency);
+  const levels = values.concurrency.split(',').map(Number);
   const scriptMs = Number(values['script-ms']);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
+  fs.chmodSync(stateDir, 0o755);
   const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
+  const collector = await startSpanCollector();
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,
     ...(await freeStackAddresses()),
     workspaceRoot: path.join(stateDir, 'machines'),
     taskQueue: 'bench',
+    otlpEndpoint: collector.endpoint,
+    ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
   });
   process.env.LOG_LEVEL ??= 'warn';
+  // Before the stack: its Temporal client and worker trace only when spans go somewhere.
+  const telemetry = initTelemetry('solstice', cfg);
   const stack = await startStack(cfg, createLogger('bench'));
   const temporal = await connectClient(stack.cfg);
   const repo = makeRepo(scriptMs);
-  console.error(`bench: ${total} jobs, ${concurrency} at a time, script ${scriptMs} ms`);
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ');
 
-  interface Sample {
-    startLatency: number;
-    overhead: number;
+  interface Level {
+    concurrency: number;
+    floor: number[];
+    floorPerMin: number;
+    jobs: { jobId: string; enqueuedAt: number; overhead: number }[];
+    failed: number;
+    perMin: number;
+    loadBefore: string;
+    loadAfter: string;
   }
-  const samples: Sample[] = [];
-  let failed = 0;
-  let next = 0;
-  const began = Date.now();
-  async function lane(): Promise<void> {
-    while (next < total) {
-      next += 1;
+  const results: Level[] = [];
+  for (const concurrency of levels) {
+    console.error(
+      `bench: ${total} jobs, ${concurrency} at a time, script ${scriptMs} ms, ${values.provider} provider`,
+    );
+    const loadBefore = load();
+    const floor: number[] = [];
+    const floorPerMin =
+      total / (await lanes(total, concurrency, async () => void floor.push(await floorJob(repo))));
+    const level: Level = {
+      concurrency,
+      floor,
+      floorPerMin,
+      jobs: [],
+      failed: 0,
+      perMin: 0,
+      loadBefore,
+      loadAfter: '',
+    };
+    const minutes = await lanes(total, concurrency, async () => {
       const enqueuedAt = Date.now();
       const job = await runBareJob(temporal.client, stack, repo, 50);
-      const jobId = job.id;
-      const doneAt = job.finishedAt?.getTime() ?? Date.now();
-      const marks = (await stack.jobs.logLinesAfter(jobId, 0, 100))
-        .map((l) => /^bench-(start|end) (\d+)$/.exec(l.text))
-        .filter((m) => m !== null);
-      const t = Object.fromEntries(marks.map((m) => [m[1], Number(m[2])]));
-      if (job.state !== 'success' || !job.startedAt || !t.start || !t.end) {
-        failed += 1;
-        continue;
+      const m = marks((await stack.jobs.logLinesAfter(job.id, 0, 100)).map((l) => l.text));
+      if (job.state !== 'success' || !job.finishedAt || !m) {
+        level.failed += 1;
+        return;
       }
-      samples.push({
-        startLatency: job.startedAt.getTime() - enqueuedAt,
-        overhead: doneAt - enqueuedAt - (t.end - t.start),
+      level.jobs.push({
+        jobId: job.id,
+        enqueuedAt,
+        overhead: job.finishedAt.getTime() - enqueuedAt - (m.end - m.start),
       });
-    }
+    });
+    level.perMin = level.jobs.length / minutes;
+    level.loadAfter = load();
+    results.push(level);
   }
-  await Promise.all(Array.from({ length: concurrency }, lane));
-  const elapsedMin = (Date.now() - began) / 60_000;
-
-  const lat = samples.map((s) => s.startLatency).sort((a, b) => a - b);
-  const ovh = samples.map((s) => s.overhead).sort((a, b) => a - b);
-  const row = (name: string, xs: number[]) =>
-    `| ${name.padEnd(34)} | ${[50, 95, 99].map((p) => String(Math.round(percentile(xs, p))).padStart(6)).join(' | ')} |`;
-  console.log(
-    `\nSolstice local-provider benchmark: ${samples.length} ok, ${failed} failed, concurrency ${concurrency}, ${os.cpus().length} CPUs\n`,
-  );
-  console.log(`| metric (ms)                        |    p50 |    p95 |    p99 |`);
-  console.log(`|------------------------------------|--------|--------|--------|`);
-  console.log(row('enqueue -> runner started', lat));
-  console.log(row('job overhead beyond the script', ovh));
-  console.log(`\njobs/minute: ${(samples.length / elapsedMin).toFixed(1)}`);
 
   await temporal.close();
   await stack.stop();
+  // Flushes the worker's and the log service's spans; the runners sent theirs as they ended.
+  await telemetry.shutdown();
+  await collector.close();
+
+  console.log(
+    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms\n`,
+  );
+  for (const r of results) {
+    const per: JobBreakdown[] = [];
+    let unexplained = 0;
+    for (const j of r.jobs) {
+      try {
+        per.push(breakdown(spansOfJob(collector.spans, j.jobId), j.enqueuedAt));
+      } catch (err) {
+        unexplained += 1;
+        if (unexplained === 1) console.error(`job ${j.jobId}: ${(err as Error).message}`);
+      }
+    }
+    console.log(
+      `concurrency ${r.concurrency}: ${r.jobs.length} ok, ${r.failed} failed; load average before ${r.loadBefore}, after ${r.loadAfter}` +
+        (unexplained ? `; ${unexplained} jobs without a complete trace` : ''),
+    );
+    console.log(`\n| phase (ms)                   |    p50 |    p95 |`);
+    console.log(`|------------------------------|--------|--------|`);
+    for (const phase of PHASES) {
+      const xs = sorted(per.map((b) => b.phases[phase]).filter((x) => x !== undefined));
+      if (xs.length > 0) console.log(`| ${phase.padEnd(28)} | ${fmt(xs, 50)} | ${fmt(xs, 95)} |`);
+    }
+    if (values['show-trace'] && r.jobs.length > 0) showTrace(collector.spans, r.jobs);
+    const spanOverhead = sorted(per.map((b) => b.totalMs - b.scriptMs));
+    const ovh = sorted(r.jobs.map((j) => j.overhead));
+    const floor = sorted(r.floor);
+    console.log(`| ${'overhead (spans)'.padEnd(28)} | ${fmt(spanOverhead, 50)} | ${fmt(spanOverhead, 95)} |`);
+    console.log(`| ${'overhead (enqueue → final)'.padEnd(28)} | ${fmt(ovh, 50)} | ${fmt(ovh, 95)} |`);
+    console.log(`| ${'floor overhead'.padEnd(28)} | ${fmt(floor, 50)} | ${fmt(floor, 95)} |`);
+    console.log(
+      `\njobs/minute: Solstice ${r.perMin.toFixed(1)}, floor ${r.floorPerMin.toFixed(1)}; overhead p50 ${(percentile(ovh, 50) / Math.max(1, percentile(floor, 50))).toFixed(1)}× the floor's\n`,
+    );
+  }
+
   await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
-  process.exit(failed > 0 ? 1 : 0);
+  process.exit(results.some((r) => r.failed > 0) ? 1 : 0);
 }
 
 main().catch((err: unknown) => {

@@ -52,6 +52,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   args.push('--log-level', 'warn', '--namespace', opts.namespace ?? 'default');
   // Known from the first request on; workers also register them on servers they did not start.
   args.push(...devServerSearchAttributeFlags());
+  // An activity on the workflow's own task queue goes to the worker in the reply to the workflow
+  // task that scheduled it, skipping a matching round trip (about 50 ms on a busy 2-core host).
+  args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
   if (opts.dbFile) {
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);

@@ -16,6 +16,8 @@ export const ATTR = {
   webhookOutcome: 'solstice.webhook.outcome',
   step: 'solstice.step.name',
   exitCode: 'solstice.exit_code',
+  /** When the runner's process started (epoch ms): download before it, Node's start after it. */
+  runnerProcessStart: 'solstice.runner.process_start_ms',
 } as const;
 
 /**

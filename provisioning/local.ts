@@ -46,8 +46,10 @@ export class LocalProvider implements Provider {
       hostId: this.opts.owner.hostId,
       details: { dir: this.dirOf(machineId) },
     };
-    // A retried create (the previous worker died half-way) starts from nothing.
-    await this.destroy(handle);
+    // A retried create (the previous worker died half-way) starts from nothing. Without its
+    // folder no process of it was started (spawn comes after mkdir), so the scan of every
+    // process's environment is skipped on a first create.
+    if (await exists(this.dirOf(machineId))) await this.destroy(handle);
 
     const dir = this.dirOf(machineId);
     const root = path.join(dir, 'root');
@@ -108,6 +110,13 @@ export class LocalProvider implements Provider {
   async consoleTail(handle: MachineHandle, maxBytes: number): Promise<string> {
     return readTail(path.join(this.dirOf(handle.machineId), 'console.log'), maxBytes);
   }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 function parseUserData(text: string): UserData {

@@ -39,8 +39,10 @@ export async function killTagged(tag: string, graceMs: number): Promise<{ killed
   if (killed === 0) return { killed };
   signal(pids, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
+  // A runner that has finished its job exits within tens of milliseconds of SIGTERM: look soon,
+  // then every 100 ms.
+  for (let waitMs = 10; Date.now() < deadline; waitMs = Math.min(waitMs * 2, 100)) {
+    await new Promise((r) => setTimeout(r, waitMs));
     pids = await taggedPids(tag);
     if (pids.length === 0) return { killed };
   }

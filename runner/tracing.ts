@@ -70,6 +70,7 @@ export function startRunnerTracing(ctx: JobContext): RunnerTracing {
         [ATTR.jobId]: ctx.jobId,
         [ATTR.repo]: repoAttribute(ctx.repoUrl),
         [ATTR.commit]: ctx.commitSha,
+        [ATTR.runnerProcessStart]: Math.round(performance.timeOrigin),
       },
     },
     parent,

@@ -24,7 +24,9 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -56,6 +58,22 @@ import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
  */
 const LEASE_LOOK_FIRST_MS = 5_000;
 const LEASE_LOOK_MAX_MS = 60_000;
+
+/**
+ * The job's own database bookkeeping (record, lease request and look, release) as local
+ * activities: run by the worker that runs the workflow task, recorded as markers, with the same
+ * timeout and unlimited retries as `db`. Each is a few short, idempotent statements that neither
+ * heartbeat nor need a particular host, so only the task queue round trip goes (about 100 ms an
+ * activity on a busy 2-core host, bench/jobs.ts). A worker that dies mid-activity runs it again
+ * on replay, as a retried activity would.
+ */
+const localDb = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/** Runs recorded before the bookkeeping became local keep scheduling it as activities. */
+const LOCAL_BOOKKEEPING = 'local-bookkeeping';
 
 /** Provisioning on the host that granted the slot; a host that is gone fails it after a while. */
 function provisionOn(lease: LeaseGrant) {
@@ -186,15 +204,20 @@ function minutes(ms: number): string {
 }
 
 /** Waits for the job's machine slot: granted by signal, or found at a backstop look. */
-async function waitForLease(input: JobInput, granted: () => LeaseGrant | undefined): Promise<LeaseGrant> {
-  let state = await db.requestLease.executeWithOptions({ summary: `ask for a ${input.label} slot` }, [
-    { jobId: input.jobId, label: input.label },
-  ]);
+async function waitForLease(
+  input: JobInput,
+  granted: () => LeaseGrant | undefined,
+  bookkeeping: typeof db,
+): Promise<LeaseGrant> {
+  let state = await bookkeeping.requestLease.executeWithOptions(
+    { summary: `ask for a ${input.label} slot` },
+    [{ jobId: input.jobId, label: input.label }],
+  );
   for (let lookMs = LEASE_LOOK_FIRST_MS; ; lookMs = Math.min(lookMs * 2, LEASE_LOOK_MAX_MS)) {
     const grant = state.grant ?? granted();
     if (grant) return grant;
     if (await condition(() => granted() !== undefined, lookMs)) return granted() as LeaseGrant;
-    state = await db.checkLease.executeWithOptions({ summary: 'look at the machine slot' }, [
+    state = await bookkeeping.checkLease.executeWithOptions({ summary: 'look at the machine slot' }, [
       { jobId: input.jobId },
     ]);
   }
@@ -263,8 +286,13 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     granted ??= g;
   });
 
+  // Decided once, before the first command, so a run keeps one kind of bookkeeping throughout.
+  const bookkeeping = patched(LOCAL_BOOKKEEPING) ? localDb : db;
   setCurrentDetails(`**queued**\n\nsteps: ${stepList(input)}`);
-  await db.recordJob.executeWithOptions({ summary: 'record job' }, [input, workflowInfo().workflowId]);
+  await bookkeeping.recordJob.executeWithOptions({ summary: 'record job' }, [
+    input,
+    workflowInfo().workflowId,
+  ]);
   // Not awaited: a slow or failing forge must not delay the job.
   const pendingReport = reportStatus(input, 'pending', 'queued');
 
@@ -273,7 +301,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let cancellation: unknown;
   try {
     showState(status, `waiting for a \`${input.label}\` machine slot`);
-    const lease = await waitForLease(input, () => granted);
+    const lease = await waitForLease(input, () => granted, bookkeeping);
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
@@ -362,7 +390,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
         { jobId: input.jobId, ref: machine, keepConsole: false },
       ]);
     // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
-    await db.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
+    await bookkeeping.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
       { jobId: input.jobId, reason: `job ${outcome.state}` },
     ]);
     await db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);

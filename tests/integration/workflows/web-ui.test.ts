@@ -35,10 +35,11 @@ async function currentDetails(handle: WorkflowHandle): Promise<string> {
   return meta.currentDetails ?? '';
 }
 
+/** Summaries of the run's activities, local ones (recorded as markers) included. */
 async function activitySummaries(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
   return (history.events ?? [])
-    .filter((e) => e.activityTaskScheduledEventAttributes)
+    .filter((e) => e.activityTaskScheduledEventAttributes || e.markerRecordedEventAttributes)
     .map((e) =>
       e.userMetadata?.summary ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary) : '',
     );
