@@ -11,6 +11,7 @@ import { BridgeCommand, WebhookServeCommand } from './commands/ingress';
 import { JobsCommand, StatusCommand } from './commands/jobs';
 import { LogsCommand } from './commands/logs';
 import { GcCommand } from './commands/gc';
+import { PoolStatusCommand } from './commands/pool';
 import { CancelCommand, PipelinesCommand, RerunCommand } from './commands/pipelines';
 import {
   JobPageCommand,
@@ -47,6 +48,7 @@ export function buildCli(): Cli {
     DbMigrateCommand,
     TemporalSetupCommand,
     GcCommand,
+    PoolStatusCommand,
     DoctorCommand,
     WorkerCommand,
     LogServiceCommand,
