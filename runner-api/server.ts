@@ -480,6 +480,8 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
         const hash = hashJobToken(token);
         const until = Date.now() + Math.min(req.waitMs || POOL_WAIT_MAX_MS, POOL_WAIT_MAX_MS);
         for (;;) {
+          // A runner that went away (its machine destroyed) is not waited for.
+          if (call.cancelled) return {};
           const look = await pool.waitLook(req.machineId, hash, req.publicKey);
           if (!look)
             throw new AuthError(
