@@ -8,6 +8,8 @@ import {
 import { parsePools, formatPools } from '../../../capacity/pool-spec';
 import { newSealKeyPair, open, seal } from '../../../model/sealed-box';
 import { parseImageMap, poolsOf } from '../../../provisioning/qemu/image-map';
+import { BOOTSTRAP_PATH, POOL_FILE_PATH, renderPoolSeed } from '../../../provisioning/cloud-init';
+import YAML from 'yaml';
 
 const host = (id: string, maxMachines: number, labels = ['debian-12', 'local']): HostCapacity => ({
   id,
@@ -141,5 +143,29 @@ describe('sealed assignments', () => {
     expect(() =>
       open(runner.privateKey, JSON.stringify({ ...parsed, ct: flipped.toString('base64') })),
     ).toThrow();
+  });
+});
+
+describe('a pool machine seed', () => {
+  test('holds the pool token and no job, job token or secret', () => {
+    const seed = renderPoolSeed({
+      machineId: 'pool-00000000-0000-0000-0000-000000000001',
+      label: 'debian-12',
+      poolToken: 'the-pool-token',
+      runnerUrl: 'http://10.0.2.100:1/runner.js',
+      contactAddr: '10.0.2.101:2',
+      hostId: 'h1',
+    });
+    const userData = YAML.parse(seed.userData) as { write_files: { path: string; content: string }[] };
+    expect(userData.write_files.map((f) => f.path)).toEqual([POOL_FILE_PATH, BOOTSTRAP_PATH]);
+    expect(YAML.parse(userData.write_files[0].content)).toEqual({
+      machine_id: 'pool-00000000-0000-0000-0000-000000000001',
+      label: 'debian-12',
+      pool_token: 'the-pool-token',
+      contact_addr: '10.0.2.101:2',
+    });
+    const bootstrap = userData.write_files[1].content;
+    expect(bootstrap).toContain(`export SOLSTICE_POOL_FILE="$root${POOL_FILE_PATH}"`);
+    expect(bootstrap).not.toMatch(/SOLSTICE_JOB_ID|SOLSTICE_COMMIT_SHA|token/i);
   });
 });
