@@ -148,6 +148,7 @@ export class CapacityStore {
   ): Promise<{ made: GrantMade[]; input: PlanInput; grants: ReturnType<typeof planGrants> }> {
     const ttl = `${Math.max(1, Math.round(opts.hostTtlMs))} milliseconds`;
     const fresh = `${POOL_FRESH_MS} milliseconds`;
+    // The caller's transaction holds the lock until it commits.
     {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SCHEDULER_LOCK})`;
       await tx.$executeRaw`
