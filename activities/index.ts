@@ -13,7 +13,7 @@ import type { JobStore } from '../storage/job-store';
 import { instruments } from '../platform/metrics';
 import { ATTR, repoAttribute } from '../model/span-attributes';
 import { injectTraceContext } from '../platform/telemetry';
-import { renderSeed } from '../provisioning/cloud-init';
+import { jobFileText, renderSeed, type RunnerContext } from '../provisioning/cloud-init';
 import { machineIdFor, type GuestEndpoints, type Provider } from '../provisioning/contract';
 import type { JobInput, JobOutcome, MachineRef } from '../model/domain';
 import type { JobDefinition } from '../model/job-file';
@@ -22,6 +22,9 @@ import { finalizeLog } from './finalize-log';
 import { createPipelineActivities } from './pipeline';
 import type { GitCredentialConfig } from '../forges/git-credential';
 import { createRetentionActivities } from './retention';
+import { claimPoolMachine, createPoolActivities, kickPool, type PoolDeps } from './pool';
+import { PoolStore } from '../capacity/pool-store';
+import type { PoolSpec } from '../capacity/pool-spec';
 
 /**
  * Added to a token's boot and run timeouts: the machine is created after the token is minted
@@ -51,9 +54,17 @@ export interface ActivityDeps extends CapacityDeps {
   actionsRunsOn?: Record<string, string[]>;
   /** The forge token planning fetches private repositories with (forges/git-credential.ts). */
   gitCredentials?: GitCredentialConfig;
+  /** Warm pools of this host, by label (capacity/pool-spec.ts); none: every machine boots cold. */
+  pools?: Readonly<Record<string, PoolSpec>>;
+  /** SOLSTICE_BOOT_TIMEOUT: a pool machine whose runner never called within it is dead. */
+  bootTimeoutMs?: number;
 }
 
 const CONSOLE_TAIL_BYTES = 16 * 1024;
+
+function warmNote(label: string, idleMs: number): string {
+  return `warm VM from pool ${label}, idle ${Math.round(idleMs / 1000)} s`;
+}
 
 /**
  * Four heartbeats per liveness window: three may be lost (a slow network, a busy log service)
@@ -87,8 +98,24 @@ export function createActivities(deps: ActivityDeps) {
     return provider;
   }
 
+  const pools = deps.pools ?? {};
+  const poolDeps: PoolDeps = {
+    pool: new PoolStore(deps.jobs.db),
+    capacity: deps.capacity,
+    schedule: deps.schedule,
+    pools,
+    providers: deps.providers,
+    hostId: deps.hostId,
+    runnerUrl: deps.runnerUrl,
+    contactAddr: deps.contactAddr,
+    tlsCaPem: deps.tlsCaPem,
+    machineLivenessMs: deps.machineLivenessMs,
+    bootTimeoutMs: deps.bootTimeoutMs ?? 5 * 60_000,
+  };
+
   return {
     ...createPipelineActivities(deps),
+    ...createPoolActivities(poolDeps),
     ...createCapacityActivities(deps),
     ...createRetentionActivities(deps),
 
@@ -139,7 +166,7 @@ export function createActivities(deps: ActivityDeps) {
         otlpEndpoint: deps.runnerOtlpEndpoint,
       };
       const guest = provider.guestEndpoints?.(hostView) ?? hostView;
-      const seed = renderSeed({
+      const runner: RunnerContext = {
         machineId,
         jobId: req.jobId,
         token,
@@ -154,7 +181,40 @@ export function createActivities(deps: ActivityDeps) {
         traceparent: injectTraceContext().traceparent,
         otlpEndpoint: guest.otlpEndpoint,
         heartbeatIntervalMs: heartbeatIntervalFor(deps.machineLivenessMs),
-      });
+      };
+
+      let origin: string | undefined;
+      if (pools[req.label]) {
+        // A pool VM was booted for no repository: one the provider must serve to the guest
+        // itself (a host folder under QEMU) it cannot reach.
+        const warm =
+          guest.repoUrl !== job.repoUrl
+            ? ({
+                warm: false,
+                why: 'the repository is a host folder, which only a VM booted for it can reach',
+              } as const)
+            : await claimPoolMachine(poolDeps, {
+                jobId: req.jobId,
+                attempt: req.attempt,
+                label: req.label,
+                jobFile: (idleMs) => jobFileText({ ...runner, machineNote: warmNote(req.label, idleMs) }),
+              });
+        await kickPool(deps.hostId);
+        if (warm.warm) {
+          log.info('machine claimed from the pool', {
+            machineId: warm.handle.machineId,
+            idleMs: warm.idleMs,
+          });
+          return {
+            handle: warm.handle,
+            hostTaskQueue: deps.hostTaskQueue,
+            origin: warmNote(req.label, warm.idleMs),
+          };
+        }
+        origin = `cold boot: ${warm.why}`;
+        runner.machineNote = origin;
+      }
+      const seed = renderSeed(runner);
       heartbeat('creating machine');
       const handle = await provider.create({
         jobId: req.jobId,
@@ -172,7 +232,7 @@ export function createActivities(deps: ActivityDeps) {
         handle: handle.details,
       });
       log.info('machine created', { machineId, provider: provider.name });
-      return { handle, hostTaskQueue: deps.hostTaskQueue };
+      return { handle, hostTaskQueue: deps.hostTaskQueue, ...(origin ? { origin } : {}) };
     },
 
     async destroyMachine(req: {

@@ -4,7 +4,17 @@
  * workers scheduling at the same moment take turns and never over-commit a label or a host.
  * Time comes from the database clock only: hosts' clocks may disagree.
  */
-import { planGrants, queuePositions, type HeldLease, type HostCapacity, type WaitingRequest } from './plan';
+import {
+  planGrants,
+  poolRoom,
+  queuePositions,
+  type HeldLease,
+  type HostCapacity,
+  type PlanInput,
+  type PoolSlot,
+  type WaitingRequest,
+} from './plan';
+import { POOL_FRESH_MS } from './pool-store';
 import type { Db } from '../storage/db';
 
 /** Arbitrary constant naming the scheduler's advisory lock. */
@@ -109,8 +119,37 @@ export class CapacityStore {
    * can tell the waiting workflows (capacity/grants.ts).
    */
   async schedule(opts: ScheduleOptions): Promise<GrantMade[]> {
-    const ttl = `${Math.max(1, Math.round(opts.hostTtlMs))} milliseconds`;
+    return this.db.$transaction(async (tx) => (await this.scheduleIn(tx, opts)).made);
+  }
+
+  /**
+   * A scheduling round and then, in the same transaction and under the same lock, the pool's
+   * question: may a new pool machine of `label` boot on `hostId`? With `room`, its row is
+   * inserted (booting) by `insert` before the lock is let go, so two rounds never both fill
+   * the last slot.
+   */
+  async schedulePoolMachine(
+    opts: ScheduleOptions,
+    hostId: string,
+    label: string,
+    insert: (tx: Pick<Db, '$executeRaw'>) => Promise<unknown>,
+  ): Promise<{ made: GrantMade[]; room: 'room' | 'full' | 'evict' }> {
     return this.db.$transaction(async (tx) => {
+      const round = await this.scheduleIn(tx, opts);
+      const room = poolRoom(round.input, round.grants, hostId, label);
+      if (room === 'room') await insert(tx);
+      return { made: round.made, room };
+    });
+  }
+
+  private async scheduleIn(
+    tx: Parameters<Parameters<Db['$transaction']>[0]>[0],
+    opts: ScheduleOptions,
+  ): Promise<{ made: GrantMade[]; input: PlanInput; grants: ReturnType<typeof planGrants> }> {
+    const ttl = `${Math.max(1, Math.round(opts.hostTtlMs))} milliseconds`;
+    const fresh = `${POOL_FRESH_MS} milliseconds`;
+    // The caller's transaction holds the lock until it commits.
+    {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${SCHEDULER_LOCK})`;
       await tx.$executeRaw`
         UPDATE leases l SET released_at = now(),
@@ -122,12 +161,21 @@ export class CapacityStore {
         WHERE stopped_at IS NULL AND last_seen >= now() - ${ttl}::interval`;
       const held = await tx.$queryRaw<HeldLease[]>`
         SELECT label, host_id AS "hostId" FROM leases WHERE granted_at IS NOT NULL AND released_at IS NULL`;
-      const grants = planGrants({
+      // A machine reserved or claimed for a job holds its slot through the job's lease.
+      const pool = await tx.$queryRaw<PoolSlot[]>`
+        SELECT id, host_id AS "hostId", label,
+               (state = 'idle' AND public_key IS NOT NULL
+                AND last_contact > clock_timestamp() - ${fresh}::interval) AS idle
+        FROM pool_machines WHERE reserved_job_id IS NULL AND claimed_job_id IS NULL
+        ORDER BY created_at`;
+      const input: PlanInput = {
         waiting: await this.waiting(tx),
         hosts,
         held,
         labelLimits: opts.labelLimits,
-      });
+        pool,
+      };
+      const grants = planGrants(input);
       // clock_timestamp(), not now(): this transaction may have started before a release it saw
       // committed, and a grant must never look older than the release that made room for it.
       const made: GrantMade[] = [];
@@ -139,9 +187,13 @@ export class CapacityStore {
           RETURNING l.job_id::text AS "jobId", l.host_id AS "hostId", h.task_queue AS "taskQueue",
                     j.workflow_id AS "workflowId"`;
         made.push(...rows);
+        if (g.poolMachineId && rows.length > 0)
+          await tx.$executeRaw`
+            UPDATE pool_machines SET reserved_job_id = ${g.jobId}::uuid
+            WHERE id = ${g.poolMachineId} AND reserved_job_id IS NULL`;
       }
-      return made;
-    });
+      return { made, input, grants };
+    }
   }
 
   /** Unreleased leases (waiting or granted) with their job's workflow, oldest first. */

@@ -29,6 +29,7 @@ export const COMMAND_INDEX: readonly { words: string; load: () => Promise<Comman
   { words: 'db migrate', load: async () => (await import('./commands/db')).DbMigrateCommand },
   { words: 'temporal setup', load: async () => (await import('./commands/temporal')).TemporalSetupCommand },
   { words: 'gc', load: async () => (await import('./commands/gc')).GcCommand },
+  { words: 'pool status', load: async () => (await import('./commands/pool')).PoolStatusCommand },
   { words: 'doctor', load: async () => (await import('./commands/doctor')).DoctorCommand },
   { words: 'worker', load: async () => (await import('./commands/services')).WorkerCommand },
   { words: 'log-service', load: async () => (await import('./commands/services')).LogServiceCommand },

@@ -78,6 +78,8 @@ export interface JobStatus {
   step?: { index: number; total: number; name: string };
   exitCode?: number;
   message?: string;
+  /** Warm from a pool or booted cold, when the label has a pool (MachineRef.origin). */
+  machineOrigin?: string;
 }
 
 /**
@@ -98,6 +100,11 @@ export interface MachineRef {
   handle: MachineHandle;
   /** Task queue of the host that made the machine: destroy runs there. */
   hostTaskQueue: string;
+  /**
+   * How the machine came to be when its label has a warm pool on the host (the job log's first
+   * line and the Web UI say it): "warm VM from pool debian-12, idle 42 s", or why it booted cold.
+   */
+  origin?: string;
 }
 
 /** A job's machine slot: the host that provisions (and so destroys) its machines. */

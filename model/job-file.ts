@@ -93,6 +93,8 @@ export const jobFileSchema = z.extend(z.omit(jobDefinitionSchema, { secrets: tru
   heartbeatIntervalMs: z.optional(z.number()),
   /** The values of the secrets the job named, by name. */
   secrets: z.optional(z.record(z.string(), z.string())),
+  /** How the machine came to be (warm from a pool, or booted cold); the runner's first log line. */
+  machineNote: z.optional(z.string()),
 });
 export type JobFile = z.infer<typeof jobFileSchema>;
 
@@ -165,6 +167,7 @@ const wireJobFileSchema = z.strictObject(
     actions: z.optional(text),
     // JSON, like actions: the failsafe schema has no nested typed values to check.
     needs_outputs: z.optional(text),
+    machine_note: z.optional(text),
   },
   { error: unknownKeys('a YAML mapping of keys to values') },
 );
@@ -198,6 +201,7 @@ export function renderJobFile(f: JobFile): string {
     needs_outputs:
       f.needsOutputs && Object.keys(f.needsOutputs).length > 0 ? JSON.stringify(f.needsOutputs) : undefined,
     secrets: nonEmpty(f.secrets),
+    machine_note: f.machineNote || undefined,
   };
   // yaml leaves out keys whose value is undefined.
   return stringifyYaml(wire);
@@ -301,5 +305,6 @@ export function parseJobFile(content: string, file: string): JobFile {
     })),
     ...(w.actions ? { actions: w.actions } : {}),
     ...(w.needs_outputs ? { needsOutputs: parseNeedsOutputs(w.needs_outputs, file) } : {}),
+    ...(w.machine_note ? { machineNote: w.machine_note } : {}),
   };
 }

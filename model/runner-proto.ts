@@ -33,6 +33,8 @@ export type * from '../generated/proto/runner/v1/FinishJobResponse';
 export type * from '../generated/proto/runner/v1/StepResult';
 export type * from '../generated/proto/runner/v1/ReportStepRequest';
 export type * from '../generated/proto/runner/v1/HeartbeatRequest';
+export type * from '../generated/proto/runner/v1/WaitForAssignmentRequest';
+export type * from '../generated/proto/runner/v1/WaitForAssignmentResponse';
 export type * from '../generated/proto/runner/v1/ArtifactChunk';
 export type * from '../generated/proto/runner/v1/ArtifactHeader';
 export type * from '../generated/proto/runner/v1/ArtifactUploaded';

@@ -11,6 +11,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import type { z } from 'zod';
 import { formatDuration, readDuration } from './duration';
+import { formatPools, parsePools } from '../capacity/pool-spec';
 import { ConfigError } from './errors';
 import { readHostPort } from './net';
 import { BadSettingValue, formatSizeExact, readSettingDuration, readSize } from './units';
@@ -207,6 +208,8 @@ const labelLimits = settingType(
       .map(([label, n]) => `${label}=${n}`)
       .join(','),
 );
+/** `debian-12=1/2/30m,local=1`: warm pools per label (capacity/pool-spec.ts). */
+const pools = settingType(parsePools, formatPools);
 /** `debian-12=ubuntu-latest+linux,local=docker`: the Actions runs-on labels each machine label provides. */
 const runsOnMap = settingType(
   (raw) => {
@@ -582,6 +585,13 @@ const DECLARED = {
     type: labelLimits,
     description:
       'Most machines of a label at once over all hosts, e.g. debian-12=2,local=1 (give every worker the same); none: no per-label limit',
+    default: {},
+  }),
+  pools: setting({
+    env: 'SOLSTICE_POOLS',
+    type: pools,
+    description:
+      "Warm pools: booted machines this host keeps waiting per label, <label>=<min_idle>[/<max_idle>[/<max_idle_age>]], e.g. debian-12=1/2/30m or local=1 (wins over the image map's pool:; docs/qemu.md)",
     default: {},
   }),
   actionsRunsOn: setting({

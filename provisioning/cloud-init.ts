@@ -35,21 +35,30 @@ export interface RunnerContext {
   otlpEndpoint?: string;
   /** How often the runner heartbeats while the job runs. */
   heartbeatIntervalMs?: number;
+  /** How the machine came to be, the job log's first line (pools: warm or cold). */
+  machineNote?: string;
 }
+
+/** What a warm-pool machine boots with: no job, no job token, no secrets (docs/qemu.md). */
+export interface PoolRunnerContext {
+  machineId: string;
+  label: string;
+  /** Grants WaitForAssignment for this machine and nothing else. */
+  poolToken: string;
+  runnerUrl: string;
+  contactAddr: string;
+  tlsCa?: string;
+  hostId: string;
+}
+
+/** The pool file (/etc/solstice/pool.yaml, 0600): what a pool machine's runner waits with. */
+export const POOL_FILE_PATH = '/etc/solstice/pool.yaml';
 
 /**
  * All paths in the script are prefixed with $SOLSTICE_ROOT, which is empty in a VM and the
  * machine's folder for the local provider: one script for both.
  */
-function bootstrapScript(ctx: RunnerContext): string {
-  const env = {
-    SOLSTICE_RUNNER_URL: ctx.runnerUrl,
-    ORCH_CONTACT_ADDR: ctx.contactAddr,
-    SOLSTICE_JOB_ID: ctx.jobId,
-    SOLSTICE_REPO_URL: ctx.repoUrl,
-    SOLSTICE_COMMIT_SHA: ctx.commitSha,
-    SOLSTICE_MACHINE_ID: ctx.machineId,
-  };
+function bootstrapScript(env: Record<string, string>, what: string, pool = false): string {
   const envLines = Object.entries(env)
     .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
     .join('\n');
@@ -58,20 +67,21 @@ function bootstrapScript(ctx: RunnerContext): string {
 set -eu
 root="\${SOLSTICE_ROOT:-}"
 ${envLines}
-export SOLSTICE_JOB_FILE="$root${JOB_FILE_PATH}"
+${pool ? `export SOLSTICE_POOL_FILE="$root${POOL_FILE_PATH}"\n` : ''}export SOLSTICE_JOB_FILE="$root${JOB_FILE_PATH}"
 export SOLSTICE_WORKDIR="$root${WORKDIR_PATH}"
 mkdir -p "$(dirname "$root${RUNNER_PATH}")" "$SOLSTICE_WORKDIR"
 echo "[solstice-bootstrap] fetching runner from $SOLSTICE_RUNNER_URL"
 curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 120 -o "$root${RUNNER_PATH}" "$SOLSTICE_RUNNER_URL"
-echo "[solstice-bootstrap] starting runner for job $SOLSTICE_JOB_ID"
+echo "[solstice-bootstrap] starting runner ${what}"
 exec node "$root${RUNNER_PATH}"
 `;
 }
 
-export function renderSeed(ctx: RunnerContext): NoCloudSeed {
+/** The job file's text for `ctx` (the seed's /etc/solstice/job.yaml, or a pool assignment). */
+export function jobFileText(ctx: RunnerContext): string {
   // The definition's secret names are not written: the values, by name, are.
   const { secrets: _names, ...definition } = ctx.definition ?? {};
-  const jobFile = renderJobFile({
+  return renderJobFile({
     jobId: ctx.jobId,
     token: ctx.token,
     contactAddr: ctx.contactAddr,
@@ -85,18 +95,65 @@ export function renderSeed(ctx: RunnerContext): NoCloudSeed {
     heartbeatIntervalMs: ctx.heartbeatIntervalMs,
     ...definition,
     secrets: ctx.secrets,
+    machineNote: ctx.machineNote,
   });
+}
+
+export function renderSeed(ctx: RunnerContext): NoCloudSeed {
+  const env = {
+    SOLSTICE_RUNNER_URL: ctx.runnerUrl,
+    ORCH_CONTACT_ADDR: ctx.contactAddr,
+    SOLSTICE_JOB_ID: ctx.jobId,
+    SOLSTICE_REPO_URL: ctx.repoUrl,
+    SOLSTICE_COMMIT_SHA: ctx.commitSha,
+    SOLSTICE_MACHINE_ID: ctx.machineId,
+  };
+  return seedWith(
+    ctx.machineId,
+    ctx.hostId,
+    { path: JOB_FILE_PATH, content: jobFileText(ctx) },
+    bootstrapScript(env, 'for job $SOLSTICE_JOB_ID'),
+  );
+}
+
+/**
+ * A pool machine's seed: the pool file instead of a job file. Its runner waits for an assignment
+ * (runner/pool-wait.ts) and only then writes the job file and runs the job.
+ */
+export function renderPoolSeed(ctx: PoolRunnerContext): NoCloudSeed {
+  const poolFile = YAML.stringify({
+    machine_id: ctx.machineId,
+    label: ctx.label,
+    pool_token: ctx.poolToken,
+    contact_addr: ctx.contactAddr,
+    ...(ctx.tlsCa ? { tls_ca: ctx.tlsCa } : {}),
+  });
+  const env = {
+    SOLSTICE_RUNNER_URL: ctx.runnerUrl,
+    ORCH_CONTACT_ADDR: ctx.contactAddr,
+    SOLSTICE_MACHINE_ID: ctx.machineId,
+  };
+  const script = bootstrapScript(env, 'to wait for a job (pool machine $SOLSTICE_MACHINE_ID)', true);
+  return seedWith(ctx.machineId, ctx.hostId, { path: POOL_FILE_PATH, content: poolFile }, script);
+}
+
+function seedWith(
+  machineId: string,
+  hostId: string,
+  file: { path: string; content: string },
+  bootstrap: string,
+): NoCloudSeed {
   const userData = {
     write_files: [
-      { path: JOB_FILE_PATH, permissions: '0600', owner: 'root:root', content: jobFile },
-      { path: BOOTSTRAP_PATH, permissions: '0755', owner: 'root:root', content: bootstrapScript(ctx) },
+      { path: file.path, permissions: '0600', owner: 'root:root', content: file.content },
+      { path: BOOTSTRAP_PATH, permissions: '0755', owner: 'root:root', content: bootstrap },
     ],
     // A string entry runs through `sh -c`, in a VM and in the local provider alike.
     runcmd: [`"\${SOLSTICE_ROOT:-}${BOOTSTRAP_PATH}"`],
   };
-  const metaData = { 'instance-id': ctx.machineId, 'local-hostname': ctx.machineId };
+  const metaData = { 'instance-id': machineId, 'local-hostname': machineId };
   return {
-    userData: `#cloud-config\n# Solstice CI ${ctx.machineId} on ${ctx.hostId}\n${YAML.stringify(userData, { blockQuote: 'literal' })}`,
+    userData: `#cloud-config\n# Solstice CI ${machineId} on ${hostId}\n${YAML.stringify(userData, { blockQuote: 'literal' })}`,
     metaData: YAML.stringify(metaData),
   };
 }

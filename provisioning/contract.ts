@@ -7,6 +7,9 @@
 import type { MachineHandle } from '../model/domain';
 
 export interface MachineRequest {
+  /** The machine's id; default machineIdFor(jobId, attempt). A pool machine has its own (poolMachineId). */
+  machineId?: string;
+  /** The job, or "" for a pool machine (it has none until claimed). */
   jobId: string;
   /** 1-based infrastructure attempt; each attempt gets a fresh machine and a fresh token. */
   attempt: number;
@@ -47,8 +50,17 @@ export interface Provider {
   consoleTail(handle: MachineHandle, maxBytes: number): Promise<string>;
 }
 
-export const MACHINE_ID_PATTERN = /^job-[0-9a-f-]{36}-\d+$/;
+/** A job attempt's machine (`job-<job id>-<attempt>`) or a warm-pool machine (`pool-<uuid>`). */
+export const MACHINE_ID_PATTERN = /^(?:job-[0-9a-f-]{36}-\d+|pool-[0-9a-f-]{36})$/;
 
 export function machineIdFor(jobId: string, attempt: number): string {
   return `job-${jobId}-${attempt}`;
+}
+
+export function poolMachineId(uuid: string): string {
+  return `pool-${uuid}`;
+}
+
+export function requestedMachineId(req: Pick<MachineRequest, 'machineId' | 'jobId' | 'attempt'>): string {
+  return req.machineId ?? machineIdFor(req.jobId, req.attempt);
 }

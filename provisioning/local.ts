@@ -12,7 +12,7 @@ import YAML from 'yaml';
 import { ProvisioningError } from '../platform/errors';
 import { shellQuote } from './cloud-init';
 import type { MachineHandle } from '../model/domain';
-import { machineIdFor, type MachineRequest, type Provider } from './contract';
+import { requestedMachineId, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 import { machineFolderName, machineTag, type MachineOwner } from './machine-name';
@@ -39,7 +39,7 @@ export class LocalProvider implements Provider {
   }
 
   async create(req: MachineRequest): Promise<MachineHandle> {
-    const machineId = machineIdFor(req.jobId, req.attempt);
+    const machineId = requestedMachineId(req);
     const handle: MachineHandle = {
       machineId,
       provider: this.name,

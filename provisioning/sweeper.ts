@@ -63,15 +63,39 @@ async function machineFolders(
 
 /** Why a machine must go, or undefined to keep it. */
 async function verdict(jobs: JobStore, machineId: string, ageMs: number, minAgeMs: number) {
+  if (machineId.startsWith('pool-')) return poolVerdict(jobs, machineId, ageMs, minAgeMs);
   const m = /^job-([0-9a-f-]{36})-(\d+)$/.exec(machineId);
   if (!m) return undefined;
   const [, jobId, attemptText] = m;
+  return jobVerdict(jobs, machineId, jobId, Number(attemptText), ageMs, minAgeMs);
+}
+
+/**
+ * A warm-pool machine: claimed, it is its job's machine like any other (its `vms` row says
+ * which); unclaimed, it stays while its pool still has its row (the pool destroys it itself).
+ */
+async function poolVerdict(jobs: JobStore, machineId: string, ageMs: number, minAgeMs: number) {
+  const vm = await jobs.getMachine(machineId);
+  if (vm) return jobVerdict(jobs, machineId, vm.jobId, vm.attempt, ageMs, minAgeMs);
+  const row = await jobs.db.poolMachine.findUnique({ where: { id: machineId }, select: { state: true } });
+  if (row) return undefined;
+  return ageMs > minAgeMs ? 'its pool does not know it' : undefined;
+}
+
+async function jobVerdict(
+  jobs: JobStore,
+  machineId: string,
+  jobId: string,
+  attempt: number,
+  ageMs: number,
+  minAgeMs: number,
+) {
   const vm = await jobs.getMachine(machineId);
   if (vm?.destroyedAt) return 'already recorded as destroyed';
   const job = await jobs.getJob(jobId);
   if (!job) return ageMs > minAgeMs ? 'its job is unknown' : undefined;
   if (job.finishedAt) return `its job ended (${job.state})`;
-  if (job.attempt > Number(attemptText)) return `its job moved on to attempt ${job.attempt}`;
+  if (job.attempt > attempt) return `its job moved on to attempt ${job.attempt}`;
   return undefined;
 }
 

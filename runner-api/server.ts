@@ -33,7 +33,12 @@ import {
   type ReportStepRequest__Output,
   type RunnerServiceHandlers,
   type StepResult__Output,
+  type WaitForAssignmentRequest__Output,
+  type WaitForAssignmentResponse,
+  bearerTokenFrom,
 } from '../model/runner-proto';
+import { hashJobToken } from '../model/job-token';
+import { PoolStore } from '../capacity/pool-store';
 import { runnerFinishedSignal, runnerStartedSignal, runnerStepSignal } from '../workflows/signals';
 import type { FinishReason } from '../model/domain';
 import { SecretMasker } from '../model/secret-mask';
@@ -127,6 +132,13 @@ export interface RunningLogService {
   health: HealthReporter;
   close(): Promise<void>;
 }
+
+/**
+ * WaitForAssignment: how often a held call looks for its machine's job (the claim's added
+ * latency is at most this), and the longest a call is held.
+ */
+const POOL_LOOK_MS = 100;
+const POOL_WAIT_MAX_MS = 10_000;
 
 /** A step index or total the runner may send: far above any real job, well inside int32. */
 const MAX_STEPS = 100_000;
@@ -272,6 +284,7 @@ function endSpan(span: Span, err?: unknown): void {
 export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
+  const pool = new PoolStore(jobs.db);
   /**
    * Jobs whose runner called FinishJob → the last line it declared. The token lives on until
    * the workflow revokes it, seconds later; lines streamed in between are refused. Kept in
@@ -448,6 +461,50 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
       });
       // A runner that goes away without half-closing (killed, network lost).
       call.on('cancelled', () => span.end());
+    },
+
+    // Warm pools: an idle machine's runner waits here with its pool token (capacity/pool-store.ts).
+    // The server looks every POOL_LOOK_MS; each look also stamps the machine's sign of life.
+    WaitForAssignment(call, callback) {
+      const req: WaitForAssignmentRequest__Output = call.request;
+      const span = callSpan('WaitForAssignment', call.metadata);
+      const work = async (): Promise<WaitForAssignmentResponse> => {
+        const token = bearerTokenFrom(call.metadata);
+        if (!token)
+          throw new AuthError('missing bearer token (metadata "authorization: Bearer <pool token>")');
+        if (!req.machineId || !req.publicKey)
+          throw new StatusError(
+            grpc.status.INVALID_ARGUMENT,
+            'WaitForAssignment needs machine_id and public_key',
+          );
+        const hash = hashJobToken(token);
+        const until = Date.now() + Math.min(req.waitMs || POOL_WAIT_MAX_MS, POOL_WAIT_MAX_MS);
+        for (;;) {
+          // A runner that went away (its machine destroyed) is not waited for.
+          if (call.cancelled) return {};
+          const look = await pool.waitLook(req.machineId, hash, req.publicKey);
+          if (!look)
+            throw new AuthError(
+              `pool token of ${req.machineId} is unknown or revoked, or the machine was recycled`,
+            );
+          if (look.assignment) {
+            log.info({ machineId: req.machineId }, 'pool machine took its job');
+            return { sealedJobFile: look.assignment };
+          }
+          if (call.cancelled || Date.now() + POOL_LOOK_MS >= until) return {};
+          await new Promise((r) => setTimeout(r, POOL_LOOK_MS));
+        }
+      };
+      void work().then(
+        (res) => {
+          endSpan(span);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          endSpan(span, err);
+          callback(toStatus(err, log));
+        },
+      );
     },
 
     // The machine's sign of life (see workflows/job.ts, liveness): one small write, no signal.

@@ -59,6 +59,8 @@ export interface JobContext {
    * runner's memory, is given to git alone and is masked in the log.
    */
   checkoutAuthHeader?: string;
+  /** How the machine came to be (warm from a pool or cold), written as the log's first line. */
+  machineNote?: string;
   /** How long the checkout retries a repository it cannot reach; from StartJob, else 5 min. */
   checkoutRetryForMs?: number;
 }
@@ -122,6 +124,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     artifacts: file.content.artifacts ?? [],
     ...(file.content.actions ? { actions: file.content.actions } : {}),
     ...(file.content.needsOutputs ? { needsOutputs: file.content.needsOutputs } : {}),
+    ...(file.content.machineNote ? { machineNote: file.content.machineNote } : {}),
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),
   };

@@ -6,12 +6,15 @@
  *
  * Exit code: the job script's own when it ran; otherwise see EXIT in ./errors.
  */
+import { existsSync } from 'node:fs';
 import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
 import { JOB_FILE_PATH } from '../model/job-file';
 import { SolsticeError } from '../platform/errors';
 import { diag } from './diag';
 import { EXIT } from './errors';
-import { loadJobContext } from './job-context';
+import { loadJobContext, RETRY_FOR_ENV } from './job-context';
+import { POOL_FILE_ENV, waitForAssignment } from './pool-wait';
+import { parseDuration } from '../platform/units';
 import { runJob } from './run-job';
 import { RUNNER_VERSION } from './version';
 
@@ -36,6 +39,18 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    // A warm-pool machine has no job yet: it waits for one, which then lands in the job file.
+    const poolFile = process.env[POOL_FILE_ENV]?.trim();
+    if (poolFile && existsSync(poolFile)) {
+      const retryFor = process.env[RETRY_FOR_ENV];
+      await waitForAssignment(
+        poolFile,
+        process.env.SOLSTICE_JOB_FILE?.trim() || JOB_FILE_PATH,
+        retryFor ? parseDuration(retryFor, RETRY_FOR_ENV) : 2 * 60_000,
+      );
+      // The job's steps inherit this environment: nothing of the pool's waiting is theirs.
+      delete process.env[POOL_FILE_ENV];
+    }
     const ctx = loadJobContext(process.env);
     diag(
       `solstice-runner ${RUNNER_VERSION} (node ${process.version}): job ${ctx.jobId}, log service ${ctx.contactAddr}`,

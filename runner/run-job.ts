@@ -204,6 +204,8 @@ async function runStarted(
     stop.abort();
   };
   for (const s of FORWARDED_SIGNALS) process.on(s, onSignal);
+  // Once per job: a runner restarted mid-job resumes after lines already stored.
+  if (ctx.machineNote && resumeAfter === 0) log(ctx.machineNote);
 
   const stoppedOutcome = (s: NonNullable<typeof stopped>): Outcome => ({
     reason: 'FINISH_REASON_RUNNER_ERROR',

@@ -232,10 +232,12 @@ export class JobStore {
     });
   }
 
-  async getMachine(machineId: string): Promise<{ jobId: string; destroyedAt: Date | null } | undefined> {
+  async getMachine(
+    machineId: string,
+  ): Promise<{ jobId: string; attempt: number; destroyedAt: Date | null } | undefined> {
     const vm = await this.db.vm.findUnique({
       where: { id: machineId },
-      select: { jobId: true, destroyedAt: true },
+      select: { jobId: true, attempt: true, destroyedAt: true },
     });
     return vm ?? undefined;
   }

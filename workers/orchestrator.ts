@@ -3,7 +3,9 @@
  * the shared one (workflows, provisioning) and its host's own one, so that a machine is
  * always destroyed by the host that made it, even after this process was replaced.
  */
+import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { startWorkflow } from '../ingress/start-workflow';
 import fs from 'node:fs';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities } from '../activities/forge-status';
@@ -22,7 +24,9 @@ import { connectClient, connectWorker, installTemporalRuntime, workerTuning } fr
 import { workerIdentity } from '../platform/version';
 import { LocalProvider } from '../provisioning/local';
 import { QemuProvider } from '../provisioning/qemu/provider';
-import { loadImageMap } from '../provisioning/qemu/image-map';
+import { loadImageMap, poolsOf } from '../provisioning/qemu/image-map';
+import type { PoolSpec } from '../capacity/pool-spec';
+import { poolWorkflowId } from '../activities/pool';
 import { sweepOrphans } from '../provisioning/sweeper';
 import type { MachineOwner } from '../provisioning/machine-name';
 import { readInstallationId } from '../storage/installation';
@@ -83,6 +87,26 @@ export function providersFor(cfg: ProviderSettings, installationId: string): Map
   return new Map<string, Provider>([...qemu.labels(), 'local'].map((label) => [label, qemu]));
 }
 
+/**
+ * This host's warm pools: the image map's `pool:` per image (QEMU), then SOLSTICE_POOLS, which
+ * wins; only labels this host runs machines for.
+ */
+export function poolsFor(
+  cfg: Pick<Config, 'provider' | 'imageMap' | 'pools' | 'hostLabels'>,
+  labels: readonly string[],
+): Record<string, PoolSpec> {
+  const fromMap = cfg.provider === 'qemu' && cfg.imageMap ? poolsOf(loadImageMap(cfg.imageMap)) : {};
+  const served = new Set(cfg.hostLabels ?? labels);
+  return Object.fromEntries(
+    Object.entries({ ...fromMap, ...cfg.pools }).filter(
+      ([label, p]) => served.has(label) && labels.includes(label) && p.maxIdle > 0,
+    ),
+  );
+}
+
+/** How often the pool owner looks at a host's pools without a claim asking it to. */
+const POOL_LOOK_INTERVAL_MS = 5_000;
+
 /** Sweeps at once and then on an interval; errors are logged, never fatal. */
 function startSweeper(
   cfg: Config,
@@ -118,6 +142,20 @@ function startSweeper(
   };
 }
 
+/**
+ * Starts this host's PoolWorkflow unless it runs already (a restart adopts it). Without pools it
+ * is started only when pool machines of a former configuration are left: its look destroys
+ * them, and it ends.
+ */
+async function ensurePoolOwner(client: Client, cfg: Config, hostQueue: string): Promise<void> {
+  await startWorkflow(client, 'PoolWorkflow', {
+    taskQueue: cfg.taskQueue,
+    workflowId: poolWorkflowId(cfg.hostId),
+    args: [{ hostId: cfg.hostId, hostTaskQueue: hostQueue, intervalMs: POOL_LOOK_INTERVAL_MS }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+}
+
 /** The CA runners verify the log service with, when it serves TLS (sent in each job file). */
 function runnerTlsCa(cfg: Config): string | undefined {
   if (!cfg.grpcTlsCa) return undefined;
@@ -147,6 +185,7 @@ export async function startOrchestratorWorker(
   for (const provider of new Set(providers.values()))
     for (const warning of provider.setupWarnings ?? []) deps.log.warn({ provider: provider.name }, warning);
   const capacity = new CapacityStore(deps.jobs.db);
+  const pools = poolsFor(cfg, [...providers.keys()]);
   const schedule = { labelLimits: cfg.labelLimits, hostTtlMs: cfg.hostTtlMs };
   const activities = createActivities({
     jobs: deps.jobs,
@@ -164,6 +203,8 @@ export async function startOrchestratorWorker(
     machineLivenessMs: cfg.machineLivenessMs,
     actionsRunsOn: cfg.actionsRunsOn,
     gitCredentials: { forgejoToken: cfg.forgejoToken, forgejoApiUrl: cfg.forgejoApiUrl },
+    pools,
+    bootTimeoutMs: cfg.bootTimeoutMs,
   });
   const forgeStatus = createForgeStatusActivities(
     createStatusReporter({
@@ -225,7 +266,15 @@ export async function startOrchestratorWorker(
     // Retention is housekeeping: a server that refuses it (Temporal Cloud's namespace API) must not stop jobs.
     deps.log.warn({ err }, 'could not set up retention in Temporal');
   }
-  deps.log.info({ taskQueue: cfg.taskQueue, hostQueue }, 'orchestrator worker polling');
+  try {
+    const leftovers = await deps.jobs.db.poolMachine.count({ where: { hostId: cfg.hostId } });
+    if (Object.keys(pools).length > 0 || leftovers > 0)
+      await ensurePoolOwner(temporal.client, cfg, hostQueue);
+  } catch (err) {
+    // Jobs still run (cold); the next start tries again.
+    deps.log.warn({ err }, 'could not start the warm-pool workflow of this host');
+  }
+  deps.log.info({ taskQueue: cfg.taskQueue, hostQueue, pools }, 'orchestrator worker polling');
   const stopSweeper = startSweeper(cfg, deps, [...new Set(providers.values())], owner);
   const closeAll = async () => {
     await keeper.stop().catch((err: unknown) => deps.log.warn({ err }, 'marking the host stopped failed'));

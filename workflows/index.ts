@@ -2,3 +2,4 @@
 export { JobWorkflow } from './job';
 export { PipelineWorkflow } from './pipeline';
 export { RetentionWorkflow } from './retention';
+export { PoolWorkflow } from './pool';

@@ -177,7 +177,8 @@ async function reportStatus(
  * with our attributes: otherwise the server does not know them and would fail the task.
  */
 function showState(status: JobStatus, details: string, upsert = true): void {
-  setCurrentDetails(`**${status.state}** (attempt ${status.attempt})\n\n${details}`);
+  const origin = status.machineOrigin ? `\n\n${status.machineOrigin}` : '';
+  setCurrentDetails(`**${status.state}** (attempt ${status.attempt})\n\n${details}${origin}`);
   if (upsert && workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.state) !== undefined) {
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.state, value: status.state }]);
   }
@@ -329,6 +330,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
           },
         ]),
       );
+      // Warm or cold (when the label has a pool): the Web UI says so with the job's state.
+      status.machineOrigin = machine.origin;
       if (!(await condition(() => started === status.attempt, input.bootTimeoutMs))) {
         const reason = `runner did not connect within ${minutes(input.bootTimeoutMs)} (attempt ${status.attempt})`;
         const dead = machine;

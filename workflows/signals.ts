@@ -19,5 +19,7 @@ export const runnerFinishedSignal = defineSignal<[RunnerFinished]>('runnerFinish
  * The waiting workflow also looks at its lease now and then, should a signal be lost.
  */
 export const leaseGrantedSignal = defineSignal<[LeaseGrant]>('leaseGranted');
+/** Sent to a host's PoolWorkflow after a claim (refill now) or a config change; carries nothing. */
+export const poolKickSignal = defineSignal('poolKick');
 export const statusQuery = defineQuery<JobStatus>('status');
 export const pipelineStatusQuery = defineQuery<PipelineStatus>('pipelineStatus');

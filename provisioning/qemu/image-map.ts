@@ -20,6 +20,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../../platform/errors';
+import { checkPoolSpec, DEFAULT_MAX_IDLE_AGE_MS, type PoolSpec } from '../../capacity/pool-spec';
+import { readSettingDuration } from '../../platform/units';
 
 export type Accel = 'kvm' | 'tcg' | 'auto';
 
@@ -40,6 +42,8 @@ export interface ImageSpec {
   /** `sha256:<hex>` */
   checksum?: string;
   options: { accel?: Accel; append: string };
+  /** Warm pool of this image on every host (capacity/pool-spec.ts). */
+  pool?: PoolSpec;
 }
 
 export interface ImageMap {
@@ -57,8 +61,14 @@ const sizeSchema = z.strictObject({
   cpu: z.number().int().min(1).max(256),
   memory: z.number().int().min(128),
 });
+const poolSchema = z.strictObject({
+  min_idle: z.number().int().min(0),
+  max_idle: z.number().int().min(0).optional(),
+  max_idle_age: z.string().min(1).optional(),
+});
 const imageSchema = z.strictObject({
   base: z.string().min(1),
+  pool: poolSchema.optional(),
   kernel: z.string().min(1),
   initrd: z.string().min(1),
   size: z.union([z.string(), sizeSchema]).optional(),
@@ -80,6 +90,25 @@ const mapSchema = z.strictObject({
   sizes: z.record(name, sizeSchema).optional(),
   images: z.record(name, imageSchema).refine((o) => Object.keys(o).length > 0, 'needs at least one image'),
 });
+
+function poolSpecOf(source: string, image: string, p: z.infer<typeof poolSchema>): PoolSpec {
+  try {
+    return checkPoolSpec(image, {
+      minIdle: p.min_idle,
+      maxIdle: p.max_idle ?? p.min_idle,
+      maxIdleAgeMs: p.max_idle_age ? readSettingDuration(p.max_idle_age) : DEFAULT_MAX_IDLE_AGE_MS,
+    });
+  } catch (err) {
+    throw new ConfigError(`${source}: image "${image}": ${(err as Error).message}`);
+  }
+}
+
+/** Warm pools by label: each pooled image's, under its name (aliases share their image's pool). */
+export function poolsOf(map: ImageMap): Record<string, PoolSpec> {
+  const out: Record<string, PoolSpec> = {};
+  for (const img of Object.values(map.images)) if (img.pool) out[img.name] = img.pool;
+  return out;
+}
 
 /** Parses and checks an image map; relative paths are resolved against `baseDir`. */
 export function parseImageMap(text: string, baseDir: string, source = 'image map'): ImageMap {
@@ -116,6 +145,7 @@ export function parseImageMap(text: string, baseDir: string, source = 'image map
       source: img.source,
       checksum: img.checksum?.toLowerCase(),
       options: { accel: img.options?.accel, append: img.options?.append ?? DEFAULT_APPEND },
+      ...(img.pool ? { pool: poolSpecOf(source, imageName, img.pool) } : {}),
     };
   }
   const aliases = m.aliases ?? {};

@@ -27,7 +27,7 @@ import { ChildProcessError, runBounded } from '../../platform/child-process';
 import { freePort, isLoopbackHost, splitHostPort } from '../../platform/net';
 import type { MachineHandle } from '../../model/domain';
 import { readTail } from '../file-tail';
-import { machineIdFor, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
+import { requestedMachineId, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
 import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
 import { machineFolderName, machineTag, vmName, type MachineOwner } from '../machine-name';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
@@ -144,7 +144,7 @@ export class QemuProvider implements Provider {
   }
 
   async create(req: MachineRequest): Promise<MachineHandle> {
-    const machineId = machineIdFor(req.jobId, req.attempt);
+    const machineId = requestedMachineId(req);
     const image = this.imageFor(req.label);
     const accel = resolveAccel(image.options.accel ?? this.opts.accel);
     const dir = this.dirOf(machineId);

@@ -29,7 +29,12 @@ import {
   type PipelinePlan,
   type PlannedJob,
 } from '../../model/domain';
-import { runnerFinishedSignal, runnerStartedSignal, statusQuery } from '../../workflows/signals';
+import {
+  poolKickSignal,
+  runnerFinishedSignal,
+  runnerStartedSignal,
+  statusQuery,
+} from '../../workflows/signals';
 import { searchAttributesFor } from '../../workflows/web-ui';
 
 type Activities = ReturnType<typeof createActivities> & ReturnType<typeof createForgeStatusActivities>;
@@ -53,6 +58,7 @@ type WorkflowActivities = Pick<
   | 'collectGarbage'
   | 'finalizePipeline'
   | 'supersededPipelines'
+  | 'reconcilePool'
 >;
 
 /**
@@ -233,6 +239,17 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     async supersededPipelines(pipelineId) {
       log('supersededPipelines');
       return opts.superseded?.(pipelineId) ?? [];
+    },
+    // The first look boots nothing; a later one finds the pool unconfigured and empty, so the run ends.
+    async reconcilePool() {
+      log('reconcilePool');
+      const looks = calls.filter((c) => c.workflowId === callerId() && c.what === 'reconcilePool').length;
+      return {
+        labels: [{ label: 'local', idle: 1, booting: 0, reserved: 0, minIdle: 1, maxIdle: 1 }],
+        booted: 0,
+        destroyed: [],
+        empty: looks > 1,
+      };
     },
   };
   return {
@@ -577,6 +594,20 @@ export const scenarios = {
       (job) => (job === 'flaky' ? { exitCode: 1 } : { exitCode: 0 }),
     ),
 
+  /** A host's pool owner: one look, then a claim's kick makes it look again at once (not after its timer). */
+  'pool-kick': (env: WorldEnv) =>
+    inWorld(env, {}, async (world, queue) => {
+      const handle = await startWorkflow(env.client, 'PoolWorkflow', {
+        taskQueue: queue,
+        workflowId: `pool/fake-host-${randomUUID()}`,
+        args: [{ hostId: 'fake-host', hostTaskQueue: queue, intervalMs: 3_600_000 }],
+      });
+      while (!world.sequence(handle.workflowId).includes('reconcilePool'))
+        await new Promise((r) => setTimeout(r, 20));
+      await handle.signal(poolKickSignal);
+      const histories: Recorded = { '': handle.workflowId };
+      return { histories, workflowId: handle.workflowId, end: await ended(handle) };
+    }),
   /** One scheduled retention sweep: its single activity with the policy the schedule carries. */
   'retention-sweep': (env: WorldEnv) =>
     inWorld(env, {}, async (_world, queue) => {

@@ -256,3 +256,12 @@ test('continue-on-error: the failed job does not block what needs it, and the pi
     expect.arrayContaining(['updatePipelineJob deploy running', 'finalizePipeline success']),
   );
 });
+
+test("a host's pool owner looks again at once when a claim kicks it, not only on its timer", async () => {
+  const started = Date.now();
+  const { world, workflowId, end } = await scenarios['pool-kick'](env);
+  expect(end).toEqual({ ok: undefined });
+  // The timer is an hour: only the kick can have brought the second look.
+  expect(world.sequence(workflowId)).toEqual(['reconcilePool', 'reconcilePool']);
+  expect(Date.now() - started).toBeLessThan(60_000);
+});

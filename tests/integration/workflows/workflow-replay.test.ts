@@ -28,6 +28,7 @@ const TYPES: Record<WorkflowType, true> = {
   JobWorkflow: true,
   PipelineWorkflow: true,
   RetentionWorkflow: true,
+  PoolWorkflow: true,
 };
 
 function historyFiles(): string[] {

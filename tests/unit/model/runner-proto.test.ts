@@ -64,7 +64,7 @@ describe('runner proto', () => {
     expect(fileSvc.FinishJob.requestDeserialize(withSteps)).toEqual({ ...req, steps: [step], outputs: {} });
   });
 
-  test('the service definition has the six methods', () => {
+  test('the service definition has the seven methods', () => {
     expect(Object.keys(runnerServiceDefinition()).sort()).toEqual([
       'FinishJob',
       'Heartbeat',
@@ -72,6 +72,7 @@ describe('runner proto', () => {
       'StartJob',
       'StreamLogs',
       'UploadArtifact',
+      'WaitForAssignment',
     ]);
     expect(FinishReason.FINISH_REASON_CHECKOUT_FAILED).toBe('FINISH_REASON_CHECKOUT_FAILED');
   });

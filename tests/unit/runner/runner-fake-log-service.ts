@@ -105,6 +105,8 @@ export class FakeLogService {
 
   private handlers(): RunnerServiceHandlers {
     return {
+      // Warm pools are tested against the real log service (tests/integration/capacity/pools.test.ts).
+      WaitForAssignment: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'not in the fake' }),
       StartJob: (call, cb) => {
         const denied = this.authorize('StartJob', call.metadata);
         if (denied) return cb(denied);
