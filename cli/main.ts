@@ -20,6 +20,7 @@ import {
   WorkerCommand,
 } from './commands/services';
 import { TemporalSetupCommand } from './commands/temporal';
+import { TokenCreateCommand, TokenListCommand, TokenRevokeCommand } from './commands/token';
 import { WorkflowShowCommand, WorkflowValidateCommand } from './commands/workflow';
 import { printError } from './output';
 import { solsticeVersion } from '../platform/version';
@@ -56,6 +57,9 @@ export function buildCli(): Cli {
     WebhookServeCommand,
     WorkflowValidateCommand,
     WorkflowShowCommand,
+    TokenCreateCommand,
+    TokenListCommand,
+    TokenRevokeCommand,
     Builtins.HelpCommand,
     Builtins.VersionCommand,
   ]) {

@@ -10,8 +10,9 @@ import { InputError, NotFoundError } from '../platform/errors';
 import { ID_PREFIX } from '../storage/run-rows';
 import { isLocalRepo, normalizeRepoUrl } from '../model/repo-url';
 import { didYouMean } from '../workflow-file/suggest';
-import type { JobRecord, JobStepRecord, LostAttemptRecord } from '../storage/job-store';
+import type { JobRecord } from '../storage/job-store';
 import { readLog, waitForFinalState } from '../storage/log-follow';
+import { jobSteps, pipelineView, type JobSteps } from '../storage/run-views';
 import type { JobRequestV1 } from '../model/job-request';
 import {
   pipelineLabel,
@@ -212,21 +213,12 @@ export async function formatPipeline(store: Store, p: PipelineRecord): Promise<s
 }
 
 export async function pipelineJson(store: Store, p: PipelineRecord): Promise<object> {
-  const jobs = await new PipelineStore(store.db).listJobs(p.id);
-  return {
-    ...p,
-    jobs: await Promise.all(jobs.map(async (j) => ({ ...j, ...(await stepsJson(store, j.jobId)) }))),
-  };
+  return pipelineView(store.jobs, p);
 }
 
 /** A job's steps for `--json`: every attempt's (each step says its attempt), and the lost ones. */
-export async function stepsJson(
-  store: Store,
-  jobId: string | null,
-): Promise<{ steps: JobStepRecord[]; lostAttempts: LostAttemptRecord[] }> {
-  if (!jobId) return { steps: [], lostAttempts: [] };
-  const { steps, lost } = await store.jobs.stepTable(jobId);
-  return { steps, lostAttempts: lost };
+export async function stepsJson(store: Store, jobId: string | null): Promise<JobSteps> {
+  return jobSteps(store.jobs, jobId);
 }
 
 /** A job waiting for a machine slot: its place among the waiting jobs of its label. */

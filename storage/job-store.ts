@@ -7,7 +7,7 @@ import type { BlobStore } from './blob-store';
 import { LogStore, type LogLineRecord } from './log-store';
 import { NotFoundError, InputError } from '../platform/errors';
 import type { JobInput, JobOutcome, JobState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith, newestFirst, runWhere, type RunFilter } from './run-rows';
 
 export type { LogLineRecord } from './log-store';
 
@@ -367,17 +367,11 @@ export class JobStore {
    * The newest jobs; `repo` matches part of the repository URL, `branch` the ref (`main` or
    * `refs/heads/main`).
    */
-  async listJobs(
-    limit: number,
-    filter: { repo?: string; branch?: string; state?: JobState } = {},
-  ): Promise<JobRecord[]> {
+  async listJobs(limit: number, filter: RunFilter<JobState> = {}, offset = 0): Promise<JobRecord[]> {
     const jobs = await this.db.job.findMany({
       ...newestFirst(limit),
-      where: {
-        ...(filter.repo ? { repoUrl: { contains: filter.repo } } : {}),
-        ...(filter.branch ? { ref: { in: [filter.branch, `refs/heads/${filter.branch}`] } } : {}),
-        ...(filter.state ? { state: filter.state } : {}),
-      },
+      ...(offset > 0 ? { skip: offset } : {}),
+      where: runWhere(filter),
       select: JOB_FIELDS,
     });
     return jobs as JobRecord[];

@@ -5,7 +5,7 @@
 import type { Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith, newestFirst } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith, newestFirst, runWhere, type RunFilter } from './run-rows';
 import { repoDisplayName } from '../model/repo-url';
 
 export interface PipelineRecord {
@@ -212,8 +212,21 @@ export class PipelineStore {
     return rows as PipelineRecord[];
   }
 
-  async listPipelines(limit: number): Promise<PipelineRecord[]> {
-    const rows = await this.db.pipeline.findMany({ ...newestFirst(limit), select: PIPELINE_FIELDS });
+  /**
+   * The newest pipelines, `offset` skipped; `repo` matches part of the repository URL, `branch`
+   * the ref, `repos` (owner/name entries, as tokens carry) limits to those repositories.
+   */
+  async listPipelines(
+    limit: number,
+    filter: RunFilter<PipelineState> = {},
+    offset = 0,
+  ): Promise<PipelineRecord[]> {
+    const rows = await this.db.pipeline.findMany({
+      ...newestFirst(limit),
+      ...(offset > 0 ? { skip: offset } : {}),
+      where: runWhere(filter),
+      select: PIPELINE_FIELDS,
+    });
     return rows as PipelineRecord[];
   }
 }

@@ -19,6 +19,30 @@ export function newestFirst(limit: number): { orderBy: { createdAt: 'desc' }; ta
   return { orderBy: { createdAt: 'desc' }, take: limit };
 }
 
+/**
+ * Which runs a list shows: `repo` matches part of the repository URL, `branch` the ref (`main`
+ * or `refs/heads/main`), `repos` (owner/name entries, as API tokens carry) limits to those
+ * repositories, matched at the end of the URL.
+ */
+export interface RunFilter<S extends string> {
+  repo?: string;
+  branch?: string;
+  state?: S;
+  repos?: string[];
+}
+
+export function runWhere<S extends string>(filter: RunFilter<S>) {
+  const ends = (filter.repos ?? []).flatMap((r) => [`/${r}`, `/${r}.git`]);
+  return {
+    ...(filter.repo ? { repoUrl: { contains: filter.repo } } : {}),
+    ...(filter.branch ? { ref: { in: [filter.branch, `refs/heads/${filter.branch}`] } } : {}),
+    ...(filter.state ? { state: filter.state } : {}),
+    ...(filter.repos
+      ? { OR: ends.map((e) => ({ repoUrl: { endsWith: e, mode: 'insensitive' as const } })) }
+      : {}),
+  };
+}
+
 /** What an id prefix may look like: part of a UUID, at least 4 characters. */
 export const ID_PREFIX = /^[0-9a-f-]{4,36}$/;
 
