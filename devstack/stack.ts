@@ -24,6 +24,7 @@ import { startOrchestratorWorker } from '../workers/orchestrator';
 import { startBridge } from '../ingress/bridge';
 import { artifactLimits } from '../runner-api/artifacts';
 import { startJobPage } from '../web/job-page/server';
+import { apiServiceOptions } from '../api/service';
 import { logServiceOptions, startLogService } from '../runner-api/server';
 import { configuredWebhookOptions, startWebhookServer } from '../ingress/webhook-server';
 import { createOutbox } from '../ingress/outbox';
@@ -112,8 +113,11 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     stops.push(logService.close);
     urls['log service (gRPC)'] = logService.address;
 
-    const jobPage = await startJobPage({ addr: cfg.jobPageAddr, jobs, blobs, log });
+    const api = apiServiceOptions(cfg, jobs.db);
+    stops.push(api.close);
+    const jobPage = await startJobPage({ addr: cfg.jobPageAddr, jobs, blobs, log, api });
     stops.push(jobPage.close);
+    urls.api = `${cfg.publicUrl ?? jobPage.url}/api (docs/api.md)`;
     urls['job page'] = `${cfg.publicUrl ?? jobPage.url}/jobs/<job id>`;
 
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });

@@ -148,23 +148,26 @@ export class LogServiceCommand extends ServiceCommand {
 export class JobPageCommand extends ServiceCommand {
   static override paths = [['job-page']];
   static override usage = Command.Usage({
-    description: 'Serve job pages over HTTP: status, steps, live log, artifacts (GET /jobs/<job id>)',
+    description:
+      'Serve job pages over HTTP: status, steps, live log, artifacts (GET /jobs/<job id>), and the API (/api)',
     details:
-      'Listens on SOLSTICE_JOB_PAGE_ADDR. Point SOLSTICE_PUBLIC_URL at the address people reach it by, so forge statuses link to it.',
+      'Listens on SOLSTICE_JOB_PAGE_ADDR. Point SOLSTICE_PUBLIC_URL at the address people reach it by, so forge statuses link to it. The API (docs/api.md) is served under /api by the same server: /api/openapi.json describes it.',
   });
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const [ServiceProcess, { startJobPage }] = await Promise.all([
+    const [ServiceProcess, { startJobPage }, { apiServiceOptions }] = await Promise.all([
       serviceProcess(),
       import('../../web/job-page/server'),
+      import('../../api/service'),
     ]);
     const svc = new ServiceProcess('solstice-job-page');
     // The job page only reads: it leaves migrations to the services that write.
     const { blobs, store } = await openStorage(cfg, { migrate: false });
-    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log });
-    this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return svc.serve([() => server.close(), () => store.close()]);
+    const api = apiServiceOptions(cfg, store.db);
+    const server = await startJobPage({ addr: cfg.jobPageAddr, jobs: store.jobs, blobs, log: svc.log, api });
+    this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>, the API at ${server.url}/api\n`);
+    return svc.serve([() => server.close(), () => api.close(), () => store.close()]);
   }
 }
 

@@ -6,6 +6,7 @@
  *   GET /jobs/:id/artifacts/<p>   one artifact, streamed from the blob store
  *   GET /pipelines/:id            a pipeline's jobs, linked to their pages (what a job page links to)
  * Everything streams or is bounded: no request holds a whole log or artifact in memory.
+ * With `api`, the HTTP API (api/server.ts) is served under /api by the same server.
  */
 import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -20,6 +21,7 @@ import { listenHttp } from '../../platform/net';
 import { FINAL_STATES } from '../../model/domain';
 import { pipelineLabel, PipelineStore } from '../../storage/pipeline-store';
 import { renderJobPage, renderNotFound, renderPipelinePage, stepRows } from './render';
+import { registerApi, type ApiOptions } from '../../api/server';
 
 export interface JobPageOptions {
   addr: string;
@@ -30,6 +32,8 @@ export interface JobPageOptions {
   window?: number;
   /** How often a live page's event stream looks for new lines (default 250 ms). */
   pollMs?: number;
+  /** Serve the API under /api too (one public URL for pages and API). */
+  api?: Omit<ApiOptions, 'jobs' | 'blobs' | 'log' | 'pollMs'>;
 }
 
 export interface RunningJobPage {
@@ -47,6 +51,7 @@ export function buildJobPageApp(opts: JobPageOptions): FastifyInstance {
   const window = opts.window ?? 1000;
   const pollMs = opts.pollMs ?? 250;
   const app = Fastify({ logger: false, return503OnClosing: true });
+  if (opts.api) registerApi(app, { ...opts.api, jobs, blobs, log: opts.log, pollMs });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status =
