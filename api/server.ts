@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import { authorize, type AccessSources, type Action } from '../access/policy';
 import type { Principal } from '../access/principal';
 import type { TokenStore } from '../access/tokens';
+import { CapacityStore } from '../capacity/store';
 import { FINAL_STATES } from '../model/domain';
 import { newJobRequest } from '../model/job-request';
 import type { Config } from '../platform/config';
@@ -127,6 +128,7 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
   const { jobs, blobs, tokens, access } = opts;
   const pipelines = new PipelineStore(jobs.db);
   const artifacts = new ArtifactStore(jobs.db);
+  const capacity = new CapacityStore(jobs.db);
   const pollMs = opts.pollMs ?? 250;
   let temporal: Promise<Client> | undefined;
   const client = () =>
@@ -295,17 +297,19 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     getJob: async (_req, _reply, { principal, params }) => {
       const job = await jobFor(principal, params.id);
-      const [names, steps, logLines, pipeline] = await Promise.all([
+      const [names, steps, logLines, pipeline, queuePosition] = await Promise.all([
         pipelines.jobNames([job.id]),
         jobSteps(jobs, job.id),
         job.logExpiredAt ? 0 : jobs.countLogLines(job.id),
         pipelines.pipelineOfJob(job.id),
+        job.state === 'queued' ? capacity.queuePosition(job.id) : undefined,
       ]);
       return {
         ...job,
         name: names.get(job.id) ?? null,
         logLines,
         ...steps,
+        queuePosition: queuePosition ?? null,
         pipeline: pipeline ? { id: pipeline.id, number: pipeline.number, state: pipeline.state } : null,
       };
     },
