@@ -3,11 +3,19 @@ import type { Config } from '../platform/config';
 import { InputError } from '../platform/errors';
 import type { JobRecord, JobStepRecord, StepTable } from '../storage/job-store';
 import { attemptsOf } from '../storage/step-table';
-import { readLog, waitForFinalState } from '../storage/log-follow';
-import { PipelineStore, type PipelineJobRecord } from '../storage/pipeline-store';
-import { withStore, type Store } from './context';
+import type { PipelineJobRecord } from '../storage/pipeline-store';
+import { withStore } from './context';
 import { exitCodeForState, formatLogLine } from './output';
-import { followPipeline, formatSummary, linePrefix, pipelineJob, resolveTarget } from './pipelines';
+import {
+  followPipeline,
+  formatSummary,
+  linePrefix,
+  pipelineJob,
+  resolveTarget,
+  type Target,
+} from './pipelines';
+import { remoteMode } from './remote-mode';
+import { storeSource, waitForJobEnd, type RunSource } from './run-source';
 
 export interface LogsOptions {
   target: string;
@@ -72,13 +80,13 @@ const attemptLabel = (attempt: number, step?: JobStepRecord): string =>
   });
 
 async function printJob(
-  store: Store,
+  source: RunSource,
   job: JobRecord,
   prefix: string,
   opts: LogsOptions,
   out: NodeJS.WritableStream,
 ): Promise<JobRecord> {
-  let table = await store.jobs.stepTable(job.id);
+  let table = await source.stepTable(job.id);
   const write = (text: string): boolean => out.write(`${prefix}${text}\n`);
   if (opts.step) {
     const sections = sectionsOf(table, findSteps(table.steps, opts.step, job));
@@ -86,7 +94,7 @@ async function printJob(
     const labelled = attemptsOf(table).length > 1;
     let at = 0;
     let shown = -1;
-    for await (const line of readLog(store.jobs, job.id, { follow: opts.follow })) {
+    for await (const line of source.readLog(job.id, { follow: opts.follow })) {
       while (at < sections.length && line.seq > sectionEnd(sections[at])) at++;
       if (at >= sections.length) break;
       const sec = sections[at];
@@ -101,22 +109,27 @@ async function printJob(
     const starts = (): Map<number, number> =>
       new Map(table.lost.map((l) => [l.logSeq + 1, l.attempt + 1] as const));
     let next = starts();
-    for await (const line of readLog(store.jobs, job.id, { follow: opts.follow })) {
+    for await (const line of source.readLog(job.id, { follow: opts.follow })) {
       if (line.seq === 1 && table.lost.length > 0) write(attemptLabel(1));
       const attempt = next.get(line.seq);
       if (attempt !== undefined) write(attemptLabel(attempt));
       write(formatLogLine(line));
       // Machines are lost while a followed log is read; the system line saying so is the cue.
       if (opts.follow && line.stream === 'system') {
-        table = { ...table, lost: await store.jobs.listLostAttempts(job.id) };
+        table = { ...table, lost: await source.listLostAttempts(job.id) };
         next = starts();
       }
     }
   }
-  return opts.follow || opts.exitStatus ? waitForFinalState(store.jobs, job.id) : job;
+  return opts.follow || opts.exitStatus ? waitForJobEnd(source, job.id) : job;
 }
 
 export async function showLogs(cfg: Config, out: NodeJS.WritableStream, opts: LogsOptions): Promise<number> {
+  if (remoteMode(cfg)) {
+    const { remoteSession } = await import('./remote');
+    const remote = remoteSession(cfg);
+    return logsOf(remote.source, await remote.resolveTarget(opts.target, opts.jobName), out, opts);
+  }
   return withStore(cfg, async (store) => {
     let target = await resolveTarget(store, opts.target);
     if (opts.jobName !== undefined) {
@@ -127,46 +140,54 @@ export async function showLogs(cfg: Config, out: NodeJS.WritableStream, opts: Lo
         );
       target = await pipelineJob(store, target.pipeline, opts.jobName);
     }
-    if (target.kind === 'job') {
-      const job = await printJob(store, target.job, '', opts, out);
-      return opts.exitStatus ? exitCodeForState(job.state) : 0;
-    }
-    const { pipeline } = target;
-    if (opts.follow && !opts.failed && !opts.step) {
-      const p = await followPipeline(store, pipeline.id, out);
-      return opts.exitStatus ? exitCodeForState(p.state) : 0;
-    }
-    const jobs = await new PipelineStore(store.db).listJobs(pipeline.id);
-    const chosen: PipelineJobRecord[] = opts.failed ? jobs.filter((j) => FAILED.includes(j.state)) : jobs;
-    if (chosen.length === 0)
-      out.write(
-        opts.failed
-          ? `no job of pipeline ${pipeline.id} failed\n`
-          : `pipeline ${pipeline.id} has no jobs yet\n`,
-      );
-    const width = jobs.length > 1 ? Math.max(...chosen.map((j) => j.name.length)) : 0;
-    for (const j of chosen) {
-      const prefix = linePrefix(j.name, width);
-      const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
-      if (!job) {
-        out.write(`${prefix}(did not run: ${j.state}${j.message ? `, ${j.message}` : ''})\n`);
-        continue;
-      }
-      await printJob(store, job, prefix, opts, out);
-    }
-    if (jobs.length > 1 && !opts.step) out.write(await formatSummary(store, chosen));
-    const final =
-      opts.exitStatus && pipeline.state === 'running'
-        ? await waitForPipeline(store, pipeline.id)
-        : pipeline.state;
-    return opts.exitStatus ? exitCodeForState(final) : 0;
+    return logsOf(storeSource(store), target, out, opts);
   });
 }
 
-async function waitForPipeline(store: Store, pipelineId: string): Promise<string> {
-  const pipelines = new PipelineStore(store.db);
+async function logsOf(
+  source: RunSource,
+  target: Target,
+  out: NodeJS.WritableStream,
+  opts: LogsOptions,
+): Promise<number> {
+  if (target.kind === 'job') {
+    const job = await printJob(source, target.job, '', opts, out);
+    return opts.exitStatus ? exitCodeForState(job.state) : 0;
+  }
+  const { pipeline } = target;
+  if (opts.follow && !opts.failed && !opts.step) {
+    const p = await followPipeline(source, pipeline.id, out);
+    return opts.exitStatus ? exitCodeForState(p.state) : 0;
+  }
+  const jobs = await source.listJobs(pipeline.id);
+  const chosen: PipelineJobRecord[] = opts.failed ? jobs.filter((j) => FAILED.includes(j.state)) : jobs;
+  if (chosen.length === 0)
+    out.write(
+      opts.failed
+        ? `no job of pipeline ${pipeline.id} failed\n`
+        : `pipeline ${pipeline.id} has no jobs yet\n`,
+    );
+  const width = jobs.length > 1 ? Math.max(...chosen.map((j) => j.name.length)) : 0;
+  for (const j of chosen) {
+    const prefix = linePrefix(j.name, width);
+    const job = j.jobId ? await source.getJob(j.jobId) : undefined;
+    if (!job) {
+      out.write(`${prefix}(did not run: ${j.state}${j.message ? `, ${j.message}` : ''})\n`);
+      continue;
+    }
+    await printJob(source, job, prefix, opts, out);
+  }
+  if (jobs.length > 1 && !opts.step) out.write(await formatSummary(source, chosen));
+  const final =
+    opts.exitStatus && pipeline.state === 'running'
+      ? await waitForPipeline(source, pipeline.id)
+      : pipeline.state;
+  return opts.exitStatus ? exitCodeForState(final) : 0;
+}
+
+async function waitForPipeline(source: RunSource, pipelineId: string): Promise<string> {
   for (;;) {
-    const p = await pipelines.getPipeline(pipelineId);
+    const p = await source.getPipeline(pipelineId);
     if (p && p.state !== 'running') return p.state;
     await new Promise((r) => setTimeout(r, 250));
   }

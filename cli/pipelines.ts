@@ -10,8 +10,8 @@ import { InputError, NotFoundError } from '../platform/errors';
 import { ID_PREFIX } from '../storage/run-rows';
 import { isLocalRepo, normalizeRepoUrl } from '../model/repo-url';
 import { didYouMean } from '../workflow-file/suggest';
-import type { JobRecord, JobStepRecord, LostAttemptRecord } from '../storage/job-store';
-import { readLog, waitForFinalState } from '../storage/log-follow';
+import type { JobRecord } from '../storage/job-store';
+import { jobSteps, pipelineView, type JobSteps } from '../storage/run-views';
 import type { JobRequestV1 } from '../model/job-request';
 import {
   pipelineLabel,
@@ -20,6 +20,7 @@ import {
   type PipelineRecord,
 } from '../storage/pipeline-store';
 import type { Store } from './context';
+import { storeSource, waitForJobEnd, type RunSource } from './run-source';
 import { overviewLines, StatusBlock, type LineSink, type OverviewJob } from './live-overview';
 import {
   exitCodeForState,
@@ -193,18 +194,18 @@ function formatPipelineHead(p: PipelineRecord): string {
 }
 
 /** `solstice status <pipeline>`: the pipeline, then each job with its steps. */
-export async function formatPipeline(store: Store, p: PipelineRecord): Promise<string> {
-  const jobs = await new PipelineStore(store.db).listJobs(p.id);
+export async function formatPipeline(source: RunSource, p: PipelineRecord): Promise<string> {
+  const jobs = await source.listJobs(p.id);
   const out = [`${formatPipelineHead(p)}\njobs`];
   for (const j of jobs) {
     const needs = j.needs.length > 0 ? `  needs ${j.needs.join(', ')}` : '';
     const id = j.jobId ? `  ${j.jobId}` : '';
-    const queued = j.jobId && j.state === 'running' ? await queueNote(store, j.jobId) : '';
+    const queued = j.jobId && j.state === 'running' ? await queueNote(source, j.jobId) : '';
     out.push(
       `  ${j.name}  ${stateLabel(j.state)}${queued}${id}${needs}${j.message ? `\n    ${j.message}` : ''}`,
     );
     if (j.jobId) {
-      const steps = formatSteps(await store.jobs.stepTable(j.jobId), '    ');
+      const steps = formatSteps(await source.stepTable(j.jobId), '    ');
       if (steps) out.push(steps.trimEnd());
     }
   }
@@ -212,21 +213,12 @@ export async function formatPipeline(store: Store, p: PipelineRecord): Promise<s
 }
 
 export async function pipelineJson(store: Store, p: PipelineRecord): Promise<object> {
-  const jobs = await new PipelineStore(store.db).listJobs(p.id);
-  return {
-    ...p,
-    jobs: await Promise.all(jobs.map(async (j) => ({ ...j, ...(await stepsJson(store, j.jobId)) }))),
-  };
+  return pipelineView(store.jobs, p);
 }
 
 /** A job's steps for `--json`: every attempt's (each step says its attempt), and the lost ones. */
-export async function stepsJson(
-  store: Store,
-  jobId: string | null,
-): Promise<{ steps: JobStepRecord[]; lostAttempts: LostAttemptRecord[] }> {
-  if (!jobId) return { steps: [], lostAttempts: [] };
-  const { steps, lost } = await store.jobs.stepTable(jobId);
-  return { steps, lostAttempts: lost };
+export async function stepsJson(store: Store, jobId: string | null): Promise<JobSteps> {
+  return jobSteps(store.jobs, jobId);
 }
 
 /** A job waiting for a machine slot: its place among the waiting jobs of its label. */
@@ -235,23 +227,23 @@ export async function queuePositionOf(store: Store, jobId: string): Promise<numb
 }
 
 /** ` (queued, position N)` for a pipeline job whose run still waits for a machine, else ''. */
-async function queueNote(store: Store, jobId: string): Promise<string> {
-  const position = await queuePositionOf(store, jobId);
+async function queueNote(source: RunSource, jobId: string): Promise<string> {
+  const position = await source.queuePosition(jobId);
   return position === undefined ? '' : ` (queued, position ${position})`;
 }
 
 /** `solstice status <job>`: the job, its steps, and the pipeline it belongs to. */
-export async function formatJobStatus(store: Store, job: JobRecord, name?: string): Promise<string> {
-  const lines = await store.jobs.countLogLines(job.id);
-  const pipeline = await new PipelineStore(store.db).pipelineOfJob(job.id);
+export async function formatJobStatus(source: RunSource, job: JobRecord, name?: string): Promise<string> {
+  const lines = await source.countLogLines(job.id);
+  const pipeline = await source.pipelineOfJob(job.id);
   const extra: Record<string, string> = { 'log lines': String(lines) };
   if (name) extra.name = name;
-  const position = job.state === 'queued' ? await queuePositionOf(store, job.id) : undefined;
+  const position = job.state === 'queued' ? await source.queuePosition(job.id) : undefined;
   if (position !== undefined)
     extra.queue = `position ${position} among jobs waiting for a "${job.label}" machine`;
   if (pipeline) extra.pipeline = `${pipelineLabel(pipeline)}  ${pipeline.id} (${pipeline.state})`;
   return `${formatJob(job, extra)}
-${formatSteps(await store.jobs.stepTable(job.id))}`;
+${formatSteps(await source.stepTable(job.id))}`;
 }
 
 /** Cancels a pipeline (all its running jobs) or one job; returns what was cancelled. */
@@ -300,14 +292,13 @@ function outcomeText(job: JobRecord): string {
  * returns the pipeline's final record.
  */
 export async function followPipeline(
-  store: Store,
+  source: RunSource,
   pipelineId: string,
   out: NodeJS.WritableStream,
   pollMs = 250,
   /** Gets what the lines go through, for notes written beside them (under the overview). */
   onSink?: (sink: LineSink) => void,
 ): Promise<PipelineRecord> {
-  const pipelines = new PipelineStore(store.db);
   // On a terminal, a jobs/steps overview stays under the lines; on a pipe, plain lines only.
   const tty = Boolean((out as Partial<NodeJS.WriteStream>).isTTY) && process.env.TERM !== 'dumb';
   const block = tty ? new StatusBlock(out) : undefined;
@@ -316,8 +307,8 @@ export async function followPipeline(
   const shown = new Set<string>();
   const following: Promise<void>[] = [];
   for (;;) {
-    const p = await pipelines.getPipeline(pipelineId);
-    const jobs = await pipelines.listJobs(pipelineId);
+    const p = await source.getPipeline(pipelineId);
+    const jobs = await source.listJobs(pipelineId);
     const width = jobs.length > 1 ? Math.max(...jobs.map((j) => j.name.length)) : 0;
     for (const j of jobs.filter((j) => !shown.has(j.name))) {
       const prefix = linePrefix(j.name, width);
@@ -339,17 +330,17 @@ export async function followPipeline(
       sink.write(`${prefix}job ${jobId}\n`);
       following.push(
         (async () => {
-          for await (const line of readLog(store.jobs, jobId, { follow: true, pollMs }))
+          for await (const line of source.readLog(jobId, { follow: true, pollMs }))
             sink.write(`${prefix}${formatLogLine(line)}\n`);
-          sink.write(`${who}${outcomeText(await waitForFinalState(store.jobs, jobId, pollMs))}\n`);
+          sink.write(`${who}${outcomeText(await waitForJobEnd(source, jobId, pollMs))}\n`);
         })(),
       );
     }
-    if (block) block.update(await overview(store, jobs, columnsOf(out)));
+    if (block) block.update(await overview(source, jobs, columnsOf(out)));
     if (p && p.state !== 'running' && jobs.every((j) => shown.has(j.name))) {
       await Promise.all(following);
       block?.close();
-      if (jobs.length > 1) out.write(await formatSummary(store, jobs));
+      if (jobs.length > 1) out.write(await formatSummary(source, jobs));
       return p;
     }
     await new Promise((r) => setTimeout(r, pollMs));
@@ -362,13 +353,13 @@ function columnsOf(out: NodeJS.WritableStream): number {
 }
 
 /** The overview's lines for the jobs as they are now: each running job's current step. */
-async function overview(store: Store, jobs: PipelineJobRecord[], columns: number): Promise<string[]> {
+async function overview(source: RunSource, jobs: PipelineJobRecord[], columns: number): Promise<string[]> {
   const rows: OverviewJob[] = await Promise.all(
     jobs.map(async (j) => {
-      const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
+      const job = j.jobId ? await source.getJob(j.jobId) : undefined;
       const running = j.state === 'running' && j.jobId;
       const step = running
-        ? (await store.jobs.listSteps(j.jobId!)).filter((st) => st.outcome === 'running').pop()
+        ? (await source.stepTable(j.jobId!)).steps.filter((st) => st.outcome === 'running').pop()
         : undefined;
       // A pipeline job runs from the pipeline's view while its machine is still made.
       const state = running && job && job.state !== 'running' ? job.state : j.state;
@@ -379,10 +370,10 @@ async function overview(store: Store, jobs: PipelineJobRecord[], columns: number
 }
 
 /** The table after a followed pipeline: every job's state, exit code, duration and id. */
-export async function formatSummary(store: Store, jobs: PipelineJobRecord[]): Promise<string> {
+export async function formatSummary(source: RunSource, jobs: PipelineJobRecord[]): Promise<string> {
   const rows = [['JOB', 'STATE', 'EXIT', 'DURATION', 'ID']];
   for (const j of jobs) {
-    const job = j.jobId ? await store.jobs.getJob(j.jobId) : undefined;
+    const job = j.jobId ? await source.getJob(j.jobId) : undefined;
     rows.push([
       j.name,
       j.state,
@@ -444,7 +435,13 @@ export async function showPipeline(
   const watcher = sayWhenNoWorker(cfg, { write: (text) => notes.write(text) }, watching.signal);
   let p: PipelineRecord;
   try {
-    p = await followPipeline(store, started.pipelineId, out, undefined, (sink) => (notes = sink));
+    p = await followPipeline(
+      storeSource(store),
+      started.pipelineId,
+      out,
+      undefined,
+      (sink) => (notes = sink),
+    );
   } finally {
     watching.abort();
     await watcher;

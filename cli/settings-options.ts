@@ -112,6 +112,8 @@ const CONNECTED: readonly SettingKey[] = [
   ...TEMPORAL,
   'taskQueue',
   'stateDir',
+  'apiUrl',
+  'apiToken',
 ];
 /** Where blobs (logs, artifacts) are stored: for commands that read or write them. */
 const BLOBS: readonly SettingKey[] = [
@@ -135,6 +137,7 @@ const SERVICE: readonly SettingKey[] = [
   'artifactMaxJobBytes',
   'jobPageAddr',
   'publicUrl',
+  'anonymousRead',
   'workspaceRoot',
   'hostId',
   'hostLabels',

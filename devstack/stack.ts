@@ -25,6 +25,7 @@ import { startBridge } from '../ingress/bridge';
 import { artifactLimits } from '../runner-api/artifacts';
 import { startJobPage } from '../web/job-page/server';
 import { pipelineActions, webAccessFromConfig } from '../web/job-page/from-config';
+import { apiServiceOptions } from '../api/service';
 import { logServiceOptions, startLogService } from '../runner-api/server';
 import { configuredWebhookOptions, startWebhookServer } from '../ingress/webhook-server';
 import { createOutbox } from '../ingress/outbox';
@@ -114,18 +115,24 @@ export async function startStack(base: Config, log: Logger): Promise<Stack> {
     urls['log service (gRPC)'] = logService.address;
 
     // On loopback the developer running the stack is its only visitor, the operator; anywhere
-    // else the pages ask the forges who may see what, as `solstice job-page` does.
+    // else the pages ask the forges who may see what, as `solstice job-page` does. The API always
+    // takes tokens.
     const pageOpen = isLoopbackHost(splitHostPort(cfg.jobPageAddr).host);
+    const access = pageOpen ? undefined : webAccessFromConfig(cfg, jobs.db, log);
+    const api = apiServiceOptions(cfg, jobs.db, access?.sources);
+    stops.push(api.close);
     const jobPage = await startJobPage({
       addr: cfg.jobPageAddr,
       jobs,
       blobs,
       log,
-      ...(pageOpen ? {} : { access: webAccessFromConfig(cfg, jobs.db, log) }),
+      ...(access ? { access } : {}),
       actions: pipelineActions(client.client, cfg, jobs.db),
       trustProxy: cfg.trustProxy,
+      api,
     });
     stops.push(jobPage.close);
+    urls.api = `${cfg.publicUrl ?? jobPage.url}/api (docs/api.md)`;
     urls['job page'] = `${cfg.publicUrl ?? jobPage.url}/jobs/<job id>`;
 
     const worker = await startOrchestratorWorker(cfg, { jobs, blobs, log });

@@ -936,6 +936,19 @@ const DECLARED = {
     description: '`solstice workflow`: runs-on labels the image map knows, comma-separated',
     unset: 'unset: the default runs-on label',
   }),
+  apiUrl: optional({
+    env: 'SOLSTICE_API_URL',
+    type: url,
+    description:
+      'The CLI talks to this Solstice API (with SOLSTICE_TOKEN) instead of the database and Temporal',
+    unset: 'unset: the CLI works directly (operators on the host)',
+  }),
+  apiToken: optional({
+    env: 'SOLSTICE_TOKEN',
+    type: secret,
+    description: 'The API token the CLI sends to SOLSTICE_API_URL; `file:<path>` reads it from a file',
+    unset: 'unset',
+  }),
   toolsDir: setting({
     env: 'SOLSTICE_TOOLS_DIR',
     type: str,

@@ -7,7 +7,7 @@ import type { BlobStore } from './blob-store';
 import { LogStore, type LogLineRecord } from './log-store';
 import { NotFoundError, InputError } from '../platform/errors';
 import type { JobInput, JobOutcome, JobState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith, newestRuns, type RunFilter } from './run-rows';
 
 export type { LogLineRecord } from './log-store';
 
@@ -351,30 +351,8 @@ export class JobStore {
    * The newest jobs; `repo` matches part of the repository URL, `branch` the ref (`main` or
    * `refs/heads/main`).
    */
-  async listJobs(
-    limit: number,
-    filter: { repo?: string; branch?: string; state?: JobState } = {},
-  ): Promise<JobRecord[]> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (filter.repo) {
-      values.push(filter.repo);
-      where.push(`strpos(repo_url, $${values.length}) > 0`);
-    }
-    if (filter.branch) {
-      values.push([filter.branch, `refs/heads/${filter.branch}`]);
-      where.push(`ref = ANY($${values.length}::text[])`);
-    }
-    if (filter.state) {
-      values.push(filter.state);
-      where.push(`state = $${values.length}::job_state`);
-    }
-    values.push(limit);
-    return selectRows<JobRecord>(
-      this.db,
-      `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC LIMIT $${values.length}`,
-      values,
-    );
+  async listJobs(limit: number, filter: RunFilter<JobState> = {}, offset = 0): Promise<JobRecord[]> {
+    const { text, values } = newestRuns('jobs', JOB_COLUMNS, filter, limit, offset);
+    return selectRows<JobRecord>(this.db, text, values);
   }
 }

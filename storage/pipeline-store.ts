@@ -5,7 +5,7 @@
 import { selectRows, type Db } from './db';
 import { InputError, NotFoundError } from '../platform/errors';
 import type { PipelineInput, PipelineJobState, PipelineState } from '../model/domain';
-import { runColumns, ID_PREFIX, idsStartingWith } from './run-rows';
+import { runColumns, ID_PREFIX, idsStartingWith, newestRuns, type RunFilter } from './run-rows';
 import { repoDisplayName } from '../model/repo-url';
 
 export interface PipelineRecord {
@@ -242,12 +242,16 @@ export class PipelineStore {
     );
   }
 
-  /** The newest `limit` pipelines, newest first. */
-  async listPipelines(limit: number): Promise<PipelineRecord[]> {
-    return selectRows<PipelineRecord>(
-      this.db,
-      `SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY created_at DESC LIMIT $1`,
-      [limit],
-    );
+  /**
+   * The newest pipelines, `offset` skipped; `repo` matches part of the repository URL, `branch`
+   * the ref, `repos` (owner/name entries, as tokens carry) limits to those repositories.
+   */
+  async listPipelines(
+    limit: number,
+    filter: RunFilter<PipelineState> = {},
+    offset = 0,
+  ): Promise<PipelineRecord[]> {
+    const { text, values } = newestRuns('pipelines', PIPELINE_COLUMNS, filter, limit, offset);
+    return selectRows<PipelineRecord>(this.db, text, values);
   }
 }

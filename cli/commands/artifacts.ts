@@ -22,14 +22,25 @@ export class ArtifactsListCommand extends BlobCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const [{ withStore }, { ArtifactStore }, { resolveJobReference }] = await Promise.all([
+    const cfg = this.config();
+    const [{ withStore }, { ArtifactStore }, { resolveJobReference }, { remoteMode }] = await Promise.all([
       import('../context'),
       import('../../storage/artifact-store'),
       import('../pipelines'),
+      import('../remote-mode'),
     ]);
-    return withStore(this.config(), async (store) => {
-      const job = await resolveJobReference(store, this.job);
-      const artifacts = await new ArtifactStore(store.db).list(job.id);
+    const listed = remoteMode(cfg)
+      ? (async () => {
+          const remote = (await import('../remote')).remoteSession(cfg);
+          const job = await remote.resolveJob(this.job);
+          return { job, artifacts: await remote.api.listArtifacts(job.id) };
+        })()
+      : withStore(cfg, async (store) => {
+          const job = await resolveJobReference(store, this.job);
+          return { job, artifacts: await new ArtifactStore(store.db).list(job.id) };
+        });
+    {
+      const { job, artifacts } = await listed;
       const width = Math.max(4, ...artifacts.map((a) => a.path.length));
       for (const a of artifacts) {
         this.context.stdout.write(
@@ -43,7 +54,7 @@ export class ArtifactsListCommand extends BlobCommand {
           `job ${job.id} has no artifacts (a job declares them with \`artifacts\`)\n`,
         );
       return 0;
-    });
+    }
   }
 }
 
@@ -61,13 +72,30 @@ export class ArtifactsGetCommand extends BlobCommand {
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const [{ withStore }, { ArtifactStore, artifactBlobKey }, { createBlobStore }, { resolveJobReference }] =
-      await Promise.all([
-        import('../context'),
-        import('../../storage/artifact-store'),
-        import('../../storage/create-blob-store'),
-        import('../pipelines'),
-      ]);
+    const [
+      { withStore },
+      { ArtifactStore, artifactBlobKey },
+      { createBlobStore },
+      { resolveJobReference },
+      { remoteMode },
+    ] = await Promise.all([
+      import('../context'),
+      import('../../storage/artifact-store'),
+      import('../../storage/create-blob-store'),
+      import('../pipelines'),
+      import('../remote-mode'),
+    ]);
+    if (remoteMode(cfg)) {
+      const remote = (await import('../remote')).remoteSession(cfg);
+      const job = await remote.resolveJob(this.job);
+      const path = this.artifactPath.split('/').map(encodeURIComponent).join('/');
+      const body = await remote.api.download(`/v1/jobs/${job.id}/artifacts/${path}`);
+      if (this.output && this.output !== '-') {
+        await assertWritableFolder(this.output);
+        await pipeline(body, await openOutput(this.output));
+      } else await pipeline(body, this.context.stdout, { end: false });
+      return 0;
+    }
     return withStore(cfg, async (store) => {
       const blobs = createBlobStore(cfg);
       try {

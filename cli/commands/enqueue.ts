@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
+import type { Config } from '../../platform/config';
 import { ConnectedCommand } from '../settings-options';
 
 const ENQUEUE_EVENTS = ['push', 'pull_request', 'manual'] as const;
@@ -91,6 +92,8 @@ export class EnqueueCommand extends ConnectedCommand {
     if (this.input.length > 0 && !this.workflow)
       throw new InputError('--input needs --workflow: inputs belong to one workflow_dispatch workflow');
     const cfg = this.config();
+    const { remoteMode } = await import('../remote-mode');
+    if (remoteMode(cfg)) return this.remote(cfg);
     const [{ openStore }, { enqueue, parseInputs }] = await Promise.all([
       import('../context'),
       import('../enqueue'),
@@ -116,5 +119,51 @@ export class EnqueueCommand extends ConnectedCommand {
     } finally {
       await store.close();
     }
+  }
+
+  /** Through the API: the commit resolved here, the pipeline started and followed there. */
+  private async remote(cfg: Config): Promise<number> {
+    const [
+      { requestFor, parseInputs },
+      { remoteSession },
+      { followPipeline },
+      { exitCodeForState, stateLabel },
+    ] = await Promise.all([
+      import('../enqueue-request'),
+      import('../remote'),
+      import('../pipelines'),
+      import('../output'),
+    ]);
+    const out = this.context.stdout;
+    const r = await requestFor(
+      {
+        repo: this.repo,
+        commit: this.commit,
+        event: this.event as EnqueueEvent,
+        ...(this.branch !== undefined ? { branch: this.branch } : {}),
+        label: this.label,
+        follow: this.follow,
+        ...(this.workflow ? { workflow: this.workflow, inputs: parseInputs(this.input) } : {}),
+      },
+      out,
+    );
+    const remote = remoteSession(cfg);
+    const started = await remote.api.request<{ pipelineId: string; workflowId: string }>(
+      'POST',
+      '/v1/pipelines',
+      {
+        repo: r.repo_url,
+        commit: r.commit_sha,
+        ref: r.ref,
+        ...(r.event ? { event: r.event } : {}),
+        ...(r.runs_on ? { label: r.runs_on } : {}),
+        ...(r.workflow_path ? { workflow: r.workflow_path, inputs: r.inputs ?? {} } : {}),
+      },
+    );
+    out.write(`pipeline ${started.pipelineId}\nworkflow ${started.workflowId}\n`);
+    if (!this.follow) return 0;
+    const p = await followPipeline(remote.source, started.pipelineId, out);
+    out.write(`pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`);
+    return exitCodeForState(p.state);
   }
 }

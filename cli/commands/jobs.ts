@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
+import type { JobRecord } from '../../storage/job-store';
 import { ConnectedCommand } from '../settings-options';
 
 const JOB_STATES = ['queued', 'provisioning', 'running', 'success', 'failure', 'error', 'cancelled'] as const;
@@ -40,14 +41,39 @@ export class JobsCommand extends ConnectedCommand {
     const state = this.state as (typeof JOB_STATES)[number] | undefined;
     if (state !== undefined && !JOB_STATES.includes(state))
       throw new InputError(`--state must be one of ${JOB_STATES.join(', ')}, got "${this.state}"`);
-    const [{ withStore }, { formatJobRows }, { PipelineStore }] = await Promise.all([
+    const cfg = this.config();
+    const [{ withStore }, { formatJobRows }, { PipelineStore }, { remoteMode }] = await Promise.all([
       import('../context'),
       import('../output'),
       import('../../storage/pipeline-store'),
+      import('../remote-mode'),
     ]);
-    return withStore(this.config(), async (store) => {
+    if (remoteMode(cfg)) {
+      const { remoteSession } = await import('../remote');
+      const jobs = await remoteSession(cfg).api.listJobs(limit, {
+        repo: this.repo,
+        branch: this.branch,
+        state,
+      });
+      return this.print(
+        jobs,
+        new Map(jobs.flatMap((j) => (j.name ? [[j.id, j.name] as const] : []))),
+        formatJobRows,
+      );
+    }
+    return withStore(cfg, async (store) => {
       const jobs = await store.jobs.listJobs(limit, { repo: this.repo, branch: this.branch, state });
       const names = await new PipelineStore(store.db).jobNames(jobs.map((j) => j.id));
+      return this.print(jobs, names, formatJobRows);
+    });
+  }
+
+  private print(
+    jobs: JobRecord[],
+    names: Map<string, string>,
+    formatJobRows: (jobs: JobRecord[], names: Map<string, string>) => string,
+  ): number {
+    {
       if (this.json)
         for (const job of jobs)
           this.context.stdout.write(`${JSON.stringify({ ...job, name: names.get(job.id) ?? null })}\n`);
@@ -59,7 +85,7 @@ export class JobsCommand extends ConnectedCommand {
             : 'no jobs yet; `solstice enqueue` starts one\n',
         );
       return 0;
-    });
+    }
   }
 }
 
@@ -85,17 +111,44 @@ export class StatusCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON' });
 
   async execute(): Promise<number> {
+    const cfg = this.config();
     const [
       { withStore },
       { formatJobStatus, formatPipeline, pipelineJson, queuePositionOf, resolveTarget, stepsJson },
-    ] = await Promise.all([import('../context'), import('../pipelines')]);
-    return withStore(this.config(), async (store) => {
+      { remoteMode },
+      { storeSource },
+    ] = await Promise.all([
+      import('../context'),
+      import('../pipelines'),
+      import('../remote-mode'),
+      import('../run-source'),
+    ]);
+    if (remoteMode(cfg)) {
+      const { remoteSession } = await import('../remote');
+      const remote = remoteSession(cfg);
+      const target = await remote.resolveTarget(this.job);
+      if (!this.json) {
+        this.context.stdout.write(
+          target.kind === 'pipeline'
+            ? await formatPipeline(remote.source, target.pipeline)
+            : await formatJobStatus(remote.source, target.job, target.name),
+        );
+        return 0;
+      }
+      const view =
+        target.kind === 'pipeline'
+          ? await remote.api.request('GET', `/v1/pipelines/${target.pipeline.id}`)
+          : await remote.api.jobJson(target.job.id);
+      this.context.stdout.write(`${JSON.stringify(view)}\n`);
+      return 0;
+    }
+    return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.job);
       if (target.kind === 'pipeline') {
         this.context.stdout.write(
           this.json
             ? `${JSON.stringify(await pipelineJson(store, target.pipeline))}\n`
-            : await formatPipeline(store, target.pipeline),
+            : await formatPipeline(storeSource(store), target.pipeline),
         );
         return 0;
       }
@@ -107,7 +160,7 @@ export class StatusCommand extends ConnectedCommand {
         this.context.stdout.write(
           `${JSON.stringify({ ...job, name: name ?? null, logLines: lines, ...steps, queuePosition })}\n`,
         );
-      } else this.context.stdout.write(await formatJobStatus(store, job, name));
+      } else this.context.stdout.write(await formatJobStatus(storeSource(store), job, name));
       return 0;
     });
   }

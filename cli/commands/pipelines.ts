@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { InputError } from '../../platform/errors';
+import type { Config } from '../../platform/config';
 import { ConnectedCommand } from '../settings-options';
 import { readLimit } from './jobs';
 
@@ -12,7 +13,11 @@ const load = () =>
     import('../../storage/pipeline-store'),
     import('../../platform/temporal'),
     import('../../model/repo-url'),
+    import('../remote-mode'),
   ]);
+
+const remote = async (cfg: Config) => (await import('../remote')).remoteSession(cfg);
+const FINAL = ['success', 'failure', 'error', 'cancelled'];
 
 export class PipelinesCommand extends ConnectedCommand {
   static override paths = [['pipelines']];
@@ -30,10 +35,22 @@ export class PipelinesCommand extends ConnectedCommand {
   json = Option.Boolean('--json', false, { description: 'Print JSON lines instead of a table' });
 
   async execute(): Promise<number> {
-    const [{ withStore }, { ago, stateLabel }, { pipelineLabel }, { PipelineStore }, , { repoAtCommit }] =
-      await load();
-    return withStore(this.config(), async (store) => {
-      const list = await new PipelineStore(store.db).listPipelines(readLimit(this.limit));
+    const cfg = this.config();
+    const [
+      { withStore },
+      { ago, stateLabel },
+      { pipelineLabel },
+      { PipelineStore },
+      ,
+      { repoAtCommit },
+      { remoteMode },
+    ] = await load();
+    const limit = readLimit(this.limit);
+    const listed = remoteMode(cfg)
+      ? (await remote(cfg)).api.listPipelines(limit)
+      : withStore(cfg, (store) => new PipelineStore(store.db).listPipelines(limit));
+    {
+      const list = await listed;
       const width = Math.max(0, ...list.map((p) => pipelineLabel(p).length));
       for (const p of list) {
         this.context.stdout.write(
@@ -45,7 +62,7 @@ export class PipelinesCommand extends ConnectedCommand {
       if (list.length === 0 && !this.json)
         this.context.stdout.write('no pipelines yet; `solstice enqueue` starts one\n');
       return 0;
-    });
+    }
   }
 }
 
@@ -77,7 +94,30 @@ export class CancelCommand extends ConnectedCommand {
       { cancelTarget, resolveTarget },
       { PipelineStore },
       { connectClient },
+      ,
+      { remoteMode },
     ] = await load();
+    if (remoteMode(cfg)) {
+      const r = await remote(cfg);
+      const target = await r.resolveTarget(this.target);
+      const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
+      const path =
+        target.kind === 'pipeline' ? `/v1/pipelines/${target.pipeline.id}` : `/v1/jobs/${target.job.id}`;
+      const { workflowId } = await r.api.request<{ workflowId: string }>('POST', `${path}/cancel`);
+      this.context.stdout.write(`cancel requested: ${what} (${workflowId})\n`);
+      if (!this.wait) return 0;
+      for (;;) {
+        const now =
+          target.kind === 'pipeline'
+            ? await r.source.getPipeline(target.pipeline.id)
+            : await r.source.getJob(target.job.id);
+        if (now && FINAL.includes(now.state)) {
+          this.context.stdout.write(`${stateLabel(now.state)}\n`);
+          return exitCodeForState(now.state);
+        }
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    }
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.target);
       const what = target.kind === 'pipeline' ? `pipeline ${target.pipeline.id}` : `job ${target.job.id}`;
@@ -140,7 +180,30 @@ export class RerunCommand extends ConnectedCommand {
       { followPipeline, rerun, resolveTarget },
       ,
       { connectClient },
+      ,
+      { remoteMode },
     ] = await load();
+    const { storeSource } = await import('../run-source');
+    if (remoteMode(cfg)) {
+      const r = await remote(cfg);
+      const target = await r.resolveTarget(this.pipeline);
+      if (target.kind !== 'pipeline')
+        throw new InputError(
+          `${this.pipeline} is a job, not a pipeline`,
+          `rerun its pipeline: \`solstice status ${target.job.id}\` names it`,
+        );
+      const started = await r.api.request<{ pipelineId: string; workflowId: string; reused: string[] }>(
+        'POST',
+        `/v1/pipelines/${target.pipeline.id}/rerun`,
+        { failed: this.failed },
+      );
+      return this.report(
+        started,
+        () => followPipeline(r.source, started.pipelineId, this.context.stdout),
+        stateLabel,
+        exitCodeForState,
+      );
+    }
     return withStore(cfg, async (store) => {
       const target = await resolveTarget(store, this.pipeline);
       if (target.kind !== 'pipeline')
@@ -155,15 +218,30 @@ export class RerunCommand extends ConnectedCommand {
       } finally {
         await temporal.close();
       }
-      this.context.stdout.write(`pipeline ${started.pipelineId}\nworkflow ${started.workflowId}\n`);
-      if (started.reused.length > 0)
-        this.context.stdout.write(`not run again (succeeded before): ${started.reused.join(', ')}\n`);
-      if (!this.follow) return 0;
-      const p = await followPipeline(store, started.pipelineId, this.context.stdout);
-      this.context.stdout.write(
-        `pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`,
+      return this.report(
+        started,
+        () => followPipeline(storeSource(store), started.pipelineId, this.context.stdout),
+        stateLabel,
+        exitCodeForState,
       );
-      return exitCodeForState(p.state);
     });
+  }
+
+  /** The new pipeline's ids; with --follow, its jobs' logs and its result. */
+  private async report(
+    started: { pipelineId: string; workflowId: string; reused: string[] },
+    follow: () => Promise<{ id: string; state: string; message: string | null }>,
+    stateLabel: (s: string) => string,
+    exitCodeForState: (s: string) => number,
+  ): Promise<number> {
+    this.context.stdout.write(`pipeline ${started.pipelineId}\nworkflow ${started.workflowId}\n`);
+    if (started.reused.length > 0)
+      this.context.stdout.write(`not run again (succeeded before): ${started.reused.join(', ')}\n`);
+    if (!this.follow) return 0;
+    const p = await follow();
+    this.context.stdout.write(
+      `pipeline ${p.id} ${stateLabel(p.state)}${p.message ? `: ${p.message}` : ''}\n`,
+    );
+    return exitCodeForState(p.state);
   }
 }

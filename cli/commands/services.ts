@@ -148,51 +148,44 @@ export class LogServiceCommand extends ServiceCommand {
 export class JobPageCommand extends ServiceCommand {
   static override paths = [['job-page']];
   static override usage = Command.Usage({
-    description: 'Serve job pages over HTTP: status, steps, live log, artifacts (GET /jobs/<job id>)',
+    description:
+      'Serve job pages over HTTP: status, steps, live log, artifacts (GET /jobs/<job id>), and the API (/api)',
     details:
-      'Listens on SOLSTICE_JOB_PAGE_ADDR. Point SOLSTICE_PUBLIC_URL at the address people reach it by, so forge statuses link to it.',
+      'Listens on SOLSTICE_JOB_PAGE_ADDR. Point SOLSTICE_PUBLIC_URL at the address people reach it by, so forge statuses link to it. The API (docs/api.md) is served under /api by the same server: /api/openapi.json describes it.',
   });
 
   async execute(): Promise<number> {
     const cfg = this.config();
-    const [ServiceProcess, { startJobPage }, { webAccessFromConfig, pipelineActions }, { connectClient }] =
-      await Promise.all([
-        serviceProcess(),
-        import('../../web/job-page/server'),
-        import('../../web/job-page/from-config'),
-        import('../../platform/temporal'),
-      ]);
+    const [
+      ServiceProcess,
+      { startJobPage },
+      { webAccessFromConfig, pipelineActions },
+      { apiServiceOptions },
+    ] = await Promise.all([
+      serviceProcess(),
+      import('../../web/job-page/server'),
+      import('../../web/job-page/from-config'),
+      import('../../api/service'),
+    ]);
     const svc = new ServiceProcess('solstice-job-page');
     // The pages write only sessions: they leave migrations to the other services.
     const { blobs, store } = await openStorage(cfg, { migrate: false });
-    // Connected when a button is first pressed: the pages show runs while Temporal is down.
-    let temporal: ReturnType<typeof connectClient> | undefined;
-    const client = async () => {
-      // A failed attempt is forgotten, so the next press tries again.
-      temporal ??= connectClient(cfg).catch((err: unknown) => {
-        temporal = undefined;
-        throw err;
-      });
-      return (await temporal).client;
-    };
+    const access = webAccessFromConfig(cfg, store.db, svc.log);
+    // One Temporal client for the API and the pages' buttons, connected when first needed: the
+    // pages and API reads work while Temporal is down.
+    const api = apiServiceOptions(cfg, store.db, access.sources);
     const server = await startJobPage({
       addr: cfg.jobPageAddr,
       jobs: store.jobs,
       blobs,
       log: svc.log,
-      access: webAccessFromConfig(cfg, store.db, svc.log),
-      actions: pipelineActions(client, cfg, store.db),
+      access,
+      actions: pipelineActions(api.temporal, cfg, store.db),
       trustProxy: cfg.trustProxy,
+      api,
     });
-    this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>\n`);
-    return svc.serve([
-      () => server.close(),
-      async () => {
-        // A connection that failed has nothing to close.
-        await (await temporal?.catch(() => undefined))?.close();
-      },
-      () => store.close(),
-    ]);
+    this.context.stdout.write(`job pages at ${server.url}/jobs/<job id>, the API at ${server.url}/api\n`);
+    return svc.serve([() => server.close(), () => api.close(), () => store.close()]);
   }
 }
 

@@ -14,6 +14,7 @@
  * first: a run the visitor may not read answers 404 exactly like an id that does not exist, and
  * ids are whole UUIDs (a prefix would let anyone find every run by trying 65536 of them).
  * Everything streams or is bounded: no request holds a whole log or artifact in memory.
+ * With `api`, the HTTP API (api/server.ts) is served under /api by the same server.
  */
 import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -33,6 +34,7 @@ import { renderJobPage, renderNotFound, stepRows } from './render';
 import { checkCsrf, csrfToken, installSessions, type SignInOptions } from '../sign-in/session';
 import { badgeSvg, renderPipelineList, renderPipelinePage, type Viewer } from '../pipelines/render';
 import { findPipelines, parseListQuery, repoPipelineFilter, type ListQuery } from '../pipelines/list';
+import { registerApi, type ApiOptions } from '../../api/server';
 
 export interface JobPageOptions {
   addr: string;
@@ -53,6 +55,8 @@ export interface JobPageOptions {
   actions?: PipelineActions;
   /** Believe X-Forwarded-Proto/-For (SOLSTICE_TRUST_PROXY). */
   trustProxy?: boolean;
+  /** Serve the API under /api too (one public URL for pages and API). */
+  api?: Omit<ApiOptions, 'jobs' | 'blobs' | 'log' | 'pollMs'>;
 }
 
 export interface WebAccess {
@@ -119,6 +123,18 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
   const access = opts.access;
   await installSessions(app, access?.signIn, access ? { kind: 'anonymous' } : { kind: 'operator' });
   const sources = access?.sources;
+  // After the sessions' hooks, so API requests carry the visitor too. A page session may read
+  // through the API; changes need a token, as a cookie alone would open the API to cross-site POSTs.
+  if (opts.api)
+    registerApi(app, {
+      ...opts.api,
+      jobs,
+      blobs,
+      log: opts.log,
+      pollMs,
+      sessionPrincipal: async (req) =>
+        req.method === 'GET' && req.principal.kind === 'user' ? req.principal : undefined,
+    });
 
   /** Throws what the policy decided: 404 for a run the visitor may not read, 401/403 for changes. */
   const allow = async (req: FastifyRequest, action: 'read' | 'write', repoUrl: string, what: string) => {

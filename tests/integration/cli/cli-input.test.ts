@@ -1,11 +1,13 @@
 /** The CLI as a user runs it (a real process): bad input is refused clearly and changes nothing. */
 import { freePort } from '../../../platform/net';
 import { cliEnv, runCli, type CliResult } from '../../support/cli';
+import { CLI_MODES, cliModesForFile, type CliMode } from '../../support/cli-modes';
 import { jobRepo, makeRepo } from '../../support/git-repo';
 import { harnessWithWorkerForFile, type Harness } from '../../support/harness';
 
 let h: Harness;
 harnessWithWorkerForFile((harness) => (h = harness));
+const modes = cliModesForFile(() => h);
 
 function solstice(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return runCli(args, { ...cliEnv(h.cfg), ...env });
@@ -47,23 +49,27 @@ test('PostgreSQL unreachable: the message names the address, not the password', 
   expect(r.stderr).not.toMatch(/s3cret/);
 });
 
-test('enqueue --follow prints the live log and exits with the job result; status and logs read it back', async () => {
-  const repo = jobRepo('echo line one\necho line two >&2\nexit 3');
-  const r = await solstice(['enqueue', '--repo', repo.dir, '--follow']);
-  expect(r.code).toBe(1);
-  const jobId = /^job ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
-  expect(jobId).toBeDefined();
-  expect(r.stdout).toMatch(/line one\nline two\n/);
-  expect(r.stdout).toMatch(new RegExp(`job ${jobId} failure \\(exit code 3\\)`));
+describe.each(CLI_MODES)('%s mode', (mode: CliMode) => {
+  test('enqueue --follow prints the live log and exits with the job result; status and logs (-f) read it back', async () => {
+    const repo = jobRepo('echo line one\necho line two >&2\nexit 3');
+    const r = await runCli(['enqueue', '--repo', repo.dir, '--follow'], modes.env(mode));
+    expect(r.code).toBe(1);
+    const jobId = /^job ([0-9a-f-]{36})$/m.exec(r.stdout)?.[1] as string;
+    expect(jobId).toBeDefined();
+    expect(r.stdout).toMatch(/line one\nline two\n/);
+    expect(r.stdout).toMatch(new RegExp(`job ${jobId} failure \\(exit code 3\\)`));
 
-  const status = await solstice(['status', jobId.slice(0, 8)]);
-  expect(status.code).toBe(0);
-  expect(status.stdout).toMatch(/state +failure/);
-  expect(status.stdout).toMatch(/exit code +3/);
-  const logs = await solstice(['logs', jobId]);
-  expect(logs.stdout).toMatch(/line one\nline two\n/);
-  const jobs = await solstice(['jobs']);
-  expect(jobs.stdout).toContain(jobId);
+    const status = await runCli(['status', modes.ref(mode, jobId)], modes.env(mode));
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/state +failure/);
+    expect(status.stdout).toMatch(/exit code +3/);
+    const logs = await runCli(['logs', jobId], modes.env(mode));
+    expect(logs.stdout).toMatch(/line one\nline two\n/);
+    const followed = await runCli(['logs', '-f', jobId, '--exit-status'], modes.env(mode));
+    expect([followed.code, followed.stdout]).toEqual([1, expect.stringMatching(/line one\nline two\n/)]);
+    const jobs = await runCli(['jobs'], modes.env(mode));
+    expect(jobs.stdout).toContain(jobId);
+  });
 });
 
 test('--help of every command documents env fallbacks', async () => {

@@ -99,6 +99,7 @@ describe('migrate', () => {
     );
     expect(tables).toEqual([
       '_prisma_migrations',
+      'api_tokens',
       'artifacts',
       'hosts',
       'installation',
