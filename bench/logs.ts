@@ -29,7 +29,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FsBlobStore } from '../storage/blob-store';
 import { loadConfig } from '../platform/config';
-import { createDb } from '../storage/db';
+import { createDb, pgPool } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
 import { readLog } from '../storage/log-follow';
@@ -72,6 +72,65 @@ while (written < total) {
 write('bench-end ' + Date.now() + '\\n');
 `;
 
+/** CPU seconds (user + system) a process used so far; undefined once it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    // Fields after the command (which may hold spaces) are fixed: utime and stime are 14th and 15th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * Where the CPU goes, per process group: last seen CPU seconds of every process ever sampled,
+ * so processes that end before the run does (the runner, the job script) still count.
+ */
+class CpuLedger {
+  private readonly seen = new Map<number, { group: string; first: number; last: number }>();
+  sample(group: string, pids: number[]): void {
+    for (const pid of pids) {
+      const s = cpuSeconds(pid);
+      if (s === undefined) continue;
+      const e = this.seen.get(pid);
+      if (e) e.last = s;
+      else this.seen.set(pid, { group, first: s, last: s });
+    }
+  }
+  totals(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.seen.values()) out.set(e.group, (out.get(e.group) ?? 0) + e.last - e.first);
+    return out;
+  }
+}
+
+/** Processes of this run's machines (the runner and the job's script): their SOLSTICE_ROOT is under `root`. */
+function machinePids(root: string): number[] {
+  const needle = Buffer.from(`\0SOLSTICE_ROOT=${root}`);
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/environ`).includes(needle)) pids.push(Number(e));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/** The PostgreSQL backends serving `database` (the log service's, the worker's and the bench's pools). */
+async function backendPids(db: ReturnType<typeof createDb>, database: string): Promise<number[]> {
+  const { rows } = await pgPool(db).query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = $1',
+    [database],
+  );
+  return rows.map((r) => r.pid);
+}
+
 /** kB values of /proc/<pid>/status fields, in MiB. */
 function procStatus(pid: number): { rss: number; hwm: number } {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -86,12 +145,15 @@ function procStatus(pid: number): { rss: number; hwm: number } {
  */
 function startLogServiceProcess(
   env: NodeJS.ProcessEnv,
-): Promise<{ child: ChildProcess; liveHeapMiB: () => number }> {
-  const child = spawn(process.execPath, ['--trace-gc', CLI, 'log-service'], {
+  nodeArgs: string[],
+): Promise<{ child: ChildProcess; liveHeapMiB: () => number; heapMiB: () => number }> {
+  const child = spawn(process.execPath, ['--trace-gc', ...nodeArgs, CLI, 'log-service'], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let liveHeap = 0;
+  // The heap V8 has reserved, garbage included: any collection's "(size)" figures.
+  let heap = 0;
   let listening = false;
   let pending = '';
   return new Promise((resolve, reject) => {
@@ -102,9 +164,11 @@ function startLogServiceProcess(
       for (const line of lines) {
         const gc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
         if (gc) liveHeap = Math.max(liveHeap, Number(gc[1]));
+        for (const m of line.matchAll(/\(([\d.]+)\)/g))
+          if (/ms: /.test(line)) heap = Math.max(heap, Number(m[1]));
         if (!listening && line.includes('log service listening')) {
           listening = true;
-          resolve({ child, liveHeapMiB: () => liveHeap });
+          resolve({ child, liveHeapMiB: () => liveHeap, heapMiB: () => heap });
         }
       }
     });
@@ -114,21 +178,12 @@ function startLogServiceProcess(
 
 const PAGE_RUNS = 7;
 
-/**
- * The job page of the finished log (its last 1000 lines, read from the blob store through the
- * line index) against that of a 10-line finished log: the first fetch of each (no cached index)
- * is in the runs too.
- */
-async function pageTimes(
-  jobs: JobStore,
-  blobs: FsBlobStore,
-  jobId: string,
-  log: ReturnType<typeof createLogger>,
-): Promise<{ big: number; small: number }> {
-  const small = randomUUID();
+/** A finished job whose log is `lines` lines of `lineBytes` bytes, archived to the blob store. */
+async function finishedLog(jobs: JobStore, lines: number, lineBytes: number): Promise<string> {
+  const jobId = randomUUID();
   await jobs.recordJob(
     {
-      jobId: small,
+      jobId,
       source: 'manual',
       repoUrl: 'bench',
       commitSha: '0'.repeat(40),
@@ -137,34 +192,62 @@ async function pageTimes(
       bootTimeoutMs: 0,
       maxMachineAttempts: 1,
     },
-    `bench/${small}`,
+    `bench/${jobId}`,
   );
+  const text = 'x'.repeat(Math.max(0, lineBytes - 1));
   await jobs.appendLogLines(
-    small,
-    Array.from({ length: 10 }, (_, i) => ({
-      seq: i + 1,
-      stream: 'stdout',
-      text: `line ${i + 1}`,
-      time: new Date(),
-    })),
+    jobId,
+    Array.from({ length: lines }, (_, i) => ({ seq: i + 1, stream: 'stdout', text, time: new Date() })),
   );
-  await jobs.finalize(small, { state: 'success', exitCode: 0 });
-  await jobs.logs.archive(small);
+  await jobs.finalize(jobId, { state: 'success', exitCode: 0 });
+  await jobs.logs.archive(jobId);
+  return jobId;
+}
+
+interface PageTime {
+  /** The whole page over HTTP, median ms. */
+  page: number;
+  /** Reading its last 1000 lines from the log store alone, median ms. */
+  read: number;
+}
+
+/**
+ * The job page of the finished log (its last 1000 lines, read from the blob store through the
+ * line index) against that of a finished 1000-line log of the same line size (the same lines
+ * to render, so only finding them differs) and of a 10-line log. The first fetch of each (no
+ * cached index) is in the runs too.
+ */
+async function pageTimes(
+  jobs: JobStore,
+  blobs: FsBlobStore,
+  jobId: string,
+  lineBytes: number,
+  log: ReturnType<typeof createLogger>,
+): Promise<{ big: PageTime; same: PageTime; small: PageTime }> {
+  const same = await finishedLog(jobs, 1000, lineBytes);
+  const small = await finishedLog(jobs, 10, 10);
   const server = await startJobPage({ addr: '127.0.0.1:0', jobs: new JobStore(jobs.db, blobs), blobs, log });
+  const reader = new JobStore(jobs.db, blobs);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const time = async (id: string): Promise<number> => {
-    const runs: number[] = [];
+  const time = async (id: string): Promise<PageTime> => {
+    const pages: number[] = [];
+    const reads: number[] = [];
     for (let i = 0; i < PAGE_RUNS; i++) {
-      const began = performance.now();
+      let began = performance.now();
       const res = await fetch(`${server.url}/jobs/${id}`);
       if (res.status !== 200) throw new Error(`job page answered ${res.status}`);
       await res.text();
-      runs.push(performance.now() - began);
+      pages.push(performance.now() - began);
+      began = performance.now();
+      const last = await reader.lastLogSeq(id);
+      const got = await reader.logLinesAfter(id, Math.max(0, last - 1000), 1000);
+      if (got.length !== Math.min(1000, last)) throw new Error(`read ${got.length} of the last lines`);
+      reads.push(performance.now() - began);
     }
-    return median(runs);
+    return { page: median(pages), read: median(reads) };
   };
   try {
-    return { big: await time(jobId), small: await time(small) };
+    return { big: await time(jobId), same: await time(same), small: await time(small) };
   } finally {
     await server.close();
   }
@@ -178,6 +261,10 @@ async function main(): Promise<void> {
       'mark-ms': { type: 'string', default: '50' },
       'poll-ms': { type: 'string', default: '200' },
       rate: { type: 'string', default: '0' },
+      // Write a CPU profile of the log service (node --cpu-prof) into this folder.
+      'cpu-prof': { type: 'string' },
+      // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings.
+      'service-node-args': { type: 'string', default: '' },
     },
   });
   const totalBytes = Math.round(Number(values.mb) * 1024 * 1024);
@@ -221,14 +308,25 @@ async function main(): Promise<void> {
   process.once('exit', () => {
     dev.stop().catch(() => undefined);
   });
-  const { child: logService, liveHeapMiB } = await startLogServiceProcess({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: cfg.databaseUrl,
-    TEMPORAL_ADDRESS: cfg.temporalAddress,
-    GRPC_ADDR: grpcAddr,
-  });
+  const cpuProf = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
+  const {
+    child: logService,
+    liveHeapMiB,
+    heapMiB,
+  } = await startLogServiceProcess(
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: cfg.databaseUrl,
+      TEMPORAL_ADDRESS: cfg.temporalAddress,
+      GRPC_ADDR: grpcAddr,
+    },
+    [
+      ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []),
+      ...values['service-node-args'].split(' ').filter(Boolean),
+    ],
+  );
   const pid = logService.pid as number;
   process.once('exit', () => logService.kill('SIGKILL'));
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
@@ -243,6 +341,7 @@ async function main(): Promise<void> {
     '.solstice/job.sh': `#!/bin/sh\nexec node .solstice/gen.js ${totalBytes} ${lineBytes} ${markMs} ${rateBps}\n`,
   });
   const baseline = procStatus(pid);
+  const loadAtStart = os.loadavg();
   console.error(
     `bench: one job printing ${values.mb} MiB in ${lineBytes}-byte lines${rateBps > 0 ? ` at ${values.rate} MiB/s` : ''}; log service pid ${pid}, RSS ${baseline.rss.toFixed(0)} MiB`,
   );
@@ -258,14 +357,23 @@ async function main(): Promise<void> {
   const stored: { at: number; seq: number }[] = [];
   let peakRss = baseline.rss;
   let sampling = false;
+  const cpu = new CpuLedger();
+  const databaseName = new URL(database.url).pathname.slice(1);
+  const benchCpuAtStart = process.cpuUsage();
+  cpu.sample('log service', [pid]);
+  const sampleCpu = async (): Promise<void> => {
+    cpu.sample('log service', [pid]);
+    cpu.sample('runner + job script', machinePids(cfg.workspaceRoot));
+    cpu.sample('PostgreSQL (this database)', await backendPids(db, databaseName));
+  };
+  await sampleCpu();
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, procStatus(pid).rss);
     if (sampling) return;
     sampling = true;
-    jobs
-      .lastLogSeq(jobId)
+    Promise.all([jobs.lastLogSeq(jobId), sampleCpu()])
       .then(
-        (seq) => stored.push({ at: Date.now(), seq }),
+        ([seq]) => stored.push({ at: Date.now(), seq }),
         (err: unknown) => console.error(`  storage sample skipped: ${String(err)}`),
       )
       .finally(() => (sampling = false));
@@ -293,8 +401,13 @@ async function main(): Promise<void> {
   const job = await jobs.getJob(jobId);
   const finishedAt = Date.now();
   clearInterval(sampler);
+  await sampleCpu();
+  const benchCpu = process.cpuUsage(benchCpuAtStart);
+  const cpuTotals = cpu.totals();
+  cpuTotals.set('bench process (worker, follower)', (benchCpu.user + benchCpu.system) / 1e6);
+  const load = os.loadavg();
   const hwm = procStatus(pid).hwm;
-  const page = await pageTimes(jobs, blobs, jobId, log);
+  const page = await pageTimes(jobs, blobs, jobId, lineBytes, log);
 
   logService.kill('SIGTERM');
   const drainCode = await new Promise<number | null>((resolve) => logService.once('exit', resolve));
@@ -329,11 +442,26 @@ async function main(): Promise<void> {
     ],
     ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
     ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
-    ['log service live heap, max after full GC', `${liveHeapMiB().toFixed(0)} MiB`],
+    [
+      'log service live heap, max after full GC',
+      `${liveHeapMiB().toFixed(0)} MiB (V8 heap reserved, max ${heapMiB().toFixed(0)} MiB)`,
+    ],
     ['log service exit on SIGTERM', String(drainCode)],
     [
-      'job page, last 1000 lines: this log / a 10-line log',
-      `${page.big.toFixed(1)} / ${page.small.toFixed(1)} ms (median of ${PAGE_RUNS}, from the blob store)`,
+      'job page, last 1000 lines: this log / 1000-line / 10-line log',
+      `${page.big.page.toFixed(1)} / ${page.same.page.toFixed(1)} / ${page.small.page.toFixed(1)} ms (median of ${PAGE_RUNS}, from the blob store)`,
+    ],
+    [
+      'reading those lines alone (log store)',
+      `${page.big.read.toFixed(1)} / ${page.same.read.toFixed(1)} / ${page.small.read.toFixed(1)} ms`,
+    ],
+    ...[...cpuTotals].map(([group, secs]): [string, string] => [
+      `CPU: ${group}`,
+      `${secs.toFixed(1)} s (${((100 * secs) / ((finishedAt - start) / 1000)).toFixed(0)} % of a core over the run)`,
+    ]),
+    [
+      'load average (1 min) at start / end',
+      `${loadAtStart[0].toFixed(1)} / ${load[0].toFixed(1)} (15 min at end ${load[2].toFixed(1)})`,
     ],
   ];
   console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
