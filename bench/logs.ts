@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Client as PgClient } from 'pg';
 import { FsBlobStore } from '../storage/blob-store';
 import { loadConfig } from '../platform/config';
 import { createDb, pgPool } from '../storage/db';
@@ -265,6 +266,8 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'string' },
       // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings.
       'service-node-args': { type: 'string', default: '' },
+      // Compression of the chunk columns: lz4 (the migrations' choice) or pglz (as before them), to compare.
+      compression: { type: 'string', default: 'lz4' },
     },
   });
   const totalBytes = Math.round(Number(values.mb) * 1024 * 1024);
@@ -280,6 +283,16 @@ async function main(): Promise<void> {
     process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
   );
   await migrate({ databaseUrl: database.url });
+  if (values.compression !== 'lz4') {
+    const c = values.compression === 'pglz' ? 'pglz' : undefined;
+    if (!c) throw new Error(`--compression is lz4 or pglz, not ${values.compression}`);
+    const admin = new PgClient({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(
+      `ALTER TABLE log_chunks ALTER COLUMN data SET COMPRESSION ${c}, ALTER COLUMN offsets SET COMPRESSION ${c}, ALTER COLUMN times SET COMPRESSION ${c}`,
+    );
+    await admin.end();
+  }
   const temporalPort = await freePort();
   const dev = await startDevServer({
     port: temporalPort,
@@ -321,6 +334,8 @@ async function main(): Promise<void> {
       DATABASE_URL: cfg.databaseUrl,
       TEMPORAL_ADDRESS: cfg.temporalAddress,
       GRPC_ADDR: grpcAddr,
+      // glibc's allocator settings, when given, to compare how memory outside V8's heap behaves.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'))),
     },
     [
       ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []),
@@ -432,7 +447,7 @@ async function main(): Promise<void> {
   const mib = bytes / 2 ** 20;
   const sorted = latencies.sort((a, b) => a - b);
   const rows: [string, string][] = [
-    ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines`],
+    ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines (chunks compressed with ${values.compression})`],
     ['script write rate', `${(mib / ((end.printedAt - start) / 1000)).toFixed(1)} MiB/s`],
     ['throughput runner -> stored', `${(mib / ((storedAt - start) / 1000)).toFixed(1)} MiB/s`],
     ['job, enqueue -> final (incl. blob upload)', `${((finishedAt - enqueuedAt) / 1000).toFixed(1)} s`],

@@ -107,23 +107,30 @@ function linesOfChunk(row: ChunkRow, after: number): LogLineRecord[] {
   return out;
 }
 
-/** A run of lines as chunk columns; offsets start at `base` (the bytes already in the chunk). */
-function encodeLines(lines: LogLineRecord[], base = 0) {
-  const parts: Buffer[] = [];
-  const offsets: number[] = [];
-  let at = base;
-  for (const l of lines) {
-    const b = Buffer.from(`${l.text}\n`, 'utf8');
-    offsets.push(at);
-    parts.push(b);
-    at += b.length;
+/**
+ * A run of lines as chunk columns; offsets start at `base` (the bytes already in the chunk).
+ * `bytes[i]` is the UTF-8 length of `lines[i].text` when the caller measured it already. The
+ * text goes into one buffer sized up front: no Buffer a line on the ingest path.
+ */
+function encodeLines(lines: LogLineRecord[], base = 0, bytes?: number[]) {
+  const lengths = bytes ?? lines.map((l) => Buffer.byteLength(l.text, 'utf8'));
+  let total = 0;
+  for (const n of lengths) total += n + 1;
+  const data = Buffer.allocUnsafe(total);
+  const offsets = new Array<number>(lines.length);
+  const times = new Array<number>(lines.length);
+  let streams = '';
+  let at = 0;
+  for (let i = 0; i < lines.length; i += 1) {
+    const l = lines[i];
+    offsets[i] = base + at;
+    at += data.write(l.text, at, 'utf8');
+    data[at] = 0x0a;
+    at += 1;
+    streams += STREAM_CODES[l.stream] ?? 'o';
+    times[i] = l.time.getTime();
   }
-  return {
-    data: Buffer.concat(parts),
-    offsets,
-    streams: lines.map((l) => STREAM_CODES[l.stream] ?? 'o').join(''),
-    times: lines.map((l) => l.time.getTime()),
-  };
+  return { data, offsets, streams, times };
 }
 
 function runsOf(codes: string): string {
@@ -226,31 +233,52 @@ export class LogStore {
           throw new LogGapError(`log line ${l.seq} of job ${jobId} does not follow line ${stored + i}`);
       });
 
-      let rest = fresh;
+      // Each line's UTF-8 length, measured once for cutting chunks and for encoding them.
+      const lengths = fresh.map((l) => Buffer.byteLength(l.text, 'utf8'));
+      let pos = 0;
       if (head.first_seq !== null && (head.n ?? 0) < CHUNK_MAX_LINES && (head.bytes ?? 0) < CHUNK_MAX_BYTES) {
-        const take = takeChunk(rest, CHUNK_MAX_LINES - (head.n ?? 0), CHUNK_MAX_BYTES - (head.bytes ?? 0));
-        const enc = encodeLines(rest.slice(0, take), head.bytes ?? 0);
+        const take = takeChunk(
+          lengths,
+          pos,
+          CHUNK_MAX_LINES - (head.n ?? 0),
+          CHUNK_MAX_BYTES - (head.bytes ?? 0),
+        );
+        const enc = encodeLines(fresh.slice(0, take), head.bytes ?? 0, lengths.slice(0, take));
         await client.query(
           `UPDATE log_chunks SET last_seq = $3, data = data || $4::bytea, offsets = offsets || $5::int[],
              streams = streams || $6, times = times || $7::bigint[]
            WHERE job_id = $1::uuid AND first_seq = $2`,
-          [jobId, head.first_seq, rest[take - 1].seq, enc.data, enc.offsets, enc.streams, enc.times],
+          [
+            jobId,
+            head.first_seq,
+            fresh[take - 1].seq,
+            enc.data,
+            pgArray(enc.offsets),
+            enc.streams,
+            pgArray(enc.times),
+          ],
         );
-        rest = rest.slice(take);
+        pos = take;
       }
-      if (rest.length > 0) {
+      if (pos < fresh.length) {
         const values: string[] = [];
         const params: unknown[] = [jobId];
-        while (rest.length > 0) {
-          const take = takeChunk(rest, CHUNK_MAX_LINES, CHUNK_MAX_BYTES);
-          const part = rest.slice(0, take);
-          const enc = encodeLines(part);
+        while (pos < fresh.length) {
+          const take = takeChunk(lengths, pos, CHUNK_MAX_LINES, CHUNK_MAX_BYTES);
+          const enc = encodeLines(fresh.slice(pos, pos + take), 0, lengths.slice(pos, pos + take));
           const p = params.length;
           values.push(
             `($1::uuid, $${p + 1}::int, $${p + 2}::int, $${p + 3}::bytea, $${p + 4}::int[], $${p + 5}, $${p + 6}::bigint[])`,
           );
-          params.push(part[0].seq, part[part.length - 1].seq, enc.data, enc.offsets, enc.streams, enc.times);
-          rest = rest.slice(take);
+          params.push(
+            fresh[pos].seq,
+            fresh[pos + take - 1].seq,
+            enc.data,
+            pgArray(enc.offsets),
+            enc.streams,
+            pgArray(enc.times),
+          );
+          pos += take;
         }
         await client.query(
           `INSERT INTO log_chunks (job_id, first_seq, last_seq, data, offsets, streams, times) VALUES ${values.join(', ')}`,
@@ -496,14 +524,25 @@ export class LogStore {
   }
 }
 
-/** How many of `lines` fit one chunk: at most `maxLines`, and text up to about `maxBytes` (at least one line). */
-function takeChunk(lines: LogLineRecord[], maxLines: number, maxBytes: number): number {
+/**
+ * How many lines from `from` fit one chunk, by their UTF-8 lengths: at most `maxLines`, and text
+ * up to about `maxBytes` (at least one line).
+ */
+function takeChunk(lengths: number[], from: number, maxLines: number, maxBytes: number): number {
   let bytes = 0;
   let n = 0;
-  while (n < lines.length && n < maxLines) {
-    bytes += Buffer.byteLength(lines[n].text, 'utf8') + 1;
+  while (from + n < lengths.length && n < maxLines) {
+    bytes += lengths[from + n] + 1;
     if (n > 0 && bytes > maxBytes) break;
     n += 1;
   }
   return Math.max(1, n);
+}
+
+/**
+ * An integer array as PostgreSQL's array literal: node-postgres would otherwise prepare and
+ * escape it element by element, a cost a line on the ingest path.
+ */
+function pgArray(xs: number[]): string {
+  return `{${xs.join(',')}}`;
 }
