@@ -268,6 +268,8 @@ async function main(): Promise<void> {
       'service-node-args': { type: 'string', default: '' },
       // Compression of the chunk columns: lz4 (the migrations' choice) or pglz (as before them), to compare.
       compression: { type: 'string', default: 'lz4' },
+      // false: the follower polls only, as before notifications woke it.
+      wake: { type: 'string', default: 'true' },
     },
   });
   const totalBytes = Math.round(Number(values.mb) * 1024 * 1024);
@@ -400,7 +402,7 @@ async function main(): Promise<void> {
   let start: number | undefined;
   let end: { seq: number; printedAt: number } | undefined;
   let lastProgress = Date.now();
-  for await (const line of readLog(jobs, jobId, { follow: true, pollMs })) {
+  for await (const line of readLog(jobs, jobId, { follow: true, pollMs, wake: values.wake !== 'false' })) {
     const now = Date.now();
     bytes += Buffer.byteLength(line.text) + 1;
     lines += 1;
@@ -452,7 +454,7 @@ async function main(): Promise<void> {
     ['throughput runner -> stored', `${(mib / ((storedAt - start) / 1000)).toFixed(1)} MiB/s`],
     ['job, enqueue -> final (incl. blob upload)', `${((finishedAt - enqueuedAt) / 1000).toFixed(1)} s`],
     [
-      `follow latency p50 / p99 (poll ${pollMs} ms)`,
+      `follow latency p50 / p99 (poll ${pollMs} ms${values.wake === 'false' ? ', no wake-ups' : ', woken'})`,
       `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)} ms (${sorted.length} samples)`,
     ],
     ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
@@ -480,9 +482,9 @@ async function main(): Promise<void> {
     ],
   ];
   console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
-  console.log(`| ${'metric'.padEnd(44)} | value`);
-  console.log(`|${'-'.repeat(46)}|${'-'.repeat(40)}`);
-  for (const [k, v] of rows) console.log(`| ${k.padEnd(44)} | ${v}`);
+  console.log(`| ${'metric'.padEnd(52)} | value`);
+  console.log(`|${'-'.repeat(54)}|${'-'.repeat(40)}`);
+  for (const [k, v] of rows) console.log(`| ${k.padEnd(52)} | ${v}`);
   await teardown().catch((err: unknown) =>
     console.error(`bench: teardown failed (figures stand): ${String(err)}`),
   );

@@ -17,10 +17,11 @@
 import { promisify } from 'node:util';
 import { createGunzip, gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
 import { Readable } from 'node:stream';
-import type pg from 'pg';
+import pg from 'pg';
 import { pgPool, type Db } from './db';
 import type { BlobStore } from './blob-store';
 import { NotFoundError, SolsticeError } from '../platform/errors';
+import { LOG_CHANNEL, LogWakeups } from './log-wake';
 
 const gzip = promisify(gzipCb);
 const gunzip = promisify(gunzipCb);
@@ -155,6 +156,8 @@ const INDEX_CACHE_SIZE = 32;
 export class LogStore {
   /** Archived logs never change: their indexes are kept for the next window of the same log. */
   private readonly indexes = new Map<string, LogIndex>();
+  /** Followers in this process wait on these (see log-wake.ts). */
+  readonly wakeups = new LogWakeups(() => new pg.Client(this.pool.options));
 
   constructor(
     readonly db: Db,
@@ -212,7 +215,9 @@ export class LogStore {
         n: number | null;
         bytes: number | null;
       }>(
-        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed,
+        // The notification (followers read on it, see log-wake.ts) goes out only if this
+        // transaction commits, i.e. after the lines are stored; it is rarely for nothing (a resend).
+        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed, pg_notify('${LOG_CHANNEL}', $1),
                 c.first_seq, c.last_seq, c.last_seq - c.first_seq + 1 AS n, octet_length(c.data) AS bytes
          FROM jobs j LEFT JOIN LATERAL (
            SELECT first_seq, last_seq, data FROM log_chunks WHERE job_id = j.id ORDER BY last_seq DESC LIMIT 1
