@@ -434,20 +434,14 @@ export class LogStore {
       async function* members(): AsyncGenerator<Buffer> {
         let after = 0;
         let offset = 0;
-        let pending: { lines: LogLineRecord[]; bytes: number } = { lines: [], bytes: 0 };
+        // A member is cut from the chunks' bytes as they are: no string or object a line.
+        let pending = { parts: [] as Buffer[], bytes: 0, lines: 0, firstSeq: 0, timeMs: 0, streams: '' };
         const flush = async (): Promise<Buffer> => {
-          const enc = encodeLines(pending.lines);
-          const z = await gzip(enc.data);
-          idx.members.push([
-            pending.lines[0].seq,
-            offset,
-            z.length,
-            pending.lines[0].time.getTime(),
-            runsOf(enc.streams),
-          ]);
+          const z = await gzip(Buffer.concat(pending.parts, pending.bytes));
+          idx.members.push([pending.firstSeq, offset, z.length, pending.timeMs, runsOf(pending.streams)]);
           offset += z.length;
-          idx.lines = pending.lines[pending.lines.length - 1].seq;
-          pending = { lines: [], bytes: 0 };
+          idx.lines = pending.firstSeq + pending.lines - 1;
+          pending = { parts: [], bytes: 0, lines: 0, firstSeq: 0, timeMs: 0, streams: '' };
           return z;
         };
         for (;;) {
@@ -458,16 +452,28 @@ export class LogStore {
           );
           if (rows.length === 0) break;
           for (const row of rows) {
-            for (const l of linesOfChunk(row, after)) {
-              pending.lines.push(l);
-              pending.bytes += l.text.length + 1;
-              if (pending.lines.length >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES)
-                yield await flush();
+            const n = row.offsets.length;
+            let from = Math.max(0, after + 1 - row.first_seq);
+            for (let i = from; i < n; i += 1) {
+              const end = i + 1 < n ? row.offsets[i + 1] : row.data.length;
+              if (pending.lines === 0) {
+                pending.firstSeq = row.first_seq + i;
+                pending.timeMs = Number(row.times[i]);
+              }
+              pending.lines += 1;
+              pending.bytes += end - row.offsets[i];
+              if (pending.lines >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES || i + 1 === n) {
+                pending.parts.push(row.data.subarray(row.offsets[from], end));
+                pending.streams += row.streams.slice(from, i + 1);
+                from = i + 1;
+                if (pending.lines >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES)
+                  yield await flush();
+              }
             }
             after = row.last_seq;
           }
         }
-        if (pending.lines.length > 0) yield await flush();
+        if (pending.lines > 0) yield await flush();
         // A log without lines is still a valid (empty) gzip file.
         if (offset === 0) yield await gzip(Buffer.alloc(0));
       }
