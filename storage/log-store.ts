@@ -324,7 +324,10 @@ export class LogStore {
       const { rows } = await this.pool.query<ChunkRow>(
         `SELECT first_seq, last_seq, data, offsets, streams, times FROM log_chunks
          WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT $3`,
-        [jobId, after, Math.ceil((limit - out.length) / 100) + 1],
+        // Enough chunks for the lines still wanted if they are full, one more for a partial
+        // one; the loop fetches more if they were short. (Assuming 100 lines a chunk fetched
+        // about three times the lines wanted, decoded and thrown away, on every page.)
+        [jobId, after, Math.ceil((limit - out.length) / CHUNK_MAX_LINES) + 1],
       );
       for (const row of rows) out.push(...linesOfChunk(row, after));
       if (rows.length === 0) break;
