@@ -28,12 +28,55 @@ import { JobStore, type LogLineRecord } from '../storage/job-store';
 import { migrate } from '../storage/migrate';
 import { freshDatabase } from './fixtures';
 
+/** CPU seconds (user + system) the processes used so far, from /proc (the server is local). */
+function cpuOf(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // gone, or a server on another machine: no figure
+    }
+  }
+  return total;
+}
+
+/** A line of build-log-like text: words and numbers from a fixed pseudo-random sequence. */
+function wordsLine(bytes: number, seed0: number): string {
+  const words = [
+    'compiling',
+    'src/',
+    'module',
+    'warning:',
+    'unused',
+    'ok',
+    'test',
+    'passed',
+    'in',
+    'ms',
+    'GET',
+    '/api/v1/',
+  ];
+  let seed = seed0 + 1;
+  let out = '';
+  while (out.length < bytes) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    out += seed % 3 === 0 ? `${seed % 100000} ` : `${words[seed % words.length]} `;
+  }
+  return out.slice(0, bytes);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       lines: { type: 'string', default: '200000' },
       'line-bytes': { type: 'string', default: '200' },
       rounds: { type: 'string', default: '3' },
+      // x: one repeated character (compresses to almost nothing, as in earlier runs); words: text
+      // that compresses about as a build log does.
+      text: { type: 'string', default: 'x' },
     },
   });
   const total = Number(values.lines);
@@ -56,7 +99,11 @@ async function main(): Promise<void> {
   const jobs = new JobStore(db, blobs);
   await pool.query(`CREATE TABLE legacy_log_lines (job_id uuid NOT NULL, seq int NOT NULL, stream text NOT NULL,
     text text NOT NULL, time timestamptz(3) NOT NULL, PRIMARY KEY (job_id, seq))`);
-  const text = 'x'.repeat(lineBytes - 1);
+  // 1000 different lines in turn for `words`, so no chunk is one line repeated.
+  const texts =
+    values.text === 'words'
+      ? Array.from({ length: 1000 }, (_, i) => wordsLine(lineBytes - 1, i))
+      : ['x'.repeat(lineBytes - 1)];
 
   const newJob = async (): Promise<string> => {
     const jobId = randomUUID();
@@ -79,7 +126,7 @@ async function main(): Promise<void> {
     for (let seq = 1; seq <= total; seq += batch) {
       const lines: LogLineRecord[] = [];
       for (let s = seq; s < seq + batch && s <= total; s++)
-        lines.push({ seq: s, stream: 'stdout', text, time: new Date() });
+        lines.push({ seq: s, stream: 'stdout', text: texts[s % texts.length], time: new Date() });
       yield lines;
     }
   };
@@ -99,6 +146,12 @@ async function main(): Promise<void> {
     );
 
   const archivedJobs: string[] = [];
+  const compressionOf = new Map<string, 'pglz' | 'lz4'>();
+  /** Compression of the chunk columns for values written from now on. */
+  const setCompression = (c: 'pglz' | 'lz4') =>
+    pool.query(
+      `ALTER TABLE log_chunks ALTER COLUMN data SET COMPRESSION ${c}, ALTER COLUMN offsets SET COMPRESSION ${c}, ALTER COLUMN times SET COMPRESSION ${c}`,
+    );
   const shapes: { name: string; batch?: number; run(): Promise<void> }[] = [
     {
       name: 'dd (bs=1M, conv=fdatasync)',
@@ -120,16 +173,22 @@ async function main(): Promise<void> {
         for (const lines of batches(batch)) await rowsInsert(jobId, lines);
       },
     })),
-    ...[500, 5000].map((batch) => ({
-      name: 'LogStore.append (chunks)',
-      batch,
-      run: async () => {
-        const jobId = await newJob();
-        for (const lines of batches(batch)) await jobs.appendLogLines(jobId, lines);
-        if ((await jobs.countLogLines(jobId)) !== total) throw new Error('append lost lines');
-        archivedJobs.push(jobId);
-      },
-    })),
+    // pglz (PostgreSQL's default, as before migration 20261201210000) against lz4 (now).
+    ...[500, 5000].flatMap((batch) =>
+      (['pglz', 'lz4'] as const).map((compression) => ({
+        name: `LogStore.append (chunks, ${compression})`,
+        batch,
+        compression,
+        run: async () => {
+          await setCompression(compression);
+          const jobId = await newJob();
+          compressionOf.set(jobId, compression);
+          for (const lines of batches(batch)) await jobs.appendLogLines(jobId, lines);
+          if ((await jobs.countLogLines(jobId)) !== total) throw new Error('append lost lines');
+          archivedJobs.push(jobId);
+        },
+      })),
+    ),
     {
       name: 'LogStore.archive (gzip + index)',
       run: async () => {
@@ -140,13 +199,25 @@ async function main(): Promise<void> {
     },
   ];
   const seconds = shapes.map((): number[] => []);
+  const cpu = shapes.map(() => ({ node: 0, pg: 0 }));
+  const backends = async (): Promise<number[]> =>
+    (
+      await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')
+    ).rows.map((r) => r.pid);
   const sizes: Record<string, number> = {};
+  const valueBytes: Record<string, number> = {};
+  const valueLines: Record<string, number> = {};
   try {
     for (let round = 0; round < rounds; round++) {
       for (const [i, shape] of shapes.entries()) {
+        const pgBefore = cpuOf(await backends());
+        const nodeBefore = process.cpuUsage();
         const began = performance.now();
         await shape.run();
         seconds[i].push((performance.now() - began) / 1000);
+        const node = process.cpuUsage(nodeBefore);
+        cpu[i].node += (node.user + node.system) / 1e6 / rounds;
+        cpu[i].pg += (cpuOf(await backends()) - pgBefore) / rounds;
       }
     }
     // Bytes PostgreSQL holds per stored line, each shape's table with its indexes and TOAST.
@@ -156,6 +227,17 @@ async function main(): Promise<void> {
         [table],
       );
       sizes[table] = Number(rows[0].b);
+    }
+    // And what each compression made of the chunk values (left: the jobs not archived).
+    for (const [jobId, c] of compressionOf) {
+      const { rows } = await pool.query<{ b: string | null }>(
+        `SELECT sum(pg_column_size(data) + pg_column_size(offsets) + pg_column_size(times)) AS b
+         FROM log_chunks WHERE job_id = $1::uuid`,
+        [jobId],
+      );
+      if (rows[0].b === null) continue;
+      valueBytes[c] = (valueBytes[c] ?? 0) + Number(rows[0].b);
+      valueLines[c] = (valueLines[c] ?? 0) + total;
     }
   } finally {
     await db.$disconnect();
@@ -167,19 +249,30 @@ async function main(): Promise<void> {
   console.log(
     `\nSolstice log storage: ${total} lines of ${lineBytes} bytes (${mib.toFixed(0)} MiB), ${rounds} rounds, median; ${os.cpus().length} CPUs\n`,
   );
-  console.log(`| ${'what'.padEnd(32)} | batch | lines/s    | MiB/s  | vs dd`);
-  console.log(`|${'-'.repeat(34)}|-------|------------|--------|------`);
+  console.log(`| ${'what'.padEnd(36)} | batch | lines/s    | MiB/s  | vs dd | CPU s: node / PostgreSQL`);
+  console.log(`|${'-'.repeat(38)}|-------|------------|--------|-------|-------------------------`);
   for (const [i, shape] of shapes.entries()) {
     const s = median(seconds[i]);
     console.log(
-      `| ${shape.name.padEnd(32)} | ${String(shape.batch ?? '').padStart(5)} | ${String(i === 0 ? '' : Math.round(total / s)).padStart(10)} | ${(mib / s).toFixed(1).padStart(6)} | ${(dd / s).toFixed(2)}`,
+      `| ${shape.name.padEnd(36)} | ${String(shape.batch ?? '').padStart(5)} | ${String(i === 0 ? '' : Math.round(total / s)).padStart(10)} | ${(mib / s).toFixed(1).padStart(6)} | ${(dd / s).toFixed(2).padStart(5)} | ${i === 0 ? '' : `${cpu[i].node.toFixed(2)} / ${cpu[i].pg.toFixed(2)}`}`,
     );
   }
   // Rows: 2 batch sizes × rounds jobs; chunks: what is left after the archived ones were deleted.
   const legacyLines = 2 * rounds * total;
-  const chunkLines = (2 * rounds - rounds) * total;
+  const chunkLines = (4 * rounds - rounds) * total;
   console.log(
-    `\nPostgreSQL bytes per stored line: rows ${(sizes.legacy_log_lines / legacyLines).toFixed(0)}, chunks ${(sizes.log_chunks / chunkLines).toFixed(0)} (line text ${lineBytes} bytes)`,
+    `\nPostgreSQL bytes per stored line: rows ${(sizes.legacy_log_lines / legacyLines).toFixed(0)}, chunks ${(sizes.log_chunks / chunkLines).toFixed(0)} (line text ${lineBytes} bytes, ${values.text === 'words' ? 'words' : 'one repeated character'})`,
+  );
+  console.log(
+    `chunk values per line (data, offsets, times as stored): ${Object.keys(valueBytes)
+      .map((c) => `${c} ${(valueBytes[c] / valueLines[c]).toFixed(1)} B`)
+      .join(', ')}; CPU s are per run (mean), PostgreSQL's from /proc of its backends`,
+  );
+  console.log(
+    `load average (1 / 5 / 15 min) at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ')}`,
   );
 }
 

@@ -27,9 +27,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Client as PgClient } from 'pg';
 import { FsBlobStore } from '../storage/blob-store';
 import { loadConfig } from '../platform/config';
-import { createDb } from '../storage/db';
+import { createDb, pgPool } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
 import { readLog } from '../storage/log-follow';
@@ -72,6 +73,65 @@ while (written < total) {
 write('bench-end ' + Date.now() + '\\n');
 `;
 
+/** CPU seconds (user + system) a process used so far; undefined once it is gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    // Fields after the command (which may hold spaces) are fixed: utime and stime are 14th and 15th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * Where the CPU goes, per process group: last seen CPU seconds of every process ever sampled,
+ * so processes that end before the run does (the runner, the job script) still count.
+ */
+class CpuLedger {
+  private readonly seen = new Map<number, { group: string; first: number; last: number }>();
+  sample(group: string, pids: number[]): void {
+    for (const pid of pids) {
+      const s = cpuSeconds(pid);
+      if (s === undefined) continue;
+      const e = this.seen.get(pid);
+      if (e) e.last = s;
+      else this.seen.set(pid, { group, first: s, last: s });
+    }
+  }
+  totals(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.seen.values()) out.set(e.group, (out.get(e.group) ?? 0) + e.last - e.first);
+    return out;
+  }
+}
+
+/** Processes of this run's machines (the runner and the job's script): their SOLSTICE_ROOT is under `root`. */
+function machinePids(root: string): number[] {
+  const needle = Buffer.from(`\0SOLSTICE_ROOT=${root}`);
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/environ`).includes(needle)) pids.push(Number(e));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/** The PostgreSQL backends serving `database` (the log service's, the worker's and the bench's pools). */
+async function backendPids(db: ReturnType<typeof createDb>, database: string): Promise<number[]> {
+  const { rows } = await pgPool(db).query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = $1',
+    [database],
+  );
+  return rows.map((r) => r.pid);
+}
+
 /** kB values of /proc/<pid>/status fields, in MiB. */
 function procStatus(pid: number): { rss: number; hwm: number } {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -86,12 +146,15 @@ function procStatus(pid: number): { rss: number; hwm: number } {
  */
 function startLogServiceProcess(
   env: NodeJS.ProcessEnv,
-): Promise<{ child: ChildProcess; liveHeapMiB: () => number }> {
-  const child = spawn(process.execPath, ['--trace-gc', CLI, 'log-service'], {
+  nodeArgs: string[],
+): Promise<{ child: ChildProcess; liveHeapMiB: () => number; heapMiB: () => number }> {
+  const child = spawn(process.execPath, ['--trace-gc', ...nodeArgs, CLI, 'log-service'], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let liveHeap = 0;
+  // The heap V8 has reserved, garbage included: any collection's "(size)" figures.
+  let heap = 0;
   let listening = false;
   let pending = '';
   return new Promise((resolve, reject) => {
@@ -102,9 +165,11 @@ function startLogServiceProcess(
       for (const line of lines) {
         const gc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
         if (gc) liveHeap = Math.max(liveHeap, Number(gc[1]));
+        for (const m of line.matchAll(/\(([\d.]+)\)/g))
+          if (/ms: /.test(line)) heap = Math.max(heap, Number(m[1]));
         if (!listening && line.includes('log service listening')) {
           listening = true;
-          resolve({ child, liveHeapMiB: () => liveHeap });
+          resolve({ child, liveHeapMiB: () => liveHeap, heapMiB: () => heap });
         }
       }
     });
@@ -114,21 +179,12 @@ function startLogServiceProcess(
 
 const PAGE_RUNS = 7;
 
-/**
- * The job page of the finished log (its last 1000 lines, read from the blob store through the
- * line index) against that of a 10-line finished log: the first fetch of each (no cached index)
- * is in the runs too.
- */
-async function pageTimes(
-  jobs: JobStore,
-  blobs: FsBlobStore,
-  jobId: string,
-  log: ReturnType<typeof createLogger>,
-): Promise<{ big: number; small: number }> {
-  const small = randomUUID();
+/** A finished job whose log is `lines` lines of `lineBytes` bytes, archived to the blob store. */
+async function finishedLog(jobs: JobStore, lines: number, lineBytes: number): Promise<string> {
+  const jobId = randomUUID();
   await jobs.recordJob(
     {
-      jobId: small,
+      jobId,
       source: 'manual',
       repoUrl: 'bench',
       commitSha: '0'.repeat(40),
@@ -137,34 +193,62 @@ async function pageTimes(
       bootTimeoutMs: 0,
       maxMachineAttempts: 1,
     },
-    `bench/${small}`,
+    `bench/${jobId}`,
   );
+  const text = 'x'.repeat(Math.max(0, lineBytes - 1));
   await jobs.appendLogLines(
-    small,
-    Array.from({ length: 10 }, (_, i) => ({
-      seq: i + 1,
-      stream: 'stdout',
-      text: `line ${i + 1}`,
-      time: new Date(),
-    })),
+    jobId,
+    Array.from({ length: lines }, (_, i) => ({ seq: i + 1, stream: 'stdout', text, time: new Date() })),
   );
-  await jobs.finalize(small, { state: 'success', exitCode: 0 });
-  await jobs.logs.archive(small);
+  await jobs.finalize(jobId, { state: 'success', exitCode: 0 });
+  await jobs.logs.archive(jobId);
+  return jobId;
+}
+
+interface PageTime {
+  /** The whole page over HTTP, median ms. */
+  page: number;
+  /** Reading its last 1000 lines from the log store alone, median ms. */
+  read: number;
+}
+
+/**
+ * The job page of the finished log (its last 1000 lines, read from the blob store through the
+ * line index) against that of a finished 1000-line log of the same line size (the same lines
+ * to render, so only finding them differs) and of a 10-line log. The first fetch of each (no
+ * cached index) is in the runs too.
+ */
+async function pageTimes(
+  jobs: JobStore,
+  blobs: FsBlobStore,
+  jobId: string,
+  lineBytes: number,
+  log: ReturnType<typeof createLogger>,
+): Promise<{ big: PageTime; same: PageTime; small: PageTime }> {
+  const same = await finishedLog(jobs, 1000, lineBytes);
+  const small = await finishedLog(jobs, 10, 10);
   const server = await startJobPage({ addr: '127.0.0.1:0', jobs: new JobStore(jobs.db, blobs), blobs, log });
+  const reader = new JobStore(jobs.db, blobs);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const time = async (id: string): Promise<number> => {
-    const runs: number[] = [];
+  const time = async (id: string): Promise<PageTime> => {
+    const pages: number[] = [];
+    const reads: number[] = [];
     for (let i = 0; i < PAGE_RUNS; i++) {
-      const began = performance.now();
+      let began = performance.now();
       const res = await fetch(`${server.url}/jobs/${id}`);
       if (res.status !== 200) throw new Error(`job page answered ${res.status}`);
       await res.text();
-      runs.push(performance.now() - began);
+      pages.push(performance.now() - began);
+      began = performance.now();
+      const last = await reader.lastLogSeq(id);
+      const got = await reader.logLinesAfter(id, Math.max(0, last - 1000), 1000);
+      if (got.length !== Math.min(1000, last)) throw new Error(`read ${got.length} of the last lines`);
+      reads.push(performance.now() - began);
     }
-    return median(runs);
+    return { page: median(pages), read: median(reads) };
   };
   try {
-    return { big: await time(jobId), small: await time(small) };
+    return { big: await time(jobId), same: await time(same), small: await time(small) };
   } finally {
     await server.close();
   }
@@ -178,6 +262,14 @@ async function main(): Promise<void> {
       'mark-ms': { type: 'string', default: '50' },
       'poll-ms': { type: 'string', default: '200' },
       rate: { type: 'string', default: '0' },
+      // Write a CPU profile of the log service (node --cpu-prof) into this folder.
+      'cpu-prof': { type: 'string' },
+      // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings.
+      'service-node-args': { type: 'string', default: '' },
+      // Compression of the chunk columns: lz4 (the migrations' choice) or pglz (as before them), to compare.
+      compression: { type: 'string', default: 'lz4' },
+      // false: the follower polls only, as before notifications woke it.
+      wake: { type: 'string', default: 'true' },
     },
   });
   const totalBytes = Math.round(Number(values.mb) * 1024 * 1024);
@@ -193,6 +285,16 @@ async function main(): Promise<void> {
     process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
   );
   await migrate({ databaseUrl: database.url });
+  if (values.compression !== 'lz4') {
+    const c = values.compression === 'pglz' ? 'pglz' : undefined;
+    if (!c) throw new Error(`--compression is lz4 or pglz, not ${values.compression}`);
+    const admin = new PgClient({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(
+      `ALTER TABLE log_chunks ALTER COLUMN data SET COMPRESSION ${c}, ALTER COLUMN offsets SET COMPRESSION ${c}, ALTER COLUMN times SET COMPRESSION ${c}`,
+    );
+    await admin.end();
+  }
   const temporalPort = await freePort();
   const dev = await startDevServer({
     port: temporalPort,
@@ -221,14 +323,27 @@ async function main(): Promise<void> {
   process.once('exit', () => {
     dev.stop().catch(() => undefined);
   });
-  const { child: logService, liveHeapMiB } = await startLogServiceProcess({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: cfg.databaseUrl,
-    TEMPORAL_ADDRESS: cfg.temporalAddress,
-    GRPC_ADDR: grpcAddr,
-  });
+  const cpuProf = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
+  const {
+    child: logService,
+    liveHeapMiB,
+    heapMiB,
+  } = await startLogServiceProcess(
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: cfg.databaseUrl,
+      TEMPORAL_ADDRESS: cfg.temporalAddress,
+      GRPC_ADDR: grpcAddr,
+      // glibc's allocator settings, when given, to compare how memory outside V8's heap behaves.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'))),
+    },
+    [
+      ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []),
+      ...values['service-node-args'].split(' ').filter(Boolean),
+    ],
+  );
   const pid = logService.pid as number;
   process.once('exit', () => logService.kill('SIGKILL'));
   const runnerServer = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
@@ -243,6 +358,7 @@ async function main(): Promise<void> {
     '.solstice/job.sh': `#!/bin/sh\nexec node .solstice/gen.js ${totalBytes} ${lineBytes} ${markMs} ${rateBps}\n`,
   });
   const baseline = procStatus(pid);
+  const loadAtStart = os.loadavg();
   console.error(
     `bench: one job printing ${values.mb} MiB in ${lineBytes}-byte lines${rateBps > 0 ? ` at ${values.rate} MiB/s` : ''}; log service pid ${pid}, RSS ${baseline.rss.toFixed(0)} MiB`,
   );
@@ -258,14 +374,23 @@ async function main(): Promise<void> {
   const stored: { at: number; seq: number }[] = [];
   let peakRss = baseline.rss;
   let sampling = false;
+  const cpu = new CpuLedger();
+  const databaseName = new URL(database.url).pathname.slice(1);
+  const benchCpuAtStart = process.cpuUsage();
+  cpu.sample('log service', [pid]);
+  const sampleCpu = async (): Promise<void> => {
+    cpu.sample('log service', [pid]);
+    cpu.sample('runner + job script', machinePids(cfg.workspaceRoot));
+    cpu.sample('PostgreSQL (this database)', await backendPids(db, databaseName));
+  };
+  await sampleCpu();
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, procStatus(pid).rss);
     if (sampling) return;
     sampling = true;
-    jobs
-      .lastLogSeq(jobId)
+    Promise.all([jobs.lastLogSeq(jobId), sampleCpu()])
       .then(
-        (seq) => stored.push({ at: Date.now(), seq }),
+        ([seq]) => stored.push({ at: Date.now(), seq }),
         (err: unknown) => console.error(`  storage sample skipped: ${String(err)}`),
       )
       .finally(() => (sampling = false));
@@ -277,7 +402,7 @@ async function main(): Promise<void> {
   let start: number | undefined;
   let end: { seq: number; printedAt: number } | undefined;
   let lastProgress = Date.now();
-  for await (const line of readLog(jobs, jobId, { follow: true, pollMs })) {
+  for await (const line of readLog(jobs, jobId, { follow: true, pollMs, wake: values.wake !== 'false' })) {
     const now = Date.now();
     bytes += Buffer.byteLength(line.text) + 1;
     lines += 1;
@@ -293,8 +418,21 @@ async function main(): Promise<void> {
   const job = await jobs.getJob(jobId);
   const finishedAt = Date.now();
   clearInterval(sampler);
+  await sampleCpu();
+  const benchCpu = process.cpuUsage(benchCpuAtStart);
+  // The job is final before its log is in the blob store (finalizeJob records the state, then
+  // archives): the page is measured on the archived log, so wait for it.
+  for (;;) {
+    const place = await jobs.logs.place(jobId);
+    if (place.kind !== 'chunks') break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const archivedAt = Date.now();
+  const cpuTotals = cpu.totals();
+  cpuTotals.set('bench process (worker, follower)', (benchCpu.user + benchCpu.system) / 1e6);
+  const load = os.loadavg();
   const hwm = procStatus(pid).hwm;
-  const page = await pageTimes(jobs, blobs, jobId, log);
+  const page = await pageTimes(jobs, blobs, jobId, lineBytes, log);
 
   logService.kill('SIGTERM');
   const drainCode = await new Promise<number | null>((resolve) => logService.once('exit', resolve));
@@ -319,27 +457,43 @@ async function main(): Promise<void> {
   const mib = bytes / 2 ** 20;
   const sorted = latencies.sort((a, b) => a - b);
   const rows: [string, string][] = [
-    ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines`],
+    ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines (chunks compressed with ${values.compression})`],
     ['script write rate', `${(mib / ((end.printedAt - start) / 1000)).toFixed(1)} MiB/s`],
     ['throughput runner -> stored', `${(mib / ((storedAt - start) / 1000)).toFixed(1)} MiB/s`],
-    ['job, enqueue -> final (incl. blob upload)', `${((finishedAt - enqueuedAt) / 1000).toFixed(1)} s`],
+    ['job, enqueue -> final state', `${((finishedAt - enqueuedAt) / 1000).toFixed(1)} s`],
+    ['job, final state -> log archived (gzip + index)', `${((archivedAt - finishedAt) / 1000).toFixed(1)} s`],
     [
-      `follow latency p50 / p99 (poll ${pollMs} ms)`,
+      `follow latency p50 / p99 (poll ${pollMs} ms${values.wake === 'false' ? ', no wake-ups' : ', woken'})`,
       `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)} ms (${sorted.length} samples)`,
     ],
     ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
     ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
-    ['log service live heap, max after full GC', `${liveHeapMiB().toFixed(0)} MiB`],
+    [
+      'log service live heap, max after full GC',
+      `${liveHeapMiB().toFixed(0)} MiB (V8 heap reserved, max ${heapMiB().toFixed(0)} MiB)`,
+    ],
     ['log service exit on SIGTERM', String(drainCode)],
     [
-      'job page, last 1000 lines: this log / a 10-line log',
-      `${page.big.toFixed(1)} / ${page.small.toFixed(1)} ms (median of ${PAGE_RUNS}, from the blob store)`,
+      'job page, last 1000 lines: this log / 1000-line / 10-line log',
+      `${page.big.page.toFixed(1)} / ${page.same.page.toFixed(1)} / ${page.small.page.toFixed(1)} ms (median of ${PAGE_RUNS}, from the blob store)`,
+    ],
+    [
+      'reading those lines alone (log store)',
+      `${page.big.read.toFixed(1)} / ${page.same.read.toFixed(1)} / ${page.small.read.toFixed(1)} ms`,
+    ],
+    ...[...cpuTotals].map(([group, secs]): [string, string] => [
+      `CPU: ${group}`,
+      `${secs.toFixed(1)} s (${((100 * secs) / ((finishedAt - start) / 1000)).toFixed(0)} % of a core over the run)`,
+    ]),
+    [
+      'load average (1 min) at start / end',
+      `${loadAtStart[0].toFixed(1)} / ${load[0].toFixed(1)} (15 min at end ${load[2].toFixed(1)})`,
     ],
   ];
   console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
-  console.log(`| ${'metric'.padEnd(44)} | value`);
-  console.log(`|${'-'.repeat(46)}|${'-'.repeat(40)}`);
-  for (const [k, v] of rows) console.log(`| ${k.padEnd(44)} | ${v}`);
+  console.log(`| ${'metric'.padEnd(52)} | value`);
+  console.log(`|${'-'.repeat(54)}|${'-'.repeat(40)}`);
+  for (const [k, v] of rows) console.log(`| ${k.padEnd(52)} | ${v}`);
   await teardown().catch((err: unknown) =>
     console.error(`bench: teardown failed (figures stand): ${String(err)}`),
   );

@@ -1,6 +1,7 @@
 /**
- * Reads a job's log from the database, optionally following it until the job ends.
- * Polling keeps this independent of which process runs the log service.
+ * Reads a job's log from the database, optionally following it until the job ends. Polling,
+ * woken early by PostgreSQL notifications when lines are stored, keeps this independent of
+ * which process runs the log service.
  */
 import type { JobRecord, JobStore, LogLineRecord } from './job-store';
 import { FINAL_STATES } from '../model/domain';
@@ -11,6 +12,8 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Start after this sequence number (a page that already shows the lines before it). */
   after?: number;
+  /** False: poll only, ignoring notifications (bench:logs compares both). */
+  wake?: boolean;
 }
 
 export async function* readLog(
@@ -22,6 +25,14 @@ export async function* readLog(
 }
 
 /** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
+/**
+ * Between reads a follower waits for the poll interval or, sooner, for lines of the job being
+ * stored (log-wake.ts) but never less than this after its previous read: a busy log is read at
+ * most this often, each read bringing new lines, where a quiet one is polled as before.
+ */
+export const FOLLOW_MIN_GAP_MS = 50;
+
+/** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
 export async function* readLogPages(
   jobs: JobStore,
   jobId: string,
@@ -29,18 +40,28 @@ export async function* readLogPages(
 ): AsyncGenerator<LogLineRecord[]> {
   const pollMs = opts.pollMs ?? 200;
   let after = opts.after ?? 0;
-  for (;;) {
-    // Read the state before the lines: if the job was final before this page, the page is the last.
-    const job = opts.follow ? await jobs.getJob(jobId) : undefined;
+  const waiter = opts.follow && opts.wake !== false ? jobs.logs.wakeups.follow(jobId) : undefined;
+  try {
     for (;;) {
-      const page = await jobs.logLinesAfter(jobId, after, 2000);
-      if (page.length > 0) yield page;
-      if (page.length > 0) after = page[page.length - 1].seq;
-      if (page.length < 2000) break;
+      const readAt = performance.now();
+      // Read the state before the lines: if the job was final before this page, the page is the last.
+      const job = opts.follow ? await jobs.getJob(jobId) : undefined;
+      for (;;) {
+        const page = await jobs.logLinesAfter(jobId, after, 2000);
+        if (page.length > 0) yield page;
+        if (page.length > 0) after = page[page.length - 1].seq;
+        if (page.length < 2000) break;
+      }
+      // No job row yet means the workflow has not recorded it yet: keep waiting.
+      if (!opts.follow || (job && FINAL_STATES.includes(job.state)) || opts.signal?.aborted) return;
+      const gap = FOLLOW_MIN_GAP_MS - (performance.now() - readAt);
+      if (gap > 0) await new Promise((r) => setTimeout(r, gap));
+      const rest = Math.max(0, pollMs - Math.max(0, gap));
+      if (waiter) await waiter.wait(rest, opts.signal);
+      else await new Promise((r) => setTimeout(r, rest));
     }
-    // No job row yet means the workflow has not recorded it yet: keep waiting.
-    if (!opts.follow || (job && FINAL_STATES.includes(job.state)) || opts.signal?.aborted) return;
-    await new Promise((r) => setTimeout(r, pollMs));
+  } finally {
+    waiter?.release();
   }
 }
 

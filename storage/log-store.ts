@@ -17,10 +17,11 @@
 import { promisify } from 'node:util';
 import { createGunzip, gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
 import { Readable } from 'node:stream';
-import type pg from 'pg';
+import pg from 'pg';
 import { pgPool, type Db } from './db';
 import type { BlobStore } from './blob-store';
 import { NotFoundError, SolsticeError } from '../platform/errors';
+import { LOG_CHANNEL, LogWakeups } from './log-wake';
 
 const gzip = promisify(gzipCb);
 const gunzip = promisify(gunzipCb);
@@ -107,23 +108,30 @@ function linesOfChunk(row: ChunkRow, after: number): LogLineRecord[] {
   return out;
 }
 
-/** A run of lines as chunk columns; offsets start at `base` (the bytes already in the chunk). */
-function encodeLines(lines: LogLineRecord[], base = 0) {
-  const parts: Buffer[] = [];
-  const offsets: number[] = [];
-  let at = base;
-  for (const l of lines) {
-    const b = Buffer.from(`${l.text}\n`, 'utf8');
-    offsets.push(at);
-    parts.push(b);
-    at += b.length;
+/**
+ * A run of lines as chunk columns; offsets start at `base` (the bytes already in the chunk).
+ * `bytes[i]` is the UTF-8 length of `lines[i].text` when the caller measured it already. The
+ * text goes into one buffer sized up front: no Buffer a line on the ingest path.
+ */
+function encodeLines(lines: LogLineRecord[], base = 0, bytes?: number[]) {
+  const lengths = bytes ?? lines.map((l) => Buffer.byteLength(l.text, 'utf8'));
+  let total = 0;
+  for (const n of lengths) total += n + 1;
+  const data = Buffer.allocUnsafe(total);
+  const offsets = new Array<number>(lines.length);
+  const times = new Array<number>(lines.length);
+  let streams = '';
+  let at = 0;
+  for (let i = 0; i < lines.length; i += 1) {
+    const l = lines[i];
+    offsets[i] = base + at;
+    at += data.write(l.text, at, 'utf8');
+    data[at] = 0x0a;
+    at += 1;
+    streams += STREAM_CODES[l.stream] ?? 'o';
+    times[i] = l.time.getTime();
   }
-  return {
-    data: Buffer.concat(parts),
-    offsets,
-    streams: lines.map((l) => STREAM_CODES[l.stream] ?? 'o').join(''),
-    times: lines.map((l) => l.time.getTime()),
-  };
+  return { data, offsets, streams, times };
 }
 
 function runsOf(codes: string): string {
@@ -148,6 +156,8 @@ const INDEX_CACHE_SIZE = 32;
 export class LogStore {
   /** Archived logs never change: their indexes are kept for the next window of the same log. */
   private readonly indexes = new Map<string, LogIndex>();
+  /** Followers in this process wait on these (see log-wake.ts). */
+  readonly wakeups = new LogWakeups(() => new pg.Client(this.pool.options));
 
   constructor(
     readonly db: Db,
@@ -205,7 +215,9 @@ export class LogStore {
         n: number | null;
         bytes: number | null;
       }>(
-        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed,
+        // The notification (followers read on it, see log-wake.ts) goes out only if this
+        // transaction commits, i.e. after the lines are stored; it is rarely for nothing (a resend).
+        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed, pg_notify('${LOG_CHANNEL}', $1),
                 c.first_seq, c.last_seq, c.last_seq - c.first_seq + 1 AS n, octet_length(c.data) AS bytes
          FROM jobs j LEFT JOIN LATERAL (
            SELECT first_seq, last_seq, data FROM log_chunks WHERE job_id = j.id ORDER BY last_seq DESC LIMIT 1
@@ -226,31 +238,52 @@ export class LogStore {
           throw new LogGapError(`log line ${l.seq} of job ${jobId} does not follow line ${stored + i}`);
       });
 
-      let rest = fresh;
+      // Each line's UTF-8 length, measured once for cutting chunks and for encoding them.
+      const lengths = fresh.map((l) => Buffer.byteLength(l.text, 'utf8'));
+      let pos = 0;
       if (head.first_seq !== null && (head.n ?? 0) < CHUNK_MAX_LINES && (head.bytes ?? 0) < CHUNK_MAX_BYTES) {
-        const take = takeChunk(rest, CHUNK_MAX_LINES - (head.n ?? 0), CHUNK_MAX_BYTES - (head.bytes ?? 0));
-        const enc = encodeLines(rest.slice(0, take), head.bytes ?? 0);
+        const take = takeChunk(
+          lengths,
+          pos,
+          CHUNK_MAX_LINES - (head.n ?? 0),
+          CHUNK_MAX_BYTES - (head.bytes ?? 0),
+        );
+        const enc = encodeLines(fresh.slice(0, take), head.bytes ?? 0, lengths.slice(0, take));
         await client.query(
           `UPDATE log_chunks SET last_seq = $3, data = data || $4::bytea, offsets = offsets || $5::int[],
              streams = streams || $6, times = times || $7::bigint[]
            WHERE job_id = $1::uuid AND first_seq = $2`,
-          [jobId, head.first_seq, rest[take - 1].seq, enc.data, enc.offsets, enc.streams, enc.times],
+          [
+            jobId,
+            head.first_seq,
+            fresh[take - 1].seq,
+            enc.data,
+            pgArray(enc.offsets),
+            enc.streams,
+            pgArray(enc.times),
+          ],
         );
-        rest = rest.slice(take);
+        pos = take;
       }
-      if (rest.length > 0) {
+      if (pos < fresh.length) {
         const values: string[] = [];
         const params: unknown[] = [jobId];
-        while (rest.length > 0) {
-          const take = takeChunk(rest, CHUNK_MAX_LINES, CHUNK_MAX_BYTES);
-          const part = rest.slice(0, take);
-          const enc = encodeLines(part);
+        while (pos < fresh.length) {
+          const take = takeChunk(lengths, pos, CHUNK_MAX_LINES, CHUNK_MAX_BYTES);
+          const enc = encodeLines(fresh.slice(pos, pos + take), 0, lengths.slice(pos, pos + take));
           const p = params.length;
           values.push(
             `($1::uuid, $${p + 1}::int, $${p + 2}::int, $${p + 3}::bytea, $${p + 4}::int[], $${p + 5}, $${p + 6}::bigint[])`,
           );
-          params.push(part[0].seq, part[part.length - 1].seq, enc.data, enc.offsets, enc.streams, enc.times);
-          rest = rest.slice(take);
+          params.push(
+            fresh[pos].seq,
+            fresh[pos + take - 1].seq,
+            enc.data,
+            pgArray(enc.offsets),
+            enc.streams,
+            pgArray(enc.times),
+          );
+          pos += take;
         }
         await client.query(
           `INSERT INTO log_chunks (job_id, first_seq, last_seq, data, offsets, streams, times) VALUES ${values.join(', ')}`,
@@ -291,7 +324,10 @@ export class LogStore {
       const { rows } = await this.pool.query<ChunkRow>(
         `SELECT first_seq, last_seq, data, offsets, streams, times FROM log_chunks
          WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT $3`,
-        [jobId, after, Math.ceil((limit - out.length) / 100) + 1],
+        // Enough chunks for the lines still wanted if they are full, one more for a partial
+        // one; the loop fetches more if they were short. (Assuming 100 lines a chunk fetched
+        // about three times the lines wanted, decoded and thrown away, on every page.)
+        [jobId, after, Math.ceil((limit - out.length) / CHUNK_MAX_LINES) + 1],
       );
       for (const row of rows) out.push(...linesOfChunk(row, after));
       if (rows.length === 0) break;
@@ -401,20 +437,14 @@ export class LogStore {
       async function* members(): AsyncGenerator<Buffer> {
         let after = 0;
         let offset = 0;
-        let pending: { lines: LogLineRecord[]; bytes: number } = { lines: [], bytes: 0 };
+        // A member is cut from the chunks' bytes as they are: no string or object a line.
+        let pending = { parts: [] as Buffer[], bytes: 0, lines: 0, firstSeq: 0, timeMs: 0, streams: '' };
         const flush = async (): Promise<Buffer> => {
-          const enc = encodeLines(pending.lines);
-          const z = await gzip(enc.data);
-          idx.members.push([
-            pending.lines[0].seq,
-            offset,
-            z.length,
-            pending.lines[0].time.getTime(),
-            runsOf(enc.streams),
-          ]);
+          const z = await gzip(Buffer.concat(pending.parts, pending.bytes));
+          idx.members.push([pending.firstSeq, offset, z.length, pending.timeMs, runsOf(pending.streams)]);
           offset += z.length;
-          idx.lines = pending.lines[pending.lines.length - 1].seq;
-          pending = { lines: [], bytes: 0 };
+          idx.lines = pending.firstSeq + pending.lines - 1;
+          pending = { parts: [], bytes: 0, lines: 0, firstSeq: 0, timeMs: 0, streams: '' };
           return z;
         };
         for (;;) {
@@ -425,16 +455,28 @@ export class LogStore {
           );
           if (rows.length === 0) break;
           for (const row of rows) {
-            for (const l of linesOfChunk(row, after)) {
-              pending.lines.push(l);
-              pending.bytes += l.text.length + 1;
-              if (pending.lines.length >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES)
-                yield await flush();
+            const n = row.offsets.length;
+            let from = Math.max(0, after + 1 - row.first_seq);
+            for (let i = from; i < n; i += 1) {
+              const end = i + 1 < n ? row.offsets[i + 1] : row.data.length;
+              if (pending.lines === 0) {
+                pending.firstSeq = row.first_seq + i;
+                pending.timeMs = Number(row.times[i]);
+              }
+              pending.lines += 1;
+              pending.bytes += end - row.offsets[i];
+              if (pending.lines >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES || i + 1 === n) {
+                pending.parts.push(row.data.subarray(row.offsets[from], end));
+                pending.streams += row.streams.slice(from, i + 1);
+                from = i + 1;
+                if (pending.lines >= MEMBER_MAX_LINES || pending.bytes >= MEMBER_MAX_BYTES)
+                  yield await flush();
+              }
             }
             after = row.last_seq;
           }
         }
-        if (pending.lines.length > 0) yield await flush();
+        if (pending.lines > 0) yield await flush();
         // A log without lines is still a valid (empty) gzip file.
         if (offset === 0) yield await gzip(Buffer.alloc(0));
       }
@@ -496,14 +538,25 @@ export class LogStore {
   }
 }
 
-/** How many of `lines` fit one chunk: at most `maxLines`, and text up to about `maxBytes` (at least one line). */
-function takeChunk(lines: LogLineRecord[], maxLines: number, maxBytes: number): number {
+/**
+ * How many lines from `from` fit one chunk, by their UTF-8 lengths: at most `maxLines`, and text
+ * up to about `maxBytes` (at least one line).
+ */
+function takeChunk(lengths: number[], from: number, maxLines: number, maxBytes: number): number {
   let bytes = 0;
   let n = 0;
-  while (n < lines.length && n < maxLines) {
-    bytes += Buffer.byteLength(lines[n].text, 'utf8') + 1;
+  while (from + n < lengths.length && n < maxLines) {
+    bytes += lengths[from + n] + 1;
     if (n > 0 && bytes > maxBytes) break;
     n += 1;
   }
   return Math.max(1, n);
+}
+
+/**
+ * An integer array as PostgreSQL's array literal: node-postgres would otherwise prepare and
+ * escape it element by element, a cost a line on the ingest path.
+ */
+function pgArray(xs: number[]): string {
+  return `{${xs.join(',')}}`;
 }
