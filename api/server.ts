@@ -5,6 +5,7 @@
  * touches, and asks access/policy.ts; none decides access itself. Reads denied answer 404 as a
  * missing id does. Errors have one JSON shape: { error: { status, code, message, hint? } }.
  */
+import { openEventStream } from '../platform/event-stream';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Client } from '@temporalio/client';
@@ -422,41 +423,32 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
   }
 
   async function streamLog(reply: FastifyReply, jobId: string, after: number): Promise<void> {
-    const stop = new AbortController();
-    reply.raw.on('close', () => stop.abort());
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
-    const send = (chunk: string): Promise<void> =>
-      new Promise((resolve) => (reply.raw.write(chunk) ? resolve() : reply.raw.once('drain', resolve)));
+    const stream = openEventStream(reply);
     try {
       for await (const page of readLogPages(jobs, jobId, {
         follow: true,
         after,
         pollMs,
-        signal: stop.signal,
+        signal: stream.signal,
       })) {
-        if (stop.signal.aborted) return;
+        if (stream.signal.aborted) return;
         const data = JSON.stringify(
           page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text, time: l.time })),
         );
-        await send(`id: ${page[page.length - 1].seq}\nevent: lines\ndata: ${data}\n\n`);
+        await stream.send('lines', data, page[page.length - 1].seq);
       }
-      if (stop.signal.aborted) return;
+      if (stream.signal.aborted) return;
       const job = await jobs.getJob(jobId);
       const final = job && FINAL_STATES.includes(job.state);
-      await send(
-        `event: end\ndata: ${JSON.stringify({ state: job?.state ?? null, exitCode: job?.exitCode ?? null, final })}\n\n`,
+      await stream.send(
+        'end',
+        JSON.stringify({ state: job?.state ?? null, exitCode: job?.exitCode ?? null, final }),
       );
     } catch (err) {
       opts.log.warn({ err, jobId }, 'API log stream failed');
-      if (!reply.raw.writableEnded)
-        await send(`event: error\ndata: ${JSON.stringify({ message: errorOf(err).message })}\n\n`);
+      if (!stream.ended()) await stream.send('error', JSON.stringify({ message: errorOf(err).message }));
     } finally {
-      reply.raw.end();
+      stream.end();
     }
   }
 

@@ -27,6 +27,7 @@ import { readLogPages } from '../../storage/log-follow';
 import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
+import { openEventStream } from '../../platform/event-stream';
 import { FINAL_STATES } from '../../model/domain';
 import { pipelineLabel, PipelineStore, type PipelineRecord } from '../../storage/pipeline-store';
 import { authorize, type AccessSources } from '../../access/policy';
@@ -371,31 +372,22 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
   );
 
   async function streamEvents(reply: FastifyReply, jobId: string, after: number): Promise<void> {
-    const stop = new AbortController();
-    reply.raw.on('close', () => stop.abort());
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
-    const send = (chunk: string): Promise<void> =>
-      new Promise((resolve) => (reply.raw.write(chunk) ? resolve() : reply.raw.once('drain', resolve)));
+    const stream = openEventStream(reply);
     // Steps change apart from the lines (the runner reports them by their own call): looked at
     // on a timer of their own and sent when they differ from what the page has.
     // The first look always sends: the page may have been rendered a while before it connected.
     let stepsSent = '';
     let checking = false;
     const stepTimer = setInterval(() => {
-      if (checking || stop.signal.aborted) return;
+      if (checking || stream.signal.aborted) return;
       checking = true;
       jobs
         .stepTable(jobId)
         .then(async (steps) => {
           const json = JSON.stringify(stepRows(jobId, steps, window));
-          if (json === stepsSent || stop.signal.aborted || reply.raw.writableEnded) return;
+          if (json === stepsSent || stream.signal.aborted || stream.ended()) return;
           stepsSent = json;
-          await send(`event: steps\ndata: ${json}\n\n`);
+          await stream.send('steps', json);
         })
         .catch((err: unknown) => opts.log.warn({ err, jobId }, 'job page could not read steps'))
         .finally(() => (checking = false));
@@ -405,20 +397,20 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
         follow: true,
         after,
         pollMs,
-        signal: stop.signal,
+        signal: stream.signal,
       })) {
-        if (stop.signal.aborted) return;
+        if (stream.signal.aborted) return;
         const data = JSON.stringify(page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text })));
-        await send(`id: ${page[page.length - 1].seq}\nevent: lines\ndata: ${data}\n\n`);
+        await stream.send('lines', data, page[page.length - 1].seq);
       }
-      if (stop.signal.aborted) return;
+      if (stream.signal.aborted) return;
       const job = await jobs.getJob(jobId);
-      await send(`event: end\ndata: ${JSON.stringify({ state: job?.state, exitCode: job?.exitCode })}\n\n`);
+      await stream.send('end', JSON.stringify({ state: job?.state, exitCode: job?.exitCode }));
     } catch (err) {
       opts.log.warn({ err, jobId }, 'job page event stream failed');
     } finally {
       clearInterval(stepTimer);
-      reply.raw.end();
+      stream.end();
     }
   }
 
