@@ -148,6 +148,10 @@ function renderDynamicConfig(): string {
     unknown
   >;
   dc['system.forceSearchAttributesCacheRefreshOnRead'] = [{ value: true }];
+  // A host that loses its network leaves its pollers' connections open, and the tasks matched
+  // to them wait out their timeouts: the frontend's keepalive ends them (default 1 min + 10 s).
+  dc['frontend.keepAliveTime'] = [{ value: '5s' }];
+  dc['frontend.keepAliveTimeout'] = [{ value: '3s' }];
   return YAML.stringify(dc);
 }
 
