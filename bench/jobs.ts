@@ -3,6 +3,10 @@
  * Temporal dev server, log service, runner server, worker).
  *
  *   npm run bench -- [--jobs 50] [--concurrency 10] [--script-ms 500]
+ *                    [--temporal dev,cluster,cluster-split]
+ *
+ * With --temporal, the same run against each Temporal listed (bench/temporal-backends.ts), then
+ * their figures side by side.
  *
  * Each job runs a trivial script that prints its own start and end time, so the overhead is
  * measured as (enqueue → job finalized) minus the script's own run time.
@@ -17,20 +21,34 @@ import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
 import { startStack } from '../devstack/stack';
 import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
+import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
   return commitRepo({ '.solstice/job.sh': script });
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      jobs: { type: 'string', default: '50' },
-      concurrency: { type: 'string', default: '10' },
-      'script-ms': { type: 'string', default: '500' },
-    },
-  });
+const OPTIONS = {
+  jobs: { type: 'string', default: '50' },
+  concurrency: { type: 'string', default: '10' },
+  'script-ms': { type: 'string', default: '500' },
+  temporal: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** The figures the side-by-side table compares. */
+interface Summary {
+  ok: number;
+  failed: number;
+  jobsPerMinute: number;
+  overheadP50: number;
+  overheadP95: number;
+  startP50: number;
+}
+
+/** One run against `temporalAddress` (else the stack's own: TEMPORAL_ADDRESS or a dev server). */
+async function runBench(values: Values, temporalAddress?: string): Promise<Summary> {
   const total = Number(values.jobs);
   const concurrency = Number(values.concurrency);
   const scriptMs = Number(values['script-ms']);
@@ -42,6 +60,7 @@ async function main(): Promise<void> {
     ...(await freeStackAddresses()),
     workspaceRoot: path.join(stateDir, 'machines'),
     taskQueue: 'bench',
+    ...(temporalAddress ? { temporalAddress } : {}),
   });
   process.env.LOG_LEVEL ??= 'warn';
   const stack = await startStack(cfg, createLogger('bench'));
@@ -98,7 +117,44 @@ async function main(): Promise<void> {
   await stack.stop();
   await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
-  process.exit(failed > 0 ? 1 : 0);
+  return {
+    ok: samples.length,
+    failed,
+    jobsPerMinute: samples.length / elapsedMin,
+    overheadP50: percentile(ovh, 50),
+    overheadP95: percentile(ovh, 95),
+    startP50: percentile(lat, 50),
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: OPTIONS });
+  if (!values.temporal) {
+    const r = await runBench(values);
+    process.exit(r.failed > 0 ? 1 : 0);
+  }
+  const results: [BenchTemporal, Summary][] = [];
+  for (const kind of parseTemporalFlag(values.temporal)) {
+    console.log(`\n## Temporal: ${kind}`);
+    const server = await startBenchTemporal(kind);
+    try {
+      results.push([kind, await runBench(values, server.address)]);
+    } finally {
+      await server.stop();
+    }
+  }
+  console.log('\n## Side by side\n');
+  console.log(
+    '| Temporal | ok | failed | jobs/min | enqueue → runner p50 ms | overhead p50 ms | overhead p95 ms |',
+  );
+  console.log(
+    '| -------- | -: | -----: | -------: | ----------------------: | --------------: | --------------: |',
+  );
+  for (const [kind, r] of results)
+    console.log(
+      `| ${kind} | ${r.ok} | ${r.failed} | ${r.jobsPerMinute.toFixed(1)} | ${Math.round(r.startP50)} | ${Math.round(r.overheadP50)} | ${Math.round(r.overheadP95)} |`,
+    );
+  process.exit(results.some(([, r]) => r.failed > 0) ? 1 : 0);
 }
 
 main().catch((err: unknown) => {
