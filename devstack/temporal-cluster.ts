@@ -11,12 +11,14 @@
  * registering them is `solstice temporal setup`'s job (callers run it, as an operator would).
  */
 import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
-import { freePort, joinHostPort } from '../platform/net';
+import { joinHostPort } from '../platform/net';
 import { findTool, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
 
 export const TEMPORAL_SERVER: ToolSpec = {
@@ -155,9 +157,24 @@ function renderDynamicConfig(): string {
   return YAML.stringify(dc);
 }
 
-async function freePorts(n: number): Promise<number[]> {
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Free ports below 32768: Temporal stores each node's membership port in a PostgreSQL smallint
+ * (cluster_membership.rpc_port), and the kernel's own free ports are above that.
+ */
+async function freeLowPorts(host: string, n: number): Promise<number[]> {
   const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
+  while (ports.size < n) {
+    const port = 10_000 + randomInt(22_000);
+    if (!ports.has(port) && (await canBind(host, port))) ports.add(port);
+  }
   return [...ports];
 }
 
@@ -232,7 +249,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     const dynamicConfigFile = path.join(opts.stateDir, 'dynamicconfig.yaml');
     fs.writeFileSync(dynamicConfigFile, renderDynamicConfig());
     const historyNodes = opts.layout === 'split' ? (opts.historyNodes ?? 2) : 1;
-    const [fe, feMember, feHttp, mGrpc, mMember, wGrpc, wMember, ...historyPorts] = await freePorts(
+    const [fe, feMember, feHttp, mGrpc, mMember, wGrpc, wMember, ...historyPorts] = await freeLowPorts(
+      host,
       7 + 2 * historyNodes,
     );
     const base: Record<Service, Ports> = {
