@@ -72,8 +72,9 @@ export async function startBenchTemporal(kind: BenchTemporal): Promise<BenchTemp
     pgUrl: process.env.SOLSTICE_BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     databasePrefix: `solstice_bench_tc_${randomBytes(4).toString('hex')}`,
     stateDir,
-    // The deploy template's 512 shards; what a team starts with.
-    numHistoryShards: 512,
+    // Fewer than the deploy template's 512: two history nodes on a 2-core machine take each
+    // shard's lease and queues at start, and 64 already spreads the load across both.
+    numHistoryShards: 64,
   });
   const stop = async () => {
     await cluster.stop();
