@@ -58,6 +58,12 @@ export interface TemporalClusterOptions {
   historyNodes?: number;
   /** Fixed before the first start for the cluster's life; small keeps a test's start fast. */
   numHistoryShards?: number;
+  /**
+   * Connections per process to each database (default 6 and 2: five processes of a split
+   * cluster then hold at most 40, where the deploy file's 20 + 10 each would exhaust a
+   * PostgreSQL's default max_connections of 100 shared with the tests).
+   */
+  maxConns?: { main: number; visibility: number };
   /** Prepended to each process's command line, e.g. ['ip', 'netns', 'exec', 'services']. */
   wrap?: string[];
 }
@@ -113,6 +119,8 @@ export function renderClusterConfig(opts: {
   numHistoryShards: number;
   ports: Record<Service, Ports>;
   dynamicConfigFile: string;
+  /** Connections per process to each database (main, visibility). */
+  maxConns: { main: number; visibility: number };
 }): string {
   const cfg = YAML.parse(fs.readFileSync(deployFile('temporal.yaml'), 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- Temporal's config schema is Temporal's; we set a few known keys
   cfg.log = { stdout: true, level: 'warn' };
@@ -120,7 +128,10 @@ export function renderClusterConfig(opts: {
   const stores = cfg.persistence.datastores as Record<string, { sql: Record<string, unknown> }>;
   stores['postgres-default'].sql.databaseName = opts.databases.main;
   stores['postgres-visibility'].sql.databaseName = opts.databases.visibility;
-  for (const store of Object.values(stores)) {
+  for (const [name, store] of Object.entries(stores)) {
+    const max = name === 'postgres-visibility' ? opts.maxConns.visibility : opts.maxConns.main;
+    store.sql.maxConns = max;
+    store.sql.maxIdleConns = max;
     store.sql.connectAddr = opts.pgAddress;
     store.sql.user = opts.pgUser;
     store.sql.password = opts.pgPassword;
@@ -269,6 +280,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
         numHistoryShards: opts.numHistoryShards ?? 8,
         ports,
         dynamicConfigFile,
+        maxConns: opts.maxConns ?? { main: 6, visibility: 2 },
       });
 
     // One process per entry: its name, the services it runs, and its config (history nodes on

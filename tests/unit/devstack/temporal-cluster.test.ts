@@ -26,6 +26,7 @@ test('the deploy template rendered for one cluster of a test', () => {
     numHistoryShards: 8,
     ports,
     dynamicConfigFile: '/tmp/dc.yaml',
+    maxConns: { main: 6, visibility: 2 },
   });
   expect(text).not.toMatch(/\{\{|enable-template/);
   const cfg = YAML.parse(text);
@@ -36,8 +37,13 @@ test('the deploy template rendered for one cluster of a test', () => {
     connectAddr: '127.0.0.1:5432',
     user: 'postgres',
     password: '',
+    maxConns: 6,
+    maxIdleConns: 6,
   });
-  expect(cfg.persistence.datastores['postgres-visibility'].sql.databaseName).toBe('tc_vis');
+  expect(cfg.persistence.datastores['postgres-visibility'].sql).toMatchObject({
+    databaseName: 'tc_vis',
+    maxConns: 2,
+  });
   expect(cfg.global.membership.broadcastAddress).toBe('10.9.8.1');
   expect(cfg.global.metrics).toBeUndefined();
   expect(cfg.services.history.rpc).toEqual({ grpcPort: 7004, membershipPort: 7005, bindOnIP: '10.9.8.1' });
