@@ -97,7 +97,13 @@ export function createTestNetwork(hostNames: string[]): TestNetwork {
             // exited meanwhile
           }
         }
-        // Deleting the namespace deletes its veth end, and with it the pair.
+        // The pair goes with its root end at once; the namespace itself may linger until its
+        // last sockets (TIME_WAIT) are gone, and its end of the pair with it.
+        try {
+          ip('link', 'del', h.veth);
+        } catch {
+          // never made
+        }
         try {
           ip('netns', 'del', h.ns);
         } catch {
