@@ -73,6 +73,19 @@ export function createCapacityActivities(deps: CapacityDeps) {
       return state;
     },
 
+    /**
+     * The job's granted host is gone (its worker did not take the lost machine's destroy within
+     * the host TTL): back in the queue at its old place, a scheduling round (which reclaims the
+     * gone host's other leases), and where the job stands now.
+     */
+    async requeueLease(req: { jobId: string; reason: string }): Promise<LeaseState> {
+      if (!(await deps.capacity.requeue(req.jobId)))
+        throw ApplicationFailure.retryable(`lease of job ${req.jobId} vanished`, 'LeaseLost');
+      log.warn('machine slot requeued', { jobId: req.jobId, reason: req.reason });
+      await schedule();
+      return leaseState(req.jobId);
+    },
+
     /** The waiting workflow's backstop look at its lease, should a grant signal have been lost. */
     async checkLease(req: { jobId: string }): Promise<LeaseState> {
       return leaseState(req.jobId);

@@ -260,14 +260,20 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * How long the attempt's runner has been silent (by the database's clock, which the log
-     * service stamped its last contact with), and the window after which that means lost.
+     * service stamped its last contact with), the window after which that means lost, and the
+     * host TTL (after which a silent host counts as gone: how long a lost machine's destroy may
+     * wait for its host's worker).
      */
     async checkMachineContact(req: {
       jobId: string;
       attempt: number;
-    }): Promise<{ silentMs: number; livenessMs: number }> {
+    }): Promise<{ silentMs: number; livenessMs: number; hostTtlMs: number }> {
       const silentMs = await deps.jobs.runnerSilence(req.jobId, req.attempt);
-      return { silentMs: silentMs ?? deps.machineLivenessMs, livenessMs: deps.machineLivenessMs };
+      return {
+        silentMs: silentMs ?? deps.machineLivenessMs,
+        livenessMs: deps.machineLivenessMs,
+        hostTtlMs: deps.schedule.hostTtlMs,
+      };
     },
 
     /**

@@ -3,6 +3,10 @@
  * runner server, worker), side by side with the floor: the same work with no engine.
  *
  *   npm run bench -- [--jobs 50] [--concurrency 1,4] [--script-ms 500] [--provider local|qemu]
+ *                    [--temporal dev,cluster,cluster-split]
+ *
+ * With --temporal, the same run against each Temporal listed (bench/temporal-backends.ts), then
+ * their figures side by side.
  *
  * Each job runs a script that prints its own start and end time around a sleep, so the overhead
  * is (enqueue → job finalized) minus the script's own run time. Every process of the stack
@@ -27,6 +31,7 @@ import { startStack } from '../devstack/stack';
 import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
 import { breakdown, PHASES, spansOfJob, type JobBreakdown } from './job-phases';
 import { startSpanCollector, type CollectedSpan } from './span-collector';
+import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -114,17 +119,30 @@ function showTrace(
 const fmt = (xs: number[], p: number) => String(Math.round(percentile(xs, p))).padStart(6);
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      jobs: { type: 'string', default: '50' },
-      concurrency: { type: 'string', default: '1,4' },
-      'script-ms': { type: 'string', default: '500' },
-      provider: { type: 'string', default: 'local' },
-      // Prints every span of the median job, relative to its enqueue: what a phase is made of.
-      'show-trace': { type: 'boolean', default: false },
-    },
-  });
+const OPTIONS = {
+  jobs: { type: 'string', default: '50' },
+  concurrency: { type: 'string', default: '1,4' },
+  'script-ms': { type: 'string', default: '500' },
+  provider: { type: 'string', default: 'local' },
+  // Prints every span of the median job, relative to its enqueue: what a phase is made of.
+  'show-trace': { type: 'boolean', default: false },
+  temporal: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** What the side-by-side table compares, per concurrency level. */
+interface LevelSummary {
+  concurrency: number;
+  ok: number;
+  failed: number;
+  jobsPerMinute: number;
+  overheadP50: number;
+  overheadP95: number;
+}
+
+/** One run against `temporalAddress` (else the stack's own: TEMPORAL_ADDRESS or a dev server). */
+async function runBench(values: Values, temporalAddress?: string): Promise<LevelSummary[]> {
   const total = Number(values.jobs);
   const levels = values.concurrency.split(',').map(Number);
   const scriptMs = Number(values['script-ms']);
@@ -140,6 +158,7 @@ async function main(): Promise<void> {
     taskQueue: 'bench',
     otlpEndpoint: collector.endpoint,
     ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
+    ...(temporalAddress ? { temporalAddress } : {}),
   });
   process.env.LOG_LEVEL ??= 'warn';
   // Before the stack: its Temporal client and worker trace only when spans go somewhere.
@@ -245,7 +264,44 @@ async function main(): Promise<void> {
 
   await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
-  process.exit(results.some((r) => r.failed > 0) ? 1 : 0);
+  return results.map((r) => {
+    const ovh = sorted(r.jobs.map((j) => j.overhead));
+    return {
+      concurrency: r.concurrency,
+      ok: r.jobs.length,
+      failed: r.failed,
+      jobsPerMinute: r.perMin,
+      overheadP50: ovh.length ? percentile(ovh, 50) : NaN,
+      overheadP95: ovh.length ? percentile(ovh, 95) : NaN,
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: OPTIONS });
+  if (!values.temporal) {
+    const levels = await runBench(values);
+    process.exit(levels.some((l) => l.failed > 0) ? 1 : 0);
+  }
+  const results: [BenchTemporal, LevelSummary[]][] = [];
+  for (const kind of parseTemporalFlag(values.temporal)) {
+    console.log(`\n## Temporal: ${kind}`);
+    const server = await startBenchTemporal(kind);
+    try {
+      results.push([kind, await runBench(values, server.address)]);
+    } finally {
+      await server.stop();
+    }
+  }
+  console.log('\n## Side by side\n');
+  console.log('| Temporal | concurrency | ok | failed | jobs/min | overhead p50 ms | overhead p95 ms |');
+  console.log('| -------- | ----------: | -: | -----: | -------: | --------------: | --------------: |');
+  for (const [kind, levels] of results)
+    for (const l of levels)
+      console.log(
+        `| ${kind} | ${l.concurrency} | ${l.ok} | ${l.failed} | ${l.jobsPerMinute.toFixed(1)} | ${Math.round(l.overheadP50)} | ${Math.round(l.overheadP95)} |`,
+      );
+  process.exit(results.some(([, levels]) => levels.some((l) => l.failed > 0)) ? 1 : 0);
 }
 
 main().catch((err: unknown) => {

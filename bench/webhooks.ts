@@ -6,6 +6,7 @@
  *
  *   npm run build && node dist/bench/webhooks.js [--rates 50,100,200,400,800] [--seconds 10]
  *                                                [--burst 2000] [--concurrency 64]
+ *                                                [--temporal dev,cluster,cluster-split]
  *
  * For each target rate, signed Forgejo push deliveries (10% of them repeated deliveries) are
  * sent open-loop for --seconds; latency is from sending the request to the bridge having
@@ -15,7 +16,8 @@
  *
  * RabbitMQ: a throwaway vhost made with rabbitmqctl (as root), else AMQP_URL as is (the bench
  * then shares solstice.jobs.v1 with whatever else uses that vhost). Temporal: TEMPORAL_ADDRESS
- * if a server listens there, else a dev server on free ports.
+ * if a server listens there, else a dev server on free ports; with --temporal, each one listed in
+ * turn (bench/temporal-backends.ts), then a table of them side by side.
  */
 import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -27,6 +29,7 @@ import { freePort, isListening, splitHostPort } from '../platform/net';
 import { connectClient } from '../platform/temporal';
 import { startDevServer } from '../devstack/temporal-dev-server';
 import { startBridge } from '../ingress/bridge';
+import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 import { startWebhookServer } from '../ingress/webhook-server';
 
 const SECRET = 'bench-secret';
@@ -91,16 +94,27 @@ function push(repo: string): Delivery {
   };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      rates: { type: 'string', default: '50,100,200,400,800' },
-      seconds: { type: 'string', default: '10' },
-      burst: { type: 'string', default: '2000' },
-      concurrency: { type: 'string', default: '64' },
-      prefetch: { type: 'string', default: '64' },
-    },
-  });
+const OPTIONS = {
+  rates: { type: 'string', default: '50,100,200,400,800' },
+  seconds: { type: 'string', default: '10' },
+  burst: { type: 'string', default: '2000' },
+  concurrency: { type: 'string', default: '64' },
+  prefetch: { type: 'string', default: '64' },
+  temporal: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** The figures the side-by-side table compares. */
+interface Summary {
+  sustained: number;
+  burstPerSecond: number;
+  burstP50: number;
+  burstP99: number;
+}
+
+/** One run of the bench against `temporalAddress` (else TEMPORAL_ADDRESS if listening, else a dev server). */
+async function runBench(values: Values, temporalAddress?: string): Promise<Summary> {
   const rates = values.rates.split(',').map(Number);
   const seconds = Number(values.seconds);
   const log = createLogger('bench');
@@ -108,12 +122,14 @@ async function main(): Promise<void> {
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     const base = loadConfig();
-    let temporalAddress = base.temporalAddress;
-    const t = splitHostPort(temporalAddress);
-    if (!(await isListening(t.host, t.port))) {
-      const dev = await startDevServer({ port: await freePort(), uiPort: await freePort() });
-      cleanups.push(dev.stop);
-      temporalAddress = dev.address;
+    if (!temporalAddress) {
+      temporalAddress = base.temporalAddress;
+      const t = splitHostPort(temporalAddress);
+      if (!(await isListening(t.host, t.port))) {
+        const dev = await startDevServer({ port: await freePort(), uiPort: await freePort() });
+        cleanups.push(dev.stop);
+        temporalAddress = dev.address;
+      }
     }
     const vhost = makeVhost();
     if (vhost) cleanups.push(vhost.drop);
@@ -144,16 +160,23 @@ async function main(): Promise<void> {
     const publisher = ingressAmqp.publisher();
 
     // delivery id → send time; resolved by the bridge when Temporal answered its start.
+    // Matched through the run's workflow id (the webhook's reply names it): the bridge may have
+    // started the run before the reply reaches us.
     const sentAt = new Map<string, number>();
-    const latencies: number[] = [];
+    const workflowOf = new Map<string, string>();
+    const startedAt = new Map<string, number>();
+    const latenciesOf = (ds: Delivery[]) =>
+      ds.flatMap((d) => {
+        const t0 = sentAt.get(d.id);
+        const t1 = startedAt.get(workflowOf.get(d.id) ?? '');
+        return t0 !== undefined && t1 !== undefined ? [t1 - t0] : [];
+      });
     const bridge = startBridge(cfg, {
       amqp: bridgeAmqp,
       temporal: temporal.client,
       log,
       onStarted: (e) => {
-        const delivery = /forgejo-(.+)$/.exec(e.workflowId)?.[1];
-        const t0 = delivery ? sentAt.get(delivery) : undefined;
-        if (t0 !== undefined && e.started) latencies.push(performance.now() - t0);
+        if (e.started && !startedAt.has(e.workflowId)) startedAt.set(e.workflowId, performance.now());
       },
     });
     cleanups.push(bridge.close);
@@ -172,7 +195,8 @@ async function main(): Promise<void> {
     const sendOne = async (d: Delivery, record: boolean) => {
       if (record && !sentAt.has(d.id)) sentAt.set(d.id, performance.now());
       const res = await fetch(url, { method: 'POST', headers: d.headers, body: d.body });
-      await res.arrayBuffer();
+      const reply = (await res.json().catch(() => ({}))) as { workflow_id?: string };
+      if (record && reply.workflow_id) workflowOf.set(d.id, reply.workflow_id);
       if (res.status !== 202) failed += 1;
     };
     const settle = async (expected: number) => {
@@ -189,7 +213,6 @@ async function main(): Promise<void> {
     let sustained = 0;
     let handled = bridge.stats.started + bridge.stats.duplicates;
     for (const rate of rates) {
-      latencies.length = 0;
       failed = 0;
       const total = Math.round(rate * seconds);
       const uniques: Delivery[] = [];
@@ -216,7 +239,7 @@ async function main(): Promise<void> {
       handled += total;
       await settle(handled);
       const achieved = total / sendSeconds;
-      const xs = [...latencies].sort((a, b) => a - b);
+      const xs = latenciesOf(uniques).sort((a, b) => a - b);
       // Sustained: every delivery accepted and started, and no backlog building up.
       const ok =
         failed === 0 && achieved >= rate * 0.95 && xs.length === uniques.length && percentile(xs, 99) < 1000;
@@ -236,22 +259,24 @@ async function main(): Promise<void> {
 
     // Closed loop: as fast as `concurrency` senders can go.
     const burst = Number(values.burst);
-    latencies.length = 0;
     failed = 0;
     let next = 0;
+    const burstSent: Delivery[] = [];
     const burstStart = performance.now();
     await Promise.all(
       Array.from({ length: Number(values.concurrency) }, async () => {
         while (next < burst) {
           next += 1;
-          await sendOne(push('burst'), true);
+          const d = push('burst');
+          burstSent.push(d);
+          await sendOne(d, true);
         }
       }),
     );
     handled += burst;
     await settle(handled);
     const burstSeconds = (performance.now() - burstStart) / 1000;
-    const bxs = [...latencies].sort((a, b) => a - b);
+    const bxs = latenciesOf(burstSent).sort((a, b) => a - b);
 
     process.stdout.write(
       `\nWebhook → workflow started (ingress + RabbitMQ confirm + bridge + Temporal start), ${seconds}s per rate, 10% repeated deliveries\n\n`,
@@ -269,9 +294,41 @@ async function main(): Promise<void> {
         `p50 ${percentile(bxs, 50).toFixed(1)} ms, p99 ${percentile(bxs, 99).toFixed(1)} ms, failed ${failed}.\n` +
         `Bridge totals: ${JSON.stringify(bridge.stats)}\n`,
     );
+    return {
+      sustained,
+      burstPerSecond: burst / burstSeconds,
+      burstP50: percentile(bxs, 50),
+      burstP99: percentile(bxs, 99),
+    };
   } finally {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
   }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: OPTIONS });
+  if (!values.temporal) {
+    await runBench(values);
+    return;
+  }
+  const results: [BenchTemporal, Summary][] = [];
+  for (const kind of parseTemporalFlag(values.temporal)) {
+    process.stdout.write(`\n## Temporal: ${kind}\n`);
+    const server = await startBenchTemporal(kind);
+    try {
+      results.push([kind, await runBench(values, server.address)]);
+    } finally {
+      await server.stop();
+    }
+  }
+  process.stdout.write(
+    '\n## Side by side\n\n| Temporal | sustained webhooks/s | burst webhooks/s | burst p50 ms | burst p99 ms |\n' +
+      '| -------- | -------------------: | ---------------: | -----------: | -----------: |\n',
+  );
+  for (const [kind, r] of results)
+    process.stdout.write(
+      `| ${kind} | ${r.sustained || 'none'} | ${r.burstPerSecond.toFixed(0)} | ${r.burstP50.toFixed(1)} | ${r.burstP99.toFixed(1)} |\n`,
+    );
 }
 
 main().then(

@@ -92,6 +92,18 @@ export class CapacityStore {
     return n > 0;
   }
 
+  /**
+   * Puts a job whose granted host is gone back in its label's queue, at its old place (it has
+   * waited already): the next scheduling round grants it on a live host. Returns whether a
+   * lease was there to requeue.
+   */
+  async requeue(jobId: string): Promise<boolean> {
+    const n = await this.db.$executeRaw`
+      UPDATE leases SET host_id = NULL, granted_at = NULL, released_at = NULL, release_reason = NULL
+      WHERE job_id = ${jobId}::uuid`;
+    return n > 0;
+  }
+
   async lease(jobId: string): Promise<LeaseRecord | undefined> {
     const rows = await this.db.$queryRaw<LeaseRecord[]>`
       SELECT l.job_id::text AS "jobId", l.label, l.host_id AS "hostId", h.task_queue AS "taskQueue",

@@ -20,6 +20,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  TimeoutFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -32,7 +33,9 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import { db, type Activities } from './bookkeeping';
+import type { LeaseState } from '../activities/capacity';
 import type { createForgeStatusActivities } from '../activities/forge-status';
 import {
   leaseGrantedSignal,
@@ -84,6 +87,32 @@ function provisionOn(lease: LeaseGrant) {
     heartbeatTimeout: '1 minute',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
   });
+}
+
+/**
+ * Destroying a lost machine: its host may be gone with it (power, network), and then no worker
+ * ever takes the task. Waiting for the host TTL (the time after which the scheduler, too, counts
+ * a silent host as gone) tells the two apart; a gone host's machines are swept when its worker
+ * starts again (provisioning/sweeper.ts: machines whose job ended).
+ */
+function destroyLostOn(ref: MachineRef, hostTtlMs: number) {
+  return proxyActivities<Activities>({
+    taskQueue: ref.hostTaskQueue,
+    scheduleToStartTimeout: hostTtlMs,
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  });
+}
+
+/** Histories recorded before the contact check said the host TTL: the setting's default. */
+const DEFAULT_HOST_TTL_MS = 60_000;
+
+function isScheduleToStartTimeout(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
 }
 
 function destroyOn(ref: MachineRef) {
@@ -209,11 +238,12 @@ async function waitForLease(
   input: JobInput,
   granted: () => LeaseGrant | undefined,
   bookkeeping: typeof db,
+  ask: () => Promise<LeaseState> = () =>
+    bookkeeping.requestLease.executeWithOptions({ summary: `ask for a ${input.label} slot` }, [
+      { jobId: input.jobId, label: input.label },
+    ]),
 ): Promise<LeaseGrant> {
-  let state = await bookkeeping.requestLease.executeWithOptions(
-    { summary: `ask for a ${input.label} slot` },
-    [{ jobId: input.jobId, label: input.label }],
-  );
+  let state = await ask();
   for (let lookMs = LEASE_LOOK_FIRST_MS; ; lookMs = Math.min(lookMs * 2, LEASE_LOOK_MAX_MS)) {
     const grant = state.grant ?? granted();
     if (grant) return grant;
@@ -225,7 +255,9 @@ async function waitForLease(
 }
 
 type RunEnd =
-  { kind: 'finished'; result: RunnerFinished } | { kind: 'timeout' } | { kind: 'lost'; livenessMs: number };
+  | { kind: 'finished'; result: RunnerFinished }
+  | { kind: 'timeout' }
+  | { kind: 'lost'; livenessMs: number; hostTtlMs: number };
 
 /**
  * Waits for the attempt's runner to finish, until the job timeout, while watching that the
@@ -252,7 +284,8 @@ async function watchRun(
       { jobId: input.jobId, attempt },
     ]);
     if (finished() !== undefined) break;
-    if (c.silentMs >= c.livenessMs) return { kind: 'lost', livenessMs: c.livenessMs };
+    if (c.silentMs >= c.livenessMs)
+      return { kind: 'lost', livenessMs: c.livenessMs, hostTtlMs: c.hostTtlMs ?? DEFAULT_HOST_TTL_MS };
     // Never a busy loop, whatever the clocks say.
     nextLookMs = Math.max(c.livenessMs - c.silentMs, Math.ceil(c.livenessMs / 10));
   }
@@ -302,7 +335,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   let cancellation: unknown;
   try {
     showState(status, `waiting for a \`${input.label}\` machine slot`);
-    const lease = await waitForLease(input, () => granted, bookkeeping);
+    let lease = await waitForLease(input, () => granted, bookkeeping);
     for (;;) {
       status.attempt += 1;
       status.state = 'provisioning';
@@ -369,15 +402,39 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
           : `retrying on a fresh machine, attempt ${status.attempt + 1}/${input.maxMachineAttempts}`);
       const dead = machine;
       machine = undefined;
-      await CancellationScope.nonCancellable(async () => {
+      const hostGone = await CancellationScope.nonCancellable(async () => {
         await db.recordMachineLost.executeWithOptions({ summary: 'record machine lost' }, [
           { jobId: input.jobId, attempt: status.attempt, message: lost },
         ]);
-        await destroyOn(dead).destroyMachine.executeWithOptions({ summary: 'destroy machine (lost)' }, [
-          { jobId: input.jobId, ref: dead, keepConsole: false, reason: lost },
-        ]);
+        try {
+          await destroyLostOn(dead, end.hostTtlMs).destroyMachine.executeWithOptions(
+            { summary: 'destroy machine (lost)' },
+            [{ jobId: input.jobId, ref: dead, keepConsole: false, reason: lost }],
+          );
+          return false;
+        } catch (err) {
+          if (!isScheduleToStartTimeout(err)) throw err;
+          return true;
+        }
       });
       if (last) throw ApplicationFailure.nonRetryable(lost, 'MachineLost');
+      if (hostGone) {
+        // The host went with its machine: the next attempt needs a slot on a live host.
+        const reason = `host ${lease.hostId} is gone (its worker took no task for ${seconds(end.hostTtlMs)})`;
+        log.warn(reason, { jobId: input.jobId });
+        status.state = 'queued';
+        showState(status, `${reason}: waiting for a \`${input.label}\` machine slot on another host`);
+        granted = undefined;
+        lease = await waitForLease(
+          input,
+          () => granted,
+          bookkeeping,
+          () =>
+            bookkeeping.requeueLease.executeWithOptions({ summary: 'ask for a slot on another host' }, [
+              { jobId: input.jobId, reason },
+            ]),
+        );
+      }
     }
   } catch (err) {
     if (isCancellation(err)) cancellation = err;

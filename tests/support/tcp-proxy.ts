@@ -18,8 +18,15 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** `target` is asked on every new connection, so it may be known only after the proxy started. */
-export async function startTcpProxy(target: () => { host: string; port: number }): Promise<TcpProxy> {
+/**
+ * `target` is asked on every new connection, so it may be known only after the proxy started.
+ * `listen` is the address to accept on (default 127.0.0.1; a test network's bridge address lets
+ * its namespaces reach a service of this host that listens on 127.0.0.1 only).
+ */
+export async function startTcpProxy(
+  target: () => { host: string; port: number },
+  listen = '127.0.0.1',
+): Promise<TcpProxy> {
   const open = new Set<{ client: net.Socket; upstream: net.Socket }>();
   let accepted = 0;
   let blocked = false;
@@ -40,10 +47,10 @@ export async function startTcpProxy(target: () => { host: string; port: number }
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, listen, resolve));
   const { port } = server.address() as net.AddressInfo;
   const proxy: TcpProxy = {
-    address: `127.0.0.1:${port}`,
+    address: `${listen}:${port}`,
     get accepted() {
       return accepted;
     },

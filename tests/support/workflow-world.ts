@@ -166,7 +166,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
         workflowId: callerId(),
         attempt: req.attempt,
       });
-      return { silentMs: behaviour === 'dies' ? LIVENESS_MS : 0, livenessMs: LIVENESS_MS };
+      return { silentMs: behaviour === 'dies' ? LIVENESS_MS : 0, livenessMs: LIVENESS_MS, hostTtlMs: 60_000 };
     },
     async recordMachineLost(req) {
       log(`recordMachineLost #${req.attempt}: ${req.message}`);
