@@ -135,6 +135,10 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
   const client = () =>
     (temporal ??= opts.temporal().catch((err: unknown) => ((temporal = undefined), Promise.reject(err))));
 
+  // The pages parse forms (their buttons); the API takes JSON only, so a form sent to it is
+  // refused as the wrong media type rather than read.
+  if (api.hasContentTypeParser('application/x-www-form-urlencoded'))
+    api.removeContentTypeParser('application/x-www-form-urlencoded');
   api.setErrorHandler((err, req, reply) => {
     const e = errorOf(err);
     if (e.status >= 500) opts.log.error({ err, url: req.url }, 'API request failed');
