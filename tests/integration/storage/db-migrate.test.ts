@@ -111,7 +111,9 @@ describe('migrate', () => {
       'pipeline_jobs',
       'pipeline_numbers',
       'pipelines',
+      'pool_machines',
       'vms',
+      'web_sessions',
       'webhook_outbox',
     ]);
   });
