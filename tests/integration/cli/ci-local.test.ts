@@ -11,6 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, isListening } from '../../../platform/net';
 import { jobRepo } from '../../support/git-repo';
+import { temporalBackends } from '../../support/temporal-backends';
+import { startTestCluster } from '../../support/temporal-cluster';
 
 const CLI = path.resolve(__dirname, '../../../dist/cli/main.js');
 
@@ -62,3 +64,45 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+// `up` (which ci-local runs) against a Temporal cluster on PostgreSQL: it uses the cluster as it
+// finds it, runs the job there, and leaves the cluster running, since it did not start it.
+(temporalBackends().includes('cluster') ? test : test.skip)(
+  'ci-local runs its job on a Temporal cluster it finds at TEMPORAL_ADDRESS and leaves the cluster up',
+  async () => {
+    const cluster = await startTestCluster({ layout: 'single' });
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-cilocal-cluster-'));
+    fs.chmodSync(stateDir, 0o711);
+    try {
+      const repo = jobRepo('echo "on the cluster $SOLSTICE_COMMIT_SHA"');
+      const env = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NO_COLOR: '1',
+        SOLSTICE_STATE_DIR: stateDir,
+        SOLSTICE_EMBEDDED_PG_PORT: String(await freePort()),
+        TEMPORAL_ADDRESS: cluster.address,
+        GRPC_ADDR: `127.0.0.1:${await freePort()}`,
+        SOLSTICE_RUNNER_SERVE_ADDR: `127.0.0.1:${await freePort()}`,
+        SOLSTICE_JOB_PAGE_ADDR: `127.0.0.1:${await freePort()}`,
+        SOLSTICE_WORKSPACE_ROOT: path.join(stateDir, 'machines'),
+        AMQP_URL: `amqp://guest:guest@127.0.0.1:${await freePort()}/%2f`,
+      };
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'ci-local', '--repo', repo.dir], {
+        env,
+        timeout: 240_000,
+      });
+      expect(stdout).toMatch(
+        new RegExp(`temporal +${cluster.address.replace(/\./g, '\\.')} \\(already running\\)`),
+      );
+      expect(stdout).toContain(`on the cluster ${repo.sha}\n`);
+      expect(stdout).toMatch(/job [0-9a-f-]{36} success \(exit code 0\)/);
+      const [host, port] = cluster.address.split(':');
+      expect(await isListening(host, Number(port))).toBe(true);
+    } finally {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      await cluster.stop();
+    }
+  },
+  400_000,
+);
