@@ -1,6 +1,6 @@
 /**
  * What the benchmarks share: a throwaway database, a stack on free ports, a committed
- * repository, one timed bare job, percentiles.
+ * repository, one timed bare job, percentiles, the guest image's map.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
+import YAML from 'yaml';
 import type { Stack } from '../devstack/stack';
 import { startJob } from '../ingress/job-start';
 import { freePort } from '../platform/net';
@@ -113,4 +114,24 @@ export async function benchStorage(): Promise<{
   fs.chmodSync(stateDir, 0o755);
   const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
   return { stateDir, database };
+}
+
+/** An image map in `scratch` for the guest image infra/images/build.sh made (1 vCPU, 1 GiB); returns its path. */
+export function writeGuestImageMap(scratch: string): string {
+  const imageDir = fs.realpathSync(path.join(__dirname, '..', '..', '.tools/images/debian-12'));
+  const imageMap = path.join(scratch, 'images.yaml');
+  fs.writeFileSync(
+    imageMap,
+    YAML.stringify({
+      images: {
+        'debian-12': {
+          base: path.join(imageDir, 'base.qcow2'),
+          kernel: path.join(imageDir, 'vmlinuz'),
+          initrd: path.join(imageDir, 'initrd'),
+          size: { cpu: 1, memory: 1024 },
+        },
+      },
+    }),
+  );
+  return imageMap;
 }

@@ -22,19 +22,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { initTelemetry } from '../platform/telemetry';
 import { connectClient } from '../platform/temporal';
 import { startStack } from '../devstack/stack';
-import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
+import {
+  commitRepo,
+  freeStackAddresses,
+  freshDatabase,
+  percentile,
+  runBareJob,
+  writeGuestImageMap,
+} from './fixtures';
 import { breakdown, PHASES, spansOfJob, type JobBreakdown } from './job-phases';
 import { startSpanCollector, type CollectedSpan } from './span-collector';
 import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
@@ -81,23 +86,9 @@ async function lanes(total: number, concurrency: number, job: () => Promise<void
   return (Date.now() - began) / 60_000;
 }
 
-/** The guest image's map, for --provider qemu (as bench/vm-boot.ts builds it). */
+/** The QEMU provider with the guest image, for --provider qemu. */
 function qemuSettings(scratch: string): Record<string, string> {
-  const imageDir = fs.realpathSync(path.join(ROOT, '.tools/images/debian-12'));
-  const imageMap = path.join(scratch, 'images.yaml');
-  fs.writeFileSync(
-    imageMap,
-    YAML.stringify({
-      images: {
-        'debian-12': {
-          base: path.join(imageDir, 'base.qcow2'),
-          kernel: path.join(imageDir, 'vmlinuz'),
-          initrd: path.join(imageDir, 'initrd'),
-          size: { cpu: 1, memory: 1024 },
-        },
-      },
-    }),
-  );
+  const imageMap = writeGuestImageMap(scratch);
   return { provider: 'qemu', imageMap, qemuAccel: 'tcg', bootTimeoutMs: '15m' };
 }
 

@@ -18,8 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
-import { commitRepo, freeStackAddresses, freshDatabase, runBareJob } from './fixtures';
+import { commitRepo, freeStackAddresses, freshDatabase, runBareJob, writeGuestImageMap } from './fixtures';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
@@ -29,8 +28,6 @@ import { GUEST_RUNNER_ADDR } from '../provisioning/qemu/provider';
 import { runnerBundlePath } from '../runner-api/runner-bundle';
 import { startRunnerServer } from '../runner-api/runner-download';
 import { startStack } from '../devstack/stack';
-
-const ROOT = path.resolve(__dirname, '../..');
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -101,22 +98,8 @@ async function main(): Promise<void> {
   });
   const runs = Number(values.runs);
   const accel = values.accel as Accel;
-  const imageDir = fs.realpathSync(path.join(ROOT, '.tools/images/debian-12'));
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-vm-'));
-  const imageMap = path.join(scratch, 'images.yaml');
-  fs.writeFileSync(
-    imageMap,
-    YAML.stringify({
-      images: {
-        'debian-12': {
-          base: path.join(imageDir, 'base.qcow2'),
-          kernel: path.join(imageDir, 'vmlinuz'),
-          initrd: path.join(imageDir, 'initrd'),
-          size: { cpu: 1, memory: 1024 },
-        },
-      },
-    }),
-  );
+  const imageMap = writeGuestImageMap(scratch);
 
   const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
   const cfg = loadConfig({
