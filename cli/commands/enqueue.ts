@@ -104,21 +104,28 @@ export class EnqueueCommand extends ConnectedCommand {
         cfg,
         store,
         {
-          repo: this.repo,
-          commit: this.commit,
-          event: this.event as EnqueueEvent,
-          ...(this.branch !== undefined ? { branch: this.branch } : {}),
-          label: this.label,
-          follow: this.follow,
+          ...this.asked(parseInputs),
           direct: this.direct,
           explicitTimeout: this.flag('jobTimeoutMs') !== undefined,
-          ...(this.workflow ? { workflow: this.workflow, inputs: parseInputs(this.input) } : {}),
         },
         this.context.stdout,
       );
     } finally {
       await store.close();
     }
+  }
+
+  /** What was asked for, as both modes take it. */
+  private asked(parseInputs: (inputs: string[]) => Record<string, string>) {
+    return {
+      repo: this.repo,
+      commit: this.commit,
+      event: this.event as EnqueueEvent,
+      ...(this.branch !== undefined ? { branch: this.branch } : {}),
+      label: this.label,
+      follow: this.follow,
+      ...(this.workflow ? { workflow: this.workflow, inputs: parseInputs(this.input) } : {}),
+    };
   }
 
   /** Through the API: the commit resolved here, the pipeline started and followed there. */
@@ -135,18 +142,7 @@ export class EnqueueCommand extends ConnectedCommand {
       import('../output'),
     ]);
     const out = this.context.stdout;
-    const r = await requestFor(
-      {
-        repo: this.repo,
-        commit: this.commit,
-        event: this.event as EnqueueEvent,
-        ...(this.branch !== undefined ? { branch: this.branch } : {}),
-        label: this.label,
-        follow: this.follow,
-        ...(this.workflow ? { workflow: this.workflow, inputs: parseInputs(this.input) } : {}),
-      },
-      out,
-    );
+    const r = await requestFor(this.asked(parseInputs), out);
     const remote = remoteSession(cfg);
     const started = await remote.api.request<{ pipelineId: string; workflowId: string }>(
       'POST',
