@@ -91,10 +91,14 @@ export function temporalTlsOptions(cfg: Partial<Pick<Config, TlsKey>>): TLSConfi
 export function workerTuning(
   cfg: Pick<
     Config,
-    'temporalMaxConcurrentActivities' | 'temporalMaxConcurrentWorkflowTasks' | 'temporalStickyCacheSize'
+    | 'temporalMaxConcurrentActivities'
+    | 'temporalMaxConcurrentWorkflowTasks'
+    | 'temporalStickyCacheSize'
+    | 'dbPoolMaxSize'
   >,
 ): {
   maxConcurrentActivityTaskExecutions: number;
+  maxConcurrentLocalActivityExecutions: number;
   maxConcurrentWorkflowTaskExecutions: number;
   maxCachedWorkflows: number;
 } {
@@ -119,6 +123,11 @@ export function workerTuning(
     );
   return {
     maxConcurrentActivityTaskExecutions: cfg.temporalMaxConcurrentActivities,
+    // The jobs' local activities (record, lease, release) each take a connection of this
+    // process's pool, and the lease ones wait there for the scheduler's lock. A burst of jobs
+    // starts them all at once (the SDK's default allows 100), which emptied the pool for
+    // everything else in the process; half the pool keeps the rest served.
+    maxConcurrentLocalActivityExecutions: Math.max(1, Math.floor(cfg.dbPoolMaxSize / 2)),
     maxConcurrentWorkflowTaskExecutions: wft,
     maxCachedWorkflows: cache,
   };

@@ -156,6 +156,9 @@ const INDEX_CACHE_SIZE = 32;
 export class LogStore {
   /** Archived logs never change: their indexes are kept for the next window of the same log. */
   private readonly indexes = new Map<string, LogIndex>();
+  /** Jobs with lines stored that followers were not yet told of, and whether a notify is on its way. */
+  private readonly unnotified = new Set<string>();
+  private notifying = false;
   /** Followers in this process wait on these (see log-wake.ts). */
   readonly wakeups = new LogWakeups(() => new pg.Client(this.pool.options));
 
@@ -215,9 +218,7 @@ export class LogStore {
         n: number | null;
         bytes: number | null;
       }>(
-        // The notification (followers read on it, see log-wake.ts) goes out only if this
-        // transaction commits, i.e. after the lines are stored; it is rarely for nothing (a resend).
-        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed, pg_notify('${LOG_CHANNEL}', $1),
+        `SELECT (j.log_archived_at IS NOT NULL OR j.log_expired_at IS NOT NULL) AS closed,
                 c.first_seq, c.last_seq, c.last_seq - c.first_seq + 1 AS n, octet_length(c.data) AS bytes
          FROM jobs j LEFT JOIN LATERAL (
            SELECT first_seq, last_seq, data FROM log_chunks WHERE job_id = j.id ORDER BY last_seq DESC LIMIT 1
@@ -291,6 +292,7 @@ export class LogStore {
         );
       }
       await client.query('COMMIT');
+      this.notifyStored(jobId);
       return fresh.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -298,6 +300,31 @@ export class LogStore {
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * Tells followers (log-wake.ts) that lines of the job are stored, after the append committed.
+   * Not inside the append: PostgreSQL holds one lock for every notifying transaction until its
+   * commit is flushed, so appends that notified waited on each other's fsync while holding their
+   * pool connections, and a burst of jobs emptied the pool (two-installations-broker). Here one
+   * statement at a time per process notifies for every job stored since the last one, so the
+   * wake-ups take at most one connection. Not awaited: a lost wake-up costs a follower one poll
+   * interval, never lines.
+   */
+  private notifyStored(jobId: string): void {
+    this.unnotified.add(jobId);
+    if (this.notifying) return;
+    this.notifying = true;
+    void (async () => {
+      while (this.unnotified.size > 0) {
+        const jobIds = [...this.unnotified];
+        this.unnotified.clear();
+        await this.pool
+          .query(`SELECT pg_notify('${LOG_CHANNEL}', id) FROM unnest($1::text[]) AS id`, [jobIds])
+          .catch(() => undefined);
+      }
+      this.notifying = false;
+    })();
   }
 
   /**

@@ -234,6 +234,7 @@ export async function startOrchestratorWorker(
       taskQueue: cfg.taskQueue,
       workflowsPath: require.resolve('../workflows'),
       maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTaskExecutions,
+      maxConcurrentLocalActivityExecutions: tuning.maxConcurrentLocalActivityExecutions,
       maxCachedWorkflows: tuning.maxCachedWorkflows,
     }),
     await Worker.create({ ...common, taskQueue: hostQueue }),

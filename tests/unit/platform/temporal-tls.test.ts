@@ -97,6 +97,7 @@ describe('worker tuning', () => {
   test('defaults suit a cluster worker and are what the SDK gets', () => {
     expect(workerTuning(loadConfig({}, {}))).toEqual({
       maxConcurrentActivityTaskExecutions: 100,
+      maxConcurrentLocalActivityExecutions: 8,
       maxConcurrentWorkflowTaskExecutions: 40,
       maxCachedWorkflows: 1000,
     });
@@ -110,10 +111,13 @@ describe('worker tuning', () => {
         SOLSTICE_TEMPORAL_MAX_WORKFLOW_TASKS: '3',
         SOLSTICE_TEMPORAL_STICKY_CACHE: '0',
         SOLSTICE_SHUTDOWN_GRACE: '2m',
+        DB_POOL_MAX_SIZE: '5',
       },
     );
     expect(workerTuning(cfg)).toEqual({
       maxConcurrentActivityTaskExecutions: 7,
+      // Half the database pool: local activities must leave connections for the rest.
+      maxConcurrentLocalActivityExecutions: 2,
       maxConcurrentWorkflowTaskExecutions: 3,
       maxCachedWorkflows: 0,
     });
