@@ -38,10 +38,40 @@ export function findTool(tool: ToolSpec, env: NodeJS.ProcessEnv = process.env): 
 export interface ToolProcess {
   child: ChildProcess;
   readonly exited: boolean;
-  /** Resolves once every port accepts connections; rejects at once if the process exits. */
+  /**
+   * Resolves once every port accepts connections; rejects at once if the process exits, with its
+   * exit status and the end of its log in the message (CI keeps the message, not the log file).
+   */
   waitForPorts(host: string, ports: number[], opts: { timeoutMs: number; what: string }): Promise<void>;
   /** SIGTERM, SIGKILL after `graceMs`; resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
+}
+
+/** A tool did not come up; the message has its exit status and the end of its log. */
+export class ToolStartError extends Error {}
+
+/** The last `n` non-empty lines of a log, each indented, at most 4 KiB. */
+export function logTail(file: string, n: number): string {
+  let text: string;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, 16 * 1024);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      text = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+  const lines = text.split('\n').filter((l) => l.trim()).slice(-n);
+  return lines
+    .map((l) => `    ${l.length > 400 ? `${l.slice(0, 400)}…` : l}`)
+    .join('\n')
+    .slice(-4096);
 }
 
 export function startToolProcess(
@@ -53,14 +83,24 @@ export function startToolProcess(
   const child = spawn(binary, args, { stdio: ['ignore', out, out], env: opts.env ?? process.env });
   if (typeof out === 'number') fs.closeSync(out);
   let exited = false;
-  child.once('exit', () => (exited = true));
+  let status = '';
+  child.once('exit', (code, signal) => {
+    exited = true;
+    status = signal ? `killed by ${signal}` : `exit code ${code}`;
+  });
   return {
     child,
     get exited() {
       return exited;
     },
     async waitForPorts(host, ports, { timeoutMs, what }) {
-      for (const port of ports) await waitForPort(host, port, { timeoutMs, isAlive: () => !exited, what });
+      try {
+        for (const port of ports) await waitForPort(host, port, { timeoutMs, isAlive: () => !exited, what });
+      } catch (err) {
+        const tail = opts.logFile ? logTail(opts.logFile, 20) : '';
+        const why = [exited ? `(${status})` : '', tail ? `; the end of its log:\n${tail}` : ''].join('');
+        throw new ToolStartError(`${(err as Error).message} ${why}`.trim(), { cause: err });
+      }
     },
     stop: (graceMs = 10_000) =>
       new Promise<void>((resolve) => {
