@@ -8,12 +8,20 @@
  * `artifacts_expired_at`), so its page says "log expired on …". A pipeline that went takes its
  * jobs with it (rows and every blob under `jobs/<id>/`), except jobs a kept pipeline still
  * names (a `rerun --failed` reuses the jobs that succeeded).
+ *
+ * Ended sign-in sessions go too, whatever the settings: each row held a user's OAuth token, and
+ * once a session has ended nothing reads it again. They are kept a day after they end, so a
+ * sign-out and the logs around it can still be matched to the row.
  */
 import type { Retention } from '../platform/config';
 import type { BlobStore } from './blob-store';
 import { pgPool, type Db } from './db';
 import { LogStore } from './log-store';
 import { artifactBlobKey } from './artifact-store';
+import { SessionStore } from './session-store';
+
+/** How long an ended (expired or revoked) sign-in session is kept before the sweep removes it. */
+export const ENDED_SESSION_KEEP_MS = 24 * 60 * 60 * 1000;
 
 export interface RetentionPolicy {
   logs?: Retention;
@@ -28,6 +36,8 @@ export interface GcPlan {
   artifacts: { jobId: string; finishedAt: Date; files: number }[];
   /** Pipelines that go, with the jobs that go with them. */
   pipelines: { pipelineId: string; finishedAt: Date; jobIds: string[] }[];
+  /** Sign-in sessions that ended more than ENDED_SESSION_KEEP_MS ago (always swept). */
+  endedSessions: number;
 }
 
 const FINAL = `('success','failure','error','cancelled')`;
@@ -49,7 +59,13 @@ function beyond(r: Retention, table: string, params: unknown[]): string {
 
 export async function planGc(db: Db, policy: RetentionPolicy): Promise<GcPlan> {
   const pool = pgPool(db);
-  const plan: GcPlan = { logs: [], artifacts: [], pipelines: [] };
+  const plan: GcPlan = { logs: [], artifacts: [], pipelines: [], endedSessions: 0 };
+  const endedBefore = new Date(Date.now() - ENDED_SESSION_KEEP_MS);
+  const { rows: sessions } = await pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM web_sessions WHERE expires_at < $1::timestamptz OR revoked_at < $1::timestamptz`,
+    [endedBefore],
+  );
+  plan.endedSessions = Number(sessions[0]?.n ?? 0);
   if (policy.logs) {
     const params: unknown[] = [];
     const { rows } = await pool.query<{ id: string; finished_at: Date }>(
@@ -106,13 +122,14 @@ export interface GcResult {
   pipelines: number;
   jobs: number;
   blobs: number;
+  sessions: number;
 }
 
 /** Removes what the plan names. Repeatable: what is already gone is skipped. */
 export async function applyGc(db: Db, blobs: BlobStore, plan: GcPlan): Promise<GcResult> {
   const pool = pgPool(db);
   const logs = new LogStore(db, blobs);
-  const result: GcResult = { logs: 0, artifacts: 0, pipelines: 0, jobs: 0, blobs: 0 };
+  const result: GcResult = { logs: 0, artifacts: 0, pipelines: 0, jobs: 0, blobs: 0, sessions: 0 };
   const pipelineJobs = new Set(plan.pipelines.flatMap((p) => p.jobIds));
   for (const { jobId } of plan.logs) {
     if (pipelineJobs.has(jobId)) continue; // goes whole below
@@ -152,6 +169,7 @@ export async function applyGc(db: Db, blobs: BlobStore, plan: GcPlan): Promise<G
     result.pipelines += 1;
     result.jobs += p.jobIds.length;
   }
+  if (plan.endedSessions > 0) result.sessions = await new SessionStore(db).prune(ENDED_SESSION_KEEP_MS);
   return result;
 }
 
@@ -165,6 +183,7 @@ export function describePlan(plan: GcPlan): string[] {
     ),
     ...plan.logs.map((l) => `log of job ${l.jobId} (finished ${day(l.finishedAt)})`),
     ...plan.artifacts.map((a) => `${a.files} artifact(s) of job ${a.jobId} (finished ${day(a.finishedAt)})`),
+    ...(plan.endedSessions > 0 ? [`${plan.endedSessions} sign-in session(s) that ended over a day ago`] : []),
   ];
 }
 

@@ -1,7 +1,8 @@
 /**
  * Web sign-in sessions, kept server-side (table web_sessions). The browser's cookie holds a
  * random token; the table holds its SHA-256, so reading the table signs nobody in. A session
- * ends when it expires or is revoked (logout, or `revokeUser`), and then names nobody at once.
+ * ends when it expires or is revoked (logout, or `revokeUser`), and then names nobody at once;
+ * a revoked session's OAuth token is wiped with it, and the retention sweep removes ended rows.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from './db';
@@ -66,14 +67,17 @@ export class SessionStore {
   }
 
   async revoke(id: string): Promise<void> {
-    await this.db.webSession.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
+    await this.db.webSession.updateMany({
+      where: { id, revokedAt: null },
+      data: { revokedAt: new Date(), accessToken: '' },
+    });
   }
 
   /** Signs a user out everywhere; returns how many sessions ended. */
   async revokeUser(forge: string, login: string): Promise<number> {
     const r = await this.db.webSession.updateMany({
       where: { forge, login, revokedAt: null },
-      data: { revokedAt: new Date() },
+      data: { revokedAt: new Date(), accessToken: '' },
     });
     return r.count;
   }

@@ -3,18 +3,14 @@
  * RetentionWorkflow every SOLSTICE_GC_INTERVAL with the SOLSTICE_RETAIN_* settings, and the
  * namespace's own retention of closed workflow histories (SOLSTICE_TEMPORAL_RETENTION).
  * Every worker of a deployment does the same with the same settings, so the last to start wins
- * and the result is the same; with no retention setting the schedule is removed.
+ * and the result is the same. The schedule exists even with no retention setting: the sweep also
+ * removes ended sign-in sessions (storage/retention.ts), which nothing else does.
  */
-import {
-  ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
-  ScheduleOverlapPolicy,
-  type Client,
-} from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import type { Config } from '../platform/config';
 import type { Logger } from '../platform/logger';
-import { hasRetention, retentionPolicy } from '../storage/retention';
+import { retentionPolicy } from '../storage/retention';
 
 /** One schedule per task queue: deployments sharing a namespace keep theirs apart. */
 export function gcScheduleId(taskQueue: string): string {
@@ -24,15 +20,6 @@ export function gcScheduleId(taskQueue: string): string {
 export async function ensureGcSchedule(client: Client, cfg: Config, log: Logger): Promise<void> {
   const scheduleId = gcScheduleId(cfg.taskQueue);
   const policy = retentionPolicy(cfg);
-  if (!hasRetention(policy)) {
-    await client.schedule
-      .getHandle(scheduleId)
-      .delete()
-      .catch((err: unknown) => {
-        if (!(err instanceof ScheduleNotFoundError)) throw err;
-      });
-    return;
-  }
   const spec = { intervals: [{ every: cfg.gcIntervalMs }] };
   const action = {
     type: 'startWorkflow' as const,

@@ -9,7 +9,9 @@ export class GcCommand extends GcCommandBase {
       Applies SOLSTICE_RETAIN_LOGS, SOLSTICE_RETAIN_ARTIFACTS and SOLSTICE_RETAIN_PIPELINES once, to
       PostgreSQL and the blob store alike (the worker also does it on SOLSTICE_GC_INTERVAL). Each is an
       age (30d, 12h) or last:N (the newest N per repository and branch); unset keeps everything.
-      Running jobs and pipelines are never touched. With --dry-run it prints what would go and changes nothing.
+      Running jobs and pipelines are never touched. Sign-in sessions that ended over a day ago go too,
+      whatever the settings (each held a user's OAuth token). With --dry-run it prints what would go
+      and changes nothing.
     `,
     examples: [
       ['What a 30-day log retention would remove', 'solstice gc --dry-run --retain-logs 30d'],
@@ -27,9 +29,8 @@ export class GcCommand extends GcCommandBase {
     const policy = retentionPolicy(cfg);
     if (!hasRetention(policy)) {
       this.context.stdout.write(
-        'nothing to do: none of SOLSTICE_RETAIN_LOGS, SOLSTICE_RETAIN_ARTIFACTS, SOLSTICE_RETAIN_PIPELINES is set\n',
+        'none of SOLSTICE_RETAIN_LOGS, SOLSTICE_RETAIN_ARTIFACTS, SOLSTICE_RETAIN_PIPELINES is set: logs, artifacts and pipelines are kept\n',
       );
-      return 0;
     }
     return withStore(cfg, async (store) => {
       const plan = await planGc(store.db, policy);
@@ -40,7 +41,7 @@ export class GcCommand extends GcCommandBase {
       if (this.dryRun || lines.length === 0) return 0;
       const r = await applyGc(store.db, store.blobs, plan);
       this.context.stdout.write(
-        `removed ${r.pipelines} pipeline(s) with ${r.jobs} job(s), ${r.logs} log(s), artifacts of ${r.artifacts} job(s); ${r.blobs} blob(s)\n`,
+        `removed ${r.pipelines} pipeline(s) with ${r.jobs} job(s), ${r.logs} log(s), artifacts of ${r.artifacts} job(s), ${r.sessions} ended sign-in session(s); ${r.blobs} blob(s)\n`,
       );
       return 0;
     });

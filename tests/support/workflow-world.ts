@@ -234,7 +234,7 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
     },
     async collectGarbage() {
       log('collectGarbage');
-      return { logs: 1, artifacts: 0, pipelines: 0, jobs: 0, blobs: 2 };
+      return { logs: 1, artifacts: 0, pipelines: 0, jobs: 0, blobs: 2, sessions: 0 };
     },
     async supersededPipelines(pipelineId) {
       log('supersededPipelines');

@@ -20,6 +20,7 @@ import { S3BlobStore } from '../../../storage/s3-blob-store';
 import { startJobPage } from '../../../web/job-page/server';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { runCli } from '../../support/cli';
+import { SessionStore } from '../../../storage/session-store';
 
 let tmp: string;
 let s3: S3DevServer;
@@ -235,5 +236,60 @@ describe.each(['filesystem', 's3'] as const)('%s', (kind) => {
     const logs = await runCli(['logs', middle.jobId], w.env);
     expect(logs.code).not.toBe(0);
     expect(logs.stderr).toMatch(/the log of job .* expired on \d{4}-/);
+  });
+});
+
+describe('ended sign-in sessions', () => {
+  let w: World;
+
+  beforeAll(async () => {
+    w = await world('filesystem');
+  });
+
+  afterAll(async () => {
+    await w?.blobs.close();
+    await w?.db.$disconnect();
+    await w?.database.drop();
+  });
+
+  test('go a day after they end, whatever the retention settings; a revoked one loses its token at once', async () => {
+    const sessions = new SessionStore(w.db);
+    const make = async (login: string, ttlMs: number) =>
+      (
+        await sessions.create({
+          forge: 'gitea',
+          forgeUrl: 'http://forge',
+          login,
+          accessToken: `oauth-${login}`,
+          csrfSecret: 's',
+          ttlMs,
+        })
+      ).session.id;
+    const day = 24 * 3_600_000;
+    await make('a', -2 * day); // expired two days ago: goes
+    const expiredRecently = await make('b', -3_600_000);
+    const live = await make('c', day);
+    const revokedLongAgo = await make('d', day);
+    await w.db.webSession.update({
+      where: { id: revokedLongAgo },
+      data: { revokedAt: new Date(Date.now() - 2 * day) },
+    });
+    const revokedNow = await make('e', day);
+    await sessions.revoke(revokedNow);
+    expect((await w.db.webSession.findUnique({ where: { id: revokedNow } }))?.accessToken).toBe('');
+    expect(await sessions.userToken('gitea', 'e')).toBeUndefined();
+
+    // No SOLSTICE_RETAIN_* at all: the sessions are still swept.
+    const dry = await runCli(['gc', '--dry-run'], w.env);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('logs, artifacts and pipelines are kept');
+    expect(dry.stdout).toContain('would remove 2 sign-in session(s) that ended over a day ago');
+    expect(await w.db.webSession.count()).toBe(5);
+
+    const r = await runCli(['gc'], w.env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('2 ended sign-in session(s)');
+    const left = (await w.db.webSession.findMany({ select: { id: true } })).map((s) => s.id).sort();
+    expect(left).toEqual([expiredRecently, live, revokedNow].sort());
   });
 });
