@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
 import { joinHostPort } from '../platform/net';
-import { findTool, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
+import { findTool, logTail, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
 
 export const TEMPORAL_SERVER: ToolSpec = {
   binary: 'temporal-server',
@@ -201,6 +201,38 @@ async function pgQuery(url: string, sql: string): Promise<void> {
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
+/** Until `first` has written the cluster's metadata and system namespace; fails if it exits first. */
+async function waitForClusterMetadata(
+  adminUrl: string,
+  database: string,
+  first: ClusterProcess,
+): Promise<void> {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  const c = new PgClient({ connectionString: url.toString() });
+  await c.connect();
+  try {
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const { rows } = await c.query(
+        `SELECT (SELECT count(*) FROM cluster_metadata_info) > 0
+            AND (SELECT count(*) FROM namespaces WHERE name = 'temporal-system') > 0 AS ready`,
+      );
+      if (rows[0]?.ready) return;
+      if (first.proc.exited || Date.now() > deadline) {
+        const why = first.proc.exited ? 'exited' : 'did not write it within 90 s';
+        const tail = logTail(first.logFile, 20);
+        throw new TemporalClusterError(
+          `Temporal ${first.name} ${why} before writing the cluster metadata and system namespace (its log: ${first.logFile})${tail ? `:\n${tail}` : ''}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await c.end();
+  }
+}
+
 /** create-database is done by us (one statement); the schema is the sql tool's, as in deploy. */
 async function setupSchema(sqlTool: string, pg: URL, database: string, schema: string, log: string) {
   const args = [
@@ -302,7 +334,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
             { name: 'worker', service: 'worker', ports: base },
           ];
 
-    for (const p of plan) {
+    const start = (p: (typeof plan)[number]) => {
       const configFile = path.join(opts.stateDir, `${p.name}.yaml`);
       fs.writeFileSync(configFile, render(p.ports));
       const services = p.service === 'all' ? SERVICES : [p.service];
@@ -315,13 +347,24 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       ];
       const [bin, ...argv] = [...(opts.wrap ?? []), server, ...args];
       const logFile = path.join(opts.stateDir, `${p.name}.log`);
-      processes.push({
+      const started: ClusterProcess = {
         name: p.name,
         service: p.service,
         logFile,
         proc: startToolProcess(bin, argv, { logFile }),
-      });
-    }
+      };
+      processes.push(started);
+      return started;
+    };
+    // Every Temporal process, at start, writes the cluster's metadata row and the system
+    // namespace if there are none, and one that loses that race to another exits ("failed to
+    // initialize current cluster metadata"): stop 24's CI lost its frontend so. So the first
+    // process starts alone, and the others once both are there.
+    // (Deployed, systemd's Restart=on-failure covers the same race; docs/deploy.md.)
+    const [first, ...rest] = plan;
+    const firstProcess = start(first);
+    await waitForClusterMetadata(opts.pgUrl, databases.main, firstProcess);
+    rest.forEach(start);
     // The frontend answers once it has joined the ring; history and matching may join later,
     // which callers notice as their first requests being retried (see waitUntilServing).
     for (const p of processes) {
@@ -331,6 +374,14 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       } catch (err) {
         throw new TemporalClusterError(`${(err as Error).message} (its log: ${p.logFile})`, { cause: err });
       }
+    }
+    // A process without a port to wait for has had as long as the frontend to die at start.
+    const dead = processes.find((p) => p.proc.exited);
+    if (dead) {
+      const tail = logTail(dead.logFile, 20);
+      throw new TemporalClusterError(
+        `Temporal ${dead.name} exited at start (its log: ${dead.logFile})${tail ? `:\n${tail}` : ''}`,
+      );
     }
     return {
       address: joinHostPort(host, fe),
