@@ -1,6 +1,6 @@
 /**
- * What the benchmarks share: a throwaway database, a stack on free ports, a committed
- * repository, one timed bare job, percentiles, the guest image's map.
+ * What the benchmarks share: a throwaway database and RabbitMQ vhost, a stack on free ports, a
+ * committed repository, one timed bare job, percentiles, the guest image's map.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -134,4 +134,24 @@ export function writeGuestImageMap(scratch: string): string {
     }),
   );
   return imageMap;
+}
+
+/**
+ * A RabbitMQ vhost of the bench's own, made with rabbitmqctl (as root), so a bench's queues never
+ * mix with another stack's; undefined when rabbitmqctl is not at hand (then AMQP_URL is used as is).
+ */
+export function throwawayVhost(): { url: string; drop(): void } | undefined {
+  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
+  try {
+    execFileSync('rabbitmqctl', ['-q', 'add_vhost', name], { stdio: 'ignore' });
+    execFileSync('rabbitmqctl', ['-q', 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*'], {
+      stdio: 'ignore',
+    });
+  } catch {
+    return undefined;
+  }
+  return {
+    url: `amqp://guest:guest@127.0.0.1:5672/${name}`,
+    drop: () => execFileSync('rabbitmqctl', ['-q', 'delete_vhost', name], { stdio: 'ignore' }),
+  };
 }

@@ -19,7 +19,6 @@
  * if a server listens there, else a dev server on free ports; with --temporal, each one listed in
  * turn (bench/temporal-backends.ts), then a table of them side by side.
  */
-import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { AmqpConnection, topologyFor } from '../ingress/amqp';
@@ -31,6 +30,7 @@ import { startDevServer } from '../devstack/temporal-dev-server';
 import { startBridge } from '../ingress/bridge';
 import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 import { startWebhookServer } from '../ingress/webhook-server';
+import { throwawayVhost } from './fixtures';
 
 const SECRET = 'bench-secret';
 
@@ -38,22 +38,6 @@ function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
-}
-
-function makeVhost(): { url: string; drop(): void } | undefined {
-  const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
-  try {
-    execFileSync('rabbitmqctl', ['-q', 'add_vhost', name], { stdio: 'ignore' });
-    execFileSync('rabbitmqctl', ['-q', 'set_permissions', '-p', name, 'guest', '.*', '.*', '.*'], {
-      stdio: 'ignore',
-    });
-  } catch {
-    return undefined;
-  }
-  return {
-    url: `amqp://guest:guest@127.0.0.1:5672/${name}`,
-    drop: () => execFileSync('rabbitmqctl', ['-q', 'delete_vhost', name], { stdio: 'ignore' }),
-  };
 }
 
 interface Delivery {
@@ -131,7 +115,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Summa
         temporalAddress = dev.address;
       }
     }
-    const vhost = makeVhost();
+    const vhost = throwawayVhost();
     if (vhost) cleanups.push(vhost.drop);
     const cfg = loadConfig({
       temporalAddress,

@@ -11,7 +11,7 @@
 # (default: temporal, versitygw, jaeger). Each command asks for only what it runs: `npm run
 # ci:local` needs the Temporal CLI alone, so a newcomer's first run does not wait for the
 # test-only tools. Gitea (a real forge for the forge tests) is the slowest build by far, so
-# only the tests that need it ask for it (tests/support/gitea.ts). temporal-server and
+# only the tests and benches that need it ask for it (devstack/gitea.ts). temporal-server and
 # temporal-sql-tool (a real Temporal cluster on PostgreSQL, docs/deploy.md) take ~20 min on two
 # cores, so they are never built by default either: `bootstrap.sh temporal-server temporal-sql-tool`.
 set -euo pipefail

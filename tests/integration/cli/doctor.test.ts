@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../../platform/net';
 import { runCli, type CliResult } from '../../support/cli';
-import { startGitea } from '../../support/gitea';
+import { startGitea } from '../../../devstack/gitea';
 import { harnessWithWorkerForFile, type Harness } from '../../support/harness';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 

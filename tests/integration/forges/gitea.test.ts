@@ -1,5 +1,5 @@
 /**
- * Solstice against a real Gitea (tests/support/gitea.ts): `solstice up`'s stack with Gitea's
+ * Solstice against a real Gitea (devstack/gitea.ts): `solstice up`'s stack with Gitea's
  * webhooks, its token for commit statuses, and jobs on the local provider cloning from it.
  * Pushes, Replay, rerun, pull requests, statuses of planned, skipped and failed pipelines,
  * outages of RabbitMQ and of Gitea itself, private repositories (the token searched for in
@@ -19,7 +19,7 @@ import { startStack, type Stack } from '../../../devstack/stack';
 import { createDb, type Db } from '../../../storage/db';
 import { cliEnv, runCli } from '../../support/cli';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
-import { startGitea, type Gitea, type GiteaRepo } from '../../support/gitea';
+import { startGitea, type Gitea, type GiteaRepo } from '../../../devstack/gitea';
 import { startJaeger, type Jaeger } from '../../support/jaeger';
 import { createTestVhost, type TestVhost } from '../../support/rabbitmq';
 import { startTcpProxy, type TcpProxy } from '../../support/tcp-proxy';

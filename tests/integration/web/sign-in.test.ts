@@ -1,5 +1,5 @@
 /**
- * Sign-in and access against a real Gitea (tests/support/gitea.ts, SQLite): an OAuth2
+ * Sign-in and access against a real Gitea (devstack/gitea.ts, SQLite): an OAuth2
  * application, a user with write access to a private repository and one without, a public
  * repository; real pipelines on the local provider cloning from Gitea.
  *
@@ -19,7 +19,7 @@ import { pipelineActions, webAccessFromConfig } from '../../../web/job-page/from
 import { startJobPage, type RunningJobPage } from '../../../web/job-page/server';
 import { SESSION_COOKIE } from '../../../web/sign-in/session';
 import { launchBrowser } from '../../support/browser';
-import { startGitea, type Gitea, type GiteaRepo, type GiteaUser } from '../../support/gitea';
+import { startGitea, type Gitea, type GiteaRepo, type GiteaUser } from '../../../devstack/gitea';
 import { startHarness, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';
 

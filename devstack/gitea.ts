@@ -1,6 +1,6 @@
 /**
  * A real Gitea (built by `infra/bootstrap.sh gitea`, pinned in infra/versions.env) for the
- * forge tests: one server per test file on SQLite, free loopback ports, a temp dir removed on
+ * forge tests and `bench:forge`: one server per test file or bench run on SQLite, free loopback ports, a temp dir removed on
  * stop. The first call builds Gitea if it is not built yet (about 15 minutes once, cached
  * after that), so only the tests that need a real forge pay for it.
  *
@@ -14,13 +14,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../platform/net';
-import { readSetting } from '../../platform/config';
-import { findTool, startToolProcess, type ToolProcess, type ToolSpec } from '../../devstack/tool-process';
-import { TEST_GIT_IDENTITY } from './git-repo';
+import { freePort } from '../platform/net';
+import { readSetting } from '../platform/config';
+import { findTool, logTail, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(__dirname, '../..');
+/** The checkout, from the sources (devstack/) or from dist/devstack/. */
+const ROOT =
+  [path.resolve(__dirname, '..'), path.resolve(__dirname, '../..')].find((d) =>
+    fs.existsSync(path.join(d, 'infra/versions.env')),
+  ) ?? path.resolve(__dirname, '..');
+/** Who the commits `push` makes are by. */
+const PUSH_IDENTITY = {
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@example.invalid',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@example.invalid',
+} as const;
 
 export const GITEA: ToolSpec = { binary: 'gitea', title: 'Gitea', envVar: 'SOLSTICE_GITEA_BIN' };
 
@@ -195,7 +205,7 @@ const git = (cwd: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
     cwd,
     env: {
       ...process.env,
-      ...TEST_GIT_IDENTITY,
+      ...PUSH_IDENTITY,
       GIT_TERMINAL_PROMPT: '0',
       ...extraEnv,
     },
@@ -228,10 +238,12 @@ export async function startGitea(): Promise<Gitea> {
     try {
       await proc.waitForPorts('127.0.0.1', [port], { timeoutMs: 180_000, what: 'gitea' });
     } catch (err) {
-      const tail = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').slice(-4000) : '');
+      // The error has the end of its output already; Gitea writes the rest to a log of its own.
       throw new Error(
-        `${(err as Error).message}\ngitea output:\n${tail(logFile)}\ngitea log:\n${tail(path.join(dir, 'log/gitea.log'))}`,
-        { cause: err },
+        `${(err as Error).message}\ngitea log:\n${logTail(path.join(dir, 'log/gitea.log'), 20)}`,
+        {
+          cause: err,
+        },
       );
     }
   };
