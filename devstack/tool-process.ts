@@ -67,7 +67,10 @@ export function logTail(file: string, n: number): string {
   } catch {
     return '';
   }
-  const lines = text.split('\n').filter((l) => l.trim()).slice(-n);
+  const lines = text
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-n);
   return lines
     .map((l) => `    ${l.length > 400 ? `${l.slice(0, 400)}…` : l}`)
     .join('\n')
