@@ -70,8 +70,13 @@ ${envLines}
 ${pool ? `export SOLSTICE_POOL_FILE="$root${POOL_FILE_PATH}"\n` : ''}export SOLSTICE_JOB_FILE="$root${JOB_FILE_PATH}"
 export SOLSTICE_WORKDIR="$root${WORKDIR_PATH}"
 mkdir -p "$(dirname "$root${RUNNER_PATH}")" "$SOLSTICE_WORKDIR"
-echo "[solstice-bootstrap] fetching runner from $SOLSTICE_RUNNER_URL"
-curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 120 -o "$root${RUNNER_PATH}" "$SOLSTICE_RUNNER_URL"
+# The local provider writes the runner it verified by hash from its host cache (local.ts).
+if [ -n "\${SOLSTICE_RUNNER_SHA256:-}" ] && [ -s "$root${RUNNER_PATH}" ]; then
+  echo "[solstice-bootstrap] runner from the host cache, sha256 $SOLSTICE_RUNNER_SHA256"
+else
+  echo "[solstice-bootstrap] fetching runner from $SOLSTICE_RUNNER_URL"
+  curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 120 -o "$root${RUNNER_PATH}" "$SOLSTICE_RUNNER_URL"
+fi
 echo "[solstice-bootstrap] starting runner ${what}"
 exec node "$root${RUNNER_PATH}"
 `;
