@@ -3,10 +3,12 @@
  * runner server, worker), side by side with the floor: the same work with no engine.
  *
  *   npm run bench -- [--jobs 50] [--concurrency 1,4] [--script-ms 500] [--provider local|qemu]
- *                    [--temporal dev,cluster,cluster-split]
+ *                    [--temporal dev,cluster,cluster-split] [--host-cache on|off|off,on,...]
  *
  * With --temporal, the same run against each Temporal listed (bench/temporal-backends.ts), then
- * their figures side by side.
+ * their figures side by side. With --host-cache listing several, the same run with the local
+ * provider's host cache (SOLSTICE_LOCAL_HOST_CACHE) off and on, in that order, each on a stack
+ * of its own, then each phase's p50 side by side: an A/B in one invocation on a loaded machine.
  *
  * Each job runs a script that prints its own start and end time around a sleep, so the overhead
  * is (enqueue → job finalized) minus the script's own run time. Every process of the stack
@@ -118,13 +120,31 @@ const OPTIONS = {
   // Prints every span of the median job, relative to its enqueue: what a phase is made of.
   'show-trace': { type: 'boolean', default: false },
   temporal: { type: 'string' },
+  'host-cache': { type: 'string', default: 'on' },
+  help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+const USAGE = `npm run bench -- [options]
+  --jobs N              jobs per concurrency level (default 50)
+  --concurrency 1,4     concurrency levels, each after its floor (default 1,4)
+  --script-ms 500       how long each job's script sleeps
+  --provider local|qemu machines as local processes (default) or QEMU VMs
+  --temporal dev,...    the same run against each Temporal: dev, cluster, cluster-split
+  --host-cache off,on   the local provider's host cache per run, in order (default on):
+                        several give an A/B of every phase in one invocation
+  --show-trace          every span of the median job
+`;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
 /** What the side-by-side table compares, per concurrency level. */
 interface LevelSummary {
   concurrency: number;
+  /** Each phase's p50, ms. */
+  phases: Partial<Record<(typeof PHASES)[number], number>>;
+  floorP50: number;
+  floorPerMinute: number;
+  loadBefore: string;
   ok: number;
   failed: number;
   jobsPerMinute: number;
@@ -133,7 +153,7 @@ interface LevelSummary {
 }
 
 /** One run against `temporalAddress` (else the stack's own: TEMPORAL_ADDRESS or a dev server). */
-async function runBench(values: Values, temporalAddress?: string): Promise<LevelSummary[]> {
+async function runBench(values: Values, temporalAddress?: string, hostCache = true): Promise<LevelSummary[]> {
   const total = Number(values.jobs);
   const levels = values.concurrency.split(',').map(Number);
   const scriptMs = Number(values['script-ms']);
@@ -150,6 +170,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     otlpEndpoint: collector.endpoint,
     ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
     ...(temporalAddress ? { temporalAddress } : {}),
+    localHostCache: String(hostCache),
   });
   process.env.LOG_LEVEL ??= 'warn';
   // Before the stack: its Temporal client and worker trace only when spans go somewhere.
@@ -218,8 +239,9 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
   await collector.close();
 
   console.log(
-    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms\n`,
+    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host cache ${hostCache ? 'on' : 'off'}\n`,
   );
+  const phaseP50s: Partial<Record<(typeof PHASES)[number], number>>[] = [];
   for (const r of results) {
     const per: JobBreakdown[] = [];
     let unexplained = 0;
@@ -237,10 +259,13 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     );
     console.log(`\n| phase (ms)                   |    p50 |    p95 |`);
     console.log(`|------------------------------|--------|--------|`);
+    const p50s: Partial<Record<(typeof PHASES)[number], number>> = {};
     for (const phase of PHASES) {
       const xs = sorted(per.map((b) => b.phases[phase]).filter((x) => x !== undefined));
       if (xs.length > 0) console.log(`| ${phase.padEnd(28)} | ${fmt(xs, 50)} | ${fmt(xs, 95)} |`);
+      if (xs.length > 0) p50s[phase] = percentile(xs, 50);
     }
+    phaseP50s.push(p50s);
     if (values['show-trace'] && r.jobs.length > 0) showTrace(collector.spans, r.jobs);
     const spanOverhead = sorted(per.map((b) => b.totalMs - b.scriptMs));
     const ovh = sorted(r.jobs.map((j) => j.overhead));
@@ -255,10 +280,14 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
 
   await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
-  return results.map((r) => {
+  return results.map((r, i) => {
     const ovh = sorted(r.jobs.map((j) => j.overhead));
     return {
       concurrency: r.concurrency,
+      phases: phaseP50s[i],
+      floorP50: percentile(sorted(r.floor), 50),
+      floorPerMinute: r.floorPerMin,
+      loadBefore: r.loadBefore,
       ok: r.jobs.length,
       failed: r.failed,
       jobsPerMinute: r.perMin,
@@ -268,18 +297,63 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
   });
 }
 
+function parseHostCacheFlag(value: string): boolean[] {
+  return value.split(',').map((v) => {
+    if (v === 'on') return true;
+    if (v === 'off') return false;
+    throw new Error(`--host-cache takes on, off or a list of them (e.g. off,on), got "${v}"`);
+  });
+}
+
+/** Each phase's p50 per run, runs as columns: what moved between them. */
+function printSideBySide(runs: { name: string; levels: LevelSummary[] }[]): void {
+  const concurrencies = [...new Set(runs.flatMap((r) => r.levels.map((l) => l.concurrency)))];
+  for (const c of concurrencies) {
+    const cols = runs.map((r) => ({ name: r.name, l: r.levels.find((l) => l.concurrency === c) }));
+    console.log(`\n| concurrency ${c}, p50 ms | ${cols.map((x) => x.name).join(' | ')} |`);
+    console.log(`| --- | ${cols.map(() => '---:').join(' | ')} |`);
+    const row = (label: string, f: (l: LevelSummary) => string) =>
+      console.log(`| ${label} | ${cols.map((x) => (x.l ? f(x.l) : '')).join(' | ')} |`);
+    for (const phase of PHASES) {
+      if (cols.every((x) => x.l?.phases[phase] === undefined)) continue;
+      row(phase, (l) => (l.phases[phase] === undefined ? '' : String(Math.round(l.phases[phase]))));
+    }
+    row('overhead (enqueue → final)', (l) => String(Math.round(l.overheadP50)));
+    row('floor overhead', (l) => String(Math.round(l.floorP50)));
+    row('ratio to the floor', (l) => `${(l.overheadP50 / Math.max(1, l.floorP50)).toFixed(1)}×`);
+    row('jobs/min (floor)', (l) => `${l.jobsPerMinute.toFixed(1)} (${l.floorPerMinute.toFixed(0)})`);
+    row('load average at the start', (l) => l.loadBefore.split(' ')[0]);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: OPTIONS });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   if (!values.temporal) {
-    const levels = await runBench(values);
-    process.exit(levels.some((l) => l.failed > 0) ? 1 : 0);
+    const variants = parseHostCacheFlag(values['host-cache']);
+    const runs: { name: string; levels: LevelSummary[] }[] = [];
+    for (const [i, hostCache] of variants.entries()) {
+      const levels = await runBench(values, undefined, hostCache);
+      runs.push({
+        name: `host cache ${hostCache ? 'on' : 'off'}${variants.length > 2 ? `, ${i + 1}` : ''}`,
+        levels,
+      });
+    }
+    if (runs.length > 1) printSideBySide(runs);
+    process.exit(runs.some((r) => r.levels.some((l) => l.failed > 0)) ? 1 : 0);
   }
   const results: [BenchTemporal, LevelSummary[]][] = [];
   for (const kind of parseTemporalFlag(values.temporal)) {
     console.log(`\n## Temporal: ${kind}`);
     const server = await startBenchTemporal(kind);
     try {
-      results.push([kind, await runBench(values, server.address)]);
+      results.push([
+        kind,
+        await runBench(values, server.address, parseHostCacheFlag(values['host-cache'])[0]),
+      ]);
     } finally {
       await server.stop();
     }
