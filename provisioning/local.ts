@@ -10,14 +10,15 @@ import { constants as fsConstants, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ProvisioningError } from '../platform/errors';
-import { RUNNER_PATH, shellQuote } from './cloud-init';
+import { RUNNER_LOADER_PATH, RUNNER_PATH, shellQuote } from './cloud-init';
+import { RUNNER_LOADER_SOURCE } from './runner-loader';
 import type { MachineHandle } from '../model/domain';
 import { requestedMachineId, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 import { machineFolderName, machineTag, type MachineOwner } from './machine-name';
 import { RunnerCache } from './runner-cache';
-import { GIT_CACHE_ENV, RUNNER_SHA256_ENV } from '../model/host-cache';
+import { GIT_CACHE_ENV, RUNNER_CODE_CACHE_ENV, RUNNER_SHA256_ENV } from '../model/host-cache';
 
 interface UserData {
   write_files?: { path: string; content: string; permissions?: string }[];
@@ -100,7 +101,10 @@ export class LocalProvider implements Provider {
       const target = path.join(root, RUNNER_PATH);
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.writeFile(target, verified.body, { mode: 0o644 });
+      await fs.writeFile(path.join(root, RUNNER_LOADER_PATH), RUNNER_LOADER_SOURCE, { mode: 0o644 });
       env[RUNNER_SHA256_ENV] = verified.sha256;
+      // Per bundle and Node version: V8 would reject any other (the machine runs this node).
+      env[RUNNER_CODE_CACHE_ENV] = this.runners!.codeCacheFile(verified.sha256, process.version);
     }
     if (this.opts.hostCache) env[GIT_CACHE_ENV] = path.join(this.opts.hostCache.dir, 'git');
 

@@ -36,6 +36,11 @@ export class RunnerCache {
     private readonly runnerUrl: string,
   ) {}
 
+  /** Where the runner's loader keeps the V8 code cache of bundle `hash` on Node `nodeVersion`. */
+  codeCacheFile(hash: string, nodeVersion: string): string {
+    return path.join(this.dir, `runner-${hash}-node-${nodeVersion}.v8cache`);
+  }
+
   private fileOf(hash: string): string {
     return path.join(this.dir, `runner-${hash}.js`);
   }
