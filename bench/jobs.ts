@@ -22,6 +22,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../platform/config';
@@ -42,6 +43,37 @@ import { startSpanCollector, type CollectedSpan } from './span-collector';
 import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 
 const run = promisify(execFile);
+
+/** The host's CPU time so far, busy and total, in clock ticks (/proc/stat's first line). */
+function hostCpu(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  return { busy: total - f[3] - (f[4] ?? 0), total };
+}
+
+/**
+ * Where a level's CPU went: this process (the worker, the log service, the span receiver and
+ * the bench's own polling all run in it, on one core at most) and the whole host; and how long
+ * this process's event loop was late, which is what a saturated worker costs every job.
+ */
+function cpuMeter(): () => { processCores: number; hostBusy: number; loopDelayP99: number } {
+  const began = Date.now();
+  const cpu = process.cpuUsage();
+  const host = hostCpu();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  return () => {
+    loop.disable();
+    const used = process.cpuUsage(cpu);
+    const h = hostCpu();
+    return {
+      processCores: (used.user + used.system) / 1000 / Math.max(1, Date.now() - began),
+      hostBusy: (h.busy - host.busy) / Math.max(1, h.total - host.total),
+      loopDelayP99: loop.percentile(99) / 1e6,
+    };
+  };
+}
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
@@ -145,6 +177,7 @@ interface LevelSummary {
   floorP50: number;
   floorPerMinute: number;
   loadBefore: string;
+  cpu?: ReturnType<ReturnType<typeof cpuMeter>>;
   ok: number;
   failed: number;
   jobsPerMinute: number;
@@ -153,14 +186,30 @@ interface LevelSummary {
 }
 
 /** One run against `temporalAddress` (else the stack's own: TEMPORAL_ADDRESS or a dev server). */
-async function runBench(values: Values, temporalAddress?: string, hostCache = true): Promise<LevelSummary[]> {
+/**
+ * Spans of several runs in one process: the SDK is set up once per process (the first run's
+ * endpoint wins), so the runs share one receiver, and a run's spans are the ones of its jobs.
+ */
+interface SharedCollector {
+  collector: Awaited<ReturnType<typeof startSpanCollector>>;
+}
+
+/** The batch span processor's own schedule (5 s) plus a margin: a run's last spans are in. */
+const SPAN_EXPORT_WAIT_MS = 6_000;
+
+async function runBench(
+  values: Values,
+  temporalAddress?: string,
+  hostCache = true,
+  shared?: SharedCollector,
+): Promise<LevelSummary[]> {
   const total = Number(values.jobs);
   const levels = values.concurrency.split(',').map(Number);
   const scriptMs = Number(values['script-ms']);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
   fs.chmodSync(stateDir, 0o755);
   const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
-  const collector = await startSpanCollector();
+  const collector = shared?.collector ?? (await startSpanCollector());
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,
@@ -193,6 +242,7 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
     perMin: number;
     loadBefore: string;
     loadAfter: string;
+    cpu?: ReturnType<ReturnType<typeof cpuMeter>>;
   }
   const results: Level[] = [];
   for (const concurrency of levels) {
@@ -213,6 +263,7 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
       loadBefore,
       loadAfter: '',
     };
+    const meter = cpuMeter();
     const minutes = await lanes(total, concurrency, async () => {
       const enqueuedAt = Date.now();
       const job = await runBareJob(temporal.client, stack, repo, 50);
@@ -228,6 +279,7 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
       });
     });
     level.perMin = level.jobs.length / minutes;
+    level.cpu = meter();
     level.loadAfter = load();
     results.push(level);
   }
@@ -236,7 +288,8 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
   await stack.stop();
   // Flushes the worker's and the log service's spans; the runners sent theirs as they ended.
   await telemetry.shutdown();
-  await collector.close();
+  if (shared) await new Promise((r) => setTimeout(r, SPAN_EXPORT_WAIT_MS));
+  else await collector.close();
 
   console.log(
     `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host cache ${hostCache ? 'on' : 'off'}\n`,
@@ -273,6 +326,10 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
     console.log(`| ${'overhead (spans)'.padEnd(28)} | ${fmt(spanOverhead, 50)} | ${fmt(spanOverhead, 95)} |`);
     console.log(`| ${'overhead (enqueue → final)'.padEnd(28)} | ${fmt(ovh, 50)} | ${fmt(ovh, 95)} |`);
     console.log(`| ${'floor overhead'.padEnd(28)} | ${fmt(floor, 50)} | ${fmt(floor, 95)} |`);
+    if (r.cpu)
+      console.log(
+        `\nCPU while the jobs ran: this process (worker, log service, span receiver) ${(r.cpu.processCores * 100).toFixed(0)}% of a core, the host ${(r.cpu.hostBusy * 100).toFixed(0)}% busy; event-loop delay p99 ${r.cpu.loopDelayP99.toFixed(0)} ms`,
+      );
     console.log(
       `\njobs/minute: Solstice ${r.perMin.toFixed(1)}, floor ${r.floorPerMin.toFixed(1)}; overhead p50 ${(percentile(ovh, 50) / Math.max(1, percentile(floor, 50))).toFixed(1)}× the floor's\n`,
     );
@@ -288,6 +345,7 @@ async function runBench(values: Values, temporalAddress?: string, hostCache = tr
       floorP50: percentile(sorted(r.floor), 50),
       floorPerMinute: r.floorPerMin,
       loadBefore: r.loadBefore,
+      cpu: r.cpu,
       ok: r.jobs.length,
       failed: r.failed,
       jobsPerMinute: r.perMin,
@@ -323,6 +381,9 @@ function printSideBySide(runs: { name: string; levels: LevelSummary[] }[]): void
     row('ratio to the floor', (l) => `${(l.overheadP50 / Math.max(1, l.floorP50)).toFixed(1)}×`);
     row('jobs/min (floor)', (l) => `${l.jobsPerMinute.toFixed(1)} (${l.floorPerMinute.toFixed(0)})`);
     row('load average at the start', (l) => l.loadBefore.split(' ')[0]);
+    row('worker process CPU, % of a core', (l) => (l.cpu ? (l.cpu.processCores * 100).toFixed(0) : ''));
+    row('host CPU busy, %', (l) => (l.cpu ? (l.cpu.hostBusy * 100).toFixed(0) : ''));
+    row('event-loop delay p99, ms', (l) => (l.cpu ? l.cpu.loopDelayP99.toFixed(0) : ''));
   }
 }
 
@@ -335,13 +396,20 @@ async function main(): Promise<void> {
   if (!values.temporal) {
     const variants = parseHostCacheFlag(values['host-cache']);
     const runs: { name: string; levels: LevelSummary[] }[] = [];
+    const shared = variants.length > 1 ? { collector: await startSpanCollector() } : undefined;
+    // Held across the runs, so the SDK (and its exporter to this receiver) outlives each.
+    const keep = shared
+      ? initTelemetry('solstice', loadConfig({ otlpEndpoint: shared.collector.endpoint }))
+      : undefined;
     for (const [i, hostCache] of variants.entries()) {
-      const levels = await runBench(values, undefined, hostCache);
+      const levels = await runBench(values, undefined, hostCache, shared);
       runs.push({
         name: `host cache ${hostCache ? 'on' : 'off'}${variants.length > 2 ? `, ${i + 1}` : ''}`,
         levels,
       });
     }
+    await keep?.shutdown();
+    await shared?.collector.close();
     if (runs.length > 1) printSideBySide(runs);
     process.exit(runs.some((r) => r.levels.some((l) => l.failed > 0)) ? 1 : 0);
   }
