@@ -49,7 +49,9 @@ export class RunnerCache {
     if (this.scanned) return;
     this.scanned = true;
     const entries = await fs.readdir(this.dir).catch(() => [] as string[]);
-    const found = entries.map((e) => /^runner-([0-9a-f]{64})\.js$/.exec(e)?.[1]).filter((h) => h !== undefined);
+    const found = entries
+      .map((e) => /^runner-([0-9a-f]{64})\.js$/.exec(e)?.[1])
+      .filter((h) => h !== undefined);
     this.known = [...new Set([...found, ...this.known])];
   }
 

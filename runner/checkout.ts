@@ -14,13 +14,7 @@ import { redactUrlsInText } from '../model/redact-url';
 import { localRepoPath } from '../model/repo-url';
 import { gitAuthEnv } from '../model/git-auth-env';
 import { ChildProcessError, runBounded } from '../platform/child-process';
-import {
-  borrowObjects,
-  cacheHasCommit,
-  commitRef,
-  repoCache,
-  type RepoCache,
-} from './repo-cache';
+import { borrowObjects, cacheHasCommit, commitRef, repoCache, type RepoCache } from './repo-cache';
 
 /**
  * `missing-commit`: the repository was fetched and the commit is not in it (the user's
