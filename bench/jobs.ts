@@ -3,10 +3,12 @@
  * runner server, worker), side by side with the floor: the same work with no engine.
  *
  *   npm run bench -- [--jobs 50] [--concurrency 1,4] [--script-ms 500] [--provider local|qemu]
- *                    [--temporal dev,cluster,cluster-split]
+ *                    [--temporal dev,cluster,cluster-split] [--host-cache on|off|off,on,...]
  *
  * With --temporal, the same run against each Temporal listed (bench/temporal-backends.ts), then
- * their figures side by side.
+ * their figures side by side. With --host-cache listing several, the same run with the local
+ * provider's host cache (SOLSTICE_LOCAL_HOST_CACHE) off and on, in that order, each on a stack
+ * of its own, then each phase's p50 side by side: an A/B in one invocation on a loaded machine.
  *
  * Each job runs a script that prints its own start and end time around a sleep, so the overhead
  * is (enqueue → job finalized) minus the script's own run time. Every process of the stack
@@ -20,6 +22,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../platform/config';
@@ -40,6 +43,37 @@ import { startSpanCollector, type CollectedSpan } from './span-collector';
 import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
 
 const run = promisify(execFile);
+
+/** The host's CPU time so far, busy and total, in clock ticks (/proc/stat's first line). */
+function hostCpu(): { busy: number; total: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle and iowait
+  return { busy: total - f[3] - (f[4] ?? 0), total };
+}
+
+/**
+ * Where a level's CPU went: this process (the worker, the log service, the span receiver and
+ * the bench's own polling all run in it, on one core at most) and the whole host; and how long
+ * this process's event loop was late, which is what a saturated worker costs every job.
+ */
+function cpuMeter(): () => { processCores: number; hostBusy: number; loopDelayP99: number } {
+  const began = Date.now();
+  const cpu = process.cpuUsage();
+  const host = hostCpu();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  return () => {
+    loop.disable();
+    const used = process.cpuUsage(cpu);
+    const h = hostCpu();
+    return {
+      processCores: (used.user + used.system) / 1000 / Math.max(1, Date.now() - began),
+      hostBusy: (h.busy - host.busy) / Math.max(1, h.total - host.total),
+      loopDelayP99: loop.percentile(99) / 1e6,
+    };
+  };
+}
 
 function makeRepo(scriptMs: number): { dir: string; sha: string } {
   const script = `#!/bin/sh\necho "bench-start $(date +%s%3N)"\nsleep ${(scriptMs / 1000).toFixed(3)}\necho "bench-end $(date +%s%3N)"\n`;
@@ -118,13 +152,32 @@ const OPTIONS = {
   // Prints every span of the median job, relative to its enqueue: what a phase is made of.
   'show-trace': { type: 'boolean', default: false },
   temporal: { type: 'string' },
+  'host-cache': { type: 'string', default: 'on' },
+  help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+const USAGE = `npm run bench -- [options]
+  --jobs N              jobs per concurrency level (default 50)
+  --concurrency 1,4     concurrency levels, each after its floor (default 1,4)
+  --script-ms 500       how long each job's script sleeps
+  --provider local|qemu machines as local processes (default) or QEMU VMs
+  --temporal dev,...    the same run against each Temporal: dev, cluster, cluster-split
+  --host-cache off,on   the local provider's host cache per run, in order (default on):
+                        several give an A/B of every phase in one invocation
+  --show-trace          every span of the median job
+`;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
 /** What the side-by-side table compares, per concurrency level. */
 interface LevelSummary {
   concurrency: number;
+  /** Each phase's p50, ms. */
+  phases: Partial<Record<(typeof PHASES)[number], number>>;
+  floorP50: number;
+  floorPerMinute: number;
+  loadBefore: string;
+  cpu?: ReturnType<ReturnType<typeof cpuMeter>>;
   ok: number;
   failed: number;
   jobsPerMinute: number;
@@ -133,14 +186,30 @@ interface LevelSummary {
 }
 
 /** One run against `temporalAddress` (else the stack's own: TEMPORAL_ADDRESS or a dev server). */
-async function runBench(values: Values, temporalAddress?: string): Promise<LevelSummary[]> {
+/**
+ * Spans of several runs in one process: the SDK is set up once per process (the first run's
+ * endpoint wins), so the runs share one receiver, and a run's spans are the ones of its jobs.
+ */
+interface SharedCollector {
+  collector: Awaited<ReturnType<typeof startSpanCollector>>;
+}
+
+/** The batch span processor's own schedule (5 s) plus a margin: a run's last spans are in. */
+const SPAN_EXPORT_WAIT_MS = 6_000;
+
+async function runBench(
+  values: Values,
+  temporalAddress?: string,
+  hostCache = true,
+  shared?: SharedCollector,
+): Promise<LevelSummary[]> {
   const total = Number(values.jobs);
   const levels = values.concurrency.split(',').map(Number);
   const scriptMs = Number(values['script-ms']);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-'));
   fs.chmodSync(stateDir, 0o755);
   const database = process.env.DATABASE_URL ? await freshDatabase(process.env.DATABASE_URL) : undefined;
-  const collector = await startSpanCollector();
+  const collector = shared?.collector ?? (await startSpanCollector());
   const cfg = loadConfig({
     stateDir,
     databaseUrl: database?.url,
@@ -150,6 +219,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     otlpEndpoint: collector.endpoint,
     ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
     ...(temporalAddress ? { temporalAddress } : {}),
+    localHostCache: String(hostCache),
   });
   process.env.LOG_LEVEL ??= 'warn';
   // Before the stack: its Temporal client and worker trace only when spans go somewhere.
@@ -172,6 +242,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     perMin: number;
     loadBefore: string;
     loadAfter: string;
+    cpu?: ReturnType<ReturnType<typeof cpuMeter>>;
   }
   const results: Level[] = [];
   for (const concurrency of levels) {
@@ -192,6 +263,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
       loadBefore,
       loadAfter: '',
     };
+    const meter = cpuMeter();
     const minutes = await lanes(total, concurrency, async () => {
       const enqueuedAt = Date.now();
       const job = await runBareJob(temporal.client, stack, repo, 50);
@@ -207,6 +279,7 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
       });
     });
     level.perMin = level.jobs.length / minutes;
+    level.cpu = meter();
     level.loadAfter = load();
     results.push(level);
   }
@@ -215,11 +288,13 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
   await stack.stop();
   // Flushes the worker's and the log service's spans; the runners sent theirs as they ended.
   await telemetry.shutdown();
-  await collector.close();
+  if (shared) await new Promise((r) => setTimeout(r, SPAN_EXPORT_WAIT_MS));
+  else await collector.close();
 
   console.log(
-    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms\n`,
+    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host cache ${hostCache ? 'on' : 'off'}\n`,
   );
+  const phaseP50s: Partial<Record<(typeof PHASES)[number], number>>[] = [];
   for (const r of results) {
     const per: JobBreakdown[] = [];
     let unexplained = 0;
@@ -237,10 +312,13 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     );
     console.log(`\n| phase (ms)                   |    p50 |    p95 |`);
     console.log(`|------------------------------|--------|--------|`);
+    const p50s: Partial<Record<(typeof PHASES)[number], number>> = {};
     for (const phase of PHASES) {
       const xs = sorted(per.map((b) => b.phases[phase]).filter((x) => x !== undefined));
       if (xs.length > 0) console.log(`| ${phase.padEnd(28)} | ${fmt(xs, 50)} | ${fmt(xs, 95)} |`);
+      if (xs.length > 0) p50s[phase] = percentile(xs, 50);
     }
+    phaseP50s.push(p50s);
     if (values['show-trace'] && r.jobs.length > 0) showTrace(collector.spans, r.jobs);
     const spanOverhead = sorted(per.map((b) => b.totalMs - b.scriptMs));
     const ovh = sorted(r.jobs.map((j) => j.overhead));
@@ -248,6 +326,10 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
     console.log(`| ${'overhead (spans)'.padEnd(28)} | ${fmt(spanOverhead, 50)} | ${fmt(spanOverhead, 95)} |`);
     console.log(`| ${'overhead (enqueue → final)'.padEnd(28)} | ${fmt(ovh, 50)} | ${fmt(ovh, 95)} |`);
     console.log(`| ${'floor overhead'.padEnd(28)} | ${fmt(floor, 50)} | ${fmt(floor, 95)} |`);
+    if (r.cpu)
+      console.log(
+        `\nCPU while the jobs ran: this process (worker, log service, span receiver) ${(r.cpu.processCores * 100).toFixed(0)}% of a core, the host ${(r.cpu.hostBusy * 100).toFixed(0)}% busy; event-loop delay p99 ${r.cpu.loopDelayP99.toFixed(0)} ms`,
+      );
     console.log(
       `\njobs/minute: Solstice ${r.perMin.toFixed(1)}, floor ${r.floorPerMin.toFixed(1)}; overhead p50 ${(percentile(ovh, 50) / Math.max(1, percentile(floor, 50))).toFixed(1)}× the floor's\n`,
     );
@@ -255,10 +337,15 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
 
   await database?.drop();
   fs.rmSync(stateDir, { recursive: true, force: true });
-  return results.map((r) => {
+  return results.map((r, i) => {
     const ovh = sorted(r.jobs.map((j) => j.overhead));
     return {
       concurrency: r.concurrency,
+      phases: phaseP50s[i],
+      floorP50: percentile(sorted(r.floor), 50),
+      floorPerMinute: r.floorPerMin,
+      loadBefore: r.loadBefore,
+      cpu: r.cpu,
       ok: r.jobs.length,
       failed: r.failed,
       jobsPerMinute: r.perMin,
@@ -268,18 +355,73 @@ async function runBench(values: Values, temporalAddress?: string): Promise<Level
   });
 }
 
+function parseHostCacheFlag(value: string): boolean[] {
+  return value.split(',').map((v) => {
+    if (v === 'on') return true;
+    if (v === 'off') return false;
+    throw new Error(`--host-cache takes on, off or a list of them (e.g. off,on), got "${v}"`);
+  });
+}
+
+/** Each phase's p50 per run, runs as columns: what moved between them. */
+function printSideBySide(runs: { name: string; levels: LevelSummary[] }[]): void {
+  const concurrencies = [...new Set(runs.flatMap((r) => r.levels.map((l) => l.concurrency)))];
+  for (const c of concurrencies) {
+    const cols = runs.map((r) => ({ name: r.name, l: r.levels.find((l) => l.concurrency === c) }));
+    console.log(`\n| concurrency ${c}, p50 ms | ${cols.map((x) => x.name).join(' | ')} |`);
+    console.log(`| --- | ${cols.map(() => '---:').join(' | ')} |`);
+    const row = (label: string, f: (l: LevelSummary) => string) =>
+      console.log(`| ${label} | ${cols.map((x) => (x.l ? f(x.l) : '')).join(' | ')} |`);
+    for (const phase of PHASES) {
+      if (cols.every((x) => x.l?.phases[phase] === undefined)) continue;
+      row(phase, (l) => (l.phases[phase] === undefined ? '' : String(Math.round(l.phases[phase]))));
+    }
+    row('overhead (enqueue → final)', (l) => String(Math.round(l.overheadP50)));
+    row('floor overhead', (l) => String(Math.round(l.floorP50)));
+    row('ratio to the floor', (l) => `${(l.overheadP50 / Math.max(1, l.floorP50)).toFixed(1)}×`);
+    row('jobs/min (floor)', (l) => `${l.jobsPerMinute.toFixed(1)} (${l.floorPerMinute.toFixed(0)})`);
+    row('load average at the start', (l) => l.loadBefore.split(' ')[0]);
+    row('worker process CPU, % of a core', (l) => (l.cpu ? (l.cpu.processCores * 100).toFixed(0) : ''));
+    row('host CPU busy, %', (l) => (l.cpu ? (l.cpu.hostBusy * 100).toFixed(0) : ''));
+    row('event-loop delay p99, ms', (l) => (l.cpu ? l.cpu.loopDelayP99.toFixed(0) : ''));
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: OPTIONS });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   if (!values.temporal) {
-    const levels = await runBench(values);
-    process.exit(levels.some((l) => l.failed > 0) ? 1 : 0);
+    const variants = parseHostCacheFlag(values['host-cache']);
+    const runs: { name: string; levels: LevelSummary[] }[] = [];
+    const shared = variants.length > 1 ? { collector: await startSpanCollector() } : undefined;
+    // Held across the runs, so the SDK (and its exporter to this receiver) outlives each.
+    const keep = shared
+      ? initTelemetry('solstice', loadConfig({ otlpEndpoint: shared.collector.endpoint }))
+      : undefined;
+    for (const [i, hostCache] of variants.entries()) {
+      const levels = await runBench(values, undefined, hostCache, shared);
+      runs.push({
+        name: `host cache ${hostCache ? 'on' : 'off'}${variants.length > 2 ? `, ${i + 1}` : ''}`,
+        levels,
+      });
+    }
+    await keep?.shutdown();
+    await shared?.collector.close();
+    if (runs.length > 1) printSideBySide(runs);
+    process.exit(runs.some((r) => r.levels.some((l) => l.failed > 0)) ? 1 : 0);
   }
   const results: [BenchTemporal, LevelSummary[]][] = [];
   for (const kind of parseTemporalFlag(values.temporal)) {
     console.log(`\n## Temporal: ${kind}`);
     const server = await startBenchTemporal(kind);
     try {
-      results.push([kind, await runBench(values, server.address)]);
+      results.push([
+        kind,
+        await runBench(values, server.address, parseHostCacheFlag(values['host-cache'])[0]),
+      ]);
     } finally {
       await server.stop();
     }

@@ -562,6 +562,13 @@ const DECLARED = {
       'Where machines get their work folders (local provider processes; QEMU overlays, seeds, consoles)',
     default: derived('<tmpdir>/solstice-jobs', () => path.join(os.tmpdir(), 'solstice-jobs')),
   }),
+  localHostCache: setting({
+    env: 'SOLSTICE_LOCAL_HOST_CACHE',
+    type: bool,
+    description:
+      'Local provider: machines of this host share <SOLSTICE_STATE_DIR>/host-cache: the runner verified by sha256 instead of a download per job, its V8 code cache, and a bare repository per job repository that checkout fetches only what is new into',
+    default: true,
+  }),
   hostId: setting({
     env: 'SOLSTICE_HOST_ID',
     type: str,

@@ -12,6 +12,8 @@ import type { NoCloudSeed } from './contract';
 export { JOB_FILE_PATH } from '../model/job-file';
 export const BOOTSTRAP_PATH = '/usr/local/lib/solstice/bootstrap.sh';
 export const RUNNER_PATH = '/opt/solstice/runner.js';
+/** Written next to the runner by the local provider only (runner-loader.ts). */
+export const RUNNER_LOADER_PATH = '/opt/solstice/runner-loader.js';
 export const WORKDIR_PATH = '/var/lib/solstice/work';
 
 export interface RunnerContext {
@@ -70,8 +72,18 @@ ${envLines}
 ${pool ? `export SOLSTICE_POOL_FILE="$root${POOL_FILE_PATH}"\n` : ''}export SOLSTICE_JOB_FILE="$root${JOB_FILE_PATH}"
 export SOLSTICE_WORKDIR="$root${WORKDIR_PATH}"
 mkdir -p "$(dirname "$root${RUNNER_PATH}")" "$SOLSTICE_WORKDIR"
-echo "[solstice-bootstrap] fetching runner from $SOLSTICE_RUNNER_URL"
-curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 120 -o "$root${RUNNER_PATH}" "$SOLSTICE_RUNNER_URL"
+# The local provider writes the runner it verified by hash from its host cache, and the loader
+# that compiles it with the host's code cache (local.ts).
+if [ -n "\${SOLSTICE_RUNNER_SHA256:-}" ] && [ -s "$root${RUNNER_PATH}" ]; then
+  echo "[solstice-bootstrap] runner from the host cache, sha256 $SOLSTICE_RUNNER_SHA256"
+  if [ -s "$root${RUNNER_LOADER_PATH}" ]; then
+    echo "[solstice-bootstrap] starting runner ${what}"
+    exec node "$root${RUNNER_LOADER_PATH}" "$root${RUNNER_PATH}"
+  fi
+else
+  echo "[solstice-bootstrap] fetching runner from $SOLSTICE_RUNNER_URL"
+  curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 120 -o "$root${RUNNER_PATH}" "$SOLSTICE_RUNNER_URL"
+fi
 echo "[solstice-bootstrap] starting runner ${what}"
 exec node "$root${RUNNER_PATH}"
 `;

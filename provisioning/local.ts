@@ -10,12 +10,15 @@ import { constants as fsConstants, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ProvisioningError } from '../platform/errors';
-import { shellQuote } from './cloud-init';
+import { RUNNER_LOADER_PATH, RUNNER_PATH, shellQuote } from './cloud-init';
+import { RUNNER_LOADER_SOURCE } from './runner-loader';
 import type { MachineHandle } from '../model/domain';
 import { requestedMachineId, type MachineRequest, type Provider } from './contract';
 import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 import { machineFolderName, machineTag, type MachineOwner } from './machine-name';
+import { RunnerCache } from './runner-cache';
+import { GIT_CACHE_ENV, RUNNER_CODE_CACHE_ENV, RUNNER_SHA256_ENV } from '../model/host-cache';
 
 interface UserData {
   write_files?: { path: string; content: string; permissions?: string }[];
@@ -25,10 +28,25 @@ interface UserData {
 /** Only what a fresh machine would have; the worker's own secrets (DATABASE_URL, AWS_*) stay out. */
 const PASSED_ENV = ['HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME'];
 
+export interface LocalProviderOptions {
+  workspaceRoot: string;
+  owner: MachineOwner;
+  killGraceMs?: number;
+  /**
+   * What this host shares between its machines: the runner bundle by hash, and a bare
+   * repository per job repository; absent: each machine downloads and fetches everything.
+   */
+  hostCache?: { dir: string; runnerUrl: string };
+}
+
 export class LocalProvider implements Provider {
   readonly name = 'local';
+  private readonly runners?: RunnerCache;
 
-  constructor(private readonly opts: { workspaceRoot: string; owner: MachineOwner; killGraceMs?: number }) {}
+  constructor(private readonly opts: LocalProviderOptions) {
+    if (opts.hostCache)
+      this.runners = new RunnerCache(path.join(opts.hostCache.dir, 'runner'), opts.hostCache.runnerUrl);
+  }
 
   private dirOf(machineId: string): string {
     return path.join(this.opts.workspaceRoot, machineFolderName(this.opts.owner, machineId));
@@ -64,6 +82,8 @@ export class LocalProvider implements Provider {
       await fs.mkdir(path.dirname(target), { recursive: true });
       await fs.writeFile(target, f.content, { mode: f.permissions ? parseInt(f.permissions, 8) : 0o644 });
     }
+    // Started early: its GET runs while the seed is written.
+    const runner = this.runners?.current();
     const script = (userData.runcmd ?? [])
       .map((c) => (typeof c === 'string' ? c : c.map(shellQuote).join(' ')))
       .join('\n');
@@ -75,6 +95,18 @@ export class LocalProvider implements Provider {
       [MACHINE_TAG_ENV]: this.tagOf(machineId),
     };
     for (const k of PASSED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k];
+    const verified = await runner;
+    if (verified) {
+      // The very bytes that were hashed, so what runs is what was verified.
+      const target = path.join(root, RUNNER_PATH);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, verified.body, { mode: 0o644 });
+      await fs.writeFile(path.join(root, RUNNER_LOADER_PATH), RUNNER_LOADER_SOURCE, { mode: 0o644 });
+      env[RUNNER_SHA256_ENV] = verified.sha256;
+      // Per bundle and Node version: V8 would reject any other (the machine runs this node).
+      env[RUNNER_CODE_CACHE_ENV] = this.runners!.codeCacheFile(verified.sha256, process.version);
+    }
+    if (this.opts.hostCache) env[GIT_CACHE_ENV] = path.join(this.opts.hostCache.dir, 'git');
 
     const consoleFd = openSync(
       path.join(dir, 'console.log'),

@@ -7,12 +7,14 @@
  * fall back to fetching every ref. git's output goes into the job log as SYSTEM lines.
  */
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { JobContext } from './job-context';
 import { LineSplitter } from './log/lines';
 import { redactUrlsInText } from '../model/redact-url';
 import { localRepoPath } from '../model/repo-url';
 import { gitAuthEnv } from '../model/git-auth-env';
 import { ChildProcessError, runBounded } from '../platform/child-process';
+import { borrowObjects, cacheHasCommit, commitRef, repoCache, type RepoCache } from './repo-cache';
 
 /**
  * `missing-commit`: the repository was fetched and the commit is not in it (the user's
@@ -126,6 +128,8 @@ async function runGit(
   signal?: AbortSignal,
   quiet = false,
   authHeader?: string,
+  /** A lock file git runs under (flock(1)): the host's repository cache. */
+  lock?: string,
 ): Promise<GitResult> {
   const tail: string[] = [];
   const onLine = (raw: string): void => {
@@ -142,7 +146,7 @@ async function runGit(
   };
   try {
     const env = gitEnv(process.env, repoUrl);
-    await runBounded('git', args, {
+    await runBounded(lock ? 'flock' : 'git', lock ? [lock, 'git', ...args] : args, {
       cwd,
       env: authHeader ? gitAuthEnv(env, repoUrl, authHeader) : env,
       timeoutMs,
@@ -168,6 +172,7 @@ export async function checkout(
 ): Promise<CheckoutResult> {
   const repo = redactUrlsInText(ctx.repoUrl);
   const sha = ctx.commitSha;
+  const cache = ctx.gitCacheDir ? repoCache(ctx.gitCacheDir, ctx.repoUrl) : undefined;
   /** A step worth showing: the command (as `show`, i.e. without credentials) and its output. */
   const git = async (
     args: string[],
@@ -178,6 +183,27 @@ export async function checkout(
     log(`$ git ${show.join(' ')}`);
     return runGit(args, ctx.workdir, ctx.repoUrl, log, timeoutMs, signal, false, authHeader);
   };
+  /** A git in the host's cache repository, under its lock; shown as the workdir's would be. */
+  const cacheGit = async (
+    c: RepoCache,
+    args: string[],
+    show: string[] = args,
+    timeoutMs: number = CHECKOUT_GIT_TIMEOUT_MS.local,
+    authHeader?: string,
+  ): Promise<GitResult> => {
+    log(`$ git ${show.join(' ')}  # in the host's repository cache`);
+    return runGit(
+      [...c.config, '-C', c.dir, ...args],
+      ctx.workdir,
+      ctx.repoUrl,
+      log,
+      timeoutMs,
+      signal,
+      false,
+      authHeader,
+      c.lock,
+    );
+  };
   /** A check whose output only matters for the error message. */
   const gitQuiet = (args: string[]): Promise<GitResult> =>
     runGit(args, ctx.workdir, ctx.repoUrl, log, CHECKOUT_GIT_TIMEOUT_MS.local, signal, true);
@@ -186,8 +212,47 @@ export async function checkout(
   const retryUntil = Date.now() + (opts.retryForMs ?? 0);
   const retryDelay = opts.retryDelayMs ?? defaultRetryDelay;
 
+  /**
+   * Into the host's cache: the commit by id with its history (what the cache has already is
+   * not sent again), kept under its own ref; else every ref, and the commit's ref made after.
+   */
+  const fetchIntoCache = async (c: RepoCache): Promise<GitResult> => {
+    const dst = `${sha}:${commitRef(sha)}`;
+    const r = await cacheGit(
+      c,
+      ['fetch', '--no-tags', '--', ctx.repoUrl, dst],
+      ['fetch', '--no-tags', '--', repo, dst],
+      fetchTimeout,
+      opts.authHeader,
+    );
+    if (r.code === 0 || r.tail.some((l) => UNREACHABLE.test(l))) return r;
+    log('The server did not serve the commit by id; fetching all refs instead');
+    const all = await cacheGit(
+      c,
+      ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/all/*'],
+      ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/all/*'],
+      fetchTimeout,
+      opts.authHeader,
+    );
+    if (all.code !== 0) return all;
+    // Not there: the check in the workdir below says so (missing-commit), this one stays quiet.
+    await runGit(
+      [...c.config, '-C', c.dir, 'update-ref', commitRef(sha), sha],
+      ctx.workdir,
+      ctx.repoUrl,
+      log,
+      CHECKOUT_GIT_TIMEOUT_MS.local,
+      signal,
+      true,
+      undefined,
+      c.lock,
+    );
+    return all;
+  };
+
   /** The commit by id, else every ref (servers that refuse an unadvertised object). */
   const fetchOnce = async (): Promise<GitResult> => {
+    if (cache) return fetchIntoCache(cache);
     // "--" ends the options: the URL is data even if it looks like one (validated anyway).
     const fetchShallow = ['fetch', '--depth=1', '--no-tags', '--', ctx.repoUrl, sha];
     const r = await git(
@@ -217,9 +282,23 @@ export async function checkout(
     let r = await git(['init', '-q']);
     if (r.code !== 0) return unavailable(`git init failed in ${ctx.workdir}: ${r.tail.join(' / ')}`);
 
+    let cached = false;
+    if (cache) {
+      cached = await cacheHasCommit(cache, sha);
+      if (!cached) {
+        // Idempotent, and under the lock: two first jobs of a repository may get here at once.
+        await mkdir(cache.dir, { recursive: true });
+        r = await cacheGit(cache, ['init', '-q', '--bare']);
+        if (r.code !== 0)
+          return unavailable(`git init of the host's repository cache failed: ${r.tail.join(' / ')}`);
+      }
+      await borrowObjects(path.join(ctx.workdir, '.git'), cache);
+      if (cached) log(`The host's repository cache has ${sha}: nothing to fetch`);
+    }
+
     // A forge that is down (restarting, a network blip) is waited for, within the runner's
     // retry window; a forge that says no (credentials, no such repository) is not asked again.
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; !cached; attempt++) {
       r = await fetchOnce();
       if (r.code === 0) break;
       const why = r.tail.join(' / ') || `git exited with ${r.code}`;
@@ -247,7 +326,11 @@ export async function checkout(
   } catch (err) {
     if (err instanceof GitTimeout) return unavailable(`checkout of ${repo} at ${sha}: ${err.message}`);
     if (err instanceof ChildProcessError && err.reason === 'spawn' && /ENOENT/.test(err.message)) {
-      return unavailable('git is not installed on this machine; the base image must provide git and /bin/sh');
+      return unavailable(
+        cache
+          ? 'git or flock is not installed on this host; the host repository cache needs both (or set SOLSTICE_LOCAL_HOST_CACHE=false)'
+          : 'git is not installed on this machine; the base image must provide git and /bin/sh',
+      );
     }
     if (err instanceof ChildProcessError && err.reason === 'aborted') throw err;
     const e = err as Error;

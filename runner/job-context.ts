@@ -9,9 +9,15 @@ import path from 'node:path';
 import { JOB_FILE_PATH, jobFileKey, parseJobFile, type JobFile, type JobStep } from '../model/job-file';
 import { parseDuration } from '../platform/units';
 import { ConfigError } from '../platform/errors';
+import { GIT_CACHE_ENV } from '../model/host-cache';
 
 export interface JobContext {
   jobId: string;
+  /**
+   * The host's shared bare repositories (local provider only, SOLSTICE_GIT_CACHE): checkout
+   * fetches into them and borrows their objects; undefined: a plain fetch into the workdir.
+   */
+  gitCacheDir?: string;
   /** Per-job secret for the log service. Never log it and never pass it to the job script. */
   token: string;
   /** host:port of the orchestrator's log service. */
@@ -127,6 +133,7 @@ export function loadJobContext(env: NodeJS.ProcessEnv = process.env): JobContext
     ...(file.content.machineNote ? { machineNote: file.content.machineNote } : {}),
     traceparent: value('traceparent'),
     otlpEndpoint: value('otlpEndpoint'),
+    ...(env[GIT_CACHE_ENV]?.trim() ? { gitCacheDir: path.resolve(env[GIT_CACHE_ENV].trim()) } : {}),
   };
   validate(ctx);
   return ctx;

@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { JOB_SCRIPT_PATH } from '../model/job-definition-paths';
 import { JOB_FILE_PATH } from '../model/job-file';
+import { GIT_CACHE_ENV } from '../model/host-cache';
 import { SolsticeError } from '../platform/errors';
 import { diag } from './diag';
 import { EXIT } from './errors';
@@ -52,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
       delete process.env[POOL_FILE_ENV];
     }
     const ctx = loadJobContext(process.env);
+    // The cache is checkout's; the job's steps inherit this environment.
+    delete process.env[GIT_CACHE_ENV];
     diag(
       `solstice-runner ${RUNNER_VERSION} (node ${process.version}): job ${ctx.jobId}, log service ${ctx.contactAddr}`,
     );

@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { startWorkflow } from '../ingress/start-workflow';
 import fs from 'node:fs';
+import path from 'node:path';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities } from '../activities/forge-status';
 import { createStatusReporter } from '../forges/status';
@@ -58,6 +59,8 @@ type ProviderSettings = Pick<
   | 'runnerUrl'
   | 'contactAddr'
   | 'runnerOtlpEndpoint'
+  | 'stateDir'
+  | 'localHostCache'
 >;
 
 /**
@@ -68,7 +71,16 @@ export function providersFor(cfg: ProviderSettings, installationId: string): Map
   const owner: MachineOwner = { installationId, hostId: cfg.hostId };
   if (cfg.provider === 'local')
     return new Map<string, Provider>([
-      ['local', new LocalProvider({ workspaceRoot: cfg.workspaceRoot, owner })],
+      [
+        'local',
+        new LocalProvider({
+          workspaceRoot: cfg.workspaceRoot,
+          owner,
+          hostCache: cfg.localHostCache
+            ? { dir: path.join(cfg.stateDir, 'host-cache'), runnerUrl: cfg.runnerUrl }
+            : undefined,
+        }),
+      ],
     ]);
   if (!cfg.imageMap)
     throw new ConfigError(
