@@ -6,9 +6,10 @@
  *             runner line on the serial console (`--plain` runs).
  *   cold      jobs through the real stack (Temporal, PostgreSQL, log service, worker, QEMU
  *             provider) without a pool: enqueue → runner started (the log service's StartJob).
- *   warm      the same with SOLSTICE_POOLS=debian-12=1, waiting before each job until the pool
- *             has an idle VM again, so each claims one: enqueue → runner started. The
- *             repository is a host folder, so each claim also starts its VM's git daemon.
+ *   warm      the same with SOLSTICE_POOLS=debian-12=<jobs>: once that many VMs are idle, the
+ *             jobs run one after another, each claiming one while the refills boot:
+ *             enqueue → runner started. The repository is a host folder, so each claim also
+ *             starts its VM's git daemon.
  *   restore   one guest booted by hand, saved with QMP `migrate` to a file (`exec:cat > file`),
  *             killed, and started again with `-incoming` from that file: start → the guest's
  *             next line on its serial console. Measured only: pools do not clone snapshots
@@ -16,7 +17,7 @@
  *   teardown  a cold job's last log line → its VM recorded destroyed (QMP power-down, then
  *             SIGTERM/SIGKILL, folder removed).
  *
- *   npm run bench:vm -- [--jobs 3] [--plain 1] [--accel tcg|kvm|auto]
+ *   npm run bench:vm -- [--jobs 3] [--plain 1] [--accel tcg|kvm|auto]   (--jobs 0: plain and restore only)
  *
  * Uses DATABASE_URL if set (a fresh database is created next to it), else embedded PostgreSQL.
  */
@@ -203,6 +204,8 @@ async function snapshotRestore(imageMapFile: string, accel: Accel, scratch: stri
   } finally {
     await killed(source);
   }
+  // QEMU truncates the console only once it opens it: the old ticks must not count.
+  fs.rmSync(files.console, { force: true });
   const restoreStart = Date.now();
   const target = spawn('qemu-system-x86_64', [...args, '-incoming', `exec:cat ${state}`], {
     stdio: 'ignore',
@@ -242,7 +245,9 @@ async function series(
     qemuAccel: accel,
     bootTimeoutMs: '15m',
     machineLivenessMs: '60s',
-    ...(warm ? { pools: `${LABEL}=1` } : {}),
+    // One idle VM per job, booted side by side before the first: the jobs then claim one after
+    // another while the refills boot, as a pool under a burst does.
+    ...(warm ? { pools: `${LABEL}=${jobs}`, hostMaxMachines: String(2 * jobs + 1) } : {}),
   });
   const stack = await startStack(cfg, createLogger('bench'));
   const temporal = await connectClient(stack.cfg);
@@ -252,9 +257,10 @@ async function series(
   try {
     for (let i = 0; i < jobs; i++) {
       if (warm) {
-        const deadline = Date.now() + 15 * 60_000;
-        while (!(await pool.list()).some((m) => m.state === 'idle' && !m.reservedJobId)) {
-          if (Date.now() > deadline) throw new Error('no idle pool VM within 15 min');
+        const deadline = Date.now() + 20 * 60_000;
+        const want = i === 0 ? jobs : 1;
+        while ((await pool.list()).filter((m) => m.state === 'idle' && !m.reservedJobId).length < want) {
+          if (Date.now() > deadline) throw new Error('no idle pool VM within 20 min');
           await new Promise((r) => setTimeout(r, 100));
         }
       }
@@ -302,9 +308,12 @@ async function main(): Promise<void> {
     const imageMap = writeGuestImageMap(scratch);
     const plain: number[] = [];
     for (let i = 0; i < plainRuns; i++) plain.push(await plainBoot(imageMap, accel, scratch));
-    const cold = await series(jobs, false, accel, scratch, imageMap);
-    const warm = await series(jobs, true, accel, scratch, imageMap);
     const restore = await snapshotRestore(imageMap, accel, scratch);
+    console.error(`snapshot: ${JSON.stringify(restore)}`);
+    // --jobs 0: the hand-booted measurements only.
+    const none: Series = { startMs: [], teardownMs: [] };
+    const cold = jobs > 0 ? await series(jobs, false, accel, scratch, imageMap) : none;
+    const warm = jobs > 0 ? await series(jobs, true, accel, scratch, imageMap) : none;
 
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(7);
@@ -316,10 +325,12 @@ async function main(): Promise<void> {
     console.log(`| ${'what (s)'.padEnd(52)} | runs |     p50 |     p95 |`);
     console.log(`| ${'-'.repeat(52)} | ---: | ------: | ------: |`);
     if (plain.length > 0) console.log(row('plain qemu → first runner line', plain));
-    console.log(row('cold: enqueue → runner started (VM booted for it)', cold.startMs));
-    console.log(row('warm: enqueue → runner started (idle pool VM claimed)', warm.startMs));
+    if (jobs > 0) {
+      console.log(row('cold: enqueue → runner started (VM booted for it)', cold.startMs));
+      console.log(row('warm: enqueue → runner started (idle pool VM claimed)', warm.startMs));
+    }
     console.log(row('snapshot: -incoming from a file → guest answers', [restore.restoreMs]));
-    console.log(row('teardown: last log line → VM destroyed', cold.teardownMs));
+    if (jobs > 0) console.log(row('teardown: last log line → VM destroyed', cold.teardownMs));
     console.log(
       `\nsnapshot: the guest booted in ${sec(restore.bootMs).trim()} s, QMP migrate to the file took ${sec(restore.saveMs).trim()} s, state ${(restore.stateBytes / 2 ** 20).toFixed(0)} MiB (not used by pools: clones would share RNG state)`,
     );
