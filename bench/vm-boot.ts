@@ -318,12 +318,12 @@ async function main(): Promise<void> {
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const sec = (ms: number) => (ms / 1000).toFixed(2).padStart(7);
     const row = (name: string, xs: number[]) =>
-      `| ${name.padEnd(52)} | ${String(xs.length).padStart(4)} | ${sec(percentile(sorted(xs), 50))} | ${sec(percentile(sorted(xs), 95))} |`;
+      `| ${name.padEnd(54)} | ${String(xs.length).padStart(4)} | ${sec(percentile(sorted(xs), 50))} | ${sec(percentile(sorted(xs), 95))} |`;
     console.log(
       `\nVM start (${accel}, 1 vCPU, 1 GiB; ${os.cpus().length} host CPUs, load ${os.loadavg()[0].toFixed(1)})\n`,
     );
-    console.log(`| ${'what (s)'.padEnd(52)} | runs |     p50 |     p95 |`);
-    console.log(`| ${'-'.repeat(52)} | ---: | ------: | ------: |`);
+    console.log(`| ${'what (s)'.padEnd(54)} | runs |     p50 |     p95 |`);
+    console.log(`| ${'-'.repeat(54)} | ---: | ------: | ------: |`);
     if (plain.length > 0) console.log(row('plain qemu → first runner line', plain));
     if (jobs > 0) {
       console.log(row('cold: enqueue → runner started (VM booted for it)', cold.startMs));
