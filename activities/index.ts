@@ -15,7 +15,7 @@ import { ATTR, repoAttribute } from '../model/span-attributes';
 import { injectTraceContext } from '../platform/telemetry';
 import { jobFileText, renderSeed, type RunnerContext } from '../provisioning/cloud-init';
 import { machineIdFor, type GuestEndpoints, type Provider } from '../provisioning/contract';
-import type { JobInput, JobOutcome, MachineRef } from '../model/domain';
+import type { JobInput, JobOutcome, MachineHandle, MachineRef } from '../model/domain';
 import type { JobDefinition } from '../model/job-file';
 import { createCapacityActivities, type CapacityDeps } from './capacity';
 import { finalizeLog } from './finalize-log';
@@ -185,10 +185,11 @@ export function createActivities(deps: ActivityDeps) {
 
       let origin: string | undefined;
       if (pools[req.label]) {
-        // A pool VM was booted for no repository: one the provider must serve to the guest
-        // itself (a host folder under QEMU) it cannot reach.
+        // A pool VM was booted for no repository: one the provider serves to the guest itself
+        // (a host folder under QEMU) it attaches at the claim, before the runner can start.
+        const attach = provider.attachRepository?.bind(provider);
         const warm =
-          guest.repoUrl !== job.repoUrl
+          guest.repoUrl !== job.repoUrl && !attach
             ? ({
                 warm: false,
                 why: 'the repository is a host folder, which only a VM booted for it can reach',
@@ -198,6 +199,9 @@ export function createActivities(deps: ActivityDeps) {
                 attempt: req.attempt,
                 label: req.label,
                 jobFile: (idleMs) => jobFileText({ ...runner, machineNote: warmNote(req.label, idleMs) }),
+                ...(attach && guest.repoUrl !== job.repoUrl
+                  ? { prepare: (handle: MachineHandle) => attach(handle, job.repoUrl) }
+                  : {}),
               });
         await kickPool(deps.hostId);
         if (warm.warm) {

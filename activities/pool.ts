@@ -218,10 +218,18 @@ export type ClaimResult =
  * note that says how long the machine waited) is sealed to the machine's runner and delivered
  * by the log service. A machine that does not take it within CLAIM_DELIVERY_MS died or was
  * recycled as it was claimed: it is destroyed and the job gets a fresh (cold) machine instead.
+ * `prepare` readies the machine for this job before the runner can take it (the QEMU provider
+ * serves a host-folder repository to it); a machine it fails on goes, and the job boots cold.
  */
 export async function claimPoolMachine(
   deps: PoolDeps,
-  req: { jobId: string; attempt: number; label: string; jobFile: (idleMs: number) => string },
+  req: {
+    jobId: string;
+    attempt: number;
+    label: string;
+    jobFile: (idleMs: number) => string;
+    prepare?: (handle: MachineHandle) => Promise<void>;
+  },
 ): Promise<ClaimResult> {
   const handleOf = (m: PoolMachineRow): MachineHandle => ({
     machineId: m.id,
@@ -236,13 +244,45 @@ export async function claimPoolMachine(
     const dead = await deps.pool.markDead(earlier.id, false);
     if (dead || earlier.deliveredAt) await destroyClaimed(deps, earlier);
   }
-  const claimed = await deps.pool.claim({
-    hostId: deps.hostId,
-    label: req.label,
-    jobId: req.jobId,
-    attempt: req.attempt,
-    seal: (publicKey, _id, idleMs) => seal(publicKey, req.jobFile(idleMs)),
-  });
+  let unprepared: { id: string; err: unknown } | undefined;
+  const prepare = req.prepare;
+  const claimed = await deps.pool
+    .claim({
+      hostId: deps.hostId,
+      label: req.label,
+      jobId: req.jobId,
+      attempt: req.attempt,
+      seal: (publicKey, _id, idleMs) => seal(publicKey, req.jobFile(idleMs)),
+      prepare:
+        prepare &&
+        (async (m) => {
+          try {
+            await prepare({
+              machineId: m.id,
+              provider: deps.providers.get(req.label)?.name ?? '',
+              hostId: deps.hostId,
+              details: m.handle,
+            });
+          } catch (err) {
+            unprepared = { id: m.id, err };
+            throw err;
+          }
+        }),
+    })
+    .catch((err: unknown) => {
+      if (!unprepared) throw err;
+      return undefined;
+    });
+  if (unprepared) {
+    // Rolled back, so still idle: it must not be offered again half-readied.
+    await deps.pool.markDead(unprepared.id);
+    const why = unprepared.err instanceof Error ? unprepared.err.message : String(unprepared.err);
+    log.warn('a pool machine could not be readied for its job; booting a fresh one', {
+      machineId: unprepared.id,
+      why,
+    });
+    return { warm: false, why: `the idle VM ${unprepared.id} could not be readied for the job: ${why}` };
+  }
   if (!claimed) return { warm: false, why: `no idle VM in pool ${req.label}` };
   const { machine } = claimed;
   for (const until = Date.now() + CLAIM_DELIVERY_MS; Date.now() < until;) {

@@ -70,11 +70,13 @@ export async function runBareJob(
   stack: Stack,
   repo: { dir: string; sha: string },
   pollMs: number,
+  label?: string,
 ): Promise<JobRecord> {
   const { jobId } = await startJob(client, stack.cfg, {
     source: 'manual',
     repoUrl: repo.dir,
     commitSha: repo.sha,
+    ...(label ? { label } : {}),
   });
   return waitForFinalState(stack.jobs, jobId, pollMs);
 }

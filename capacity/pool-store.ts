@@ -101,10 +101,14 @@ export class PoolStore {
     hostId: string,
     label: string,
     jobId: string,
-  ): Promise<{ id: string; publicKey: string; idleMs: number } | undefined> {
+  ): Promise<
+    { id: string; publicKey: string; idleMs: number; handle: MachineHandle['details'] } | undefined
+  > {
     const fresh = `${POOL_FRESH_MS} milliseconds`;
-    const rows = await tx.$queryRaw<{ id: string; publicKey: string; idleMs: number }[]>`
-      SELECT id, public_key AS "publicKey",
+    const rows = await tx.$queryRaw<
+      { id: string; publicKey: string; idleMs: number; handle: MachineHandle['details'] }[]
+    >`
+      SELECT id, public_key AS "publicKey", handle,
              (EXTRACT(EPOCH FROM (clock_timestamp() - idle_since)) * 1000)::float8 AS "idleMs"
       FROM pool_machines
       WHERE host_id = ${hostId} AND label = ${label} AND state = 'idle' AND claimed_job_id IS NULL
@@ -118,6 +122,8 @@ export class PoolStore {
   /**
    * Claims the machine for the job's attempt with its sealed job file, and records it as the
    * attempt's machine (`vms`), in one transaction. `seal` gets the runner's public key.
+   * `prepare` readies the machine for the job (its repository) before the commit: the runner's
+   * next look waits on the row's lock, so it cannot take the job before that is done.
    */
   async claim(req: {
     hostId: string;
@@ -125,25 +131,31 @@ export class PoolStore {
     jobId: string;
     attempt: number;
     seal: (publicKey: string, machineId: string, idleMs: number) => string;
+    prepare?: (machine: { id: string; handle: MachineHandle['details'] }) => Promise<void>;
   }): Promise<Claimed | undefined> {
-    const claimed = await this.db.$transaction(async (tx) => {
-      const c = await this.claimCandidate(tx, req.hostId, req.label, req.jobId);
-      if (!c) return undefined;
-      const sealed = req.seal(c.publicKey, c.id, c.idleMs);
-      const n = await tx.$executeRaw`
+    const claimed = await this.db.$transaction(
+      async (tx) => {
+        const c = await this.claimCandidate(tx, req.hostId, req.label, req.jobId);
+        if (!c) return undefined;
+        await req.prepare?.({ id: c.id, handle: c.handle });
+        const sealed = req.seal(c.publicKey, c.id, c.idleMs);
+        const n = await tx.$executeRaw`
         UPDATE pool_machines SET state = 'claimed', claimed_job_id = ${req.jobId}::uuid,
           claimed_attempt = ${req.attempt}, claimed_at = clock_timestamp(), assignment = ${sealed},
           reserved_job_id = ${req.jobId}::uuid
         WHERE id = ${c.id} AND state = 'idle'`;
-      if (n !== 1) return undefined;
-      await tx.$executeRaw`
+        if (n !== 1) return undefined;
+        await tx.$executeRaw`
         INSERT INTO vms (id, job_id, provider, host, attempt, handle)
         SELECT id, ${req.jobId}::uuid, provider, host_id, ${req.attempt}, handle FROM pool_machines
         WHERE id = ${c.id}
         ON CONFLICT (id) DO UPDATE SET job_id = EXCLUDED.job_id, attempt = EXCLUDED.attempt,
           handle = EXCLUDED.handle, destroyed_at = NULL`;
-      return { id: c.id, idleMs: c.idleMs };
-    });
+        return { id: c.id, idleMs: c.idleMs };
+      },
+      // prepare starts a process (a git daemon) while the row is locked.
+      { timeout: 30_000 },
+    );
     if (!claimed) return undefined;
     const machine = await this.get(claimed.id);
     return machine ? { machine, idleMs: claimed.idleMs } : undefined;

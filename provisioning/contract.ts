@@ -44,6 +44,12 @@ export interface Provider {
    */
   guestEndpoints?(host: GuestEndpoints): GuestEndpoints;
   create(req: MachineRequest): Promise<MachineHandle>;
+  /**
+   * For a machine booted without a job (a warm-pool machine, as a job claims it): makes the
+   * job's repository reachable at the URL guestEndpoints gave for it. Without it, a pool
+   * machine serves only jobs whose repository URL guestEndpoints leaves as it is.
+   */
+  attachRepository?(handle: MachineHandle, repoUrl: string): Promise<void>;
   /** Idempotent: destroying a machine that is already gone succeeds. */
   destroy(handle: MachineHandle): Promise<void>;
   /** Serial console (or equivalent) output, for explaining machines that never phoned home. */

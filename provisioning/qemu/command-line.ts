@@ -13,12 +13,14 @@ import path from 'node:path';
 import { ConfigError } from '../../platform/errors';
 import type { Accel, ImageSpec } from './image-map';
 
-/** A TCP service the guest reaches at guestAddr:guestPort, forwarded to 127.0.0.1:hostPort. */
-export interface GuestForward {
-  guestAddr: string;
-  guestPort: number;
-  hostPort: number;
-}
+/**
+ * A TCP service the guest reaches at guestAddr:guestPort, forwarded to 127.0.0.1:hostPort, or
+ * to the port named in `hostPortFile` when the guest connects: a forward must exist when QEMU
+ * starts, and a warm-pool VM's repository is known only when a job claims it.
+ */
+export type GuestForward = { guestAddr: string; guestPort: number } & (
+  { hostPort: number } | { hostPortFile: string }
+);
 
 export interface VmFiles {
   overlay: string;
@@ -33,18 +35,30 @@ export interface VmFiles {
   qmpSocket: string;
   pidFile: string;
   relay: string;
+  /** The port of the VM's `git daemon`, which its repository forward relays to (absent: none yet). */
+  gitPort: string;
 }
 
 /**
  * The relay QEMU starts for each guest connection of a forward: its stdin/stdout is the
- * guest's connection, which it joins to 127.0.0.1:<port>. Plain JavaScript, written into
- * the VM's folder, run by the worker's own Node.
+ * guest's connection, which it joins to 127.0.0.1:<port>, or to the port written in a file
+ * (`@<file>`, read at each connection; no file: the connection is closed, as if refused).
+ * Plain JavaScript, written into the VM's folder, run by the worker's own Node.
  */
 export const RELAY_SOURCE = `'use strict';
 // Solstice CI guestfwd relay: stdin/stdout (the guest connection) <-> 127.0.0.1:<port>.
+const fs = require('node:fs');
 const net = require('node:net');
-const port = Number(process.argv[3]);
-if (process.argv[2] !== '127.0.0.1' || !(port > 0)) process.exit(2);
+const spec = process.argv[3] || '';
+let port = Number(spec);
+if (spec.startsWith('@')) {
+  try {
+    port = Number(fs.readFileSync(spec.slice(1), 'utf8').trim());
+  } catch {
+    process.exit(1);
+  }
+}
+if (process.argv[2] !== '127.0.0.1' || !(port > 0 && port < 65536)) process.exit(2);
 const upstream = net.connect(port, '127.0.0.1');
 process.stdin.pipe(upstream);
 upstream.pipe(process.stdout);
@@ -61,6 +75,7 @@ export function vmFiles(dir: string): VmFiles {
     qmpSocket: `\0solstice-qmp-${createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 32)}`,
     pidFile: path.join(dir, 'qemu.pid'),
     relay: path.join(dir, 'relay.js'),
+    gitPort: path.join(dir, 'git-daemon.port'),
   };
 }
 
@@ -108,7 +123,8 @@ export function qemuArgs(opts: {
   node: string;
 }): string[] {
   const { image, files } = opts;
-  for (const p of [opts.node, files.relay])
+  const ports = opts.forwards.map((f) => ('hostPort' in f ? String(f.hostPort) : `@${f.hostPortFile}`));
+  for (const p of [opts.node, files.relay, ...ports])
     if (/\s/.test(p))
       throw new ConfigError(`QEMU's guestfwd cannot run a command from a path with spaces: ${p}`);
   const relay = `${safePath(opts.node)} ${safePath(files.relay)}`;
@@ -118,7 +134,7 @@ export function qemuArgs(opts: {
     // Nothing leaves the guest except the explicit forwards below.
     'restrict=on',
     ...opts.forwards.map(
-      (f) => `guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:${relay} 127.0.0.1 ${f.hostPort}`,
+      (f, i) => `guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:${relay} 127.0.0.1 ${safePath(ports[i])}`,
     ),
   ].join(',');
   return [

@@ -11,11 +11,14 @@
  * The guest reaches the host only through user-mode networking with `restrict=on` and one
  * forward per service: the runner server, the log service, the OTLP receiver for the runner's
  * spans (when that is on 127.0.0.1), and (for a repository that is a local path) a read-only
- * `git daemon` serving that one repository. Every process the VM
- * needs (qemu, git daemon) carries the machine's tag in its environment, so destroy and the
- * sweeper find them from any process on this host.
+ * `git daemon` serving that one repository. The repository forward relays to the port in the
+ * VM's `git-daemon.port`, read at each guest connection: a cold VM's is written before QEMU
+ * starts, a warm-pool VM's when a job claims it (`attachRepository`), by the same code. Every
+ * process the VM needs (qemu, the relays, git daemon) carries the machine's tag in its
+ * environment, so destroy and the sweeper find them from any process on this host.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { closeSync, constants as fsConstants, createReadStream, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -198,10 +201,12 @@ export class QemuProvider implements Provider {
       if (this.otlp)
         forwards.push({ guestAddr: GUEST_OTLP_ADDR, guestPort: this.otlp.port, hostPort: this.otlp.port });
       const repo = localRepoPath(req.repoUrl);
-      if (repo) {
-        const port = await this.serveRepository(machineId, repo);
-        forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPort: port });
+      // A pool VM (no job yet) gets the forward too; a job's repository is attached at its claim.
+      if (repo || req.jobId === '') {
+        forwards.push({ guestAddr: GUEST_GIT_ADDR, guestPort: GIT_PORT, hostPortFile: files.gitPort });
+        handle.details.repoForward = true;
       }
+      if (repo) await this.serveRepository(machineId, repo);
 
       await fs.writeFile(files.relay, RELAY_SOURCE);
       const args = qemuArgs({
@@ -227,10 +232,30 @@ export class QemuProvider implements Provider {
     return handle;
   }
 
-  /** A read-only git daemon for one repository, for this VM only (killed with it). */
-  private async serveRepository(machineId: string, repo: string): Promise<number> {
+  /**
+   * Makes a host-folder repository reachable from a VM booted without one (a warm-pool VM, as a
+   * job claims it), at the address guestEndpoints gave the job. Any other URL the guest reaches
+   * as is.
+   */
+  async attachRepository(handle: MachineHandle, repoUrl: string): Promise<void> {
+    const repo = localRepoPath(repoUrl);
+    if (!repo) return;
+    if (handle.details.repoForward !== true)
+      throw new ProvisioningError(
+        `VM ${handle.machineId} was booted without a repository forward, so it cannot fetch ${repo}`,
+        'it is recycled by its pool (max_idle_age); jobs boot cold meanwhile',
+      );
+    await this.serveRepository(handle.machineId, repo);
+  }
+
+  /**
+   * A read-only git daemon for one repository, for this VM only (killed with it), and the VM's
+   * repository forward pointed at it. Returns once it accepts connections: a warm VM's runner
+   * fetches within a second of its claim.
+   */
+  private async serveRepository(machineId: string, repo: string): Promise<void> {
     const port = await freePort();
-    await this.spawnTagged(
+    const pid = await this.spawnTagged(
       machineId,
       'git',
       [
@@ -244,7 +269,21 @@ export class QemuProvider implements Provider {
       ],
       'git-daemon.log',
     );
-    return port;
+    const deadline = Date.now() + 15_000;
+    while (!(await accepts(port))) {
+      const alive = (await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')) !== '';
+      if (!alive || Date.now() > deadline) {
+        const log = await readTail(path.join(this.dirOf(machineId), 'git-daemon.log'), 2000);
+        throw new ProvisioningError(
+          `git daemon for ${machineId} ${alive ? 'did not listen in time' : 'exited at start'}: ${log.trim() || '(no output)'}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Renamed into place: a relay starting meanwhile reads the old port or the new one, never half.
+    const file = vmFiles(this.dirOf(machineId)).gitPort;
+    await fs.writeFile(`${file}.tmp`, String(port));
+    await fs.rename(`${file}.tmp`, file);
   }
 
   private async spawnTagged(
@@ -363,6 +402,17 @@ export class QemuProvider implements Provider {
   async consoleTail(handle: MachineHandle, maxBytes: number): Promise<string> {
     return readTail(path.join(this.dirOf(handle.machineId), 'console.log'), maxBytes);
   }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** The tagged processes that are QEMU (not the VM's git daemon). */

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -6,6 +7,8 @@ import path from 'node:path';
 import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles } from '../../../provisioning/qemu/command-line';
 import { parseImageMap } from '../../../provisioning/qemu/image-map';
 import { QemuProvider } from '../../../provisioning/qemu/provider';
+import { poolMachineId } from '../../../provisioning/contract';
+import { machineFolderName } from '../../../provisioning/machine-name';
 
 const map = parseImageMap(
   'images:\n  debian-12: { base: b.qcow2, kernel: vmlinuz, initrd: initrd, size: { cpu: 2, memory: 2048 } }\n',
@@ -27,6 +30,7 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
     forwards: [
       { guestAddr: '10.0.2.100', guestPort: 8088, hostPort: 8088 },
       { guestAddr: '10.0.2.101', guestPort: 50051, hostPort: 50051 },
+      { guestAddr: '10.0.2.102', guestPort: 9418, hostPortFile: files.gitPort },
     ],
     node: '/usr/bin/node',
   });
@@ -38,6 +42,8 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
   expect(fwds).toEqual([
     'guestfwd=tcp:10.0.2.100:8088-cmd:/usr/bin/node /ws/job-1-1/relay.js 127.0.0.1 8088',
     'guestfwd=tcp:10.0.2.101:50051-cmd:/usr/bin/node /ws/job-1-1/relay.js 127.0.0.1 50051',
+    // The repository's port is read at each connection: a pool VM's is known at its claim.
+    'guestfwd=tcp:10.0.2.102:9418-cmd:/usr/bin/node /ws/job-1-1/relay.js 127.0.0.1 @/ws/job-1-1/git-daemon.port',
   ]);
   // Nothing else: no host forwards into the guest, no other network back end.
   expect(parts.filter((p) => !/^(user|id=n0|restrict=on|guestfwd=)/.test(p))).toEqual([]);
@@ -47,7 +53,7 @@ test('user-mode networking with restrict=on and forwards only to 127.0.0.1', () 
   expect(args).toContain('-nodefaults');
 });
 
-test('the relay joins a guest connection to 127.0.0.1 only', async () => {
+test('the relay joins a guest connection to 127.0.0.1 only, at a port given or read from a file at connect', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-relay-'));
   const relay = path.join(dir, 'relay.js');
   fs.writeFileSync(relay, RELAY_SOURCE);
@@ -55,9 +61,9 @@ test('the relay joins a guest connection to 127.0.0.1 only', async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   // Async: the echo server lives in this process, so the event loop must keep running.
-  const relayed = (host: string, input: string) =>
+  const relayed = (host: string, input: string, spec = String(port)) =>
     new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [relay, host, String(port)], {
+      const child = spawn(process.execPath, [relay, host, spec], {
         stdio: ['pipe', 'pipe', 'ignore'],
       });
       let out = '';
@@ -69,6 +75,11 @@ test('the relay joins a guest connection to 127.0.0.1 only', async () => {
   try {
     expect(await relayed('127.0.0.1', 'ping\n')).toEqual({ code: 0, out: 'ping\n' });
     expect(await relayed('192.0.2.1', 'ping\n')).toEqual({ code: 2, out: '' });
+    const portFile = path.join(dir, 'git-daemon.port');
+    // No port yet (a pool VM before its claim): the guest's connection is just closed.
+    expect(await relayed('127.0.0.1', 'ping\n', `@${portFile}`)).toEqual({ code: 1, out: '' });
+    fs.writeFileSync(portFile, `${port}\n`);
+    expect(await relayed('127.0.0.1', 'ping\n', `@${portFile}`)).toEqual({ code: 0, out: 'ping\n' });
   } finally {
     server.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -194,4 +205,35 @@ test('QMP sockets of two machine folders differ, however deep the workspace is',
   expect(a).not.toBe(b);
   expect(a.startsWith('\0')).toBe(true);
   expect(Buffer.byteLength(a)).toBeLessThan(108);
+});
+
+test('a pool VM gets a host-folder repository at its claim: a git daemon for it, which its forward relays to', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-attach-'));
+  const repo = path.join(root, 'repo');
+  const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' });
+  git('init', '-q', '-b', 'main', repo);
+  git('-C', repo, '-c', 'user.email=t@t', '-c', 'user.name=t', 'commit', '-q', '--allow-empty', '-m', 'x');
+  const provider = qemuProvider({ workspaceRoot: path.join(root, 'ws') });
+  const machineId = poolMachineId(randomUUID());
+  // The folder create() made when it booted the VM.
+  const machineDir = path.join(
+    root,
+    'ws',
+    machineFolderName({ installationId: 'i', hostId: 'h' }, machineId),
+  );
+  fs.mkdirSync(machineDir, { recursive: true });
+  const handle = { machineId, provider: 'qemu', hostId: 'h', details: { repoForward: true } };
+  try {
+    await expect(provider.attachRepository({ ...handle, details: {} }, repo)).rejects.toThrow(
+      /booted without a repository forward/,
+    );
+    await provider.attachRepository(handle, repo);
+    const port = fs.readFileSync(vmFiles(machineDir).gitPort, 'utf8');
+    expect(git('ls-remote', `git://127.0.0.1:${port}/`)).toMatch(/\trefs\/heads\/main$/m);
+    // A URL the guest reaches as is needs nothing.
+    await provider.attachRepository(handle, 'https://forge.example/o/r.git');
+  } finally {
+    await provider.destroy(handle);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });
