@@ -397,6 +397,10 @@ async function main(): Promise<void> {
   }, 250);
 
   const latencies: number[] = [];
+  // Each line carries the time the runner read it from the job's pipe: a marker's latency
+  // splits into printed -> read by the runner, and read -> received by the follower.
+  const toRunner: number[] = [];
+  const fromRunner: number[] = [];
   let bytes = 0;
   let lines = 0;
   let start: number | undefined;
@@ -407,8 +411,11 @@ async function main(): Promise<void> {
     bytes += Buffer.byteLength(line.text) + 1;
     lines += 1;
     const m = /^bench-(ts|start|end) (\d+)$/.exec(line.text);
-    if (m?.[1] === 'ts') latencies.push(now - Number(m[2]));
-    else if (m?.[1] === 'start') start = Number(m[2]);
+    if (m?.[1] === 'ts') {
+      latencies.push(now - Number(m[2]));
+      toRunner.push(line.time.getTime() - Number(m[2]));
+      fromRunner.push(now - line.time.getTime());
+    } else if (m?.[1] === 'start') start = Number(m[2]);
     else if (m?.[1] === 'end') end = { seq: line.seq, printedAt: Number(m[2]) };
     if (now - lastProgress > 10_000) {
       lastProgress = now;
@@ -456,6 +463,10 @@ async function main(): Promise<void> {
   const storedAt = stored.find((s) => s.seq >= end.seq)?.at ?? finishedAt;
   const mib = bytes / 2 ** 20;
   const sorted = latencies.sort((a, b) => a - b);
+  const split = (xs: number[]) => {
+    const o = [...xs].sort((a, b) => a - b);
+    return `${percentile(o, 50).toFixed(0)} / ${percentile(o, 90).toFixed(0)} / ${percentile(o, 99).toFixed(0)} ms`;
+  };
   const rows: [string, string][] = [
     ['log volume', `${mib.toFixed(0)} MiB, ${lines} lines (chunks compressed with ${values.compression})`],
     ['script write rate', `${(mib / ((end.printedAt - start) / 1000)).toFixed(1)} MiB/s`],
@@ -464,8 +475,10 @@ async function main(): Promise<void> {
     ['job, final state -> log archived (gzip + index)', `${((archivedAt - finishedAt) / 1000).toFixed(1)} s`],
     [
       `follow latency p50 / p99 (poll ${pollMs} ms${values.wake === 'false' ? ', no wake-ups' : ', woken'})`,
-      `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)} ms (${sorted.length} samples)`,
+      `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)} ms (${sorted.length} samples, p90 ${percentile(sorted, 90).toFixed(0)} ms)`,
     ],
+    ['  of which printed -> read by the runner, p50 / p90 / p99', split(toRunner)],
+    ['  of which runner -> stored -> follower, p50 / p90 / p99', split(fromRunner)],
     ['log service RSS at start', `${baseline.rss.toFixed(0)} MiB`],
     ['log service peak RSS (VmHWM)', `${hwm.toFixed(0)} MiB (sampled VmRSS max ${peakRss.toFixed(0)} MiB)`],
     [

@@ -11,31 +11,10 @@
  * `temporalWorkerTracing` below.
  */
 import { context, propagation, trace, type Context, type Tracer } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import {
-  envDetector,
-  hostDetector,
-  osDetector,
-  resourceFromAttributes,
-  type Resource,
-} from '@opentelemetry/resources';
-import { PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import {
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  type ReadableSpan,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
-import {
-  makeWorkflowExporter,
-  OpenTelemetryActivityInboundInterceptor,
-  OpenTelemetryActivityOutboundInterceptor,
-  OpenTelemetryWorkflowClientInterceptor,
-} from '@temporalio/interceptors-opentelemetry';
+import type { Resource } from '@opentelemetry/resources';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import type { InjectedSinks, WorkerInterceptors } from '@temporalio/worker';
 import type { Config } from './config';
@@ -61,11 +40,34 @@ interface Active {
 
 let active: Active | undefined;
 
+/*
+ * The SDK, its exporters and Temporal's interceptors are loaded only when something is exported:
+ * with the worker SDK (platform/temporal.ts) they were 30 of the 146 MiB the log service held
+ * at start, and a process that exports nothing needs only the API, whose tracer is then a no-op.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports -- deferred on purpose (above) */
+const sdkTrace = () =>
+  require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+const temporalOtel = () =>
+  require('@temporalio/interceptors-opentelemetry') as typeof import('@temporalio/interceptors-opentelemetry');
+const otlpTraces = () =>
+  require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc');
+const otlpMetrics = () =>
+  require('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc');
+const prometheus = () =>
+  require('@opentelemetry/exporter-prometheus') as typeof import('@opentelemetry/exporter-prometheus');
+const sdkMetrics = () => require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+const resources = () => require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
+const sdkNode = () => require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 export function chooseExporter(
   cfg: Pick<Config, 'otlpEndpoint' | 'tracesExporter'>,
 ): SpanExporter | undefined {
-  if (cfg.otlpEndpoint) return new OTLPTraceExporter({ url: cfg.otlpEndpoint });
-  if (cfg.tracesExporter === 'console') return new ConsoleSpanExporter();
+  if (cfg.otlpEndpoint) {
+    return new (otlpTraces().OTLPTraceExporter)({ url: cfg.otlpEndpoint });
+  }
+  if (cfg.tracesExporter === 'console') return new (sdkTrace().ConsoleSpanExporter)();
   return undefined;
 }
 
@@ -73,6 +75,8 @@ function metricReaders(cfg: TelemetryConfig): { readers: IMetricReader[]; url: s
   const readers: IMetricReader[] = [];
   let url: string | undefined;
   if (cfg.otlpEndpoint) {
+    const { PeriodicExportingMetricReader } = sdkMetrics();
+    const { OTLPMetricExporter } = otlpMetrics();
     readers.push(
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter({ url: cfg.otlpEndpoint }),
@@ -82,7 +86,7 @@ function metricReaders(cfg: TelemetryConfig): { readers: IMetricReader[]; url: s
   }
   if (cfg.metricsAddr) {
     const { host, port } = splitHostPort(cfg.metricsAddr);
-    readers.push(new PrometheusExporter({ host, port }));
+    readers.push(new (prometheus().PrometheusExporter)({ host, port }));
     url = `http://${joinHostPort(host, port)}/metrics`;
   }
   return { readers, url };
@@ -96,10 +100,13 @@ export function initTelemetry(serviceName: string, cfg: TelemetryConfig): Teleme
   if (!active) {
     const exporter = chooseExporter(cfg);
     const { readers, url } = metricReaders(cfg);
-    const resource = resourceFromAttributes({ 'service.name': cfg.serviceName ?? serviceName });
-    const processor = exporter ? new BatchSpanProcessor(exporter) : undefined;
+    const processor = exporter ? new (sdkTrace().BatchSpanProcessor)(exporter) : undefined;
     let sdk: NodeSDK | undefined;
+    let resource: Resource | undefined;
     if (processor || readers.length > 0) {
+      const { envDetector, hostDetector, osDetector, resourceFromAttributes } = resources();
+      const { NodeSDK } = sdkNode();
+      resource = resourceFromAttributes({ 'service.name': cfg.serviceName ?? serviceName });
       sdk = new NodeSDK({
         resource,
         // Not the process detector: it records the command line, where a secret given as a
@@ -115,7 +122,12 @@ export function initTelemetry(serviceName: string, cfg: TelemetryConfig): Teleme
       });
       sdk.start();
     }
-    active = { sdk, refs: 0, spans: processor ? { processor, resource } : undefined, metricsUrl: url };
+    active = {
+      sdk,
+      refs: 0,
+      spans: processor && resource ? { processor, resource } : undefined,
+      metricsUrl: url,
+    };
   }
   const current = active;
   current.refs += 1;
@@ -163,7 +175,7 @@ export function extractTraceContext(carrier: Record<string, unknown>): Context {
 /** Client interceptors that carry the active trace into workflow starts, signals and queries. */
 export function temporalClientInterceptors(): { workflow: WorkflowClientInterceptor[] } | undefined {
   if (!active?.spans) return undefined;
-  return { workflow: [new OpenTelemetryWorkflowClientInterceptor()] };
+  return { workflow: [new (temporalOtel().OpenTelemetryWorkflowClientInterceptor)()] };
 }
 
 /**
@@ -175,6 +187,11 @@ export function temporalWorkerTracing():
   { interceptors: WorkerInterceptors; sinks: InjectedSinks<Record<string, never>> } | undefined {
   if (!active?.spans) return undefined;
   const { processor, resource } = active.spans;
+  const {
+    makeWorkflowExporter,
+    OpenTelemetryActivityInboundInterceptor,
+    OpenTelemetryActivityOutboundInterceptor,
+  } = temporalOtel();
   // The interceptors package is built on OpenTelemetry SDK 1.x and hands workflow spans over
   // in 1.x shape; our SDK is 2.x, whose exporters read the parent and scope under new names.
   const adapter: SpanProcessor = {

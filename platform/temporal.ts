@@ -4,13 +4,7 @@
  */
 import fs from 'node:fs';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
-import {
-  DefaultLogger,
-  NativeConnection,
-  Runtime,
-  type LogLevel,
-  type LogMetadata,
-} from '@temporalio/worker';
+import type { LogLevel, LogMetadata, NativeConnection } from '@temporalio/worker';
 import type { Logger } from './logger';
 import { SETTINGS, type Config } from './config';
 import { ConfigError, DependencyUnavailableError, TlsSettingError } from './errors';
@@ -165,8 +159,17 @@ export async function connectClient(
   return { client, close: () => connection.close() };
 }
 
+/**
+ * The worker SDK (its native core, webpack, memfs, rxjs: about 20 MiB of a process at start) is
+ * loaded by the two functions below only, so processes that are Temporal clients alone (the log
+ * service, the CLI) never load it.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- deferred on purpose (above)
+const workerSdk = () => require('@temporalio/worker') as typeof import('@temporalio/worker');
+
 export async function connectWorker(cfg: TemporalConfig): Promise<NativeConnection> {
   const tls = temporalTlsOptions(cfg);
+  const { NativeConnection } = workerSdk();
   try {
     return await NativeConnection.connect({ address: cfg.temporalAddress, tls });
   } catch (err) {
@@ -183,6 +186,7 @@ let runtimeInstalled = false;
 export function installTemporalRuntime(log: Logger): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const { DefaultLogger, Runtime } = workerSdk();
   const forward: Record<LogLevel, (meta: LogMetadata | undefined, msg: string) => void> = {
     TRACE: (m, s) => log.trace(m ?? {}, s),
     DEBUG: (m, s) => log.debug(m ?? {}, s),

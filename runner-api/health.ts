@@ -6,7 +6,6 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
-import amqp from 'amqplib';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { checkDatabase } from '../storage/db-connection';
 import type { Logger } from '../platform/logger';
@@ -39,6 +38,8 @@ export function amqpCheck(url: string): ReadinessCheck {
   return {
     name: 'amqp',
     run: async () => {
+      // Loaded here: only a log service given a broker checks it.
+      const { default: amqp } = await import('amqplib');
       const conn = await amqp.connect(url, { timeout: CHECK_TIMEOUT_MS });
       conn.on('error', () => undefined);
       await conn.close();

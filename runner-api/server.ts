@@ -192,10 +192,13 @@ function toStatus(err: unknown, log?: Logger): grpc.StatusObject & { message: st
 
 /**
  * How much received log text may wait for the store in progress before the stream is paused:
- * large enough that one insert carries many runner batches, small enough that a backlog here
- * adds little to what `solstice logs -f` waits for and to the service's memory.
+ * large enough that one insert carries several runner batches, small enough that a backlog here
+ * adds little to what `solstice logs -f` waits for and to the service's memory. Memory is why it
+ * is not 2 MiB as it was: node-postgres builds a statement in a buffer it grows by half again
+ * from 256 bytes, so a 2 MiB insert left about 6 MiB of buffers for the GC and glibc's heap
+ * grew with them (bench:logs, 128 MiB of log: log service peak RSS 225 MiB, 189 with 512 KiB).
  */
-const GROUP_MAX_BYTES = 2 * 1024 * 1024;
+const GROUP_MAX_BYTES = 512 * 1024;
 
 const STREAM_NAMES: Record<string, string> = {
   LOG_STREAM_STDOUT: 'stdout',

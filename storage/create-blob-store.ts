@@ -1,7 +1,7 @@
 /** The one place that decides where blobs go: S3 when S3_BUCKET is set, else the filesystem. */
 import { FsBlobStore, type BlobStore } from './blob-store';
 import type { Config } from '../platform/config';
-import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store';
+import type { S3BlobStoreOptions } from './s3-blob-store';
 
 export type BlobStoreConfig = Pick<
   Config,
@@ -21,6 +21,9 @@ export function createBlobStore(
   extra: Pick<S3BlobStoreOptions, 'credentials' | 'partSize' | 'queueSize'> = {},
 ): BlobStore {
   if (!cfg.s3Bucket) return new FsBlobStore(cfg.blobFsRoot);
+  // The AWS SDK is loaded only for S3: a process on the filesystem store would carry it for nothing.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- deferred on purpose (above)
+  const { S3BlobStore } = require('./s3-blob-store') as typeof import('./s3-blob-store');
   return new S3BlobStore({
     bucket: cfg.s3Bucket,
     endpoint: cfg.s3Endpoint,
