@@ -110,6 +110,15 @@ const load = () =>
     .map((l) => l.toFixed(1))
     .join(' ');
 
+/** What main started, stopped in reverse on the way out, also when it fails (a Gitea left running would outlive the bench). */
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+async function cleanUp(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse())
+    await Promise.resolve()
+      .then(c)
+      .catch(() => undefined);
+}
+
 async function main(): Promise<void> {
   const single = Number(values.single);
   const burst = Number(values.burst);
@@ -119,9 +128,14 @@ async function main(): Promise<void> {
 
   console.error('bench:forge: starting Gitea (built on first use) and the stack');
   const gitea = await startGitea();
+  cleanups.push(() => gitea.stop());
   const vhost = throwawayVhost();
+  if (vhost) cleanups.push(() => vhost.drop());
   const { stateDir, database } = await benchStorage();
+  cleanups.push(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+  if (database) cleanups.push(() => database.drop());
   const collector = await startSpanCollector();
+  cleanups.push(() => collector.close());
   const webhookAddr = `127.0.0.1:${await freePort()}`;
   const id = randomBytes(4).toString('hex');
   const cfg = loadConfig({
@@ -140,7 +154,9 @@ async function main(): Promise<void> {
     otlpEndpoint: collector.endpoint,
   });
   const telemetry = initTelemetry('solstice', cfg);
+  cleanups.push(() => telemetry.shutdown());
   const stack = await startStack(cfg, createLogger('bench'));
+  cleanups.push(() => stack.stop());
   const repo = await gitea.createRepo(`bench-${id}`);
   await gitea.addWebhook(repo, `http://${webhookAddr}/webhooks/gitea`, SECRET);
 
@@ -170,9 +186,8 @@ async function main(): Promise<void> {
   // The breakdown of the single pushes, from their traces.
   const jobsOf = new Map<string, string[]>();
   for (const p of singles) jobsOf.set(p.sha, await jobIdsOf(stack, p.sha));
-  await stack.stop();
-  await telemetry.shutdown();
-  await collector.close();
+  // The stack, then the telemetry (flushing the worker's and log service's spans), then the receiver.
+  for (const c of cleanups.splice(-3).reverse()) await c();
 
   const per: { b: JobBreakdown; delivery: number; ingress: number; status: number }[] = [];
   let unexplained = 0;
@@ -221,17 +236,14 @@ async function main(): Promise<void> {
     `\nburst of ${burst}: push → final status p50 ${fmt(e2e(bursts), 50).trim()} ms, p95 ${fmt(e2e(bursts), 95).trim()} ms; ` +
       `${(burst / burstMinutes).toFixed(1)} jobs/min (Woodpecker here: 21.5 s p50, 60.7 jobs/min)\n`,
   );
-
-  await gitea.stop();
-  vhost?.drop();
-  await database?.drop();
-  fs.rmSync(stateDir, { recursive: true, force: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+main()
+  .finally(cleanUp)
+  .then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
