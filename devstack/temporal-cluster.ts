@@ -11,14 +11,12 @@
  * registering them is `solstice temporal setup`'s job (callers run it, as an operator would).
  */
 import { execFile } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
-import { joinHostPort } from '../platform/net';
+import { freePort, joinHostPort } from '../platform/net';
 import { findTool, logTail, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
 
 export const TEMPORAL_SERVER: ToolSpec = {
@@ -168,25 +166,11 @@ function renderDynamicConfig(): string {
   return YAML.stringify(dc);
 }
 
-function canBind(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, host, () => srv.close(() => resolve(true)));
-  });
-}
-
-/**
- * Free ports below 32768: Temporal stores each node's membership port in a PostgreSQL smallint
- * (cluster_membership.rpc_port), and the kernel's own free ports are above that.
- */
-async function freeLowPorts(host: string, n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) {
-    const port = 10_000 + randomInt(22_000);
-    if (!ports.has(port) && (await canBind(host, port))) ports.add(port);
-  }
-  return [...ports];
+/** `n` distinct free ports on `host`, all below 32768 as Temporal needs (see freePort). */
+async function freePorts(host: string, n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) ports.push(await freePort(host));
+  return ports;
 }
 
 async function pgQuery(url: string, sql: string): Promise<void> {
@@ -292,7 +276,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     const dynamicConfigFile = path.join(opts.stateDir, 'dynamicconfig.yaml');
     fs.writeFileSync(dynamicConfigFile, renderDynamicConfig());
     const historyNodes = opts.layout === 'split' ? (opts.historyNodes ?? 2) : 1;
-    const [fe, feMember, feHttp, mGrpc, mMember, wGrpc, wMember, ...historyPorts] = await freeLowPorts(
+    const [fe, feMember, feHttp, mGrpc, mMember, wGrpc, wMember, ...historyPorts] = await freePorts(
       host,
       7 + 2 * historyNodes,
     );

@@ -1,4 +1,6 @@
 /** Small TCP helpers: host:port addresses, and for services that start other services (dev servers, tests). */
+import { randomInt } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import { ConfigError } from './errors';
 
@@ -57,12 +59,61 @@ export function isListening(host: string, port: number, timeoutMs = 1000): Promi
   });
 }
 
-/** Asks the kernel for a free port on 127.0.0.1. */
-export function freePort(): Promise<number> {
+/** Where freePort picks: above the well-known services, below 32768 (see freePort). */
+const FREE_PORT_FLOOR = 10_000;
+const FREE_PORT_CEILING = 32_768;
+
+/** The first port of the kernel's ephemeral range, from which it hands out ports itself. */
+function ephemeralFloor(): number {
+  try {
+    const first = Number(
+      fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 0 ? first : FREE_PORT_CEILING;
+  } catch {
+    return FREE_PORT_CEILING;
+  }
+}
+
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Ports this process handed out, so two calls never give the same one before either is bound. */
+const handedOut = new Set<number>();
+
+/**
+ * A free port on `host` for a server that starts a little later (a dev server, a test's stack).
+ * Picked at random below the kernel's ephemeral range and checked by binding it: a port the
+ * kernel chose itself (listen on 0) can be handed to an outgoing connection, or to another
+ * process's port-0 listener, between the check and the server's bind, which failed a CI run with
+ * EADDRINUSE; the kernel never hands out ports below its range. Also below 32768, which
+ * Temporal needs (it keeps membership ports in a PostgreSQL smallint). Where the ephemeral range
+ * leaves no room, the kernel picks.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const top = Math.min(ephemeralFloor(), FREE_PORT_CEILING);
+  if (top - FREE_PORT_FLOOR < 1000) return kernelPort(host);
+  for (let tries = 0; tries < 200; tries++) {
+    const port = FREE_PORT_FLOOR + randomInt(top - FREE_PORT_FLOOR);
+    if (handedOut.has(port)) continue;
+    if (await canBind(host, port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return kernelPort(host);
+}
+
+function kernelPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as net.AddressInfo;
       server.close(() => resolve(port));
     });
