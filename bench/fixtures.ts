@@ -11,6 +11,9 @@ import type { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
 import type { Stack } from '../devstack/stack';
+import { machineTag } from '../provisioning/machine-name';
+import { killTagged, tagsWithPrefix } from '../provisioning/process-tree';
+import { readInstallationId } from '../storage/installation';
 import { startJob } from '../ingress/job-start';
 import { freePort } from '../platform/net';
 import type { JobRecord } from '../storage/job-store';
@@ -156,4 +159,15 @@ export function throwawayVhost(): { url: string; drop(): void } | undefined {
     url: `amqp://guest:guest@127.0.0.1:5672/${name}`,
     drop: () => execFileSync('rabbitmqctl', ['-q', 'delete_vhost', name], { stdio: 'ignore' }),
   };
+}
+
+/**
+ * Stops a bench's stack and its Temporal client, then the machines its warm pool still keeps
+ * (a pool's idle machine outlives the worker, since a restart would adopt it: this run is over).
+ */
+export async function stopStackAndPool(stack: Stack, temporal: { close(): Promise<void> }): Promise<void> {
+  const owner = { installationId: await readInstallationId(stack.jobs.db), hostId: stack.cfg.hostId };
+  await temporal.close();
+  await stack.stop();
+  for (const tag of (await tagsWithPrefix(machineTag(owner, ''))).keys()) await killTagged(tag, 1000);
 }

@@ -20,10 +20,14 @@ import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
 import { startStack } from '../devstack/stack';
 import { PoolStore } from '../capacity/pool-store';
-import { killTagged, tagsWithPrefix } from '../provisioning/process-tree';
-import { machineTag } from '../provisioning/machine-name';
-import { readInstallationId } from '../storage/installation';
-import { commitRepo, freeStackAddresses, freshDatabase, percentile, runBareJob } from './fixtures';
+import {
+  commitRepo,
+  freeStackAddresses,
+  freshDatabase,
+  percentile,
+  runBareJob,
+  stopStackAndPool,
+} from './fixtures';
 
 async function series(jobs: number, pools: string | undefined): Promise<number[]> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-bench-pool-'));
@@ -59,11 +63,7 @@ async function series(jobs: number, pools: string | undefined): Promise<number[]
       out.push(job.startedAt.getTime() - enqueuedAt);
     }
   } finally {
-    const owner = { installationId: await readInstallationId(stack.jobs.db), hostId: cfg.hostId };
-    await temporal.close();
-    await stack.stop();
-    // The pool's idle machine outlives the worker (a restart would adopt it): this run is over.
-    for (const tag of (await tagsWithPrefix(machineTag(owner, ''))).keys()) await killTagged(tag, 1000);
+    await stopStackAndPool(stack, temporal);
     await database?.drop();
     fs.rmSync(stateDir, { recursive: true, force: true });
   }

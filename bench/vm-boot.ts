@@ -33,14 +33,13 @@ import {
   freshDatabase,
   percentile,
   runBareJob,
+  stopStackAndPool,
   writeGuestImageMap,
 } from './fixtures';
 import { PoolStore } from '../capacity/pool-store';
 import { loadConfig } from '../platform/config';
 import { createLogger } from '../platform/logger';
 import { connectClient } from '../platform/temporal';
-import { machineTag } from '../provisioning/machine-name';
-import { killTagged, tagsWithPrefix } from '../provisioning/process-tree';
 import {
   qemuArgs,
   RELAY_SOURCE,
@@ -54,7 +53,6 @@ import { QmpClient } from '../provisioning/qemu/qmp';
 import { runnerBundlePath } from '../runner-api/runner-bundle';
 import { startRunnerServer } from '../runner-api/runner-download';
 import { startStack } from '../devstack/stack';
-import { readInstallationId } from '../storage/installation';
 
 const LABEL = 'debian-12';
 
@@ -280,11 +278,7 @@ async function series(
       );
     }
   } finally {
-    const owner = { installationId: await readInstallationId(stack.jobs.db), hostId: cfg.hostId };
-    await temporal.close();
-    await stack.stop();
-    // The pool's idle VM outlives the worker (a restart would adopt it): this run is over.
-    for (const tag of (await tagsWithPrefix(machineTag(owner, ''))).keys()) await killTagged(tag, 1000);
+    await stopStackAndPool(stack, temporal);
     await database?.drop();
     fs.rmSync(repo.dir, { recursive: true, force: true });
   }
