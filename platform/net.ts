@@ -83,12 +83,25 @@ function canBind(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Ports this process handed out, so two calls never give the same one before either is bound. */
-const handedOut = new Set<number>();
+/**
+ * Ports this process handed out recently, so two calls never give the same one before either
+ * is bound. Forgotten after a minute (bound or abandoned by then), so a long-running worker that
+ * asks for one per VM does not use up the range.
+ */
+const HANDED_OUT_FOR_MS = 60_000;
+const handedOut = new Map<number, number>();
+
+function recentlyHandedOut(port: number, now: number): boolean {
+  const until = handedOut.get(port);
+  if (until === undefined) return false;
+  if (until > now) return true;
+  handedOut.delete(port);
+  return false;
+}
 
 /**
  * A free port on `host` for a server that starts a little later (a dev server, a test's stack).
- * Picked at random below the kernel's ephemeral range and checked by binding it: a port the
+ * Picked at random below the kernel's ephemeral range and checked by binding it (and not handed out again within a minute): a port the
  * kernel chose itself (listen on 0) can be handed to an outgoing connection, or to another
  * process's port-0 listener, between the check and the server's bind, which failed a CI run with
  * EADDRINUSE; the kernel never hands out ports below its range. Also below 32768, which
@@ -100,9 +113,9 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   if (top - FREE_PORT_FLOOR < 1000) return kernelPort(host);
   for (let tries = 0; tries < 200; tries++) {
     const port = FREE_PORT_FLOOR + randomInt(top - FREE_PORT_FLOOR);
-    if (handedOut.has(port)) continue;
+    if (recentlyHandedOut(port, Date.now())) continue;
     if (await canBind(host, port)) {
-      handedOut.add(port);
+      handedOut.set(port, Date.now() + HANDED_OUT_FOR_MS);
       return port;
     }
   }

@@ -1,6 +1,6 @@
 /**
- * freePort hands out ports the kernel never hands out itself (below its ephemeral range), each
- * once per process, and each one a server can then bind.
+ * freePort hands out ports the kernel never hands out itself (below its ephemeral range), none
+ * twice within a minute in one process, and each one a server can then bind.
  */
 import fs from 'node:fs';
 import net from 'node:net';
