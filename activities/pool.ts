@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context, heartbeat, log } from '@temporalio/activity';
 import { PoolStore, type PoolMachineRow } from '../capacity/pool-store';
+import type { Waiter } from '../storage/pg-wakeups';
 import type { CapacityStore, ScheduleOptions } from '../capacity/store';
 import type { PoolSpec } from '../capacity/pool-spec';
 import { announceGrants } from '../capacity/grants';
@@ -244,6 +245,24 @@ export async function claimPoolMachine(
     const dead = await deps.pool.markDead(earlier.id, false);
     if (dead || earlier.deliveredAt) await destroyClaimed(deps, earlier);
   }
+  // Before the claim: the listening connection is open by the time the machine takes the job.
+  const delivery = deps.pool.deliveries.follow(req.jobId);
+  try {
+    return await claimAndDeliver(deps, req, handleOf, delivery);
+  } finally {
+    delivery.release();
+  }
+}
+
+/** How often a claim looks whether its machine took the job when no wake-up came. */
+const DELIVERY_LOOK_MS = 250;
+
+async function claimAndDeliver(
+  deps: PoolDeps,
+  req: Parameters<typeof claimPoolMachine>[1],
+  handleOf: (m: PoolMachineRow) => MachineHandle,
+  delivery: Waiter,
+): Promise<ClaimResult> {
   let unprepared: { id: string; err: unknown } | undefined;
   const prepare = req.prepare;
   const claimed = await deps.pool
@@ -289,7 +308,7 @@ export async function claimPoolMachine(
     if (await deps.pool.delivered(machine.id))
       return { warm: true, handle: handleOf(machine), idleMs: claimed.idleMs };
     heartbeat('waiting for the pool machine to take its job');
-    await new Promise((r) => setTimeout(r, 50));
+    await delivery.wait(DELIVERY_LOOK_MS);
   }
   // Not taken: never hand the job a half-dead machine. markDead fails only if it was taken just now.
   if (!(await deps.pool.markDead(machine.id, false)))

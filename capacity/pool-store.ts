@@ -8,7 +8,9 @@
  * label like a lease does (capacity/store.ts counts both); reserved or claimed, its slot is its
  * job's lease.
  */
-import type { Db } from '../storage/db';
+import pg from 'pg';
+import { pgPool, type Db } from '../storage/db';
+import { notifyWaiters, PgWakeups, WAKE_CHANNEL, type WakeChannel } from '../storage/pg-wakeups';
 import type { MachineHandle } from '../model/domain';
 
 export type PoolMachineState = 'booting' | 'idle' | 'claimed' | 'dead';
@@ -44,8 +46,29 @@ export interface Claimed {
   idleMs: number;
 }
 
+/**
+ * How long a process keeps listening for pool wake-ups after its last waiter: an idle machine's
+ * runner calls WaitForAssignment again at once after each held call ends, so a short gap between
+ * two calls must not close and reopen the connection (a claim in that gap would wait for a poll).
+ */
+const WAKE_LINGER_MS = 60_000;
+
 export class PoolStore {
-  constructor(readonly db: Db) {}
+  /** WaitForAssignment's held calls wait on these, by machine id: a job was sealed to it. */
+  readonly claims: PgWakeups;
+  /** A claim waits on these, by job id: its machine took the job. */
+  readonly deliveries: PgWakeups;
+
+  constructor(readonly db: Db) {
+    const connect = () => new pg.Client(pgPool(db).options);
+    this.claims = new PgWakeups(connect, WAKE_CHANNEL.poolClaim, WAKE_LINGER_MS);
+    this.deliveries = new PgWakeups(connect, WAKE_CHANNEL.poolDelivery);
+  }
+
+  /** Best effort, after the commit (see LogStore.notifyStored): a lost one costs a poll. */
+  private notify(channel: WakeChannel, key: string): void {
+    void notifyWaiters(pgPool(this.db), channel, [key]).catch(() => undefined);
+  }
 
   async list(hostId?: string): Promise<PoolMachineRow[]> {
     return this.db.$queryRaw<PoolMachineRow[]>`
@@ -157,6 +180,7 @@ export class PoolStore {
       { timeout: 30_000 },
     );
     if (!claimed) return undefined;
+    this.notify(WAKE_CHANNEL.poolClaim, claimed.id);
     const machine = await this.get(claimed.id);
     return machine ? { machine, idleMs: claimed.idleMs } : undefined;
   }
@@ -186,7 +210,7 @@ export class PoolStore {
     tokenHash: string,
     publicKey: string,
   ): Promise<{ assignment?: string } | undefined> {
-    const rows = await this.db.$queryRaw<{ assignment: string | null }[]>`
+    const rows = await this.db.$queryRaw<{ assignment: string | null; jobId: string | null }[]>`
       WITH old AS (
         SELECT id, assignment FROM pool_machines
         WHERE id = ${machineId} AND token_hash = ${tokenHash} AND state <> 'dead' FOR UPDATE
@@ -200,8 +224,11 @@ export class PoolStore {
         delivered_at = CASE WHEN old.assignment IS NOT NULL THEN clock_timestamp() ELSE p.delivered_at END,
         token_hash = CASE WHEN old.assignment IS NOT NULL THEN NULL ELSE p.token_hash END
       FROM old WHERE p.id = old.id
-      RETURNING old.assignment`;
+      RETURNING old.assignment, p.claimed_job_id::text AS "jobId"`;
     if (rows.length === 0) return undefined;
-    return rows[0].assignment ? { assignment: rows[0].assignment } : {};
+    const { assignment, jobId } = rows[0];
+    if (!assignment) return {};
+    if (jobId) this.notify(WAKE_CHANNEL.poolDelivery, jobId);
+    return { assignment };
   }
 }

@@ -134,10 +134,10 @@ export interface RunningLogService {
 }
 
 /**
- * WaitForAssignment: how often a held call looks for its machine's job (the claim's added
- * latency is at most this), and the longest a call is held.
+ * WaitForAssignment: how often a held call looks for its machine's job when no wake-up came (a
+ * claim wakes it at once: PoolStore.claims), and the longest a call is held.
  */
-const POOL_LOOK_MS = 100;
+const POOL_LOOK_MS = 1_000;
 const POOL_WAIT_MAX_MS = 10_000;
 
 /** A step index or total the runner may send: far above any real job, well inside int32. */
@@ -284,10 +284,9 @@ function endSpan(span: Span, err?: unknown): void {
   span.end();
 }
 
-export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
+function createHandlers(deps: LogServiceDeps, pool: PoolStore): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
-  const pool = new PoolStore(jobs.db);
   /**
    * Jobs whose runner called FinishJob → the last line it declared. The token lives on until
    * the workflow revokes it, seconds later; lines streamed in between are refused. Kept in
@@ -482,20 +481,27 @@ export function createHandlers(deps: LogServiceDeps): RunnerServiceHandlers {
           );
         const hash = hashJobToken(token);
         const until = Date.now() + Math.min(req.waitMs || POOL_WAIT_MAX_MS, POOL_WAIT_MAX_MS);
-        for (;;) {
-          // A runner that went away (its machine destroyed) is not waited for.
-          if (call.cancelled) return {};
-          const look = await pool.waitLook(req.machineId, hash, req.publicKey);
-          if (!look)
-            throw new AuthError(
-              `pool token of ${req.machineId} is unknown or revoked, or the machine was recycled`,
-            );
-          if (look.assignment) {
-            log.info({ machineId: req.machineId }, 'pool machine took its job');
-            return { sealedJobFile: look.assignment };
+        // Before the first look, so a claim committed after it wakes the wait below.
+        const claimed = pool.claims.follow(req.machineId);
+        try {
+          for (;;) {
+            // A runner that went away (its machine destroyed) is not waited for.
+            if (call.cancelled) return {};
+            const look = await pool.waitLook(req.machineId, hash, req.publicKey);
+            if (!look)
+              throw new AuthError(
+                `pool token of ${req.machineId} is unknown or revoked, or the machine was recycled`,
+              );
+            if (look.assignment) {
+              log.info({ machineId: req.machineId }, 'pool machine took its job');
+              return { sealedJobFile: look.assignment };
+            }
+            const left = until - Date.now();
+            if (call.cancelled || left <= 0) return {};
+            await claimed.wait(Math.min(POOL_LOOK_MS, left));
           }
-          if (call.cancelled || Date.now() + POOL_LOOK_MS >= until) return {};
-          await new Promise((r) => setTimeout(r, POOL_LOOK_MS));
+        } finally {
+          claimed.release();
         }
       };
       void work().then(
@@ -602,7 +608,8 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
     'grpc.keepalive_time_ms': settings.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': settings.keepaliveTimeoutMs,
   });
-  server.addService(runnerServiceDefinition(), createHandlers(deps));
+  const pool = new PoolStore(deps.jobs.db);
+  server.addService(runnerServiceDefinition(), createHandlers(deps, pool));
   const health = new HealthReporter(deps.readiness ?? [], deps.log);
   health.addToServer(server);
   const credentials = settings.tls
@@ -625,6 +632,8 @@ export async function startLogService(addr: string, deps: LogServiceDeps): Promi
     close: async () => {
       health.stop();
       await shutdownGrpcServer(server, deps.shutdownGraceMs ?? 5000);
+      // Its lingering LISTEN connection would keep the process (and the database) in use.
+      pool.claims.stop();
     },
   };
 }

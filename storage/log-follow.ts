@@ -27,7 +27,7 @@ export async function* readLog(
 /** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
 /**
  * Between reads a follower waits for the poll interval or, sooner, for lines of the job being
- * stored (log-wake.ts) but never less than this after its previous read: a busy log is read at
+ * stored (pg-wakeups.ts) but never less than this after its previous read: a busy log is read at
  * most this often, each read bringing new lines, where a quiet one is polled as before.
  */
 export const FOLLOW_MIN_GAP_MS = 50;

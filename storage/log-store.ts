@@ -21,7 +21,7 @@ import pg from 'pg';
 import { pgPool, type Db } from './db';
 import type { BlobStore } from './blob-store';
 import { NotFoundError, SolsticeError } from '../platform/errors';
-import { LOG_CHANNEL, LogWakeups } from './log-wake';
+import { notifyWaiters, PgWakeups, WAKE_CHANNEL } from './pg-wakeups';
 
 const gzip = promisify(gzipCb);
 const gunzip = promisify(gunzipCb);
@@ -159,8 +159,8 @@ export class LogStore {
   /** Jobs with lines stored that followers were not yet told of, and whether a notify is on its way. */
   private readonly unnotified = new Set<string>();
   private notifying = false;
-  /** Followers in this process wait on these (see log-wake.ts). */
-  readonly wakeups = new LogWakeups(() => new pg.Client(this.pool.options));
+  /** Followers in this process wait on these (see pg-wakeups.ts). */
+  readonly wakeups = new PgWakeups(() => new pg.Client(this.pool.options), WAKE_CHANNEL.log);
 
   constructor(
     readonly db: Db,
@@ -303,7 +303,7 @@ export class LogStore {
   }
 
   /**
-   * Tells followers (log-wake.ts) that lines of the job are stored, after the append committed.
+   * Tells followers (pg-wakeups.ts) that lines of the job are stored, after the append committed.
    * Not inside the append: PostgreSQL holds one lock for every notifying transaction until its
    * commit is flushed, so appends that notified waited on each other's fsync while holding their
    * pool connections, and a burst of jobs emptied the pool (two-installations-broker). Here one
@@ -319,9 +319,7 @@ export class LogStore {
       while (this.unnotified.size > 0) {
         const jobIds = [...this.unnotified];
         this.unnotified.clear();
-        await this.pool
-          .query(`SELECT pg_notify('${LOG_CHANNEL}', id) FROM unnest($1::text[]) AS id`, [jobIds])
-          .catch(() => undefined);
+        await notifyWaiters(this.pool, WAKE_CHANNEL.log, jobIds).catch(() => undefined);
       }
       this.notifying = false;
     })();

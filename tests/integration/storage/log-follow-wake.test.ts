@@ -1,6 +1,6 @@
 /**
  * Following a log (storage/log-follow.ts) is woken by PostgreSQL notifications when lines are
- * stored (storage/log-wake.ts): with a poll interval far longer than the test's patience, a
+ * stored (storage/pg-wakeups.ts): with a poll interval far longer than the test's patience, a
  * follower still sees each new line at once, also lines stored while it was reading; the
  * listening connection closes with the last follower; and a log is read whole even when no
  * notification can arrive (the wake-ups only shorten waits).
@@ -10,7 +10,7 @@ import { loadConfig } from '../../../platform/config';
 import { createDb, pgPool, type Db } from '../../../storage/db';
 import { JobStore } from '../../../storage/job-store';
 import { readLog } from '../../../storage/log-follow';
-import { LOG_CHANNEL } from '../../../storage/log-wake';
+import { WAKE_CHANNEL } from '../../../storage/pg-wakeups';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 let database: TestDatabase;
@@ -51,7 +51,7 @@ const line = (seq: number) => ({ seq, stream: 'stdout', text: `line ${seq}`, tim
 async function listeners(): Promise<number> {
   const { rows } = await pgPool(db).query<{ n: string }>(
     `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
-    [`LISTEN ${LOG_CHANNEL}`],
+    [`LISTEN ${WAKE_CHANNEL.log}`],
   );
   return Number(rows[0].n);
 }
