@@ -78,6 +78,9 @@ const localDb = proxyLocalActivities<Activities>({
 /** Runs recorded before the bookkeeping became local keep scheduling it as activities. */
 const LOCAL_BOOKKEEPING = 'local-bookkeeping';
 
+/** Runs recorded before a finished job's log was stored beside its machine's destroy keep the old order. */
+const FINALIZE_BESIDE_DESTROY = 'finalize-beside-destroy';
+
 /** Provisioning on the host that granted the slot; a host that is gone fails it after a while. */
 function provisionOn(lease: LeaseGrant) {
   return proxyActivities<Activities>({
@@ -331,6 +334,8 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
   const pendingReport = reportStatus(input, 'pending', 'queued');
 
   let machine: MachineRef | undefined;
+  /** The runner called FinishJob: its last line is stored, and the log service takes no more. */
+  let runnerDone = false;
   let outcome: JobOutcome;
   let cancellation: unknown;
   try {
@@ -386,6 +391,7 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
       const end = await watchRun(input, status.attempt, () => finished);
       if (end.kind === 'finished') {
         outcome = outcomeOf(end.result);
+        runnerDone = true;
         break;
       }
       if (end.kind === 'timeout') {
@@ -445,15 +451,26 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
 
   // Cleanup must run even when the workflow is being cancelled.
   await CancellationScope.nonCancellable(async () => {
-    if (machine)
-      await destroyOn(machine).destroyMachine.executeWithOptions({ summary: 'destroy machine' }, [
-        { jobId: input.jobId, ref: machine, keepConsole: false },
+    const destroyAndRelease = async () => {
+      if (machine)
+        await destroyOn(machine).destroyMachine.executeWithOptions({ summary: 'destroy machine' }, [
+          { jobId: input.jobId, ref: machine, keepConsole: false },
+        ]);
+      // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
+      await bookkeeping.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
+        { jobId: input.jobId, reason: `job ${outcome.state}` },
       ]);
-    // Capacity: the slot is free only once the machine is gone (a cancelled wait gives it up too).
-    await bookkeeping.releaseLease.executeWithOptions({ summary: 'release machine slot' }, [
-      { jobId: input.jobId, reason: `job ${outcome.state}` },
-    ]);
-    await db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
+    };
+    const finalize = () =>
+      db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
+    // A runner that finished has stored its last line: its log is final, and is stored while its
+    // machine goes. Otherwise (a timeout, a cancel, a lost machine) a runner may still be writing
+    // until its machine is gone, so the log waits for that.
+    if (runnerDone && patched(FINALIZE_BESIDE_DESTROY)) await Promise.all([destroyAndRelease(), finalize()]);
+    else {
+      await destroyAndRelease();
+      await finalize();
+    }
     await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });
   Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });

@@ -77,6 +77,8 @@ export interface WorldOptions {
   plan?: (repoUrl: string) => PipelinePlan;
   /** Workflow ids the pipeline `pipelineId` supersedes; default: none. */
   superseded?: (pipelineId: string) => string[];
+  /** How long destroyMachine takes (it then logs `destroyed #<attempt>`); default: at once. */
+  destroyMs?: number;
   /** The machine slot is never granted (the job stays queued until cancelled). */
   leaseWaits?: boolean;
   /** recordPipelineJobs (between planning and the first job) returns only once this settles. */
@@ -201,9 +203,12 @@ function createWorld(client: Client, opts: WorldOptions = {}): World {
       };
     },
     async destroyMachine(req) {
-      log(
-        `destroyMachine #${String(req.ref.handle.details.attempt)}${req.keepConsole ? ' keepConsole' : ''}`,
-      );
+      const attempt = String(req.ref.handle.details.attempt);
+      log(`destroyMachine #${attempt}${req.keepConsole ? ' keepConsole' : ''}`);
+      if (opts.destroyMs) {
+        await new Promise((r) => setTimeout(r, opts.destroyMs));
+        log(`destroyed #${attempt}`);
+      }
     },
     async releaseLease() {
       log('releaseLease');
@@ -422,6 +427,16 @@ export const scenarios = {
       { runner: ({ attempt }) => (attempt === 1 ? 'silent' : { exitCode: 0 }) },
       jobInput({ source: 'github', bootTimeoutMs: 1500 }),
     ),
+
+  /**
+   * The runner finishes and its machine takes a while to go: the log is stored (finalizeJob)
+   * while the machine is destroyed, the slot released once it is gone.
+   */
+  'job-finalized-beside-destroy': (env: WorldEnv) => jobScenario(env, { destroyMs: 1500 }, jobInput()),
+
+  /** The same slow destroy after a lost machine: its runner may still write, so the log waits. */
+  'job-lost-finalized-after-destroy': (env: WorldEnv) =>
+    jobScenario(env, { runner: () => 'dies', destroyMs: 1500 }, jobInput({ maxMachineAttempts: 1 })),
 
   /** No machine's runner ever connects: after the last attempt the job ends `error`. */
   'job-attempts-exhausted': (env: WorldEnv) =>

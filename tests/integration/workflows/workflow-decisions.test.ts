@@ -50,6 +50,16 @@ const CANCELLED_WITH_MACHINE = [
   'finalizeJob cancelled',
 ];
 
+/**
+ * A job whose runner finished stores its log beside its machine's destroy (the two start
+ * together, in either order): the sequence with finalizeJob moved after the release, so the
+ * order that is decided (destroy, then release) is what the tests compare.
+ */
+function finalizeLast(sequence: string[]): string[] {
+  const finalize = sequence.filter((s) => s.startsWith('finalizeJob'));
+  return [...sequence.filter((s) => !s.startsWith('finalizeJob')), ...finalize];
+}
+
 function failure(end: Ended<unknown>): unknown {
   if (!('failed' in end)) throw new Error(`the run succeeded: ${JSON.stringify(end.ok)}`);
   return end.failed.cause;
@@ -66,7 +76,7 @@ test('a machine whose runner never connects is destroyed (console kept) and a fr
   expect(end).toEqual({ ok: { state: 'success', exitCode: 0 } });
   const sequence = world.sequence(workflowId);
   // The forge reports are not awaited in line, so they interleave; they bracket the job.
-  expect(sequence.filter((s) => !s.startsWith('reportForgeStatus'))).toEqual([
+  expect(finalizeLast(sequence.filter((s) => !s.startsWith('reportForgeStatus')))).toEqual([
     'recordJob',
     'requestLease',
     'provisionMachine #1',
@@ -102,7 +112,7 @@ test('when no machine connects within its attempts, the job ends error and nothi
 test('a machine lost mid-job is destroyed and a fresh one runs the job; the log says why', async () => {
   const { world, workflowId, end } = await scenarios['job-machine-lost-fresh-machine'](env);
   expect(end).toEqual({ ok: { state: 'success', exitCode: 0 } });
-  expect(world.sequence(workflowId)).toEqual([
+  expect(finalizeLast(world.sequence(workflowId))).toEqual([
     'recordJob',
     'requestLease',
     'provisionMachine #1',
@@ -112,6 +122,38 @@ test('a machine lost mid-job is destroyed and a fresh one runs the job; the log 
     'destroyMachine #2',
     'releaseLease',
     'finalizeJob success',
+  ]);
+});
+
+test("a finished job's log is stored while its machine is destroyed, the slot released once it is gone", async () => {
+  const { world, workflowId, end } = await scenarios['job-finalized-beside-destroy'](env);
+  expect(end).toEqual({ ok: { state: 'success', exitCode: 0 } });
+  const sequence = world.sequence(workflowId);
+  expect(sequence.slice(0, 3)).toEqual(['recordJob', 'requestLease', 'provisionMachine #1']);
+  // finalizeJob started during the 1.5 s destroy, not after it.
+  expect(sequence.indexOf('finalizeJob success')).toBeLessThan(sequence.indexOf('destroyed #1'));
+  expect(sequence.indexOf('releaseLease')).toBeGreaterThan(sequence.indexOf('destroyed #1'));
+  expect(sequence.filter((s) => !s.startsWith('finalizeJob'))).toEqual([
+    'recordJob',
+    'requestLease',
+    'provisionMachine #1',
+    'destroyMachine #1',
+    'destroyed #1',
+    'releaseLease',
+  ]);
+});
+
+test("a lost machine's job stores its log only once the machine is gone (its runner may still write)", async () => {
+  const { world, workflowId } = await scenarios['job-lost-finalized-after-destroy'](env);
+  expect(world.sequence(workflowId)).toEqual([
+    'recordJob',
+    'requestLease',
+    'provisionMachine #1',
+    'recordMachineLost #1: machine lost: no runner contact for 1 s; giving up after 1/1 attempts',
+    'destroyMachine #1',
+    'destroyed #1',
+    'releaseLease',
+    'finalizeJob error',
   ]);
 });
 
