@@ -99,8 +99,10 @@ export function breakdown(spans: readonly CollectedSpan[], enqueuedAtMs: number)
   const phases: Partial<Record<Phase, number>> = {};
   let at = start;
   for (const [phase, t] of milestones) {
-    phases[phase] = t - at;
-    at = t;
+    // A warm pool's runner started before its job was provisioned: its download and start took
+    // none of the job's time, so those phases are 0, never negative.
+    phases[phase] = Math.max(0, t - at);
+    at = Math.max(at, t);
   }
   return { phases, totalMs: at - start, scriptMs: scriptEnd - scriptStart };
 }

@@ -4,11 +4,15 @@
  *
  *   npm run bench -- [--jobs 50] [--concurrency 1,4] [--script-ms 500] [--provider local|qemu]
  *                    [--temporal dev,cluster,cluster-split] [--host-cache on|off|off,on,...]
+ *                    [--pool 0|N|0,N,...]
  *
  * With --temporal, the same run against each Temporal listed (bench/temporal-backends.ts), then
  * their figures side by side. With --host-cache listing several, the same run with the local
  * provider's host cache (SOLSTICE_LOCAL_HOST_CACHE) off and on, in that order, each on a stack
  * of its own, then each phase's p50 side by side: an A/B in one invocation on a loaded machine.
+ * --pool does the same with the local provider's warm pool (SOLSTICE_POOLS=local=N: runner
+ * processes started before their job, docs/qemu.md "Warm pools"); given with --host-cache, the
+ * two lists pair up run by run (a single value applies to every run).
  *
  * Each job runs a script that prints its own start and end time around a sleep, so the overhead
  * is (enqueue → job finalized) minus the script's own run time. Every process of the stack
@@ -38,6 +42,7 @@ import {
   runBareJob,
   writeGuestImageMap,
 } from './fixtures';
+import { PoolStore } from '../capacity/pool-store';
 import { breakdown, PHASES, spansOfJob, type JobBreakdown } from './job-phases';
 import { startSpanCollector, type CollectedSpan } from './span-collector';
 import { parseTemporalFlag, startBenchTemporal, type BenchTemporal } from './temporal-backends';
@@ -153,6 +158,7 @@ const OPTIONS = {
   'show-trace': { type: 'boolean', default: false },
   temporal: { type: 'string' },
   'host-cache': { type: 'string', default: 'on' },
+  pool: { type: 'string', default: '0' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -164,6 +170,8 @@ const USAGE = `npm run bench -- [options]
   --temporal dev,...    the same run against each Temporal: dev, cluster, cluster-split
   --host-cache off,on   the local provider's host cache per run, in order (default on):
                         several give an A/B of every phase in one invocation
+  --pool 0,4            the local provider's warm pool per run (SOLSTICE_POOLS=local=N,
+                        default 0: every job starts its runner); pairs up with --host-cache
   --show-trace          every span of the median job
 `;
 
@@ -197,10 +205,19 @@ interface SharedCollector {
 /** The batch span processor's own schedule (5 s) plus a margin: a run's last spans are in. */
 const SPAN_EXPORT_WAIT_MS = 6_000;
 
+/** One run's settings of the local provider's host. */
+interface HostVariant {
+  hostCache: boolean;
+  /** min_idle of the `local` pool; 0: no pool. */
+  pool: number;
+}
+
+const variantName = (v: HostVariant): string => `cache ${v.hostCache ? 'on' : 'off'}, pool ${v.pool}`;
+
 async function runBench(
   values: Values,
   temporalAddress?: string,
-  hostCache = true,
+  host: HostVariant = { hostCache: true, pool: 0 },
   shared?: SharedCollector,
 ): Promise<LevelSummary[]> {
   const total = Number(values.jobs);
@@ -219,7 +236,11 @@ async function runBench(
     otlpEndpoint: collector.endpoint,
     ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
     ...(temporalAddress ? { temporalAddress } : {}),
-    localHostCache: String(hostCache),
+    localHostCache: String(host.hostCache),
+    // The refills of a claimed runner count against the host's machines like the jobs' own.
+    ...(host.pool > 0
+      ? { pools: `local=${host.pool}`, hostMaxMachines: String(2 * Math.max(host.pool, ...levels) + 1) }
+      : {}),
   });
   process.env.LOG_LEVEL ??= 'warn';
   // Before the stack: its Temporal client and worker trace only when spans go somewhere.
@@ -227,6 +248,7 @@ async function runBench(
   const stack = await startStack(cfg, createLogger('bench'));
   const temporal = await connectClient(stack.cfg);
   const repo = makeRepo(scriptMs);
+  if (host.pool > 0) await idleRunners(stack, host.pool);
   const load = () =>
     os
       .loadavg()
@@ -292,7 +314,7 @@ async function runBench(
   else await collector.close();
 
   console.log(
-    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host cache ${hostCache ? 'on' : 'off'}\n`,
+    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host ${variantName(host)}\n`,
   );
   const phaseP50s: Partial<Record<(typeof PHASES)[number], number>>[] = [];
   for (const r of results) {
@@ -355,12 +377,36 @@ async function runBench(
   });
 }
 
-function parseHostCacheFlag(value: string): boolean[] {
-  return value.split(',').map((v) => {
+/** --host-cache and --pool, paired run by run; a list of one applies to every run. */
+function parseHostVariants(hostCache: string, pool: string): HostVariant[] {
+  const caches = hostCache.split(',').map((v) => {
     if (v === 'on') return true;
     if (v === 'off') return false;
     throw new Error(`--host-cache takes on, off or a list of them (e.g. off,on), got "${v}"`);
   });
+  const pools = pool.split(',').map((v) => {
+    if (!/^\d+$/.test(v)) throw new Error(`--pool takes a count or a list of them (e.g. 0,4), got "${v}"`);
+    return Number(v);
+  });
+  const runs = Math.max(caches.length, pools.length);
+  if ((caches.length > 1 && caches.length !== runs) || (pools.length > 1 && pools.length !== runs))
+    throw new Error(
+      `--host-cache lists ${caches.length} runs and --pool ${pools.length}: give them the same length, or one value`,
+    );
+  return Array.from({ length: runs }, (_, i) => ({
+    hostCache: caches[caches.length > 1 ? i : 0],
+    pool: pools[pools.length > 1 ? i : 0],
+  }));
+}
+
+/** Waits until the host's `local` pool has `count` idle runners, so the first jobs claim warm too. */
+async function idleRunners(stack: Awaited<ReturnType<typeof startStack>>, count: number): Promise<void> {
+  const pool = new PoolStore(stack.jobs.db);
+  const deadline = Date.now() + 120_000;
+  while ((await pool.list()).filter((m) => m.state === 'idle' && !m.reservedJobId).length < count) {
+    if (Date.now() > deadline) throw new Error(`the local pool did not reach ${count} idle runners in 2 min`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Each phase's p50 per run, runs as columns: what moved between them. */
@@ -394,19 +440,16 @@ async function main(): Promise<void> {
     return;
   }
   if (!values.temporal) {
-    const variants = parseHostCacheFlag(values['host-cache']);
+    const variants = parseHostVariants(values['host-cache'], values.pool);
     const runs: { name: string; levels: LevelSummary[] }[] = [];
     const shared = variants.length > 1 ? { collector: await startSpanCollector() } : undefined;
     // Held across the runs, so the SDK (and its exporter to this receiver) outlives each.
     const keep = shared
       ? initTelemetry('solstice', loadConfig({ otlpEndpoint: shared.collector.endpoint }))
       : undefined;
-    for (const [i, hostCache] of variants.entries()) {
-      const levels = await runBench(values, undefined, hostCache, shared);
-      runs.push({
-        name: `host cache ${hostCache ? 'on' : 'off'}${variants.length > 2 ? `, ${i + 1}` : ''}`,
-        levels,
-      });
+    for (const [i, host] of variants.entries()) {
+      const levels = await runBench(values, undefined, host, shared);
+      runs.push({ name: `${variantName(host)}${variants.length > 2 ? `, ${i + 1}` : ''}`, levels });
     }
     await keep?.shutdown();
     await shared?.collector.close();
@@ -420,7 +463,7 @@ async function main(): Promise<void> {
     try {
       results.push([
         kind,
-        await runBench(values, server.address, parseHostCacheFlag(values['host-cache'])[0]),
+        await runBench(values, server.address, parseHostVariants(values['host-cache'], values.pool)[0]),
       ]);
     } finally {
       await server.stop();

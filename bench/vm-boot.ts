@@ -6,10 +6,11 @@
  *             runner line on the serial console (`--plain` runs).
  *   cold      jobs through the real stack (Temporal, PostgreSQL, log service, worker, QEMU
  *             provider) without a pool: enqueue → runner started (the log service's StartJob).
- *   warm      the same with SOLSTICE_POOLS=debian-12=<jobs>: once that many VMs are idle, the
- *             jobs run one after another, each claiming one while the refills boot:
- *             enqueue → runner started. The repository is a host folder, so each claim also
- *             starts its VM's git daemon.
+ *   warm      the same with SOLSTICE_POOLS=debian-12=1: each job claims the idle VM once the
+ *             pool is settled (one VM idle, none booting), as a job that finds the pool ready
+ *             does: enqueue → runner started. The refill booted after the previous claim is what
+ *             the next job claims. The repository is a host folder, so each claim also starts
+ *             its VM's git daemon.
  *   restore   one guest booted by hand, saved with QMP `migrate` to a file (`exec:cat > file`),
  *             killed, and started again with `-incoming` from that file: start → the guest's
  *             next line on its serial console. Measured only: pools do not clone snapshots
@@ -243,9 +244,8 @@ async function series(
     qemuAccel: accel,
     bootTimeoutMs: '15m',
     machineLivenessMs: '60s',
-    // One idle VM per job, booted side by side before the first: the jobs then claim one after
-    // another while the refills boot, as a pool under a burst does.
-    ...(warm ? { pools: `${LABEL}=${jobs}`, hostMaxMachines: String(2 * jobs + 1) } : {}),
+    // One idle VM; each job waits until its refill is idle, so no boot shares the CPU with a claim.
+    ...(warm ? { pools: `${LABEL}=1`, hostMaxMachines: '3' } : {}),
   });
   const stack = await startStack(cfg, createLogger('bench'));
   const temporal = await connectClient(stack.cfg);
@@ -256,9 +256,10 @@ async function series(
     for (let i = 0; i < jobs; i++) {
       if (warm) {
         const deadline = Date.now() + 20 * 60_000;
-        const want = i === 0 ? jobs : 1;
-        while ((await pool.list()).filter((m) => m.state === 'idle' && !m.reservedJobId).length < want) {
-          if (Date.now() > deadline) throw new Error('no idle pool VM within 20 min');
+        const settled = (ms: Awaited<ReturnType<PoolStore['list']>>) =>
+          ms.some((m) => m.state === 'idle' && !m.reservedJobId) && !ms.some((m) => m.state === 'booting');
+        while (!settled(await pool.list())) {
+          if (Date.now() > deadline) throw new Error('the pool did not settle (one VM idle, none booting) within 20 min');
           await new Promise((r) => setTimeout(r, 100));
         }
       }
