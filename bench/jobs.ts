@@ -40,6 +40,7 @@ import {
   freshDatabase,
   percentile,
   runBareJob,
+  stopStackAndPool,
   writeGuestImageMap,
 } from './fixtures';
 import { PoolStore } from '../capacity/pool-store';
@@ -159,6 +160,7 @@ const OPTIONS = {
   temporal: { type: 'string' },
   'host-cache': { type: 'string', default: 'on' },
   pool: { type: 'string', default: '0' },
+  trace: { type: 'string', default: 'on' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -172,6 +174,9 @@ const USAGE = `npm run bench -- [options]
                         several give an A/B of every phase in one invocation
   --pool 0,4            the local provider's warm pool per run (SOLSTICE_POOLS=local=N,
                         default 0: every job starts its runner); pairs up with --host-cache
+  --trace on|off        export every process's spans for the per-phase breakdown (default
+                        on); off measures throughput without tracing's CPU, as a deployment
+                        without SOLSTICE_OTLP_ENDPOINT runs
   --show-trace          every span of the median job
 `;
 
@@ -205,6 +210,12 @@ interface SharedCollector {
 /** The batch span processor's own schedule (5 s) plus a margin: a run's last spans are in. */
 const SPAN_EXPORT_WAIT_MS = 6_000;
 
+function tracing(values: Values): boolean {
+  if (values.trace !== 'on' && values.trace !== 'off')
+    throw new Error(`--trace takes on or off, got "${values.trace}"`);
+  return values.trace === 'on';
+}
+
 /** One run's settings of the local provider's host. */
 interface HostVariant {
   hostCache: boolean;
@@ -233,7 +244,7 @@ async function runBench(
     ...(await freeStackAddresses()),
     workspaceRoot: path.join(stateDir, 'machines'),
     taskQueue: 'bench',
-    otlpEndpoint: collector.endpoint,
+    ...(tracing(values) ? { otlpEndpoint: collector.endpoint } : {}),
     ...(values.provider === 'qemu' ? qemuSettings(stateDir) : {}),
     ...(temporalAddress ? { temporalAddress } : {}),
     localHostCache: String(host.hostCache),
@@ -306,21 +317,21 @@ async function runBench(
     results.push(level);
   }
 
-  await temporal.close();
-  await stack.stop();
+  // A pool's idle runners are not the stack's own processes: they go with it, never leak.
+  await stopStackAndPool(stack, temporal);
   // Flushes the worker's and the log service's spans; the runners sent theirs as they ended.
   await telemetry.shutdown();
   if (shared) await new Promise((r) => setTimeout(r, SPAN_EXPORT_WAIT_MS));
   else await collector.close();
 
   console.log(
-    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host ${variantName(host)}\n`,
+    `\nSolstice ${values.provider}-provider benchmark, ${os.cpus().length} CPUs, script ${scriptMs} ms, host ${variantName(host)}, tracing ${values.trace}\n`,
   );
   const phaseP50s: Partial<Record<(typeof PHASES)[number], number>>[] = [];
   for (const r of results) {
     const per: JobBreakdown[] = [];
     let unexplained = 0;
-    for (const j of r.jobs) {
+    for (const j of tracing(values) ? r.jobs : []) {
       try {
         per.push(breakdown(spansOfJob(collector.spans, j.jobId), j.enqueuedAt));
       } catch (err) {
@@ -345,7 +356,10 @@ async function runBench(
     const spanOverhead = sorted(per.map((b) => b.totalMs - b.scriptMs));
     const ovh = sorted(r.jobs.map((j) => j.overhead));
     const floor = sorted(r.floor);
-    console.log(`| ${'overhead (spans)'.padEnd(28)} | ${fmt(spanOverhead, 50)} | ${fmt(spanOverhead, 95)} |`);
+    if (spanOverhead.length > 0)
+      console.log(
+        `| ${'overhead (spans)'.padEnd(28)} | ${fmt(spanOverhead, 50)} | ${fmt(spanOverhead, 95)} |`,
+      );
     console.log(`| ${'overhead (enqueue → final)'.padEnd(28)} | ${fmt(ovh, 50)} | ${fmt(ovh, 95)} |`);
     console.log(`| ${'floor overhead'.padEnd(28)} | ${fmt(floor, 50)} | ${fmt(floor, 95)} |`);
     if (r.cpu)
@@ -444,9 +458,10 @@ async function main(): Promise<void> {
     const runs: { name: string; levels: LevelSummary[] }[] = [];
     const shared = variants.length > 1 ? { collector: await startSpanCollector() } : undefined;
     // Held across the runs, so the SDK (and its exporter to this receiver) outlives each.
-    const keep = shared
-      ? initTelemetry('solstice', loadConfig({ otlpEndpoint: shared.collector.endpoint }))
-      : undefined;
+    const keep =
+      shared && tracing(values)
+        ? initTelemetry('solstice', loadConfig({ otlpEndpoint: shared.collector.endpoint }))
+        : undefined;
     for (const [i, host] of variants.entries()) {
       const levels = await runBench(values, undefined, host, shared);
       runs.push({ name: `${variantName(host)}${variants.length > 2 ? `, ${i + 1}` : ''}`, levels });
