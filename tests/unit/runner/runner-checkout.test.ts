@@ -12,6 +12,7 @@ import type { JobContext } from '../../../runner/job-context';
 import { liveChildGroups } from '../../../platform/child-process';
 import { freePort, waitForPort } from '../../../platform/net';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
+import { jobContext } from '../../support/job-context';
 
 let dir: string;
 let repo: TestRepo;
@@ -24,20 +25,8 @@ afterAll(() => {
   rmSync(repo.dir, { recursive: true, force: true });
 });
 
-const context = (repoUrl: string, commitSha: string, name: string): JobContext => ({
-  jobId: 'j',
-  token: 't',
-  contactAddr: '127.0.0.1:1',
-  repoUrl,
-  commitSha,
-  workdir: path.join(dir, name),
-  heartbeatIntervalMs: 15_000,
-  retryForMs: 1000,
-  env: {},
-  secrets: {},
-  artifacts: [],
-  timeoutMs: 0,
-});
+const context = (repoUrl: string, commitSha: string, name: string): JobContext =>
+  jobContext({ repoUrl, commitSha, workdir: path.join(dir, name) });
 
 describe('checkout transports', () => {
   test('fetches from servers; file only for a local repository; never ext or fd', () => {
