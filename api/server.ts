@@ -395,22 +395,14 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     validateWorkflow: async (_req, _reply, { body }) => {
       const b = body as z.output<typeof c.validateBody>;
-      const [{ parseWorkflowFile, jobGraph, DEFAULT_RUNS_ON }] = await Promise.all([
+      const [{ parseWorkflowFile, checkReport, DEFAULT_RUNS_ON }] = await Promise.all([
         import('../workflow-file'),
       ]);
-      const result = parseWorkflowFile(b.content, {
-        knownLabels: b.labels && b.labels.length > 0 ? b.labels : [DEFAULT_RUNS_ON],
-      });
-      const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
-      const graph = result.workflow ? jobGraph(result.workflow.jobs) : undefined;
-      return {
-        ok: result.ok,
-        errors,
-        warnings: result.diagnostics.length - errors,
-        diagnostics: result.diagnostics,
-        workflow: result.workflow ?? null,
-        graph: graph ? { order: graph.order, stages: graph.stages } : null,
-      };
+      return checkReport(
+        parseWorkflowFile(b.content, {
+          knownLabels: b.labels && b.labels.length > 0 ? b.labels : [DEFAULT_RUNS_ON],
+        }),
+      );
     },
   };
 
