@@ -115,6 +115,24 @@ function read<T extends z.ZodType>(schema: T | undefined, value: unknown, part: 
 
 const denied = (what: string) => new ApiError(404, 'not_found', `no ${what}`);
 
+/**
+ * One page of a list route's answer. It asks `list` for one row more than a page holds: that row
+ * says whether a next page follows, without counting every row.
+ */
+async function onePage<Row, Item>(
+  q: { page: number; per_page: number },
+  list: (limit: number, offset: number) => Promise<Row[]>,
+  show: (rows: Row[]) => Promise<Item[]>,
+): Promise<{ items: Item[]; page: number; per_page: number; next_page: number | null }> {
+  const rows = await list(q.per_page + 1, (q.page - 1) * q.per_page);
+  return {
+    items: await show(rows.slice(0, q.per_page)),
+    page: q.page,
+    per_page: q.per_page,
+    next_page: rows.length > q.per_page ? q.page + 1 : null,
+  };
+}
+
 export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   void app.register(
     (api, _o, done) => {
@@ -233,18 +251,16 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listPipelines: async (_req, _reply, { principal, query }) => {
       const q = query as z.output<typeof c.pipelinesQuery>;
-      const rows = await pipelines.listPipelines(
-        q.per_page + 1,
-        { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-        (q.page - 1) * q.per_page,
+      return onePage(
+        q,
+        (limit, offset) =>
+          pipelines.listPipelines(
+            limit,
+            { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
+            offset,
+          ),
+        (rows) => readable(principal, rows),
       );
-      const items = await readable(principal, rows.slice(0, q.per_page));
-      return {
-        items,
-        page: q.page,
-        per_page: q.per_page,
-        next_page: rows.length > q.per_page ? q.page + 1 : null,
-      };
     },
 
     getPipeline: async (_req, _reply, { principal, params }) =>
@@ -285,19 +301,20 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listJobs: async (_req, _reply, { principal, query }) => {
       const q = query as z.output<typeof c.jobsQuery>;
-      const rows = await jobs.listJobs(
-        q.per_page + 1,
-        { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-        (q.page - 1) * q.per_page,
+      return onePage(
+        q,
+        (limit, offset) =>
+          jobs.listJobs(
+            limit,
+            { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
+            offset,
+          ),
+        async (rows) => {
+          const shown = await readable(principal, rows);
+          const names = await pipelines.jobNames(shown.map((j) => j.id));
+          return shown.map((j) => ({ ...j, name: names.get(j.id) ?? null }));
+        },
       );
-      const shown = await readable(principal, rows.slice(0, q.per_page));
-      const names = await pipelines.jobNames(shown.map((j) => j.id));
-      return {
-        items: shown.map((j) => ({ ...j, name: names.get(j.id) ?? null })),
-        page: q.page,
-        per_page: q.per_page,
-        next_page: rows.length > q.per_page ? q.page + 1 : null,
-      };
     },
 
     getJob: async (_req, _reply, { principal, params }) => {
@@ -359,15 +376,12 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listArtifacts: async (_req, _reply, { principal, params, query }) => {
       const job = await jobFor(principal, params.id);
-      const q = query as z.output<typeof c.pageQuery>;
-      const all = await artifacts.list(job.id, q.page * q.per_page + 1);
-      const items = all.slice((q.page - 1) * q.per_page, q.page * q.per_page);
-      return {
-        items,
-        page: q.page,
-        per_page: q.per_page,
-        next_page: all.length > q.page * q.per_page ? q.page + 1 : null,
-      };
+      // The store lists from the first artifact on: the page is cut from what it returns.
+      return onePage(
+        query as z.output<typeof c.pageQuery>,
+        async (limit, offset) => (await artifacts.list(job.id, offset + limit)).slice(offset),
+        async (rows) => rows,
+      );
     },
 
     getArtifact: async (_req, reply, { principal, params }) => {
