@@ -11,6 +11,7 @@ import { checkout, checkoutGitProtocols, isPassingFetchFailure } from '../../../
 import type { JobContext } from '../../../runner/job-context';
 import { liveChildGroups } from '../../../platform/child-process';
 import { freePort, waitForPort } from '../../../platform/net';
+import { gitDaemonArgs } from '../../../provisioning/qemu/command-line';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
 import { jobContext } from '../../support/job-context';
 
@@ -51,19 +52,8 @@ describe('checkout transports', () => {
 
   test('a local repository served over git://, as the qemu provider serves it to its VM', async () => {
     const port = await freePort();
-    // The provider's daemon, with the same arguments (provisioning/qemu/provider.ts).
-    const daemon = spawn(
-      'git',
-      [
-        'daemon',
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${repo.dir}`,
-      ],
-      { stdio: 'ignore' },
-    );
+    // The provider's daemon, with its arguments.
+    const daemon = spawn('git', gitDaemonArgs(port, repo.dir), { stdio: 'ignore' });
     try {
       await waitForPort('127.0.0.1', port, {
         timeoutMs: 30_000,
