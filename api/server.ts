@@ -22,8 +22,8 @@ import { AuthError, InputError, NotFoundError, SolsticeError } from '../platform
 import type { Logger } from '../platform/logger';
 import { ArtifactStore, artifactBlobKey, validateArtifactPath } from '../storage/artifact-store';
 import type { BlobStore } from '../storage/blob-store';
-import type { JobRecord, JobStore } from '../storage/job-store';
-import { readLogPages } from '../storage/log-follow';
+import type { JobRecord, JobStore, LogLineRecord } from '../storage/job-store';
+import { sendLogLines } from '../storage/log-follow';
 import { LogExpiredError } from '../storage/log-store';
 import { PipelineStore, type PipelineRecord } from '../storage/pipeline-store';
 import { jobSteps, pipelineView } from '../storage/run-views';
@@ -435,19 +435,8 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
   async function streamLog(reply: FastifyReply, jobId: string, after: number): Promise<void> {
     const stream = openEventStream(reply);
     try {
-      for await (const page of readLogPages(jobs, jobId, {
-        follow: true,
-        after,
-        pollMs,
-        signal: stream.signal,
-      })) {
-        if (stream.signal.aborted) return;
-        const data = JSON.stringify(
-          page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text, time: l.time })),
-        );
-        await stream.send('lines', data, page[page.length - 1].seq);
-      }
-      if (stream.signal.aborted) return;
+      const row = (l: LogLineRecord) => ({ seq: l.seq, stream: l.stream, text: l.text, time: l.time });
+      if (!(await sendLogLines(stream, jobs, jobId, { after, pollMs }, row))) return;
       const job = await jobs.getJob(jobId);
       const final = job && FINAL_STATES.includes(job.state);
       await stream.send(

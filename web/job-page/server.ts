@@ -22,8 +22,8 @@ import { forgeRepoOf } from '../../model/repo-url';
 import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
 import type { BlobStore } from '../../storage/blob-store';
 import { AuthError, ForbiddenError, InputError, NotFoundError } from '../../platform/errors';
-import type { JobRecord, JobStore } from '../../storage/job-store';
-import { readLogPages } from '../../storage/log-follow';
+import type { JobRecord, JobStore, LogLineRecord } from '../../storage/job-store';
+import { sendLogLines } from '../../storage/log-follow';
 import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
@@ -393,17 +393,8 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
         .finally(() => (checking = false));
     }, pollMs * 2);
     try {
-      for await (const page of readLogPages(jobs, jobId, {
-        follow: true,
-        after,
-        pollMs,
-        signal: stream.signal,
-      })) {
-        if (stream.signal.aborted) return;
-        const data = JSON.stringify(page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text })));
-        await stream.send('lines', data, page[page.length - 1].seq);
-      }
-      if (stream.signal.aborted) return;
+      const row = (l: LogLineRecord) => ({ seq: l.seq, stream: l.stream, text: l.text });
+      if (!(await sendLogLines(stream, jobs, jobId, { after, pollMs }, row))) return;
       const job = await jobs.getJob(jobId);
       await stream.send('end', JSON.stringify({ state: job?.state, exitCode: job?.exitCode }));
     } catch (err) {
