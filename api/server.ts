@@ -233,7 +233,13 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
     return rows.filter((_, i) => ok[i]);
   }
 
-  const reposOf = (p: Principal) => (p.kind === 'token' && p.repos ? { repos: p.repos } : {});
+  /** A list route's filters, narrowed to the repositories a token is limited to. */
+  const runFilterOf = <S>(q: { repo?: string; branch?: string; state?: S }, p: Principal) => ({
+    repo: q.repo,
+    branch: q.branch,
+    state: q.state,
+    ...(p.kind === 'token' && p.repos ? { repos: p.repos } : {}),
+  });
 
   type Handler = (
     req: FastifyRequest,
@@ -253,12 +259,7 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
       const q = query as z.output<typeof c.pipelinesQuery>;
       return onePage(
         q,
-        (limit, offset) =>
-          pipelines.listPipelines(
-            limit,
-            { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-            offset,
-          ),
+        (limit, offset) => pipelines.listPipelines(limit, runFilterOf(q, principal), offset),
         (rows) => readable(principal, rows),
       );
     },
@@ -303,12 +304,7 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
       const q = query as z.output<typeof c.jobsQuery>;
       return onePage(
         q,
-        (limit, offset) =>
-          jobs.listJobs(
-            limit,
-            { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-            offset,
-          ),
+        (limit, offset) => jobs.listJobs(limit, runFilterOf(q, principal), offset),
         async (rows) => {
           const shown = await readable(principal, rows);
           const names = await pipelines.jobNames(shown.map((j) => j.id));
