@@ -5,6 +5,7 @@
  * touches, and asks access/policy.ts; none decides access itself. Reads denied answer 404 as a
  * missing id does. Errors have one JSON shape: { error: { status, code, message, hint? } }.
  */
+import { asDownload } from '../platform/download';
 import { openEventStream } from '../platform/event-stream';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -393,12 +394,7 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
           `job ${job.id} has no artifact ${artifactPath}`,
           `GET /api/v1/jobs/${job.id}/artifacts lists them`,
         );
-      const name = artifact.path.slice(artifact.path.lastIndexOf('/') + 1);
-      return reply
-        .type('application/octet-stream')
-        .header('content-length', String(artifact.size))
-        .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`)
-        .header('x-content-type-options', 'nosniff')
+      return asDownload(reply, artifact.path, artifact.size)
         .header('x-checksum-sha256', artifact.sha256)
         .send(body);
     },

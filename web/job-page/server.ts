@@ -27,6 +27,7 @@ import { sendLogLines } from '../../storage/log-follow';
 import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
+import { asDownload } from '../../platform/download';
 import { openEventStream } from '../../platform/event-stream';
 import { FINAL_STATES } from '../../model/domain';
 import { pipelineLabel, PipelineStore, type PipelineRecord } from '../../storage/pipeline-store';
@@ -414,13 +415,7 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
     const artifact = await artifacts.get(job.id, artifactPath);
     const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
     if (!artifact || !body) throw new NotFoundError(`job ${job.id} has no artifact ${artifactPath}`);
-    const name = artifact.path.slice(artifact.path.lastIndexOf('/') + 1);
-    return reply
-      .type('application/octet-stream')
-      .header('content-length', String(artifact.size))
-      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`)
-      .header('x-content-type-options', 'nosniff')
-      .send(body);
+    return asDownload(reply, artifact.path, artifact.size).send(body);
   });
 
   app.get('/', async (_req, reply) => reply.redirect('/pipelines', 302));
