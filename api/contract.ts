@@ -46,28 +46,21 @@ export const jobsQuery = z.object({ ...page, ...runFilter, state: z.enum(JOB_STA
 export const pageQuery = z.object(page).strict();
 export const noQuery = z.object({}).strict();
 
+/** A place in a job's log: the sequence number of the last line the client has. */
+const afterSeq = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31)
+  .default(0);
+
 export const logQuery = z
   .object({
-    after: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31)
-      .default(0)
-      .describe('lines after this sequence number'),
+    after: afterSeq.describe('lines after this sequence number'),
     limit: z.coerce.number().int().min(1).max(LOG_WINDOW_MAX).default(1000),
   })
   .strict();
-export const eventsQuery = z
-  .object({
-    after: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31)
-      .default(0),
-  })
-  .strict();
+export const eventsQuery = z.object({ after: afterSeq }).strict();
 
 export const rerunBody = z
   .object({ failed: z.boolean().default(false).describe('rerun only failed jobs and what needs them') })

@@ -5,6 +5,7 @@
  * touches, and asks access/policy.ts; none decides access itself. Reads denied answer 404 as a
  * missing id does. Errors have one JSON shape: { error: { status, code, message, hint? } }.
  */
+import { asDownload } from '../platform/download';
 import { openEventStream } from '../platform/event-stream';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -22,8 +23,8 @@ import { AuthError, InputError, NotFoundError, SolsticeError } from '../platform
 import type { Logger } from '../platform/logger';
 import { ArtifactStore, artifactBlobKey, validateArtifactPath } from '../storage/artifact-store';
 import type { BlobStore } from '../storage/blob-store';
-import type { JobRecord, JobStore } from '../storage/job-store';
-import { readLogPages } from '../storage/log-follow';
+import type { JobRecord, JobStore, LogLineRecord } from '../storage/job-store';
+import { sendLogLines } from '../storage/log-follow';
 import { LogExpiredError } from '../storage/log-store';
 import { PipelineStore, type PipelineRecord } from '../storage/pipeline-store';
 import { jobSteps, pipelineView } from '../storage/run-views';
@@ -114,6 +115,24 @@ function read<T extends z.ZodType>(schema: T | undefined, value: unknown, part: 
 }
 
 const denied = (what: string) => new ApiError(404, 'not_found', `no ${what}`);
+
+/**
+ * One page of a list route's answer. It asks `list` for one row more than a page holds: that row
+ * says whether a next page follows, without counting every row.
+ */
+async function onePage<Row, Item>(
+  q: { page: number; per_page: number },
+  list: (limit: number, offset: number) => Promise<Row[]>,
+  show: (rows: Row[]) => Promise<Item[]>,
+): Promise<{ items: Item[]; page: number; per_page: number; next_page: number | null }> {
+  const rows = await list(q.per_page + 1, (q.page - 1) * q.per_page);
+  return {
+    items: await show(rows.slice(0, q.per_page)),
+    page: q.page,
+    per_page: q.per_page,
+    next_page: rows.length > q.per_page ? q.page + 1 : null,
+  };
+}
 
 export function registerApi(app: FastifyInstance, opts: ApiOptions): void {
   void app.register(
@@ -215,7 +234,13 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
     return rows.filter((_, i) => ok[i]);
   }
 
-  const reposOf = (p: Principal) => (p.kind === 'token' && p.repos ? { repos: p.repos } : {});
+  /** A list route's filters, narrowed to the repositories a token is limited to. */
+  const runFilterOf = <S>(q: { repo?: string; branch?: string; state?: S }, p: Principal) => ({
+    repo: q.repo,
+    branch: q.branch,
+    state: q.state,
+    ...(p.kind === 'token' && p.repos ? { repos: p.repos } : {}),
+  });
 
   type Handler = (
     req: FastifyRequest,
@@ -233,18 +258,11 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listPipelines: async (_req, _reply, { principal, query }) => {
       const q = query as z.output<typeof c.pipelinesQuery>;
-      const rows = await pipelines.listPipelines(
-        q.per_page + 1,
-        { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-        (q.page - 1) * q.per_page,
+      return onePage(
+        q,
+        (limit, offset) => pipelines.listPipelines(limit, runFilterOf(q, principal), offset),
+        (rows) => readable(principal, rows),
       );
-      const items = await readable(principal, rows.slice(0, q.per_page));
-      return {
-        items,
-        page: q.page,
-        per_page: q.per_page,
-        next_page: rows.length > q.per_page ? q.page + 1 : null,
-      };
     },
 
     getPipeline: async (_req, _reply, { principal, params }) =>
@@ -285,19 +303,15 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listJobs: async (_req, _reply, { principal, query }) => {
       const q = query as z.output<typeof c.jobsQuery>;
-      const rows = await jobs.listJobs(
-        q.per_page + 1,
-        { repo: q.repo, branch: q.branch, state: q.state, ...reposOf(principal) },
-        (q.page - 1) * q.per_page,
+      return onePage(
+        q,
+        (limit, offset) => jobs.listJobs(limit, runFilterOf(q, principal), offset),
+        async (rows) => {
+          const shown = await readable(principal, rows);
+          const names = await pipelines.jobNames(shown.map((j) => j.id));
+          return shown.map((j) => ({ ...j, name: names.get(j.id) ?? null }));
+        },
       );
-      const shown = await readable(principal, rows.slice(0, q.per_page));
-      const names = await pipelines.jobNames(shown.map((j) => j.id));
-      return {
-        items: shown.map((j) => ({ ...j, name: names.get(j.id) ?? null })),
-        page: q.page,
-        per_page: q.per_page,
-        next_page: rows.length > q.per_page ? q.page + 1 : null,
-      };
     },
 
     getJob: async (_req, _reply, { principal, params }) => {
@@ -359,15 +373,12 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
 
     listArtifacts: async (_req, _reply, { principal, params, query }) => {
       const job = await jobFor(principal, params.id);
-      const q = query as z.output<typeof c.pageQuery>;
-      const all = await artifacts.list(job.id, q.page * q.per_page + 1);
-      const items = all.slice((q.page - 1) * q.per_page, q.page * q.per_page);
-      return {
-        items,
-        page: q.page,
-        per_page: q.per_page,
-        next_page: all.length > q.page * q.per_page ? q.page + 1 : null,
-      };
+      // The store lists from the first artifact on: the page is cut from what it returns.
+      return onePage(
+        query as z.output<typeof c.pageQuery>,
+        async (limit, offset) => (await artifacts.list(job.id, offset + limit)).slice(offset),
+        async (rows) => rows,
+      );
     },
 
     getArtifact: async (_req, reply, { principal, params }) => {
@@ -383,34 +394,21 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
           `job ${job.id} has no artifact ${artifactPath}`,
           `GET /api/v1/jobs/${job.id}/artifacts lists them`,
         );
-      const name = artifact.path.slice(artifact.path.lastIndexOf('/') + 1);
-      return reply
-        .type('application/octet-stream')
-        .header('content-length', String(artifact.size))
-        .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`)
-        .header('x-content-type-options', 'nosniff')
+      return asDownload(reply, artifact.path, artifact.size)
         .header('x-checksum-sha256', artifact.sha256)
         .send(body);
     },
 
     validateWorkflow: async (_req, _reply, { body }) => {
       const b = body as z.output<typeof c.validateBody>;
-      const [{ parseWorkflowFile, jobGraph, DEFAULT_RUNS_ON }] = await Promise.all([
+      const [{ parseWorkflowFile, checkReport, DEFAULT_RUNS_ON }] = await Promise.all([
         import('../workflow-file'),
       ]);
-      const result = parseWorkflowFile(b.content, {
-        knownLabels: b.labels && b.labels.length > 0 ? b.labels : [DEFAULT_RUNS_ON],
-      });
-      const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
-      const graph = result.workflow ? jobGraph(result.workflow.jobs) : undefined;
-      return {
-        ok: result.ok,
-        errors,
-        warnings: result.diagnostics.length - errors,
-        diagnostics: result.diagnostics,
-        workflow: result.workflow ?? null,
-        graph: graph ? { order: graph.order, stages: graph.stages } : null,
-      };
+      return checkReport(
+        parseWorkflowFile(b.content, {
+          knownLabels: b.labels && b.labels.length > 0 ? b.labels : [DEFAULT_RUNS_ON],
+        }),
+      );
     },
   };
 
@@ -429,19 +427,8 @@ function mountRoutes(api: FastifyInstance, opts: ApiOptions): void {
   async function streamLog(reply: FastifyReply, jobId: string, after: number): Promise<void> {
     const stream = openEventStream(reply);
     try {
-      for await (const page of readLogPages(jobs, jobId, {
-        follow: true,
-        after,
-        pollMs,
-        signal: stream.signal,
-      })) {
-        if (stream.signal.aborted) return;
-        const data = JSON.stringify(
-          page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text, time: l.time })),
-        );
-        await stream.send('lines', data, page[page.length - 1].seq);
-      }
-      if (stream.signal.aborted) return;
+      const row = (l: LogLineRecord) => ({ seq: l.seq, stream: l.stream, text: l.text, time: l.time });
+      if (!(await sendLogLines(stream, jobs, jobId, { after, pollMs }, row))) return;
       const job = await jobs.getJob(jobId);
       const final = job && FINAL_STATES.includes(job.state);
       await stream.send(

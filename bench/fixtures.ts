@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
 import type { Stack } from '../devstack/stack';
 import { machineTag } from '../provisioning/machine-name';
 import { killTagged, tagsWithPrefix } from '../provisioning/process-tree';
+import { runStatement } from '../storage/db-connection';
 import { readInstallationId } from '../storage/installation';
 import { startJob } from '../ingress/job-start';
 import { freePort } from '../platform/net';
@@ -26,25 +26,15 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const admin = new PgClient({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
-
 /** A throwaway database next to `adminUrl`, so a benchmark never touches real data. */
 export async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `solstice_bench_${randomBytes(4).toString('hex')}`;
-  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+  await runStatement(adminUrl, `CREATE DATABASE ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+    drop: () => runStatement(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
 }
 

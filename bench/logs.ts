@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client as PgClient } from 'pg';
+import { runStatement } from '../storage/db-connection';
 import { FsBlobStore } from '../storage/blob-store';
 import { loadConfig } from '../platform/config';
 import { createDb, pgPool } from '../storage/db';
@@ -288,12 +288,10 @@ async function main(): Promise<void> {
   if (values.compression !== 'lz4') {
     const c = values.compression === 'pglz' ? 'pglz' : undefined;
     if (!c) throw new Error(`--compression is lz4 or pglz, not ${values.compression}`);
-    const admin = new PgClient({ connectionString: database.url });
-    await admin.connect();
-    await admin.query(
+    await runStatement(
+      database.url,
       `ALTER TABLE log_chunks ALTER COLUMN data SET COMPRESSION ${c}, ALTER COLUMN offsets SET COMPRESSION ${c}, ALTER COLUMN times SET COMPRESSION ${c}`,
     );
-    await admin.end();
   }
   const temporalPort = await freePort();
   const dev = await startDevServer({

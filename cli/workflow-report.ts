@@ -11,6 +11,7 @@ import { pickWorkflowFiles, planActions, type ActionsPlan } from '../workflow-fi
 import type { Diagnostic } from '../workflow-file';
 import { InputError } from '../platform/errors';
 import {
+  checkReport,
   expandJob,
   formatDiagnostics,
   formatDuration,
@@ -55,17 +56,7 @@ export function loadWorkflowFile(
 }
 
 export function jsonReport(display: string, result: ParseResult): string {
-  const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
-  const graph = result.workflow ? jobGraph(result.workflow.jobs) : undefined;
-  return `${JSON.stringify({
-    file: display,
-    ok: result.ok,
-    errors,
-    warnings: result.diagnostics.length - errors,
-    diagnostics: result.diagnostics,
-    workflow: result.workflow ?? null,
-    graph: graph ? { order: graph.order, stages: graph.stages } : null,
-  })}\n`;
+  return `${JSON.stringify({ file: display, ...checkReport(result) })}\n`;
 }
 
 /**

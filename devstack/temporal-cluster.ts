@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { Client as PgClient } from 'pg';
 import YAML from 'yaml';
 import { freePort, joinHostPort } from '../platform/net';
+import { runStatement } from '../storage/db-connection';
 import { findTool, logTail, startToolProcess, type ToolProcess, type ToolSpec } from './tool-process';
 
 export const TEMPORAL_SERVER: ToolSpec = {
@@ -173,16 +174,6 @@ async function freePorts(host: string, n: number): Promise<number[]> {
   return ports;
 }
 
-async function pgQuery(url: string, sql: string): Promise<void> {
-  const c = new PgClient({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** Until `first` has written the cluster's metadata and system namespace; fails if it exits first. */
@@ -261,7 +252,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const processes: ClusterProcess[] = [];
   const dropDatabases = async () => {
     for (const db of Object.values(databases))
-      await pgQuery(opts.pgUrl, `DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
+      await runStatement(opts.pgUrl, `DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
   };
   const stop = async () => {
     await Promise.all(processes.map((p) => p.proc.stop(15_000)));
@@ -269,7 +260,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   };
 
   try {
-    for (const db of Object.values(databases)) await pgQuery(opts.pgUrl, `CREATE DATABASE ${quoteIdent(db)}`);
+    for (const db of Object.values(databases))
+      await runStatement(opts.pgUrl, `CREATE DATABASE ${quoteIdent(db)}`);
     await setupSchema(sqlTool, pg, databases.main, 'temporal', schemaLog);
     await setupSchema(sqlTool, pg, databases.visibility, 'visibility', schemaLog);
 

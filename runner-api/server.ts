@@ -284,6 +284,20 @@ function endSpan(span: Span, err?: unknown): void {
   span.end();
 }
 
+/** Answers a unary call with what `result` brings or its error as a status, ending its span first. */
+function answer<Res>(span: Span, callback: grpc.sendUnaryData<Res>, result: Promise<Res>, log: Logger): void {
+  void result.then(
+    (res) => {
+      endSpan(span);
+      callback(null, res);
+    },
+    (err: unknown) => {
+      endSpan(span, err);
+      callback(toStatus(err, log));
+    },
+  );
+}
+
 function createHandlers(deps: LogServiceDeps, pool: PoolStore): RunnerServiceHandlers {
   const { jobs, temporal, log } = deps;
   const tokens = new TokenCache(jobs, deps.tokenCacheMs ?? TOKEN_CACHE_MS);
@@ -321,23 +335,13 @@ function createHandlers(deps: LogServiceDeps, pool: PoolStore): RunnerServiceHan
     work: (job: AuthenticatedJob) => Promise<Res>,
   ): void {
     const span = callSpan(method, call.metadata);
-    void context
-      .with(trace.setSpan(context.active(), span), async () => {
-        const job = await authenticate(tokens, call.metadata, jobId, { fresh: true });
-        span.setAttribute(ATTR.jobId, job.id);
-        throwIfCancelled(call);
-        return work(job);
-      })
-      .then(
-        (res) => {
-          endSpan(span);
-          callback(null, res);
-        },
-        (err: unknown) => {
-          endSpan(span, err);
-          callback(toStatus(err, log));
-        },
-      );
+    const result = context.with(trace.setSpan(context.active(), span), async () => {
+      const job = await authenticate(tokens, call.metadata, jobId, { fresh: true });
+      span.setAttribute(ATTR.jobId, job.id);
+      throwIfCancelled(call);
+      return work(job);
+    });
+    answer(span, callback, result, log);
   }
 
   const checkoutAuthOf = async (jobId: string): Promise<string | undefined> => {
@@ -504,16 +508,7 @@ function createHandlers(deps: LogServiceDeps, pool: PoolStore): RunnerServiceHan
           claimed.release();
         }
       };
-      void work().then(
-        (res) => {
-          endSpan(span);
-          callback(null, res);
-        },
-        (err: unknown) => {
-          endSpan(span, err);
-          callback(toStatus(err, log));
-        },
-      );
+      answer(span, callback, work(), log);
     },
 
     // The machine's sign of life (see workflows/job.ts, liveness): one small write, no signal.

@@ -63,6 +63,20 @@ export async function checkDatabase(url: string, opts: CheckDatabaseOptions = {}
   }
 }
 
+/**
+ * Runs one statement on a connection of its own, closed after it: for statements outside a
+ * transaction and outside the app's pool (CREATE or DROP DATABASE, a table's settings).
+ */
+export async function runStatement(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 type UnavailableKind = 'unreachable' | 'unknown-host' | 'auth' | 'no-database' | 'starting';
 
 /**

@@ -5,6 +5,7 @@
  */
 import type { JobRecord, JobStore, LogLineRecord } from './job-store';
 import { FINAL_STATES } from '../model/domain';
+import type { EventStream } from '../platform/event-stream';
 
 export interface FollowOptions {
   follow: boolean;
@@ -24,7 +25,6 @@ export async function* readLog(
   for await (const page of readLogPages(jobs, jobId, opts)) yield* page;
 }
 
-/** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
 /**
  * Between reads a follower waits for the poll interval or, sooner, for lines of the job being
  * stored (pg-wakeups.ts) but never less than this after its previous read: a busy log is read at
@@ -63,6 +63,26 @@ export async function* readLogPages(
   } finally {
     waiter?.release();
   }
+}
+
+/**
+ * Follows a job's log onto a server-sent event stream, a page per `lines` event (a JSON array of
+ * `row` of each line) whose id is the page's last seq: a client that reconnects with that id as
+ * Last-Event-ID resumes after it. Resolves once the job is final and every line sent (true), or
+ * once the client has gone away (false).
+ */
+export async function sendLogLines(
+  stream: EventStream,
+  jobs: JobStore,
+  jobId: string,
+  opts: { after: number; pollMs: number },
+  row: (line: LogLineRecord) => object,
+): Promise<boolean> {
+  for await (const page of readLogPages(jobs, jobId, { follow: true, ...opts, signal: stream.signal })) {
+    if (stream.signal.aborted) return false;
+    await stream.send('lines', JSON.stringify(page.map(row)), page[page.length - 1].seq);
+  }
+  return !stream.signal.aborted;
 }
 
 export async function waitForFinalState(jobs: JobStore, jobId: string, pollMs = 250): Promise<JobRecord> {

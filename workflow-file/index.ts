@@ -16,6 +16,7 @@ export { whenMatches } from './when';
 export { WORKFLOW_FILE_LIMITS } from './limits';
 export { parseWorkflowDuration, formatDuration, MAX_TIMEOUT_MS } from './duration';
 export { formatDiagnostic, formatDiagnostics, summarise } from './format';
+export { checkReport, type CheckReport } from './report';
 export { didYouMean, editDistance } from './suggest';
 export * from './model';
 export { WORKFLOW_FILE_PATH } from '../model/job-definition-paths';

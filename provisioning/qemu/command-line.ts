@@ -67,6 +67,22 @@ upstream.on('close', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 `;
 
+/**
+ * The `git daemon` arguments of a VM's repository forward: one repository, read-only, on
+ * 127.0.0.1 only (the forward's relay is its one client). Tests of the checkout run this daemon.
+ */
+export function gitDaemonArgs(port: number, repo: string): string[] {
+  return [
+    'daemon',
+    '--listen=127.0.0.1',
+    `--port=${port}`,
+    '--reuseaddr',
+    '--export-all',
+    `--base-path=${repo}`,
+    '--informative-errors',
+  ];
+}
+
 export function vmFiles(dir: string): VmFiles {
   return {
     overlay: path.join(dir, 'overlay.qcow2'),

@@ -33,7 +33,14 @@ import { readTail } from '../file-tail';
 import { requestedMachineId, type GuestEndpoints, type MachineRequest, type Provider } from '../contract';
 import { killTagged, MACHINE_TAG_ENV, taggedPids } from '../process-tree';
 import { machineFolderName, machineTag, vmName, type MachineOwner } from '../machine-name';
-import { qemuArgs, RELAY_SOURCE, resolveAccel, vmFiles, type GuestForward } from './command-line';
+import {
+  gitDaemonArgs,
+  qemuArgs,
+  RELAY_SOURCE,
+  resolveAccel,
+  vmFiles,
+  type GuestForward,
+} from './command-line';
 import { imageForLabel, knownLabels, type Accel, type ImageMap, type ImageSpec } from './image-map';
 import { QmpClient } from './qmp';
 import { localRepoPath } from '../../model/repo-url';
@@ -255,20 +262,7 @@ export class QemuProvider implements Provider {
    */
   private async serveRepository(machineId: string, repo: string): Promise<void> {
     const port = await freePort();
-    const pid = await this.spawnTagged(
-      machineId,
-      'git',
-      [
-        'daemon',
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${repo}`,
-        '--informative-errors',
-      ],
-      'git-daemon.log',
-    );
+    const pid = await this.spawnTagged(machineId, 'git', gitDaemonArgs(port, repo), 'git-daemon.log');
     const deadline = Date.now() + 15_000;
     while (!(await accepts(port))) {
       const alive = (await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')) !== '';

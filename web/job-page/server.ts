@@ -22,11 +22,12 @@ import { forgeRepoOf } from '../../model/repo-url';
 import { ArtifactStore, artifactBlobKey } from '../../storage/artifact-store';
 import type { BlobStore } from '../../storage/blob-store';
 import { AuthError, ForbiddenError, InputError, NotFoundError } from '../../platform/errors';
-import type { JobRecord, JobStore } from '../../storage/job-store';
-import { readLogPages } from '../../storage/log-follow';
+import type { JobRecord, JobStore, LogLineRecord } from '../../storage/job-store';
+import { sendLogLines } from '../../storage/log-follow';
 import { LogExpiredError } from '../../storage/log-store';
 import type { Logger } from '../../platform/logger';
 import { listenHttp } from '../../platform/net';
+import { asDownload } from '../../platform/download';
 import { openEventStream } from '../../platform/event-stream';
 import { FINAL_STATES } from '../../model/domain';
 import { pipelineLabel, PipelineStore, type PipelineRecord } from '../../storage/pipeline-store';
@@ -393,17 +394,8 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
         .finally(() => (checking = false));
     }, pollMs * 2);
     try {
-      for await (const page of readLogPages(jobs, jobId, {
-        follow: true,
-        after,
-        pollMs,
-        signal: stream.signal,
-      })) {
-        if (stream.signal.aborted) return;
-        const data = JSON.stringify(page.map((l) => ({ seq: l.seq, stream: l.stream, text: l.text })));
-        await stream.send('lines', data, page[page.length - 1].seq);
-      }
-      if (stream.signal.aborted) return;
+      const row = (l: LogLineRecord) => ({ seq: l.seq, stream: l.stream, text: l.text });
+      if (!(await sendLogLines(stream, jobs, jobId, { after, pollMs }, row))) return;
       const job = await jobs.getJob(jobId);
       await stream.send('end', JSON.stringify({ state: job?.state, exitCode: job?.exitCode }));
     } catch (err) {
@@ -423,13 +415,7 @@ export async function buildJobPageApp(opts: JobPageOptions): Promise<FastifyInst
     const artifact = await artifacts.get(job.id, artifactPath);
     const body = artifact ? await blobs.getStream(artifactBlobKey(job.id, artifact.path)) : undefined;
     if (!artifact || !body) throw new NotFoundError(`job ${job.id} has no artifact ${artifactPath}`);
-    const name = artifact.path.slice(artifact.path.lastIndexOf('/') + 1);
-    return reply
-      .type('application/octet-stream')
-      .header('content-length', String(artifact.size))
-      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`)
-      .header('x-content-type-options', 'nosniff')
-      .send(body);
+    return asDownload(reply, artifact.path, artifact.size).send(body);
   });
 
   app.get('/', async (_req, reply) => reply.redirect('/pipelines', 302));

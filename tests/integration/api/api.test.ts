@@ -549,6 +549,19 @@ test('a write token enqueues a commit, follows its log over SSE, reads it back, 
   expect((list.json.items as { path: string }[]).map((a) => a.path)).toEqual(['out.txt']);
   const artifact = await call('GET', `/api/v1/jobs/${buildJob}/artifacts/out.txt`, { token: write });
   expect([artifact.status, artifact.text]).toEqual([200, 'built\n']);
+  // A download, never rendered: what a job wrote could be markup.
+  expect(
+    Object.fromEntries(
+      ['content-type', 'content-disposition', 'x-content-type-options'].map((k) => [
+        k,
+        artifact.headers.get(k),
+      ]),
+    ),
+  ).toEqual({
+    'content-type': 'application/octet-stream',
+    'content-disposition': "attachment; filename*=UTF-8''out.txt",
+    'x-content-type-options': 'nosniff',
+  });
 
   await waitFor(
     async () =>

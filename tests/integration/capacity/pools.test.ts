@@ -13,6 +13,14 @@ import { jobRepo, makeRepo } from '../../support/git-repo';
 import { cliEnv, runCli } from '../../support/cli';
 import { startHarness, type Harness } from '../../support/harness';
 import { gatePath, waitFor } from '../../support/wait';
+import {
+  SECRET_IN_THE_CLEAR,
+  SECRET_LOOK_CLEAN,
+  SECRET_LOOKS,
+  secretLookScript,
+  writeJobSecrets,
+  type SecretLook,
+} from '../../support/secret-isolation';
 import { statusQuery } from '../../../workflows/signals';
 
 let h: Harness | undefined;
@@ -191,56 +199,36 @@ test('a worker SIGKILLed with idle pool machines: on restart the live one is ado
 test('no job sees another job’s token or secrets, nor the pool token, from inside its machine', async () => {
   const dir = fs.mkdtempSync('/tmp/solstice-pool-secrets-');
   const file = `${dir}/secrets.yaml`;
-  const A = 'secret-of-job-a-5f1c2e';
-  const B = 'secret-of-job-b-9d04aa';
-  fs.writeFileSync(file, `A_SECRET: ${A}\nB_SECRET: ${B}\n`, { mode: 0o600 });
+  writeJobSecrets(file);
   try {
     const harness = (h = await startHarness({ pools: 'local=1', secretsFile: file }));
     await harness.startWorker();
-    const check = (mine: string, other: string, otherValue: string) =>
+    const check = (look: SecretLook) =>
       makeRepo({
         '.solstice/workflow.kdl': `
           job "j" {
-            secrets "${mine}"
+            secrets "${look.mine}"
             step "look" run="sh ./look.sh"
           }
         `,
-        'look.sh': [
-          `[ -n "$${mine}" ] && echo "got my secret"`,
-          `[ -z "\${${other}:-}" ] && echo "no other secret in env"`,
-          // The machine's files: the job file holds this job's token only, the pool file is gone.
-          `if grep -rqs -e '${otherValue}' "$SOLSTICE_ROOT/etc"; then echo "LEAK"; else echo "no other secret on disk"; fi`,
-          `[ -e "$SOLSTICE_ROOT/etc/solstice/pool.yaml" ] && echo "pool file left" || echo "no pool file"`,
-          `[ -z "\${SOLSTICE_POOL_FILE:-}" ] && echo "no pool file variable"`,
-          `[ -z "\${SOLSTICE_JOB_TOKEN:-}" ] && echo "no token variable"`,
-        ].join('\n'),
+        // The local machine's `/` is $SOLSTICE_ROOT: its job file holds this job's token only.
+        'look.sh': secretLookScript(look, { root: '$SOLSTICE_ROOT' }).join('\n'),
       });
-    const expected = [
-      'got my secret',
-      'no other secret in env',
-      'no other secret on disk',
-      'no pool file',
-      'no pool file variable',
-      'no token variable',
-    ];
-    for (const [mine, other, otherValue] of [
-      ['A_SECRET', 'B_SECRET', B],
-      ['B_SECRET', 'A_SECRET', A],
-    ] as const) {
+    for (const look of SECRET_LOOKS) {
       await waitFor(async () => (await idle(harness)).length === 1, 60_000, 'an idle pool machine');
-      const repo = check(mine, other, otherValue);
+      const repo = check(look);
       const { pipelineId, workflowId } = await harness.startPipeline(repo.dir, repo.sha);
       expect((await harness.pipelineResult(workflowId, pipelineId)).state).toBe('success');
       const [job] = await harness.pipelines.listJobs(pipelineId);
       const texts = await logTexts(harness, job.jobId as string);
       expect(texts[0]).toMatch(/^warm VM from pool local/);
-      for (const line of expected) expect(texts).toContain(line);
+      for (const line of SECRET_LOOK_CLEAN) expect(texts).toContain(line);
     }
     // The database held assignments only sealed: no pool row has a secret in the clear.
     const rows = await harness.db.$queryRaw<
       { assignment: string | null }[]
     >`SELECT assignment FROM pool_machines`;
-    for (const r of rows) expect(`${r.assignment}`).not.toMatch(/secret-of-job/);
+    for (const r of rows) expect(`${r.assignment}`).not.toMatch(SECRET_IN_THE_CLEAR);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

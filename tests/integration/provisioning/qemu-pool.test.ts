@@ -18,6 +18,14 @@ import { machineTag } from '../../../provisioning/machine-name';
 import { taggedPids, tagsWithPrefix } from '../../../provisioning/process-tree';
 import { readInstallationId } from '../../../storage/installation';
 import { makeRepo } from '../../support/git-repo';
+import {
+  SECRET_IN_THE_CLEAR,
+  SECRET_LOOK_CLEAN,
+  SECRET_LOOKS,
+  secretLookScript,
+  writeJobSecrets,
+  type SecretLook,
+} from '../../support/secret-isolation';
 import { startHarness, type Harness } from '../../support/harness';
 import { waitFor } from '../../support/wait';
 import { builtImage, qemuProcessesOf, writeImageMap } from '../../support/vm-image';
@@ -27,8 +35,6 @@ const BOOT_MS = 8 * 60_000;
 // Generous: a TCG guest on a shared 2-core machine can stall for seconds.
 const LIVENESS = '20s';
 const WARM = new RegExp(`^warm VM from pool ${LABEL}, idle \\d+ s$`);
-const A = 'secret-of-job-a-5f1c2e';
-const B = 'secret-of-job-b-9d04aa';
 
 let h: Harness;
 let imageMap: string;
@@ -73,7 +79,7 @@ beforeAll(async () => {
   imageMap = writeImageMap(builtImage());
   secretsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-qemu-pool-'));
   const secretsFile = path.join(secretsDir, 'secrets.yaml');
-  fs.writeFileSync(secretsFile, `A_SECRET: ${A}\nB_SECRET: ${B}\n`, { mode: 0o600 });
+  writeJobSecrets(secretsFile);
   h = await startHarness({
     provider: 'qemu',
     imageMap,
@@ -109,25 +115,18 @@ afterAll(async () => {
 });
 
 /** A job that names one secret and reports, from inside its VM, what it can see. */
-function lookingJob(mine: string, other: string, otherValue: string) {
+function lookingJob(look: SecretLook) {
   return makeRepo({
     '.solstice/workflow.kdl': `
       job "look" {
         runs-on "${LABEL}"
-        secrets "${mine}"
+        secrets "${look.mine}"
         step "look" run="sh ./look.sh"
       }
     `,
     'look.sh': [
       `echo "on $(hostname)"`,
-      `[ -n "$${mine}" ] && echo "got my secret"`,
-      `[ -z "\${${other}:-}" ] && echo "no other secret in env"`,
-      // The value in two halves: this script, on disk in the checkout, must not match itself.
-      `other="$(printf %s%s '${otherValue.slice(0, 8)}' '${otherValue.slice(8)}')"`,
-      `if grep -rqs -e "$other" /etc /root /tmp /var/lib/cloud /home; then echo "LEAK"; else echo "no other secret on disk"; fi`,
-      `[ -e /etc/solstice/pool.yaml ] && echo "pool file left" || echo "no pool file"`,
-      `[ -z "\${SOLSTICE_POOL_FILE:-}" ] && echo "no pool file variable"`,
-      `[ -z "\${SOLSTICE_JOB_TOKEN:-}" ] && echo "no token variable"`,
+      ...secretLookScript(look, { root: '', searched: ['etc', 'root', 'tmp', 'var/lib/cloud', 'home'] }),
       // Only this job's token is in the VM: its hash, which the test compares with the job's.
       `echo "token-hash $(sed -n 's/^token: *//p' /etc/solstice/job.yaml | tr -d "\\"'" | tr -d '\\n' | sha256sum | cut -c1-64)"`,
       // Time for the test to read the job's token hash before the job ends revokes it.
@@ -145,11 +144,8 @@ test(
 
     const claimedAt = Date.now();
     const jobs = await Promise.all(
-      [
-        ['A_SECRET', 'B_SECRET', B],
-        ['B_SECRET', 'A_SECRET', A],
-      ].map(async ([mine, other, otherValue]) => {
-        const repo = lookingJob(mine, other, otherValue);
+      SECRET_LOOKS.map(async (look) => {
+        const repo = lookingJob(look);
         const started = await h.startPipeline(repo.dir, repo.sha);
         let jobId: string | undefined;
         await waitFor(
@@ -195,15 +191,7 @@ test(
       const texts = await logTexts(j.jobId);
       expect({ state: pipeline.state, log: texts }).toMatchObject({ state: 'success' });
       firsts.push(texts[0]);
-      for (const line of [
-        'got my secret',
-        'no other secret in env',
-        'no other secret on disk',
-        'no pool file',
-        'no pool file variable',
-        'no token variable',
-      ])
-        expect(texts).toContain(line);
+      for (const line of SECRET_LOOK_CLEAN) expect(texts).toContain(line);
       expect(texts).not.toContain('LEAK');
     }
     expect(firsts.filter((t) => WARM.test(t))).toHaveLength(1);
@@ -219,7 +207,7 @@ test(
     const assignments = await h.db.$queryRaw<
       { a: string | null }[]
     >`SELECT assignment AS a FROM pool_machines`;
-    for (const r of assignments) expect(`${r.a}`).not.toMatch(/secret-of-job/);
+    for (const r of assignments) expect(`${r.a}`).not.toMatch(SECRET_IN_THE_CLEAR);
 
     survivor = refill as PoolMachineRow;
   },

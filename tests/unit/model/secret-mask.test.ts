@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { isSecretName, MIN_SECRET_LENGTH, SecretMasker, secretsFromEnv } from '../../../model/secret-mask';
 import { jobSecretMasker, runJobScript } from '../../../runner/execute';
-import type { JobContext } from '../../../runner/job-context';
 import { LineSplitter } from '../../../runner/log/lines';
 import { LogBuffer } from '../../../runner/log/buffer';
+import { jobContext } from '../../support/job-context';
 
 const s = (name: string, value: string) => ({ name, value });
 
@@ -97,20 +97,14 @@ describe('runner masks the script output before buffering it', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('secrets printed in pieces, by separate writes, and multi-line, never reach the buffer', async () => {
-    const ctx: JobContext = {
-      jobId: 'j',
+    const ctx = jobContext({
       token: 'the-job-token',
-      contactAddr: '127.0.0.1:1',
       repoUrl: '/r',
       commitSha: 'abcdef1',
       workdir: dir,
-      heartbeatIntervalMs: 15_000,
-      retryForMs: 1000,
       env: { DEPLOY_TOKEN: 'dep-secret-99', PLAIN: 'visible' },
       secrets: { CERT: 'line-one-x\nline-two-y', SHORT_SECRET: 'ab' },
-      artifacts: [],
-      timeoutMs: 0,
-    };
+    });
     const env = { PATH: process.env.PATH, ...ctx.env, ...ctx.secrets };
     const masker = jobSecretMasker(env, ctx);
     expect(masker.tooShort).toEqual(['SHORT_SECRET']);

@@ -11,6 +11,7 @@ import { checkout } from '../../../runner/checkout';
 import type { JobContext } from '../../../runner/job-context';
 import { commitRef, repoCache } from '../../../runner/repo-cache';
 import { commitFiles, makeRepo, type TestRepo } from '../../support/git-repo';
+import { jobContext } from '../../support/job-context';
 
 let dir: string;
 let cacheDir: string;
@@ -25,21 +26,8 @@ afterAll(() => {
   rmSync(repo.dir, { recursive: true, force: true });
 });
 
-const context = (commitSha: string, name: string): JobContext => ({
-  jobId: 'j',
-  token: 't',
-  contactAddr: '127.0.0.1:1',
-  repoUrl: repo.dir,
-  commitSha,
-  workdir: path.join(dir, name),
-  gitCacheDir: cacheDir,
-  heartbeatIntervalMs: 15_000,
-  retryForMs: 1000,
-  env: {},
-  secrets: {},
-  artifacts: [],
-  timeoutMs: 0,
-});
+const context = (commitSha: string, name: string): JobContext =>
+  jobContext({ repoUrl: repo.dir, commitSha, workdir: path.join(dir, name), gitCacheDir: cacheDir });
 
 async function checkoutLogged(sha: string, name: string): Promise<{ ok: boolean; lines: string[] }> {
   const lines: string[] = [];

@@ -11,7 +11,9 @@ import { checkout, checkoutGitProtocols, isPassingFetchFailure } from '../../../
 import type { JobContext } from '../../../runner/job-context';
 import { liveChildGroups } from '../../../platform/child-process';
 import { freePort, waitForPort } from '../../../platform/net';
+import { gitDaemonArgs } from '../../../provisioning/qemu/command-line';
 import { makeRepo, type TestRepo } from '../../support/git-repo';
+import { jobContext } from '../../support/job-context';
 
 let dir: string;
 let repo: TestRepo;
@@ -24,20 +26,8 @@ afterAll(() => {
   rmSync(repo.dir, { recursive: true, force: true });
 });
 
-const context = (repoUrl: string, commitSha: string, name: string): JobContext => ({
-  jobId: 'j',
-  token: 't',
-  contactAddr: '127.0.0.1:1',
-  repoUrl,
-  commitSha,
-  workdir: path.join(dir, name),
-  heartbeatIntervalMs: 15_000,
-  retryForMs: 1000,
-  env: {},
-  secrets: {},
-  artifacts: [],
-  timeoutMs: 0,
-});
+const context = (repoUrl: string, commitSha: string, name: string): JobContext =>
+  jobContext({ repoUrl, commitSha, workdir: path.join(dir, name) });
 
 describe('checkout transports', () => {
   test('fetches from servers; file only for a local repository; never ext or fd', () => {
@@ -62,19 +52,8 @@ describe('checkout transports', () => {
 
   test('a local repository served over git://, as the qemu provider serves it to its VM', async () => {
     const port = await freePort();
-    // The provider's daemon, with the same arguments (provisioning/qemu/provider.ts).
-    const daemon = spawn(
-      'git',
-      [
-        'daemon',
-        '--listen=127.0.0.1',
-        `--port=${port}`,
-        '--reuseaddr',
-        '--export-all',
-        `--base-path=${repo.dir}`,
-      ],
-      { stdio: 'ignore' },
-    );
+    // The provider's daemon, with its arguments.
+    const daemon = spawn('git', gitDaemonArgs(port, repo.dir), { stdio: 'ignore' });
     try {
       await waitForPort('127.0.0.1', port, {
         timeoutMs: 30_000,

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { backoffDelay } from '../../../runner/backoff';
 import { redactUrlsInText as redactUrl } from '../../../model/redact-url';
 import { exitCodeOf, jobScriptEnv, runJobScript } from '../../../runner/execute';
-import type { JobContext } from '../../../runner/job-context';
 import { LogBuffer } from '../../../runner/log/buffer';
+import { jobContext } from '../../support/job-context';
 
 let dir: string;
 beforeAll(() => {
@@ -19,20 +19,12 @@ function script(name: string, text: string): string {
   return p;
 }
 
-const ctx: JobContext = {
-  jobId: 'j',
+const ctx = jobContext({
   token: 'secret-token',
-  contactAddr: '127.0.0.1:1',
   repoUrl: 'https://user:pw@example.com/r.git',
   commitSha: 'abcdef1',
   workdir: '/w',
-  heartbeatIntervalMs: 15_000,
-  retryForMs: 1000,
-  env: {},
-  secrets: {},
-  artifacts: [],
-  timeoutMs: 0,
-};
+});
 
 describe('job script execution', () => {
   test('pauses reading while the log buffer is over its limit, resumes after acks', async () => {
