@@ -74,9 +74,13 @@ test('the Temporal server and its SQL tool are built only when named (npm test),
   const { scripts } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
-  expect(scripts.test).toMatch(/^bash infra\/bootstrap\.sh [a-z -]*\btemporal-server temporal-sql-tool && /);
+  // Through infra/test-tools.sh, which builds the guest image beside the Go tools.
+  expect(scripts.test).toMatch(/^bash infra\/test-tools\.sh && /);
+  expect(fs.readFileSync(path.join(ROOT, 'infra/test-tools.sh'), 'utf8')).toMatch(
+    /^bash "\$here\/bootstrap\.sh" [a-z -]*\btemporal-server temporal-sql-tool$/m,
+  );
   for (const [name, line] of Object.entries(scripts))
-    if (name !== 'test') expect(line).not.toMatch(/temporal-server|temporal-sql-tool/);
+    if (name !== 'test') expect(line).not.toMatch(/temporal-server|temporal-sql-tool|test-tools/);
 
   const tools = toolsWithTemporal();
   const asked = bootstrap(tools, ['temporal-server']);
