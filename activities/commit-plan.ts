@@ -228,10 +228,10 @@ interface PlanGitResult extends CacheGitResult {
 
 /**
  * The commit in the host's repository cache, fetched there under its lock when it is not there
- * yet; read in place (reads need no lock: runner/repo-cache.ts). Undefined: the cache's fetch
- * took longer than planning's bound (a large repository's first fetch brings its whole history),
- * so the caller plans from a temporary folder instead and the checkout, with its longer bound,
- * fills the cache.
+ * yet; read in place (reads need no lock: runner/repo-cache.ts). Undefined: a git under the
+ * cache's lock took longer than planning's bound (a large repository's first fetch brings its
+ * whole history, ours or another's that holds the lock), so the caller plans from a temporary
+ * folder instead and the checkout, with its longer bound, fills the cache.
  */
 async function fromCache(
   cache: RepoCache,

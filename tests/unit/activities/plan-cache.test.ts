@@ -4,8 +4,8 @@
  * checkout does, under the same lock) and read there: a commit already there is not fetched again,
  * and the checkout of the pipeline's job then fetches nothing.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -180,6 +180,43 @@ test('a commit that cannot be fetched or read fails as it does without a cache',
   );
   expect((local as Error).message).toMatch(/cannot fetch .*transport 'file' not allowed/);
 });
+
+test("the cache busy past planning's bound: the commit is planned from a folder of its own", async () => {
+  const r = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+  const cache = repoCache(cacheDir, r.dir);
+  mkdirSync(cacheDir, { recursive: true });
+  // Another fetch into the cache (a large repository's first) holds its lock past planning's
+  // bound for a git under the lock: the same as the cache's own fetch taking that long.
+  const holder = spawn('flock', [cache.lock, 'sleep', '60'], { stdio: 'ignore', detached: true });
+  try {
+    await waitForLock(cache.lock);
+    const temps = planTemps();
+    const started = Date.now();
+    expect(
+      await plan({ repoUrl: r.dir, commitSha: r.sha }, { gitTimeoutMs: { fetch: 20_000, read: 3_000 } }),
+    ).toMatchObject({ definition: JOB_SCRIPT_PATH });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(planTemps()).toEqual(temps);
+    expect(existsSync(path.join(cache.dir, commitRef(r.sha)))).toBe(false);
+    expect(liveChildGroups()).toEqual([]);
+  } finally {
+    // Its group: flock and the sleep it runs.
+    process.kill(-holder.pid!, 'SIGKILL');
+  }
+});
+
+/** Until someone holds `lock` (flock -n fails while it is held). */
+async function waitForLock(lock: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      execFileSync('flock', ['-n', lock, 'true']);
+    } catch {
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`nobody took ${lock}`);
+}
 
 describe("the forge's token through the cache", () => {
   /** An http "forge" that takes the request and never answers: git waits in its fetch. */
