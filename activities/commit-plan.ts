@@ -269,13 +269,14 @@ async function fromCache(
     await fetch(req.commitSha);
   } catch (err) {
     if (err instanceof ChildProcessError && err.reason === 'timeout') return undefined;
-    if (err instanceof ChildProcessError && err.reason === 'spawn')
-      throw new Error(
-        `cannot use the host's repository cache for planning (${err.message}): the worker needs git and flock, ` +
-          'as its local machines do (or set SOLSTICE_LOCAL_HOST_CACHE=false)',
-        { cause: err },
-      );
-    throw fetchError(req, err);
+    if (err instanceof ChildProcessError && err.reason !== 'spawn') throw fetchError(req, err);
+    // Not the repository's fault: flock missing, the cache folder not writable by the worker.
+    throw new Error(
+      `cannot use the host's repository cache ${path.dirname(cache.dir)} for planning ` +
+        `(${(err as Error).message}): the worker needs git, flock and write access to it, as its ` +
+        'local machines do (or set SOLSTICE_LOCAL_HOST_CACHE=false)',
+      { cause: err },
+    );
   }
   return {
     git: (args, timeoutMs, maxOutputBytes) =>

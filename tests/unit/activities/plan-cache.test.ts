@@ -5,7 +5,16 @@
  * and the checkout of the pipeline's job then fetches nothing.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -179,6 +188,15 @@ test('a commit that cannot be fetched or read fails as it does without a cache',
     (e: unknown) => e,
   );
   expect((local as Error).message).toMatch(/cannot fetch .*transport 'file' not allowed/);
+});
+
+test('a cache folder the worker cannot use says so, not that the repository is unreachable', async () => {
+  const r = repo({ [JOB_SCRIPT_PATH]: 'true\n' });
+  writeFileSync(cacheDir, 'a file where the folder should be\n');
+  const err = await plan({ repoUrl: r.dir, commitSha: r.sha }).catch((e: unknown) => e);
+  expect((err as Error).message).toMatch(
+    /^cannot use the host's repository cache .* for planning \(.+\): the worker needs git, flock and write access/,
+  );
 });
 
 test("the cache busy past planning's bound: the commit is planned from a folder of its own", async () => {
