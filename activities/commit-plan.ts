@@ -1,9 +1,18 @@
 /**
- * Reads what a pipeline runs at its commit: fetches the commit into a temporary folder with
- * the system git (remote repositories as local paths, never a worker's own files), reads the
- * definition files plan-definitions.ts knows, and plans them in a worker thread. Every git
- * has a timeout, runs in its own process group and dies with the activity; the activity
- * heartbeats while it waits, so a cancellation reaches it; the folder goes on every path.
+ * Reads what a pipeline runs at its commit with the system git (remote repositories as local
+ * paths, never a worker's own files), reads the definition files plan-definitions.ts knows, and
+ * plans them in a worker thread. Where the commit comes from:
+ *
+ * - With the host's repository cache (runner/repo-cache.ts: the local provider's, on this same
+ *   host), the commit is fetched into its bare repository, as the runner's checkout does, and the
+ *   files are read there (`ls-tree`, `show`; no working tree): a commit the cache has is not
+ *   fetched at all, a new one brings only what is new, and the checkout of the pipeline's jobs
+ *   then finds it there.
+ * - Without one, or when the cache's first fetch of a repository (its whole history) does not fit
+ *   in planning's bound, the commit alone is fetched into a temporary folder.
+ *
+ * Every git has a timeout, runs in its own process group and dies with the activity; the activity
+ * heartbeats while it waits, so a cancellation reaches it; a temporary folder goes on every path.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,7 +25,18 @@ import { SolsticeError } from '../platform/errors';
 import { ChildProcessError, runBounded } from '../platform/child-process';
 import { redactUrlsInText } from '../model/redact-url';
 import { gitAuthEnv } from '../model/git-auth-env';
+import { gitTransportOf } from '../model/repo-url';
 import { WORKFLOW_FILE_LIMITS } from '../workflow-file';
+import {
+  cacheHasCommit,
+  fetchIntoCache,
+  initCacheRepo,
+  lockedGitArgs,
+  repoCache,
+  type CacheGit,
+  type CacheGitResult,
+  type RepoCache,
+} from '../runner/repo-cache';
 import { choosePlanner, DEFINITION_PATHS, planDefinitions, type PlanTrigger } from './plan-definitions';
 import { planOffThread } from './plan-thread';
 
@@ -61,6 +81,12 @@ export interface PlanDeps {
   authHeader?: string;
   /** Bounds of each git; absent: GIT_TIMEOUT_MS (a test shortens them to see one crossed). */
   gitTimeoutMs?: { fetch: number; read: number };
+  /**
+   * The folder of this host's repository cache (SOLSTICE_GIT_CACHE of its local machines), when
+   * the worker shares one with them: workers/orchestrator.ts sets it from the configuration, never
+   * from the activity's input. Absent: every plan fetches into a temporary folder.
+   */
+  gitCacheDir?: string;
 }
 
 function firstLine(err: unknown): string {
@@ -95,29 +121,22 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
   // Through the environment, sent to the repository's own origin only: never in a URL or an
   // argument that an error message, a span or the history could show.
   const env = deps.authHeader ? gitAuthEnv(base, req.repoUrl, deps.authHeader) : base;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
   const timeouts = deps.gitTimeoutMs ?? GIT_TIMEOUT_MS;
-  const git = (args: string[], timeoutMs: number, maxOutputBytes?: number) =>
-    runBounded('git', args, { cwd: dir, env, timeoutMs, signal, maxOutputBytes });
+  const run: RunGit = (cmd, args, cwd, runEnv, timeoutMs, maxOutputBytes) =>
+    runBounded(cmd, args, { cwd, env: runEnv, timeoutMs, signal, maxOutputBytes });
+  const fetchEnv = { all: env, local: base };
+  let source: CommitSource | undefined;
   try {
-    await git(['init', '-q'], timeouts.read);
-    try {
-      await git(['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, req.commitSha], timeouts.fetch);
-    } catch (first) {
-      if (first instanceof ChildProcessError && first.reason !== 'exit') throw fetchError(req, first);
-      // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
-      try {
-        await git(
-          ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*'],
-          timeouts.fetch,
-        );
-      } catch (err) {
-        throw fetchError(req, err);
-      }
-    }
+    // Only for a repository this plan may fetch: a commit the cache has is read without asking
+    // the server, so git would not refuse the transport (a local path an operator enqueued once
+    // must stay unreadable to a forge's delivery). Otherwise git's own refusal, as without a cache.
+    if (deps.gitCacheDir && protocols.includes(gitTransportOf(req.repoUrl)))
+      source = await fromCache(repoCache(deps.gitCacheDir, req.repoUrl), req, run, fetchEnv, timeouts);
+    source ??= await fromTempFolder(req, run, env, timeouts);
+    const { git } = source;
     const files = await readDefinitions(git, req.commitSha, timeouts.read);
     const changedFiles = needsChangedFiles(req, files)
-      ? await pushChangedFiles(git, req.repoUrl, req.beforeSha, req.commitSha, signal, timeouts)
+      ? await pushChangedFiles(source, req.beforeSha, req.commitSha, signal, timeouts)
       : undefined;
     const trigger: PlanTrigger = {
       ref: req.ref,
@@ -142,8 +161,129 @@ export async function loadPipelinePlan(req: PlanRequest, deps: PlanDeps = {}): P
   } finally {
     if (beat) clearInterval(beat);
     abort.abort();
-    await rm(dir, { recursive: true, force: true });
+    await source?.close();
   }
+}
+
+type RunGit = (
+  cmd: 'git' | 'flock',
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  maxOutputBytes?: number,
+) => Promise<string>;
+
+/** Where the commit was fetched to: a git that reads there, a fetch of one more commit, and its cleanup. */
+interface CommitSource {
+  git: Git;
+  /** Fetches another commit of the repository next to it (a push's before); throws as git does. */
+  fetchAlso(sha: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The commit alone (`--depth=1`) in a folder of its own, removed by close(). */
+async function fromTempFolder(
+  req: PlanRequest,
+  run: RunGit,
+  env: NodeJS.ProcessEnv,
+  timeouts: { fetch: number; read: number },
+): Promise<CommitSource> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'solstice-plan-'));
+  const git: Git = (args, timeoutMs, maxOutputBytes) => run('git', args, dir, env, timeoutMs, maxOutputBytes);
+  const fetchShallow = (sha: string) =>
+    git(['fetch', '-q', '--depth=1', '--no-tags', '--', req.repoUrl, sha], timeouts.fetch);
+  const source: CommitSource = {
+    git,
+    fetchAlso: async (sha) => void (await fetchShallow(sha)),
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+  try {
+    await git(['init', '-q'], timeouts.read);
+    try {
+      await fetchShallow(req.commitSha);
+    } catch (first) {
+      if (first instanceof ChildProcessError && first.reason !== 'exit') throw fetchError(req, first);
+      // Some servers refuse fetching an unadvertised commit by id: fetch everything instead.
+      try {
+        await git(
+          ['fetch', '-q', '--no-tags', '--', req.repoUrl, '+refs/*:refs/remotes/src/*'],
+          timeouts.fetch,
+        );
+      } catch (err) {
+        throw fetchError(req, err);
+      }
+    }
+    return source;
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+}
+
+/** A git in the cache that exited non-zero; what it said is kept for the error message. */
+interface PlanGitResult extends CacheGitResult {
+  error?: ChildProcessError;
+}
+
+/**
+ * The commit in the host's repository cache, fetched there under its lock when it is not there
+ * yet; read in place (reads need no lock: runner/repo-cache.ts). Undefined: a git under the
+ * cache's lock took longer than planning's bound (a large repository's first fetch brings its
+ * whole history, ours or another's that holds the lock), so the caller plans from a temporary
+ * folder instead and the checkout, with its longer bound, fills the cache.
+ */
+async function fromCache(
+  cache: RepoCache,
+  req: PlanRequest,
+  run: RunGit,
+  env: { all: NodeJS.ProcessEnv; local: NodeJS.ProcessEnv },
+  timeouts: { fetch: number; read: number },
+): Promise<CommitSource | undefined> {
+  const cwd = path.dirname(cache.dir);
+  // The forge's credentials go only with a fetch, as in the runner's checkout.
+  const cacheGit: CacheGit<PlanGitResult> = async (args, step) => {
+    try {
+      await run(
+        'flock',
+        lockedGitArgs(cache, args),
+        cwd,
+        step.fetch ? env.all : env.local,
+        step.fetch ? timeouts.fetch : timeouts.read,
+      );
+      return { code: 0, tail: [] };
+    } catch (err) {
+      if (!(err instanceof ChildProcessError) || err.reason !== 'exit') throw err;
+      return { code: err.code ?? 1, tail: err.stderr.trim().split('\n').slice(-5), error: err };
+    }
+  };
+  const fetch = async (sha: string): Promise<void> => {
+    if (await cacheHasCommit(cache, sha)) return;
+    const init = await initCacheRepo(cache, cacheGit);
+    if (init.code !== 0) throw init.error;
+    // As before the cache: a refused fetch by id falls back to every ref, whatever the refusal.
+    const r = await fetchIntoCache(req.repoUrl, sha, cacheGit, { giveUp: () => false });
+    if (r.code !== 0) throw r.error;
+  };
+  try {
+    await fetch(req.commitSha);
+  } catch (err) {
+    if (err instanceof ChildProcessError && err.reason === 'timeout') return undefined;
+    if (err instanceof ChildProcessError && err.reason !== 'spawn') throw fetchError(req, err);
+    // Not the repository's fault: flock missing, the cache folder not writable by the worker.
+    throw new Error(
+      `cannot use the host's repository cache ${path.dirname(cache.dir)} for planning ` +
+        `(${(err as Error).message}): the worker needs git, flock and write access to it, as its ` +
+        'local machines do (or set SOLSTICE_LOCAL_HOST_CACHE=false)',
+      { cause: err },
+    );
+  }
+  return {
+    git: (args, timeoutMs, maxOutputBytes) =>
+      run('git', [...cache.config, '-C', cache.dir, ...args], cwd, env.local, timeoutMs, maxOutputBytes),
+    fetchAlso: fetch,
+    close: async () => undefined,
+  };
 }
 
 /** In-process planning, for tests and tools that plan text they already trust to be small. */
@@ -185,8 +325,7 @@ function needsChangedFiles(
  * long): the filters then match, which runs too much rather than silently too little.
  */
 async function pushChangedFiles(
-  git: Git,
-  repoUrl: string,
+  source: CommitSource,
   before: string | undefined,
   after: string,
   signal: AbortSignal,
@@ -194,13 +333,13 @@ async function pushChangedFiles(
 ): Promise<string[] | undefined> {
   if (!before) return undefined;
   try {
-    await git(['fetch', '-q', '--depth=1', '--no-tags', '--', repoUrl, before], timeouts.fetch);
+    await source.fetchAlso(before);
   } catch (err) {
     if (signal.aborted) throw err;
     // The fallback fetch of every ref may already have it; the diff below tells.
   }
   try {
-    const out = await git(
+    const out = await source.git(
       ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after],
       timeouts.read,
       MAX_DIFF_BYTES,

@@ -54,6 +54,8 @@ export interface ActivityDeps extends CapacityDeps {
   actionsRunsOn?: Record<string, string[]>;
   /** The forge token planning fetches private repositories with (forges/git-credential.ts). */
   gitCredentials?: GitCredentialConfig;
+  /** The host repository cache planning fetches into (commit-plan.ts); unset: a folder per plan. */
+  planGitCacheDir?: string;
   /** Warm pools of this host, by label (capacity/pool-spec.ts); none: every machine boots cold. */
   pools?: Readonly<Record<string, PoolSpec>>;
   /** SOLSTICE_BOOT_TIMEOUT: a pool machine whose runner never called within it is dead. */

@@ -11,6 +11,7 @@ export function createPipelineActivities(deps: {
   pipelines?: PipelineStore;
   actionsRunsOn?: Record<string, string[]>;
   gitCredentials?: GitCredentialConfig;
+  planGitCacheDir?: string;
 }) {
   const pipelines = deps.pipelines ?? new PipelineStore(deps.jobs.db);
   // The first plan should not pay for starting the parsing thread.
@@ -28,6 +29,7 @@ export function createPipelineActivities(deps: {
       return loadPipelinePlan(req, {
         actionsRunsOn: deps.actionsRunsOn,
         ...(authHeader ? { authHeader } : {}),
+        ...(deps.planGitCacheDir ? { gitCacheDir: deps.planGitCacheDir } : {}),
       });
     },
 

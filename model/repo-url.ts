@@ -41,6 +41,19 @@ export function isLocalRepo(raw: string): boolean {
 }
 
 /**
+ * The transport git would fetch `raw` with, as GIT_ALLOW_PROTOCOL names it: `<helper>::<address>`
+ * is that helper's (git's rule comes before any other spelling), a URL its scheme, scp-like
+ * `host:path` ssh, a path `file`.
+ */
+export function gitTransportOf(raw: string): string {
+  const helper = /^([A-Za-z][A-Za-z0-9+.-]*)::/.exec(raw.trim());
+  if (helper) return helper[1].toLowerCase();
+  const loc = parseRepoLocation(raw);
+  if (loc.form === 'scp') return 'ssh';
+  return loc.form === 'path' ? 'file' : loc.scheme;
+}
+
+/**
  * The folder of a repository on this host (`/srv/git/app`, `file:///srv/git/app`), which a
  * machine cannot fetch by itself; undefined for URLs a machine can fetch, and relative paths.
  */

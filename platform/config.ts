@@ -566,7 +566,7 @@ const DECLARED = {
     env: 'SOLSTICE_LOCAL_HOST_CACHE',
     type: bool,
     description:
-      'Local provider: machines of this host share <SOLSTICE_STATE_DIR>/host-cache: the runner verified by sha256 instead of a download per job, its V8 code cache, and a bare repository per job repository that checkout fetches only what is new into',
+      'Local provider: machines of this host share <SOLSTICE_STATE_DIR>/host-cache: the runner verified by sha256 instead of a download per job, its V8 code cache, and a bare repository per job repository that checkout and pipeline planning fetch only what is new into',
     default: true,
   }),
   hostId: setting({

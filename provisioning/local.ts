@@ -18,7 +18,12 @@ import { readTail } from './file-tail';
 import { killTagged, MACHINE_TAG_ENV } from './process-tree';
 import { machineFolderName, machineTag, type MachineOwner } from './machine-name';
 import { RunnerCache } from './runner-cache';
-import { GIT_CACHE_ENV, RUNNER_CODE_CACHE_ENV, RUNNER_SHA256_ENV } from '../model/host-cache';
+import {
+  GIT_CACHE_ENV,
+  hostGitCacheDir,
+  RUNNER_CODE_CACHE_ENV,
+  RUNNER_SHA256_ENV,
+} from '../model/host-cache';
 
 interface UserData {
   write_files?: { path: string; content: string; permissions?: string }[];
@@ -106,7 +111,7 @@ export class LocalProvider implements Provider {
       // Per bundle and Node version: V8 would reject any other (the machine runs this node).
       env[RUNNER_CODE_CACHE_ENV] = this.runners!.codeCacheFile(verified.sha256, process.version);
     }
-    if (this.opts.hostCache) env[GIT_CACHE_ENV] = path.join(this.opts.hostCache.dir, 'git');
+    if (this.opts.hostCache) env[GIT_CACHE_ENV] = hostGitCacheDir(this.opts.hostCache.dir);
 
     const consoleFd = openSync(
       path.join(dir, 'console.log'),

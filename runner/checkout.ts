@@ -14,7 +14,16 @@ import { redactUrlsInText } from '../model/redact-url';
 import { localRepoPath } from '../model/repo-url';
 import { gitAuthEnv } from '../model/git-auth-env';
 import { ChildProcessError, runBounded } from '../platform/child-process';
-import { borrowObjects, cacheHasCommit, commitRef, repoCache, type RepoCache } from './repo-cache';
+import {
+  borrowObjects,
+  cacheHasCommit,
+  fetchIntoCache,
+  initCacheRepo,
+  lockedGitArgs,
+  repoCache,
+  type CacheGit,
+  type RepoCache,
+} from './repo-cache';
 
 /**
  * `missing-commit`: the repository was fetched and the commit is not in it (the user's
@@ -128,8 +137,8 @@ async function runGit(
   signal?: AbortSignal,
   quiet = false,
   authHeader?: string,
-  /** A lock file git runs under (flock(1)): the host's repository cache. */
-  lock?: string,
+  /** The host's repository cache: git runs in it, under its lock. */
+  cache?: RepoCache,
 ): Promise<GitResult> {
   const tail: string[] = [];
   const onLine = (raw: string): void => {
@@ -146,7 +155,7 @@ async function runGit(
   };
   try {
     const env = gitEnv(process.env, repoUrl);
-    await runBounded(lock ? 'flock' : 'git', lock ? [lock, 'git', ...args] : args, {
+    await runBounded(cache ? 'flock' : 'git', cache ? lockedGitArgs(cache, args) : args, {
       cwd,
       env: authHeader ? gitAuthEnv(env, repoUrl, authHeader) : env,
       timeoutMs,
@@ -184,26 +193,22 @@ export async function checkout(
     return runGit(args, ctx.workdir, ctx.repoUrl, log, timeoutMs, signal, false, authHeader);
   };
   /** A git in the host's cache repository, under its lock; shown as the workdir's would be. */
-  const cacheGit = async (
-    c: RepoCache,
-    args: string[],
-    show: string[] = args,
-    timeoutMs: number = CHECKOUT_GIT_TIMEOUT_MS.local,
-    authHeader?: string,
-  ): Promise<GitResult> => {
-    log(`$ git ${show.join(' ')}  # in the host's repository cache`);
-    return runGit(
-      [...c.config, '-C', c.dir, ...args],
-      ctx.workdir,
-      ctx.repoUrl,
-      log,
-      timeoutMs,
-      signal,
-      false,
-      authHeader,
-      c.lock,
-    );
-  };
+  const cacheGit =
+    (c: RepoCache): CacheGit<GitResult> =>
+    async (args, step) => {
+      if (!step.quiet) log(`$ git ${step.show.join(' ')}  # in the host's repository cache`);
+      return runGit(
+        args,
+        ctx.workdir,
+        ctx.repoUrl,
+        log,
+        step.fetch ? CHECKOUT_GIT_TIMEOUT_MS.fetch : CHECKOUT_GIT_TIMEOUT_MS.local,
+        signal,
+        step.quiet,
+        step.fetch ? opts.authHeader : undefined,
+        c,
+      );
+    };
   /** A check whose output only matters for the error message. */
   const gitQuiet = (args: string[]): Promise<GitResult> =>
     runGit(args, ctx.workdir, ctx.repoUrl, log, CHECKOUT_GIT_TIMEOUT_MS.local, signal, true);
@@ -212,47 +217,14 @@ export async function checkout(
   const retryUntil = Date.now() + (opts.retryForMs ?? 0);
   const retryDelay = opts.retryDelayMs ?? defaultRetryDelay;
 
-  /**
-   * Into the host's cache: the commit by id with its history (what the cache has already is
-   * not sent again), kept under its own ref; else every ref, and the commit's ref made after.
-   */
-  const fetchIntoCache = async (c: RepoCache): Promise<GitResult> => {
-    const dst = `${sha}:${commitRef(sha)}`;
-    const r = await cacheGit(
-      c,
-      ['fetch', '--no-tags', '--', ctx.repoUrl, dst],
-      ['fetch', '--no-tags', '--', repo, dst],
-      fetchTimeout,
-      opts.authHeader,
-    );
-    if (r.code === 0 || r.tail.some((l) => UNREACHABLE.test(l))) return r;
-    log('The server did not serve the commit by id; fetching all refs instead');
-    const all = await cacheGit(
-      c,
-      ['fetch', '--no-tags', '--', ctx.repoUrl, '+refs/*:refs/solstice/all/*'],
-      ['fetch', '--no-tags', '--', repo, '+refs/*:refs/solstice/all/*'],
-      fetchTimeout,
-      opts.authHeader,
-    );
-    if (all.code !== 0) return all;
-    // Not there: the check in the workdir below says so (missing-commit), this one stays quiet.
-    await runGit(
-      [...c.config, '-C', c.dir, 'update-ref', commitRef(sha), sha],
-      ctx.workdir,
-      ctx.repoUrl,
-      log,
-      CHECKOUT_GIT_TIMEOUT_MS.local,
-      signal,
-      true,
-      undefined,
-      c.lock,
-    );
-    return all;
-  };
-
   /** The commit by id, else every ref (servers that refuse an unadvertised object). */
   const fetchOnce = async (): Promise<GitResult> => {
-    if (cache) return fetchIntoCache(cache);
+    // A server that cannot be reached will not serve the refs either.
+    if (cache)
+      return fetchIntoCache(ctx.repoUrl, sha, cacheGit(cache), {
+        giveUp: (r) => r.tail.some((l) => UNREACHABLE.test(l)),
+        log,
+      });
     // "--" ends the options: the URL is data even if it looks like one (validated anyway).
     const fetchShallow = ['fetch', '--depth=1', '--no-tags', '--', ctx.repoUrl, sha];
     const r = await git(
@@ -286,9 +258,7 @@ export async function checkout(
     if (cache) {
       cached = await cacheHasCommit(cache, sha);
       if (!cached) {
-        // Idempotent, and under the lock: two first jobs of a repository may get here at once.
-        await mkdir(cache.dir, { recursive: true });
-        r = await cacheGit(cache, ['init', '-q', '--bare']);
+        r = await initCacheRepo(cache, cacheGit(cache));
         if (r.code !== 0)
           return unavailable(`git init of the host's repository cache failed: ${r.tail.join(' / ')}`);
       }

@@ -8,6 +8,7 @@ import { Worker } from '@temporalio/worker';
 import { startWorkflow } from '../ingress/start-workflow';
 import fs from 'node:fs';
 import path from 'node:path';
+import { hostGitCacheDir } from '../model/host-cache';
 import { createActivities } from '../activities';
 import { createForgeStatusActivities } from '../activities/forge-status';
 import { createStatusReporter } from '../forges/status';
@@ -64,11 +65,23 @@ type ProviderSettings = Pick<
 >;
 
 /**
+ * The local provider's host cache folder (SOLSTICE_LOCAL_HOST_CACHE), when this host has one:
+ * its machines run here, so this worker's planning shares its repositories with their checkouts.
+ * A QEMU host has none (its VMs share nothing with the host).
+ */
+export function localHostCacheDir(
+  cfg: Pick<Config, 'provider' | 'localHostCache' | 'stateDir'>,
+): string | undefined {
+  return cfg.provider === 'local' && cfg.localHostCache ? path.join(cfg.stateDir, 'host-cache') : undefined;
+}
+
+/**
  * Providers by runs-on label. With `qemu`, every label and alias of the image map is a VM
  * image, and `local` (what a job gets when it names no label) is the map's default_label.
  */
 export function providersFor(cfg: ProviderSettings, installationId: string): Map<string, Provider> {
   const owner: MachineOwner = { installationId, hostId: cfg.hostId };
+  const hostCacheDir = localHostCacheDir(cfg);
   if (cfg.provider === 'local')
     return new Map<string, Provider>([
       [
@@ -76,9 +89,7 @@ export function providersFor(cfg: ProviderSettings, installationId: string): Map
         new LocalProvider({
           workspaceRoot: cfg.workspaceRoot,
           owner,
-          hostCache: cfg.localHostCache
-            ? { dir: path.join(cfg.stateDir, 'host-cache'), runnerUrl: cfg.runnerUrl }
-            : undefined,
+          hostCache: hostCacheDir ? { dir: hostCacheDir, runnerUrl: cfg.runnerUrl } : undefined,
         }),
       ],
     ]);
@@ -194,6 +205,7 @@ export async function startOrchestratorWorker(
   // Machines are named after the installation, so another one on this host is never ours.
   const owner: MachineOwner = { installationId: await readInstallationId(deps.jobs.db), hostId: cfg.hostId };
   const providers = providersFor(cfg, owner.installationId);
+  const hostCacheDir = localHostCacheDir(cfg);
   for (const provider of new Set(providers.values()))
     for (const warning of provider.setupWarnings ?? []) deps.log.warn({ provider: provider.name }, warning);
   const capacity = new CapacityStore(deps.jobs.db);
@@ -215,6 +227,7 @@ export async function startOrchestratorWorker(
     machineLivenessMs: cfg.machineLivenessMs,
     actionsRunsOn: cfg.actionsRunsOn,
     gitCredentials: { forgejoToken: cfg.forgejoToken, forgejoApiUrl: cfg.forgejoApiUrl },
+    planGitCacheDir: hostCacheDir ? hostGitCacheDir(hostCacheDir) : undefined,
     pools,
     bootTimeoutMs: cfg.bootTimeoutMs,
   });

@@ -423,8 +423,8 @@ test('a checkout that cannot reach Gitea ends `error` (not the script’s `failu
   await waitFor(async () => fs.existsSync(started), 5 * 60_000, 'the first job to run');
   await gitea.pause();
   try {
-    // The host's repository cache (runner/repo-cache.ts) has the commit from the first job's
-    // checkout and would serve the second without asking Gitea (git fetches a commit it has
+    // The host's repository cache (runner/repo-cache.ts) has the commit since planning fetched
+    // it and would serve the second job without asking Gitea (git fetches a commit it has
     // without a connection): the host forgets the repository. The first job's step no longer
     // reads its checkout, whose objects were borrowed from there.
     fs.rmSync(path.join(tmp, 'host-cache', 'git'), { recursive: true, force: true });

@@ -100,6 +100,10 @@ test('`solstice up` runs the bridge and the webhook ingress; a signed push runs 
   const jobId = String(entry.jobId);
   const lines = await stack.jobs.logLinesAfter(jobId, 0, 100);
   expect(lines.map((l) => l.text)).toContain(`from a webhook: ${repo.sha}`);
+  // Planning fetched the commit into the host's repository cache (the local provider's, on this
+  // host): the job's checkout finds it there and fetches nothing (issue 20).
+  expect(lines.map((l) => l.text)).toContain(`The host's repository cache has ${repo.sha}: nothing to fetch`);
+  expect(lines.filter((l) => l.text.startsWith('$ git fetch'))).toEqual([]);
   const job = await stack.jobs.getJob(jobId);
   expect(job?.workflowId).toBe(`${String(r.body.workflow_id)}/job/${entry.name}`);
   expect(job?.source).toBe('forgejo');

@@ -5,6 +5,7 @@ import { redactErrorUrls, redactUrlPassword, redactUrlsInText } from '../../../m
 import {
   commitUrl,
   forgeRepoOf,
+  gitTransportOf,
   isLocalRepo,
   localRepoPath,
   normalizeRepoUrl,
@@ -101,4 +102,19 @@ test('the CLI and the bridge spell a workflow id the same way for the same reque
     const prefix = bridge.slice(0, bridge.lastIndexOf('/') + 1);
     expect(pipelineWorkflowId({ repoUrl, commitSha: sha }, 'p-1')).toBe(`${prefix}p-1`);
   }
+});
+
+test.each([
+  ['https://forge.example/o/r.git', 'https'],
+  ['http://forge.example/o/r.git', 'http'],
+  ['ssh://git@host:2222/o/r', 'ssh'],
+  ['git@host:o/r.git', 'ssh'],
+  ['git://host/o/r', 'git'],
+  ['file:///srv/git/r', 'file'],
+  ['/srv/git/r', 'file'],
+  ['./dir:x', 'file'],
+  ['ext::sh -c true', 'ext'],
+  ['fd::3', 'fd'],
+])("git fetches %s over '%s' (what GIT_ALLOW_PROTOCOL decides)", (url, transport) => {
+  expect(gitTransportOf(url)).toBe(transport);
 });
