@@ -13,6 +13,8 @@ import type { Stack } from '../devstack/stack';
 import { machineTag } from '../provisioning/machine-name';
 import { killTagged, tagsWithPrefix } from '../provisioning/process-tree';
 import { runStatement } from '../storage/db-connection';
+import { pgPool } from '../storage/db';
+import { FINAL_STATES } from '../model/domain';
 import { readInstallationId } from '../storage/installation';
 import { startJob } from '../ingress/job-start';
 import { freePort } from '../platform/net';
@@ -62,7 +64,6 @@ export async function runBareJob(
   client: Client,
   stack: Stack,
   repo: { dir: string; sha: string },
-  pollMs: number,
   label?: string,
 ): Promise<JobRecord> {
   const { jobId } = await startJob(client, stack.cfg, {
@@ -71,7 +72,17 @@ export async function runBareJob(
     commitSha: repo.sha,
     ...(label ? { label } : {}),
   });
-  return waitForFinalState(stack.jobs, jobId, pollMs);
+  // The lane goes on when the job's state is final (what `solstice status` shows), so a machine
+  // still being destroyed overlaps the next job as it does for a user. Looked up every 50 ms
+  // with one plain statement on the pool, not through Prisma: the bench's own polling would
+  // otherwise take CPU from the jobs it measures.
+  const pool = pgPool(stack.jobs.db);
+  for (;;) {
+    const { rows } = await pool.query<{ state: string }>('SELECT state FROM jobs WHERE id = $1', [jobId]);
+    if (rows[0] && (FINAL_STATES as readonly string[]).includes(rows[0].state)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return waitForFinalState(stack.jobs, jobId);
 }
 
 /** A git repository in a temporary folder with `files` committed; returns it and the commit. */

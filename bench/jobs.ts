@@ -299,7 +299,7 @@ async function runBench(
     const meter = cpuMeter();
     const minutes = await lanes(total, concurrency, async () => {
       const enqueuedAt = Date.now();
-      const job = await runBareJob(temporal.client, stack, repo, 50);
+      const job = await runBareJob(temporal.client, stack, repo);
       const m = marks((await stack.jobs.logLinesAfter(job.id, 0, 100)).map((l) => l.text));
       if (job.state !== 'success' || !job.finishedAt || !m) {
         level.failed += 1;

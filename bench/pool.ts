@@ -56,7 +56,7 @@ async function series(jobs: number, pools: string | undefined): Promise<number[]
         }
       }
       const enqueuedAt = Date.now();
-      const job = await runBareJob(temporal.client, stack, repo, 50);
+      const job = await runBareJob(temporal.client, stack, repo);
       if (job.state !== 'success' || !job.startedAt) throw new Error(`job ${job.id} ended ${job.state}`);
       const first = (await stack.jobs.logLinesAfter(job.id, 0, 1))[0]?.text ?? '';
       if (pools && !first.startsWith('warm ')) throw new Error(`job ${job.id} did not start warm: ${first}`);

@@ -264,7 +264,7 @@ async function series(
         }
       }
       const enqueuedAt = Date.now();
-      const job = await runBareJob(temporal.client, stack, repo, 250, LABEL);
+      const job = await runBareJob(temporal.client, stack, repo, LABEL);
       if (job.state !== 'success' || !job.startedAt)
         throw new Error(`bench job ${job.id} ended ${job.state}: ${job.message}`);
       const lines = await stack.jobs.logLinesAfter(job.id, 0, 10_000);

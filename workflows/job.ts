@@ -463,15 +463,17 @@ export async function JobWorkflow(input: JobInput): Promise<JobOutcome> {
     };
     const finalize = () =>
       db.finalizeJob.executeWithOptions({ summary: 'store log' }, [input.jobId, outcome]);
-    // A runner that finished has stored its last line: its log is final, and is stored while its
-    // machine goes. Otherwise (a timeout, a cancel, a lost machine) a runner may still be writing
-    // until its machine is gone, so the log waits for that.
-    if (runnerDone && patched(FINALIZE_BESIDE_DESTROY)) await Promise.all([destroyAndRelease(), finalize()]);
+    const report = async () => reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
+    // A runner that finished has stored its last line: its log is final, and is stored (and the
+    // final status reported) while its machine goes. Otherwise (a timeout, a cancel, a lost
+    // machine) a runner may still be writing until its machine is gone, so the log waits for that.
+    if (runnerDone && patched(FINALIZE_BESIDE_DESTROY))
+      await Promise.all([destroyAndRelease(), finalize().then(report)]);
     else {
       await destroyAndRelease();
       await finalize();
+      await report();
     }
-    await reportStatus(input, outcome.state, statusText(outcome), await pendingReport);
   });
   Object.assign(status, { state: outcome.state, exitCode: outcome.exitCode, message: outcome.message });
   showState(status, outcome.message ?? (outcome.state === 'success' ? 'all steps passed' : outcome.state));
