@@ -12,6 +12,7 @@ import { hashJobToken, newJobToken } from '../../../model/job-token';
 import { createDb, pgPool, type Db } from '../../../storage/db';
 import { JobStore } from '../../../storage/job-store';
 import { WAKE_CHANNEL, type WakeChannel } from '../../../storage/pg-wakeups';
+import { listeningConnections, recordTestJob } from '../../support/job-records';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 let database: TestDatabase;
@@ -29,13 +30,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function listeners(channel: WakeChannel): Promise<number> {
-  const { rows } = await pgPool(db).query<{ n: string }>(
-    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
-    [`LISTEN ${channel}`],
-  );
-  return Number(rows[0].n);
-}
+const listeners = (channel: WakeChannel): Promise<number> => listeningConnections(db, channel);
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -45,23 +40,7 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Pro
   }
 }
 
-async function newJob(): Promise<string> {
-  const jobId = randomUUID();
-  await jobs.recordJob(
-    {
-      jobId,
-      source: 'manual',
-      repoUrl: '/r',
-      commitSha: 'a'.repeat(40),
-      label: 'local',
-      timeoutMs: 60_000,
-      bootTimeoutMs: 60_000,
-      maxMachineAttempts: 1,
-    },
-    `test/${jobId}`,
-  );
-  return jobId;
-}
+const newJob = (): Promise<string> => recordTestJob(jobs);
 
 /** An idle pool machine: booted, and its runner has looked once (with its public key). */
 async function idleMachine(pool: PoolStore): Promise<{ id: string; hash: string }> {

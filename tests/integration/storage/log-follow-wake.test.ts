@@ -5,12 +5,12 @@
  * listening connection closes with the last follower; and a log is read whole even when no
  * notification can arrive (the wake-ups only shorten waits).
  */
-import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../../platform/config';
 import { createDb, pgPool, type Db } from '../../../storage/db';
 import { JobStore } from '../../../storage/job-store';
 import { readLog } from '../../../storage/log-follow';
 import { WAKE_CHANNEL } from '../../../storage/pg-wakeups';
+import { listeningConnections, recordTestJob } from '../../support/job-records';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 let database: TestDatabase;
@@ -28,33 +28,11 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function newJob(): Promise<string> {
-  const jobId = randomUUID();
-  await jobs.recordJob(
-    {
-      jobId,
-      source: 'manual',
-      repoUrl: '/r',
-      commitSha: 'a'.repeat(40),
-      label: 'local',
-      timeoutMs: 60_000,
-      bootTimeoutMs: 60_000,
-      maxMachineAttempts: 1,
-    },
-    `test/${jobId}`,
-  );
-  return jobId;
-}
+const newJob = (): Promise<string> => recordTestJob(jobs);
 
 const line = (seq: number) => ({ seq, stream: 'stdout', text: `line ${seq}`, time: new Date() });
 
-async function listeners(): Promise<number> {
-  const { rows } = await pgPool(db).query<{ n: string }>(
-    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
-    [`LISTEN ${WAKE_CHANNEL.log}`],
-  );
-  return Number(rows[0].n);
-}
+const listeners = (): Promise<number> => listeningConnections(db, WAKE_CHANNEL.log);
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;

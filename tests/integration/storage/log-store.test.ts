@@ -17,6 +17,7 @@ import { loadConfig } from '../../../platform/config';
 import { createDb, type Db } from '../../../storage/db';
 import { JobStore, type LogLineRecord } from '../../../storage/job-store';
 import { migrate } from '../../../storage/migrate';
+import { recordTestJob } from '../../support/job-records';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 
 let database: TestDatabase;
@@ -39,23 +40,7 @@ afterAll(async () => {
   if (blobRoot) fs.rmSync(blobRoot, { recursive: true, force: true });
 });
 
-async function newJob(store: JobStore = jobs): Promise<string> {
-  const jobId = randomUUID();
-  await store.recordJob(
-    {
-      jobId,
-      source: 'manual',
-      repoUrl: '/r',
-      commitSha: 'a'.repeat(40),
-      label: 'local',
-      timeoutMs: 60_000,
-      bootTimeoutMs: 60_000,
-      maxMachineAttempts: 1,
-    },
-    `test/${jobId}`,
-  );
-  return jobId;
-}
+const newJob = (store: JobStore = jobs): Promise<string> => recordTestJob(store);
 
 const lines = (texts: string[], from = 1): LogLineRecord[] =>
   texts.map((text, i) => ({
