@@ -132,6 +132,22 @@ async function backendPids(db: ReturnType<typeof createDb>, database: string): P
   return rows.map((r) => r.pid);
 }
 
+/**
+ * What the deployment's log-service.env sets for memory (glibc's MALLOC_* and NODE_OPTIONS), so
+ * the bench runs the service as systemd does; `none` runs it without them, to compare.
+ */
+function deployMemorySettings(which: string): Record<string, string> {
+  if (which === 'none') return {};
+  if (which !== 'deploy') throw new Error(`--service-env is deploy or none, not ${which}`);
+  const file = path.join(__dirname, '../../infra/deploy/env/log-service.env');
+  const settings: Record<string, string> = {};
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(MALLOC_\w+|NODE_OPTIONS)=(.*)$/.exec(line.trim());
+    if (m) settings[m[1]] = m[2];
+  }
+  return settings;
+}
+
 /** kB values of /proc/<pid>/status fields, in MiB. */
 function procStatus(pid: number): { rss: number; hwm: number } {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -266,6 +282,8 @@ async function main(): Promise<void> {
       'cpu-prof': { type: 'string' },
       // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings.
       'service-node-args': { type: 'string', default: '' },
+      // deploy: the memory settings of infra/deploy/env/log-service.env (as systemd runs it); none: without.
+      'service-env': { type: 'string', default: 'deploy' },
       // Compression of the chunk columns: lz4 (the migrations' choice) or pglz (as before them), to compare.
       compression: { type: 'string', default: 'lz4' },
       // false: the follower polls only, as before notifications woke it.
@@ -334,7 +352,8 @@ async function main(): Promise<void> {
       DATABASE_URL: cfg.databaseUrl,
       TEMPORAL_ADDRESS: cfg.temporalAddress,
       GRPC_ADDR: grpcAddr,
-      // glibc's allocator settings, when given, to compare how memory outside V8's heap behaves.
+      // The deployment's allocator and V8 settings, then any given here to compare.
+      ...deployMemorySettings(values['service-env']),
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'))),
     },
     [
@@ -501,7 +520,15 @@ async function main(): Promise<void> {
       `${loadAtStart[0].toFixed(1)} / ${load[0].toFixed(1)} (15 min at end ${load[2].toFixed(1)})`,
     ],
   ];
-  console.log(`\nSolstice log benchmark: ${os.cpus().length} CPUs\n`);
+  const memory = { ...deployMemorySettings(values['service-env']) };
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('MALLOC_') && v) memory[k] = v;
+  console.log(
+    `\nSolstice log benchmark: ${os.cpus().length} CPUs; log service memory settings: ${
+      Object.entries(memory)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || 'none'
+    }${values['service-node-args'] ? ` ${values['service-node-args']}` : ''}\n`,
+  );
   console.log(`| ${'metric'.padEnd(52)} | value`);
   console.log(`|${'-'.repeat(54)}|${'-'.repeat(40)}`);
   for (const [k, v] of rows) console.log(`| ${k.padEnd(52)} | ${v}`);
