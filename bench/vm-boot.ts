@@ -259,7 +259,8 @@ async function series(
         const settled = (ms: Awaited<ReturnType<PoolStore['list']>>) =>
           ms.some((m) => m.state === 'idle' && !m.reservedJobId) && !ms.some((m) => m.state === 'booting');
         while (!settled(await pool.list())) {
-          if (Date.now() > deadline) throw new Error('the pool did not settle (one VM idle, none booting) within 20 min');
+          if (Date.now() > deadline)
+            throw new Error('the pool did not settle (one VM idle, none booting) within 20 min');
           await new Promise((r) => setTimeout(r, 100));
         }
       }
@@ -271,7 +272,12 @@ async function series(
       if (warm && !lines[0]?.text.startsWith('warm '))
         throw new Error(`job ${job.id} did not start warm: ${lines[0]?.text}`);
       const lastLine = lines[lines.length - 1]?.time.getTime() ?? job.startedAt.getTime();
-      const vm = await stack.jobs.db.vm.findFirst({ where: { jobId: job.id } });
+      // The job's state is final while its VM still powers off (the log is stored beside it).
+      const destroyed = async () =>
+        (await stack.jobs.db.vm.findFirst({ where: { jobId: job.id } }))?.destroyedAt ?? undefined;
+      for (const until = Date.now() + 120_000; !(await destroyed()) && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 100));
+      const vm = { destroyedAt: await destroyed() };
       out.startMs.push(job.startedAt.getTime() - enqueuedAt);
       out.teardownMs.push((vm?.destroyedAt?.getTime() ?? NaN) - lastLine);
       console.error(
