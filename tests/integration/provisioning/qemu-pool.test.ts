@@ -151,9 +151,16 @@ test(
         await waitFor(
           async () => {
             jobId = (await h.pipelines.listJobs(started.pipelineId))[0]?.jobId ?? undefined;
-            return jobId !== undefined;
+            if (jobId !== undefined) return true;
+            // A pipeline that ended without its job (planning failed) says why, not a timeout.
+            const p = await h.pipelines.getPipeline(started.pipelineId);
+            if (p && p.state !== 'running')
+              throw new Error(`pipeline ended ${p.state} before its job: ${p.message}`);
+            return false;
           },
-          60_000,
+          // Planning fetches the repository and parses the file while the pool VM and the
+          // worker share two cores with the rest of the suite.
+          3 * 60_000,
           'the pipeline’s job',
         );
         return { ...started, jobId: jobId as string };
