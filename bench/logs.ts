@@ -34,6 +34,7 @@ import { createDb, pgPool } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
 import { readLog } from '../storage/log-follow';
+import { LOG_SERVICE_HEAP_GROWING_PERCENT } from '../cli/commands/services';
 import { startJobPage } from '../web/job-page/server';
 import { createLogger } from '../platform/logger';
 import { migrate } from '../storage/migrate';
@@ -292,7 +293,8 @@ async function main(): Promise<void> {
       rate: { type: 'string', default: '0' },
       // Write a CPU profile of the log service (node --cpu-prof) into this folder.
       'cpu-prof': { type: 'string' },
-      // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings.
+      // Extra node flags for the log service (space-separated), e.g. to try V8 heap settings;
+      // --heap-growing-percent=0 runs it with V8's default growth instead of the service's own.
       'service-node-args': { type: 'string', default: '' },
       // deploy: the memory settings of infra/deploy/env/log-service.env (as systemd runs it); none: without.
       'service-env': { type: 'string', default: 'deploy' },
@@ -539,6 +541,10 @@ async function main(): Promise<void> {
       Object.entries(memory)
         .map(([k, v]) => `${k}=${v}`)
         .join(' ') || 'none'
+    }${
+      values['service-node-args'].includes('heap-growing-percent')
+        ? ''
+        : `; V8 --heap-growing-percent=${LOG_SERVICE_HEAP_GROWING_PERCENT} (set by solstice log-service)`
     }${values['service-node-args'] ? ` ${values['service-node-args']}` : ''}\n`,
   );
   console.log(`| ${'metric'.padEnd(52)} | value`);
