@@ -34,7 +34,7 @@ import { createDb, pgPool } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
 import { readLog } from '../storage/log-follow';
-import { LOG_SERVICE_HEAP_GROWING_PERCENT } from '../cli/commands/services';
+import { heapGrowthGiven, LOG_SERVICE_HEAP_GROWING_PERCENT } from '../cli/commands/services';
 import { startJobPage } from '../web/job-page/server';
 import { createLogger } from '../platform/logger';
 import { migrate } from '../storage/migrate';
@@ -259,25 +259,21 @@ async function pageTimes(
     if (got.length !== Math.min(1000, last)) throw new Error(`read ${got.length} of the last lines`);
     return { page, read: performance.now() - began };
   };
-  const ids = { big: jobId, same, small };
-  const runs: Record<keyof typeof ids, { page: number[]; read: number[] }> = {
-    big: { page: [], read: [] },
-    same: { page: [], read: [] },
-    small: { page: [], read: [] },
-  };
+  const ids = [jobId, same, small];
+  const runs = ids.map(() => ({ page: [] as number[], read: [] as number[] }));
   try {
     // Round by round, so the server's JIT warming up and the machine's moods fall on all three.
     for (let i = 0; i < PAGE_RUNS; i++)
-      for (const key of Object.keys(ids) as (keyof typeof ids)[]) {
-        const t = await once(ids[key]);
-        runs[key].page.push(t.page);
-        runs[key].read.push(t.read);
+      for (const [k, id] of ids.entries()) {
+        const t = await once(id);
+        runs[k].page.push(t.page);
+        runs[k].read.push(t.read);
       }
-    const of = (key: keyof typeof ids): PageTime => ({
-      page: median(runs[key].page),
-      read: median(runs[key].read),
-    });
-    return { big: of('big'), same: of('same'), small: of('small') };
+    const [big, sameLog, smallLog] = runs.map((r): PageTime => ({
+      page: median(r.page),
+      read: median(r.read),
+    }));
+    return { big, same: sameLog, small: smallLog };
   } finally {
     await server.close();
   }
@@ -542,7 +538,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k}=${v}`)
         .join(' ') || 'none'
     }${
-      values['service-node-args'].includes('heap-growing-percent')
+      heapGrowthGiven(values['service-node-args'].split(' '))
         ? ''
         : `; V8 --heap-growing-percent=${LOG_SERVICE_HEAP_GROWING_PERCENT} (set by solstice log-service)`
     }${values['service-node-args'] ? ` ${values['service-node-args']}` : ''}\n`,

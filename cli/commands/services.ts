@@ -112,7 +112,7 @@ export class WorkerCommand extends ServiceCommand {
 }
 
 /**
- * The log service turns over its heap fast (64 KiB batches in, gzip out) and V8 by default lets
+ * The log service turns over its heap fast (statements of up to 512 KiB in, gzip out) and V8 by default lets
  * the heap grow by up to 4x between full collections. Growing by 50% at most, with the malloc
  * settings of infra/deploy/env/log-service.env, took the service's peak RSS over a 1 GiB log from
  * 229 to 154 MiB, for ~25% more of its CPU and ~10% less throughput (README "bench:logs").
@@ -122,8 +122,13 @@ export class WorkerCommand extends ServiceCommand {
  */
 export const LOG_SERVICE_HEAP_GROWING_PERCENT = 50;
 
+/** Whether node's own flags already set the heap growth, which then stands. */
+export function heapGrowthGiven(nodeArgs: readonly string[]): boolean {
+  return nodeArgs.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a));
+}
+
 function tuneLogServiceHeap(): void {
-  if (process.execArgv.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a))) return;
+  if (heapGrowthGiven(process.execArgv)) return;
   v8.setFlagsFromString(`--heap-growing-percent=${LOG_SERVICE_HEAP_GROWING_PERCENT}`);
 }
 
