@@ -91,7 +91,23 @@ interface ChunkRow {
   data: Buffer;
   offsets: number[];
   streams: string;
-  times: string[];
+  times: number[];
+}
+
+/**
+ * The chunk columns as read back. The two arrays come as comma-separated text and are split
+ * here: node-postgres parses an array literal character by character in JavaScript, which was a
+ * fifth of a follower's CPU (two numbers a line), where `split` is native.
+ */
+const CHUNK_COLUMNS = `first_seq, last_seq, data, array_to_string(offsets, ',') AS offsets, streams,
+  array_to_string(times, ',') AS times`;
+
+type ChunkColumns = Omit<ChunkRow, 'offsets' | 'times'> & { offsets: string; times: string };
+
+const numbers = (csv: string): number[] => (csv === '' ? [] : csv.split(',').map(Number));
+
+function chunkRow(row: ChunkColumns): ChunkRow {
+  return { ...row, offsets: numbers(row.offsets), times: numbers(row.times) };
 }
 
 function linesOfChunk(row: ChunkRow, after: number): LogLineRecord[] {
@@ -102,7 +118,7 @@ function linesOfChunk(row: ChunkRow, after: number): LogLineRecord[] {
       seq: row.first_seq + i,
       stream: CODE_STREAMS[row.streams[i]] ?? 'stdout',
       text: row.data.toString('utf8', row.offsets[i], end),
-      time: new Date(Number(row.times[i])),
+      time: new Date(row.times[i]),
     });
   }
   return out;
@@ -346,15 +362,15 @@ export class LogStore {
     let after = afterSeq;
     while (out.length < limit) {
       // Chunks never overlap, so ordered by last_seq they are in line order, on their own index.
-      const { rows } = await this.pool.query<ChunkRow>(
-        `SELECT first_seq, last_seq, data, offsets, streams, times FROM log_chunks
+      const { rows } = await this.pool.query<ChunkColumns>(
+        `SELECT ${CHUNK_COLUMNS} FROM log_chunks
          WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT $3`,
         // Enough chunks for the lines still wanted if they are full, one more for a partial
         // one; the loop fetches more if they were short. (Assuming 100 lines a chunk fetched
         // about three times the lines wanted, decoded and thrown away, on every page.)
         [jobId, after, Math.ceil((limit - out.length) / CHUNK_MAX_LINES) + 1],
       );
-      for (const row of rows) out.push(...linesOfChunk(row, after));
+      for (const row of rows) out.push(...linesOfChunk(chunkRow(row), after));
       if (rows.length === 0) break;
       after = rows[rows.length - 1].last_seq;
     }
@@ -473,20 +489,20 @@ export class LogStore {
           return z;
         };
         for (;;) {
-          const { rows } = await pool.query<ChunkRow>(
-            `SELECT first_seq, last_seq, data, offsets, streams, times FROM log_chunks
+          const { rows } = await pool.query<ChunkColumns>(
+            `SELECT ${CHUNK_COLUMNS} FROM log_chunks
              WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT 32`,
             [jobId, after],
           );
           if (rows.length === 0) break;
-          for (const row of rows) {
+          for (const row of rows.map(chunkRow)) {
             const n = row.offsets.length;
             let from = Math.max(0, after + 1 - row.first_seq);
             for (let i = from; i < n; i += 1) {
               const end = i + 1 < n ? row.offsets[i + 1] : row.data.length;
               if (pending.lines === 0) {
                 pending.firstSeq = row.first_seq + i;
-                pending.timeMs = Number(row.times[i]);
+                pending.timeMs = row.times[i];
               }
               pending.lines += 1;
               pending.bytes += end - row.offsets[i];
