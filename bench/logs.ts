@@ -1,7 +1,8 @@
 /**
  * Log path benchmark: one job prints a large log (1 GiB by default) through the real stack
- * (runner → gRPC → log service → PostgreSQL chunks → gzip + index in the blob store), while a `solstice logs -f` style follower
- * (storage/log-follow.ts, the same code and poll interval) reads it.
+ * (runner → gRPC → log service → PostgreSQL chunks → gzip + index in the blob store), while a
+ * follower reads it as the job page and the API do (storage/log-follow.ts, the same code, pages
+ * and poll interval).
  *
  *   npm run bench:logs -- [--mb 1024] [--line-bytes 200] [--mark-ms 50] [--poll-ms 200] [--rate 0]
  *
@@ -33,7 +34,7 @@ import { loadConfig } from '../platform/config';
 import { createDb, pgPool } from '../storage/db';
 import { startJob } from '../ingress/job-start';
 import { JobStore } from '../storage/job-store';
-import { readLog } from '../storage/log-follow';
+import { readLogPages } from '../storage/log-follow';
 import { heapGrowthGiven, LOG_SERVICE_HEAP_GROWING_PERCENT } from '../cli/commands/services';
 import { startJobPage } from '../web/job-page/server';
 import { createLogger } from '../platform/logger';
@@ -433,17 +434,25 @@ async function main(): Promise<void> {
   let start: number | undefined;
   let end: { seq: number; printedAt: number } | undefined;
   let lastProgress = Date.now();
-  for await (const line of readLog(jobs, jobId, { follow: true, pollMs, wake: values.wake !== 'false' })) {
+  // A page at a time, as the job page's and the API's followers read (sendLogLines): every line
+  // of a page arrived at once.
+  for await (const page of readLogPages(jobs, jobId, {
+    follow: true,
+    pollMs,
+    wake: values.wake !== 'false',
+  })) {
     const now = Date.now();
-    bytes += Buffer.byteLength(line.text) + 1;
-    lines += 1;
-    const m = /^bench-(ts|start|end) (\d+)$/.exec(line.text);
-    if (m?.[1] === 'ts') {
-      latencies.push(now - Number(m[2]));
-      toRunner.push(line.time.getTime() - Number(m[2]));
-      fromRunner.push(now - line.time.getTime());
-    } else if (m?.[1] === 'start') start = Number(m[2]);
-    else if (m?.[1] === 'end') end = { seq: line.seq, printedAt: Number(m[2]) };
+    for (const line of page) {
+      bytes += Buffer.byteLength(line.text) + 1;
+      lines += 1;
+      const m = /^bench-(ts|start|end) (\d+)$/.exec(line.text);
+      if (m?.[1] === 'ts') {
+        latencies.push(now - Number(m[2]));
+        toRunner.push(line.time.getTime() - Number(m[2]));
+        fromRunner.push(now - line.time.getTime());
+      } else if (m?.[1] === 'start') start = Number(m[2]);
+      else if (m?.[1] === 'end') end = { seq: line.seq, printedAt: Number(m[2]) };
+    }
     if (now - lastProgress > 10_000) {
       lastProgress = now;
       console.error(`  followed ${(bytes / 2 ** 20).toFixed(0)} MiB`);

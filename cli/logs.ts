@@ -1,4 +1,5 @@
 /** `solstice logs`: what it prints for a job or a pipeline; lines come from storage/log-follow. */
+import { once } from 'node:events';
 import type { Config } from '../platform/config';
 import { InputError } from '../platform/errors';
 import type { JobRecord, JobStepRecord, StepTable } from '../storage/job-store';
@@ -87,38 +88,56 @@ async function printJob(
   out: NodeJS.WritableStream,
 ): Promise<JobRecord> {
   let table = await source.stepTable(job.id);
-  const write = (text: string): boolean => out.write(`${prefix}${text}\n`);
+  // A page's lines go out in one write, and the next page is read once the output took it in: a
+  // slow reader of the pipe holds the log back instead of the whole log piling up in memory.
+  let pending = '';
+  const write = (text: string): void => {
+    pending += `${prefix}${text}\n`;
+  };
+  const flush = async (): Promise<void> => {
+    if (pending === '') return;
+    const taken = out.write(pending);
+    pending = '';
+    if (taken === false) await once(out, 'drain');
+  };
   if (opts.step) {
     const sections = sectionsOf(table, findSteps(table.steps, opts.step, job));
     // Which attempt a run of the step belongs to matters only when there was more than one.
     const labelled = attemptsOf(table).length > 1;
     let at = 0;
     let shown = -1;
-    for await (const line of source.readLog(job.id, { follow: opts.follow })) {
-      while (at < sections.length && line.seq > sectionEnd(sections[at])) at++;
-      if (at >= sections.length) break;
-      const sec = sections[at];
-      if (!inSection(line.seq, sec)) continue;
-      if (labelled && shown !== at) write(attemptLabel(sec.step.attempt, sec.step));
-      shown = at;
-      write(formatLogLine(line));
+    pages: for await (const page of source.readLogPages(job.id, { follow: opts.follow })) {
+      for (const line of page) {
+        while (at < sections.length && line.seq > sectionEnd(sections[at])) at++;
+        if (at >= sections.length) break pages;
+        const sec = sections[at];
+        if (!inSection(line.seq, sec)) continue;
+        if (labelled && shown !== at) write(attemptLabel(sec.step.attempt, sec.step));
+        shown = at;
+        write(formatLogLine(line));
+      }
+      await flush();
     }
+    await flush();
   } else {
     // A job retried on a fresh machine: each attempt's lines under a heading, the line that
     // says why the machine before was given up just before the next heading.
     const starts = (): Map<number, number> =>
       new Map(table.lost.map((l) => [l.logSeq + 1, l.attempt + 1] as const));
     let next = starts();
-    for await (const line of source.readLog(job.id, { follow: opts.follow })) {
-      if (line.seq === 1 && table.lost.length > 0) write(attemptLabel(1));
-      const attempt = next.get(line.seq);
-      if (attempt !== undefined) write(attemptLabel(attempt));
-      write(formatLogLine(line));
-      // Machines are lost while a followed log is read; the system line saying so is the cue.
-      if (opts.follow && line.stream === 'system') {
-        table = { ...table, lost: await source.listLostAttempts(job.id) };
-        next = starts();
+    for await (const page of source.readLogPages(job.id, { follow: opts.follow })) {
+      for (const line of page) {
+        if (line.seq === 1 && table.lost.length > 0) write(attemptLabel(1));
+        const attempt = next.get(line.seq);
+        if (attempt !== undefined) write(attemptLabel(attempt));
+        write(formatLogLine(line));
+        // Machines are lost while a followed log is read; the system line saying so is the cue.
+        if (opts.follow && line.stream === 'system') {
+          table = { ...table, lost: await source.listLostAttempts(job.id) };
+          next = starts();
+        }
       }
+      await flush();
     }
   }
   return opts.follow || opts.exitStatus ? waitForJobEnd(source, job.id) : job;

@@ -330,8 +330,8 @@ export async function followPipeline(
       sink.write(`${prefix}job ${jobId}\n`);
       following.push(
         (async () => {
-          for await (const line of source.readLog(jobId, { follow: true, pollMs }))
-            sink.write(`${prefix}${formatLogLine(line)}\n`);
+          for await (const page of source.readLogPages(jobId, { follow: true, pollMs }))
+            sink.write(page.map((line) => `${prefix}${formatLogLine(line)}\n`).join(''));
           sink.write(`${who}${outcomeText(await waitForJobEnd(source, jobId, pollMs))}\n`);
         })(),
       );

@@ -219,7 +219,7 @@ export function remoteSession(cfg: Pick<Config, 'apiUrl' | 'apiToken'>): RemoteS
       const p = (await job(id))?.pipeline;
       return p ? strip(await pipeline(p.id)) : undefined;
     },
-    readLog: (id, opts) => readRemoteLog(api, id, opts),
+    readLogPages: (id, opts) => readRemoteLog(api, id, opts),
   };
 
   async function resolveTarget(reference: string, jobName?: string): Promise<Target> {
@@ -293,7 +293,7 @@ async function* readRemoteLog(
   api: ApiClient,
   jobId: string,
   opts: { follow: boolean; pollMs?: number },
-): AsyncGenerator<LogLineRecord> {
+): AsyncGenerator<LogLineRecord[]> {
   let after = 0;
   for (;;) {
     const window = await (opts.follow
@@ -304,8 +304,10 @@ async function* readRemoteLog(
         ));
     // Not recorded yet (a pipeline names its job a moment before the job records itself).
     if (window) {
-      yield* window.lines;
-      if (window.lines.length > 0) after = window.lines[window.lines.length - 1].seq;
+      if (window.lines.length > 0) {
+        yield window.lines;
+        after = window.lines[window.lines.length - 1].seq;
+      }
       if (window.lines.length === 5000) continue;
       // The state is read before the lines: final then means this window was the last.
       if (!opts.follow || FINAL.includes(window.state)) return;

@@ -4,7 +4,7 @@
  * written once against this and print the same either way.
  */
 import type { JobRecord, LogLineRecord, LostAttemptRecord, StepTable } from '../storage/job-store';
-import { readLog } from '../storage/log-follow';
+import { readLogPages } from '../storage/log-follow';
 import { PipelineStore, type PipelineJobRecord, type PipelineRecord } from '../storage/pipeline-store';
 import { CapacityStore } from '../capacity/store';
 import type { Store } from './context';
@@ -15,8 +15,12 @@ export interface RunSource {
   getJob(id: string): Promise<JobRecord | undefined>;
   stepTable(jobId: string): Promise<StepTable>;
   listLostAttempts(jobId: string): Promise<LostAttemptRecord[]>;
-  /** The log's lines; with follow, until the job has ended and every line is read. */
-  readLog(jobId: string, opts: { follow: boolean; pollMs?: number }): AsyncIterable<LogLineRecord>;
+  /**
+   * The log's lines a page at a time, in order; with follow, until the job has ended and every
+   * line is read. Pages, not lines: a reader writes a page at once, where a write (and an await)
+   * a line cost more than reading the log.
+   */
+  readLogPages(jobId: string, opts: { follow: boolean; pollMs?: number }): AsyncIterable<LogLineRecord[]>;
   countLogLines(jobId: string): Promise<number>;
   /** A queued job's place among the jobs waiting for a machine of its label. */
   queuePosition(jobId: string): Promise<number | undefined>;
@@ -31,7 +35,7 @@ export function storeSource(store: Store): RunSource {
     getJob: (id) => store.jobs.getJob(id),
     stepTable: (id) => store.jobs.stepTable(id),
     listLostAttempts: (id) => store.jobs.listLostAttempts(id),
-    readLog: (id, opts) => readLog(store.jobs, id, opts),
+    readLogPages: (id, opts) => readLogPages(store.jobs, id, opts),
     countLogLines: (id) => store.jobs.countLogLines(id),
     queuePosition: (id) => new CapacityStore(store.db).queuePosition(id),
     pipelineOfJob: (id) => pipelines.pipelineOfJob(id),

@@ -17,14 +17,6 @@ export interface FollowOptions {
   wake?: boolean;
 }
 
-export async function* readLog(
-  jobs: JobStore,
-  jobId: string,
-  opts: FollowOptions,
-): AsyncGenerator<LogLineRecord> {
-  for await (const page of readLogPages(jobs, jobId, opts)) yield* page;
-}
-
 /**
  * Between reads a follower waits for the poll interval or, sooner, for lines of the job being
  * stored (pg-wakeups.ts) but never less than this after its previous read: a busy log is read at
@@ -32,7 +24,10 @@ export async function* readLog(
  */
 export const FOLLOW_MIN_GAP_MS = 50;
 
-/** As readLog, a page (up to 2000 lines) at a time: for readers that send lines in batches. */
+/**
+ * A job's log a page (up to 2000 lines, as stored) at a time. Readers take a page whole (one
+ * write, one event): yielding a line at a time cost more CPU than reading the lines did.
+ */
 export async function* readLogPages(
   jobs: JobStore,
   jobId: string,
