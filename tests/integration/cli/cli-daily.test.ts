@@ -1,7 +1,7 @@
 /**
  * The CLI in daily use, as real processes against a real worker: following a matrix pipeline,
  * honest exit codes and messages (one table, a row per case the issue saw), and piped output
- * that is never cut.
+ * that is never cut, reordered or dropped for a slow reader.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -53,7 +53,7 @@ beforeAll(async () => {
   const repo = makeRepo({
     '.solstice/workflow.kdl': `
       job "lint" {
-        step "count" run="seq 1 10000"
+        step "count" run="seq 1 30000"
         artifacts "out.txt"
         step "write" run="echo built > out.txt"
       }
@@ -112,7 +112,7 @@ test('jobs and status name the jobs, matrix values included; <pipeline>/<job nam
   expect(failedOnly.stdout).not.toContain('start 18');
   const step = await solstice(['logs', pipelineId, 'lint', '--step', 'write']);
   expect(step.code).toBe(0);
-  expect(step.stdout).not.toMatch(/^10000$/m);
+  expect(step.stdout).not.toMatch(/^30000$/m);
 });
 
 type Case = {
@@ -235,9 +235,18 @@ test('a reader that stops early (| head -2) ends the CLI quietly, without an EPI
   expect(r.stderr).toBe('');
 });
 
+test('a log of several pages reaches a slow reader whole and in order (a page a write, waiting for the pipe)', async () => {
+  // `seq 1 30000` is 15 pages of the log store and 169 KB, more than a pipe holds; the reader
+  // starts only after the CLI has filled the pipe, so the CLI waits for it to drain.
+  const r = await piped(['logs', lintJob], '{ sleep 2; cat; }');
+  expect(r.stderr).toBe('');
+  const counted = r.stdout.split('\n').filter((l) => /^\d+$/.test(l));
+  expect(counted).toEqual(Array.from({ length: 30_000 }, (_, i) => String(i + 1)));
+});
+
 test('piped output is never cut: logs | wc -c, artifacts list | wc -l, workflow validate --json | JSON.parse, 20 of 20 runs', async () => {
   const logBytes = (await solstice(['logs', bigJob])).stdout.length;
-  expect(logBytes).toBeGreaterThan(48_000);
+  expect(logBytes).toBeGreaterThan(168_000);
   const kdl = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-kdl-')), 'workflow.kdl');
   fs.writeFileSync(
     kdl,
