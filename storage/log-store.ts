@@ -357,20 +357,30 @@ export class LogStore {
     return this.archivedLinesAfter(jobId, afterSeq, limit);
   }
 
+  /** Up to `count` chunks holding lines after `afterSeq`, in line order. */
+  private async chunksAfter(jobId: string, afterSeq: number, count: number): Promise<ChunkRow[]> {
+    // Chunks never overlap, so ordered by last_seq they are in line order, on their own index.
+    const { rows } = await this.pool.query<ChunkColumns>(
+      `SELECT ${CHUNK_COLUMNS} FROM log_chunks
+       WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT $3`,
+      [jobId, afterSeq, count],
+    );
+    return rows.map(chunkRow);
+  }
+
   private async chunkLinesAfter(jobId: string, afterSeq: number, limit: number): Promise<LogLineRecord[]> {
     const out: LogLineRecord[] = [];
     let after = afterSeq;
     while (out.length < limit) {
-      // Chunks never overlap, so ordered by last_seq they are in line order, on their own index.
-      const { rows } = await this.pool.query<ChunkColumns>(
-        `SELECT ${CHUNK_COLUMNS} FROM log_chunks
-         WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT $3`,
-        // Enough chunks for the lines still wanted if they are full, one more for a partial
-        // one; the loop fetches more if they were short. (Assuming 100 lines a chunk fetched
-        // about three times the lines wanted, decoded and thrown away, on every page.)
-        [jobId, after, Math.ceil((limit - out.length) / CHUNK_MAX_LINES) + 1],
+      // Enough chunks for the lines still wanted if they are full, one more for a partial
+      // one; the loop fetches more if they were short. (Assuming 100 lines a chunk fetched
+      // about three times the lines wanted, decoded and thrown away, on every page.)
+      const rows = await this.chunksAfter(
+        jobId,
+        after,
+        Math.ceil((limit - out.length) / CHUNK_MAX_LINES) + 1,
       );
-      for (const row of rows) out.push(...linesOfChunk(chunkRow(row), after));
+      for (const row of rows) out.push(...linesOfChunk(row, after));
       if (rows.length === 0) break;
       after = rows[rows.length - 1].last_seq;
     }
@@ -474,7 +484,8 @@ export class LogStore {
       const place = await this.place(jobId);
       if (place.kind !== 'chunks') return key;
       const idx: LogIndex = { v: 1, lines: 0, members: [] };
-      const pool = this.pool;
+      // 32 chunks (about 2 MiB) a read: the archive holds that much of the log at a time, not all of it.
+      const chunksAfter = (after: number): Promise<ChunkRow[]> => this.chunksAfter(jobId, after, 32);
       async function* members(): AsyncGenerator<Buffer> {
         let after = 0;
         let offset = 0;
@@ -489,13 +500,9 @@ export class LogStore {
           return z;
         };
         for (;;) {
-          const { rows } = await pool.query<ChunkColumns>(
-            `SELECT ${CHUNK_COLUMNS} FROM log_chunks
-             WHERE job_id = $1::uuid AND last_seq > $2 ORDER BY last_seq LIMIT 32`,
-            [jobId, after],
-          );
+          const rows = await chunksAfter(after);
           if (rows.length === 0) break;
-          for (const row of rows.map(chunkRow)) {
+          for (const row of rows) {
             const n = row.offsets.length;
             let from = Math.max(0, after + 1 - row.first_seq);
             for (let i = from; i < n; i += 1) {
