@@ -11,14 +11,83 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof SIGNALS)[number];
 const SIGNAL_NUMBER: Record<StopSignal, number> = { SIGINT: 2, SIGTERM: 15 };
 
-export interface ServeOptions {
+export interface StopOptions {
+  log?: Logger;
+  /** Where a forced exit goes; tests replace it. */
+  exit?: (code: number) => void;
+}
+
+export interface ServeOptions extends StopOptions {
   /** Stops what the process started, in reverse order; called once, after the first signal. */
   stop: () => Promise<void>;
   /** Resolves (or rejects) if the service stops on its own, e.g. a worker's fatal error. */
   done?: Promise<void>;
-  log?: Logger;
-  /** Where a forced exit goes; tests replace it. */
-  exit?: (code: number) => void;
+}
+
+/**
+ * Takes over SIGTERM and SIGINT from the moment it is made. A service makes one before it opens
+ * anything: until a listener exists, a signal kills the process with its default action, so a
+ * stop that came between "listening on ..." and the listener (or while the worker connected,
+ * already polling) would cut off whatever had started. A signal before `serve` is remembered,
+ * and `serve` then drains at once.
+ */
+export class StopSignals {
+  private received: StopSignal | undefined;
+  private serving = false;
+  private readonly signalled: Promise<StopSignal>;
+  private readonly handlers: { signal: StopSignal; handler: () => void }[];
+
+  constructor(private readonly opts: StopOptions = {}) {
+    const exit = opts.exit ?? ((code: number) => process.exit(code));
+    let onFirst: (s: StopSignal) => void = () => undefined;
+    this.signalled = new Promise<StopSignal>((resolve) => (onFirst = resolve));
+    this.handlers = SIGNALS.map((signal) => {
+      const handler = () => {
+        if (this.received === undefined) {
+          this.received = signal;
+          opts.log?.info(
+            { signal },
+            this.serving
+              ? 'draining: finishing in-flight work (send the signal again to force)'
+              : 'stop requested while starting: stopping as soon as started (send the signal again to force)',
+          );
+          onFirst(signal);
+          return;
+        }
+        opts.log?.warn({ signal }, 'second signal: exiting without finishing the drain');
+        exit(128 + SIGNAL_NUMBER[signal]);
+      };
+      process.on(signal, handler);
+      return { signal, handler };
+    });
+  }
+
+  /** The first signal received so far, if any. */
+  get requested(): StopSignal | undefined {
+    return this.received;
+  }
+
+  /**
+   * Runs until the first signal (or until `done` settles), then drains with `stop`, and gives
+   * the signals back. Returns 0 after a clean drain; rejects, without a drain, if `done` does.
+   */
+  async serve(stop: () => Promise<void>, done?: Promise<void>): Promise<number> {
+    this.serving = true;
+    try {
+      const stoppedOnItsOwn = done?.then(() => undefined) ?? new Promise<never>(() => undefined);
+      await Promise.race([this.signalled, stoppedOnItsOwn]);
+      await stop();
+      if (this.received) this.opts.log?.info({ signal: this.received }, 'drained; exiting');
+      return 0;
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Gives SIGTERM and SIGINT back to their defaults (also for a service that failed to start). */
+  release(): void {
+    for (const { signal, handler } of this.handlers) process.off(signal, handler);
+  }
 }
 
 /**
@@ -26,32 +95,6 @@ export interface ServeOptions {
  * Returns the exit code: 0 after a clean drain. A second signal during the drain exits the
  * process with 128 + the signal number without waiting.
  */
-export async function serveUntilSignal(opts: ServeOptions): Promise<number> {
-  const exit = opts.exit ?? ((code: number) => process.exit(code));
-  let received: StopSignal | undefined;
-  let onFirst: (s: StopSignal) => void = () => undefined;
-  const signalled = new Promise<StopSignal>((resolve) => (onFirst = resolve));
-  const handlers = SIGNALS.map((signal) => {
-    const handler = () => {
-      if (received === undefined) {
-        received = signal;
-        opts.log?.info({ signal }, 'draining: finishing in-flight work (send the signal again to force)');
-        onFirst(signal);
-        return;
-      }
-      opts.log?.warn({ signal }, 'second signal: exiting without finishing the drain');
-      exit(128 + SIGNAL_NUMBER[signal]);
-    };
-    process.on(signal, handler);
-    return { signal, handler };
-  });
-  try {
-    const stoppedOnItsOwn = opts.done?.then(() => undefined) ?? new Promise<never>(() => undefined);
-    await Promise.race([signalled, stoppedOnItsOwn]);
-    await opts.stop();
-    if (received) opts.log?.info({ signal: received }, 'drained; exiting');
-    return 0;
-  } finally {
-    for (const { signal, handler } of handlers) process.off(signal, handler);
-  }
+export function serveUntilSignal(opts: ServeOptions): Promise<number> {
+  return new StopSignals(opts).serve(opts.stop, opts.done);
 }

@@ -225,8 +225,9 @@ export class RunnerServeCommand extends ServiceCommand {
       import('../../runner-api/runner-bundle'),
       import('../../runner-api/runner-download'),
     ]);
+    const svc = new ServiceProcess('solstice-runner-serve');
     const server = await startRunnerServer({ addr: cfg.runnerServeAddr, bundlePath: runnerBundlePath() });
     this.context.stdout.write(`serving the runner at ${server.url}\n`);
-    return new ServiceProcess('solstice-runner-serve').serve([() => server.close()]);
+    return svc.serve([() => server.close()]);
   }
 }

@@ -4,9 +4,10 @@
  * on the local provider. Also the CLI: `solstice enqueue` through AMQP, its direct fallback,
  * and the `bridge` / `webhook serve` commands' refusals.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../../platform/config';
@@ -171,8 +172,56 @@ test('`solstice bridge` and `solstice webhook serve` run until SIGTERM and stop 
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     await waitFor(() => /consuming|listening/.test(out), 30_000, `${args.join(' ')} to start`);
-    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exit = exited(child);
     child.kill('SIGTERM');
-    expect(await exit).toBe(0);
+    expect(await exit).toEqual({ code: 0, signal: null });
   }
 });
+
+test('a SIGTERM while `solstice bridge` is still starting stops it cleanly once started, instead of killing it', async () => {
+  // Temporal's first connection is refused: that is when the bridge is mid-start (its signal
+  // handling already in place), and the SDK's retry a second later is let through.
+  const temporal = stack.cfg.temporalAddress.split(':');
+  let attempts = 0;
+  let child: ChildProcess | undefined;
+  const gate = net.createServer((socket) => {
+    if (attempts++ === 0) {
+      child?.kill('SIGTERM');
+      return void socket.resetAndDestroy();
+    }
+    const upstream = net.connect(Number(temporal[1]), temporal[0]);
+    socket.on('error', () => upstream.destroy()).pipe(upstream);
+    upstream.on('error', () => socket.destroy()).pipe(socket);
+  });
+  await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve));
+  try {
+    child = spawn(process.execPath, [CLI, 'bridge'], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        TEMPORAL_ADDRESS: `127.0.0.1:${(gate.address() as net.AddressInfo).port}`,
+        SOLSTICE_TASK_QUEUE: stack.cfg.taskQueue,
+        DATABASE_URL: database.url,
+        AMQP_URL: vhost.url,
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let logs = '';
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (logs += b.toString()));
+    expect(await exited(child)).toEqual({ code: 0, signal: null });
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(out).toMatch(/^bridge consuming /m);
+    expect(logs).toMatch(/stop requested while starting/);
+    expect(logs).toMatch(/drained; exiting/);
+  } finally {
+    child?.kill('SIGKILL');
+    gate.close();
+  }
+});
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}

@@ -2,7 +2,7 @@
  * The drain protocol of every service: first signal drains, a second one forces. Signals are
  * delivered with process.emit, which runs the same listeners a real signal would.
  */
-import { serveUntilSignal } from '../../../platform/shutdown';
+import { StopSignals, serveUntilSignal } from '../../../platform/shutdown';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => undefined;
@@ -57,4 +57,28 @@ test('a service that stops on its own is drained too; one that fails rejects wit
     'fatal',
   );
   expect(stop2).not.toHaveBeenCalled();
+});
+
+test('a signal that comes while the service is still starting is a stop request, drained once it serves', async () => {
+  const before = process.listenerCount('SIGTERM');
+  const exit = jest.fn();
+  const signals = new StopSignals({ exit });
+  expect(process.listenerCount('SIGTERM')).toBe(before + 1);
+  process.emit('SIGTERM');
+  expect(signals.requested).toBe('SIGTERM');
+  expect(exit).not.toHaveBeenCalled();
+
+  const stop = jest.fn(async () => undefined);
+  expect(await signals.serve(stop)).toBe(0);
+  expect(stop).toHaveBeenCalledTimes(1);
+  expect(process.listenerCount('SIGTERM')).toBe(before);
+});
+
+test('a second signal while still starting forces, as during a drain', () => {
+  const exit = jest.fn();
+  const signals = new StopSignals({ exit });
+  process.emit('SIGINT');
+  process.emit('SIGTERM');
+  expect(exit).toHaveBeenCalledWith(143);
+  signals.release();
 });
