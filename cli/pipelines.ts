@@ -1,5 +1,6 @@
 /** Pipelines for the CLI: resolving `<pipeline|job>` ids, showing, following, cancelling, rerunning. */
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
@@ -330,8 +331,11 @@ export async function followPipeline(
       sink.write(`${prefix}job ${jobId}\n`);
       following.push(
         (async () => {
+          // As `solstice logs` does: the next page is read once the output took this one in,
+          // so a slow reader holds the log back instead of it piling up in memory.
           for await (const page of source.readLogPages(jobId, { follow: true, pollMs }))
-            sink.write(page.map((line) => `${prefix}${formatLogLine(line)}\n`).join(''));
+            if (sink.write(page.map((line) => `${prefix}${formatLogLine(line)}\n`).join('')) === false)
+              await once(out, 'drain');
           sink.write(`${who}${outcomeText(await waitForJobEnd(source, jobId, pollMs))}\n`);
         })(),
       );

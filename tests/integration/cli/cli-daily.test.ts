@@ -242,6 +242,13 @@ test('a log of several pages reaches a slow reader whole and in order (a page a 
   expect(r.stderr).toBe('');
   const counted = r.stdout.split('\n').filter((l) => /^\d+$/.test(l));
   expect(counted).toEqual(Array.from({ length: 30_000 }, (_, i) => String(i + 1)));
+
+  // Following the whole pipeline takes the same care: every job's pages, each job's in order.
+  const f = await piped(['logs', pipelineId, '--follow'], '{ sleep 2; cat; }');
+  expect(f.stderr).toBe('');
+  const lint = f.stdout.split('\n').filter((l) => /^lint +\| \d+$/.test(l));
+  expect(lint.map((l) => l.replace(/^lint +\| /, ''))).toEqual(counted);
+  expect(f.stdout).toMatch(/about to fail/);
 });
 
 test('piped output is never cut: logs | wc -c, artifacts list | wc -l, workflow validate --json | JSON.parse, 20 of 20 runs', async () => {
