@@ -1,5 +1,5 @@
 /**
- * Replays the recorded histories of every workflow type (tests/fixtures/histories/*.json) with
+ * Replays the recorded histories of every workflow type (tests/fixtures/histories, earlier/ included) with
  * the current workflow code. A change that makes a run in flight take another path on replay
  * (a non-deterministic change: an activity added, removed or reordered, a timer moved) fails
  * here with a DeterminismViolationError, not in a worker with runs in flight.
@@ -31,10 +31,24 @@ const TYPES: Record<WorkflowType, true> = {
   PoolWorkflow: true,
 };
 
+/** The current recording: what re-recording replaces. */
 function historyFiles(): string[] {
   return fs
     .readdirSync(DIR)
     .filter((f) => f.endsWith('.json'))
+    .sort();
+}
+
+/**
+ * Everything to replay: the current recording and, under earlier/, histories recorded by
+ * earlier workflow code (each folder named for the day it was set aside). A worker with today's code
+ * takes over the runs still in flight from before such a change, so those histories must keep
+ * replaying, through the change's patched() branch; re-recording never deletes them.
+ */
+function replayedFiles(): string[] {
+  return (fs.readdirSync(DIR, { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.split(path.sep).join('/'))
     .sort();
 }
 
@@ -84,10 +98,12 @@ test('the recorded histories cover every workflow type', () => {
   expect([...types].sort()).toEqual(Object.keys(TYPES).sort());
 });
 
-test('every recorded history replays with the current workflow code', async () => {
-  const files = historyFiles();
+test('every recorded history, those of earlier workflow code too, replays with the current workflow code', async () => {
+  const files = replayedFiles();
+  expect(files.filter((f) => f.startsWith('earlier/')).length).toBeGreaterThan(0);
   const runs = files.map((f) => recordedRunFromJSON(fs.readFileSync(path.join(DIR, f), 'utf8')));
   const fileOf = new Map(runs.map((r, i) => [r.workflowId, files[i]]));
+  expect(fileOf.size).toBe(files.length); // a workflow id twice would hide one file's result
   const results: ReplayResult[] = [];
   for await (const r of Worker.runReplayHistories({ workflowBundle: await bundleWorkflows() }, runs)) {
     results.push(r);
