@@ -6,7 +6,7 @@ import { pipelineIdsForRequest } from '../ingress/pipeline-start';
 import { encodeJobRequest, JOB_REQUEST_V1, type JobRequestV1 } from '../model/job-request';
 import { createLogger } from '../platform/logger';
 import type { Store } from './context';
-import { enqueuePipeline, showPipeline } from './pipelines';
+import { enqueuePipeline, showPipeline, type StartedPipeline } from './pipelines';
 import { requestFor, type EnqueueArgs } from './enqueue-request';
 
 export { parseInputs } from './enqueue-request';
@@ -24,7 +24,7 @@ async function enqueueViaAmqp(
   r: JobRequestV1,
   out: NodeJS.WritableStream,
   explicitTimeout = false,
-): Promise<{ pipelineId: string; workflowId: string } | undefined> {
+): Promise<StartedPipeline | undefined> {
   const log = createLogger('solstice-enqueue');
   log.level = 'error';
   const topology = await installationTopology(cfg, () => readInstallationId(store.db));
@@ -65,10 +65,13 @@ export async function enqueue(
   store: Store,
   args: EnqueueArgs,
   out: NodeJS.WritableStream,
+  /** Told the pipeline's ids once it is started or queued (ci-local cancels it on Ctrl-C). */
+  onStarted?: (started: StartedPipeline) => void,
 ): Promise<number> {
   const r = await requestFor(args, out);
   const started = args.direct ? undefined : await enqueueViaAmqp(cfg, store, r, out, args.explicitTimeout);
   // Either way a commit runs as a pipeline: its workflow file's jobs, or job.sh as one job.
-  if (!started) return enqueuePipeline(cfg, store, r, args.follow, out);
+  if (!started) return enqueuePipeline(cfg, store, r, args.follow, out, onStarted);
+  onStarted?.(started);
   return showPipeline(cfg, store, started, args.follow, out);
 }

@@ -394,19 +394,26 @@ export async function formatSummary(source: RunSource, jobs: PipelineJobRecord[]
  * starts it. Prints its ids; with `follow`, each job's log and result, then the pipeline's, and
  * returns the exit code for the pipeline's state (0 success, 1 failure, 3 error, 4 cancelled).
  */
+/** A pipeline's ids, known from its request as soon as it is started or queued. */
+export interface StartedPipeline {
+  pipelineId: string;
+  workflowId: string;
+}
+
 export async function enqueuePipeline(
   cfg: Config,
   store: Store,
   r: JobRequestV1,
   follow: boolean,
   out: NodeJS.WritableStream,
+  onStarted?: (started: StartedPipeline) => void,
 ): Promise<number> {
   const [{ connectClient }, { startPipelineForRequest }] = await Promise.all([
     import('../platform/temporal'),
     import('../ingress/pipeline-start'),
   ]);
   const temporal = await connectClient(cfg);
-  let started: { pipelineId: string; workflowId: string };
+  let started: StartedPipeline;
   try {
     // The bridge's own start, so both ways give the same ids (and a pipeline's timeout is the
     // configured SOLSTICE_JOB_TIMEOUT, which --job-timeout sets).
@@ -414,6 +421,7 @@ export async function enqueuePipeline(
   } finally {
     await temporal.close();
   }
+  onStarted?.(started);
   return showPipeline(cfg, store, started, follow, out);
 }
 
@@ -425,7 +433,7 @@ export async function enqueuePipeline(
 export async function showPipeline(
   cfg: Config,
   store: Store,
-  started: { pipelineId: string; workflowId: string },
+  started: StartedPipeline,
   follow: boolean,
   out: NodeJS.WritableStream,
 ): Promise<number> {

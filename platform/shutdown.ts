@@ -8,8 +8,13 @@
 import type { Logger } from './logger';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
-type StopSignal = (typeof SIGNALS)[number];
+export type StopSignal = (typeof SIGNALS)[number];
 const SIGNAL_NUMBER: Record<StopSignal, number> = { SIGINT: 2, SIGTERM: 15 };
+
+/** The exit code of a command that a signal stopped: 128 + its number (130 for Ctrl-C), as shells report it. */
+export function signalExitCode(signal: StopSignal): number {
+  return 128 + SIGNAL_NUMBER[signal];
+}
 
 export interface StopOptions {
   log?: Logger;
@@ -55,7 +60,7 @@ export class StopSignals {
           return;
         }
         opts.log?.warn({ signal }, 'second signal: exiting without finishing the drain');
-        exit(128 + SIGNAL_NUMBER[signal]);
+        exit(signalExitCode(signal));
       };
       process.on(signal, handler);
       return { signal, handler };
@@ -65,6 +70,11 @@ export class StopSignals {
   /** The first signal received so far, if any. */
   get requested(): StopSignal | undefined {
     return this.received;
+  }
+
+  /** Settles with the first signal: for a command that stops its own way instead of `serve`. */
+  whenRequested(): Promise<StopSignal> {
+    return this.signalled;
   }
 
   /**

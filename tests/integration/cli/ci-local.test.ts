@@ -4,7 +4,8 @@
  * prints its log live, stops everything and exits with the job's result.
  * Every port is a free one, so this never collides with a developer's own `solstice up`.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,13 +14,12 @@ import { freePort, isListening } from '../../../platform/net';
 import { jobRepo } from '../../support/git-repo';
 import { temporalBackends } from '../../support/temporal-backends';
 import { startTestCluster } from '../../support/temporal-cluster';
+import { waitFor } from '../../support/wait';
 
 const CLI = path.resolve(__dirname, '../../../dist/cli/main.js');
 
-test('ci-local runs a job end to end on embedded defaults and leaves nothing running', async () => {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-cilocal-'));
-  // As root, embedded PostgreSQL runs as the `postgres` user, which must be able to enter the folder.
-  fs.chmodSync(stateDir, 0o711);
+/** Free ports for everything ci-local starts, and the environment that points it at them. */
+async function embeddedStack(stateDir: string) {
   const ports = {
     pg: await freePort(),
     temporal: await freePort(),
@@ -29,7 +29,6 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     amqp: await freePort(),
     page: await freePort(),
   };
-  const repo = jobRepo('echo "building $SOLSTICE_COMMIT_SHA"\necho done');
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -45,6 +44,20 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     // No RabbitMQ here: ci-local must say so and start the job directly.
     AMQP_URL: `amqp://guest:guest@127.0.0.1:${ports.amqp}/%2f`,
   };
+  return { ports, env };
+}
+
+function newStateDir(): string {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'solstice-cilocal-'));
+  // As root, embedded PostgreSQL runs as the `postgres` user, which must be able to enter the folder.
+  fs.chmodSync(stateDir, 0o711);
+  return stateDir;
+}
+
+test('ci-local runs a job end to end on embedded defaults and leaves nothing running', async () => {
+  const stateDir = newStateDir();
+  const { ports, env } = await embeddedStack(stateDir);
+  const repo = jobRepo('echo "building $SOLSTICE_COMMIT_SHA"\necho done');
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'ci-local', '--repo', repo.dir], {
       env,
@@ -64,6 +77,58 @@ test('ci-local runs a job end to end on embedded defaults and leaves nothing run
     fs.rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test('SIGTERM during the job cancels it, destroys its machine and stops everything: exit 143, nothing left running', async () => {
+  const stateDir = newStateDir();
+  const { ports, env } = await embeddedStack(stateDir);
+  // A word only this job's process has on its command line, to look for it afterwards (the
+  // `; true` keeps sh from exec'ing sleep, which would drop it).
+  const marker = `solstice-test-${randomBytes(6).toString('hex')}`;
+  const repo = jobRepo(`echo "job is running"\nsh -c 'sleep 300; true' ${marker}\necho never`);
+  const child = spawn(process.execPath, [CLI, 'ci-local', '--repo', repo.dir], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  try {
+    await waitFor(() => /^job is running$/m.test(out), 180_000, 'the job to start');
+    expect(processesWith(marker)).not.toEqual([]);
+    child.kill('SIGTERM');
+    expect(await exit).toEqual({ code: 143, signal: null });
+    expect(out).toMatch(/^SIGTERM: cancelling pipeline [0-9a-f-]{36} /m);
+    expect(out).toMatch(/^pipeline [0-9a-f-]{36} cancelled/m);
+    expect(out).not.toMatch(/^never$/m);
+    for (const port of [ports.pg, ports.temporal, ports.ui, ports.grpc, ports.runner]) {
+      expect(await isListening('127.0.0.1', port)).toBe(false);
+    }
+    expect(processesWith(marker)).toEqual([]);
+    expect(fs.readdirSync(path.join(stateDir, 'machines'))).toEqual([]);
+  } finally {
+    child.kill('SIGKILL');
+    // When the test failed: what ci-local left (its PostgreSQL and dev server name the state dir).
+    for (const pid of [...processesWith(marker), ...processesWith(stateDir)]) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+}, 300_000);
+
+/** Pids of the processes whose command line has `marker`, but for the pgrep itself. */
+function processesWith(marker: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
 
 // `up` (which ci-local runs) against a Temporal cluster on PostgreSQL: it uses the cluster as it
 // finds it, runs the job there, and leaves the cluster running, since it did not start it.
