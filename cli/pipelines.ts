@@ -389,17 +389,17 @@ export async function formatSummary(source: RunSource, jobs: PipelineJobRecord[]
   return formatTable(rows);
 }
 
-/**
- * `solstice enqueue` started directly: a PipelineWorkflow for the request, started as the bridge
- * starts it. Prints its ids; with `follow`, each job's log and result, then the pipeline's, and
- * returns the exit code for the pipeline's state (0 success, 1 failure, 3 error, 4 cancelled).
- */
 /** A pipeline's ids, known from its request as soon as it is started or queued. */
 export interface StartedPipeline {
   pipelineId: string;
   workflowId: string;
 }
 
+/**
+ * `solstice enqueue` started directly: a PipelineWorkflow for the request, started as the bridge
+ * starts it. Prints its ids; with `follow`, each job's log and result, then the pipeline's, and
+ * returns the exit code for the pipeline's state (0 success, 1 failure, 3 error, 4 cancelled).
+ */
 export async function enqueuePipeline(
   cfg: Config,
   store: Store,

@@ -22,13 +22,6 @@ export interface StopOptions {
   exit?: (code: number) => void;
 }
 
-export interface ServeOptions extends StopOptions {
-  /** Stops what the process started, in reverse order; called once, after the first signal. */
-  stop: () => Promise<void>;
-  /** Resolves (or rejects) if the service stops on its own, e.g. a worker's fatal error. */
-  done?: Promise<void>;
-}
-
 /**
  * Takes over SIGTERM and SIGINT from the moment it is made. A service makes one before it opens
  * anything: until a listener exists, a signal kills the process with its default action, so a
@@ -98,13 +91,4 @@ export class StopSignals {
   release(): void {
     for (const { signal, handler } of this.handlers) process.off(signal, handler);
   }
-}
-
-/**
- * Runs until the first SIGTERM/SIGINT (or until `done` settles), then drains with `stop`.
- * Returns the exit code: 0 after a clean drain. A second signal during the drain exits the
- * process with 128 + the signal number without waiting.
- */
-export function serveUntilSignal(opts: ServeOptions): Promise<number> {
-  return new StopSignals(opts).serve(opts.stop, opts.done);
 }

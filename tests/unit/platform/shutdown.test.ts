@@ -2,7 +2,7 @@
  * The drain protocol of every service: first signal drains, a second one forces. Signals are
  * delivered with process.emit, which runs the same listeners a real signal would.
  */
-import { StopSignals, serveUntilSignal } from '../../../platform/shutdown';
+import { StopSignals } from '../../../platform/shutdown';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => undefined;
@@ -17,7 +17,7 @@ test('the first SIGTERM drains and returns 0; a second one during the drain forc
   const stop = jest.fn(() => drain.promise);
   const exit = jest.fn();
   const before = process.listenerCount('SIGTERM');
-  const serving = serveUntilSignal({ stop, exit });
+  const serving = new StopSignals({ exit }).serve(stop);
   await tick();
   expect(stop).not.toHaveBeenCalled();
 
@@ -38,7 +38,7 @@ test('the first SIGTERM drains and returns 0; a second one during the drain forc
 test('SIGINT then SIGINT forces with 130', async () => {
   const drain = deferred();
   const exit = jest.fn();
-  const serving = serveUntilSignal({ stop: () => drain.promise, exit });
+  const serving = new StopSignals({ exit }).serve(() => drain.promise);
   process.emit('SIGINT');
   await tick();
   process.emit('SIGINT');
@@ -49,13 +49,11 @@ test('SIGINT then SIGINT forces with 130', async () => {
 
 test('a service that stops on its own is drained too; one that fails rejects without a drain', async () => {
   const stop = jest.fn(async () => undefined);
-  expect(await serveUntilSignal({ stop, done: Promise.resolve() })).toBe(0);
+  expect(await new StopSignals().serve(stop, Promise.resolve())).toBe(0);
   expect(stop).toHaveBeenCalledTimes(1);
 
   const stop2 = jest.fn(async () => undefined);
-  await expect(serveUntilSignal({ stop: stop2, done: Promise.reject(new Error('fatal')) })).rejects.toThrow(
-    'fatal',
-  );
+  await expect(new StopSignals().serve(stop2, Promise.reject(new Error('fatal')))).rejects.toThrow('fatal');
   expect(stop2).not.toHaveBeenCalled();
 });
 
